@@ -1,0 +1,401 @@
+//! Command-line interface: clap arguments, turned into validated options, dispatched.
+//!
+//! This is the one place that maps errors to text and exit codes: 0 success, 1 a host or
+//! input failed, 2 a usage error (clap) — and for `drift`, 2 means drift found.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::inventory::Inventory;
+use crate::playbook::{BatchSize, Disruption, Playbook};
+use crate::report;
+use crate::run::{self, Mode, RunOptions};
+use crate::transport::SshOptions;
+
+/// Push-based, agentless provisioner for fleets of FreeSWITCH PBXes.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply a playbook: plan, write what differs, reload FreeSWITCH, verify, roll back on failure
+    Apply(ApplyArgs),
+    /// Poll the gateways a playbook manages until they are healthy (REGED, or NOREG+UP)
+    Verify(ApplyArgs),
+    /// Check a configuration without connecting: rendered playbook, or an existing conf dir
+    Lint(LintArgs),
+    /// Print hosts, groups and merged variables (secrets masked)
+    Inventory(InventoryArgs),
+    /// Run the shipped Wavix playbook on a built-in demo fleet (no real PBX needed)
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AllowArg {
+    None,
+    Profile,
+    Restart,
+}
+
+impl From<AllowArg> for Disruption {
+    fn from(a: AllowArg) -> Disruption {
+        match a {
+            AllowArg::None => Disruption::None,
+            AllowArg::Profile => Disruption::Profile,
+            AllowArg::Restart => Disruption::Restart,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
+    /// known_hosts file used to check host keys
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Record the keys of hosts not yet in known_hosts instead of refusing them (a changed key is always refused)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// How many hosts to work on at once
+    #[arg(long, short = 'f', default_value_t = 100, value_name = "N")]
+    pub forks: usize,
+    /// Only hosts matching this pattern (host, group, glob, `a:b`, `!x`, `&y`)
+    #[arg(long, short = 'l', value_name = "PATTERN")]
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Inventory file (Ansible YAML layout)
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Playbook file
+    pub playbook: PathBuf,
+    /// Dry run: gather and plan, change nothing on any host
+    #[arg(long, short = 'C')]
+    pub check: bool,
+    /// Show unified diffs of file changes (secrets masked)
+    #[arg(long, short = 'D')]
+    pub diff: bool,
+    /// Write a machine-readable report to stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Disruptive steps allowed to make changes take effect (overrides the play's `allow:`)
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub allow: Option<AllowArg>,
+    /// Hosts per batch: a count, a percentage, or a list such as `1,10%,100%` (overrides `serial:`)
+    #[arg(long, value_name = "SIZES")]
+    pub serial: Option<String>,
+    /// Abort remaining batches when more than this percentage of a batch fails
+    #[arg(long, value_name = "PCT")]
+    pub max_fail_percentage: Option<f64>,
+    /// Do not poll gateway registration after applying
+    #[arg(long)]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Inventory file
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "FILE",
+        requires = "playbook",
+        conflicts_with = "conf"
+    )]
+    pub inventory: Option<PathBuf>,
+    /// Playbook file
+    pub playbook: Option<PathBuf>,
+    /// Lint an existing FreeSWITCH conf directory instead
+    #[arg(long, value_name = "DIR")]
+    pub conf: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Only this host
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the demo fleet (created on first use, reused after)
+    #[arg(long, default_value = "target/switchyard-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Start again from stock FreeSWITCH conf trees
+    #[arg(long)]
+    pub reset: bool,
+    /// Dry run
+    #[arg(long, short = 'C')]
+    pub check: bool,
+}
+
+/// Run the command line; returns the process exit code.
+pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn dispatch(cmd: Command) -> Result<i32, BoxError> {
+    match cmd {
+        Command::Apply(a) => apply(a, if_check(Mode::Apply)).await,
+        Command::Verify(a) => apply(a, |_| Mode::Verify).await,
+        Command::Lint(a) => lint(a),
+        Command::Inventory(a) => inventory(a),
+        Command::Demo(a) => crate::demo::run(&a.dir, a.reset, a.check).await,
+    }
+}
+
+fn if_check(default: Mode) -> impl Fn(bool) -> Mode {
+    move |check| if check { Mode::Check } else { default }
+}
+
+fn parse_serial(s: &str) -> Result<Vec<BatchSize>, String> {
+    s.split(',').map(|x| BatchSize::parse(x.trim())).collect()
+}
+
+pub fn run_options(a: &ApplyArgs, mode: Mode) -> Result<RunOptions, BoxError> {
+    Ok(RunOptions {
+        mode,
+        allow: a.allow.map(Into::into),
+        forks: a.connect.forks,
+        limit: a.connect.limit.clone(),
+        ssh: SshOptions {
+            known_hosts: a
+                .connect
+                .known_hosts
+                .clone()
+                .unwrap_or_else(SshOptions::default_known_hosts),
+            accept_new_host_keys: a.connect.accept_new_host_keys,
+        },
+        serial: a
+            .serial
+            .as_deref()
+            .map(parse_serial)
+            .transpose()
+            .map_err(|e| format!("--serial: {e}"))?,
+        max_fail_percentage: a.max_fail_percentage,
+        verify: !a.no_verify,
+        shuffle_seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    })
+}
+
+async fn apply(a: ApplyArgs, mode: impl Fn(bool) -> Mode) -> Result<i32, BoxError> {
+    let inv = Inventory::load(&a.inventory)?;
+    let pb = Playbook::load(&a.playbook)?;
+    let opts = run_options(&a, mode(a.check))?;
+    execute(&inv, &pb, &opts, a.diff, a.json).await
+}
+
+/// Run every play, print host blocks as they finish and the recap; returns the exit code.
+pub async fn execute(
+    inv: &Inventory,
+    pb: &Playbook,
+    opts: &RunOptions,
+    diff: bool,
+    json: bool,
+) -> Result<i32, BoxError> {
+    let mut reports = Vec::new();
+    let mut code = 0;
+    let mode = opts.mode;
+    for play in &pb.plays {
+        let on_host: run::OnHost =
+            Arc::new(move |r| eprint!("{}", report::host_block(r, diff, mode)));
+        match run::run_play(inv, pb, play, opts, on_host).await {
+            Ok(r) => {
+                if r.aborted.is_some()
+                    || r.hosts.iter().any(|h| {
+                        h.status.is_failure()
+                            || !h
+                                .findings
+                                .iter()
+                                .all(|f| f.severity == crate::freeswitch::lint::Severity::Warning)
+                    })
+                {
+                    code = 1;
+                }
+                let stop = r.aborted.is_some();
+                reports.push(r);
+                if stop {
+                    break;
+                }
+            }
+            Err(run::RunError::Lint { errors, findings }) => {
+                eprint!("{}", report::findings(&findings));
+                eprintln!(
+                    "error: lint found {errors} error(s) in play `{}`; nothing was pushed",
+                    play.name
+                );
+                return Ok(1);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    eprint!("{}", report::recap(&reports));
+    if json {
+        println!("{}", report::json(&reports));
+    }
+    Ok(code)
+}
+
+fn lint(a: LintArgs) -> Result<i32, BoxError> {
+    let mut findings = Vec::new();
+    if let Some(dir) = &a.conf {
+        let files = crate::demo::read_conf_dir(dir)?;
+        findings.extend(crate::freeswitch::lint::lint(None, &files));
+    } else {
+        let (Some(i), Some(p)) = (&a.inventory, &a.playbook) else {
+            return Err("give `-i INVENTORY PLAYBOOK`, or `--conf DIR`".into());
+        };
+        let inv = Inventory::load(i)?;
+        let pb = Playbook::load(p)?;
+        for play in &pb.plays {
+            for (h, d) in run::desired_states(&inv, &pb, play, None) {
+                match d {
+                    Ok(d) => findings.extend(run::lint_desired(h, &d)),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(1);
+                    }
+                }
+            }
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        print!("{}", report::findings(&findings));
+    }
+    Ok(
+        if findings
+            .iter()
+            .any(|f| f.severity == crate::freeswitch::lint::Severity::Error)
+        {
+            1
+        } else {
+            0
+        },
+    )
+}
+
+fn inventory(a: InventoryArgs) -> Result<i32, BoxError> {
+    let inv = Inventory::load(&a.inventory)?;
+    let hosts: Vec<&crate::inventory::Host> = inv
+        .hosts
+        .iter()
+        .filter(|h| a.host.as_ref().is_none_or(|n| &h.name == n))
+        .collect();
+    if hosts.is_empty() {
+        return Err(format!(
+            "no host `{}` in {}",
+            a.host.unwrap_or_default(),
+            a.inventory.display()
+        )
+        .into());
+    }
+    let masked = |h: &crate::inventory::Host| -> serde_json::Value {
+        let mut vars = serde_json::to_value(&h.vars).unwrap_or_default();
+        mask(&mut vars, false);
+        serde_json::json!({
+            "name": h.name,
+            "groups": h.groups,
+            "connection": h.connection,
+            "freeswitch": h.freeswitch,
+            "vars": vars,
+        })
+    };
+    if a.json {
+        let v: Vec<serde_json::Value> = hosts.iter().map(|h| masked(h)).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"hosts": v, "groups": inv.groups}))?
+        );
+    } else {
+        for h in hosts {
+            let v = masked(h);
+            println!("{}:", h.name);
+            println!(
+                "  groups: {}",
+                h.groups.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+            println!(
+                "  connection: {:?} {}@{}:{}{}",
+                h.connection.kind,
+                h.connection.user,
+                h.connection.address,
+                h.connection.port,
+                if h.connection.become_root {
+                    " (sudo)"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  freeswitch: conf_root={} owner={}:{} fs_cli={:?}",
+                h.freeswitch.conf_root, h.freeswitch.owner, h.freeswitch.group, h.freeswitch.fs_cli
+            );
+            println!("  vars:");
+            if let Some(o) = v["vars"].as_object() {
+                for (k, val) in o {
+                    println!("    {k}: {val}");
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn mask(v: &mut serde_json::Value, secret: bool) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                mask(x, secret || crate::secret::is_secret_name(k));
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| mask(x, secret)),
+        other if secret => *other = serde_json::Value::String(crate::secret::MASK.into()),
+        _ => {}
+    }
+}

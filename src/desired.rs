@@ -1,0 +1,325 @@
+//! Per-host desired state: what every managed file should be, computed without touching
+//! the host.
+//!
+//! A file's content is either rendered whole from a template, or the host's current content
+//! with in-place edits (`xml_params`, `preprocess`) applied; several tasks may touch one
+//! file, in play order. Owner, group and mode come from the tasks or the host's defaults.
+
+use std::collections::BTreeMap;
+
+use minijinja::value::Value;
+use serde::Serialize;
+
+use crate::inventory::{Host, Vars};
+use crate::playbook::{Play, TaskKind};
+use crate::secret::Redactor;
+use crate::template::{FromSerde, TemplateError, Templates};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DesiredError {
+    #[error("host `{host}`, task `{task}`: {source}")]
+    Template {
+        host: String,
+        task: String,
+        source: TemplateError,
+    },
+    #[error("host `{host}`, task `{task}`: {message}")]
+    Task {
+        host: String,
+        task: String,
+        message: String,
+    },
+}
+
+/// An in-place edit of an existing file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "edit", rename_all = "snake_case")]
+pub enum Edit {
+    Param {
+        section: String,
+        name: String,
+        value: String,
+    },
+    PreProcess {
+        cmd: String,
+        name: String,
+        value: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct DesiredFile {
+    /// Path relative to the conf root, `/`-separated (absolute when outside it).
+    pub rel: String,
+    /// Absolute path on the host.
+    pub path: String,
+    /// Whole content from a template; `None` means "the host's current content".
+    pub base: Option<String>,
+    pub edits: Vec<Edit>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<u32>,
+    /// Tasks that touch this file, in order.
+    pub tasks: Vec<String>,
+}
+
+/// A handler-style `fs_cli` task.
+#[derive(Debug, Clone, Serialize)]
+pub struct Handler {
+    pub task: String,
+    pub command: String,
+    /// Tasks that trigger it; empty: any.
+    pub on_change: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostDesired {
+    pub host: String,
+    pub conf_root: String,
+    pub files: Vec<DesiredFile>,
+    pub handlers: Vec<Handler>,
+    pub redactor: Redactor,
+}
+
+/// Template context: play vars are defaults, inventory vars override them (the inventory
+/// says what differs per host), plus `inventory_hostname` and `group_names`.
+pub fn context(host: &Host, play_vars: &Vars) -> Vars {
+    let mut vars = play_vars.clone();
+    vars.extend(host.vars.clone());
+    vars.insert("inventory_hostname".into(), host.name.clone().into());
+    vars.insert(
+        "group_names".into(),
+        host.groups
+            .iter()
+            .filter(|g| *g != "all")
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    vars.insert(
+        "freeswitch_conf_root".into(),
+        host.freeswitch.conf_root.clone().into(),
+    );
+    vars
+}
+
+/// Resolve `dest` against the conf root, refusing escapes.
+pub fn resolve_dest(conf_root: &str, dest: &str) -> Result<(String, String), String> {
+    let d = dest.trim();
+    if d.is_empty() || d.ends_with('/') {
+        return Err(format!("destination `{dest}` is not a file path"));
+    }
+    if d.split('/').any(|c| c == ".." || c == ".") || d.contains("//") || d.contains('\0') {
+        return Err(format!(
+            "destination `{dest}` may not contain `.`, `..` or empty path components"
+        ));
+    }
+    if let Some(abs) = d.strip_prefix('/') {
+        let root = conf_root.trim_start_matches('/');
+        match abs.strip_prefix(root).and_then(|r| r.strip_prefix('/')) {
+            Some(rel) => Ok((rel.to_string(), d.to_string())),
+            None => Err(format!(
+                "destination `{dest}` is outside the conf root `{conf_root}`"
+            )),
+        }
+    } else {
+        Ok((d.to_string(), format!("{conf_root}/{d}")))
+    }
+}
+
+/// Build the desired state of one host for one play.
+pub fn build(
+    host: &Host,
+    play: &Play,
+    templates: &mut Templates,
+) -> Result<HostDesired, DesiredError> {
+    let vars = context(host, &play.vars);
+    let host_ctx = Value::from_serde(&vars);
+    let mut redactor = Redactor::from_vars(&vars);
+    let mut files: Vec<DesiredFile> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut handlers = Vec::new();
+    let conf_root = host.freeswitch.conf_root.clone();
+
+    for task in &play.tasks {
+        let terr = |source| DesiredError::Template {
+            host: host.name.clone(),
+            task: task.name.clone(),
+            source,
+        };
+        let err = |message: String| DesiredError::Task {
+            host: host.name.clone(),
+            task: task.name.clone(),
+            message,
+        };
+        let ctx = if task.vars.is_empty() {
+            host_ctx.clone()
+        } else {
+            // Task vars may refer to host vars: render them first.
+            let mut v = vars.clone();
+            for (k, val) in &task.vars {
+                let rendered = match val {
+                    serde_json::Value::String(s) => serde_json::Value::String(
+                        templates
+                            .render_str(&format!("task `{}` var `{k}`", task.name), s, &host_ctx)
+                            .map_err(terr)?,
+                    ),
+                    other => other.clone(),
+                };
+                if crate::secret::is_secret_name(k) {
+                    if let Some(s) = rendered.as_str() {
+                        redactor.add(s);
+                    }
+                }
+                v.insert(k.clone(), rendered);
+            }
+            Value::from_serde(&v)
+        };
+        if let Some(w) = &task.when {
+            if !templates
+                .eval_bool(&format!("when of `{}`", task.name), w, &ctx)
+                .map_err(terr)?
+            {
+                continue;
+            }
+        }
+        let render = |s: &str| templates.render_str(&format!("task `{}`", task.name), s, &ctx);
+        let (dest, owner, group, mode) = match &task.kind {
+            TaskKind::Template(t) => (&t.dest, &t.owner, &t.group, t.mode),
+            TaskKind::XmlParams(t) => (&t.dest, &t.owner, &t.group, t.mode),
+            TaskKind::PreProcess(t) => (&t.dest, &t.owner, &t.group, t.mode),
+            TaskKind::File(t) => (&t.dest, &t.owner, &t.group, t.mode),
+            TaskKind::FsCli(f) => {
+                handlers.push(Handler {
+                    task: task.name.clone(),
+                    command: render(&f.command).map_err(terr)?,
+                    on_change: f.on_change.clone(),
+                });
+                continue;
+            }
+        };
+        let dest = render(dest).map_err(terr)?;
+        let (rel, path) = resolve_dest(&conf_root, &dest).map_err(err)?;
+        let i = *index.entry(path.clone()).or_insert_with(|| {
+            files.push(DesiredFile {
+                rel: rel.clone(),
+                path: path.clone(),
+                base: None,
+                edits: Vec::new(),
+                owner: None,
+                group: None,
+                mode: None,
+                tasks: Vec::new(),
+            });
+            files.len() - 1
+        });
+        let f = &mut files[i];
+        f.tasks.push(task.name.clone());
+        if let Some(o) = owner {
+            f.owner = Some(render(o).map_err(terr)?);
+        }
+        if let Some(g) = group {
+            f.group = Some(render(g).map_err(terr)?);
+        }
+        if let Some(m) = mode {
+            f.mode = Some(m.0);
+        }
+        match &task.kind {
+            TaskKind::Template(t) => {
+                let text = templates.render_file(&t.src, &ctx).map_err(terr)?;
+                if rel.ends_with(".xml") {
+                    crate::template::check_well_formed(&t.src, &text).map_err(terr)?;
+                }
+                // A template replaces whatever earlier edits did.
+                f.base = Some(text);
+                f.edits.clear();
+                // Whole files written by switchyard default to the host's owner and 0640:
+                // gateway files hold trunk passwords.
+                f.owner.get_or_insert_with(|| host.freeswitch.owner.clone());
+                f.group.get_or_insert_with(|| host.freeswitch.group.clone());
+                f.mode.get_or_insert(0o640);
+            }
+            TaskKind::XmlParams(t) => {
+                for (name, value) in &t.params {
+                    let value = render(&value.0).map_err(terr)?;
+                    if crate::secret::is_secret_name(name) {
+                        redactor.add(&value);
+                    }
+                    f.edits.push(Edit::Param {
+                        section: t.section.clone(),
+                        name: name.clone(),
+                        value,
+                    });
+                }
+            }
+            TaskKind::PreProcess(t) => {
+                for (name, value) in &t.vars {
+                    let value = render(&value.0).map_err(terr)?;
+                    if let Some(what) = crate::freeswitch::preprocess::unsafe_data(&value) {
+                        return Err(err(format!("value of `{name}` contains {what}, which a pre-process line cannot carry")));
+                    }
+                    if crate::secret::is_secret_name(name) {
+                        redactor.add(&value);
+                    }
+                    f.edits.push(Edit::PreProcess {
+                        cmd: t.cmd.clone(),
+                        name: name.clone(),
+                        value,
+                    });
+                }
+            }
+            TaskKind::File(_) | TaskKind::FsCli(_) => {}
+        }
+    }
+    Ok(HostDesired {
+        host: host.name.clone(),
+        conf_root,
+        files,
+        handlers,
+        redactor,
+    })
+}
+
+/// Apply a file's edits to `base`.
+pub fn apply_edits(base: &str, edits: &[Edit]) -> Result<String, String> {
+    let mut text = base.to_string();
+    for e in edits {
+        text = match e {
+            Edit::Param {
+                section,
+                name,
+                value,
+            } => crate::freeswitch::xml_param::set_param(&text, section, name, value)
+                .map_err(|e| format!("cannot set param `{name}`: {e}"))?,
+            Edit::PreProcess { cmd, name, value } => {
+                crate::freeswitch::preprocess::ensure(&text, cmd, name, value)
+                    .map_err(|e| e.to_string())?
+            }
+        };
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_stay_inside_the_conf_root() {
+        let root = "/etc/freeswitch";
+        assert_eq!(
+            resolve_dest(root, "vars.xml").unwrap(),
+            ("vars.xml".into(), "/etc/freeswitch/vars.xml".into())
+        );
+        assert_eq!(
+            resolve_dest(root, "/etc/freeswitch/sip_profiles/external/w.xml")
+                .unwrap()
+                .0,
+            "sip_profiles/external/w.xml"
+        );
+        assert!(resolve_dest(root, "/etc/passwd").is_err());
+        assert!(resolve_dest(root, "/etc/freeswitchx/a.xml").is_err());
+        assert!(resolve_dest(root, "../x.xml").is_err());
+        assert!(resolve_dest(root, "a/../../x.xml").is_err());
+    }
+}

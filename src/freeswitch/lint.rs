@@ -1,0 +1,654 @@
+//! Checks of a FreeSWITCH configuration as a whole, before anything reaches a host.
+//!
+//! Works on a set of files (conf-root-relative path → text): the rendered output of a
+//! playbook for one host, or an operator's existing conf directory. Every finding names the
+//! file, the line and a fix. The Wavix guide's own mistakes are the test cases.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::{classify, gateways, preprocess, xml_param, FileKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub host: Option<String>,
+    pub file: String,
+    pub line: usize,
+    /// Short stable identifier of the check, e.g. `preprocess-misspelt`.
+    pub check: &'static str,
+    pub message: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        if let Some(h) = &self.host {
+            write!(f, "{h}: ")?;
+        }
+        write!(
+            f,
+            "{}:{}: {sev}[{}]: {}\n    fix: {}",
+            self.file, self.line, self.check, self.message, self.fix
+        )
+    }
+}
+
+/// Contexts the stock configuration defines (`dialplan/default.xml`, `public.xml`, ...),
+/// valid even when the files linted do not include them.
+const STOCK_CONTEXTS: &[&str] = &["default", "public", "features", "skinny-patterns"];
+
+/// Gateway params mod_sofia reads (sofia.c `parse_gateways`).
+const GATEWAY_PARAMS: &[&str] = &[
+    "register",
+    "scheme",
+    "realm",
+    "username",
+    "auth-username",
+    "password",
+    "caller-id-in-from",
+    "extension",
+    "proxy",
+    "sip_cid_type",
+    "cid-type",
+    "register-proxy",
+    "outbound-proxy",
+    "destination-prefix",
+    "expire-seconds",
+    "retry-seconds",
+    "from-user",
+    "from-domain",
+    "register-transport",
+    "contact-params",
+    "extension-in-contact",
+    "ping",
+    "ping-max",
+    "ping-min",
+    "ping-user-agent",
+    "ping-monitoring",
+    "context",
+    "distinct-to",
+    "rfc-5626",
+    "reg-id",
+    "contact-host",
+    "options-user-agent",
+    "timeout-seconds",
+    "reg-proxy",
+    "gw-auth-acl",
+    "contact-in-ping",
+    "fail-904",
+    "register-on-start",
+];
+
+struct Ctx<'a> {
+    host: Option<&'a str>,
+    out: Vec<Finding>,
+}
+
+impl Ctx<'_> {
+    fn push(
+        &mut self,
+        severity: Severity,
+        file: &str,
+        line: usize,
+        check: &'static str,
+        message: String,
+        fix: String,
+    ) {
+        self.out.push(Finding {
+            severity,
+            host: self.host.map(str::to_string),
+            file: file.to_string(),
+            line,
+            check,
+            message,
+            fix,
+        });
+    }
+}
+
+/// The pre-processor drops `<?...` lines and consumes directive lines; blank them (keeping
+/// line numbers) so the rest parses as the XML FreeSWITCH sees.
+fn xml_view(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|l| {
+            let t = l.trim_start();
+            if t.starts_with("<?")
+                || t.starts_with("<X-PRE-PROCESS")
+                || t.to_ascii_uppercase().starts_with("<XPREPROCESS")
+            {
+                if l.ends_with('\n') {
+                    "\n"
+                } else {
+                    ""
+                }
+            } else {
+                l
+            }
+        })
+        .collect()
+}
+
+/// E.164 without `+`: country code first, 8 to 15 digits, never a leading 0.
+fn e164_problem(num: &str) -> Option<String> {
+    let n = num.trim_start_matches('+');
+    if n.chars()
+        .any(|c| c == ' ' || c == '-' || c == '(' || c == ')')
+    {
+        return Some("contains spaces or punctuation".into());
+    }
+    if !n.chars().all(|c| c.is_ascii_digit()) {
+        return None; // not a number: a variable or a pattern
+    }
+    if n.starts_with("00") {
+        return Some("starts with the international prefix `00`".into());
+    }
+    if n.starts_with("011") && n.len() > 11 {
+        return Some("starts with the US international prefix `011`".into());
+    }
+    if n.starts_with('0') {
+        return Some("starts with a national trunk prefix `0` (no country code)".into());
+    }
+    if n.len() == 10 && matches!(n.as_bytes()[0], b'2'..=b'9') && n.as_bytes()[1] != b'9' {
+        return Some(
+            "looks like a 10-digit North American national number without the country code `1`"
+                .into(),
+        );
+    }
+    if n.len() < 8 || n.len() > 15 {
+        return Some(format!(
+            "has {} digits (E.164 numbers have 8 to 15)",
+            n.len()
+        ));
+    }
+    None
+}
+
+fn e164_fix(num: &str) -> String {
+    let n = num
+        .trim_start_matches('+')
+        .replace([' ', '-', '(', ')'], "");
+    if let Some(r) = n.strip_prefix("00") {
+        format!("write it as `{r}` (E.164 digits, country code first)")
+    } else if n.len() == 10 && !n.starts_with('0') {
+        format!("write it as `1{n}` if it is a US/Canada number")
+    } else {
+        "write the full international number: country code, then the national number without its leading 0".into()
+    }
+}
+
+/// Lint one host's configuration.
+pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding> {
+    let mut cx = Ctx {
+        host,
+        out: Vec::new(),
+    };
+    let mut contexts: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    let mut gws: BTreeMap<String, (String, super::Gateway)> = BTreeMap::new();
+    let mut pre_vars: BTreeSet<String> = BTreeSet::new();
+    let mut parsed: BTreeMap<&str, roxmltree::Document> = BTreeMap::new();
+    let views: BTreeMap<&str, String> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), xml_view(v)))
+        .collect();
+
+    for (rel, text) in files {
+        // Paths the guide gets wrong.
+        if rel.starts_with("autoload_configs/default/") && rel.ends_with("switch.conf.xml") {
+            cx.push(Severity::Error, rel, 1, "wrong-path",
+                "FreeSWITCH reads switch.conf.xml from `autoload_configs/`, not `autoload_configs/default/`: this file is never loaded".into(),
+                "write it to `autoload_configs/switch.conf.xml`".into());
+        }
+        if !rel.ends_with(".xml") {
+            continue;
+        }
+        // Pre-process lines.
+        for d in preprocess::parse(text) {
+            if !d.well_spelt {
+                cx.push(Severity::Error, rel, d.line, "preprocess-misspelt",
+                    format!("`{}` is not `X-PRE-PROCESS`: FreeSWITCH silently ignores this line, so `{}` is never set", text.lines().nth(d.line - 1).unwrap_or("").trim().split_whitespace().next().unwrap_or("").trim_start_matches('<'), d.data.split('=').next().unwrap_or("")),
+                    format!("spell it `<X-PRE-PROCESS cmd=\"{}\" data=\"{}\"/>`", d.cmd, d.data));
+            } else if !preprocess::KNOWN_CMDS.contains(&d.cmd.as_str()) {
+                cx.push(
+                    Severity::Error,
+                    rel,
+                    d.line,
+                    "preprocess-cmd",
+                    format!("unknown pre-process cmd `{}`", d.cmd),
+                    format!("use one of {}", preprocess::KNOWN_CMDS.join(", ")),
+                );
+            }
+            if let Some((name, value)) = d.assignment() {
+                if d.well_spelt {
+                    pre_vars.insert(name.to_string());
+                }
+                if d.cmd == "stun-set" && value.parse::<std::net::IpAddr>().is_ok() {
+                    cx.push(Severity::Warning, rel, d.line, "stun-set-literal",
+                        format!("`stun-set` of `{name}` to a literal address: stun-set runs a STUN lookup on every reloadxml and keeps the old value when it fails"),
+                        format!("use `<X-PRE-PROCESS cmd=\"set\" data=\"{name}={value}\"/>` for a fixed address"));
+                }
+            }
+        }
+        for (i, line) in text.lines().enumerate() {
+            let t = line.trim_start();
+            if t.starts_with("<X-PRE-PROCESS") && !t.trim_end().ends_with('>') {
+                cx.push(
+                    Severity::Error,
+                    rel,
+                    i + 1,
+                    "preprocess-split",
+                    "a pre-process directive must stand on one line".into(),
+                    "join the directive onto one line".into(),
+                );
+            }
+        }
+        match roxmltree::Document::parse_with_options(
+            &views[rel.as_str()],
+            roxmltree::ParsingOptions {
+                allow_dtd: false,
+                nodes_limit: 1_000_000,
+                ..Default::default()
+            },
+        ) {
+            Ok(doc) => {
+                parsed.insert(rel.as_str(), doc);
+            }
+            Err(e) => {
+                cx.push(Severity::Error, rel, e.pos().row as usize, "xml",
+                    format!("not well-formed XML: {e} (FreeSWITCH would reject the whole configuration at reloadxml, or worse, silently swallow lines)"),
+                    "fix the XML; switchyard refuses to push it".into());
+            }
+        }
+    }
+
+    // Gateways, contexts, users.
+    for (rel, text) in files {
+        match classify(rel) {
+            FileKind::Gateway { profile } => {
+                for g in gateways(text).unwrap_or_default() {
+                    if let Some((other, _)) = gws.get(&g.name) {
+                        cx.push(Severity::Error, rel, g.line, "gateway-duplicate",
+                            format!("gateway `{}` is also defined in {other}: FreeSWITCH ignores the second one", g.name),
+                            "give each gateway a unique name".into());
+                    }
+                    lint_gateway(&mut cx, rel, &g);
+                    let _ = profile;
+                    gws.insert(g.name.clone(), (rel.clone(), g));
+                }
+            }
+            FileKind::Dialplan => {
+                if let Some(doc) = parsed.get(rel.as_str()) {
+                    for c in doc.descendants().filter(|n| n.has_tag_name("context")) {
+                        if let Some(name) = c.attribute("name") {
+                            contexts.insert(
+                                name.to_string(),
+                                (rel.clone(), doc.text_pos_at(c.range().start).row as usize),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let context_known = |c: &str| contexts.contains_key(c) || STOCK_CONTEXTS.contains(&c);
+    let have_dialplan = !contexts.is_empty();
+
+    for (name, (rel, g)) in &gws {
+        let ctx = g.param("context").unwrap_or("public");
+        if have_dialplan && !context_known(ctx) {
+            let near: Vec<&String> = contexts.keys().collect();
+            cx.push(Severity::Error, rel, g.line, "context-missing",
+                format!("gateway `{name}` sends inbound calls to context `{ctx}`, which no dialplan defines (defined: {})", near.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
+                format!("set the gateway's `context` to the dialplan context that handles its calls{}", near.first().map(|c| format!(", e.g. `{c}`")).unwrap_or_default()));
+        }
+    }
+
+    for (rel, doc) in &parsed {
+        let kind = classify(rel);
+        if kind == FileKind::Directory {
+            for v in doc.descendants().filter(|n| n.has_tag_name("variable")) {
+                let (Some(n), Some(val)) = (v.attribute("name"), v.attribute("value")) else {
+                    continue;
+                };
+                let line = doc.text_pos_at(v.range().start).row as usize;
+                if n == "user_context" && have_dialplan && !context_known(val) {
+                    cx.push(Severity::Error, rel, line, "context-missing",
+                        format!("`user_context` is `{val}`, which no dialplan context defines"),
+                        "set it to the dialplan context this user's calls should run in (the `<context name>`, not a gateway name)".into());
+                }
+                if matches!(
+                    n,
+                    "effective_caller_id_number" | "outbound_caller_id_number"
+                ) {
+                    if let Some(p) = e164_problem(val) {
+                        cx.push(
+                            Severity::Warning,
+                            rel,
+                            line,
+                            "e164",
+                            format!("caller ID `{val}` {p}"),
+                            e164_fix(val),
+                        );
+                    }
+                }
+            }
+            for p in doc.descendants().filter(|n| n.has_tag_name("param")) {
+                if p.attribute("name") == Some("password")
+                    && p.attribute("value").is_some_and(|v| {
+                        v.is_empty() || v == "SET_EXTENSION_PASSWORD" || v == "1234"
+                    })
+                {
+                    cx.push(
+                        Severity::Error,
+                        rel,
+                        doc.text_pos_at(p.range().start).row as usize,
+                        "password",
+                        "directory user password is empty or a placeholder".into(),
+                        "set a strong password (from the vault or the environment)".into(),
+                    );
+                }
+            }
+        }
+        if kind == FileKind::Dialplan {
+            lint_dialplan(&mut cx, rel, doc, &gws, &pre_vars, files);
+        }
+        if kind == FileKind::SwitchConf {
+            lint_rtp(&mut cx, rel, &files[*rel]);
+        }
+    }
+    cx.out
+        .sort_by(|a, b| (b.severity, &a.file, a.line).cmp(&(a.severity, &b.file, b.line)));
+    cx.out
+}
+
+/// Inventory-level settings of a host that the guide gets wrong.
+pub fn lint_host(host: &crate::inventory::Host) -> Vec<Finding> {
+    let mut cx = Ctx {
+        host: Some(&host.name),
+        out: Vec::new(),
+    };
+    let fs = &host.freeswitch;
+    let lower = fs.conf_root.to_ascii_lowercase();
+    if lower.contains("/freeswitch") && !fs.conf_root.contains("/freeswitch") {
+        cx.push(Severity::Error, "inventory", 0, "conf-root",
+            format!("conf root `{}`: paths are case-sensitive on Linux; FreeSWITCH lives in `{}`", fs.conf_root, lower),
+            "set `freeswitch_conf_root` to `/usr/local/freeswitch/conf` (source builds) or `/etc/freeswitch` (packages)".into());
+    }
+    for (what, v) in [
+        ("freeswitch_owner", &fs.owner),
+        ("freeswitch_group", &fs.group),
+    ] {
+        if v.to_ascii_lowercase() == "freeswitch" && v != "freeswitch" {
+            cx.push(Severity::Error, "inventory", 0, "owner",
+                format!("`{what}` is `{v}`: user and group names are case-sensitive; packages run FreeSWITCH as `freeswitch`"),
+                format!("set `{what}` to `freeswitch`"));
+        }
+    }
+    cx.out
+}
+
+fn lint_gateway(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway) {
+    let name = &g.name;
+    for (p, v) in &g.params {
+        if p == "sip_cid_type" {
+            cx.push(Severity::Error, rel, g.line, "gateway-param",
+                format!("gateway `{name}`: `sip_cid_type` is a channel variable, not a gateway param; as a param it only sets a variable"),
+                format!("use `<param name=\"cid-type\" value=\"{v}\"/>`"));
+        } else if !GATEWAY_PARAMS.contains(&p.as_str()) && !p.starts_with("sip_") {
+            cx.push(
+                Severity::Warning,
+                rel,
+                g.line,
+                "gateway-param",
+                format!("gateway `{name}`: unknown param `{p}` (mod_sofia ignores it)"),
+                "check the spelling against the gateway params of mod_sofia".into(),
+            );
+        }
+    }
+    let registers = g.registers();
+    if g.param("realm").is_none() && g.param("proxy").is_none() {
+        cx.push(Severity::Error, rel, g.line, "gateway-realm",
+            format!("gateway `{name}` has neither `realm` nor `proxy`: FreeSWITCH falls back to the gateway name as host"),
+            "set `proxy` (and `realm` if the provider's auth realm differs)".into());
+    }
+    if registers {
+        if g.param("username").is_none_or(str::is_empty) {
+            cx.push(
+                Severity::Error,
+                rel,
+                g.line,
+                "gateway-credentials",
+                format!("registering gateway `{name}` has no `username`"),
+                "set `username`, or `register=false` for IP authentication".into(),
+            );
+        }
+        match g.param("password") {
+            None | Some("") => cx.push(
+                Severity::Error,
+                rel,
+                g.line,
+                "password",
+                format!("registering gateway `{name}` has an empty password"),
+                "set the trunk password (from the vault or the environment)".into(),
+            ),
+            Some(p) if p.starts_with("YOUR_") || p == "SIP_TRUNK_PASSWORD" => cx.push(
+                Severity::Error,
+                rel,
+                g.line,
+                "password",
+                format!("gateway `{name}` still has the placeholder password `{p}`"),
+                "set the real trunk password".into(),
+            ),
+            _ => {}
+        }
+    } else {
+        for p in ["expire-seconds"] {
+            if g.param(p).is_some() {
+                cx.push(Severity::Warning, rel, g.line, "gateway-noreg",
+                    format!("gateway `{name}` does not register (`register=false`), so `{p}` has no effect"), format!("remove `{p}`, or set `ping` to monitor the trunk with OPTIONS"));
+            }
+        }
+    }
+}
+
+fn lint_rtp(cx: &mut Ctx<'_>, rel: &str, text: &str) {
+    let params: BTreeMap<String, String> =
+        xml_param::params(text, "settings").into_iter().collect();
+    let line_of = |name: &str| {
+        text.lines()
+            .position(|l| l.contains(&format!("\"{name}\"")) && !l.trim_start().starts_with("<!--"))
+            .map(|i| i + 1)
+            .unwrap_or(1)
+    };
+    let get = |n: &str| params.get(n).and_then(|v| v.parse::<u32>().ok());
+    for n in ["rtp-start-port", "rtp-end-port"] {
+        if let Some(v) = params.get(n) {
+            match v.parse::<u32>() {
+                Ok(p) if (1024..=65535).contains(&p) => {}
+                _ => cx.push(
+                    Severity::Error,
+                    rel,
+                    line_of(n),
+                    "rtp-range",
+                    format!("`{n}` is `{v}`, not a port from 1024 to 65535"),
+                    "use an unprivileged port range such as 16384-32768".into(),
+                ),
+            }
+        }
+    }
+    if let (Some(s), Some(e)) = (get("rtp-start-port"), get("rtp-end-port")) {
+        if s >= e {
+            cx.push(
+                Severity::Error,
+                rel,
+                line_of("rtp-end-port"),
+                "rtp-range",
+                format!("RTP range {s}-{e} is empty or reversed"),
+                "make rtp-start-port lower than rtp-end-port".into(),
+            );
+        }
+        if s % 2 == 1 {
+            cx.push(
+                Severity::Error,
+                rel,
+                line_of("rtp-start-port"),
+                "rtp-range",
+                format!("rtp-start-port {s} is odd: RTP uses even ports, RTCP the odd one above"),
+                format!("use {}", s + 1),
+            );
+        }
+    }
+}
+
+fn lint_dialplan(
+    cx: &mut Ctx<'_>,
+    rel: &str,
+    doc: &roxmltree::Document<'_>,
+    gws: &BTreeMap<String, (String, super::Gateway)>,
+    pre_vars: &BTreeSet<String>,
+    files: &BTreeMap<String, String>,
+) {
+    let inbound_contexts: BTreeMap<String, String> = gws
+        .iter()
+        .map(|(n, (_, g))| {
+            (
+                g.param("context").unwrap_or("public").to_string(),
+                n.clone(),
+            )
+        })
+        .collect();
+    let have_gateway_files = files
+        .keys()
+        .any(|k| matches!(classify(k), FileKind::Gateway { .. }));
+    for ctx in doc.descendants().filter(|n| n.has_tag_name("context")) {
+        let ctx_name = ctx.attribute("name").unwrap_or("");
+        for ext in ctx.children().filter(|n| n.has_tag_name("extension")) {
+            let ext_name = ext.attribute("name").unwrap_or("?");
+            for cond in ext.children().filter(|n| n.has_tag_name("condition")) {
+                if cond.attribute("field") == Some("destination_number") {
+                    if let Some(expr) = cond.attribute("expression") {
+                        let digits: String = expr
+                            .trim_start_matches('^')
+                            .trim_end_matches('$')
+                            .trim_start_matches('(')
+                            .trim_end_matches(')')
+                            .to_string();
+                        if !digits.is_empty()
+                            && digits.chars().all(|c| c.is_ascii_digit() || c == '+')
+                        {
+                            if let Some(p) = e164_problem(&digits) {
+                                cx.push(Severity::Warning, rel, doc.text_pos_at(cond.range().start).row as usize, "e164",
+                                    format!("extension `{ext_name}` matches DID `{digits}`, which {p}; the provider delivers E.164 numbers"), e164_fix(&digits));
+                            }
+                        }
+                    }
+                }
+                let actions: Vec<roxmltree::Node> = cond
+                    .children()
+                    .filter(|n| n.has_tag_name("action"))
+                    .collect();
+                let mut bridges_seen = 0usize;
+                let mut continue_on_fail = false;
+                for a in &actions {
+                    let app = a.attribute("application").unwrap_or("");
+                    let data = a.attribute("data").unwrap_or("");
+                    let line = doc.text_pos_at(a.range().start).row as usize;
+                    // ${var} that only exists as a pre-processor variable.
+                    let mut rest = data;
+                    while let Some(i) = rest.find("${") {
+                        let before_dollar = i > 0 && rest.as_bytes()[i - 1] == b'$';
+                        let after = &rest[i + 2..];
+                        let Some(end) = after.find('}') else { break };
+                        let var = &after[..end];
+                        if !before_dollar && pre_vars.contains(var) {
+                            cx.push(Severity::Error, rel, line, "preprocess-var",
+                                format!("`${{{var}}}` is a channel variable, but `{var}` is set in vars.xml as a pre-processor variable: it expands to nothing"),
+                                format!("write `$${{{var}}}`"));
+                        }
+                        rest = &after[end..];
+                    }
+                    if app == "set" && data.starts_with("continue_on_fail=") {
+                        if bridges_seen > 0 {
+                            cx.push(Severity::Error, rel, line, "action-order",
+                                "`continue_on_fail` is set after the bridge it should affect: when the first bridge fails the call is hung up and the failover bridge is never reached".into(),
+                                "move `<action application=\"set\" data=\"continue_on_fail=true\"/>` before the first bridge".into());
+                        }
+                        continue_on_fail = data.trim_start_matches("continue_on_fail=") != "false";
+                    }
+                    if app == "export"
+                        && bridges_seen > 0
+                        && !actions
+                            .iter()
+                            .skip_while(|x| x != &a)
+                            .skip(1)
+                            .any(|x| x.attribute("application") == Some("bridge"))
+                    {
+                        cx.push(Severity::Warning, rel, line, "action-order",
+                            format!("`export {data}` comes after the last bridge, so no bridged leg ever gets it"),
+                            "move the export before the bridge".into());
+                    }
+                    if app == "bridge" {
+                        if bridges_seen > 0 && !continue_on_fail {
+                            cx.push(Severity::Error, rel, line, "failover",
+                                "a second bridge without `continue_on_fail=true` set before the first one is never reached".into(),
+                                "set `continue_on_fail=true` before the first bridge".into());
+                        }
+                        bridges_seen += 1;
+                        for part in data.split(['|', ',']) {
+                            if let Some(rest) = part.trim().split("sofia/gateway/").nth(1) {
+                                let gw = rest.split('/').next().unwrap_or("");
+                                if !gw.is_empty()
+                                    && !gw.contains('$')
+                                    && have_gateway_files
+                                    && !gws.contains_key(gw)
+                                {
+                                    cx.push(Severity::Error, rel, line, "gateway-missing",
+                                        format!("bridge to `sofia/gateway/{gw}` but no gateway `{gw}` is defined for this host (defined: {})",
+                                            gws.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+                                        "bridge to a gateway this host defines".into());
+                                }
+                                if let Some(via) = inbound_contexts.get(ctx_name) {
+                                    if cond
+                                        .attribute("expression")
+                                        .is_some_and(|e| e.contains("\\d") || e.contains("[0-9]"))
+                                    {
+                                        cx.push(Severity::Warning, rel, line, "toll-fraud",
+                                            format!("context `{ctx_name}` receives inbound calls from gateway `{via}` and bridges any number back out through `{gw}`: callers from the trunk can make calls on your account"),
+                                            "keep outbound routes in the context of your users (user_context), not in the gateway's inbound context".into());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e164() {
+        assert!(e164_problem("16468097065").is_none());
+        assert!(e164_problem("6561223344").is_some());
+        assert!(e164_problem("020 1122 3344").is_some());
+        assert!(e164_problem("0041797000777").is_some());
+        assert!(e164_problem("442011223344").is_none());
+    }
+}

@@ -1,0 +1,585 @@
+//! The fleet: hosts, groups and their variables, read from an Ansible-layout YAML inventory.
+//!
+//! The layout is Ansible's own (`all:` / `hosts:` / `children:` / `vars:`, with
+//! `group_vars/` and `host_vars/` beside the file) so an operator's existing inventory of
+//! PBXes loads unchanged. Connection settings accept the `ansible_*` names as well as
+//! switchyard's own (`ssh_host`, `ssh_port`, ...); see [`Host::from_vars`].
+//!
+//! Variable precedence, lowest first (as in Ansible): `all` vars, then each group by depth
+//! (parents before children, siblings by name), group vars inline in the inventory before
+//! `group_vars/` files, then host vars inline, then `host_vars/` files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::source::{self, SourceError};
+
+/// Variables of a host or group. Ordered, so output and hashing are stable.
+pub type Vars = BTreeMap<String, Value>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("host `{host}`: variable `{var}`: {message}")]
+    BadVar {
+        host: String,
+        var: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    #[serde(default)]
+    hosts: Option<BTreeMap<String, Option<Vars>>>,
+    #[serde(default)]
+    vars: Option<Vars>,
+    #[serde(default)]
+    children: Option<BTreeMap<String, Option<RawGroup>>>,
+}
+
+/// How switchyard reaches a host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKind {
+    /// russh to `address:port`.
+    Ssh,
+    /// Run commands on this machine (on the PBX itself, and for the demo fleet).
+    Local,
+}
+
+/// Everything the transport needs to reach one host.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Connection {
+    pub kind: ConnectionKind,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub key_file: Option<PathBuf>,
+    /// Run remote commands through `sudo -n` (defaults to on when `user` is not root).
+    pub become_root: bool,
+    #[serde(with = "secs")]
+    pub connect_timeout: Duration,
+    #[serde(with = "secs")]
+    pub command_timeout: Duration,
+    /// ProxyJump-style chain of `user@host:port` jump hosts, outermost first.
+    pub jump: Vec<String>,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Where FreeSWITCH lives on a host and how to talk to it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FreeSwitch {
+    /// Conf root: `/usr/local/freeswitch/conf` for source builds, `/etc/freeswitch` for packages.
+    pub conf_root: String,
+    pub owner: String,
+    pub group: String,
+    /// The `fs_cli` command line (without `-x`), e.g. `fs_cli -H 127.0.0.1 -P 8021 -p ClueCon`.
+    pub fs_cli: String,
+    /// Shell command that restarts FreeSWITCH (only ever run when a play allows restarts).
+    pub restart_command: String,
+}
+
+/// One host of the inventory with its merged variables.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    /// Groups the host belongs to, directly or through a parent (always includes `all`).
+    pub groups: BTreeSet<String>,
+    pub vars: Vars,
+    pub connection: Connection,
+    pub freeswitch: FreeSwitch,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub path: PathBuf,
+    /// Hosts in inventory order (the order they first appear in the file).
+    pub hosts: Vec<Host>,
+    /// group -> member hosts (direct or inherited)
+    pub groups: BTreeMap<String, BTreeSet<String>>,
+}
+
+struct GroupNode {
+    depth: usize,
+    vars: Vars,
+    hosts: Vec<(String, Vars)>,
+    parents: BTreeSet<String>,
+}
+
+impl Inventory {
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let top: BTreeMap<String, Option<RawGroup>> = source::load_yaml(path)?;
+        let mut nodes: BTreeMap<String, GroupNode> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
+        // Ansible allows top-level groups beside `all`: they are children of `all`.
+        let mut all = RawGroup::default();
+        let mut others = BTreeMap::new();
+        for (name, group) in top {
+            let group = group.unwrap_or_default();
+            if name == "all" {
+                all = group;
+            } else {
+                others.insert(name, Some(group));
+            }
+        }
+        if !others.is_empty() {
+            all.children
+                .get_or_insert_with(BTreeMap::new)
+                .extend(others);
+        }
+        walk(path, "all", all, None, 0, &mut nodes, &mut order)?;
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut group_file_vars: BTreeMap<String, Vars> = BTreeMap::new();
+        for g in nodes.keys() {
+            if let Some(v) = load_vars_dir(&base.join("group_vars"), g)? {
+                group_file_vars.insert(g.clone(), v);
+            }
+        }
+
+        // Membership: a host is in its group and every ancestor of it.
+        let mut direct: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut inline_host_vars: BTreeMap<String, Vars> = BTreeMap::new();
+        for (g, node) in &nodes {
+            for (h, v) in &node.hosts {
+                direct.entry(h.clone()).or_default().insert(g.clone());
+                inline_host_vars
+                    .entry(h.clone())
+                    .or_default()
+                    .extend(v.clone());
+            }
+        }
+        let mut hosts = Vec::new();
+        let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for name in &order {
+            let mut member: BTreeSet<String> = BTreeSet::new();
+            let mut stack: Vec<String> = direct.get(name).into_iter().flatten().cloned().collect();
+            while let Some(g) = stack.pop() {
+                if member.insert(g.clone()) {
+                    stack.extend(nodes[&g].parents.iter().cloned());
+                }
+            }
+            member.insert("all".into());
+            let mut ordered: Vec<&String> = member.iter().collect();
+            ordered.sort_by_key(|g| (nodes[*g].depth, (*g).clone()));
+            let mut vars = Vars::new();
+            for g in ordered {
+                vars.extend(nodes[g].vars.clone());
+                if let Some(v) = group_file_vars.get(g) {
+                    vars.extend(v.clone());
+                }
+            }
+            if let Some(v) = inline_host_vars.get(name) {
+                vars.extend(v.clone());
+            }
+            if let Some(v) = load_vars_dir(&base.join("host_vars"), name)? {
+                vars.extend(v);
+            }
+            for g in &member {
+                groups.entry(g.clone()).or_default().insert(name.clone());
+            }
+            hosts.push(Host::from_vars(name, member, vars)?);
+        }
+        for g in nodes.keys() {
+            groups.entry(g.clone()).or_default();
+        }
+        Ok(Inventory {
+            path: path.to_path_buf(),
+            hosts,
+            groups,
+        })
+    }
+
+    /// Hosts matching an Ansible-style pattern, in inventory order.
+    ///
+    /// Supported: `all`, `*`, host or group names, globs with `*`, unions with `:` or `,`,
+    /// intersections with `&name` and exclusions with `!name`.
+    pub fn select(&self, pattern: &str) -> Vec<&Host> {
+        let mut include: BTreeSet<&str> = BTreeSet::new();
+        let mut intersect: Vec<BTreeSet<&str>> = Vec::new();
+        let mut exclude: BTreeSet<&str> = BTreeSet::new();
+        for term in pattern
+            .split([':', ','])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            if let Some(t) = term.strip_prefix('!') {
+                exclude.extend(self.expand(t));
+            } else if let Some(t) = term.strip_prefix('&') {
+                intersect.push(self.expand(t));
+            } else {
+                include.extend(self.expand(term));
+            }
+        }
+        self.hosts
+            .iter()
+            .filter(|h| include.contains(h.name.as_str()))
+            .filter(|h| intersect.iter().all(|s| s.contains(h.name.as_str())))
+            .filter(|h| !exclude.contains(h.name.as_str()))
+            .collect()
+    }
+
+    fn expand(&self, term: &str) -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        for (g, members) in &self.groups {
+            if glob_match(term, g) {
+                out.extend(members.iter().map(String::as_str));
+            }
+        }
+        for h in &self.hosts {
+            if glob_match(term, &h.name) {
+                out.insert(h.name.as_str());
+            }
+        }
+        out
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else if let Some(idx) = rest.find(part) {
+            rest = &rest[idx + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+fn walk(
+    path: &Path,
+    name: &str,
+    raw: RawGroup,
+    parent: Option<&str>,
+    depth: usize,
+    nodes: &mut BTreeMap<String, GroupNode>,
+    order: &mut Vec<String>,
+) -> Result<(), InventoryError> {
+    check_name(path, "group", name)?;
+    if depth > 32 {
+        return Err(InventoryError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("group `{name}` is nested more than 32 levels deep"),
+        });
+    }
+    let node = nodes.entry(name.to_string()).or_insert_with(|| GroupNode {
+        depth,
+        vars: Vars::new(),
+        hosts: Vec::new(),
+        parents: BTreeSet::new(),
+    });
+    node.depth = node.depth.max(depth);
+    if let Some(p) = parent {
+        node.parents.insert(p.to_string());
+    }
+    node.vars.extend(raw.vars.unwrap_or_default());
+    for (h, v) in raw.hosts.unwrap_or_default() {
+        check_name(path, "host", &h)?;
+        if !order.contains(&h) {
+            order.push(h.clone());
+        }
+        nodes
+            .get_mut(name)
+            .expect("inserted above")
+            .hosts
+            .push((h, v.unwrap_or_default()));
+    }
+    for (child, g) in raw.children.unwrap_or_default() {
+        walk(
+            path,
+            &child,
+            g.unwrap_or_default(),
+            Some(name),
+            depth + 1,
+            nodes,
+            order,
+        )?;
+    }
+    Ok(())
+}
+
+/// Host and group names end up in file names (`host_vars/NAME.yml`) and reports: refuse
+/// anything that could walk out of a folder or hide in a terminal.
+fn check_name(path: &Path, what: &str, name: &str) -> Result<(), InventoryError> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InventoryError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "{what} name `{}` may only contain letters, digits and `-_.@:`",
+                name.escape_debug()
+            ),
+        })
+    }
+}
+
+/// `group_vars/NAME.yml`, `NAME.yaml`, `NAME` or every YAML file of the folder `NAME/`.
+fn load_vars_dir(dir: &Path, name: &str) -> Result<Option<Vars>, InventoryError> {
+    let mut found = None;
+    for candidate in [
+        format!("{name}.yml"),
+        format!("{name}.yaml"),
+        name.to_string(),
+    ] {
+        let p = dir.join(&candidate);
+        if p.is_file() {
+            let v: Option<Vars> = source::load_yaml(&p)?;
+            found
+                .get_or_insert_with(Vars::new)
+                .extend(v.unwrap_or_default());
+        } else if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
+                .map_err(|e| SourceError::Read {
+                    path: p.clone(),
+                    source: e,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| matches!(f.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+                .collect();
+            files.sort();
+            for f in files {
+                let v: Option<Vars> = source::load_yaml(&f)?;
+                found
+                    .get_or_insert_with(Vars::new)
+                    .extend(v.unwrap_or_default());
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn var_str(vars: &Vars, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| match vars.get(*n) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        _ => None,
+    })
+}
+
+impl Host {
+    /// Resolve connection and FreeSWITCH settings from merged variables.
+    pub fn from_vars(
+        name: &str,
+        groups: BTreeSet<String>,
+        vars: Vars,
+    ) -> Result<Host, InventoryError> {
+        let bad = |var: &str, message: String| InventoryError::BadVar {
+            host: name.to_string(),
+            var: var.to_string(),
+            message,
+        };
+        let kind = match var_str(&vars, &["ansible_connection", "connection"]).as_deref() {
+            None | Some("ssh") | Some("smart") => ConnectionKind::Ssh,
+            Some("local") => ConnectionKind::Local,
+            Some(other) => {
+                return Err(bad(
+                    "connection",
+                    format!("`{other}` is not `ssh` or `local`"),
+                ))
+            }
+        };
+        let port = match var_str(&vars, &["ansible_port", "ssh_port"]) {
+            None => 22,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad("ssh_port", format!("`{p}` is not a port number")))?,
+        };
+        let user = var_str(&vars, &["ansible_user", "ssh_user"]).unwrap_or_else(|| "root".into());
+        let become_root = match var_str(&vars, &["ansible_become", "become"]) {
+            Some(b) => {
+                parse_bool(&b).ok_or_else(|| bad("become", format!("`{b}` is not a boolean")))?
+            }
+            None => user != "root",
+        };
+        let secs = |names: &[&str], default: f64| -> Result<Duration, InventoryError> {
+            match var_str(&vars, names) {
+                None => Ok(Duration::from_secs_f64(default)),
+                Some(s) => s
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| *v > 0.0 && *v < 86400.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| bad(names[0], format!("`{s}` is not a number of seconds"))),
+            }
+        };
+        let jump = match vars
+            .get("ssh_jump")
+            .or_else(|| vars.get("ansible_ssh_common_args"))
+        {
+            None => Vec::new(),
+            Some(Value::String(s)) if vars.contains_key("ssh_jump") => s
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            Some(_) => Vec::new(),
+        };
+        let connection = Connection {
+            kind,
+            address: var_str(&vars, &["ansible_host", "ssh_host"])
+                .unwrap_or_else(|| name.to_string()),
+            port,
+            user,
+            key_file: var_str(
+                &vars,
+                &["ansible_ssh_private_key_file", "ssh_private_key_file"],
+            )
+            .map(PathBuf::from),
+            become_root,
+            connect_timeout: secs(&["ssh_connect_timeout", "ansible_ssh_timeout"], 10.0)?,
+            command_timeout: secs(&["command_timeout"], 120.0)?,
+            jump,
+        };
+        let conf_root = var_str(&vars, &["freeswitch_conf_root"])
+            .unwrap_or_else(|| "/usr/local/freeswitch/conf".into());
+        if !conf_root.starts_with('/') || conf_root.split('/').any(|c| c == "..") {
+            return Err(bad(
+                "freeswitch_conf_root",
+                format!("`{conf_root}` must be an absolute path without `..`"),
+            ));
+        }
+        let freeswitch = FreeSwitch {
+            conf_root: conf_root.trim_end_matches('/').to_string(),
+            owner: var_str(&vars, &["freeswitch_owner"]).unwrap_or_else(|| "freeswitch".into()),
+            group: var_str(&vars, &["freeswitch_group"]).unwrap_or_else(|| "freeswitch".into()),
+            fs_cli: var_str(&vars, &["fs_cli"]).unwrap_or_else(|| "fs_cli".into()),
+            restart_command: var_str(&vars, &["freeswitch_restart_command"])
+                .unwrap_or_else(|| "systemctl restart freeswitch".into()),
+        };
+        Ok(Host {
+            name: name.to_string(),
+            groups,
+            vars,
+            connection,
+            freeswitch,
+        })
+    }
+}
+
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn ansible_layout_with_group_and_host_vars() {
+        let dir = tempdir("inv");
+        write(
+            &dir,
+            "hosts.yml",
+            "all:\n  vars:\n    trunk_realm: us.wavix.net\n    level: all\n  children:\n    pbx:\n      vars:\n        level: pbx\n      hosts:\n        pbx1:\n          ansible_host: 10.0.0.1\n          ansible_port: 2222\n        pbx2:\n      children:\n        eu:\n          hosts:\n            pbx3:\n              ansible_user: deploy\n",
+        );
+        write(
+            &dir,
+            "group_vars/eu.yml",
+            "trunk_realm: nl.wavix.net\nlevel: eu\n",
+        );
+        write(&dir, "host_vars/pbx2.yml", "level: host\n");
+        let inv = Inventory::load(&dir.join("hosts.yml")).unwrap();
+        let names: Vec<_> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["pbx1", "pbx2", "pbx3"]);
+        let h1 = &inv.hosts[0];
+        assert_eq!(h1.connection.address, "10.0.0.1");
+        assert_eq!(h1.connection.port, 2222);
+        assert!(!h1.connection.become_root);
+        assert_eq!(h1.vars["level"], "pbx");
+        assert_eq!(inv.hosts[1].vars["level"], "host");
+        let h3 = &inv.hosts[2];
+        assert_eq!(h3.vars["trunk_realm"], "nl.wavix.net");
+        assert_eq!(h3.vars["level"], "eu");
+        assert!(
+            h3.connection.become_root,
+            "non-root user becomes root via sudo"
+        );
+        assert!(h3.groups.contains("pbx") && h3.groups.contains("eu"));
+        let sel: Vec<_> = inv
+            .select("pbx:!eu")
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
+        assert_eq!(sel, ["pbx1", "pbx2"]);
+        let sel: Vec<_> = inv
+            .select("pbx*,&eu")
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
+        assert_eq!(sel, ["pbx3"]);
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        let dir = tempdir("inv-bad");
+        write(&dir, "hosts.yml", "all:\n  hosts:\n    ../etc:\n");
+        let err = Inventory::load(&dir.join("hosts.yml")).unwrap_err();
+        assert!(err.to_string().contains("may only contain"), "{err}");
+    }
+
+    pub fn tempdir(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!(
+            "switchyard-unit-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+}

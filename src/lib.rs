@@ -1,0 +1,37 @@
+//! switchyard: a push-based, agentless, declarative provisioner for fleets of FreeSWITCH
+//! PBXes.
+//!
+//! # Layout
+//!
+//! Data flows one way, one module per step:
+//!
+//! - [`source`]: reading YAML with `file:line:col` errors;
+//! - [`inventory`] and [`playbook`]: the fleet and the tasks, parsed and validated;
+//! - [`template`] and [`desired`]: each host's desired files, rendered without connecting;
+//! - [`transport`]: one SSH (russh) or local connection per host behind one interface;
+//! - [`facts`]: every managed file's state gathered in one round trip;
+//! - [`plan`]: desired vs actual, a pure function (diffs via [`diff`], masked by [`secret`]);
+//! - [`script`]: the `sh` programs that write files atomically and run FreeSWITCH commands;
+//! - [`verify`]: polling gateway registration;
+//! - [`run`]: the pipeline over hosts and batches; check, drift and review stop after the plan;
+//! - [`report`]: human and JSON output;
+//! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors);
+//! - [`cli`]: the command line, the only place errors become text and exit codes.
+
+pub mod cli;
+pub mod demo;
+pub mod desired;
+pub mod diff;
+pub mod facts;
+pub mod freeswitch;
+pub mod inventory;
+pub mod plan;
+pub mod playbook;
+pub mod report;
+pub mod run;
+pub mod script;
+pub mod secret;
+pub mod source;
+pub mod template;
+pub mod transport;
+pub mod verify;

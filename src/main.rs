@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(switchyard::cli::main(std::env::args_os()));
+}

@@ -1,0 +1,351 @@
+//! The plan: desired state against gathered facts, computed by a pure function.
+//!
+//! Dry runs, drift checks and reviews are this same computation with nothing applied
+//! after it; apply executes exactly what the plan says.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::desired::{apply_edits, HostDesired};
+use crate::facts::FileFact;
+use crate::freeswitch::reload::{self, Change, ReloadPlan};
+use crate::freeswitch::{self, classify, FileKind};
+use crate::playbook::Disruption;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    Ok,
+    Changed,
+    Created,
+}
+
+impl std::fmt::Display for FileStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileStatus::Ok => "ok",
+            FileStatus::Changed => "changed",
+            FileStatus::Created => "created",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FilePlan {
+    pub rel: String,
+    pub path: String,
+    pub status: FileStatus,
+    pub content_changed: bool,
+    /// Owner/group/mode corrections, e.g. `mode 0644 -> 0640`.
+    pub meta_changes: Vec<String>,
+    pub old_sha256: Option<String>,
+    pub new_sha256: String,
+    /// Unified diff with secrets masked (empty when the content is unchanged).
+    pub diff: String,
+    pub tasks: Vec<String>,
+    /// Remove the file instead of writing it (rolling back a file the apply created).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub remove: bool,
+    #[serde(skip)]
+    pub old: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub old_meta: Option<(String, String, u32)>,
+    #[serde(skip)]
+    pub new: Vec<u8>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<u32>,
+}
+
+/// A gateway the play manages on a host, and the state that means healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagedGateway {
+    pub profile: String,
+    pub name: String,
+    pub registers: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    pub host: String,
+    pub files: Vec<FilePlan>,
+    pub reload: ReloadPlan,
+    /// `fs_cli` handler commands triggered by this change.
+    pub handlers: Vec<String>,
+    pub gateways: Vec<ManagedGateway>,
+}
+
+impl HostPlan {
+    pub fn changed(&self) -> impl Iterator<Item = &FilePlan> {
+        self.files.iter().filter(|f| f.status != FileStatus::Ok)
+    }
+    pub fn has_changes(&self) -> bool {
+        self.changed().next().is_some()
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let digest = Sha256::digest(data);
+    let mut s = String::with_capacity(64);
+    for b in digest.iter() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Compute the plan of one host. Pure: no I/O.
+pub fn plan(
+    desired: &HostDesired,
+    facts: &[FileFact],
+    allow: Disruption,
+) -> Result<HostPlan, PlanError> {
+    assert_eq!(
+        desired.files.len(),
+        facts.len(),
+        "one fact per desired file"
+    );
+    let mut files = Vec::new();
+    for (d, fact) in desired.files.iter().zip(facts) {
+        let err = |message: String| PlanError::File {
+            path: d.path.clone(),
+            message,
+        };
+        let (old, old_meta) = match fact {
+            FileFact::Missing => (None, None),
+            FileFact::Present {
+                owner,
+                group,
+                mode,
+                content,
+            } => (
+                Some(content.clone()),
+                Some((owner.clone(), group.clone(), *mode)),
+            ),
+            FileFact::Unreadable(m) => return Err(err(format!("cannot read: {m}"))),
+        };
+        let old_text = match &old {
+            Some(b) => match std::str::from_utf8(b) {
+                Ok(t) => Some(t.to_string()),
+                Err(_) if d.base.is_some() && d.edits.is_empty() => None,
+                Err(_) => return Err(err("not UTF-8 text: cannot edit it in place".into())),
+            },
+            None => None,
+        };
+        let new_text = match (&d.base, &old_text) {
+            (Some(b), _) => apply_edits(b, &d.edits).map_err(err)?,
+            (None, Some(cur)) => apply_edits(cur, &d.edits).map_err(err)?,
+            (None, None) if old.is_none() => {
+                return Err(err(format!(
+                    "does not exist, and task{} `{}` only edit{} an existing file",
+                    if d.tasks.len() > 1 { "s" } else { "" },
+                    d.tasks.join("`, `"),
+                    if d.tasks.len() > 1 { "" } else { "s" }
+                )))
+            }
+            (None, None) => unreachable!("non-UTF-8 edits are refused above"),
+        };
+        if d.rel.ends_with(".xml")
+            && (!d.edits.is_empty() || d.base.is_some())
+            && Some(&new_text) != old_text.as_ref()
+        {
+            crate::template::check_well_formed(&d.rel, &new_text)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let new = new_text.into_bytes();
+        let content_changed = old.as_deref() != Some(new.as_slice());
+        let mut meta_changes = Vec::new();
+        if let Some((o, g, m)) = &old_meta {
+            if let Some(w) = &d.owner {
+                if w != o {
+                    meta_changes.push(format!("owner {o} -> {w}"));
+                }
+            }
+            if let Some(w) = &d.group {
+                if w != g {
+                    meta_changes.push(format!("group {g} -> {w}"));
+                }
+            }
+            if let Some(w) = d.mode {
+                if w != *m {
+                    meta_changes.push(format!("mode {m:04o} -> {w:04o}"));
+                }
+            }
+        }
+        let status = if old.is_none() {
+            FileStatus::Created
+        } else if content_changed || !meta_changes.is_empty() {
+            FileStatus::Changed
+        } else {
+            FileStatus::Ok
+        };
+        let diff = if content_changed {
+            match (&old, &old_text) {
+                (Some(_), None) => "(binary content replaced)\n".to_string(),
+                _ => crate::diff::unified(
+                    &format!("{}:{}", desired.host, d.path),
+                    old_text.as_deref(),
+                    std::str::from_utf8(&new).expect("built from a String"),
+                    &desired.redactor,
+                ),
+            }
+        } else {
+            String::new()
+        };
+        // Perms of an existing file are kept unless a task sets them; new files get the
+        // host's owner and a mode that never exposes a secret.
+        let (owner, group, mode) = match &old_meta {
+            Some((o, g, m)) => (
+                Some(d.owner.clone().unwrap_or_else(|| o.clone())),
+                Some(d.group.clone().unwrap_or_else(|| g.clone())),
+                Some(d.mode.unwrap_or(*m)),
+            ),
+            None => (
+                d.owner.clone(),
+                d.group.clone(),
+                Some(d.mode.unwrap_or(0o640)),
+            ),
+        };
+        files.push(FilePlan {
+            rel: d.rel.clone(),
+            path: d.path.clone(),
+            status,
+            content_changed,
+            meta_changes,
+            old_sha256: old.as_deref().map(sha256_hex),
+            new_sha256: sha256_hex(&new),
+            diff,
+            tasks: d.tasks.clone(),
+            remove: false,
+            old,
+            old_meta,
+            new,
+            owner,
+            group,
+            mode,
+        });
+    }
+
+    let changes: Vec<Change> = files
+        .iter()
+        .filter(|f| f.content_changed)
+        .map(|f| Change {
+            rel: &f.rel,
+            old: f.old.as_deref().and_then(|b| std::str::from_utf8(b).ok()),
+            new: std::str::from_utf8(&f.new).ok(),
+        })
+        .collect();
+    let reload = reload::plan(&changes, allow);
+
+    let changed_tasks: Vec<&String> = files
+        .iter()
+        .filter(|f| f.status != FileStatus::Ok)
+        .flat_map(|f| f.tasks.iter())
+        .collect();
+    let planned: Vec<String> = reload.steps.iter().map(|s| s.action.to_string()).collect();
+    let handlers = desired
+        .handlers
+        .iter()
+        .filter(|h| {
+            if h.on_change.is_empty() {
+                !changed_tasks.is_empty()
+            } else {
+                h.on_change.iter().any(|t| changed_tasks.contains(&t))
+            }
+        })
+        .map(|h| h.command.clone())
+        .filter(|c| !planned.contains(c))
+        .collect();
+
+    let mut gateways = Vec::new();
+    for f in &files {
+        if let FileKind::Gateway { profile } = classify(&f.rel) {
+            for g in std::str::from_utf8(&f.new)
+                .ok()
+                .and_then(freeswitch::gateways)
+                .unwrap_or_default()
+            {
+                gateways.push(ManagedGateway {
+                    profile: profile.clone(),
+                    registers: g.registers(),
+                    name: g.name,
+                });
+            }
+        }
+    }
+    Ok(HostPlan {
+        host: desired.host.clone(),
+        files,
+        reload,
+        handlers,
+        gateways,
+    })
+}
+
+/// The plan that undoes an applied one: every changed file back to what it was.
+pub fn reverse(p: &HostPlan, allow: Disruption) -> HostPlan {
+    let files: Vec<FilePlan> = p
+        .changed()
+        .map(|f| FilePlan {
+            status: if f.old.is_none() {
+                FileStatus::Created
+            } else {
+                FileStatus::Changed
+            },
+            content_changed: f.content_changed,
+            meta_changes: Vec::new(),
+            old_sha256: Some(f.new_sha256.clone()),
+            new_sha256: f.old_sha256.clone().unwrap_or_default(),
+            diff: String::new(),
+            old: Some(f.new.clone()),
+            old_meta: None,
+            new: f.old.clone().unwrap_or_default(),
+            owner: f.old_meta.as_ref().map(|m| m.0.clone()),
+            group: f.old_meta.as_ref().map(|m| m.1.clone()),
+            mode: f.old_meta.as_ref().map(|m| m.2),
+            // A file that did not exist before is removed on rollback.
+            remove: f.old.is_none(),
+            ..f.clone()
+        })
+        .collect();
+    let changes: Vec<Change> = p
+        .changed()
+        .filter(|f| f.content_changed)
+        .map(|f| Change {
+            rel: &f.rel,
+            old: std::str::from_utf8(&f.new).ok(),
+            new: f.old.as_deref().and_then(|b| std::str::from_utf8(b).ok()),
+        })
+        .collect();
+    let reload = reload::plan(&changes, allow);
+    let mut gateways = Vec::new();
+    for f in p.changed() {
+        if let FileKind::Gateway { profile } = classify(&f.rel) {
+            for g in f
+                .old
+                .as_deref()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(freeswitch::gateways)
+                .unwrap_or_default()
+            {
+                gateways.push(ManagedGateway {
+                    profile: profile.clone(),
+                    registers: g.registers(),
+                    name: g.name,
+                });
+            }
+        }
+    }
+    HostPlan {
+        host: p.host.clone(),
+        files,
+        reload,
+        handlers: Vec::new(),
+        gateways,
+    }
+}

@@ -1,0 +1,520 @@
+//! Playbooks: plays of typed, idempotent tasks, read from YAML.
+//!
+//! One struct per task kind, and [`TaskKind`] as the one enum over them (the mini-redis
+//! `Command` shape). Unknown fields are refused at parse time with the file, line and
+//! column; a task that names no kind or two kinds is refused with its name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::inventory::Vars;
+use crate::source::{self, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybookError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{}: play `{play}`, task `{task}`: {message}", path.display())]
+    Task {
+        path: PathBuf,
+        play: String,
+        task: String,
+        message: String,
+    },
+    #[error("{}: play `{play}`: {message}", path.display())]
+    Play {
+        path: PathBuf,
+        play: String,
+        message: String,
+    },
+}
+
+/// A YAML scalar taken as text: `10000`, `true` and `"10000"` all mean the string `10000`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum S {
+            S(String),
+            I(i64),
+            F(f64),
+            B(bool),
+        }
+        Ok(Scalar(match S::deserialize(d)? {
+            S::S(s) => s,
+            S::I(i) => i.to_string(),
+            S::F(f) => f.to_string(),
+            S::B(b) => b.to_string(),
+        }))
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// File permission bits, written as in Ansible: `"0640"`, `0640` or `416`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Mode(pub u32);
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Scalar::deserialize(d)?.0;
+        // A YAML `0640` without quotes arrives as the decimal 640 in YAML 1.2: read every
+        // form as octal digits, which is what operators mean.
+        let digits = s.trim_start_matches("0o");
+        u32::from_str_radix(digits, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .map(Mode)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not an octal file mode")))
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// Render a template file to `dest`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateTask {
+    /// Template path, looked up in `templates/` beside or above the playbook.
+    pub src: String,
+    /// Destination, relative to the host's conf root (or absolute inside it).
+    pub dest: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+/// Set `<param name=".." value=".."/>` entries inside an existing XML file, in place.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmlParamsTask {
+    pub dest: String,
+    pub params: BTreeMap<String, Scalar>,
+    /// The element whose `<param>` children are edited.
+    #[serde(default = "default_section")]
+    pub section: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+fn default_section() -> String {
+    "settings".into()
+}
+
+/// Ensure `<X-PRE-PROCESS cmd=".." data="name=value"/>` lines (vars.xml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreProcessTask {
+    #[serde(default = "default_vars_xml")]
+    pub dest: String,
+    /// `set`, `stun-set`, `env-set` or `exec-set`.
+    #[serde(default = "default_cmd")]
+    pub cmd: String,
+    pub vars: BTreeMap<String, Scalar>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+fn default_vars_xml() -> String {
+    "vars.xml".into()
+}
+fn default_cmd() -> String {
+    "set".into()
+}
+
+/// Ensure owner, group and mode of an existing file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTask {
+    pub dest: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+/// Run an `fs_cli -x` command, handler-style: only when a task it watches changed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsCliTask {
+    pub command: String,
+    /// Names of tasks whose change triggers the command; empty means any task of the play.
+    #[serde(default)]
+    pub on_change: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TaskKind {
+    Template(TemplateTask),
+    XmlParams(XmlParamsTask),
+    PreProcess(PreProcessTask),
+    File(FileTask),
+    FsCli(FsCliTask),
+}
+
+impl TaskKind {
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            TaskKind::Template(_) => "template",
+            TaskKind::XmlParams(_) => "xml_params",
+            TaskKind::PreProcess(_) => "preprocess",
+            TaskKind::File(_) => "file",
+            TaskKind::FsCli(_) => "fs_cli",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    name: Option<String>,
+    when: Option<String>,
+    #[serde(default)]
+    vars: Vars,
+    template: Option<TemplateTask>,
+    xml_params: Option<XmlParamsTask>,
+    preprocess: Option<PreProcessTask>,
+    file: Option<FileTask>,
+    fs_cli: Option<FsCliTask>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    /// A minijinja expression over the host's variables; the task is skipped when false.
+    pub when: Option<String>,
+    /// Variables for this task only (over the host's), e.g. one gateway template rendered
+    /// twice with different names.
+    pub vars: Vars,
+    pub kind: TaskKind,
+}
+
+/// How many hosts a batch takes: `serial: 2`, `serial: "25%"`, or a list for canaries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum BatchSize {
+    Count(usize),
+    Percent(u32),
+}
+
+impl<'de> Deserialize<'de> for BatchSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Scalar::deserialize(d)?.0;
+        BatchSize::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl BatchSize {
+    pub fn parse(s: &str) -> Result<BatchSize, String> {
+        let t = s.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            match p.trim().parse::<u32>() {
+                Ok(p) if (1..=100).contains(&p) => Ok(BatchSize::Percent(p)),
+                _ => Err(format!("`{s}` is not a percentage from 1% to 100%")),
+            }
+        } else {
+            match t.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(BatchSize::Count(n)),
+                _ => Err(format!(
+                    "`{s}` is not a positive host count or a percentage"
+                )),
+            }
+        }
+    }
+
+    /// Hosts in this batch out of `total` (Ansible rounds percentages down, minimum one).
+    pub fn of(&self, total: usize) -> usize {
+        match self {
+            BatchSize::Count(n) => *n,
+            BatchSize::Percent(p) => ((total * *p as usize) / 100).max(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawSerial {
+    One(BatchSize),
+    Many(Vec<BatchSize>),
+}
+
+/// Which disruptive steps a play may take to make its changes take effect.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Disruption {
+    /// Only non-disruptive steps (`reloadxml`, `rescan`, `killgw`); others are reported pending.
+    #[default]
+    None,
+    /// Sofia profile restarts too (drops the profile's calls).
+    Profile,
+    /// Full FreeSWITCH restarts too.
+    Restart,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostOrder {
+    #[default]
+    Inventory,
+    Sorted,
+    Shuffle,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySettings {
+    /// Seconds to wait for every managed gateway to reach its healthy state.
+    #[serde(default = "default_verify_timeout")]
+    pub timeout: f64,
+    #[serde(default = "default_verify_interval")]
+    pub interval: f64,
+}
+
+fn default_verify_timeout() -> f64 {
+    30.0
+}
+fn default_verify_interval() -> f64 {
+    1.0
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            timeout: default_verify_timeout(),
+            interval: default_verify_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlay {
+    name: Option<String>,
+    hosts: String,
+    #[serde(default)]
+    vars: Vars,
+    #[serde(default)]
+    tasks: Vec<RawTask>,
+    serial: Option<RawSerial>,
+    max_fail_percentage: Option<f64>,
+    #[serde(default)]
+    any_errors_fatal: bool,
+    #[serde(default)]
+    order: HostOrder,
+    #[serde(default)]
+    allow: Disruption,
+    #[serde(default)]
+    verify: VerifySettings,
+    /// Seconds to wait for active calls to drain before a disruptive step.
+    #[serde(default = "default_drain")]
+    drain_timeout: f64,
+}
+
+fn default_drain() -> f64 {
+    300.0
+}
+
+#[derive(Debug, Clone)]
+pub struct Play {
+    pub name: String,
+    pub hosts: String,
+    pub vars: Vars,
+    pub tasks: Vec<Task>,
+    pub serial: Vec<BatchSize>,
+    pub max_fail_percentage: Option<f64>,
+    pub any_errors_fatal: bool,
+    pub order: HostOrder,
+    pub allow: Disruption,
+    pub verify: VerifySettings,
+    pub drain_timeout: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub path: PathBuf,
+    pub plays: Vec<Play>,
+}
+
+impl Playbook {
+    pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
+        let raw: Vec<RawPlay> = source::load_yaml(path)?;
+        let mut plays = Vec::new();
+        for (i, rp) in raw.into_iter().enumerate() {
+            let play_name = rp.name.clone().unwrap_or_else(|| format!("play {}", i + 1));
+            let mut tasks = Vec::new();
+            for (j, rt) in rp.tasks.into_iter().enumerate() {
+                let task_name = rt.name.clone().unwrap_or_else(|| format!("task {}", j + 1));
+                let err = |message: String| PlaybookError::Task {
+                    path: path.to_path_buf(),
+                    play: play_name.clone(),
+                    task: task_name.clone(),
+                    message,
+                };
+                let mut kinds = Vec::new();
+                if let Some(t) = rt.template {
+                    kinds.push(TaskKind::Template(t));
+                }
+                if let Some(t) = rt.xml_params {
+                    kinds.push(TaskKind::XmlParams(t));
+                }
+                if let Some(t) = rt.preprocess {
+                    kinds.push(TaskKind::PreProcess(t));
+                }
+                if let Some(t) = rt.file {
+                    kinds.push(TaskKind::File(t));
+                }
+                if let Some(t) = rt.fs_cli {
+                    kinds.push(TaskKind::FsCli(t));
+                }
+                if kinds.len() != 1 {
+                    return Err(err(format!(
+                        "a task needs exactly one of `template`, `xml_params`, `preprocess`, `file`, `fs_cli` (found {})",
+                        if kinds.is_empty() {
+                            "none".to_string()
+                        } else {
+                            kinds.iter().map(|k| format!("`{}`", k.keyword())).collect::<Vec<_>>().join(", ")
+                        }
+                    )));
+                }
+                let kind = kinds.pop().expect("one kind");
+                if let TaskKind::PreProcess(p) = &kind {
+                    if !crate::freeswitch::preprocess::KNOWN_CMDS.contains(&p.cmd.as_str()) {
+                        return Err(err(format!(
+                            "pre-process cmd `{}` is not one of {}",
+                            p.cmd,
+                            crate::freeswitch::preprocess::KNOWN_CMDS.join(", ")
+                        )));
+                    }
+                }
+                if tasks.iter().any(|t: &Task| t.name == task_name) {
+                    return Err(err("two tasks of the play have this name".into()));
+                }
+                tasks.push(Task {
+                    name: task_name,
+                    when: rt.when,
+                    vars: rt.vars,
+                    kind,
+                });
+            }
+            // Handler references must name real tasks: a typo would silently never fire.
+            for t in &tasks {
+                if let TaskKind::FsCli(f) = &t.kind {
+                    for n in &f.on_change {
+                        if !tasks.iter().any(|o| &o.name == n) {
+                            return Err(PlaybookError::Task {
+                                path: path.to_path_buf(),
+                                play: play_name.clone(),
+                                task: t.name.clone(),
+                                message: format!(
+                                    "`on_change` names `{n}`, which is no task of this play"
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+            if let Some(p) = rp.max_fail_percentage {
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(PlaybookError::Play {
+                        path: path.to_path_buf(),
+                        play: play_name,
+                        message: format!("max_fail_percentage `{p}` is not between 0 and 100"),
+                    });
+                }
+            }
+            plays.push(Play {
+                name: play_name,
+                hosts: rp.hosts,
+                vars: rp.vars,
+                tasks,
+                serial: match rp.serial {
+                    None => Vec::new(),
+                    Some(RawSerial::One(b)) => vec![b],
+                    Some(RawSerial::Many(v)) => v,
+                },
+                max_fail_percentage: rp.max_fail_percentage,
+                any_errors_fatal: rp.any_errors_fatal,
+                order: rp.order,
+                allow: rp.allow,
+                verify: rp.verify,
+                drain_timeout: rp.drain_timeout,
+            });
+        }
+        Ok(Playbook {
+            path: path.to_path_buf(),
+            plays,
+        })
+    }
+
+    /// Folders searched for template sources, in order.
+    pub fn template_dirs(&self) -> Vec<PathBuf> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        vec![dir.join("templates"), dir.join("../templates"), dir]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Playbook, PlaybookError> {
+        let dir = std::env::temp_dir().join(format!(
+            "sy-pb-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("play.yml");
+        std::fs::write(&p, text).unwrap();
+        Playbook::load(&p)
+    }
+
+    #[test]
+    fn unknown_task_field_is_located() {
+        let err = parse("- hosts: all\n  tasks:\n    - name: gw\n      template:\n        src: a\n        dest: b\n        mdoe: '0640'\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(":7:9: "), "{text}");
+        assert!(text.contains("unknown field `mdoe`"), "{text}");
+    }
+
+    #[test]
+    fn task_needs_exactly_one_kind() {
+        let err = parse("- hosts: all\n  tasks:\n    - name: both\n      file: {dest: a}\n      fs_cli: {command: reloadxml}\n").unwrap_err();
+        assert!(err.to_string().contains("task `both`"), "{err}");
+    }
+
+    #[test]
+    fn serial_and_modes() {
+        let pb = parse("- hosts: all\n  serial: [1, \"10%\", \"100%\"]\n  tasks:\n    - file: {dest: a, mode: 0640}\n").unwrap();
+        let play = &pb.plays[0];
+        assert_eq!(
+            play.serial,
+            vec![
+                BatchSize::Count(1),
+                BatchSize::Percent(10),
+                BatchSize::Percent(100)
+            ]
+        );
+        assert_eq!(BatchSize::Percent(10).of(5), 1);
+        match &play.tasks[0].kind {
+            TaskKind::File(f) => assert_eq!(f.mode, Some(Mode(0o640))),
+            _ => panic!(),
+        }
+    }
+}

@@ -1,0 +1,745 @@
+//! The runner: the one pipeline every command goes through, host by host, batch by batch.
+//!
+//! inventory + playbook → desired state (no connection) → lint → per host: connect,
+//! gather facts (one round trip) → plan (pure) → [stop here for check, drift, review] →
+//! write (one round trip) → FreeSWITCH steps (one round trip) → verify → rollback on
+//! failure → report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::desired::{self, HostDesired};
+use crate::facts;
+use crate::freeswitch::lint::{self, Finding, Severity};
+use crate::freeswitch::reload::{Action, Step};
+use crate::freeswitch::status::{self, GatewayStatus};
+use crate::inventory::{Host, Inventory};
+use crate::plan::{self, FilePlan, HostPlan};
+use crate::playbook::{BatchSize, Disruption, HostOrder, Play, Playbook};
+use crate::script::{self, FileOp};
+use crate::template::Templates;
+use crate::transport::{SshOptions, Transport};
+
+/// How far the pipeline goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Stop after the plan: change nothing anywhere.
+    Check,
+    /// Apply, run the FreeSWITCH steps, verify, roll back on failure.
+    Apply,
+    /// Only poll the managed gateways.
+    Verify,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub mode: Mode,
+    /// Override of the play's `allow:`.
+    pub allow: Option<Disruption>,
+    pub forks: usize,
+    pub limit: Option<String>,
+    pub ssh: SshOptions,
+    /// Override of the play's `serial:`.
+    pub serial: Option<Vec<BatchSize>>,
+    pub max_fail_percentage: Option<f64>,
+    /// Verify gateways after applying a change (default on).
+    pub verify: bool,
+    /// Seed for `order: shuffle` (reproducible runs in tests).
+    pub shuffle_seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostStatus {
+    Ok,
+    Changed,
+    Failed,
+    Unreachable,
+    RolledBack,
+    /// Never touched: the rollout stopped before its batch.
+    NotRun,
+}
+
+impl HostStatus {
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            HostStatus::Failed | HostStatus::Unreachable | HostStatus::RolledBack
+        )
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            HostStatus::Ok => "ok",
+            HostStatus::Changed => "changed",
+            HostStatus::Failed => "failed",
+            HostStatus::Unreachable => "unreachable",
+            HostStatus::RolledBack => "rolled back",
+            HostStatus::NotRun => "not run",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub command: String,
+    pub reason: String,
+    pub output: String,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub batch: usize,
+    pub status: HostStatus,
+    pub error: Option<String>,
+    pub files: Vec<FilePlan>,
+    /// FreeSWITCH steps: planned (check) or run (apply).
+    pub steps: Vec<StepResult>,
+    pub pending: Vec<Step>,
+    pub restart_pending: bool,
+    pub gateways: Vec<GatewayStatus>,
+    pub rollback: Option<String>,
+    pub findings: Vec<Finding>,
+    /// Remote commands run for this host after authentication.
+    pub remote_commands: u64,
+    pub seconds: f64,
+}
+
+impl HostReport {
+    fn new(host: &str, batch: usize) -> HostReport {
+        HostReport {
+            host: host.to_string(),
+            batch,
+            status: HostStatus::Ok,
+            error: None,
+            files: Vec::new(),
+            steps: Vec::new(),
+            pending: Vec::new(),
+            restart_pending: false,
+            gateways: Vec::new(),
+            rollback: None,
+            findings: Vec::new(),
+            remote_commands: 0,
+            seconds: 0.0,
+        }
+    }
+    fn fail(mut self, status: HostStatus, error: String) -> HostReport {
+        self.status = status;
+        self.error = Some(error);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayReport {
+    pub play: String,
+    pub mode: Mode,
+    pub hosts: Vec<HostReport>,
+    /// Why the rollout stopped early, if it did.
+    pub aborted: Option<String>,
+}
+
+/// Called with each host's report as soon as the host is done.
+pub type OnHost = Arc<dyn Fn(&HostReport) + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no host of the inventory matches `{0}`")]
+    NoHosts(String),
+    #[error("lint found {errors} error(s); nothing was pushed")]
+    Lint {
+        errors: usize,
+        findings: Vec<Finding>,
+    },
+}
+
+/// Build every selected host's desired state (no connection).
+pub fn desired_states<'a>(
+    inv: &'a Inventory,
+    pb: &Playbook,
+    play: &Play,
+    limit: Option<&str>,
+) -> Vec<(&'a Host, Result<HostDesired, String>)> {
+    let mut templates = Templates::new(pb.template_dirs());
+    let limit_hosts: Option<Vec<&Host>> = limit.map(|l| inv.select(l));
+    inv.select(&play.hosts)
+        .into_iter()
+        .filter(|h| {
+            limit_hosts
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|x| x.name == h.name))
+        })
+        .map(|h| {
+            (
+                h,
+                desired::build(h, play, &mut templates).map_err(|e| e.to_string()),
+            )
+        })
+        .collect()
+}
+
+/// Lint what can be known before connecting: host settings and whole rendered files.
+pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
+    let files: BTreeMap<String, String> = d
+        .files
+        .iter()
+        .filter(|f| f.edits.is_empty())
+        .filter_map(|f| f.base.clone().map(|b| (f.rel.clone(), b)))
+        .collect();
+    let mut out = lint::lint(Some(&host.name), &files);
+    out.extend(lint::lint_host(host));
+    out
+}
+
+fn batches(n: usize, serial: &[BatchSize]) -> Vec<usize> {
+    if serial.is_empty() {
+        return vec![n];
+    }
+    let mut out = Vec::new();
+    let mut left = n;
+    let mut i = 0;
+    while left > 0 {
+        let size = serial[i.min(serial.len() - 1)].of(n).min(left).max(1);
+        out.push(size);
+        left -= size;
+        i += 1;
+    }
+    out
+}
+
+fn shuffle<T>(v: &mut [T], seed: u64) {
+    let mut x = seed | 1;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
+/// Run one play.
+pub async fn run_play(
+    inv: &Inventory,
+    pb: &Playbook,
+    play: &Play,
+    opts: &RunOptions,
+    on_host: OnHost,
+) -> Result<PlayReport, RunError> {
+    let mut hosts = desired_states(inv, pb, play, opts.limit.as_deref());
+    if hosts.is_empty() {
+        return Err(RunError::NoHosts(match &opts.limit {
+            Some(l) => format!("{} (limited to `{l}`)", play.hosts),
+            None => play.hosts.clone(),
+        }));
+    }
+    match play.order {
+        HostOrder::Inventory => {}
+        HostOrder::Sorted => hosts.sort_by(|a, b| a.0.name.cmp(&b.0.name)),
+        HostOrder::Shuffle => shuffle(&mut hosts, opts.shuffle_seed),
+    }
+    // Lint first: a configuration with errors is never pushed.
+    let mut findings = Vec::new();
+    for (h, d) in &hosts {
+        if let Ok(d) = d {
+            findings.extend(lint_desired(h, d));
+        }
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    if errors > 0 && opts.mode == Mode::Apply {
+        return Err(RunError::Lint { errors, findings });
+    }
+
+    let allow = opts.allow.unwrap_or(play.allow);
+    let serial = opts.serial.clone().unwrap_or_else(|| play.serial.clone());
+    let max_fail = opts.max_fail_percentage.or(play.max_fail_percentage);
+    let sizes = batches(hosts.len(), &serial);
+    let sem = Arc::new(Semaphore::new(opts.forks.max(1)));
+    let settings = Arc::new(HostSettings {
+        mode: opts.mode,
+        allow,
+        ssh: opts.ssh.clone(),
+        verify: opts.verify,
+        verify_timeout: Duration::from_secs_f64(play.verify.timeout),
+        verify_interval: Duration::from_secs_f64(play.verify.interval),
+        drain_timeout: Duration::from_secs_f64(play.drain_timeout),
+    });
+
+    let mut reports: Vec<HostReport> = Vec::new();
+    let mut aborted = None;
+    let mut queue = hosts.into_iter();
+    for (b, size) in sizes.iter().enumerate() {
+        let batch: Vec<_> = queue.by_ref().take(*size).collect();
+        if aborted.is_some() {
+            for (h, _) in batch {
+                let r = HostReport::new(&h.name, b + 1).fail(
+                    HostStatus::NotRun,
+                    "the rollout stopped before this batch".into(),
+                );
+                on_host(&r);
+                reports.push(r);
+            }
+            continue;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (i, (h, d)) in batch.into_iter().enumerate() {
+            let host = h.clone();
+            let sem = sem.clone();
+            let settings = settings.clone();
+            let on_host = on_host.clone();
+            let host_findings: Vec<Finding> = findings
+                .iter()
+                .filter(|f| f.host.as_deref() == Some(&h.name))
+                .cloned()
+                .collect();
+            set.spawn(async move {
+                // Spread connection set-up a little so a large fleet does not hit a
+                // bastion's MaxStartups all at once.
+                tokio::time::sleep(Duration::from_millis((i as u64 % 100) * 2)).await;
+                let _permit = sem.acquire_owned().await.expect("semaphore open");
+                let started = Instant::now();
+                let mut r = process_host(&host, d, &settings, b + 1).await;
+                r.findings.splice(0..0, host_findings);
+                r.seconds = started.elapsed().as_secs_f64();
+                on_host(&r);
+                (i, r)
+            });
+        }
+        let mut batch_reports: Vec<(usize, HostReport)> = Vec::new();
+        while let Some(res) = set.join_next().await {
+            match res {
+                Ok(x) => batch_reports.push(x),
+                Err(e) => batch_reports.push((
+                    usize::MAX,
+                    HostReport::new("?", b + 1)
+                        .fail(HostStatus::Failed, format!("internal error: {e}")),
+                )),
+            }
+        }
+        batch_reports.sort_by_key(|x| x.0);
+        let failed = batch_reports
+            .iter()
+            .filter(|(_, r)| r.status.is_failure())
+            .count();
+        let n = batch_reports.len();
+        reports.extend(batch_reports.into_iter().map(|x| x.1));
+        if opts.mode == Mode::Apply && b + 1 < sizes.len() {
+            let pct = 100.0 * failed as f64 / n.max(1) as f64;
+            if failed > 0 && play.any_errors_fatal {
+                aborted = Some(format!(
+                    "batch {} had {failed} failed host(s) and the play sets any_errors_fatal",
+                    b + 1
+                ));
+            } else if let Some(m) = max_fail {
+                if pct > m {
+                    aborted = Some(format!("batch {} failed on {failed} of {n} hosts ({pct:.0}%), more than max_fail_percentage {m}%", b + 1));
+                }
+            } else if failed == n && n > 0 {
+                aborted = Some(format!("every host of batch {} failed", b + 1));
+            }
+        }
+    }
+    Ok(PlayReport {
+        play: play.name.clone(),
+        mode: opts.mode,
+        hosts: reports,
+        aborted,
+    })
+}
+
+struct HostSettings {
+    mode: Mode,
+    allow: Disruption,
+    ssh: SshOptions,
+    verify: bool,
+    verify_timeout: Duration,
+    verify_interval: Duration,
+    drain_timeout: Duration,
+}
+
+async fn process_host(
+    host: &Host,
+    desired: Result<HostDesired, String>,
+    s: &HostSettings,
+    batch: usize,
+) -> HostReport {
+    let report = HostReport::new(&host.name, batch);
+    let desired = match desired {
+        Ok(d) => d,
+        Err(e) => return report.fail(HostStatus::Failed, e),
+    };
+    let mut t = match Transport::connect(&host.connection, &s.ssh).await {
+        Ok(t) => t,
+        Err(e) => return report.fail(HostStatus::Unreachable, e.to_string()),
+    };
+    let commands = t.commands.clone();
+    let mut r = pipeline(&mut t, host, &desired, s, report).await;
+    r.remote_commands = commands.load(std::sync::atomic::Ordering::Relaxed);
+    t.close().await;
+    // Last line of defence: nothing in a report may carry a secret.
+    if let Some(e) = &r.error {
+        r.error = Some(desired.redactor.redact(e));
+    }
+    r
+}
+
+async fn pipeline(
+    t: &mut Transport,
+    host: &Host,
+    desired: &HostDesired,
+    s: &HostSettings,
+    mut r: HostReport,
+) -> HostReport {
+    let paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
+    let facts = match facts::gather(t, &paths).await {
+        Ok(f) => f,
+        Err(e) => return r.fail(HostStatus::Failed, e.to_string()),
+    };
+    let p = match plan::plan(desired, &facts, s.allow) {
+        Ok(p) => p,
+        Err(e) => return r.fail(HostStatus::Failed, e.to_string()),
+    };
+    // Lint the final content of every managed file (edits included) as one configuration.
+    let finals: BTreeMap<String, String> = p
+        .files
+        .iter()
+        .filter_map(|f| {
+            String::from_utf8(f.new.clone())
+                .ok()
+                .map(|t| (f.rel.clone(), t))
+        })
+        .collect();
+    let post = lint::lint(Some(&host.name), &finals);
+    let post_errors: Vec<String> = post
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("{}:{}: {}", f.file, f.line, f.message))
+        .collect();
+    for f in post {
+        if !r.findings.contains(&f) {
+            r.findings.push(f);
+        }
+    }
+    r.pending = p.reload.pending.clone();
+    r.restart_pending = !p.reload.pending.is_empty();
+    r.status = if p.has_changes() {
+        HostStatus::Changed
+    } else {
+        HostStatus::Ok
+    };
+
+    if s.mode == Mode::Verify {
+        r.files = p.files.clone();
+        return verify_only(t, host, &p, s, r).await;
+    }
+    if s.mode == Mode::Check {
+        r.steps = planned_steps(&p);
+        r.files = p.files;
+        return r;
+    }
+    if !post_errors.is_empty() && p.has_changes() {
+        r.files = p.files;
+        return r.fail(
+            HostStatus::Failed,
+            format!("lint: {}", post_errors.join("; ")),
+        );
+    }
+    if !p.has_changes() {
+        r.files = p.files;
+        return r;
+    }
+
+    // 1. write
+    if let Err(e) = write_files(t, host, &p).await {
+        r.files = p.files;
+        return r.fail(HostStatus::Failed, e);
+    }
+    // 2. FreeSWITCH steps
+    let (results, failure) = run_steps(t, host, &p, s).await;
+    r.steps = results;
+    let failure = match failure {
+        Some(f) => Some(f),
+        None => {
+            // 3. verify
+            let gw_changed = p.changed().any(|f| {
+                matches!(
+                    crate::freeswitch::classify(&f.rel),
+                    crate::freeswitch::FileKind::Gateway { .. }
+                ) && f.content_changed
+            });
+            if s.verify && gw_changed && !p.gateways.is_empty() && !p.reload.steps.is_empty() {
+                let v = crate::verify::gateways(
+                    t,
+                    &host.freeswitch.fs_cli,
+                    &p.gateways,
+                    s.verify_timeout,
+                    s.verify_interval,
+                )
+                .await;
+                r.gateways = v.gateways;
+                v.failure
+            } else {
+                None
+            }
+        }
+    };
+    let Some(reason) = failure else {
+        r.files = p.files;
+        return r;
+    };
+    // 4. roll back
+    let back = plan::reverse(&p, s.allow);
+    let mut notes = Vec::new();
+    if let Err(e) = write_files(t, host, &back).await {
+        r.files = p.files;
+        return r.fail(
+            HostStatus::Failed,
+            format!("{reason}; ROLLBACK FAILED while restoring files: {e}"),
+        );
+    }
+    let (back_steps, back_failure) = run_steps(t, host, &back, s).await;
+    for st in back_steps {
+        r.steps.push(StepResult {
+            command: format!("(rollback) {}", st.command),
+            ..st
+        });
+    }
+    if let Some(f) = back_failure {
+        notes.push(format!("rollback step failed: {f}"));
+    }
+    if s.verify && !back.gateways.is_empty() && !back.reload.steps.is_empty() {
+        let v = crate::verify::gateways(
+            t,
+            &host.freeswitch.fs_cli,
+            &back.gateways,
+            s.verify_timeout,
+            s.verify_interval,
+        )
+        .await;
+        r.gateways = v.gateways;
+        if let Some(f) = v.failure {
+            notes.push(format!("after rollback: {f}"));
+        }
+    }
+    r.files = p.files;
+    r.rollback = Some(if notes.is_empty() {
+        "previous files restored and verified".into()
+    } else {
+        notes.join("; ")
+    });
+    r.fail(HostStatus::RolledBack, reason)
+}
+
+fn planned_steps(p: &HostPlan) -> Vec<StepResult> {
+    p.reload
+        .steps
+        .iter()
+        .map(|s| StepResult {
+            command: s.action.to_string(),
+            reason: s.reason.clone(),
+            output: String::new(),
+            ok: true,
+        })
+        .chain(p.handlers.iter().map(|h| StepResult {
+            command: h.clone(),
+            reason: "handler".into(),
+            output: String::new(),
+            ok: true,
+        }))
+        .collect()
+}
+
+async fn write_files(t: &mut Transport, host: &Host, p: &HostPlan) -> Result<(), String> {
+    let fs = &host.freeswitch;
+    let ops: Vec<FileOp> = p
+        .changed()
+        .map(|f| {
+            if f.remove {
+                FileOp::Remove { path: &f.path }
+            } else if f.content_changed || f.old.is_none() {
+                FileOp::Write {
+                    path: &f.path,
+                    content: &f.new,
+                    owner: f.owner.as_deref().unwrap_or(&fs.owner),
+                    group: f.group.as_deref().unwrap_or(&fs.group),
+                    mode: f.mode.unwrap_or(0o640),
+                }
+            } else {
+                FileOp::Perms {
+                    path: &f.path,
+                    owner: f.owner.as_deref(),
+                    group: f.group.as_deref(),
+                    mode: f.mode,
+                }
+            }
+        })
+        .collect();
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let (cmd, stdin) = script::write(&ops);
+    match t.exec(&cmd, &stdin).await {
+        Ok(out) if out.ok() && out.stdout_text().contains("switchyard-write-ok") => Ok(()),
+        Ok(out) => Err(format!(
+            "writing files failed (exit {}): {}",
+            out.exit
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "none".into()),
+            out.stderr_text()
+        )),
+        Err(e) => Err(format!("writing files failed: {e}")),
+    }
+}
+
+async fn run_steps(
+    t: &mut Transport,
+    host: &Host,
+    p: &HostPlan,
+    s: &HostSettings,
+) -> (Vec<StepResult>, Option<String>) {
+    let mut steps: Vec<(Action, String)> = p
+        .reload
+        .steps
+        .iter()
+        .map(|s| (s.action.clone(), s.reason.clone()))
+        .collect();
+    steps.extend(
+        p.handlers
+            .iter()
+            .map(|h| (Action::Api(h.clone()), "handler".to_string())),
+    );
+    if steps.is_empty() {
+        return (Vec::new(), None);
+    }
+    if p.reload
+        .steps
+        .iter()
+        .any(|st| st.disruption > Disruption::None)
+    {
+        if let Err(e) = drain(t, host, s.drain_timeout).await {
+            return (Vec::new(), Some(e));
+        }
+    }
+    let actions: Vec<Action> = steps.iter().map(|x| x.0.clone()).collect();
+    let cmd = script::steps(
+        &host.freeswitch.fs_cli,
+        &host.freeswitch.restart_command,
+        &actions,
+    );
+    let out = match t.exec(&cmd, &[]).await {
+        Ok(o) => o,
+        Err(e) => {
+            return (
+                Vec::new(),
+                Some(format!("running FreeSWITCH commands failed: {e}")),
+            )
+        }
+    };
+    let parts = script::split_steps(&out.stdout_text());
+    let mut results = Vec::new();
+    let mut failure = None;
+    for (i, (action, reason)) in steps.iter().enumerate() {
+        let (body, rc) = parts
+            .iter()
+            .find(|x| x.0 == i)
+            .map(|x| (x.1.clone(), x.2))
+            .unwrap_or((String::new(), -1));
+        let check = match action {
+            Action::Api(c) => status::check_reply(c, &body).map_err(|e| e.to_string()),
+            Action::Restart if rc == 0 => Ok(()),
+            Action::Restart => Err(format!("restart command exited {rc}: {}", body.trim())),
+        };
+        if let Err(e) = &check {
+            failure.get_or_insert_with(|| format!("`{action}`: {e}"));
+        }
+        results.push(StepResult {
+            command: action.to_string(),
+            reason: reason.clone(),
+            output: body.trim().to_string(),
+            ok: check.is_ok(),
+        });
+    }
+    (results, failure)
+}
+
+/// Before a disruptive step: wait (up to `timeout`) for active calls to end.
+async fn drain(t: &mut Transport, host: &Host, timeout: Duration) -> Result<(), String> {
+    let cmd = script::steps(
+        &host.freeswitch.fs_cli,
+        "true",
+        &[Action::Api("show calls count".into())],
+    );
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = t
+            .exec(&cmd, &[])
+            .await
+            .map_err(|e| format!("cannot count active calls: {e}"))?;
+        let parts = script::split_steps(&out.stdout_text());
+        let body = parts.first().map(|p| p.1.clone()).unwrap_or_default();
+        match status::parse_calls_count(&body) {
+            Some(0) => return Ok(()),
+            Some(n) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "{n} call(s) still active after waiting {:.0} s; disruptive step not run",
+                    timeout.as_secs_f64()
+                ))
+            }
+            Some(_) => tokio::time::sleep(Duration::from_secs(2).min(timeout)).await,
+            None => return Err(format!("cannot read `show calls count`: {}", body.trim())),
+        }
+    }
+}
+
+async fn verify_only(
+    t: &mut Transport,
+    host: &Host,
+    p: &HostPlan,
+    s: &HostSettings,
+    mut r: HostReport,
+) -> HostReport {
+    r.status = HostStatus::Ok;
+    if p.gateways.is_empty() {
+        return r;
+    }
+    let v = crate::verify::gateways(
+        t,
+        &host.freeswitch.fs_cli,
+        &p.gateways,
+        s.verify_timeout,
+        s.verify_interval,
+    )
+    .await;
+    r.gateways = v.gateways;
+    match v.failure {
+        Some(f) => r.fail(HostStatus::Failed, f),
+        None => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_sizes() {
+        assert_eq!(batches(10, &[]), vec![10]);
+        assert_eq!(
+            batches(10, &[BatchSize::Count(1), BatchSize::Percent(50)]),
+            vec![1, 5, 4]
+        );
+        assert_eq!(
+            batches(3, &[BatchSize::Count(1), BatchSize::Percent(100)]),
+            vec![1, 2]
+        );
+        assert_eq!(batches(5, &[BatchSize::Count(2)]), vec![2, 2, 1]);
+    }
+}

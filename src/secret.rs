@@ -1,0 +1,165 @@
+//! Keeping secrets out of everything switchyard prints or stores.
+//!
+//! A value is secret when its variable name says so (`password`, `secret`, `token`, ...,
+//! anywhere in the name, at any depth) or when it is the `value` of an XML `<param>` whose
+//! name says so. [`Redactor`] replaces every occurrence of every secret, raw or
+//! XML-escaped, so a secret embedded in a larger value is masked too.
+
+use serde_json::Value;
+
+use crate::inventory::Vars;
+
+pub const MASK: &str = "********";
+
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "passphrase",
+    "api_key",
+    "apikey",
+];
+
+/// Whether a variable or parameter name marks its value as secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|w| n.contains(w))
+}
+
+/// Replaces known secret strings with [`MASK`].
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so a secret that contains another is masked whole.
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub fn from_vars(vars: &Vars) -> Redactor {
+        let mut r = Redactor::default();
+        for (k, v) in vars {
+            r.collect(k, v, false);
+        }
+        r
+    }
+
+    fn collect(&mut self, key: &str, v: &Value, inherited: bool) {
+        let secret = inherited || is_secret_name(key);
+        match v {
+            Value::String(s) if secret => self.add(s),
+            Value::Number(n) if secret => self.add(&n.to_string()),
+            Value::Array(a) => a.iter().for_each(|x| self.collect(key, x, secret)),
+            Value::Object(o) => o.iter().for_each(|(k, x)| self.collect(k, x, secret)),
+            _ => {}
+        }
+    }
+
+    pub fn add(&mut self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        for form in [secret.to_string(), crate::template::xml_escape(secret)] {
+            if !self.secrets.contains(&form) {
+                self.secrets.push(form);
+            }
+        }
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    pub fn merge(&mut self, other: &Redactor) {
+        for s in &other.secrets {
+            self.add(s);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// Mask every known secret, and the value of every password-like XML param.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), MASK);
+            }
+        }
+        mask_secret_params(&out)
+    }
+}
+
+/// `<param name="password" value="x"/>` → `value="********"`, whatever the source of `x`;
+/// likewise `data="trunk_password=x"` in pre-process lines. Works on diff lines too.
+fn mask_secret_params(text: &str) -> String {
+    if !text.contains("name=\"") && !text.contains("data=\"") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        out.push_str(&mask_line(line));
+    }
+    out
+}
+
+fn mask_line(line: &str) -> String {
+    let mut l = line.to_string();
+    // <param name="password" value="...">
+    if let Some(ns) = l.find("name=\"") {
+        let rest = &l[ns + 6..];
+        if let Some(ne) = rest.find('"') {
+            if is_secret_name(&rest[..ne]) {
+                if let Some(vs) = l[ns..].find("value=\"").map(|i| ns + i + 7) {
+                    if let Some(ve) = l[vs..].find('"').map(|i| vs + i) {
+                        l.replace_range(vs..ve, MASK);
+                    }
+                }
+            }
+        }
+    }
+    // <X-PRE-PROCESS cmd="set" data="trunk_password=..."/>
+    if let Some(ds) = l.find("data=\"").map(|i| i + 6) {
+        if let Some(de) = l[ds..].find('"').map(|i| ds + i) {
+            if let Some(eq) = l[ds..de].find('=').map(|i| ds + i) {
+                if is_secret_name(&l[ds..eq]) && &l[eq + 1..de] != MASK {
+                    l.replace_range(eq + 1..de, MASK);
+                }
+            }
+        }
+    }
+    l
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_nested_embedded_and_escaped_secrets() {
+        let vars: Vars = serde_json::from_str(
+            r#"{"trunk": {"password": "s3<cr\"t", "user": "u"}, "api_token": "tok123", "realm": "r"}"#,
+        )
+        .unwrap();
+        let r = Redactor::from_vars(&vars);
+        assert_eq!(
+            r.redact("url=https://x/?t=tok123&u=u"),
+            "url=https://x/?t=********&u=u"
+        );
+        assert_eq!(r.redact("v=\"s3&lt;cr&quot;t\""), "v=\"********\"");
+        assert_eq!(r.redact("realm r"), "realm r");
+    }
+
+    #[test]
+    fn masks_password_params_from_any_source() {
+        let r = Redactor::default();
+        let text = "    <param name=\"password\" value=\"literal\"/>\n    <param name=\"realm\" value=\"x\"/>\n";
+        assert_eq!(r.redact(text), "    <param name=\"password\" value=\"********\"/>\n    <param name=\"realm\" value=\"x\"/>\n");
+        assert_eq!(
+            r.redact("-  <param name=\"password\" value=\"old\"/>\n"),
+            "-  <param name=\"password\" value=\"********\"/>\n"
+        );
+        assert_eq!(
+            r.redact("+<X-PRE-PROCESS cmd=\"set\" data=\"trunk_password=x\"/>\n"),
+            "+<X-PRE-PROCESS cmd=\"set\" data=\"trunk_password=********\"/>\n"
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! Rendering templates: minijinja with strict undefined variables and XML escaping.
+//!
+//! minijinja's default auto-escaping is HTML (it turns `/` into `&#x2f;`), which FreeSWITCH
+//! would read back wrong in pre-process lines, and its default undefined behaviour prints
+//! nothing for a misspelt variable. So: every printed value is XML-escaped by our own
+//! formatter (`|safe` opts out), undefined values are errors naming the variable, and the
+//! `preprocess` filter passes a value raw into `data="..."` after checking it can go there.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::value::Value;
+use std::error::Error as _;
+
+use minijinja::{Environment, Error as JinjaError, ErrorKind, UndefinedBehavior};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template `{template}` not found (looked in {searched})")]
+    NotFound { template: String, searched: String },
+    #[error("template `{template}`: cannot read: {source}")]
+    Read {
+        template: String,
+        source: crate::source::SourceError,
+    },
+    #[error("template `{template}` line {line}: undefined variable `{variable}`")]
+    Undefined {
+        template: String,
+        line: usize,
+        variable: String,
+    },
+    #[error("template `{template}`{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Render {
+        template: String,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("`{template}` rendered to XML that is not well-formed: line {line}, column {column}: {message}")]
+    NotWellFormed {
+        template: String,
+        line: u32,
+        column: u32,
+        message: String,
+    },
+}
+
+/// Escape for XML text and attribute values.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Template contexts are built from serde values.
+pub trait FromSerde {
+    fn from_serde<T: serde::Serialize>(v: T) -> Self;
+}
+
+impl FromSerde for Value {
+    fn from_serde<T: serde::Serialize>(v: T) -> Value {
+        Value::from(minijinja::value::Serde(v))
+    }
+}
+
+/// A template environment over the playbook's template folders.
+pub struct Templates {
+    env: Environment<'static>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Templates {
+    pub fn new(dirs: Vec<PathBuf>) -> Templates {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_recursion_limit(64);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .build()
+                .expect("default delimiters are valid"),
+        );
+        env.set_formatter(|out, _state, value| {
+            if value.is_safe() {
+                write!(out, "{value}").map_err(JinjaError::from)
+            } else {
+                let s = if value.is_none() {
+                    String::new()
+                } else {
+                    value.to_string()
+                };
+                out.write_str(&xml_escape(&s)).map_err(JinjaError::from)
+            }
+        });
+        env.add_filter("preprocess", |v: String| -> Result<Value, JinjaError> {
+            match crate::freeswitch::preprocess::unsafe_data(&v) {
+                Some(what) => Err(JinjaError::new(
+                    ErrorKind::InvalidOperation,
+                    format!("value contains {what}, which a pre-process line cannot carry"),
+                )),
+                None => Ok(Value::from_safe_string(v)),
+            }
+        });
+        Templates { env, dirs }
+    }
+
+    fn find(&self, name: &str) -> Result<PathBuf, TemplateError> {
+        if name.split(['/', '\\']).any(|c| c == "..") || Path::new(name).is_absolute() {
+            return Err(TemplateError::NotFound {
+                template: name.into(),
+                searched: "nowhere: template names may not be absolute or contain `..`".into(),
+            });
+        }
+        self.dirs
+            .iter()
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .ok_or_else(|| TemplateError::NotFound {
+                template: name.into(),
+                searched: self
+                    .dirs
+                    .iter()
+                    .map(|d| format!("`{}`", d.display()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Load (once) and render the template file `name` with `ctx`.
+    pub fn render_file(&mut self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+        if self.env.get_template(name).is_err() {
+            let path = self.find(name)?;
+            let src = crate::source::read_text(&path).map_err(|source| TemplateError::Read {
+                template: name.into(),
+                source,
+            })?;
+            self.env
+                .add_template_owned(name.to_string(), src)
+                .map_err(|e| to_error(name, &e, None))?;
+        }
+        let tmpl = self
+            .env
+            .get_template(name)
+            .map_err(|e| to_error(name, &e, None))?;
+        tmpl.render(ctx)
+            .map_err(|e| to_error(name, &e, tmpl.source().into()))
+    }
+
+    /// Render a short inline template (a `dest`, a param value) named for error messages.
+    pub fn render_str(&self, what: &str, text: &str, ctx: &Value) -> Result<String, TemplateError> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        // Inline values are raw text destined for fields that get escaped where they land.
+        let mut env = self.env.clone();
+        env.set_formatter(|out, _s, v| {
+            let s = if v.is_none() {
+                String::new()
+            } else {
+                v.to_string()
+            };
+            out.write_str(&s).map_err(JinjaError::from)
+        });
+        env.render_str(text, ctx)
+            .map_err(|e| to_error(what, &e, Some(text)))
+    }
+
+    /// Evaluate a `when:` expression.
+    pub fn eval_bool(&self, what: &str, expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
+        let e = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| to_error(what, &e, Some(expr)))?;
+        e.eval(ctx)
+            .map(|v| v.is_true())
+            .map_err(|e| to_error(what, &e, Some(expr)))
+    }
+}
+
+fn to_error(name: &str, e: &JinjaError, source: Option<&str>) -> TemplateError {
+    let line = e.line();
+    if e.kind() == ErrorKind::UndefinedError {
+        // minijinja says "undefined value"; point at the expression so the operator sees
+        // which variable is missing.
+        let variable = match (e.range(), source) {
+            (Some(r), Some(src)) if r.end <= src.len() => src[r].trim().to_string(),
+            _ => "?".into(),
+        };
+        return TemplateError::Undefined {
+            template: name.into(),
+            line: line.unwrap_or(0),
+            variable,
+        };
+    }
+    let mut message = e
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.kind().to_string());
+    let mut src = e.source();
+    while let Some(inner) = src {
+        message.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    TemplateError::Render {
+        template: name.into(),
+        line,
+        message,
+    }
+}
+
+/// Check that `text` is well-formed XML as FreeSWITCH will see it.
+///
+/// FreeSWITCH's pre-processor consumes `X-PRE-PROCESS` lines (whose `data` is raw and may
+/// hold `&` or `<`) and drops lines with `<?`, so those are blanked before parsing, keeping
+/// line numbers.
+pub fn check_well_formed(name: &str, text: &str) -> Result<(), TemplateError> {
+    let cleaned: String = text
+        .split_inclusive('\n')
+        .map(|l| {
+            let t = l.trim_start();
+            if t.starts_with("<X-PRE-PROCESS") || t.starts_with("<?") {
+                if l.ends_with('\n') {
+                    "\n"
+                } else {
+                    ""
+                }
+            } else {
+                l
+            }
+        })
+        .collect();
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 1_000_000,
+        ..Default::default()
+    };
+    match roxmltree::Document::parse_with_options(&cleaned, opts) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let pos = e.pos();
+            Err(TemplateError::NotWellFormed {
+                template: name.into(),
+                line: pos.row,
+                column: pos.col,
+                message: e.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpl(name: &str, body: &str) -> Templates {
+        let dir = std::env::temp_dir().join(format!(
+            "sy-tmpl-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), body).unwrap();
+        Templates::new(vec![dir])
+    }
+
+    #[test]
+    fn values_are_xml_escaped_not_html_escaped() {
+        let mut t = tmpl(
+            "gw.xml",
+            "<param name=\"password\" value=\"{{ pw }}\"/>\n<p v=\"{{ path }}\"/>\n",
+        );
+        let out = t
+            .render_file(
+                "gw.xml",
+                &Value::from_serde(serde_json::json!({"pw": "a\"<&'b", "path": "/x/y"})),
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "<param name=\"password\" value=\"a&quot;&lt;&amp;&apos;b\"/>\n<p v=\"/x/y\"/>\n"
+        );
+        check_well_formed("gw.xml", &format!("<r>{out}</r>")).unwrap();
+    }
+
+    #[test]
+    fn undefined_variable_names_template_line_and_variable() {
+        let mut t = tmpl(
+            "gw.xml",
+            "<a>\n  {{ trunk.username }}\n  {{ trunk_pasword }}\n</a>\n",
+        );
+        let err = t
+            .render_file(
+                "gw.xml",
+                &Value::from_serde(serde_json::json!({"trunk": {"username": "u"}})),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "template `gw.xml` line 3: undefined variable `trunk_pasword`"
+        );
+    }
+
+    #[test]
+    fn preprocess_filter_is_raw_but_checked() {
+        let mut t = tmpl(
+            "vars.xml",
+            "<X-PRE-PROCESS cmd=\"set\" data=\"x={{ v | preprocess }}\"/>\n",
+        );
+        let ok = t
+            .render_file(
+                "vars.xml",
+                &Value::from_serde(serde_json::json!({"v": "a&b/c"})),
+            )
+            .unwrap();
+        assert_eq!(ok, "<X-PRE-PROCESS cmd=\"set\" data=\"x=a&b/c\"/>\n");
+        let err = t
+            .render_file(
+                "vars.xml",
+                &Value::from_serde(serde_json::json!({"v": "a\"b"})),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("double quote"), "{err}");
+    }
+
+    #[test]
+    fn malformed_xml_is_located() {
+        let err = check_well_formed("gw.xml", "<include>\n  <gateway name=\"x\">\n</include>\n")
+            .unwrap_err();
+        assert!(
+            matches!(err, TemplateError::NotWellFormed { line: 3, .. }),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! How commands reach a host: one interface over SSH (russh) and the local machine.
+//!
+//! Two backends behind an enum rather than a trait object (async trait methods are not
+//! object-safe without boxing, and there are exactly two). Everything above this module
+//! sees only [`Transport::exec`]: a command line, bytes for its stdin, and its output.
+
+mod local;
+mod ssh;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::inventory::{Connection, ConnectionKind};
+use crate::script;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot connect to {addr}: {message}")]
+    Connect { addr: String, message: String },
+    #[error("{what} timed out after {secs:.0} s")]
+    Timeout { what: String, secs: f64 },
+    #[error("host key of {host} is not in {} (fingerprint {fingerprint}); check it and add it, or pass `--accept-new-host-keys`", known_hosts.display())]
+    UnknownHostKey {
+        host: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+    },
+    #[error("HOST KEY OF {host} HAS CHANGED (it does not match line {line} of {}); refusing to connect: someone may be intercepting the connection, or the host was reinstalled", known_hosts.display())]
+    ChangedHostKey {
+        host: String,
+        line: usize,
+        known_hosts: PathBuf,
+    },
+    #[error("authentication as `{user}` failed (tried: {tried})")]
+    Auth { user: String, tried: String },
+    #[error("cannot load key {}: {message}", path.display())]
+    Key { path: PathBuf, message: String },
+    #[error("ssh: {0}")]
+    Ssh(String),
+    #[error("cannot run local command: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Options for every SSH connection of a run.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    pub known_hosts: PathBuf,
+    /// Record unknown host keys instead of refusing them (never accepts a changed key).
+    pub accept_new_host_keys: bool,
+}
+
+impl SshOptions {
+    pub fn default_known_hosts() -> PathBuf {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/root"))
+            .join(".ssh/known_hosts")
+    }
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// `None` when the command ended without an exit status (killed by a signal).
+    pub exit: Option<u32>,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.exit == Some(0)
+    }
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+}
+
+enum Backend {
+    Ssh(ssh::Ssh),
+    Local(local::Local),
+}
+
+/// An open connection to one host.
+pub struct Transport {
+    backend: Backend,
+    become_root: bool,
+    command_timeout: Duration,
+    /// Remote commands run on this connection (reported, and checked by the benchmark).
+    pub commands: Arc<AtomicU64>,
+}
+
+impl Transport {
+    pub async fn connect(
+        conn: &Connection,
+        opts: &SshOptions,
+    ) -> Result<Transport, TransportError> {
+        let backend = match conn.kind {
+            ConnectionKind::Local => Backend::Local(local::Local),
+            ConnectionKind::Ssh => {
+                let fut = ssh::Ssh::connect(conn, opts);
+                match tokio::time::timeout(conn.connect_timeout, fut).await {
+                    Ok(r) => Backend::Ssh(r?),
+                    Err(_) => {
+                        return Err(TransportError::Timeout {
+                            what: format!("connecting to {}:{}", conn.address, conn.port),
+                            secs: conn.connect_timeout.as_secs_f64(),
+                        })
+                    }
+                }
+            }
+        };
+        Ok(Transport {
+            backend,
+            become_root: conn.become_root,
+            command_timeout: conn.command_timeout,
+            commands: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Run `command` through the host's shell with `stdin`, as root when becoming.
+    pub async fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
+        let wrapped;
+        let cmd = if self.become_root {
+            wrapped = script::become_root(command);
+            &wrapped
+        } else {
+            command
+        };
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        let timeout = self.command_timeout;
+        let fut = async {
+            match &mut self.backend {
+                Backend::Ssh(s) => s.exec(cmd, stdin).await,
+                Backend::Local(l) => l.exec(cmd, stdin).await,
+            }
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::Timeout {
+                what: "remote command".into(),
+                secs: timeout.as_secs_f64(),
+            }),
+        }
+    }
+
+    pub async fn close(self) {
+        if let Backend::Ssh(s) = self.backend {
+            s.close().await;
+        }
+    }
+}
