@@ -1,7 +1,15 @@
-//! The built-in demo fleet and reading conf directories.
+//! The built-in demo fleet, and reading conf directories.
+//!
+//! `switchyard demo` lays out three PBX folders with stock-shaped FreeSWITCH conf trees,
+//! an inventory that reaches them with the local transport, and the shipped Wavix playbook,
+//! then runs the normal pipeline on them (diffs, reloads, verification, recap). FreeSWITCH
+//! itself is played by the test suite's stand-in `fs_cli` (tests/fixtures), with a fake
+//! provider that accepts the demo trunk passwords, so the demo needs no PBX.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+
+use crate::script::quote;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -23,6 +31,177 @@ pub fn read_conf_dir(dir: &Path) -> Result<BTreeMap<String, String>, BoxError> {
     Ok(out)
 }
 
-pub async fn run(_dir: &Path, _reset: bool, _check: bool) -> Result<i32, BoxError> {
-    Err("demo not yet built".into())
+/// The stock-shaped conf tree every demo (and test) host starts from.
+pub const STOCK_CONF: &[(&str, &str)] = &[
+    ("vars.xml", include_str!("../tests/fixtures/conf/vars.xml")),
+    (
+        "autoload_configs/switch.conf.xml",
+        include_str!("../tests/fixtures/conf/autoload_configs/switch.conf.xml"),
+    ),
+    (
+        "autoload_configs/event_socket.conf.xml",
+        include_str!("../tests/fixtures/conf/autoload_configs/event_socket.conf.xml"),
+    ),
+    (
+        "sip_profiles/external.xml",
+        include_str!("../tests/fixtures/conf/sip_profiles/external.xml"),
+    ),
+    (
+        "sip_profiles/external/example.xml",
+        include_str!("../tests/fixtures/conf/sip_profiles/external/example.xml"),
+    ),
+    (
+        "dialplan/public.xml",
+        include_str!("../tests/fixtures/conf/dialplan/public.xml"),
+    ),
+    (
+        "dialplan/default.xml",
+        include_str!("../tests/fixtures/conf/dialplan/default.xml"),
+    ),
+    (
+        "directory/default/1000.xml",
+        include_str!("../tests/fixtures/conf/directory/default/1000.xml"),
+    ),
+];
+
+/// The FreeSWITCH stand-in (a test fixture, see its header).
+pub const FS_CLI_STANDIN: &str = include_str!("../tests/fixtures/fs_cli_standin.py");
+
+const PLAYBOOK: &str = include_str!("../playbooks/wavix.yml");
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "gateway.xml.j2",
+        include_str!("../templates/gateway.xml.j2"),
+    ),
+    (
+        "dialplan.xml.j2",
+        include_str!("../templates/dialplan.xml.j2"),
+    ),
+    ("user.xml.j2", include_str!("../templates/user.xml.j2")),
+];
+
+fn write(path: &Path, text: &str) -> Result<(), BoxError> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn id(flag: &str) -> String {
+    std::process::Command::new("id")
+        .arg(flag)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "root".into())
+}
+
+/// Lay out a FreeSWITCH-like host folder: conf tree, stand-in `fs_cli`, provider accounts.
+pub fn make_host(dir: &Path, accounts: &serde_json::Value) -> Result<(), BoxError> {
+    for (rel, text) in STOCK_CONF {
+        write(&dir.join("conf").join(rel), text)?;
+    }
+    let fs_cli = dir.join("bin/fs_cli");
+    write(&fs_cli, FS_CLI_STANDIN)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fs_cli, std::fs::Permissions::from_mode(0o755))?;
+    let cfg = serde_json::json!({
+        "conf_root": dir.join("conf"),
+        "state": dir.join("state"),
+        "accounts": accounts,
+    });
+    write(
+        &dir.join("bin/standin.json"),
+        &serde_json::to_string_pretty(&cfg)?,
+    )
+}
+
+pub async fn run(dir: &Path, reset: bool, check: bool) -> Result<i32, BoxError> {
+    if reset && dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let dir = dir.canonicalize()?;
+    let fresh = !dir.join("inventory.yml").exists();
+    // (name, realm, failover, password, did)
+    let hosts = [
+        (
+            "pbx-nyc",
+            "us.wavix.net",
+            "nl.wavix.net",
+            "nyc-Secr3t!",
+            "16465550100",
+        ),
+        (
+            "pbx-dal",
+            "us.wavix.net",
+            "nl.wavix.net",
+            "dal-Secr3t!",
+            "14695550101",
+        ),
+        (
+            "pbx-ams",
+            "nl.wavix.net",
+            "us.wavix.net",
+            "ams-Secr3t!",
+            "31205550102",
+        ),
+    ];
+    if fresh {
+        let (user, group) = (id("-un"), id("-gn"));
+        let mut inv = String::from("# Demo fleet: three PBX folders reached with the local transport.\nall:\n  children:\n    pbx:\n      vars:\n        ansible_connection: local\n");
+        inv.push_str(&format!("        freeswitch_owner: {user}\n        freeswitch_group: {group}\n        wavix_username: \"100001\"\n      hosts:\n"));
+        for (name, realm, failover, pw, did) in hosts {
+            let hdir = dir.join("hosts").join(name);
+            let mut accounts = serde_json::Map::new();
+            for r in ["us.wavix.net", "nl.wavix.net"] {
+                accounts.insert(r.into(), serde_json::json!({"100001": pw}));
+            }
+            make_host(&hdir, &serde_json::Value::Object(accounts))?;
+            let fs_cli = quote(&hdir.join("bin/fs_cli").to_string_lossy());
+            inv.push_str(&format!(
+                "        {name}:\n          freeswitch_conf_root: {}\n          fs_cli: {}\n          freeswitch_restart_command: {}\n          wavix_realm: {realm}\n          wavix_failover_proxy: {failover}\n          wavix_password: {}\n          did_routes: [{{number: \"{did}\", extension: \"1000\"}}]\n          user: {{id: \"1000\", password: \"ext-{name}-pw\", vm_password: \"4711\", caller_id_name: \"{name}\", caller_id_number: \"{did}\"}}\n",
+                serde_json::to_string(&hdir.join("conf"))?,
+                serde_json::to_string(&fs_cli)?,
+                serde_json::to_string(&format!("{fs_cli} --standin-restart"))?,
+                serde_json::to_string(pw)?,
+            ));
+        }
+        write(&dir.join("inventory.yml"), &inv)?;
+        eprintln!("demo fleet created in {}", dir.display());
+    }
+    // The playbook and templates are the shipped ones, as built into this binary.
+    write(&dir.join("playbooks/wavix.yml"), PLAYBOOK)?;
+    for (n, t) in TEMPLATES {
+        write(&dir.join("templates").join(n), t)?;
+    }
+    let inv = crate::inventory::Inventory::load(&dir.join("inventory.yml"))?;
+    let pb = crate::playbook::Playbook::load(&dir.join("playbooks/wavix.yml"))?;
+    let opts = crate::run::RunOptions {
+        mode: if check {
+            crate::run::Mode::Check
+        } else {
+            crate::run::Mode::Apply
+        },
+        allow: None,
+        forks: 10,
+        limit: None,
+        ssh: crate::transport::SshOptions {
+            known_hosts: crate::transport::SshOptions::default_known_hosts(),
+            accept_new_host_keys: false,
+        },
+        serial: None,
+        max_fail_percentage: None,
+        verify: true,
+        shuffle_seed: 1,
+    };
+    let code = crate::cli::execute(&inv, &pb, &opts, true, false).await?;
+    eprintln!(
+        "\nThe demo fleet is in {}: run `switchyard demo` again and nothing changes; edit {} and run it again to see a diff.",
+        dir.display(),
+        dir.join("inventory.yml").display()
+    );
+    Ok(code)
 }

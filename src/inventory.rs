@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -38,12 +39,13 @@ pub enum InventoryError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGroup {
+    // IndexMap: hosts keep the order of the file (the default rollout order).
     #[serde(default)]
-    hosts: Option<BTreeMap<String, Option<Vars>>>,
+    hosts: Option<IndexMap<String, Option<Vars>>>,
     #[serde(default)]
     vars: Option<Vars>,
     #[serde(default)]
-    children: Option<BTreeMap<String, Option<RawGroup>>>,
+    children: Option<IndexMap<String, Option<RawGroup>>>,
 }
 
 /// How switchyard reaches a host.
@@ -125,12 +127,12 @@ struct GroupNode {
 
 impl Inventory {
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let top: BTreeMap<String, Option<RawGroup>> = source::load_yaml(path)?;
+        let top: IndexMap<String, Option<RawGroup>> = source::load_yaml(path)?;
         let mut nodes: BTreeMap<String, GroupNode> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         // Ansible allows top-level groups beside `all`: they are children of `all`.
         let mut all = RawGroup::default();
-        let mut others = BTreeMap::new();
+        let mut others = IndexMap::new();
         for (name, group) in top {
             let group = group.unwrap_or_default();
             if name == "all" {
@@ -141,7 +143,7 @@ impl Inventory {
         }
         if !others.is_empty() {
             all.children
-                .get_or_insert_with(BTreeMap::new)
+                .get_or_insert_with(IndexMap::new)
                 .extend(others);
         }
         walk(path, "all", all, None, 0, &mut nodes, &mut order)?;

@@ -4,7 +4,7 @@
 //! playbook for one host, or an operator's existing conf directory. Every finding names the
 //! file, the line and a fix. The Wavix guide's own mistakes are the test cases.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -189,6 +189,20 @@ fn e164_fix(num: &str) -> String {
     }
 }
 
+/// What a line loses besides `tag` when the pre-processor drops it whole.
+fn dropped_with(line: &str, tag: &str) -> Option<String> {
+    let pos = line.find(tag)?;
+    let after = &line[pos + tag.len()..];
+    let after = if tag == "<?" {
+        after.split_once("?>").map_or("", |x| x.1)
+    } else {
+        after
+    };
+    let lost = format!("{}{}", &line[..pos], after);
+    let lost = lost.trim();
+    (!lost.is_empty() && !lost.starts_with("<!--")).then(|| lost.to_string())
+}
+
 /// Lint one host's configuration.
 pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding> {
     let mut cx = Ctx {
@@ -197,7 +211,6 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
     };
     let mut contexts: BTreeMap<String, (String, usize)> = BTreeMap::new();
     let mut gws: BTreeMap<String, (String, super::Gateway)> = BTreeMap::new();
-    let mut pre_vars: BTreeSet<String> = BTreeSet::new();
     let mut parsed: BTreeMap<&str, roxmltree::Document> = BTreeMap::new();
     let views: BTreeMap<&str, String> = files
         .iter()
@@ -231,9 +244,6 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
                 );
             }
             if let Some((name, value)) = d.assignment() {
-                if d.well_spelt {
-                    pre_vars.insert(name.to_string());
-                }
                 if d.cmd == "stun-set" && value.parse::<std::net::IpAddr>().is_ok() {
                     cx.push(Severity::Warning, rel, d.line, "stun-set-literal",
                         format!("`stun-set` of `{name}` to a literal address: stun-set runs a STUN lookup on every reloadxml and keeps the old value when it fails"),
@@ -243,6 +253,13 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
         }
         for (i, line) in text.lines().enumerate() {
             let t = line.trim_start();
+            for tag in ["<include>", "</include>", "<?"] {
+                if let Some(lost) = dropped_with(line, tag) {
+                    cx.push(Severity::Error, rel, i + 1, "include-line",
+                        format!("FreeSWITCH's pre-processor drops this whole line because it holds `{tag}`, so `{}` is lost", lost.chars().take(60).collect::<String>()),
+                        format!("put `{tag}` on a line of its own"));
+                }
+            }
             if t.starts_with("<X-PRE-PROCESS") && !t.trim_end().ends_with('>') {
                 cx.push(
                     Severity::Error,
@@ -316,6 +333,35 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
         }
     }
 
+    // Contexts nothing routes to: usually a name that does not match its gateway or user.
+    let mut referenced: Vec<String> = gws
+        .values()
+        .map(|(_, g)| g.param("context").unwrap_or("public").to_string())
+        .collect();
+    for (rel, doc) in &parsed {
+        if classify(rel) == FileKind::Directory {
+            referenced.extend(
+                doc.descendants()
+                    .filter(|n| {
+                        n.has_tag_name("variable") && n.attribute("name") == Some("user_context")
+                    })
+                    .filter_map(|n| n.attribute("value").map(str::to_string)),
+            );
+        }
+    }
+    let has_routing_sources =
+        !gws.is_empty() || files.keys().any(|k| classify(k) == FileKind::Directory);
+    for (name, (rel, line)) in &contexts {
+        if has_routing_sources
+            && !STOCK_CONTEXTS.contains(&name.as_str())
+            && !referenced.contains(name)
+        {
+            cx.push(Severity::Warning, rel, *line, "context-unused",
+                format!("no gateway `context` and no directory `user_context` refers to context `{name}`, so no call reaches it"),
+                "make the gateway's `context` (inbound) or the user's `user_context` (outbound) name this context".into());
+        }
+    }
+
     for (rel, doc) in &parsed {
         let kind = classify(rel);
         if kind == FileKind::Directory {
@@ -363,7 +409,7 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
             }
         }
         if kind == FileKind::Dialplan {
-            lint_dialplan(&mut cx, rel, doc, &gws, &pre_vars, files);
+            lint_dialplan(&mut cx, rel, doc, &gws, files);
         }
         if kind == FileKind::SwitchConf {
             lint_rtp(&mut cx, rel, &files[*rel]);
@@ -404,10 +450,10 @@ fn lint_gateway(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway) {
     let name = &g.name;
     for (p, v) in &g.params {
         if p == "sip_cid_type" {
-            cx.push(Severity::Error, rel, g.line, "gateway-param",
-                format!("gateway `{name}`: `sip_cid_type` is a channel variable, not a gateway param; as a param it only sets a variable"),
-                format!("use `<param name=\"cid-type\" value=\"{v}\"/>`"));
-        } else if !GATEWAY_PARAMS.contains(&p.as_str()) && !p.starts_with("sip_") {
+            cx.push(Severity::Warning, rel, g.line, "gateway-param",
+                format!("gateway `{name}`: `sip_cid_type` is a channel variable, not one of mod_sofia's gateway params, so this line has no effect"),
+                format!("set it in the gateway's `<variables>`: `<variable name=\"sip_cid_type\" value=\"{v}\" direction=\"outbound\"/>`"));
+        } else if !GATEWAY_PARAMS.contains(&p.as_str()) {
             cx.push(
                 Severity::Warning,
                 rel,
@@ -518,7 +564,6 @@ fn lint_dialplan(
     rel: &str,
     doc: &roxmltree::Document<'_>,
     gws: &BTreeMap<String, (String, super::Gateway)>,
-    pre_vars: &BTreeSet<String>,
     files: &BTreeMap<String, String>,
 ) {
     let inbound_contexts: BTreeMap<String, String> = gws
@@ -566,20 +611,6 @@ fn lint_dialplan(
                     let app = a.attribute("application").unwrap_or("");
                     let data = a.attribute("data").unwrap_or("");
                     let line = doc.text_pos_at(a.range().start).row as usize;
-                    // ${var} that only exists as a pre-processor variable.
-                    let mut rest = data;
-                    while let Some(i) = rest.find("${") {
-                        let before_dollar = i > 0 && rest.as_bytes()[i - 1] == b'$';
-                        let after = &rest[i + 2..];
-                        let Some(end) = after.find('}') else { break };
-                        let var = &after[..end];
-                        if !before_dollar && pre_vars.contains(var) {
-                            cx.push(Severity::Error, rel, line, "preprocess-var",
-                                format!("`${{{var}}}` is a channel variable, but `{var}` is set in vars.xml as a pre-processor variable: it expands to nothing"),
-                                format!("write `$${{{var}}}`"));
-                        }
-                        rest = &after[end..];
-                    }
                     if app == "set" && data.starts_with("continue_on_fail=") {
                         if bridges_seen > 0 {
                             cx.push(Severity::Error, rel, line, "action-order",

@@ -62,8 +62,10 @@ pub fn classify(rel: &str) -> FileKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gateway {
     pub name: String,
-    /// Params in file order, as written (entities decoded).
+    /// `<param>`s (entities decoded).
     pub params: BTreeMap<String, String>,
+    /// `<variable>`s set on calls through the gateway.
+    pub variables: BTreeMap<String, String>,
     /// 1-based line of the `<gateway>` tag.
     pub line: usize,
 }
@@ -106,18 +108,24 @@ pub fn gateways(text: &str) -> Option<Vec<Gateway>> {
             .filter(|n| n.has_tag_name("gateway"))
             .filter_map(|g| {
                 let name = g.attribute("name")?.to_string();
-                let params = g
-                    .descendants()
-                    .filter(|p| p.has_tag_name("param") || p.has_tag_name("variable"))
-                    .filter_map(|p| {
-                        Some((
-                            p.attribute("name")?.to_string(),
-                            p.attribute("value")?.to_string(),
-                        ))
-                    })
-                    .collect();
+                let collect = |tag: &str| {
+                    g.descendants()
+                        .filter(|p| p.has_tag_name(tag))
+                        .filter_map(|p| {
+                            Some((
+                                p.attribute("name")?.to_string(),
+                                p.attribute("value")?.to_string(),
+                            ))
+                        })
+                        .collect()
+                };
                 let line = doc.text_pos_at(g.range().start).row as usize;
-                Some(Gateway { name, params, line })
+                Some(Gateway {
+                    name,
+                    params: collect("param"),
+                    variables: collect("variable"),
+                    line,
+                })
             })
             .collect(),
     )
