@@ -1,0 +1,273 @@
+//! Test fleet: real OpenSSH `sshd` processes on 127.0.0.x, each with its own host key, a
+//! FreeSWITCH-like conf tree and the stand-in `fs_cli` (tests/fixtures), and a
+//! known_hosts file written by the test. The tool under test is the real binary.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Login used by the tests: uid 0 with `/bin/sh` and a plain home, so sshd sessions do not
+/// source root's `.bashrc` (real PBXes have plain shells). `scripts/test` creates it.
+pub const TEST_USER: &str = "switchyard-test";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn require(cond: bool, what: &str) {
+    assert!(cond, "test prerequisite missing: {what}. Run `scripts/test`, which installs and creates what the tests need.");
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn user_exists(name: &str) -> bool {
+    Command::new("getent").args(["passwd", name]).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+pub struct TestHost {
+    pub name: String,
+    pub addr: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub host_pub: String,
+    sshd: Option<Child>,
+}
+
+impl TestHost {
+    pub fn conf(&self, rel: &str) -> PathBuf {
+        self.dir.join("conf").join(rel)
+    }
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.conf(rel)).unwrap_or_else(|e| panic!("{}: {rel}: {e}", self.name))
+    }
+    pub fn exists(&self, rel: &str) -> bool {
+        self.conf(rel).exists()
+    }
+    /// `fs_cli` commands the stand-in has received, in order.
+    pub fn fs_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("state/commands.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+    pub fn fs_cli(&self) -> PathBuf {
+        self.dir.join("bin/fs_cli")
+    }
+    /// Ask the stand-in directly (as an operator at the PBX would).
+    pub fn fs(&self, cmd: &str) -> String {
+        run(Command::new(self.fs_cli()).args(["-x", cmd]))
+    }
+    /// Set the provider's accepted password for the trunk account.
+    pub fn set_provider_password(&self, realm: &str, user: &str, password: &str) {
+        let p = self.dir.join("bin/standin.json");
+        let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        cfg["accounts"][realm] = serde_json::json!({ user: password });
+        std::fs::write(&p, serde_json::to_string(&cfg).unwrap()).unwrap();
+    }
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.sshd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    /// Owner name and octal mode of a conf file.
+    pub fn meta(&self, rel: &str) -> (String, String, u32) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(self.conf(rel)).unwrap();
+        let name = |id: u32, db: &str| {
+            run(Command::new("getent").args([db, &id.to_string()])).split(':').next().unwrap_or("").to_string()
+        };
+        (name(m.uid(), "passwd"), name(m.gid(), "group"), m.mode() & 0o7777)
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct Fleet {
+    pub dir: PathBuf,
+    pub key: PathBuf,
+    pub known_hosts: PathBuf,
+    pub hosts: Vec<TestHost>,
+}
+
+impl Fleet {
+    /// `n` hosts, each a real sshd on its own 127.0.0.x address.
+    pub fn new(tag: &str, n: usize) -> Fleet {
+        require(Path::new("/usr/sbin/sshd").exists(), "/usr/sbin/sshd (package openssh-server)");
+        require(user_exists("freeswitch"), "user `freeswitch`");
+        require(user_exists(TEST_USER), "uid-0 test login `switchyard-test`");
+        require(Path::new("/usr/bin/python3").exists(), "/usr/bin/python3 (the stand-in fs_cli)");
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let dir = std::env::temp_dir().join(format!("switchyard-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("client_key");
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "switchyard-test", "-f"]).arg(&key));
+        let known_hosts = dir.join("known_hosts");
+        std::fs::write(&known_hosts, "").unwrap();
+        let mut fleet = Fleet { dir, key, known_hosts, hosts: Vec::new() };
+        for i in 0..n {
+            fleet.add_host(&format!("pbx{}", i + 1), true);
+        }
+        fleet.wait_ready();
+        fleet
+    }
+
+    /// Start one more host; `trusted` adds its key to known_hosts.
+    pub fn add_host(&mut self, name: &str, trusted: bool) -> usize {
+        let k = NEXT.fetch_add(1, Ordering::SeqCst);
+        // Spread over 127.0.0.2-127.0.0.250, by process too, so parallel runs do not collide.
+        let octet = 2 + ((std::process::id() * 7 + k) % 249);
+        let addr = format!("127.0.0.{octet}");
+        let port = TcpListener::bind(format!("{addr}:0")).unwrap().local_addr().unwrap().port();
+        let hdir = self.dir.join(name);
+        let accounts = serde_json::json!({ "sip.test": { "trunk1": "secret1" } });
+        switchyard::demo::make_host(&hdir, &accounts).unwrap();
+        let hk = hdir.join("host_key");
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&hk));
+        let host_pub = std::fs::read_to_string(hdir.join("host_key.pub")).unwrap();
+        let client_pub = std::fs::read_to_string(self.key.with_extension("pub")).unwrap();
+        std::fs::write(hdir.join("authorized_keys"), client_pub).unwrap();
+        let cfg = format!(
+            "ListenAddress {addr}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin yes\nAllowUsers {TEST_USER} root\nMaxStartups 1000:30:1000\nMaxSessions 100\nLogLevel ERROR\n",
+            hk = hk.display(),
+            pid = hdir.join("sshd.pid").display(),
+            ak = hdir.join("authorized_keys").display(),
+        );
+        std::fs::write(hdir.join("sshd_config"), cfg).unwrap();
+        let mut host = TestHost { name: name.to_string(), addr, port, dir: hdir, host_pub, sshd: None };
+        self.start(&mut host);
+        if trusted {
+            self.trust(&host);
+        }
+        self.hosts.push(host);
+        self.hosts.len() - 1
+    }
+
+    pub fn start(&self, host: &mut TestHost) {
+        let log = std::fs::File::create(host.dir.join("sshd.log")).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(host.dir.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        host.sshd = Some(child);
+    }
+
+    pub fn trust(&self, host: &TestHost) {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.known_hosts).unwrap();
+        let mut parts = host.host_pub.split_whitespace();
+        writeln!(f, "[{}]:{} {} {}", host.addr, host.port, parts.next().unwrap(), parts.next().unwrap()).unwrap();
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for h in &self.hosts {
+            let sa: SocketAddr = format!("{}:{}", h.addr, h.port).parse().unwrap();
+            while TcpStream::connect_timeout(&sa, Duration::from_millis(200)).is_err() {
+                assert!(Instant::now() < deadline, "sshd for {} did not come up: {}", h.name, std::fs::read_to_string(h.dir.join("sshd.log")).unwrap_or_default());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn host(&self, name: &str) -> &TestHost {
+        self.hosts.iter().find(|h| h.name == name).unwrap()
+    }
+
+    /// An inventory of every host, with `extra` YAML lines of vars per host (by index).
+    pub fn inventory(&self, file: &str, extra: &dyn Fn(usize, &TestHost) -> String) -> PathBuf {
+        let mut s = String::from("all:\n  children:\n    pbx:\n      vars:\n");
+        s.push_str(&format!("        ansible_user: {TEST_USER}\n        ansible_become: false\n        ansible_ssh_private_key_file: {}\n        wavix_realm: sip.test\n        wavix_failover_proxy: \"\"\n        wavix_username: trunk1\n        wavix_password: secret1\n", self.key.display()));
+        s.push_str("        user: {id: \"1000\", password: \"ext-pass-1000\", vm_password: \"4711\", caller_id_name: \"Main\", caller_id_number: \"16468097065\"}\n        did_routes: [{number: \"16468097065\", extension: \"1000\"}]\n");
+        s.push_str("      hosts:\n");
+        for (i, h) in self.hosts.iter().enumerate() {
+            s.push_str(&format!(
+                "        {}:\n          ansible_host: {}\n          ansible_port: {}\n          freeswitch_conf_root: {}\n          fs_cli: {}\n          freeswitch_restart_command: \"{} --standin-restart\"\n",
+                h.name,
+                h.addr,
+                h.port,
+                h.dir.join("conf").display(),
+                h.fs_cli().display(),
+                h.fs_cli().display(),
+            ));
+            for line in extra(i, h).lines() {
+                s.push_str(&format!("          {line}\n"));
+            }
+        }
+        let p = self.dir.join(file);
+        std::fs::write(&p, s).unwrap();
+        p
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for h in &mut self.hosts {
+            h.stop();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The result of one run of the switchyard binary.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+pub fn switchyard(args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("run switchyard");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Repository path of a shipped file.
+pub fn repo(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel).to_string_lossy().into_owned()
+}
+
+/// A playbook file written for one test (templates from the repo's `templates/`).
+pub fn playbook(dir: &Path, name: &str, text: &str) -> String {
+    let pdir = dir.join("playbooks");
+    std::fs::create_dir_all(&pdir).unwrap();
+    let tdir = dir.join("templates");
+    if !tdir.exists() {
+        std::os::unix::fs::symlink(repo("templates"), &tdir).unwrap();
+    }
+    let p = pdir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}

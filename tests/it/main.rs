@@ -1,0 +1,10 @@
+//! Integration tests: the real binary against real sshd hosts (see `harness`).
+//! One test binary, so the crate is linked once.
+
+mod harness;
+
+mod apply;
+mod errors;
+mod reload;
+mod rollout;
+mod snapshots;
