@@ -12,6 +12,7 @@
 //! - [`facts`]: every managed file's state gathered in one round trip;
 //! - [`plan`]: desired vs actual, a pure function (diffs via [`diff`], masked by [`secret`]);
 //! - [`script`]: the `sh` programs that write files atomically and run FreeSWITCH commands;
+//! - [`state`]: the record kept on each host (last written hashes, steps still owed);
 //! - [`verify`]: polling gateway registration;
 //! - [`run`]: the pipeline over hosts and batches; check, drift and review stop after the plan;
 //! - [`report`]: human and JSON output;
@@ -32,6 +33,7 @@ pub mod run;
 pub mod script;
 pub mod secret;
 pub mod source;
+pub mod state;
 pub mod template;
 pub mod transport;
 pub mod verify;

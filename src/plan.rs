@@ -11,6 +11,7 @@ use crate::facts::FileFact;
 use crate::freeswitch::reload::{self, Change, ReloadPlan};
 use crate::freeswitch::{self, classify, FileKind};
 use crate::playbook::Disruption;
+use crate::state::HostState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -100,10 +101,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Compute the plan of one host. Pure: no I/O.
+///
+/// `prior` is the host's state record: steps it still owes are folded into this plan.
 pub fn plan(
     desired: &HostDesired,
     facts: &[FileFact],
     allow: Disruption,
+    prior: Option<&HostState>,
 ) -> Result<HostPlan, PlanError> {
     assert_eq!(
         desired.files.len(),
@@ -240,7 +244,8 @@ pub fn plan(
             new: std::str::from_utf8(&f.new).ok(),
         })
         .collect();
-    let reload = reload::plan(&changes, allow);
+    let owed = prior.map(|p| p.pending.as_slice()).unwrap_or(&[]);
+    let reload = reload::plan(&changes, allow).with_owed(owed, allow);
 
     let changed_tasks: Vec<&String> = files
         .iter()

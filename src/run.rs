@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::desired::{self, HostDesired};
-use crate::facts;
+use crate::facts::{self, FileFact};
 use crate::freeswitch::lint::{self, Finding, Severity};
 use crate::freeswitch::reload::{Action, Step};
 use crate::freeswitch::status::{self, GatewayStatus};
@@ -21,6 +21,7 @@ use crate::inventory::{Host, Inventory};
 use crate::plan::{self, FilePlan, HostPlan};
 use crate::playbook::{BatchSize, Disruption, HostOrder, Play, Playbook};
 use crate::script::{self, FileOp};
+use crate::state::{HostState, STATE_REL};
 use crate::template::Templates;
 use crate::transport::{SshOptions, Transport};
 
@@ -398,12 +399,19 @@ async fn pipeline(
     s: &HostSettings,
     mut r: HostReport,
 ) -> HostReport {
-    let paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
-    let facts = match facts::gather(t, &paths).await {
+    let record_path = format!("{}/{}", desired.conf_root, STATE_REL);
+    let mut paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
+    paths.push(&record_path);
+    let mut facts = match facts::gather(t, &paths).await {
         Ok(f) => f,
         Err(e) => return r.fail(HostStatus::Failed, e.to_string()),
     };
-    let p = match plan::plan(desired, &facts, s.allow) {
+    let prior_bytes = match facts.pop() {
+        Some(FileFact::Present { content, .. }) => Some(content),
+        _ => None,
+    };
+    let prior = prior_bytes.as_deref().and_then(HostState::parse);
+    let p = match plan::plan(desired, &facts, s.allow, prior.as_ref()) {
         Ok(p) => p,
         Err(e) => return r.fail(HostStatus::Failed, e.to_string()),
     };
@@ -452,13 +460,30 @@ async fn pipeline(
             format!("lint: {}", post_errors.join("; ")),
         );
     }
-    if !p.has_changes() {
+    if !p.has_changes()
+        && p.reload.steps.is_empty()
+        && prior.as_ref().is_none_or(|x| x.pending == p.reload.pending)
+    {
         r.files = p.files;
         return r;
     }
 
-    // 1. write
-    if let Err(e) = write_files(t, host, &p).await {
+    // 1. write (the state record goes in the same round trip)
+    let record = new_record(prior.as_ref(), &p);
+    if let Err(e) = write_files(
+        t,
+        host,
+        &p,
+        Some(FileOp::Write {
+            path: &record_path,
+            content: &record,
+            owner: &host.freeswitch.owner,
+            group: &host.freeswitch.group,
+            mode: 0o640,
+        }),
+    )
+    .await
+    {
         r.files = p.files;
         return r.fail(HostStatus::Failed, e);
     }
@@ -498,7 +523,17 @@ async fn pipeline(
     // 4. roll back
     let back = plan::reverse(&p, s.allow);
     let mut notes = Vec::new();
-    if let Err(e) = write_files(t, host, &back).await {
+    let restore_record = match &prior_bytes {
+        Some(b) => FileOp::Write {
+            path: &record_path,
+            content: b,
+            owner: &host.freeswitch.owner,
+            group: &host.freeswitch.group,
+            mode: 0o640,
+        },
+        None => FileOp::Remove { path: &record_path },
+    };
+    if let Err(e) = write_files(t, host, &back, Some(restore_record)).await {
         r.files = p.files;
         return r.fail(
             HostStatus::Failed,
@@ -557,9 +592,30 @@ fn planned_steps(p: &HostPlan) -> Vec<StepResult> {
         .collect()
 }
 
-async fn write_files(t: &mut Transport, host: &Host, p: &HostPlan) -> Result<(), String> {
+/// The state record after applying `p`: its hashes over the prior ones, and what is still owed.
+fn new_record(prior: Option<&HostState>, p: &HostPlan) -> Vec<u8> {
+    let mut files = prior.map(|x| x.files.clone()).unwrap_or_default();
+    for f in &p.files {
+        files.insert(f.path.clone(), f.new_sha256.clone());
+    }
+    HostState {
+        version: 1,
+        applied_at: crate::state::now(),
+        applied_by: crate::state::who(),
+        files,
+        pending: p.reload.pending.clone(),
+    }
+    .to_bytes()
+}
+
+async fn write_files(
+    t: &mut Transport,
+    host: &Host,
+    p: &HostPlan,
+    extra: Option<FileOp<'_>>,
+) -> Result<(), String> {
     let fs = &host.freeswitch;
-    let ops: Vec<FileOp> = p
+    let mut ops: Vec<FileOp> = p
         .changed()
         .map(|f| {
             if f.remove {
@@ -582,6 +638,7 @@ async fn write_files(t: &mut Transport, host: &Host, p: &HostPlan) -> Result<(),
             }
         })
         .collect();
+    ops.extend(extra);
     if ops.is_empty() {
         return Ok(());
     }

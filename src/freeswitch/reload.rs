@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{classify, gateways, preprocess, xml_param, FileKind};
 use crate::playbook::Disruption;
@@ -28,7 +28,7 @@ pub struct Change<'a> {
     pub new: Option<&'a str>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "command", rename_all = "snake_case")]
 pub enum Action {
     /// An API command, run as `fs_cli -x COMMAND`.
@@ -46,7 +46,7 @@ impl std::fmt::Display for Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub action: Action,
     pub reason: String,
@@ -64,6 +64,36 @@ pub struct ReloadPlan {
 impl ReloadPlan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty() && self.pending.is_empty()
+    }
+
+    /// Fold in steps an earlier apply left pending: run them now if `allow` permits,
+    /// otherwise keep them pending. A FreeSWITCH restart makes every other step moot.
+    pub fn with_owed(mut self, owed: &[Step], allow: Disruption) -> ReloadPlan {
+        for s in owed {
+            if self.steps.contains(s) || self.pending.iter().any(|p| p.action == s.action) {
+                continue;
+            }
+            if s.disruption <= allow {
+                self.steps.push(s.clone());
+            } else {
+                self.pending.push(s.clone());
+            }
+        }
+        if let Some(r) = self
+            .steps
+            .iter()
+            .find(|s| s.action == Action::Restart)
+            .cloned()
+        {
+            let mut reasons: Vec<String> = self.steps.iter().map(|s| s.reason.clone()).collect();
+            reasons.dedup();
+            self.steps = vec![Step {
+                reason: reasons.join("; "),
+                ..r
+            }];
+            self.pending.clear();
+        }
+        self
     }
 }
 

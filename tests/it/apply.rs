@@ -11,10 +11,12 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
     let fleet = Fleet::new("wavix3", 3);
     // Three hosts, three shapes: plain registration, a second DID and caller-ID passthrough
     // off, and IP authentication with an external address.
-    let extra = |i: usize, _h: &TestHost| match i {
+    let extra = |i: usize, _h: &TestHost| {
+        match i {
         0 => "wavix_failover_proxy: sip.test\n".to_string(),
         1 => "caller_id_passthrough: false\ndid_routes: [{number: \"16468097065\", extension: \"1000\"}, {number: \"442071234567\", extension: \"1001\"}]\n".to_string(),
         _ => "wavix_ip_auth: true\nexternal_ip: 203.0.113.7\n".to_string(),
+    }
     };
     let inv = fleet.inventory("inv.yml", &extra);
     let inv = inv.to_str().unwrap();
@@ -25,7 +27,11 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
     let report = first.json();
     let hosts = report["plays"][0]["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 3);
-    assert!(hosts.iter().all(|h| h["status"] == "changed"), "{}", first.stderr);
+    assert!(
+        hosts.iter().all(|h| h["status"] == "changed"),
+        "{}",
+        first.stderr
+    );
 
     // Host 1: registration + failover gateways, verified REGED.
     let h1 = fleet.host("pbx1");
@@ -35,26 +41,54 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
     assert!(gw.contains("<param name=\"realm\" value=\"sip.test\"/>"));
     assert!(gw.contains("<variable name=\"sip_cid_type\" value=\"none\" direction=\"outbound\"/>"));
     assert!(h1.exists("sip_profiles/external/wavix_fo.xml"));
-    assert_eq!(h1.meta("sip_profiles/external/wavix.xml"), ("freeswitch".into(), "freeswitch".into(), 0o640));
+    assert_eq!(
+        h1.meta("sip_profiles/external/wavix.xml"),
+        ("freeswitch".into(), "freeswitch".into(), 0o640)
+    );
     let dp = h1.read("dialplan/wavix.xml");
     let cof = dp.find("continue_on_fail=true").unwrap();
-    assert!(cof < dp.find("sofia/gateway/wavix/$1").unwrap(), "continue_on_fail before the first bridge");
+    assert!(
+        cof < dp.find("sofia/gateway/wavix/$1").unwrap(),
+        "continue_on_fail before the first bridge"
+    );
     assert!(dp.contains("sofia/gateway/wavix_fo/$1"));
-    assert!(h1.read("directory/default/1000.xml").contains("<variable name=\"user_context\" value=\"wavix\"/>"));
+    assert!(h1
+        .read("directory/default/1000.xml")
+        .contains("<variable name=\"user_context\" value=\"wavix\"/>"));
     let sw = h1.read("autoload_configs/switch.conf.xml");
     assert!(sw.contains("    <param name=\"rtp-start-port\" value=\"10000\"/>\n    <param name=\"rtp-end-port\" value=\"20000\"/>\n"));
-    assert!(!sw.contains("16384"), "the commented stock line was replaced in place");
+    assert!(
+        !sw.contains("16384"),
+        "the commented stock line was replaced in place"
+    );
     let h1_report = hosts.iter().find(|h| h["host"] == "pbx1").unwrap();
-    let states: Vec<&str> = h1_report["gateways"].as_array().unwrap().iter().map(|g| g["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = h1_report["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["REGED", "REGED"]);
-    assert_eq!(h1_report["restart_pending"], true, "the RTP range needs a restart that was not allowed");
-    assert!(h1.fs_log().contains(&"sofia profile external rescan".to_string()));
-    assert!(!h1.fs_log().iter().any(|c| c.contains("restart")), "no restart without --allow");
+    assert_eq!(
+        h1_report["restart_pending"], true,
+        "the RTP range needs a restart that was not allowed"
+    );
+    assert!(h1
+        .fs_log()
+        .contains(&"sofia profile external rescan".to_string()));
+    assert!(
+        !h1.fs_log().iter().any(|c| c.contains("restart")),
+        "no restart without --allow"
+    );
 
     // Host 2: second DID, no passthrough.
     let h2 = fleet.host("pbx2");
-    assert!(h2.read("dialplan/wavix.xml").contains("^\\+?(442071234567)$"));
-    assert!(!h2.read("sip_profiles/external/wavix.xml").contains("caller-id-in-from"));
+    assert!(h2
+        .read("dialplan/wavix.xml")
+        .contains("^\\+?(442071234567)$"));
+    assert!(!h2
+        .read("sip_profiles/external/wavix.xml")
+        .contains("caller-id-in-from"));
     assert!(!h2.exists("sip_profiles/external/wavix_fo.xml"));
 
     // Host 3: IP authentication.
@@ -65,13 +99,31 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
     let vars = h3.read("vars.xml");
     assert!(vars.contains("  <X-PRE-PROCESS cmd=\"set\" data=\"external_rtp_ip=203.0.113.7\"/>\n"));
     assert!(vars.contains("<X-PRE-PROCESS cmd=\"set\" data=\"outbound_sip_ip=203.0.113.7\"/>"));
-    assert!(!vars.contains("stun-set\" data=\"external_rtp_ip"), "the stun-set definition was replaced, not duplicated");
-    assert!(h3.read("dialplan/wavix.xml").contains("sofia/gateway/wavix_ip/$1"));
+    assert!(
+        !vars.contains("stun-set\" data=\"external_rtp_ip"),
+        "the stun-set definition was replaced, not duplicated"
+    );
+    assert!(h3
+        .read("dialplan/wavix.xml")
+        .contains("sofia/gateway/wavix_ip/$1"));
     let h3_report = hosts.iter().find(|h| h["host"] == "pbx3").unwrap();
     assert_eq!(h3_report["gateways"][0]["state"], "NOREG");
     assert_eq!(h3_report["gateways"][0]["status"], "UP");
-    let pending: Vec<String> = h3_report["pending"].as_array().unwrap().iter().map(|p| p["action"]["command"].as_str().unwrap_or("restart").to_string()).collect();
-    assert!(pending.contains(&"sofia profile external restart".to_string()), "ext IP change needs a profile restart: {pending:?}");
+    let pending: Vec<String> = h3_report["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["action"]["command"]
+                .as_str()
+                .unwrap_or("restart")
+                .to_string()
+        })
+        .collect();
+    assert!(
+        pending.contains(&"sofia profile external restart".to_string()),
+        "ext IP change needs a profile restart: {pending:?}"
+    );
 
     // Second run: nothing to change, no FreeSWITCH command at all.
     let logs: Vec<usize> = fleet.hosts.iter().map(|h| h.fs_log().len()).collect();
@@ -80,7 +132,11 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
     let r2 = second.json();
     for h in r2["plays"][0]["hosts"].as_array().unwrap() {
         assert_eq!(h["status"], "ok", "{}", second.stderr);
-        assert!(h["files"].as_array().unwrap().iter().all(|f| f["status"] == "ok"));
+        assert!(h["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "ok"));
         assert!(h["steps"].as_array().unwrap().is_empty());
         // One command after authentication: the fact gathering.
         assert_eq!(h["remote_commands"], 1);
@@ -90,19 +146,69 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
 
     // A password change, checked with --diff: shown as changed, masked, nothing written.
     let before = h1.read("sip_profiles/external/wavix.xml");
-    let inv2 = fleet.inventory("inv2.yml", &|i, h| if i == 0 { "wavix_password: N3w-Pa55\"<&\n".into() } else { extra(i, h) });
-    let check = switchyard(&["apply", "--check", "--diff", "-i", inv2.to_str().unwrap(), &wavix(), "--known-hosts", kh]);
+    let inv2 = fleet.inventory("inv2.yml", &|i, h| {
+        if i == 0 {
+            "wavix_password: N3w-Pa55\"<&\n".into()
+        } else {
+            extra(i, h)
+        }
+    });
+    let check = switchyard(&[
+        "apply",
+        "--check",
+        "--diff",
+        "-i",
+        inv2.to_str().unwrap(),
+        &wavix(),
+        "--known-hosts",
+        kh,
+    ]);
     assert_eq!(check.code, 0, "{}", check.all());
-    assert!(check.stderr.contains("-    <param name=\"password\" value=\"********\"/>"), "{}", check.stderr);
-    assert!(check.stderr.contains("+    <param name=\"password\" value=\"********\"/>"), "{}", check.stderr);
-    assert!(check.stderr.contains("would run sofia profile external killgw wavix"), "{}", check.stderr);
+    assert!(
+        check
+            .stderr
+            .contains("-    <param name=\"password\" value=\"********\"/>"),
+        "{}",
+        check.stderr
+    );
+    assert!(
+        check
+            .stderr
+            .contains("+    <param name=\"password\" value=\"********\"/>"),
+        "{}",
+        check.stderr
+    );
+    assert!(
+        check
+            .stderr
+            .contains("would run sofia profile external killgw wavix"),
+        "{}",
+        check.stderr
+    );
     for secret in ["secret1", "N3w-Pa55", "N3w-Pa55&quot;&lt;&amp;"] {
-        assert!(!check.all().contains(secret), "`{secret}` leaked into the output");
+        assert!(
+            !check.all().contains(secret),
+            "`{secret}` leaked into the output"
+        );
     }
-    assert_eq!(h1.read("sip_profiles/external/wavix.xml"), before, "--check wrote nothing");
+    assert_eq!(
+        h1.read("sip_profiles/external/wavix.xml"),
+        before,
+        "--check wrote nothing"
+    );
 
     // Applied, the hostile password lands XML-escaped and the file stays well-formed.
-    let applied = switchyard(&["apply", "-i", inv2.to_str().unwrap(), &wavix(), "--known-hosts", kh, "--no-verify", "--limit", "pbx1"]);
+    let applied = switchyard(&[
+        "apply",
+        "-i",
+        inv2.to_str().unwrap(),
+        &wavix(),
+        "--known-hosts",
+        kh,
+        "--no-verify",
+        "--limit",
+        "pbx1",
+    ]);
     assert_eq!(applied.code, 0, "{}", applied.all());
     let gw = h1.read("sip_profiles/external/wavix.xml");
     assert!(gw.contains("value=\"N3w-Pa55&quot;&lt;&amp;\""), "{gw}");
@@ -119,26 +225,80 @@ fn unknown_and_changed_host_keys_are_refused() {
     let kh = fleet.known_hosts.to_str().unwrap();
     let pb = repo("playbooks/wavix.yml");
 
-    let refused = switchyard(&["apply", "-i", inv.to_str().unwrap(), &pb, "--known-hosts", kh]);
+    let refused = switchyard(&[
+        "apply",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "--known-hosts",
+        kh,
+    ]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("stranger [unreachable]"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("stranger [unreachable]"),
+        "{}",
+        refused.stderr
+    );
     assert!(refused.stderr.contains("is not in"), "{}", refused.stderr);
     assert!(!fleet.hosts[0].exists("sip_profiles/external/wavix.xml"));
 
     // Accepting new keys records the key, then works without the flag.
-    let learned = switchyard(&["apply", "--check", "-i", inv.to_str().unwrap(), &pb, "--known-hosts", kh, "--accept-new-host-keys"]);
+    let learned = switchyard(&[
+        "apply",
+        "--check",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "--known-hosts",
+        kh,
+        "--accept-new-host-keys",
+    ]);
     assert_eq!(learned.code, 0, "{}", learned.all());
-    assert!(std::fs::read_to_string(kh).unwrap().contains(&format!("[{}]:{}", fleet.hosts[0].addr, fleet.hosts[0].port)));
-    let again = switchyard(&["apply", "--check", "-i", inv.to_str().unwrap(), &pb, "--known-hosts", kh]);
+    assert!(std::fs::read_to_string(kh).unwrap().contains(&format!(
+        "[{}]:{}",
+        fleet.hosts[0].addr, fleet.hosts[0].port
+    )));
+    let again = switchyard(&[
+        "apply",
+        "--check",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "--known-hosts",
+        kh,
+    ]);
     assert_eq!(again.code, 0, "{}", again.all());
 
     // A changed key is refused even with --accept-new-host-keys.
     let other = fleet.dir.join("other_key");
-    std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
     let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
     let mut p = pubkey.split_whitespace();
-    std::fs::write(kh, format!("[{}]:{} {} {}\n", fleet.hosts[0].addr, fleet.hosts[0].port, p.next().unwrap(), p.next().unwrap())).unwrap();
-    let changed = switchyard(&["apply", "--check", "-i", inv.to_str().unwrap(), &pb, "--known-hosts", kh, "--accept-new-host-keys"]);
+    std::fs::write(
+        kh,
+        format!(
+            "[{}]:{} {} {}\n",
+            fleet.hosts[0].addr,
+            fleet.hosts[0].port,
+            p.next().unwrap(),
+            p.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let changed = switchyard(&[
+        "apply",
+        "--check",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "--known-hosts",
+        kh,
+        "--accept-new-host-keys",
+    ]);
     assert_eq!(changed.code, 1);
     assert!(changed.stderr.contains("HAS CHANGED"), "{}", changed.stderr);
 }

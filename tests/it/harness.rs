@@ -21,12 +21,21 @@ fn require(cond: bool, what: &str) {
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn user_exists(name: &str) -> bool {
-    Command::new("getent").args(["passwd", name]).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("getent")
+        .args(["passwd", name])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 pub struct TestHost {
@@ -43,7 +52,8 @@ impl TestHost {
         self.dir.join("conf").join(rel)
     }
     pub fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.conf(rel)).unwrap_or_else(|e| panic!("{}: {rel}: {e}", self.name))
+        std::fs::read_to_string(self.conf(rel))
+            .unwrap_or_else(|e| panic!("{}: {rel}: {e}", self.name))
     }
     pub fn exists(&self, rel: &str) -> bool {
         self.conf(rel).exists()
@@ -66,7 +76,8 @@ impl TestHost {
     /// Set the provider's accepted password for the trunk account.
     pub fn set_provider_password(&self, realm: &str, user: &str, password: &str) {
         let p = self.dir.join("bin/standin.json");
-        let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         cfg["accounts"][realm] = serde_json::json!({ user: password });
         std::fs::write(&p, serde_json::to_string(&cfg).unwrap()).unwrap();
     }
@@ -81,9 +92,17 @@ impl TestHost {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(self.conf(rel)).unwrap();
         let name = |id: u32, db: &str| {
-            run(Command::new("getent").args([db, &id.to_string()])).split(':').next().unwrap_or("").to_string()
+            run(Command::new("getent").args([db, &id.to_string()]))
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string()
         };
-        (name(m.uid(), "passwd"), name(m.gid(), "group"), m.mode() & 0o7777)
+        (
+            name(m.uid(), "passwd"),
+            name(m.gid(), "group"),
+            m.mode() & 0o7777,
+        )
     }
 }
 
@@ -103,19 +122,41 @@ pub struct Fleet {
 impl Fleet {
     /// `n` hosts, each a real sshd on its own 127.0.0.x address.
     pub fn new(tag: &str, n: usize) -> Fleet {
-        require(Path::new("/usr/sbin/sshd").exists(), "/usr/sbin/sshd (package openssh-server)");
+        require(
+            Path::new("/usr/sbin/sshd").exists(),
+            "/usr/sbin/sshd (package openssh-server)",
+        );
         require(user_exists("freeswitch"), "user `freeswitch`");
         require(user_exists(TEST_USER), "uid-0 test login `switchyard-test`");
-        require(Path::new("/usr/bin/python3").exists(), "/usr/bin/python3 (the stand-in fs_cli)");
+        require(
+            Path::new("/usr/bin/python3").exists(),
+            "/usr/bin/python3 (the stand-in fs_cli)",
+        );
         let _ = std::fs::create_dir_all("/run/sshd");
         let dir = std::env::temp_dir().join(format!("switchyard-it-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let key = dir.join("client_key");
-        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "switchyard-test", "-f"]).arg(&key));
+        run(Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "switchyard-test",
+                "-f",
+            ])
+            .arg(&key));
         let known_hosts = dir.join("known_hosts");
         std::fs::write(&known_hosts, "").unwrap();
-        let mut fleet = Fleet { dir, key, known_hosts, hosts: Vec::new() };
+        let mut fleet = Fleet {
+            dir,
+            key,
+            known_hosts,
+            hosts: Vec::new(),
+        };
         for i in 0..n {
             fleet.add_host(&format!("pbx{}", i + 1), true);
         }
@@ -129,12 +170,18 @@ impl Fleet {
         // Spread over 127.0.0.2-127.0.0.250, by process too, so parallel runs do not collide.
         let octet = 2 + ((std::process::id() * 7 + k) % 249);
         let addr = format!("127.0.0.{octet}");
-        let port = TcpListener::bind(format!("{addr}:0")).unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind(format!("{addr}:0"))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let hdir = self.dir.join(name);
         let accounts = serde_json::json!({ "sip.test": { "trunk1": "secret1" } });
         switchyard::demo::make_host(&hdir, &accounts).unwrap();
         let hk = hdir.join("host_key");
-        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&hk));
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&hk));
         let host_pub = std::fs::read_to_string(hdir.join("host_key.pub")).unwrap();
         let client_pub = std::fs::read_to_string(self.key.with_extension("pub")).unwrap();
         std::fs::write(hdir.join("authorized_keys"), client_pub).unwrap();
@@ -145,7 +192,14 @@ impl Fleet {
             ak = hdir.join("authorized_keys").display(),
         );
         std::fs::write(hdir.join("sshd_config"), cfg).unwrap();
-        let mut host = TestHost { name: name.to_string(), addr, port, dir: hdir, host_pub, sshd: None };
+        let mut host = TestHost {
+            name: name.to_string(),
+            addr,
+            port,
+            dir: hdir,
+            host_pub,
+            sshd: None,
+        };
         self.start(&mut host);
         if trusted {
             self.trust(&host);
@@ -167,9 +221,20 @@ impl Fleet {
     }
 
     pub fn trust(&self, host: &TestHost) {
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.known_hosts).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.known_hosts)
+            .unwrap();
         let mut parts = host.host_pub.split_whitespace();
-        writeln!(f, "[{}]:{} {} {}", host.addr, host.port, parts.next().unwrap(), parts.next().unwrap()).unwrap();
+        writeln!(
+            f,
+            "[{}]:{} {} {}",
+            host.addr,
+            host.port,
+            parts.next().unwrap(),
+            parts.next().unwrap()
+        )
+        .unwrap();
     }
 
     pub fn wait_ready(&self) {
@@ -177,7 +242,12 @@ impl Fleet {
         for h in &self.hosts {
             let sa: SocketAddr = format!("{}:{}", h.addr, h.port).parse().unwrap();
             while TcpStream::connect_timeout(&sa, Duration::from_millis(200)).is_err() {
-                assert!(Instant::now() < deadline, "sshd for {} did not come up: {}", h.name, std::fs::read_to_string(h.dir.join("sshd.log")).unwrap_or_default());
+                assert!(
+                    Instant::now() < deadline,
+                    "sshd for {} did not come up: {}",
+                    h.name,
+                    std::fs::read_to_string(h.dir.join("sshd.log")).unwrap_or_default()
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -237,7 +307,9 @@ impl Out {
         format!("{}{}", self.stdout, self.stderr)
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr)
+        })
     }
 }
 
@@ -256,7 +328,10 @@ pub fn switchyard(args: &[&str]) -> Out {
 
 /// Repository path of a shipped file.
 pub fn repo(rel: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel).to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A playbook file written for one test (templates from the repo's `templates/`).

@@ -32,16 +32,25 @@ fn shipped_wavix_playbook_renders() {
     for (host, desired) in states {
         let desired = desired.unwrap();
         let facts: Vec<FileFact> = desired.files.iter().map(|f| stock_fact(&f.rel)).collect();
-        let plan = switchyard::plan::plan(&desired, &facts, Disruption::None).unwrap();
+        let plan = switchyard::plan::plan(&desired, &facts, Disruption::None, None).unwrap();
         for f in &plan.files {
             let text = String::from_utf8(f.new.clone()).unwrap();
             insta::assert_snapshot!(format!("{}__{}", host.name, f.rel.replace('/', "__")), text);
             if !f.diff.is_empty() {
-                insta::assert_snapshot!(format!("{}__{}__diff", host.name, f.rel.replace('/', "__")), f.diff.replace(&*desired.conf_root, "CONF"));
+                insta::assert_snapshot!(
+                    format!("{}__{}__diff", host.name, f.rel.replace('/', "__")),
+                    f.diff.replace(&*desired.conf_root, "CONF")
+                );
             }
             seen += 1;
         }
-        let steps: Vec<String> = plan.reload.steps.iter().chain(&plan.reload.pending).map(|s| format!("{} ({:?}): {}", s.action, s.disruption, s.reason)).collect();
+        let steps: Vec<String> = plan
+            .reload
+            .steps
+            .iter()
+            .chain(&plan.reload.pending)
+            .map(|s| format!("{} ({:?}): {}", s.action, s.disruption, s.reason))
+            .collect();
         insta::assert_snapshot!(format!("{}__reload_plan", host.name), steps.join("\n"));
     }
     assert!(seen >= 15, "{seen} files rendered");

@@ -1,0 +1,60 @@
+//! The small record switchyard keeps on each host: what it last wrote, and which
+//! disruptive steps are still owed.
+//!
+//! Kept at `<conf root>/.switchyard/state.json` (hashes only, never content or secrets),
+//! read in the fact-gathering round trip and written in the file-writing one. It is what
+//! lets a later run tell **drift** (the host changed since switchyard wrote it) from
+//! **pending** (the playbook or inventory changed), and what keeps a `restart pending`
+//! visible after the run that caused it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::freeswitch::reload::Step;
+
+/// Path of the record, relative to the conf root.
+pub const STATE_REL: &str = ".switchyard/state.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostState {
+    pub version: u32,
+    /// Seconds since the epoch of the last apply that wrote files.
+    pub applied_at: u64,
+    /// `user@machine` that ran it.
+    pub applied_by: String,
+    /// Absolute path → sha256 of the content switchyard last wrote there.
+    pub files: BTreeMap<String, String>,
+    /// Disruptive steps a past apply needed but was not allowed to run.
+    pub pending: Vec<Step>,
+}
+
+impl HostState {
+    pub fn parse(bytes: &[u8]) -> Option<HostState> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("state serializes");
+        v.push(b'\n');
+        v
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `user@machine` of this controller, for the record and history.
+pub fn who() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
