@@ -21,7 +21,7 @@ pub enum DesiredError {
     Template {
         host: String,
         task: String,
-        source: TemplateError,
+        source: Box<TemplateError>,
     },
     #[error("host `{host}`, task `{task}`: {message}")]
     Task {
@@ -145,7 +145,7 @@ pub fn build(
         let terr = |source| DesiredError::Template {
             host: host.name.clone(),
             task: task.name.clone(),
-            source,
+            source: Box::new(source),
         };
         let err = |message: String| DesiredError::Task {
             host: host.name.clone(),

@@ -40,17 +40,17 @@ impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum S {
-            S(String),
-            I(i64),
-            F(f64),
-            B(bool),
+        enum Any {
+            Text(String),
+            Int(i64),
+            Float(f64),
+            Bool(bool),
         }
-        Ok(Scalar(match S::deserialize(d)? {
-            S::S(s) => s,
-            S::I(i) => i.to_string(),
-            S::F(f) => f.to_string(),
-            S::B(b) => b.to_string(),
+        Ok(Scalar(match Any::deserialize(d)? {
+            Any::Text(s) => s,
+            Any::Int(i) => i.to_string(),
+            Any::Float(f) => f.to_string(),
+            Any::Bool(b) => b.to_string(),
         }))
     }
 }

@@ -167,6 +167,17 @@ fn e164_problem(num: &str) -> Option<String> {
                 .into(),
         );
     }
+    // Country codes whose national numbers drop their trunk `0` in E.164 (not Italy's 39).
+    for cc in [
+        "44", "49", "33", "31", "32", "41", "43", "45", "46", "47", "34", "61", "64", "27", "91",
+        "81", "86", "353",
+    ] {
+        if n.len() > cc.len() + 1 && n.starts_with(cc) && n.as_bytes()[cc.len()] == b'0' {
+            return Some(format!(
+                "keeps the national trunk prefix `0` after the country code `{cc}`"
+            ));
+        }
+    }
     if n.len() < 8 || n.len() > 15 {
         return Some(format!(
             "has {} digits (E.164 numbers have 8 to 15)",
@@ -182,6 +193,17 @@ fn e164_fix(num: &str) -> String {
         .replace([' ', '-', '(', ')'], "");
     if let Some(r) = n.strip_prefix("00") {
         format!("write it as `{r}` (E.164 digits, country code first)")
+    } else if let Some(cc) = [
+        "44", "49", "33", "31", "32", "41", "43", "45", "46", "47", "34", "61", "64", "27", "91",
+        "81", "86", "353",
+    ]
+    .iter()
+    .find(|cc| n.len() > cc.len() + 1 && n.starts_with(**cc) && n.as_bytes()[cc.len()] == b'0')
+    {
+        format!(
+            "write it as `{cc}{}` (drop the 0 after the country code)",
+            &n[cc.len() + 1..]
+        )
     } else if n.len() == 10 && !n.starts_with('0') {
         format!("write it as `1{n}` if it is a US/Canada number")
     } else {
@@ -231,7 +253,7 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
         for d in preprocess::parse(text) {
             if !d.well_spelt {
                 cx.push(Severity::Error, rel, d.line, "preprocess-misspelt",
-                    format!("`{}` is not `X-PRE-PROCESS`: FreeSWITCH silently ignores this line, so `{}` is never set", text.lines().nth(d.line - 1).unwrap_or("").trim().split_whitespace().next().unwrap_or("").trim_start_matches('<'), d.data.split('=').next().unwrap_or("")),
+                    format!("`{}` is not `X-PRE-PROCESS`: FreeSWITCH silently ignores this line, so `{}` is never set", text.lines().nth(d.line - 1).unwrap_or("").split_whitespace().next().unwrap_or("").trim_start_matches('<'), d.data.split('=').next().unwrap_or("")),
                     format!("spell it `<X-PRE-PROCESS cmd=\"{}\" data=\"{}\"/>`", d.cmd, d.data));
             } else if !preprocess::KNOWN_CMDS.contains(&d.cmd.as_str()) {
                 cx.push(
@@ -437,7 +459,7 @@ pub fn lint_host(host: &crate::inventory::Host) -> Vec<Finding> {
         ("freeswitch_owner", &fs.owner),
         ("freeswitch_group", &fs.group),
     ] {
-        if v.to_ascii_lowercase() == "freeswitch" && v != "freeswitch" {
+        if v.eq_ignore_ascii_case("freeswitch") && v != "freeswitch" {
             cx.push(Severity::Error, "inventory", 0, "owner",
                 format!("`{what}` is `{v}`: user and group names are case-sensitive; packages run FreeSWITCH as `freeswitch`"),
                 format!("set `{what}` to `freeswitch`"));
@@ -674,12 +696,37 @@ fn lint_dialplan(
 mod tests {
     use super::*;
 
+    /// The guide's own table of wrongly formatted numbers, and its troubleshooting examples.
     #[test]
     fn e164() {
-        assert!(e164_problem("16468097065").is_none());
-        assert!(e164_problem("6561223344").is_some());
-        assert!(e164_problem("020 1122 3344").is_some());
-        assert!(e164_problem("0041797000777").is_some());
-        assert!(e164_problem("442011223344").is_none());
+        assert!(e164_problem("6561223344")
+            .unwrap()
+            .contains("country code `1`"));
+        assert!(e164_problem("020 1122 3344").unwrap().contains("spaces"));
+        assert!(e164_problem("0041797000777").unwrap().contains("`00`"));
+        assert!(e164_problem("9085594899").is_some());
+        // The guide's troubleshooting example for the UK keeps the trunk 0.
+        assert!(e164_problem("4408001218915")
+            .unwrap()
+            .contains("trunk prefix `0`"));
+        assert_eq!(
+            e164_fix("4408001218915"),
+            "write it as `448001218915` (drop the 0 after the country code)"
+        );
+        assert_eq!(
+            e164_fix("0041797000777"),
+            "write it as `41797000777` (E.164 digits, country code first)"
+        );
+        for ok in [
+            "16561223344",
+            "442011223344",
+            "41797000777",
+            "19085594899",
+            "448001218915",
+            "16468097065",
+            "390612345678",
+        ] {
+            assert!(e164_problem(ok).is_none(), "{ok}");
+        }
     }
 }

@@ -371,7 +371,8 @@ mod tests {
         let dp = "<include><context name=\"wavix\"/></include>";
         let dp2 = "<include><context name=\"wavix2\"/></include>";
         let gw = "sip_profiles/external/wavix.xml";
-        let cases: Vec<(Vec<Change>, Disruption, Vec<&str>, Vec<&str>)> = vec![
+        type Case<'a> = (Vec<Change<'a>>, Disruption, Vec<&'a str>, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
             (vec![], Disruption::None, vec![], vec![]),
             (
                 vec![ch("dialplan/default/01_wavix.xml", Some(dp), Some(dp2))],

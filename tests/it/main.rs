@@ -5,6 +5,7 @@ mod harness;
 
 mod apply;
 mod errors;
+mod lint;
 mod reload;
 mod rollout;
 mod snapshots;

@@ -1,1 +1,257 @@
+//! Making changes take effect the way FreeSWITCH needs, over real sshd with the stand-in:
+//! killgw+rescan for a changed gateway, verification, rollback, restarts only when allowed.
 
+use crate::harness::*;
+
+fn wavix() -> String {
+    repo("playbooks/wavix.yml")
+}
+
+fn apply(fleet: &Fleet, inv: &std::path::Path, extra: &[&str]) -> Out {
+    let mut args = vec![
+        "apply",
+        "-i",
+        inv.to_str().unwrap(),
+        fleet_pb(),
+        "--known-hosts",
+        fleet.known_hosts.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    switchyard(&args)
+}
+
+fn fleet_pb() -> &'static str {
+    Box::leak(wavix().into_boxed_str())
+}
+
+fn host_report(out: &Out, host: &str) -> serde_json::Value {
+    out.json()["plays"][0]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap()
+        .clone()
+}
+
+fn commands(r: &serde_json::Value) -> Vec<String> {
+    r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["command"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn changed_password_is_applied_with_killgw_rescan_and_verified() {
+    let fleet = Fleet::new("pwchange", 1);
+    let h = &fleet.hosts[0];
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let first = apply(&fleet, &inv, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(host_report(&first, "pbx1")["gateways"][0]["state"], "REGED");
+
+    // The provider rotates the password; the inventory follows.
+    h.set_provider_password("sip.test", "trunk1", "secret2");
+    let inv2 = fleet.inventory("inv2.yml", &|_, _| "wavix_password: secret2\n".into());
+    let log_before = h.fs_log().len();
+    let out = apply(&fleet, &inv2, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = host_report(&out, "pbx1");
+    assert_eq!(r["status"], "changed");
+    assert_eq!(
+        commands(&r),
+        [
+            "sofia profile external killgw wavix",
+            "sofia profile external rescan"
+        ]
+    );
+    assert_eq!(r["gateways"][0]["state"], "REGED");
+    assert_eq!(r["gateways"][0]["status"], "UP");
+    let log: Vec<String> = h.fs_log()[log_before..].to_vec();
+    assert_eq!(
+        &log[..2],
+        [
+            "sofia profile external killgw wavix",
+            "sofia profile external rescan"
+        ]
+    );
+    assert!(
+        log[2..]
+            .iter()
+            .all(|c| c == "sofia xmlstatus gateway wavix"),
+        "{log:?}"
+    );
+    // The stand-in really runs the new credentials (rescan alone would have kept secret1).
+    assert!(h
+        .fs("sofia status gateway wavix")
+        .contains("State   \tREGED"));
+}
+
+#[test]
+fn wrong_password_fails_verification_and_rolls_back() {
+    let fleet = Fleet::new("wrongpw", 1);
+    let h = &fleet.hosts[0];
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    assert_eq!(apply(&fleet, &inv, &[]).code, 0);
+    let good = h.read("sip_profiles/external/wavix.xml");
+
+    let bad = fleet.inventory("bad.yml", &|_, _| "wavix_password: wrongpass\n".into());
+    let out = apply(&fleet, &bad, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let r = host_report(&out, "pbx1");
+    assert_eq!(r["status"], "rolled_back", "{}", out.stderr);
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.contains("gateway `wavix` is FAIL") || error.contains("gateway `wavix` is FAILED"),
+        "{error}"
+    );
+    assert_eq!(r["rollback"], "previous files restored and verified");
+    assert_eq!(
+        commands(&r),
+        [
+            "sofia profile external killgw wavix",
+            "sofia profile external rescan",
+            "(rollback) sofia profile external killgw wavix",
+            "(rollback) sofia profile external rescan"
+        ]
+    );
+    // Back on the old password, registered again.
+    assert_eq!(h.read("sip_profiles/external/wavix.xml"), good);
+    assert_eq!(r["gateways"][0]["state"], "REGED");
+    assert!(h
+        .fs("sofia xmlstatus gateway wavix")
+        .contains("<state>REGED</state>"));
+    assert!(
+        !out.all().contains("wrongpass"),
+        "the failed password is not printed"
+    );
+    // The record still describes the good state: the next run sees the same change again.
+    let again = switchyard(&[
+        "apply",
+        "--check",
+        "-i",
+        bad.to_str().unwrap(),
+        &wavix(),
+        "--known-hosts",
+        fleet.known_hosts.to_str().unwrap(),
+    ]);
+    assert!(
+        again
+            .stderr
+            .contains("changed   sip_profiles/external/wavix.xml"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn malformed_template_never_reaches_a_host() {
+    let fleet = Fleet::new("malformed", 1);
+    let h = &fleet.hosts[0];
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let tdir = fleet.dir.join("playbooks/templates");
+    std::fs::create_dir_all(&tdir).unwrap();
+    // An unclosed attribute quote: the real FreeSWITCH answered +OK [Success] to this and
+    // silently swallowed the next line (fs-outputs.md), so it must be caught before upload.
+    std::fs::write(tdir.join("gw.xml.j2"), "<include>\n  <gateway name=\"wavix\">\n    <param name=\"password\" value=\"{{ wavix_password }}/>\n    <param name=\"realm\" value=\"sip.test\"/>\n  </gateway>\n</include>\n").unwrap();
+    let pb = playbook(&fleet.dir, "broken.yml", "- hosts: pbx\n  tasks:\n    - name: gw\n      template: {src: gw.xml.j2, dest: sip_profiles/external/wavix.xml}\n");
+    let out = switchyard(&[
+        "apply",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "--known-hosts",
+        fleet.known_hosts.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("rendered to XML that is not well-formed"),
+        "{}",
+        out.stderr
+    );
+    assert!(!h.exists("sip_profiles/external/wavix.xml"));
+    assert!(h.fs_log().is_empty(), "FreeSWITCH was never asked anything");
+    assert!(!out.all().contains("secret1"));
+}
+
+#[test]
+fn xml_rejected_by_freeswitch_is_rolled_back() {
+    let fleet = Fleet::new("rejected", 1);
+    let h = &fleet.hosts[0];
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    assert_eq!(apply(&fleet, &inv, &[]).code, 0);
+    let dialplan = h.read("dialplan/wavix.xml");
+    // Someone left a broken file in the dialplan (not managed by switchyard): FreeSWITCH
+    // will refuse the whole configuration at the next reloadxml, answering +OK [error].
+    std::fs::write(
+        h.conf("dialplan/99_broken.xml"),
+        "this is not xml <<< & >\n<extension name=\"x\">\n",
+    )
+    .unwrap();
+    let inv2 = fleet.inventory("inv2.yml", &|_, _| {
+        "did_routes: [{number: \"16468097066\", extension: \"1000\"}]\n".into()
+    });
+    let out = apply(&fleet, &inv2, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let r = host_report(&out, "pbx1");
+    assert_eq!(r["status"], "rolled_back");
+    assert!(
+        r["error"].as_str().unwrap().contains(
+            "FreeSWITCH rejected the XML and kept the old configuration: [error near line"
+        ),
+        "{}",
+        r["error"]
+    );
+    assert_eq!(
+        h.read("dialplan/wavix.xml"),
+        dialplan,
+        "the previous dialplan is back"
+    );
+    assert_eq!(commands(&r), ["reloadxml", "(rollback) reloadxml"]);
+}
+
+#[test]
+fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
+    let fleet = Fleet::new("rtp", 1);
+    let h = &fleet.hosts[0];
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let out = apply(&fleet, &inv, &[]);
+    assert_eq!(out.code, 0);
+    let r = host_report(&out, "pbx1");
+    assert_eq!(r["restart_pending"], true);
+    assert_eq!(r["pending"][0]["action"]["type"], "restart");
+    assert!(!h.fs_log().iter().any(|c| c == "RESTART"));
+    assert!(
+        out.stderr.contains("pending   restart FreeSWITCH"),
+        "{}",
+        out.stderr
+    );
+
+    // Still owed on the next run, which changes nothing.
+    let again = apply(&fleet, &inv, &[]);
+    let r = host_report(&again, "pbx1");
+    assert_eq!(
+        (r["status"].as_str(), r["restart_pending"].as_bool()),
+        (Some("ok"), Some(true))
+    );
+
+    // Allowed: calls are counted first, then FreeSWITCH restarts and reads the new range.
+    let allowed = apply(&fleet, &inv, &["--allow", "restart"]);
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+    let r = host_report(&allowed, "pbx1");
+    assert_eq!(commands(&r), ["restart FreeSWITCH"]);
+    assert_eq!(r["restart_pending"], false);
+    let log = h.fs_log();
+    let n = log.len();
+    assert_eq!(&log[n - 2..], ["show calls count", "RESTART"]);
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(h.dir.join("state/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(st["rtp"], serde_json::json!(["10000", "20000"]));
+    let done = apply(&fleet, &inv, &[]);
+    assert_eq!(host_report(&done, "pbx1")["restart_pending"], false);
+}
