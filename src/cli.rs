@@ -83,8 +83,11 @@ pub struct ApplyArgs {
     #[arg(long, short = 'D')]
     pub diff: bool,
     /// Write a machine-readable report to stdout
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json_lines")]
     pub json: bool,
+    /// Stream one JSON object per host to stdout as each host finishes (for very large fleets)
+    #[arg(long)]
+    pub json_lines: bool,
     /// Disruptive steps allowed to make changes take effect (overrides the play's `allow:`)
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub allow: Option<AllowArg>,
@@ -226,7 +229,73 @@ async fn apply(a: ApplyArgs, mode: impl Fn(bool) -> Mode) -> Result<i32, BoxErro
     let inv = Inventory::load(&a.inventory)?;
     let pb = Playbook::load(&a.playbook)?;
     let opts = run_options(&a, mode(a.check))?;
-    execute(&inv, &pb, &opts, a.diff, a.json).await
+    let output = if a.json_lines {
+        Output::JsonLines
+    } else if a.json {
+        Output::Json
+    } else {
+        Output::Human
+    };
+    execute(&inv, &pb, &opts, a.diff, output).await
+}
+
+/// What goes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Nothing: human text goes to stderr.
+    Human,
+    /// One JSON document at the end.
+    Json,
+    /// One JSON line per host as it finishes.
+    JsonLines,
+}
+
+/// Host blocks and a live progress line on stderr. The progress line is redrawn only on a
+/// terminal and is always erased before anything else is written, so it never mixes with
+/// diffs; elsewhere each host block is plain text.
+struct Progress {
+    tty: bool,
+    done: usize,
+    changed: usize,
+    failed: usize,
+    batch: usize,
+}
+
+impl Progress {
+    fn host(&mut self, r: &run::HostReport, block: &str, json_line: Option<String>) {
+        use std::io::Write;
+        self.done += 1;
+        self.batch = self.batch.max(r.batch);
+        match r.status {
+            run::HostStatus::Changed => self.changed += 1,
+            s if s.is_failure() => self.failed += 1,
+            _ => {}
+        }
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K");
+        }
+        let _ = write!(err, "{block}");
+        if let Some(line) = json_line {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        if self.tty {
+            let _ = write!(
+                err,
+                "[batch {}] {} hosts done: {} changed, {} failed",
+                self.batch, self.done, self.changed, self.failed
+            );
+        }
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }
 
 /// Run every play, print host blocks as they finish and the recap; returns the exit code.
@@ -235,14 +304,32 @@ pub async fn execute(
     pb: &Playbook,
     opts: &RunOptions,
     diff: bool,
-    json: bool,
+    output: Output,
 ) -> Result<i32, BoxError> {
+    use std::io::IsTerminal;
     let mut reports = Vec::new();
     let mut code = 0;
     let mode = opts.mode;
+    let progress = Arc::new(std::sync::Mutex::new(Progress {
+        tty: std::io::stderr().is_terminal()
+            && std::env::var_os("TERM").is_some_and(|t| t != "dumb"),
+        done: 0,
+        changed: 0,
+        failed: 0,
+        batch: 0,
+    }));
     for play in &pb.plays {
-        let on_host: run::OnHost =
-            Arc::new(move |r| eprint!("{}", report::host_block(r, diff, mode)));
+        let progress = progress.clone();
+        let play_name = play.name.clone();
+        let on_host: run::OnHost = Arc::new(move |r| {
+            let block = report::host_block(r, diff, mode);
+            let line = (output == Output::JsonLines)
+                .then(|| serde_json::json!({"play": play_name, "host": r}).to_string());
+            progress
+                .lock()
+                .expect("progress lock")
+                .host(r, &block, line);
+        });
         match run::run_play(inv, pb, play, opts, on_host).await {
             Ok(r) => {
                 if r.aborted.is_some()
@@ -273,8 +360,9 @@ pub async fn execute(
             Err(e) => return Err(e.into()),
         }
     }
+    progress.lock().expect("progress lock").finish();
     eprint!("{}", report::recap(&reports));
-    if json {
+    if output == Output::Json {
         println!("{}", report::json(&reports));
     }
     Ok(code)

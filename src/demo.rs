@@ -197,7 +197,7 @@ pub async fn run(dir: &Path, reset: bool, check: bool) -> Result<i32, BoxError> 
         verify: true,
         shuffle_seed: 1,
     };
-    let code = crate::cli::execute(&inv, &pb, &opts, true, false).await?;
+    let code = crate::cli::execute(&inv, &pb, &opts, true, crate::cli::Output::Human).await?;
     eprintln!(
         "\nThe demo fleet is in {}: run `switchyard demo` again and nothing changes; edit {} and run it again to see a diff.",
         dir.display(),

@@ -74,6 +74,8 @@ pub struct Connection {
     pub command_timeout: Duration,
     /// ProxyJump-style chain of `user@host:port` jump hosts, outermost first.
     pub jump: Vec<String>,
+    /// Extra connection attempts after a refused or timed-out connection.
+    pub retries: u32,
 }
 
 mod secs {
@@ -476,6 +478,12 @@ impl Host {
             connect_timeout: secs(&["ssh_connect_timeout", "ansible_ssh_timeout"], 10.0)?,
             command_timeout: secs(&["command_timeout"], 120.0)?,
             jump,
+            retries: match var_str(&vars, &["ssh_retries", "ansible_ssh_retries"]) {
+                None => 2,
+                Some(r) => r.parse().ok().filter(|r| *r <= 10).ok_or_else(|| {
+                    bad("ssh_retries", format!("`{r}` is not a count from 0 to 10"))
+                })?,
+            },
         };
         let conf_root = var_str(&vars, &["freeswitch_conf_root"])
             .unwrap_or_else(|| "/usr/local/freeswitch/conf".into());

@@ -377,10 +377,13 @@ async fn process_host(
         Ok(d) => d,
         Err(e) => return report.fail(HostStatus::Failed, e),
     };
-    let mut t = match Transport::connect(&host.connection, &s.ssh).await {
-        Ok(t) => t,
-        Err(e) => return report.fail(HostStatus::Unreachable, e.to_string()),
-    };
+    let mut t =
+        match Transport::connect_with_retries(&host.connection, &s.ssh, host.connection.retries)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return report.fail(HostStatus::Unreachable, e.to_string()),
+        };
     let commands = t.commands.clone();
     let mut r = pipeline(&mut t, host, &desired, s, report).await;
     r.remote_commands = commands.load(std::sync::atomic::Ordering::Relaxed);

@@ -94,7 +94,38 @@ pub struct Transport {
     pub commands: Arc<AtomicU64>,
 }
 
+impl TransportError {
+    /// Worth another try: the network or the host may be back in a moment. Host-key,
+    /// authentication and key-file problems will not fix themselves.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Connect { .. } | TransportError::Timeout { .. }
+        )
+    }
+}
+
 impl Transport {
+    /// Connect, retrying transient failures `retries` times with doubling backoff.
+    pub async fn connect_with_retries(
+        conn: &Connection,
+        opts: &SshOptions,
+        retries: u32,
+    ) -> Result<Transport, TransportError> {
+        let mut delay = std::time::Duration::from_millis(250);
+        let mut attempt = 0;
+        loop {
+            match Transport::connect(conn, opts).await {
+                Err(e) if e.is_transient() && attempt < retries => {
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub async fn connect(
         conn: &Connection,
         opts: &SshOptions,

@@ -166,6 +166,11 @@ impl Fleet {
 
     /// Start one more host; `trusted` adds its key to known_hosts.
     pub fn add_host(&mut self, name: &str, trusted: bool) -> usize {
+        self.add_host_with(name, trusted, "")
+    }
+
+    /// Like `add_host`, with extra sshd_config lines.
+    pub fn add_host_with(&mut self, name: &str, trusted: bool, sshd_extra: &str) -> usize {
         let k = NEXT.fetch_add(1, Ordering::SeqCst);
         // Spread over 127.0.0.2-127.0.0.250, by process too, so parallel runs do not collide.
         let octet = 2 + ((std::process::id() * 7 + k) % 249);
@@ -186,7 +191,8 @@ impl Fleet {
         let client_pub = std::fs::read_to_string(self.key.with_extension("pub")).unwrap();
         std::fs::write(hdir.join("authorized_keys"), client_pub).unwrap();
         let cfg = format!(
-            "ListenAddress {addr}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin yes\nAllowUsers {TEST_USER} root\nMaxStartups 1000:30:1000\nMaxSessions 100\nLogLevel ERROR\n",
+            "ListenAddress {addr}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin yes\nAllowUsers {TEST_USER} root\nMaxStartups 1000:30:1000\nMaxSessions 100\n{log}{sshd_extra}",
+            log = if sshd_extra.contains("LogLevel") { "" } else { "LogLevel ERROR\n" },
             hk = hk.display(),
             pid = hdir.join("sshd.pid").display(),
             ak = hdir.join("authorized_keys").display(),
@@ -259,11 +265,21 @@ impl Fleet {
 
     /// An inventory of every host, with `extra` YAML lines of vars per host (by index).
     pub fn inventory(&self, file: &str, extra: &dyn Fn(usize, &TestHost) -> String) -> PathBuf {
+        self.inventory_of(file, &|_| true, extra)
+    }
+
+    /// An inventory of the hosts `keep` selects.
+    pub fn inventory_of(
+        &self,
+        file: &str,
+        keep: &dyn Fn(&TestHost) -> bool,
+        extra: &dyn Fn(usize, &TestHost) -> String,
+    ) -> PathBuf {
         let mut s = String::from("all:\n  children:\n    pbx:\n      vars:\n");
         s.push_str(&format!("        ansible_user: {TEST_USER}\n        ansible_become: false\n        ansible_ssh_private_key_file: {}\n        wavix_realm: sip.test\n        wavix_failover_proxy: \"\"\n        wavix_username: trunk1\n        wavix_password: secret1\n", self.key.display()));
         s.push_str("        user: {id: \"1000\", password: \"ext-pass-1000\", vm_password: \"4711\", caller_id_name: \"Main\", caller_id_number: \"16468097065\"}\n        did_routes: [{number: \"16468097065\", extension: \"1000\"}]\n");
         s.push_str("      hosts:\n");
-        for (i, h) in self.hosts.iter().enumerate() {
+        for (i, h) in self.hosts.iter().enumerate().filter(|(_, h)| keep(h)) {
             s.push_str(&format!(
                 "        {}:\n          ansible_host: {}\n          ansible_port: {}\n          freeswitch_conf_root: {}\n          fs_cli: {}\n          freeswitch_restart_command: \"{} --standin-restart\"\n",
                 h.name,

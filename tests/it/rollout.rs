@@ -1,1 +1,156 @@
+//! Fleet rollouts over real sshd: canary batches, failure budgets, unreachable hosts, bastions.
 
+use crate::harness::*;
+
+fn apply(fleet: &Fleet, inv: &std::path::Path, extra: &[&str]) -> Out {
+    let pb = repo("playbooks/wavix.yml");
+    let mut args = vec![
+        "apply",
+        "-i",
+        inv.to_str().unwrap(),
+        pb.as_str(),
+        "--known-hosts",
+        fleet.known_hosts.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    switchyard(&args)
+}
+
+fn statuses(out: &Out) -> Vec<(String, String)> {
+    out.json()["plays"][0]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn failed_canary_stops_the_rollout_before_the_next_batch() {
+    let fleet = Fleet::new("canary", 4);
+    // The canary's trunk account does not accept the password: verification fails.
+    fleet.hosts[0].set_provider_password("sip.test", "trunk1", "something-else");
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let out = apply(&fleet, &inv, &["--serial", "1,50%"]);
+    assert_eq!(out.code, 1);
+    let st = statuses(&out);
+    assert_eq!(st[0], ("pbx1".into(), "rolled_back".into()), "{st:?}");
+    for h in &st[1..] {
+        assert_eq!(h.1, "not_run", "{st:?}");
+    }
+    for h in &fleet.hosts[1..] {
+        assert!(
+            !h.exists("sip_profiles/external/wavix.xml"),
+            "{} was touched",
+            h.name
+        );
+        assert!(h.fs_log().is_empty());
+    }
+    let batches: Vec<u64> = out.json()["plays"][0]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["batch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [1, 2, 2, 3]);
+    assert!(out.stderr.contains("ROLLOUT ABORTED"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("never touched: pbx2, pbx3, pbx4"),
+        "{}",
+        out.stderr
+    );
+    // Recap lists failures first.
+    let recap = out.stderr.split("RECAP").nth(1).unwrap();
+    assert!(recap.find("pbx1").unwrap() < recap.find("pbx2").unwrap());
+}
+
+#[test]
+fn max_fail_percentage_boundary_and_an_unreachable_host() {
+    let mut fleet = Fleet::new("maxfail", 5);
+    // pbx3 is down: 1 of the 4 hosts of the first batch (25%) fails.
+    fleet.hosts[2].stop();
+    let inv = fleet.inventory("inv.yml", &|_, _| {
+        "ssh_retries: 1\nssh_connect_timeout: 3\n".into()
+    });
+
+    // Above the budget (25% > 24%): the second batch never runs.
+    let out = apply(
+        &fleet,
+        &inv,
+        &["--serial", "4,1", "--max-fail-percentage", "24"],
+    );
+    assert_eq!(out.code, 1);
+    let st = statuses(&out);
+    assert_eq!(
+        st.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
+        ["changed", "changed", "unreachable", "changed", "not_run"],
+        "{st:?}"
+    );
+    let err = out.json()["plays"][0]["hosts"][2]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!fleet.hosts[4].exists("dialplan/wavix.xml"));
+
+    // Exactly at the budget (25% = 25%): the rollout continues.
+    let out = apply(
+        &fleet,
+        &inv,
+        &["--serial", "4,1", "--max-fail-percentage", "25"],
+    );
+    assert_eq!(out.code, 1, "an unreachable host still makes the run fail");
+    let st = statuses(&out);
+    assert_eq!(
+        st.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
+        ["ok", "ok", "unreachable", "ok", "changed"],
+        "{st:?}"
+    );
+    assert!(fleet.hosts[4].exists("dialplan/wavix.xml"));
+    assert!(!out.stderr.contains("ROLLOUT ABORTED"));
+}
+
+#[test]
+fn host_reached_only_through_a_bastion() {
+    let mut fleet = Fleet::new("bastion", 0);
+    let target = fleet.add_host("pbx-behind", true);
+    let (taddr, tport) = (fleet.hosts[target].addr.clone(), fleet.hosts[target].port);
+    // The bastion forwards to the target and nowhere else, and logs what it forwards.
+    let b = fleet.add_host_with(
+        "bastion",
+        true,
+        &format!("PermitOpen {taddr}:{tport}\nLogLevel DEBUG1\n"),
+    );
+    fleet.wait_ready();
+    let (baddr, bport) = (fleet.hosts[b].addr.clone(), fleet.hosts[b].port);
+    let jump = format!("ssh_jump: \"{TEST_USER}@{baddr}:{bport}\"\n");
+    let inv = fleet.inventory_of("inv.yml", &|h| h.name == "pbx-behind", &|_, _| jump.clone());
+
+    let out = apply(&fleet, &inv, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        statuses(&out),
+        [("pbx-behind".to_string(), "changed".to_string())]
+    );
+    assert!(fleet.hosts[target].exists("sip_profiles/external/wavix.xml"));
+    let blog = std::fs::read_to_string(fleet.hosts[b].dir.join("sshd.log")).unwrap();
+    assert!(
+        blog.contains("direct-tcpip") && blog.contains(&tport.to_string()),
+        "the bastion forwarded the connection:\n{blog}"
+    );
+
+    // Without the bastion the host is unreachable.
+    fleet.hosts[b].stop();
+    let out = apply(&fleet, &inv, &[]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        statuses(&out),
+        [("pbx-behind".to_string(), "unreachable".to_string())]
+    );
+}
