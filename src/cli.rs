@@ -32,8 +32,103 @@ pub enum Command {
     Lint(LintArgs),
     /// Print hosts, groups and merged variables (secrets masked)
     Inventory(InventoryArgs),
+    /// Save a reviewable plan (hashes, masked diffs, reload steps; no secrets) without changing anything
+    Plan(PlanArgs),
+    /// Check every host for drift without changing anything (exit 0 none, 2 drift, 1 error)
+    Drift(DriftArgs),
+    /// Run as an agent: check (and with --fix correct) drift every interval, serve Prometheus metrics
+    Watch(WatchArgs),
+    /// List the local run history
+    History(HistoryArgs),
     /// Run the shipped Wavix playbook on a built-in demo fleet (no real PBX needed)
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PlanFormat {
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: PathBuf,
+    pub playbook: PathBuf,
+    /// Write the plan here (JSON: the input of `apply --plan`)
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    /// Also write a review summary for a pull-request comment to this file
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub allow: Option<AllowArg>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: PathBuf,
+    pub playbook: PathBuf,
+    /// Correct drifted hosts through the normal apply path (rollout policy, reloads, verification, rollback)
+    #[arg(long)]
+    pub fix: bool,
+    /// Exit 2 for pending changes too, not only for drift
+    #[arg(long)]
+    pub fail_on_pending: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub allow: Option<AllowArg>,
+    /// Run history file (default: $SWITCHYARD_HISTORY or ~/.local/state/switchyard/history.jsonl)
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: PathBuf,
+    pub playbook: PathBuf,
+    /// Time between rounds: `30s`, `15m`, `1h`
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub every: String,
+    /// Random extra delay up to this much before each round (spreads fleets of agents)
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    pub jitter: String,
+    /// Correct drift, not only report it
+    #[arg(long)]
+    pub fix: bool,
+    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9477
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Stop after this many rounds
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub allow: Option<AllowArg>,
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Only this host
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Only entries newer than this: `2h`, `7d`, or seconds since the epoch
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -100,6 +195,12 @@ pub struct ApplyArgs {
     /// Do not poll gateway registration after applying
     #[arg(long)]
     pub no_verify: bool,
+    /// Apply exactly this reviewed plan (from `switchyard plan -o`); hosts whose change differs are refused
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Run history file (default: $SWITCHYARD_HISTORY or ~/.local/state/switchyard/history.jsonl)
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -184,8 +285,226 @@ async fn dispatch(cmd: Command) -> Result<i32, BoxError> {
         Command::Verify(a) => apply(a, |_| Mode::Verify).await,
         Command::Lint(a) => lint(a),
         Command::Inventory(a) => inventory(a),
+        Command::Plan(a) => plan(a).await,
+        Command::Drift(a) => drift(a).await,
+        Command::Watch(a) => watch(a).await,
+        Command::History(a) => history(a),
         Command::Demo(a) => crate::demo::run(&a.dir, a.reset, a.check).await,
     }
+}
+
+fn base_options(mode: Mode, allow: Option<AllowArg>, c: &ConnectArgs) -> RunOptions {
+    RunOptions {
+        mode,
+        allow: allow.map(Into::into),
+        forks: c.forks,
+        limit: c.limit.clone(),
+        ssh: SshOptions {
+            known_hosts: c
+                .known_hosts
+                .clone()
+                .unwrap_or_else(SshOptions::default_known_hosts),
+            accept_new_host_keys: c.accept_new_host_keys,
+        },
+        serial: None,
+        max_fail_percentage: None,
+        verify: true,
+        shuffle_seed: 1,
+        saved_plan: None,
+        gateway_snapshot: false,
+    }
+}
+
+async fn plan(a: PlanArgs) -> Result<i32, BoxError> {
+    let inv = Inventory::load(&a.inventory)?;
+    let pb = Playbook::load(&a.playbook)?;
+    let opts = base_options(Mode::Check, a.allow, &a.connect);
+    let (code, reports) = execute(&inv, &pb, &opts, false, Output::Human).await?;
+    std::fs::write(&a.out, report::json(&reports))
+        .map_err(|e| format!("{}: {e}", a.out.display()))?;
+    eprintln!("plan written to {}", a.out.display());
+    if let Some(md) = &a.markdown {
+        std::fs::write(md, crate::review::markdown(&reports))
+            .map_err(|e| format!("{}: {e}", md.display()))?;
+        eprintln!("review summary written to {}", md.display());
+    }
+    Ok(code)
+}
+
+/// One line per host: what differs and why.
+fn drift_line(h: &run::HostReport) -> String {
+    use crate::plan::Difference;
+    let of = |d: Difference| {
+        h.files
+            .iter()
+            .filter(|f| f.difference == Some(d))
+            .map(|f| f.rel.clone())
+            .collect::<Vec<_>>()
+    };
+    let (drift, pending) = (of(Difference::Drift), of(Difference::Pending));
+    if h.status.is_failure() {
+        format!("{}: ERROR {}", h.host, h.error.as_deref().unwrap_or(""))
+    } else if drift.is_empty() && pending.is_empty() {
+        format!("{}: in sync", h.host)
+    } else {
+        let mut parts = Vec::new();
+        if !drift.is_empty() {
+            parts.push(format!("drift {}", drift.join(", ")));
+        }
+        if !pending.is_empty() {
+            parts.push(format!("pending {}", pending.join(", ")));
+        }
+        format!("{}: {}", h.host, parts.join("; "))
+    }
+}
+
+async fn drift(a: DriftArgs) -> Result<i32, BoxError> {
+    use crate::plan::Difference;
+    let inv = Inventory::load(&a.inventory)?;
+    let pb = Playbook::load(&a.playbook)?;
+    let history = a
+        .history
+        .clone()
+        .unwrap_or_else(crate::history::default_path);
+    let mut opts = base_options(Mode::Check, a.allow, &a.connect);
+    let mut reports = Vec::new();
+    let quiet: run::OnHost = Arc::new(|_| {});
+    for play in &pb.plays {
+        reports.push(run::run_play(&inv, &pb, play, &opts, quiet.clone()).await?);
+    }
+    for p in &reports {
+        for h in &p.hosts {
+            eprintln!("{}", drift_line(h));
+        }
+    }
+    let _ = crate::history::record(&history, "drift", &reports);
+    let hosts = || reports.iter().flat_map(|p| &p.hosts);
+    let errors = hosts().any(|h| h.status.is_failure());
+    let drifted: Vec<String> = hosts()
+        .filter(|h| {
+            h.files
+                .iter()
+                .any(|f| f.difference == Some(Difference::Drift))
+        })
+        .map(|h| h.host.clone())
+        .collect();
+    let pending = hosts().any(|h| {
+        h.files
+            .iter()
+            .any(|f| f.difference == Some(Difference::Pending))
+    });
+    let mut fixed = Vec::new();
+    if a.fix && !drifted.is_empty() {
+        eprintln!("correcting drift on {}", drifted.join(", "));
+        opts.mode = Mode::Apply;
+        opts.limit = Some(drifted.join(":"));
+        let (code, f) = execute(&inv, &pb, &opts, true, Output::Human).await?;
+        let _ = crate::history::record(&history, "fix", &f);
+        fixed = f;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"drift": reports, "fix": fixed}))?
+            );
+        }
+        return Ok(if code != 0 || errors { 1 } else { 0 });
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"drift": reports, "fix": fixed}))?
+        );
+    }
+    Ok(if errors {
+        1
+    } else if !drifted.is_empty() || (a.fail_on_pending && pending) {
+        2
+    } else {
+        0
+    })
+}
+
+async fn watch(a: WatchArgs) -> Result<i32, BoxError> {
+    let every = crate::history::parse_duration(&a.every)
+        .ok_or_else(|| format!("--every: `{}` is not a duration like 30s, 15m, 1h", a.every))?;
+    let jitter = crate::history::parse_duration(&a.jitter)
+        .ok_or_else(|| format!("--jitter: `{}` is not a duration", a.jitter))?;
+    crate::watch::watch(crate::watch::WatchOptions {
+        inventory: a.inventory,
+        playbook: a.playbook,
+        every: std::time::Duration::from_secs(every),
+        jitter: std::time::Duration::from_secs(jitter),
+        fix: a.fix,
+        listen: a.metrics,
+        history: Some(a.history.unwrap_or_else(crate::history::default_path)),
+        rounds: a.rounds,
+        run: base_options(Mode::Check, a.allow, &a.connect),
+    })
+    .await
+}
+
+fn history(a: HistoryArgs) -> Result<i32, BoxError> {
+    let path = a.history.unwrap_or_else(crate::history::default_path);
+    let since = match &a.since {
+        None => 0,
+        Some(s) => match s.parse::<u64>() {
+            Ok(epoch) => epoch,
+            Err(_) => crate::state::now().saturating_sub(
+                crate::history::parse_duration(s)
+                    .ok_or_else(|| format!("--since: `{s}` is not a duration like 2h or 7d"))?,
+            ),
+        },
+    };
+    let entries: Vec<crate::history::Entry> = crate::history::read(&path)?
+        .into_iter()
+        .filter(|e| e.at >= since && a.host.as_ref().is_none_or(|h| &e.host == h))
+        .collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(0);
+    }
+    for e in &entries {
+        let r = &e.report;
+        let files: Vec<String> = r["files"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .filter(|f| f["status"] != "ok")
+                    .map(|f| {
+                        format!(
+                            "{} {}",
+                            f["rel"].as_str().unwrap_or(""),
+                            f["difference"]
+                                .as_str()
+                                .unwrap_or(f["status"].as_str().unwrap_or(""))
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let steps: Vec<&str> = r["steps"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|x| x["command"].as_str()).collect())
+            .unwrap_or_default();
+        println!(
+            "{}  {:<6} {:<12} {:<18} {}{}{}",
+            crate::history::iso(e.at),
+            e.kind,
+            e.host,
+            r["status"].as_str().unwrap_or("?"),
+            files.join(", "),
+            if steps.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", steps.join("; "))
+            },
+            r["error"]
+                .as_str()
+                .map(|x| format!("  error: {x}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(0)
 }
 
 fn if_check(default: Mode) -> impl Fn(bool) -> Mode {
@@ -222,13 +541,18 @@ pub fn run_options(a: &ApplyArgs, mode: Mode) -> Result<RunOptions, BoxError> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1),
+        saved_plan: None,
+        gateway_snapshot: false,
     })
 }
 
 async fn apply(a: ApplyArgs, mode: impl Fn(bool) -> Mode) -> Result<i32, BoxError> {
     let inv = Inventory::load(&a.inventory)?;
     let pb = Playbook::load(&a.playbook)?;
-    let opts = run_options(&a, mode(a.check))?;
+    let mut opts = run_options(&a, mode(a.check))?;
+    if let Some(p) = &a.plan {
+        opts.saved_plan = Some(Arc::new(crate::review::SavedPlan::load(p)?));
+    }
     let output = if a.json_lines {
         Output::JsonLines
     } else if a.json {
@@ -236,7 +560,17 @@ async fn apply(a: ApplyArgs, mode: impl Fn(bool) -> Mode) -> Result<i32, BoxErro
     } else {
         Output::Human
     };
-    execute(&inv, &pb, &opts, a.diff, output).await
+    let (code, reports) = execute(&inv, &pb, &opts, a.diff, output).await?;
+    if opts.mode == Mode::Apply {
+        let path = a
+            .history
+            .clone()
+            .unwrap_or_else(crate::history::default_path);
+        if let Err(e) = crate::history::record(&path, "apply", &reports) {
+            eprintln!("warning: cannot record history in {}: {e}", path.display());
+        }
+    }
+    Ok(code)
 }
 
 /// What goes to stdout.
@@ -305,7 +639,7 @@ pub async fn execute(
     opts: &RunOptions,
     diff: bool,
     output: Output,
-) -> Result<i32, BoxError> {
+) -> Result<(i32, Vec<run::PlayReport>), BoxError> {
     use std::io::IsTerminal;
     let mut reports = Vec::new();
     let mut code = 0;
@@ -355,7 +689,7 @@ pub async fn execute(
                     "error: lint found {errors} error(s) in play `{}`; nothing was pushed",
                     play.name
                 );
-                return Ok(1);
+                return Ok((1, reports));
             }
             Err(e) => return Err(e.into()),
         }
@@ -365,7 +699,7 @@ pub async fn execute(
     if output == Output::Json {
         println!("{}", report::json(&reports));
     }
-    Ok(code)
+    Ok((code, reports))
 }
 
 fn lint(a: LintArgs) -> Result<i32, BoxError> {

@@ -196,8 +196,10 @@ pub async fn run(dir: &Path, reset: bool, check: bool) -> Result<i32, BoxError> 
         max_fail_percentage: None,
         verify: true,
         shuffle_seed: 1,
+        saved_plan: None,
+        gateway_snapshot: false,
     };
-    let code = crate::cli::execute(&inv, &pb, &opts, true, crate::cli::Output::Human).await?;
+    let (code, _) = crate::cli::execute(&inv, &pb, &opts, true, crate::cli::Output::Human).await?;
     eprintln!(
         "\nThe demo fleet is in {}: run `switchyard demo` again and nothing changes; edit {} and run it again to see a diff.",
         dir.display(),

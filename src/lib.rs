@@ -15,7 +15,8 @@
 //! - [`state`]: the record kept on each host (last written hashes, steps still owed);
 //! - [`verify`]: polling gateway registration;
 //! - [`run`]: the pipeline over hosts and batches; check, drift and review stop after the plan;
-//! - [`report`]: human and JSON output;
+//! - [`report`]: human and JSON output; [`review`]: saved plans and markdown summaries;
+//! - [`history`]: the local run history; [`watch`]: the scheduled drift agent;
 //! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors);
 //! - [`cli`]: the command line, the only place errors become text and exit codes.
 
@@ -25,10 +26,12 @@ pub mod desired;
 pub mod diff;
 pub mod facts;
 pub mod freeswitch;
+pub mod history;
 pub mod inventory;
 pub mod plan;
 pub mod playbook;
 pub mod report;
+pub mod review;
 pub mod run;
 pub mod script;
 pub mod secret;
@@ -37,3 +40,4 @@ pub mod state;
 pub mod template;
 pub mod transport;
 pub mod verify;
+pub mod watch;

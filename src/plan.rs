@@ -37,11 +37,25 @@ impl std::fmt::Display for FileStatus {
     }
 }
 
+/// Why a file differs from what the playbook wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Difference {
+    /// The host changed since switchyard last wrote the file (a hand edit, another tool).
+    Drift,
+    /// The host still holds what switchyard last wrote (or switchyard never wrote it): the
+    /// playbook or inventory changed since.
+    Pending,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FilePlan {
     pub rel: String,
     pub path: String,
     pub status: FileStatus,
+    /// Set for files that differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub difference: Option<Difference>,
     pub content_changed: bool,
     /// Owner/group/mode corrections, e.g. `mode 0644 -> 0640`.
     pub meta_changes: Vec<String>,
@@ -188,6 +202,14 @@ pub fn plan(
         } else {
             FileStatus::Ok
         };
+        let old_sha256 = old.as_deref().map(sha256_hex);
+        let difference = (status != FileStatus::Ok).then(|| {
+            let recorded = prior.and_then(|p| p.files.get(&d.path));
+            match recorded {
+                Some(r) if Some(r) != old_sha256.as_ref() => Difference::Drift,
+                _ => Difference::Pending,
+            }
+        });
         let diff = if content_changed {
             match (&old, &old_text) {
                 (Some(_), None) => "(binary content replaced)\n".to_string(),
@@ -219,9 +241,10 @@ pub fn plan(
             rel: d.rel.clone(),
             path: d.path.clone(),
             status,
+            difference,
             content_changed,
             meta_changes,
-            old_sha256: old.as_deref().map(sha256_hex),
+            old_sha256,
             new_sha256: sha256_hex(&new),
             diff,
             tasks: d.tasks.clone(),

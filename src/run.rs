@@ -52,6 +52,10 @@ pub struct RunOptions {
     pub verify: bool,
     /// Seed for `order: shuffle` (reproducible runs in tests).
     pub shuffle_seed: u64,
+    /// Apply only what this reviewed plan holds (`apply --plan`).
+    pub saved_plan: Option<Arc<crate::review::SavedPlan>>,
+    /// In check mode, also read each managed gateway's state once (drift agents).
+    pub gateway_snapshot: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -272,6 +276,8 @@ pub async fn run_play(
         verify_timeout: Duration::from_secs_f64(play.verify.timeout),
         verify_interval: Duration::from_secs_f64(play.verify.interval),
         drain_timeout: Duration::from_secs_f64(play.drain_timeout),
+        saved_plan: opts.saved_plan.clone(),
+        gateway_snapshot: opts.gateway_snapshot,
     });
 
     let mut reports: Vec<HostReport> = Vec::new();
@@ -364,6 +370,8 @@ struct HostSettings {
     verify_timeout: Duration,
     verify_interval: Duration,
     drain_timeout: Duration,
+    saved_plan: Option<Arc<crate::review::SavedPlan>>,
+    gateway_snapshot: bool,
 }
 
 async fn process_host(
@@ -453,8 +461,27 @@ async fn pipeline(
     }
     if s.mode == Mode::Check {
         r.steps = planned_steps(&p);
+        if s.gateway_snapshot && !p.gateways.is_empty() {
+            let v = crate::verify::gateways(
+                t,
+                &host.freeswitch.fs_cli,
+                &p.gateways,
+                Duration::ZERO,
+                Duration::ZERO,
+            )
+            .await;
+            r.gateways = v.gateways;
+        }
         r.files = p.files;
         return r;
+    }
+    if let Some(reason) = s
+        .saved_plan
+        .as_ref()
+        .and_then(|sp| sp.refusal(&host.name, &p.files))
+    {
+        r.files = p.files;
+        return r.fail(HostStatus::Failed, reason);
     }
     if !post_errors.is_empty() && p.has_changes() {
         r.files = p.files;

@@ -333,6 +333,14 @@ pub fn switchyard(args: &[&str]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(args)
         .env_remove("SSH_AUTH_SOCK")
+        // Never write the developer's own run history; tests that read it pass --history.
+        .env(
+            "SWITCHYARD_HISTORY",
+            std::env::temp_dir().join(format!(
+                "switchyard-it-history-{}.jsonl",
+                std::process::id()
+            )),
+        )
         .output()
         .expect("run switchyard");
     Out {

@@ -7,5 +7,6 @@ mod apply;
 mod errors;
 mod lint;
 mod reload;
+mod review;
 mod rollout;
 mod snapshots;

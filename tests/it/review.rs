@@ -1,0 +1,439 @@
+//! Change review and drift over real sshd: reviewed plans applied exactly, drift labelled,
+//! corrected, recorded, and watched.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+fn pb() -> String {
+    repo("playbooks/wavix.yml")
+}
+
+fn statuses(json: &serde_json::Value) -> Vec<(String, String, String)> {
+    json["plays"][0]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().into(),
+                h["status"].as_str().unwrap().into(),
+                h["error"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn reviewed_plan_is_applied_exactly_and_refused_where_the_host_changed() {
+    let fleet = Fleet::new("plan", 3);
+    let kh = fleet.known_hosts.to_str().unwrap();
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    assert_eq!(
+        switchyard(&[
+            "apply",
+            "-i",
+            inv.to_str().unwrap(),
+            &pb(),
+            "--known-hosts",
+            kh
+        ])
+        .code,
+        0
+    );
+
+    // The change under review: a new trunk password everywhere.
+    for h in &fleet.hosts {
+        h.set_provider_password("sip.test", "trunk1", "Rotated-42");
+    }
+    let inv2 = fleet.inventory("inv2.yml", &|_, _| "wavix_password: Rotated-42\n".into());
+    let plan = fleet.dir.join("plan.json");
+    let md = fleet.dir.join("plan.md");
+    let out = switchyard(&[
+        "plan",
+        "-i",
+        inv2.to_str().unwrap(),
+        &pb(),
+        "-o",
+        plan.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+        "--known-hosts",
+        kh,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let plan_text = std::fs::read_to_string(&plan).unwrap();
+    let md_text = std::fs::read_to_string(&md).unwrap();
+    for secret in ["secret1", "Rotated-42", "ext-pass-1000"] {
+        assert!(
+            !plan_text.contains(secret) && !md_text.contains(secret),
+            "`{secret}` is in the plan"
+        );
+    }
+    assert!(
+        md_text.contains("**3 to change**")
+            && md_text.contains("`sofia profile external killgw wavix`"),
+        "{md_text}"
+    );
+    assert!(md_text.contains("```diff"), "{md_text}");
+    assert!(
+        fleet.hosts.iter().all(|h| h
+            .read("sip_profiles/external/wavix.xml")
+            .contains("secret1")),
+        "plan changed nothing"
+    );
+
+    // After review, someone edits pbx2 by hand.
+    let p2 = fleet.host("pbx2");
+    let edited = p2
+        .read("sip_profiles/external/wavix.xml")
+        .replace("</include>", "<!-- hand edit -->\n</include>");
+    std::fs::write(p2.conf("sip_profiles/external/wavix.xml"), &edited).unwrap();
+
+    let out = switchyard(&[
+        "apply",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-i",
+        inv2.to_str().unwrap(),
+        &pb(),
+        "--known-hosts",
+        kh,
+        "--json",
+        "--serial",
+        "100%",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let st = statuses(&out.json());
+    assert_eq!(
+        (st[0].1.as_str(), st[2].1.as_str()),
+        ("changed", "changed"),
+        "{st:?}"
+    );
+    assert_eq!(st[1].1, "failed");
+    assert!(
+        st[1].2.contains(
+            "refused: sip_profiles/external/wavix.xml: changed on the host since the plan was made"
+        ),
+        "{}",
+        st[1].2
+    );
+    assert_eq!(
+        p2.read("sip_profiles/external/wavix.xml"),
+        edited,
+        "the refused host was not touched"
+    );
+    assert!(fleet
+        .host("pbx1")
+        .read("sip_profiles/external/wavix.xml")
+        .contains("Rotated-42"));
+
+    // Inputs changed since review: refused too.
+    let inv3 = fleet.inventory("inv3.yml", &|_, _| "wavix_password: Other-43\n".into());
+    let out = switchyard(&[
+        "apply",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-i",
+        inv3.to_str().unwrap(),
+        &pb(),
+        "--known-hosts",
+        kh,
+        "--json",
+        "--limit",
+        "pbx3",
+        "--no-verify",
+    ]);
+    let st = statuses(&out.json());
+    assert!(
+        st[0].2.contains("the inputs changed since review"),
+        "{st:?}"
+    );
+    assert!(!out.all().contains("Other-43"));
+}
+
+#[test]
+fn drift_is_labelled_fixed_and_recorded() {
+    let fleet = Fleet::new("drift", 2);
+    let kh = fleet.known_hosts.to_str().unwrap();
+    let hist = fleet.dir.join("history.jsonl");
+    let hist_s = hist.to_str().unwrap();
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    assert_eq!(
+        switchyard(&[
+            "apply",
+            "-i",
+            inv.to_str().unwrap(),
+            &pb(),
+            "--known-hosts",
+            kh,
+            "--history",
+            hist_s
+        ])
+        .code,
+        0
+    );
+    let ok = switchyard(&[
+        "drift",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb(),
+        "--known-hosts",
+        kh,
+        "--history",
+        hist_s,
+    ]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stderr.contains("pbx1: in sync") && ok.stderr.contains("pbx2: in sync"));
+
+    // A hand edit on pbx1 (drift) and a playbook input change for pbx2 (pending).
+    let p1 = fleet.host("pbx1");
+    let good = p1.read("sip_profiles/external/wavix.xml");
+    std::fs::write(
+        p1.conf("sip_profiles/external/wavix.xml"),
+        good.replace("sip.test", "evil.example"),
+    )
+    .unwrap();
+    let inv2 = fleet.inventory("inv2.yml", &|i, _| {
+        if i == 1 {
+            "rtp_end_port: 30000\n".into()
+        } else {
+            String::new()
+        }
+    });
+    let out = switchyard(&[
+        "drift",
+        "-i",
+        inv2.to_str().unwrap(),
+        &pb(),
+        "--known-hosts",
+        kh,
+        "--history",
+        hist_s,
+        "--json",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("pbx1: drift sip_profiles/external/wavix.xml"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("pbx2: pending autoload_configs/switch.conf.xml"),
+        "{}",
+        out.stderr
+    );
+    let j = out.json();
+    let f = &j["drift"][0]["hosts"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rel"] == "sip_profiles/external/wavix.xml")
+        .unwrap()
+        .clone();
+    assert_eq!(f["difference"], "drift");
+    assert!(f["diff"]
+        .as_str()
+        .unwrap()
+        .contains("-    <param name=\"realm\" value=\"evil.example\"/>"));
+
+    // --fix corrects the drifted host only, through the normal apply path.
+    let fix = switchyard(&[
+        "drift",
+        "--fix",
+        "-i",
+        inv2.to_str().unwrap(),
+        &pb(),
+        "--known-hosts",
+        kh,
+        "--history",
+        hist_s,
+    ]);
+    assert_eq!(fix.code, 0, "{}", fix.all());
+    assert_eq!(p1.read("sip_profiles/external/wavix.xml"), good);
+    assert!(
+        fix.stderr
+            .contains("ran       sofia profile external killgw wavix"),
+        "{}",
+        fix.stderr
+    );
+    assert!(
+        fix.stderr.contains("gateway   wavix REGED"),
+        "{}",
+        fix.stderr
+    );
+    assert!(
+        !fleet
+            .host("pbx2")
+            .read("autoload_configs/switch.conf.xml")
+            .contains("30000"),
+        "pending changes are not drift"
+    );
+
+    // The history has the drift check and the correction.
+    let h = switchyard(&["history", "--history", hist_s, "--host", "pbx1"]);
+    assert_eq!(h.code, 0);
+    let lines: Vec<&str> = h.stdout.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" drift ") && l.contains("sip_profiles/external/wavix.xml drift")),
+        "{}",
+        h.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" fix ") && l.contains("changed") && l.contains("killgw wavix")),
+        "{}",
+        h.stdout
+    );
+    assert!(!std::fs::read_to_string(&hist).unwrap().contains("secret1"));
+}
+
+fn metrics(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.split_once("\r\n\r\n").map(|x| x.1.to_string())
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+fn wait_for(port: u16, what: &str, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(m) = metrics(port) {
+            if cond(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{m}"
+            );
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn watch_rounds_metrics_and_clean_stop() {
+    let fleet = Fleet::new("watch", 2);
+    let kh = fleet.known_hosts.to_str().unwrap();
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    assert_eq!(
+        switchyard(&[
+            "apply",
+            "-i",
+            inv.to_str().unwrap(),
+            &pb(),
+            "--known-hosts",
+            kh
+        ])
+        .code,
+        0
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hist = fleet.dir.join("history.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "watch",
+            "-i",
+            inv.to_str().unwrap(),
+            &pb(),
+            "--known-hosts",
+            kh,
+            "--every",
+            "1s",
+            "--fix",
+        ])
+        .args([
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+            "--history",
+            hist.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let m = wait_for(port, "two clean rounds", |m| {
+        metric(m, "switchyard_rounds_total") >= 2.0
+    });
+    assert_eq!(metric(&m, "switchyard_hosts_checked"), 2.0);
+    assert_eq!(metric(&m, "switchyard_hosts_drifted"), 0.0);
+    assert!(
+        m.contains("switchyard_gateway_state{host=\"pbx1\",gateway=\"wavix\",state=\"REGED\"} 1"),
+        "{m}"
+    );
+
+    // Drift appears, and is corrected by the agent.
+    let p2 = fleet.host("pbx2");
+    let good = p2.read("sip_profiles/external/wavix.xml");
+    std::fs::write(
+        p2.conf("sip_profiles/external/wavix.xml"),
+        good.replace("secret1", "tampered"),
+    )
+    .unwrap();
+    let m = wait_for(port, "a correction", |m| {
+        metric(m, "switchyard_corrections_total") >= 1.0
+    });
+    assert_eq!(
+        metric(&m, "switchyard_hosts_drifted"),
+        1.0,
+        "the round that saw the drift"
+    );
+    assert_eq!(metric(&m, "switchyard_files_drifted"), 1.0);
+    assert_eq!(p2.read("sip_profiles/external/wavix.xml"), good);
+    let rounds = metric(&m, "switchyard_rounds_total");
+    let m = wait_for(port, "a clean round after the correction", |m| {
+        metric(m, "switchyard_rounds_total") > rounds
+    });
+    assert_eq!(metric(&m, "switchyard_hosts_drifted"), 0.0);
+
+    // SIGTERM: the agent finishes its round and exits 0.
+    send_signal(child.id(), 15);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("SIGTERM, stopping"), "{err}");
+    assert!(!err.contains("secret1") && !err.contains("tampered"));
+}
+
+fn send_signal(pid: u32, sig: i32) {
+    std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
