@@ -13,6 +13,7 @@ use crate::playbook::{BatchSize, Disruption, Playbook};
 use crate::report;
 use crate::run::{self, Mode, RunOptions};
 use crate::transport::SshOptions;
+use crate::vault::Vault;
 
 /// Push-based, agentless provisioner for fleets of FreeSWITCH PBXes.
 #[derive(Debug, Parser)]
@@ -20,6 +21,12 @@ use crate::transport::SshOptions;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// File holding the vault passphrase (else $SWITCHYARD_VAULT_PASSWORD_FILE, $SWITCHYARD_VAULT_PASSWORD)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub vault_password_file: Option<PathBuf>,
+    /// age identity file for the vault (else $SWITCHYARD_VAULT_IDENTITY)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub vault_identity: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,8 +47,35 @@ pub enum Command {
     Watch(WatchArgs),
     /// List the local run history
     History(HistoryArgs),
+    /// Encrypt and decrypt secrets with the vault (age)
+    #[command(subcommand)]
+    Vault(VaultCommand),
     /// Run the shipped Wavix playbook on a built-in demo fleet (no real PBX needed)
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Encrypt a file (a vars file becomes group_vars/NAME.age or host_vars/NAME.age)
+    Encrypt {
+        file: PathBuf,
+        /// Output file (default: FILE.age)
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+    },
+    /// Decrypt a file to stdout (or -o FILE)
+    Decrypt {
+        file: PathBuf,
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+    },
+    /// Edit an encrypted file with $EDITOR, re-encrypting it afterwards
+    Edit { file: PathBuf },
+    /// Encrypt one value read from stdin, printed as an inventory line `NAME: {vault: "..."}`
+    EncryptString {
+        #[arg(long, default_value = "secret")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -268,7 +302,17 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(dispatch(cli.command)) {
+    let vault = match crate::vault::Vault::from_sources(
+        cli.vault_password_file.as_deref(),
+        cli.vault_identity.as_deref(),
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(dispatch(cli.command, &vault)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -279,15 +323,16 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-async fn dispatch(cmd: Command) -> Result<i32, BoxError> {
+async fn dispatch(cmd: Command, vault: &Vault) -> Result<i32, BoxError> {
     match cmd {
-        Command::Apply(a) => apply(a, if_check(Mode::Apply)).await,
-        Command::Verify(a) => apply(a, |_| Mode::Verify).await,
-        Command::Lint(a) => lint(a),
-        Command::Inventory(a) => inventory(a),
-        Command::Plan(a) => plan(a).await,
-        Command::Drift(a) => drift(a).await,
+        Command::Apply(a) => apply(a, if_check(Mode::Apply), vault).await,
+        Command::Verify(a) => apply(a, |_| Mode::Verify, vault).await,
+        Command::Lint(a) => lint(a, vault),
+        Command::Inventory(a) => inventory(a, vault),
+        Command::Plan(a) => plan(a, vault).await,
+        Command::Drift(a) => drift(a, vault).await,
         Command::Watch(a) => watch(a).await,
+        Command::Vault(v) => vault_cmd(v, vault),
         Command::History(a) => history(a),
         Command::Demo(a) => crate::demo::run(&a.dir, a.reset, a.check).await,
     }
@@ -315,8 +360,8 @@ fn base_options(mode: Mode, allow: Option<AllowArg>, c: &ConnectArgs) -> RunOpti
     }
 }
 
-async fn plan(a: PlanArgs) -> Result<i32, BoxError> {
-    let inv = Inventory::load(&a.inventory)?;
+async fn plan(a: PlanArgs, vault: &Vault) -> Result<i32, BoxError> {
+    let inv = Inventory::load_with(&a.inventory, vault)?;
     let pb = Playbook::load(&a.playbook)?;
     let opts = base_options(Mode::Check, a.allow, &a.connect);
     let (code, reports) = execute(&inv, &pb, &opts, false, Output::Human).await?;
@@ -358,9 +403,9 @@ fn drift_line(h: &run::HostReport) -> String {
     }
 }
 
-async fn drift(a: DriftArgs) -> Result<i32, BoxError> {
+async fn drift(a: DriftArgs, vault: &Vault) -> Result<i32, BoxError> {
     use crate::plan::Difference;
-    let inv = Inventory::load(&a.inventory)?;
+    let inv = Inventory::load_with(&a.inventory, vault)?;
     let pb = Playbook::load(&a.playbook)?;
     let history = a
         .history
@@ -546,8 +591,8 @@ pub fn run_options(a: &ApplyArgs, mode: Mode) -> Result<RunOptions, BoxError> {
     })
 }
 
-async fn apply(a: ApplyArgs, mode: impl Fn(bool) -> Mode) -> Result<i32, BoxError> {
-    let inv = Inventory::load(&a.inventory)?;
+async fn apply(a: ApplyArgs, mode: impl Fn(bool) -> Mode, vault: &Vault) -> Result<i32, BoxError> {
+    let inv = Inventory::load_with(&a.inventory, vault)?;
     let pb = Playbook::load(&a.playbook)?;
     let mut opts = run_options(&a, mode(a.check))?;
     if let Some(p) = &a.plan {
@@ -702,7 +747,7 @@ pub async fn execute(
     Ok((code, reports))
 }
 
-fn lint(a: LintArgs) -> Result<i32, BoxError> {
+fn lint(a: LintArgs, vault: &Vault) -> Result<i32, BoxError> {
     let mut findings = Vec::new();
     if let Some(dir) = &a.conf {
         let files = crate::demo::read_conf_dir(dir)?;
@@ -711,7 +756,7 @@ fn lint(a: LintArgs) -> Result<i32, BoxError> {
         let (Some(i), Some(p)) = (&a.inventory, &a.playbook) else {
             return Err("give `-i INVENTORY PLAYBOOK`, or `--conf DIR`".into());
         };
-        let inv = Inventory::load(i)?;
+        let inv = Inventory::load_with(i, vault)?;
         let pb = Playbook::load(p)?;
         for play in &pb.plays {
             for (h, d) in run::desired_states(&inv, &pb, play, None) {
@@ -742,8 +787,8 @@ fn lint(a: LintArgs) -> Result<i32, BoxError> {
     )
 }
 
-fn inventory(a: InventoryArgs) -> Result<i32, BoxError> {
-    let inv = Inventory::load(&a.inventory)?;
+fn inventory(a: InventoryArgs, vault: &Vault) -> Result<i32, BoxError> {
+    let inv = Inventory::load_with(&a.inventory, vault)?;
     let hosts: Vec<&crate::inventory::Host> = inv
         .hosts
         .iter()
@@ -760,6 +805,11 @@ fn inventory(a: InventoryArgs) -> Result<i32, BoxError> {
     let masked = |h: &crate::inventory::Host| -> serde_json::Value {
         let mut vars = serde_json::to_value(&h.vars).unwrap_or_default();
         mask(&mut vars, false);
+        // Values from the vault, the environment or secret files, whatever they are called.
+        let mut r = crate::secret::Redactor::default();
+        r.add_secrets(&h.secrets);
+        let vars: serde_json::Value =
+            serde_json::from_str(&r.redact(&vars.to_string())).unwrap_or(vars);
         serde_json::json!({
             "name": h.name,
             "groups": h.groups,
@@ -804,6 +854,83 @@ fn inventory(a: InventoryArgs) -> Result<i32, BoxError> {
                     println!("    {k}: {val}");
                 }
             }
+        }
+    }
+    Ok(0)
+}
+
+fn vault_cmd(cmd: VaultCommand, vault: &Vault) -> Result<i32, BoxError> {
+    use std::io::{Read, Write};
+    let write_private = |path: &std::path::Path, data: &[u8]| -> Result<(), BoxError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = path.with_extension("switchyard-tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(())
+    };
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    match cmd {
+        VaultCommand::Encrypt { file, out } => {
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.age", file.display())));
+            write_private(&out, vault.encrypt(&read(&file)?)?.as_bytes())?;
+            eprintln!(
+                "encrypted {} -> {} (delete the plain file when you are done)",
+                file.display(),
+                out.display()
+            );
+        }
+        VaultCommand::Decrypt { file, out } => {
+            let plain = vault.decrypt(&read(&file)?, Some(&file.display().to_string()))?;
+            match out {
+                Some(o) => write_private(&o, &plain)?,
+                None => std::io::stdout().write_all(&plain)?,
+            }
+        }
+        VaultCommand::Edit { file } => {
+            let plain = vault.decrypt(&read(&file)?, Some(&file.display().to_string()))?;
+            let dir = std::env::temp_dir().join(format!("switchyard-vault-{}", std::process::id()));
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+            }
+            let tmp = dir
+                .join(file.file_name().unwrap_or_default())
+                .with_extension("yml");
+            write_private(&tmp, &plain)?;
+            let editor = std::env::var("EDITOR").unwrap_or_else(|_| "vi".into());
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{editor} \"$1\""))
+                .arg("sh")
+                .arg(&tmp)
+                .status();
+            let edited = std::fs::read(&tmp);
+            let _ = std::fs::remove_dir_all(&dir);
+            if !status.map(|s| s.success()).unwrap_or(false) {
+                return Err(format!("`{editor}` failed; {} unchanged", file.display()).into());
+            }
+            let edited = edited?;
+            if edited != plain {
+                write_private(&file, vault.encrypt(&edited)?.as_bytes())?;
+                eprintln!("{} re-encrypted", file.display());
+            }
+        }
+        VaultCommand::EncryptString { name } => {
+            let mut value = String::new();
+            std::io::stdin().read_to_string(&mut value)?;
+            let value = value.trim_end_matches(['\n', '\r']);
+            println!(
+                "{name}: {{vault: {}}}",
+                serde_json::to_string(&vault.encrypt(value.as_bytes())?)?
+            );
         }
     }
     Ok(0)

@@ -136,6 +136,7 @@ pub fn build(
     let vars = context(host, &play.vars);
     let host_ctx = Value::from_serde(&vars);
     let mut redactor = Redactor::from_vars(&vars);
+    redactor.add_secrets(&host.secrets);
     let mut files: Vec<DesiredFile> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut handlers = Vec::new();

@@ -17,7 +17,9 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::secret::Secret;
 use crate::source::{self, SourceError};
+use crate::vault::Vault;
 
 /// Variables of a host or group. Ordered, so output and hashing are stable.
 pub type Vars = BTreeMap<String, Value>;
@@ -28,6 +30,14 @@ pub enum InventoryError {
     Source(#[from] SourceError),
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
+    #[error("{origin}: variable `{var}`: {message}")]
+    Secret {
+        origin: String,
+        var: String,
+        message: String,
+    },
     #[error("host `{host}`: variable `{var}`: {message}")]
     BadVar {
         host: String,
@@ -107,6 +117,9 @@ pub struct Host {
     /// Groups the host belongs to, directly or through a parent (always includes `all`).
     pub groups: BTreeSet<String>,
     pub vars: Vars,
+    /// Values that came from the environment, secret files or the vault: masked everywhere,
+    /// whatever their variable is called.
+    pub secrets: Vec<Secret>,
     pub connection: Connection,
     pub freeswitch: FreeSwitch,
 }
@@ -127,9 +140,96 @@ struct GroupNode {
     parents: BTreeSet<String>,
 }
 
+/// Replace `{env: NAME}`, `{file: PATH}` and `{vault: ARMORED}` values by what they point at,
+/// collecting the results as secrets.
+fn resolve(
+    v: &mut Value,
+    var: &str,
+    origin: &str,
+    vault: &Vault,
+    secrets: &mut Vec<Secret>,
+) -> Result<(), InventoryError> {
+    let err = |message: String| InventoryError::Secret {
+        origin: origin.to_string(),
+        var: var.to_string(),
+        message,
+    };
+    match v {
+        Value::Object(o)
+            if o.len() == 1 && ["env", "file", "vault"].iter().any(|k| o.contains_key(*k)) =>
+        {
+            let (kind, arg) = o.iter().next().expect("one entry");
+            let arg = arg
+                .as_str()
+                .ok_or_else(|| err(format!("`{kind}:` takes a string")))?;
+            let value = match kind.as_str() {
+                "env" => std::env::var(arg)
+                    .map_err(|_| err(format!("environment variable `{arg}` is not set")))?,
+                "file" => std::fs::read_to_string(arg)
+                    .map_err(|e| err(format!("cannot read secret file {arg}: {e}")))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+                _ => vault.decrypt_str(arg, var)?,
+            };
+            secrets.push(Secret::new(value.clone()));
+            *v = Value::String(value);
+        }
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                resolve(x, k, origin, vault, secrets)?;
+            }
+        }
+        Value::Array(a) => {
+            for x in a.iter_mut() {
+                resolve(x, var, origin, vault, secrets)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn resolve_vars(
+    vars: &mut Vars,
+    origin: &str,
+    vault: &Vault,
+    secrets: &mut Vec<Secret>,
+) -> Result<(), InventoryError> {
+    for (k, v) in vars.iter_mut() {
+        resolve(v, k, origin, vault, secrets)?;
+    }
+    Ok(())
+}
+
+/// Every string and number of an encrypted vars file is a secret.
+fn all_values(v: &Value, out: &mut Vec<Secret>) {
+    match v {
+        Value::String(s) => out.push(Secret::new(s.clone())),
+        Value::Number(n) => out.push(Secret::new(n.to_string())),
+        Value::Array(a) => a.iter().for_each(|x| all_values(x, out)),
+        Value::Object(o) => o.values().for_each(|x| all_values(x, out)),
+        _ => {}
+    }
+}
+
 impl Inventory {
+    /// Load with the vault key from the environment (if any).
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let top: IndexMap<String, Option<RawGroup>> = source::load_yaml(path)?;
+        Inventory::load_with(path, &Vault::from_sources(None, None)?)
+    }
+
+    pub fn load_with(path: &Path, vault: &Vault) -> Result<Inventory, InventoryError> {
+        let text = source::read_text(path)?;
+        Inventory::parse_with(path, &text, vault)
+    }
+
+    /// Parse inventory text (group_vars/ and host_vars/ are looked up beside `path`).
+    pub fn parse_str(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
+        Inventory::parse_with(path, text, &Vault::none())
+    }
+
+    fn parse_with(path: &Path, text: &str, vault: &Vault) -> Result<Inventory, InventoryError> {
+        let top: IndexMap<String, Option<RawGroup>> = source::parse_yaml(path, text)?;
         let mut nodes: BTreeMap<String, GroupNode> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         // Ansible allows top-level groups beside `all`: they are children of `all`.
@@ -151,9 +251,32 @@ impl Inventory {
         walk(path, "all", all, None, 0, &mut nodes, &mut order)?;
 
         let base = path.parent().unwrap_or(Path::new("."));
+        let origin = path.display().to_string();
+        let mut group_secrets: BTreeMap<String, Vec<Secret>> = BTreeMap::new();
+        for (g, node) in nodes.iter_mut() {
+            resolve_vars(
+                &mut node.vars,
+                &origin,
+                vault,
+                group_secrets.entry(g.clone()).or_default(),
+            )?;
+            for (_, hv) in node.hosts.iter_mut() {
+                resolve_vars(
+                    hv,
+                    &origin,
+                    vault,
+                    group_secrets.entry(g.clone()).or_default(),
+                )?;
+            }
+        }
         let mut group_file_vars: BTreeMap<String, Vars> = BTreeMap::new();
         for g in nodes.keys() {
-            if let Some(v) = load_vars_dir(&base.join("group_vars"), g)? {
+            if let Some(v) = load_vars_dir(
+                &base.join("group_vars"),
+                g,
+                vault,
+                group_secrets.entry(g.clone()).or_default(),
+            )? {
                 group_file_vars.insert(g.clone(), v);
             }
         }
@@ -193,13 +316,19 @@ impl Inventory {
             if let Some(v) = inline_host_vars.get(name) {
                 vars.extend(v.clone());
             }
-            if let Some(v) = load_vars_dir(&base.join("host_vars"), name)? {
+            let mut secrets: Vec<Secret> = member
+                .iter()
+                .flat_map(|g| group_secrets.get(g).cloned().unwrap_or_default())
+                .collect();
+            if let Some(v) = load_vars_dir(&base.join("host_vars"), name, vault, &mut secrets)? {
                 vars.extend(v);
             }
             for g in &member {
                 groups.entry(g.clone()).or_default().insert(name.clone());
             }
-            hosts.push(Host::from_vars(name, member, vars)?);
+            let mut host = Host::from_vars(name, member, vars)?;
+            host.secrets = secrets;
+            hosts.push(host);
         }
         for g in nodes.keys() {
             groups.entry(g.clone()).or_default();
@@ -357,20 +486,48 @@ fn check_name(path: &Path, what: &str, name: &str) -> Result<(), InventoryError>
     }
 }
 
-/// `group_vars/NAME.yml`, `NAME.yaml`, `NAME` or every YAML file of the folder `NAME/`.
-fn load_vars_dir(dir: &Path, name: &str) -> Result<Option<Vars>, InventoryError> {
-    let mut found = None;
+/// `group_vars/NAME.yml`, `NAME.yaml`, `NAME` or every YAML file of the folder `NAME/`,
+/// then the vault-encrypted `NAME.age` (all of whose values are secret).
+fn load_vars_dir(
+    dir: &Path,
+    name: &str,
+    vault: &Vault,
+    secrets: &mut Vec<Secret>,
+) -> Result<Option<Vars>, InventoryError> {
+    let mut found: Option<Vars> = None;
+    let mut merge = |p: &Path,
+                     text: &str,
+                     all_secret: bool,
+                     secrets: &mut Vec<Secret>|
+     -> Result<(), InventoryError> {
+        let mut v: Vars = source::parse_yaml::<Option<Vars>>(p, text)?.unwrap_or_default();
+        resolve_vars(&mut v, &p.display().to_string(), vault, secrets)?;
+        if all_secret {
+            v.values().for_each(|x| all_values(x, secrets));
+        }
+        found.get_or_insert_with(Vars::new).extend(v);
+        Ok(())
+    };
     for candidate in [
         format!("{name}.yml"),
         format!("{name}.yaml"),
         name.to_string(),
+        format!("{name}.age"),
     ] {
         let p = dir.join(&candidate);
-        if p.is_file() {
-            let v: Option<Vars> = source::load_yaml(&p)?;
-            found
-                .get_or_insert_with(Vars::new)
-                .extend(v.unwrap_or_default());
+        if p.is_file() && candidate.ends_with(".age") {
+            let bytes = std::fs::read(&p).map_err(|e| SourceError::Read {
+                path: p.clone(),
+                source: e,
+            })?;
+            let plain = vault.decrypt(&bytes, Some(&p.display().to_string()))?;
+            let text = String::from_utf8(plain).map_err(|e| SourceError::NotUtf8 {
+                path: p.clone(),
+                offset: e.utf8_error().valid_up_to(),
+            })?;
+            merge(&p, &text, true, secrets)?;
+        } else if p.is_file() {
+            merge(&p, &source::read_text(&p)?, false, secrets)?;
         } else if p.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
                 .map_err(|e| SourceError::Read {
@@ -382,10 +539,7 @@ fn load_vars_dir(dir: &Path, name: &str) -> Result<Option<Vars>, InventoryError>
                 .collect();
             files.sort();
             for f in files {
-                let v: Option<Vars> = source::load_yaml(&f)?;
-                found
-                    .get_or_insert_with(Vars::new)
-                    .extend(v.unwrap_or_default());
+                merge(&f, &source::read_text(&f)?, false, secrets)?;
             }
         }
     }
@@ -505,6 +659,7 @@ impl Host {
             name: name.to_string(),
             groups,
             vars,
+            secrets: Vec::new(),
             connection,
             freeswitch,
         })

@@ -18,6 +18,7 @@
 //! - [`report`]: human and JSON output; [`review`]: saved plans and markdown summaries;
 //! - [`history`]: the local run history; [`watch`]: the scheduled drift agent;
 //! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors);
+//! - [`vault`]: age-encrypted secrets; [`secret`] keeps every secret out of output;
 //! - [`cli`]: the command line, the only place errors become text and exit codes.
 
 pub mod cli;
@@ -39,5 +40,6 @@ pub mod source;
 pub mod state;
 pub mod template;
 pub mod transport;
+pub mod vault;
 pub mod verify;
 pub mod watch;

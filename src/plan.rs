@@ -175,6 +175,13 @@ pub fn plan(
             crate::template::check_well_formed(&d.rel, &new_text)
                 .map_err(|e| err(e.to_string()))?;
         }
+        // A file that holds a secret is never made readable by every user.
+        let mode_after = d.mode.or(old_meta.as_ref().map(|m| m.2)).unwrap_or(0o640);
+        if mode_after & 0o007 != 0 && desired.redactor.contains_known(&new_text) {
+            return Err(err(format!(
+                "holds a secret, and mode {mode_after:04o} would let every user on the host read it: set `mode: \"0640\"` or tighter"
+            )));
+        }
         let new = new_text.into_bytes();
         let content_changed = old.as_deref() != Some(new.as_slice());
         let mut meta_changes = Vec::new();

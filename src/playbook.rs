@@ -245,11 +245,30 @@ impl BatchSize {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum RawSerial {
-    One(BatchSize),
-    Many(Vec<BatchSize>),
+/// `serial:` as one batch size or a list, each checked with a clear message.
+#[derive(Debug, Clone)]
+struct RawSerial(Vec<BatchSize>);
+
+impl<'de> Deserialize<'de> for RawSerial {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            One(Scalar),
+            Many(Vec<Scalar>),
+        }
+        let items = match Shape::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("`serial` must be a count, a percentage or a list of them")
+        })? {
+            Shape::One(s) => vec![s],
+            Shape::Many(v) => v,
+        };
+        items
+            .iter()
+            .map(|s| BatchSize::parse(&s.0).map_err(serde::de::Error::custom))
+            .collect::<Result<_, _>>()
+            .map(RawSerial)
+    }
 }
 
 /// Which disruptive steps a play may take to make its changes take effect.
@@ -353,7 +372,13 @@ pub struct Playbook {
 
 impl Playbook {
     pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
-        let raw: Vec<RawPlay> = source::load_yaml(path)?;
+        let text = source::read_text(path)?;
+        Playbook::parse_str(path, &text)
+    }
+
+    /// Parse playbook text; `path` names it in errors and locates its templates.
+    pub fn parse_str(path: &Path, text: &str) -> Result<Playbook, PlaybookError> {
+        let raw: Vec<RawPlay> = source::parse_yaml(path, text)?;
         let mut plays = Vec::new();
         for (i, rp) in raw.into_iter().enumerate() {
             let play_name = rp.name.clone().unwrap_or_else(|| format!("play {}", i + 1));
@@ -443,11 +468,7 @@ impl Playbook {
                 hosts: rp.hosts,
                 vars: rp.vars,
                 tasks,
-                serial: match rp.serial {
-                    None => Vec::new(),
-                    Some(RawSerial::One(b)) => vec![b],
-                    Some(RawSerial::Many(v)) => v,
-                },
+                serial: rp.serial.map(|s| s.0).unwrap_or_default(),
                 max_fail_percentage: rp.max_fail_percentage,
                 any_errors_fatal: rp.any_errors_fatal,
                 order: rp.order,

@@ -498,14 +498,48 @@ async fn pipeline(
         return r;
     }
 
+    // The host lock covers write, steps, verification and rollback.
+    let owner = format!(
+        "{} pid {} since {}",
+        crate::state::who(),
+        std::process::id(),
+        crate::history::iso(crate::state::now())
+    );
+    let lock = match t
+        .lock(&format!("{}/.switchyard/lock", desired.conf_root), &owner)
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            r.files = p.files;
+            return r.fail(HostStatus::Failed, e);
+        }
+    };
+    let r = apply_changes(t, host, s, p, prior_bytes, prior.as_ref(), &record_path, r).await;
+    lock.release().await;
+    r
+}
+
+/// Write, run the steps, verify, roll back: the part of an apply that changes the host.
+#[allow(clippy::too_many_arguments)]
+async fn apply_changes(
+    t: &mut Transport,
+    host: &Host,
+    s: &HostSettings,
+    p: HostPlan,
+    prior_bytes: Option<Vec<u8>>,
+    prior: Option<&HostState>,
+    record_path: &str,
+    mut r: HostReport,
+) -> HostReport {
     // 1. write (the state record goes in the same round trip)
-    let record = new_record(prior.as_ref(), &p);
+    let record = new_record(prior, &p);
     if let Err(e) = write_files(
         t,
         host,
         &p,
         Some(FileOp::Write {
-            path: &record_path,
+            path: record_path,
             content: &record,
             owner: &host.freeswitch.owner,
             group: &host.freeswitch.group,
@@ -555,13 +589,13 @@ async fn pipeline(
     let mut notes = Vec::new();
     let restore_record = match &prior_bytes {
         Some(b) => FileOp::Write {
-            path: &record_path,
+            path: record_path,
             content: b,
             owner: &host.freeswitch.owner,
             group: &host.freeswitch.group,
             mode: 0o640,
         },
-        None => FileOp::Remove { path: &record_path },
+        None => FileOp::Remove { path: record_path },
     };
     if let Err(e) = write_files(t, host, &back, Some(restore_record)).await {
         r.files = p.files;
@@ -672,7 +706,11 @@ async fn write_files(
     if ops.is_empty() {
         return Ok(());
     }
-    let (cmd, stdin) = script::write(&ops);
+    let expect: Vec<(&str, Option<&str>)> = p
+        .changed()
+        .map(|f| (f.path.as_str(), f.old_sha256.as_deref()))
+        .collect();
+    let (cmd, stdin) = script::write(&ops, &expect);
     match t.exec(&cmd, &stdin).await {
         Ok(out) if out.ok() && out.stdout_text().contains("switchyard-write-ok") => Ok(()),
         Ok(out) => Err(format!(

@@ -86,7 +86,11 @@ pub enum FileOp<'a> {
 /// 0600 under `umask 077`, chowned and chmodded before content is written, fsynced) and
 /// only when every temp file is complete are they renamed over their targets. A cut during
 /// the renames leaves each file entirely old or entirely new.
-pub fn write(ops: &[FileOp<'_>]) -> (String, Vec<u8>) {
+///
+/// `expect` lists, for files about to change, the sha256 they had when gathered (`None`:
+/// absent). The script checks them first and changes nothing if any file moved on since
+/// (another run, a hand edit), exiting 5.
+pub fn write(ops: &[FileOp<'_>], expect: &[(&str, Option<&str>)]) -> (String, Vec<u8>) {
     let mut stdin = Vec::new();
     let mut s = String::new();
     let total: usize = ops
@@ -96,7 +100,22 @@ pub fn write(ops: &[FileOp<'_>]) -> (String, Vec<u8>) {
             _ => 0,
         })
         .sum();
-    s.push_str("set -eu\numask 077\nstage=$(mktemp)\n");
+    s.push_str("set -eu\numask 077\n");
+    for (path, sha) in expect {
+        let p = quote(path);
+        match sha {
+            Some(h) => {
+                let _ = writeln!(
+                    s,
+                    "[ -f {p} ] && [ \"$(sha256sum < {p} | cut -d' ' -f1)\" = {h} ] || {{ echo 'switchyard: '{p}' changed since it was read; nothing written' >&2; exit 5; }}"
+                );
+            }
+            None => {
+                let _ = writeln!(s, "[ ! -e {p} ] || {{ echo 'switchyard: '{p}' appeared since it was read; nothing written' >&2; exit 5; }}");
+            }
+        }
+    }
+    s.push_str("stage=$(mktemp)\n");
     let temps: Vec<String> = ops
         .iter()
         .enumerate()
@@ -128,6 +147,10 @@ pub fn write(ops: &[FileOp<'_>]) -> (String, Vec<u8>) {
                 let dir = parent(path);
                 let t = format!("{}.\"$$\".{i}", quote(&temp_name(path)));
                 let _ = writeln!(s, "mkdir -p -- {}", quote(dir));
+                if !dirs.iter().any(|d| d == dir) {
+                    // Temp files a killed run left behind (never included: no .xml suffix).
+                    let _ = writeln!(s, "rm -f -- {}/.*.switchyard-tmp.*", quote(dir));
+                }
                 let _ = writeln!(s, ": > {t}");
                 let _ = writeln!(s, "chown -- {} {t}", quote(&format!("{owner}:{group}")));
                 let _ = writeln!(s, "chmod {:o} {t}", mode);
@@ -306,7 +329,7 @@ mod tests {
                 mode: 0o600,
             },
         ];
-        let (cmd, stdin) = write(&ops);
+        let (cmd, stdin) = write(&ops, &[]);
         let mut child = std::process::Command::new("sh")
             .arg("-c")
             .arg(&cmd)
@@ -343,6 +366,26 @@ mod tests {
                 .all(|n| !n.to_string_lossy().contains("switchyard-tmp")),
             "{left:?}"
         );
+
+        // A file that changed since it was read stops the whole write.
+        let (guarded, _) = write(&ops, &[(b.as_str(), Some("0000"))]);
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&guarded)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("changed since it was read"));
+        assert_eq!(std::fs::read(&a).unwrap(), b"<a/>\n");
 
         // A short upload (connection cut) changes nothing.
         let mut child = std::process::Command::new("sh")

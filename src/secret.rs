@@ -11,6 +11,26 @@ use crate::inventory::Vars;
 
 pub const MASK: &str = "********";
 
+/// A secret value. Its `Debug` never shows it; code that needs the value says so with
+/// [`Secret::expose`], which makes every use greppable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
 const SECRET_WORDS: &[&str] = &[
     "password",
     "passwd",
@@ -66,10 +86,21 @@ impl Redactor {
         self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
+    pub fn add_secrets(&mut self, secrets: &[Secret]) {
+        for s in secrets {
+            self.add(s.expose());
+        }
+    }
+
     pub fn merge(&mut self, other: &Redactor) {
         for s in &other.secrets {
             self.add(s);
         }
+    }
+
+    /// Whether `text` holds one of the known secret values (not just a password-like param).
+    pub fn contains_known(&self, text: &str) -> bool {
+        self.secrets.iter().any(|s| text.contains(s.as_str()))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -81,6 +81,9 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_recursion_limit(64);
+        // Bound the work any template may do: a configuration template needs a tiny
+        // fraction of this; a runaway loop stops with an error instead of hanging a rollout.
+        env.set_fuel(Some(5_000_000));
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
                 .keep_trailing_newline(true)
@@ -182,6 +185,24 @@ impl Templates {
             .map(|v| v.is_true())
             .map_err(|e| to_error(what, &e, Some(expr)))
     }
+}
+
+/// Render a template given as text (fuzzing, tests).
+pub fn render_source(
+    name: &str,
+    src: &str,
+    ctx: &serde_json::Value,
+) -> Result<String, TemplateError> {
+    let mut t = Templates::new(Vec::new());
+    t.env
+        .add_template_owned(name.to_string(), src.to_string())
+        .map_err(|e| to_error(name, &e, None))?;
+    let tmpl = t
+        .env
+        .get_template(name)
+        .map_err(|e| to_error(name, &e, None))?;
+    tmpl.render(Value::from_serde(ctx))
+        .map_err(|e| to_error(name, &e, Some(src)))
 }
 
 fn to_error(name: &str, e: &JinjaError, source: Option<&str>) -> TemplateError {

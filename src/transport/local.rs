@@ -4,21 +4,42 @@ use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 
-use super::{Output, TransportError};
+use super::{Held, Output, TransportError};
 
 pub struct Local;
 
+/// `sh -c cmd` with every stream piped, killed if dropped.
+fn spawn(cmd: &str) -> Result<tokio::process::Child, TransportError> {
+    tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(TransportError::Spawn)
+}
+
 impl Local {
+    /// Start `cmd`, wait for its first line; it runs until the guard is released or dropped.
+    pub async fn hold(&mut self, cmd: &str) -> Result<(String, Held), TransportError> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = spawn(cmd)?;
+        let mut line = String::new();
+        let mut out = tokio::io::BufReader::new(child.stdout.take().expect("piped"));
+        let _ = out.read_line(&mut line).await;
+        if line.is_empty() {
+            if let Some(mut e) = child.stderr.take() {
+                use tokio::io::AsyncReadExt;
+                let _ = e.read_to_string(&mut line).await;
+            }
+        }
+        Ok((line, Held::Local(child)))
+    }
+
     pub async fn exec(&mut self, cmd: &str, stdin: &[u8]) -> Result<Output, TransportError> {
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(TransportError::Spawn)?;
+        let mut child = spawn(cmd)?;
         let mut input = child.stdin.take().expect("piped");
         let data = stdin.to_vec();
         // Feed stdin concurrently with reading output, so large inputs cannot deadlock.

@@ -80,6 +80,38 @@ impl Output {
     }
 }
 
+/// A remote command kept running (and its channel open) on purpose: the host lock.
+pub enum Held {
+    Ssh(russh::Channel<russh::client::Msg>),
+    Local(tokio::process::Child),
+}
+
+impl Held {
+    /// End the command: close its stdin and wait for it to exit.
+    pub async fn release(self) {
+        match self {
+            Held::Ssh(mut ch) => {
+                let _ = ch.eof().await;
+                while ch.wait().await.is_some() {}
+            }
+            Held::Local(mut child) => {
+                drop(child.stdin.take());
+                let _ = child.wait().await;
+            }
+        }
+    }
+}
+
+/// The per-host lock: a kernel `flock` held by a command on the run's own SSH session, so a
+/// crashed or disconnected run can never leave a stale lock behind.
+pub struct HostLock(Held);
+
+impl HostLock {
+    pub async fn release(self) {
+        self.0.release().await;
+    }
+}
+
 enum Backend {
     Ssh(ssh::Ssh),
     Local(local::Local),
@@ -176,6 +208,41 @@ impl Transport {
                 what: "remote command".into(),
                 secs: timeout.as_secs_f64(),
             }),
+        }
+    }
+
+    /// Take the host lock at `path` (`flock -n`), or say who holds it.
+    pub async fn lock(&mut self, path: &str, owner: &str) -> Result<HostLock, String> {
+        let q = script::quote;
+        let dir = path.rsplit_once('/').map(|x| x.0).unwrap_or(".");
+        let body = format!(
+            "mkdir -p -- {dir} && flock -n {lock} -c {inner} || {{ printf 'LOCKED %s\\n' \"$(cat -- {lock}.owner 2>/dev/null || echo unknown)\"; exit 1; }}",
+            dir = q(dir),
+            lock = q(path),
+            inner = q(&format!("printf '%s\\n' {} > {}.owner; echo switchyard-locked; exec cat > /dev/null", q(owner), q(path))),
+        );
+        let cmd = if self.become_root {
+            script::become_root(&body)
+        } else {
+            body
+        };
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        let res = match &mut self.backend {
+            Backend::Ssh(s) => s.hold(&cmd).await,
+            Backend::Local(l) => l.hold(&cmd).await,
+        };
+        match res {
+            Ok((line, held)) if line.starts_with("switchyard-locked") => Ok(HostLock(held)),
+            Ok((line, held)) => {
+                held.release().await;
+                Err(match line.trim().strip_prefix("LOCKED ") {
+                    Some(who) => format!(
+                        "another switchyard run is changing this host (lock {path} held by {who})"
+                    ),
+                    None => format!("cannot take the host lock {path}: {}", line.trim()),
+                })
+            }
+            Err(e) => Err(format!("cannot take the host lock {path}: {e}")),
         }
     }
 

@@ -7,7 +7,7 @@ use russh::client::{self, Handle};
 use russh::keys::{self, HashAlg, PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, Disconnect};
 
-use super::{Output, SshOptions, TransportError};
+use super::{Held, Output, SshOptions, TransportError};
 use crate::inventory::Connection;
 
 #[derive(Debug)]
@@ -197,6 +197,29 @@ impl Ssh {
             }
         }
         Ok(out)
+    }
+
+    /// Start `cmd` and wait for its first line of output; the channel stays open (and the
+    /// command running) until the returned guard is released or the connection ends.
+    pub async fn hold(&mut self, cmd: &str) -> Result<(String, Held), TransportError> {
+        let ssh = |e: russh::Error| TransportError::Ssh(e.to_string());
+        let mut ch = self.handle.channel_open_session().await.map_err(ssh)?;
+        ch.exec(true, cmd).await.map_err(ssh)?;
+        let mut out = Vec::new();
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    out.extend_from_slice(&data);
+                    if out.contains(&b'\n') {
+                        break;
+                    }
+                }
+                ChannelMsg::ExtendedData { data, .. } => out.extend_from_slice(&data),
+                ChannelMsg::Eof | ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        Ok((String::from_utf8_lossy(&out).into_owned(), Held::Ssh(ch)))
     }
 
     pub async fn close(self) {

@@ -40,6 +40,8 @@ pub fn user_exists(name: &str) -> bool {
 
 pub struct TestHost {
     pub name: String,
+    /// Unmounted when the host is dropped (full-disk tests).
+    pub mounted: Option<PathBuf>,
     pub addr: String,
     pub port: u16,
     pub dir: PathBuf,
@@ -109,6 +111,69 @@ impl TestHost {
 impl Drop for TestHost {
     fn drop(&mut self) {
         self.stop();
+        if let Some(m) = self.mounted.take() {
+            let _ = Command::new("umount").arg(&m).status();
+        }
+    }
+}
+
+impl TestHost {
+    pub fn sshd_pid(&self) -> u32 {
+        self.sshd.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL every process below this host's sshd (its sessions and all they run), as if
+    /// the host lost power mid-command; sshd itself keeps listening.
+    pub fn kill_sessions(&self) -> usize {
+        let mut children: std::collections::HashMap<u32, Vec<u32>> =
+            std::collections::HashMap::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(rest) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let ppid: u32 = rest
+                .1
+                .split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            children.entry(ppid).or_default().push(pid);
+        }
+        let mut victims = Vec::new();
+        let mut stack = children.get(&self.sshd_pid()).cloned().unwrap_or_default();
+        while let Some(p) = stack.pop() {
+            victims.push(p);
+            stack.extend(children.get(&p).cloned().unwrap_or_default());
+        }
+        for p in &victims {
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.to_string()])
+                .status();
+        }
+        victims.len()
+    }
+
+    /// Every managed-looking file under the conf root (for whole-or-nothing checks).
+    pub fn temp_leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.dir.join("conf")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().contains("switchyard-tmp") {
+                    out.push(p.display().to_string());
+                }
+            }
+        }
+        out
     }
 }
 
@@ -200,6 +265,7 @@ impl Fleet {
         std::fs::write(hdir.join("sshd_config"), cfg).unwrap();
         let mut host = TestHost {
             name: name.to_string(),
+            mounted: None,
             addr,
             port,
             dir: hdir,
@@ -330,10 +396,16 @@ impl Out {
 }
 
 pub fn switchyard(args: &[&str]) -> Out {
+    switchyard_env(args, &[])
+}
+
+/// Run the binary with extra environment variables.
+pub fn switchyard_env(args: &[&str], env: &[(&str, &str)]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(args)
         .env_remove("SSH_AUTH_SOCK")
-        // Never write the developer's own run history; tests that read it pass --history.
+        // Never write the developer's own run history; tests that read it pass --history
+        // or set SWITCHYARD_HISTORY in `env`, which comes last and wins.
         .env(
             "SWITCHYARD_HISTORY",
             std::env::temp_dir().join(format!(
@@ -341,6 +413,7 @@ pub fn switchyard(args: &[&str]) -> Out {
                 std::process::id()
             )),
         )
+        .envs(env.iter().copied())
         .output()
         .expect("run switchyard");
     Out {

@@ -5,8 +5,10 @@ mod harness;
 
 mod apply;
 mod errors;
+mod inputs;
 mod lint;
 mod reload;
 mod review;
 mod rollout;
 mod snapshots;
+mod trust;
