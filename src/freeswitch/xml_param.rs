@@ -15,30 +15,55 @@ pub enum XmlParamError {
     Unclosed(String),
     #[error("a `<param name=\"{0}\">` tag is not closed")]
     BadParam(String),
+    #[error("`{0}` is not a parameter name (letters, digits, `-_.:` only)")]
+    BadName(String),
+    #[error("the file is not well-formed XML ({0}); refusing to edit it in place")]
+    Malformed(String),
+    #[error("the value of `{0}` holds a control character, which XML cannot carry")]
+    BadValue(String),
 }
 
-/// Byte ranges of `<!-- ... -->` comments (an unclosed one runs to the end).
-fn comments(text: &str) -> Vec<(usize, usize)> {
+/// Byte ranges the editor must not look into: comments, CDATA sections and processing
+/// instructions (an unclosed one runs to the end). The flag marks comments.
+fn comments(text: &str) -> Vec<(usize, usize, bool)> {
+    const KINDS: [(&str, &str, bool); 3] = [
+        ("<!--", "-->", true),
+        ("<![CDATA[", "]]>", false),
+        ("<?", "?>", false),
+    ];
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(s) = text[from..].find("<!--") {
-        let start = from + s;
-        let end = text[start + 4..]
-            .find("-->")
-            .map(|e| start + 4 + e + 3)
+    loop {
+        let next = KINDS
+            .iter()
+            .filter_map(|(open, close, is_comment)| {
+                text[from..]
+                    .find(open)
+                    .map(|i| (from + i, *open, *close, *is_comment))
+            })
+            .min_by_key(|x| x.0);
+        let Some((start, open, close, is_comment)) = next else {
+            break;
+        };
+        let end = text[start + open.len()..]
+            .find(close)
+            .map(|e| start + open.len() + e + close.len())
             .unwrap_or(text.len());
-        out.push((start, end));
+        out.push((start, end, is_comment));
         from = end;
     }
     out
 }
 
-fn in_any(ranges: &[(usize, usize)], pos: usize) -> Option<(usize, usize)> {
-    ranges.iter().copied().find(|(s, e)| pos >= *s && pos < *e)
+fn in_any(ranges: &[(usize, usize, bool)], pos: usize) -> Option<(usize, usize)> {
+    ranges
+        .iter()
+        .find(|(s, e, _)| pos >= *s && pos < *e)
+        .map(|(s, e, _)| (*s, *e))
 }
 
 /// Find `<tag` (followed by `>`, `/` or whitespace) from `from`, outside comments.
-fn find_open(text: &str, cmts: &[(usize, usize)], tag: &str, from: usize) -> Option<usize> {
+fn find_open(text: &str, cmts: &[(usize, usize, bool)], tag: &str, from: usize) -> Option<usize> {
     let needle = format!("<{tag}");
     let mut at = from;
     while let Some(i) = text[at..].find(&needle) {
@@ -88,6 +113,38 @@ pub fn set_param(
     name: &str,
     value: &str,
 ) -> Result<String, XmlParamError> {
+    // Names are matched as written in the file: one that needs escaping could never be found
+    // again, and every run would insert it once more (found by the `xml_param` fuzz target).
+    for n in [name, section] {
+        if n.is_empty()
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        {
+            return Err(XmlParamError::BadName(n.to_string()));
+        }
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(XmlParamError::BadValue(name.to_string()));
+    }
+    // A broken file has no reliable structure to edit (and FreeSWITCH would reject it anyway).
+    if let Err(e) = crate::template::check_well_formed("", text) {
+        let crate::template::TemplateError::NotWellFormed {
+            line,
+            column,
+            message,
+            ..
+        } = e
+        else {
+            unreachable!("only this variant")
+        };
+        return Err(XmlParamError::Malformed(format!(
+            "line {line}, column {column}: {message}"
+        )));
+    }
     let cmts = comments(text);
     let open = find_open(text, &cmts, section, 0)
         .ok_or_else(|| XmlParamError::NoSection(section.into()))?;
@@ -145,10 +202,10 @@ pub fn set_param(
     }
 
     // 2. a comment holding only this param
-    for (cs, ce) in cmts
+    for (cs, ce, _) in cmts
         .iter()
         .copied()
-        .filter(|(s, _)| *s > open && *s < close)
+        .filter(|(s, _, is_comment)| *is_comment && *s > open && *s < close)
     {
         let inner = text[cs + 4..ce.saturating_sub(3).max(cs + 4)].trim();
         if inner.starts_with("<param") && inner.ends_with("/>") && inner.matches('<').count() == 1 {
@@ -164,7 +221,7 @@ pub fn set_param(
     // 3. insert before </section>
     let line_start = text[..close].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let before_close = &text[line_start..close];
-    let indent = text[open..line_start]
+    let indent = text[open..line_start.max(open)]
         .lines()
         .rev()
         .find(|l| l.trim_start().starts_with("<param"))
@@ -252,6 +309,19 @@ mod tests {
         assert_eq!(
             set_param("<x/>", "settings", "a", "1"),
             Err(XmlParamError::NoSection("settings".into()))
+        );
+        assert_eq!(
+            set_param(text, "settings", "- <param name", "1"),
+            Err(XmlParamError::BadName("- <param name".into()))
+        );
+        assert!(matches!(
+            set_param("<x><settings></x>", "settings", "a", "1"),
+            Err(XmlParamError::Malformed(_))
+        ));
+        // <settings> and </settings> on one line.
+        assert_eq!(
+            set_param("<x><settings></settings></x>", "settings", "a", "1").unwrap(),
+            "<x><settings><param name=\"a\" value=\"1\"/></settings></x>"
         );
     }
 }
