@@ -76,6 +76,11 @@ pub enum VaultCommand {
         #[arg(long, default_value = "secret")]
         name: String,
     },
+    /// Create a new age identity file (mode 0600) for --vault-identity
+    Keygen {
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -922,6 +927,20 @@ fn vault_cmd(cmd: VaultCommand, vault: &Vault) -> Result<i32, BoxError> {
                 write_private(&file, vault.encrypt(&edited)?.as_bytes())?;
                 eprintln!("{} re-encrypted", file.display());
             }
+        }
+        VaultCommand::Keygen { out } => {
+            use age::secrecy::ExposeSecret;
+            if out.exists() {
+                return Err(format!("{} exists; not overwriting a key", out.display()).into());
+            }
+            let id = age::x25519::Identity::generate();
+            let text = format!(
+                "# switchyard vault identity\n# public key: {}\n{}\n",
+                id.to_public(),
+                id.to_string().expose_secret()
+            );
+            write_private(&out, text.as_bytes())?;
+            eprintln!("wrote {} (public key {})", out.display(), id.to_public());
         }
         VaultCommand::EncryptString { name } => {
             let mut value = String::new();

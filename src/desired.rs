@@ -103,8 +103,13 @@ pub fn context(host: &Host, play_vars: &Vars) -> Vars {
     vars
 }
 
-/// Resolve `dest` against the conf root, refusing escapes.
-pub fn resolve_dest(conf_root: &str, dest: &str) -> Result<(String, String), String> {
+/// Resolve `dest` against the conf root, refusing escapes (an absolute path elsewhere only
+/// with `outside`).
+pub fn resolve_dest(
+    conf_root: &str,
+    dest: &str,
+    outside: bool,
+) -> Result<(String, String), String> {
     let d = dest.trim();
     if d.is_empty() || d.ends_with('/') {
         return Err(format!("destination `{dest}` is not a file path"));
@@ -118,8 +123,9 @@ pub fn resolve_dest(conf_root: &str, dest: &str) -> Result<(String, String), Str
         let root = conf_root.trim_start_matches('/');
         match abs.strip_prefix(root).and_then(|r| r.strip_prefix('/')) {
             Some(rel) => Ok((rel.to_string(), d.to_string())),
+            None if outside => Ok((d.to_string(), d.to_string())),
             None => Err(format!(
-                "destination `{dest}` is outside the conf root `{conf_root}`"
+                "destination `{dest}` is outside the conf root `{conf_root}` (set `outside_conf_root: true` on the task if that is intended)"
             )),
         }
     } else {
@@ -200,7 +206,7 @@ pub fn build(
             }
         };
         let dest = render(dest).map_err(terr)?;
-        let (rel, path) = resolve_dest(&conf_root, &dest).map_err(err)?;
+        let (rel, path) = resolve_dest(&conf_root, &dest, task.outside_conf_root).map_err(err)?;
         let i = *index.entry(path.clone()).or_insert_with(|| {
             files.push(DesiredFile {
                 rel: rel.clone(),
@@ -309,18 +315,26 @@ mod tests {
     fn destinations_stay_inside_the_conf_root() {
         let root = "/etc/freeswitch";
         assert_eq!(
-            resolve_dest(root, "vars.xml").unwrap(),
+            resolve_dest(root, "vars.xml", false).unwrap(),
             ("vars.xml".into(), "/etc/freeswitch/vars.xml".into())
         );
         assert_eq!(
-            resolve_dest(root, "/etc/freeswitch/sip_profiles/external/w.xml")
+            resolve_dest(root, "/etc/freeswitch/sip_profiles/external/w.xml", false)
                 .unwrap()
                 .0,
             "sip_profiles/external/w.xml"
         );
-        assert!(resolve_dest(root, "/etc/passwd").is_err());
-        assert!(resolve_dest(root, "/etc/freeswitchx/a.xml").is_err());
-        assert!(resolve_dest(root, "../x.xml").is_err());
-        assert!(resolve_dest(root, "a/../../x.xml").is_err());
+        assert!(resolve_dest(root, "/etc/passwd", false).is_err());
+        assert!(resolve_dest(root, "/etc/freeswitchx/a.xml", false).is_err());
+        assert!(resolve_dest(root, "../x.xml", false).is_err());
+        assert!(resolve_dest(root, "a/../../x.xml", false).is_err());
+        // An explicit opt-in allows an absolute path elsewhere, never `..`.
+        assert_eq!(
+            resolve_dest(root, "/etc/default/freeswitch", true)
+                .unwrap()
+                .1,
+            "/etc/default/freeswitch"
+        );
+        assert!(resolve_dest(root, "/etc/../etc/passwd", true).is_err());
     }
 }

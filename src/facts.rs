@@ -41,44 +41,66 @@ pub async fn gather(t: &mut Transport, paths: &[&str]) -> Result<Vec<FileFact>, 
     parse(&out.stdout, paths.len()).map_err(FactsError::Garbled)
 }
 
-/// Parse the framed output of [`script::gather`].
-pub fn parse(mut out: &[u8], n: usize) -> Result<Vec<FileFact>, String> {
-    let mut facts = Vec::with_capacity(n);
+/// Parse the output of [`script::gather`].
+pub fn parse(out: &[u8], n: usize) -> Result<Vec<FileFact>, String> {
+    let mut lines = out.split(|b| *b == b'\n');
+    let mut classes = Vec::with_capacity(n);
     for i in 0..n {
-        let nl = out
-            .iter()
-            .position(|b| *b == b'\n')
-            .ok_or_else(|| format!("record {i} truncated"))?;
-        let head =
-            std::str::from_utf8(&out[..nl]).map_err(|_| format!("record {i}: header not UTF-8"))?;
-        out = &out[nl + 1..];
-        let mut words = head.split(' ');
-        match words.next() {
-            Some("M") => facts.push(FileFact::Missing),
-            Some("E") => facts.push(FileFact::Unreadable(head[1..].trim().to_string())),
-            Some("F") => {
-                let w: Vec<&str> = words.collect();
-                if w.len() != 4 {
-                    return Err(format!("record {i}: bad header `{head}`"));
-                }
-                let mode = u32::from_str_radix(w[2], 8)
-                    .map_err(|_| format!("record {i}: bad mode `{}`", w[2]))?;
-                let size: usize = w[3]
-                    .parse()
-                    .map_err(|_| format!("record {i}: bad size `{}`", w[3]))?;
-                if out.len() < size + 1 || out[size] != b'\n' {
-                    return Err(format!("record {i}: file changed while it was read"));
-                }
-                facts.push(FileFact::Present {
-                    owner: w[0].to_string(),
-                    group: w[1].to_string(),
-                    mode,
-                    content: out[..size].to_vec(),
-                });
-                out = &out[size + 1..];
+        match lines.next() {
+            Some(b"F") => classes.push('F'),
+            Some(b"M") => classes.push('M'),
+            Some(b"E") => classes.push('E'),
+            other => {
+                return Err(format!(
+                    "record {i}: unexpected `{}`",
+                    String::from_utf8_lossy(other.unwrap_or_default())
+                ))
             }
-            _ => return Err(format!("record {i}: bad header `{head}`")),
         }
+    }
+    if lines.next() != Some(b"S") {
+        return Err("missing stat section".into());
+    }
+    let mut metas = Vec::new();
+    for _ in classes.iter().filter(|c| **c == 'F') {
+        let line = lines.next().ok_or("stat section truncated")?;
+        let text = std::str::from_utf8(line).map_err(|_| "stat line not UTF-8")?;
+        let w: Vec<&str> = text.split(' ').collect();
+        if w.len() != 4 {
+            return Err(format!("bad stat line `{text}`"));
+        }
+        let mode = u32::from_str_radix(w[2], 8).map_err(|_| format!("bad mode `{}`", w[2]))?;
+        let size: usize = w[3].parse().map_err(|_| format!("bad size `{}`", w[3]))?;
+        metas.push((w[0].to_string(), w[1].to_string(), mode, size));
+    }
+    if lines.next() != Some(b"C") {
+        return Err("missing content section".into());
+    }
+    // Everything after the `C` line is the files' contents, back to back.
+    let header_len: usize = out.len() - lines.map(|l| l.len() + 1).sum::<usize>() + 1;
+    let mut content = out.get(header_len.min(out.len())..).unwrap_or_default();
+    let total: usize = metas.iter().map(|m| m.3).sum();
+    if content.len() != total {
+        return Err("a file changed while it was read".into());
+    }
+    let mut metas = metas.into_iter();
+    let mut facts = Vec::with_capacity(n);
+    for c in classes {
+        facts.push(match c {
+            'F' => {
+                let (owner, group, mode, size) = metas.next().expect("one stat line per file");
+                let (this, rest) = content.split_at(size);
+                content = rest;
+                FileFact::Present {
+                    owner,
+                    group,
+                    mode,
+                    content: this.to_vec(),
+                }
+            }
+            'M' => FileFact::Missing,
+            _ => FileFact::Unreadable("not a regular file".into()),
+        });
     }
     Ok(facts)
 }
@@ -89,7 +111,7 @@ mod tests {
 
     #[test]
     fn parses_framed_records() {
-        let out = b"F freeswitch freeswitch 640 5\n<a/>\n\nM\nE not a regular file\nF root root 644 0\n\n";
+        let out = b"F\nM\nE\nF\nS\nfreeswitch freeswitch 640 5\nroot root 644 0\nC\n<a/>\n";
         let f = parse(out, 4).unwrap();
         assert_eq!(
             f[0],
@@ -103,6 +125,10 @@ mod tests {
         assert_eq!(f[1], FileFact::Missing);
         assert!(matches!(f[2], FileFact::Unreadable(_)));
         assert!(matches!(&f[3], FileFact::Present { content, .. } if content.is_empty()));
-        assert!(parse(b"F a b 640 10\nshort\n", 1).is_err());
+        assert!(parse(b"F\nS\na b 640 10\nC\nshort\n", 1).is_err());
+        // Content may hold newlines and look like headers.
+        let f = parse(b"F\nF\nS\na b 600 4\na b 600 2\nC\nM\nS\nC\n", 2).unwrap();
+        assert!(matches!(&f[0], FileFact::Present { content, .. } if content == b"M\nS\n"));
+        assert!(matches!(&f[1], FileFact::Present { content, .. } if content == b"C\n"));
     }
 }

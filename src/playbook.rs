@@ -186,6 +186,9 @@ struct RawTask {
     when: Option<String>,
     #[serde(default)]
     vars: Vars,
+    /// Let this task's destination be an absolute path outside the host's conf root.
+    #[serde(default)]
+    outside_conf_root: bool,
     template: Option<TemplateTask>,
     xml_params: Option<XmlParamsTask>,
     preprocess: Option<PreProcessTask>,
@@ -201,6 +204,8 @@ pub struct Task {
     /// Variables for this task only (over the host's), e.g. one gateway template rendered
     /// twice with different names.
     pub vars: Vars,
+    /// The destination may lie outside the conf root (an explicit opt-in per task).
+    pub outside_conf_root: bool,
     pub kind: TaskKind,
 }
 
@@ -434,6 +439,7 @@ impl Playbook {
                     name: task_name,
                     when: rt.when,
                     vars: rt.vars,
+                    outside_conf_root: rt.outside_conf_root,
                     kind,
                 });
             }

@@ -174,6 +174,8 @@ fn shipped_playbook_and_stock_conf_lint_clean() {
         "-i",
         &repo("inventory/pbx.yml"),
         &repo("playbooks/wavix.yml"),
+        "--vault-identity",
+        &repo("inventory/example-vault-identity.txt"),
     ]);
     assert_eq!((code, f.len()), (0, 0), "{f:#?}");
     let (code, f) = lint_json(&["--conf", &repo("tests/fixtures/conf")]);

@@ -23,7 +23,10 @@ fn stock_fact(rel: &str) -> FileFact {
 
 #[test]
 fn shipped_wavix_playbook_renders() {
-    let inv = Inventory::load(Path::new(&repo("inventory/pbx.yml"))).unwrap();
+    // The example fleet's trunk password is vault-encrypted (group_vars/pbx.age).
+    let key = repo("inventory/example-vault-identity.txt");
+    let vault = switchyard::vault::Vault::from_sources(None, Some(Path::new(&key))).unwrap();
+    let inv = Inventory::load_with(Path::new(&repo("inventory/pbx.yml")), &vault).unwrap();
     let pb = Playbook::load(Path::new(&repo("playbooks/wavix.yml"))).unwrap();
     let play = &pb.plays[0];
     let states = switchyard::run::desired_states(&inv, &pb, play, None);
