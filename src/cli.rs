@@ -344,24 +344,18 @@ async fn dispatch(cmd: Command, vault: &Vault) -> Result<i32, BoxError> {
 }
 
 fn base_options(mode: Mode, allow: Option<AllowArg>, c: &ConnectArgs) -> RunOptions {
+    let ssh = SshOptions {
+        known_hosts: c
+            .known_hosts
+            .clone()
+            .unwrap_or_else(SshOptions::default_known_hosts),
+        accept_new_host_keys: c.accept_new_host_keys,
+    };
     RunOptions {
-        mode,
         allow: allow.map(Into::into),
         forks: c.forks,
         limit: c.limit.clone(),
-        ssh: SshOptions {
-            known_hosts: c
-                .known_hosts
-                .clone()
-                .unwrap_or_else(SshOptions::default_known_hosts),
-            accept_new_host_keys: c.accept_new_host_keys,
-        },
-        serial: None,
-        max_fail_percentage: None,
-        verify: true,
-        shuffle_seed: 1,
-        saved_plan: None,
-        gateway_snapshot: false,
+        ..RunOptions::new(mode, ssh)
     }
 }
 
@@ -431,11 +425,7 @@ async fn drift(a: DriftArgs, vault: &Vault) -> Result<i32, BoxError> {
     let hosts = || reports.iter().flat_map(|p| &p.hosts);
     let errors = hosts().any(|h| h.status.is_failure());
     let drifted: Vec<String> = hosts()
-        .filter(|h| {
-            h.files
-                .iter()
-                .any(|f| f.difference == Some(Difference::Drift))
-        })
+        .filter(|h| h.has_drift())
         .map(|h| h.host.clone())
         .collect();
     let pending = hosts().any(|h| {
@@ -567,18 +557,6 @@ fn parse_serial(s: &str) -> Result<Vec<BatchSize>, String> {
 
 pub fn run_options(a: &ApplyArgs, mode: Mode) -> Result<RunOptions, BoxError> {
     Ok(RunOptions {
-        mode,
-        allow: a.allow.map(Into::into),
-        forks: a.connect.forks,
-        limit: a.connect.limit.clone(),
-        ssh: SshOptions {
-            known_hosts: a
-                .connect
-                .known_hosts
-                .clone()
-                .unwrap_or_else(SshOptions::default_known_hosts),
-            accept_new_host_keys: a.connect.accept_new_host_keys,
-        },
         serial: a
             .serial
             .as_deref()
@@ -591,8 +569,7 @@ pub fn run_options(a: &ApplyArgs, mode: Mode) -> Result<RunOptions, BoxError> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1),
-        saved_plan: None,
-        gateway_snapshot: false,
+        ..base_options(mode, a.allow, &a.connect)
     })
 }
 

@@ -179,25 +179,18 @@ pub async fn run(dir: &Path, reset: bool, check: bool) -> Result<i32, BoxError> 
     }
     let inv = crate::inventory::Inventory::load(&dir.join("inventory.yml"))?;
     let pb = crate::playbook::Playbook::load(&dir.join("playbooks/wavix.yml"))?;
+    let ssh = crate::transport::SshOptions {
+        known_hosts: crate::transport::SshOptions::default_known_hosts(),
+        accept_new_host_keys: false,
+    };
+    let mode = if check {
+        crate::run::Mode::Check
+    } else {
+        crate::run::Mode::Apply
+    };
     let opts = crate::run::RunOptions {
-        mode: if check {
-            crate::run::Mode::Check
-        } else {
-            crate::run::Mode::Apply
-        },
-        allow: None,
         forks: 10,
-        limit: None,
-        ssh: crate::transport::SshOptions {
-            known_hosts: crate::transport::SshOptions::default_known_hosts(),
-            accept_new_host_keys: false,
-        },
-        serial: None,
-        max_fail_percentage: None,
-        verify: true,
-        shuffle_seed: 1,
-        saved_plan: None,
-        gateway_snapshot: false,
+        ..crate::run::RunOptions::new(mode, ssh)
     };
     let (code, _) = crate::cli::execute(&inv, &pb, &opts, true, crate::cli::Output::Human).await?;
     eprintln!(

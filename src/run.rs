@@ -58,6 +58,26 @@ pub struct RunOptions {
     pub gateway_snapshot: bool,
 }
 
+impl RunOptions {
+    /// Defaults: every host at once up to 100, the play's own rollout and disruption
+    /// settings, verification on.
+    pub fn new(mode: Mode, ssh: SshOptions) -> RunOptions {
+        RunOptions {
+            mode,
+            allow: None,
+            forks: 100,
+            limit: None,
+            ssh,
+            serial: None,
+            max_fail_percentage: None,
+            verify: true,
+            shuffle_seed: 1,
+            saved_plan: None,
+            gateway_snapshot: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HostStatus {
@@ -117,6 +137,13 @@ pub struct HostReport {
 }
 
 impl HostReport {
+    /// Some file changed on the host since switchyard last wrote it.
+    pub fn has_drift(&self) -> bool {
+        self.files
+            .iter()
+            .any(|f| f.difference == Some(crate::plan::Difference::Drift))
+    }
+
     fn new(host: &str, batch: usize) -> HostReport {
         HostReport {
             host: host.to_string(),

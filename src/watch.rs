@@ -196,11 +196,7 @@ async fn round(
         let drifted: Vec<String> = report
             .hosts
             .iter()
-            .filter(|h| {
-                h.files
-                    .iter()
-                    .any(|f| f.difference == Some(Difference::Drift))
-            })
+            .filter(|h| h.has_drift())
             .map(|h| h.host.clone())
             .collect();
         if o.fix && !drifted.is_empty() {
@@ -256,14 +252,7 @@ pub async fn watch(o: WatchOptions) -> Result<i32, BoxError> {
             Ok((checks, fixes)) => {
                 let hosts: Vec<&run::HostReport> = checks.iter().flat_map(|p| &p.hosts).collect();
                 m.hosts_checked = hosts.len() as u64;
-                m.hosts_drifted = hosts
-                    .iter()
-                    .filter(|h| {
-                        h.files
-                            .iter()
-                            .any(|f| f.difference == Some(Difference::Drift))
-                    })
-                    .count() as u64;
+                m.hosts_drifted = hosts.iter().filter(|h| h.has_drift()).count() as u64;
                 m.hosts_unreachable = hosts.iter().filter(|h| h.status.is_failure()).count() as u64;
                 m.failures += m.hosts_unreachable;
                 let files = hosts.iter().flat_map(|h| &h.files);
