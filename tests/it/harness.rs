@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 /// source root's `.bashrc` (real PBXes have plain shells). `scripts/test` creates it.
 pub const TEST_USER: &str = "switchyard-test";
 
+/// An unprivileged login (no root, no sudo), for permission faults. `scripts/test` creates it.
+pub const NOPRIV_USER: &str = "switchyard-nopriv";
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn require(cond: bool, what: &str) {
@@ -194,6 +197,10 @@ impl Fleet {
         require(user_exists("freeswitch"), "user `freeswitch`");
         require(user_exists(TEST_USER), "uid-0 test login `switchyard-test`");
         require(
+            user_exists(NOPRIV_USER),
+            "unprivileged test login `switchyard-nopriv`",
+        );
+        require(
             Path::new("/usr/bin/python3").exists(),
             "/usr/bin/python3 (the stand-in fs_cli)",
         );
@@ -256,7 +263,7 @@ impl Fleet {
         let client_pub = std::fs::read_to_string(self.key.with_extension("pub")).unwrap();
         std::fs::write(hdir.join("authorized_keys"), client_pub).unwrap();
         let cfg = format!(
-            "ListenAddress {addr}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin yes\nAllowUsers {TEST_USER} root\nMaxStartups 1000:30:1000\nMaxSessions 100\n{log}{sshd_extra}",
+            "ListenAddress {addr}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin yes\nAllowUsers {TEST_USER} root {NOPRIV_USER}\nMaxStartups 1000:30:1000\nMaxSessions 100\n{log}{sshd_extra}",
             log = if sshd_extra.contains("LogLevel") { "" } else { "LogLevel ERROR\n" },
             hk = hk.display(),
             pid = hdir.join("sshd.pid").display(),

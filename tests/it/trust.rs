@@ -457,3 +457,57 @@ fn full_disk_and_timeouts_are_reported_per_host_while_others_complete() {
     assert_eq!(by("pbx2")["status"], "changed");
     drop(blackhole);
 }
+
+#[test]
+fn permission_denied_is_reported_per_host() {
+    let fleet = Fleet::new("noperm", 2);
+    // pbx1 is reached with a login that may not write the conf tree (and cannot sudo).
+    let inv = fleet.inventory("inv.yml", &|i, _| {
+        if i == 0 {
+            format!("ansible_user: {NOPRIV_USER}\nansible_become: false\n")
+        } else {
+            String::new()
+        }
+    });
+    // The unprivileged login must be able to reach the conf tree to read it at all.
+    assert!(std::process::Command::new("chmod")
+        .args(["o+x"])
+        .arg(&fleet.dir)
+        .status()
+        .unwrap()
+        .success());
+    let before = fleet.hosts[0].read("autoload_configs/switch.conf.xml");
+    let out = switchyard(&[
+        "apply",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb(),
+        "--known-hosts",
+        fleet.known_hosts.to_str().unwrap(),
+        "--json",
+        "--serial",
+        "100%",
+        "--no-verify",
+    ]);
+    assert_eq!(out.code, 1);
+    let hosts = out.json()["plays"][0]["hosts"].as_array().unwrap().clone();
+    let denied = hosts.iter().find(|h| h["host"] == "pbx1").unwrap();
+    assert_eq!(denied["status"], "failed");
+    assert!(
+        denied["error"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{}",
+        denied["error"]
+    );
+    assert_eq!(
+        fleet.hosts[0].read("autoload_configs/switch.conf.xml"),
+        before
+    );
+    assert!(fleet.hosts[0].temp_leftovers().is_empty());
+    assert_eq!(
+        hosts.iter().find(|h| h["host"] == "pbx2").unwrap()["status"],
+        "changed"
+    );
+}
