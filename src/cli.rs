@@ -732,7 +732,7 @@ pub async fn execute(
 fn lint(a: LintArgs, vault: &Vault) -> Result<i32, BoxError> {
     let mut findings = Vec::new();
     if let Some(dir) = &a.conf {
-        let files = crate::demo::read_conf_dir(dir)?;
+        let files = crate::source::read_conf_dir(dir)?;
         findings.extend(crate::freeswitch::lint::lint(None, &files));
     } else {
         let (Some(i), Some(p)) = (&a.inventory, &a.playbook) else {

@@ -1,4 +1,4 @@
-//! The built-in demo fleet, and reading conf directories.
+//! The built-in demo fleet.
 //!
 //! `switchyard demo` lays out three PBX folders with stock-shaped FreeSWITCH conf trees,
 //! an inventory that reaches them with the local transport, and the shipped Wavix playbook,
@@ -6,30 +6,11 @@
 //! itself is played by the test suite's stand-in `fs_cli` (tests/fixtures), with a fake
 //! provider that accepts the demo trunk passwords, so the demo needs no PBX.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::script::quote;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Every `.xml` file under `dir`, keyed by its `/`-separated path relative to `dir`.
-pub fn read_conf_dir(dir: &Path) -> Result<BTreeMap<String, String>, BoxError> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "xml") {
-                let rel = p.strip_prefix(dir)?.to_string_lossy().replace('\\', "/");
-                out.insert(rel, crate::source::read_text(&p)?);
-            }
-        }
-    }
-    Ok(out)
-}
 
 /// The stock-shaped conf tree every demo (and test) host starts from.
 pub const STOCK_CONF: &[(&str, &str)] = &[

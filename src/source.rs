@@ -85,6 +85,34 @@ fn yaml_error(path: &Path, e: &yaml_serde::Error) -> SourceError {
     }
 }
 
+/// Every `.xml` file under `dir`, keyed by its `/`-separated path relative to `dir`.
+pub fn read_conf_dir(
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<String, String>, SourceError> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let read_err = |source| SourceError::Read {
+            path: d.clone(),
+            source,
+        };
+        for e in std::fs::read_dir(&d).map_err(read_err)? {
+            let p = e.map_err(read_err)?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "xml") {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, read_text(&p)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
