@@ -123,7 +123,12 @@ pub fn markdown(plays: &[PlayReport]) -> String {
                 .files
                 .iter()
                 .filter(|f| f.status != FileStatus::Ok)
-                .map(|f| format!("`{}` {}", f.rel, f.status))
+                .map(|f| match f.difference {
+                    Some(crate::plan::Difference::Drift) => {
+                        format!("`{}` {} (**drift**: edited on the host)", f.rel, f.status)
+                    }
+                    _ => format!("`{}` {}", f.rel, f.status),
+                })
                 .collect();
             let steps: Vec<String> = h
                 .steps
