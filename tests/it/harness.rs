@@ -332,6 +332,22 @@ impl Fleet {
         }
     }
 
+    /// Run `command` (apply, plan, drift, ...) with the shipped Wavix playbook, this fleet's
+    /// known_hosts and `inv`, then `extra` arguments.
+    pub fn run(&self, command: &str, inv: &Path, extra: &[&str]) -> Out {
+        let pb = repo("playbooks/wavix.yml");
+        let mut args = vec![
+            command,
+            "-i",
+            inv.to_str().unwrap(),
+            pb.as_str(),
+            "--known-hosts",
+            self.known_hosts.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        switchyard(&args)
+    }
+
     pub fn host(&self, name: &str) -> &TestHost {
         self.hosts.iter().find(|h| h.name == name).unwrap()
     }

@@ -8,21 +8,7 @@ fn wavix() -> String {
 }
 
 fn apply(fleet: &Fleet, inv: &std::path::Path, extra: &[&str]) -> Out {
-    let mut args = vec![
-        "apply",
-        "-i",
-        inv.to_str().unwrap(),
-        fleet_pb(),
-        "--known-hosts",
-        fleet.known_hosts.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    switchyard(&args)
-}
-
-fn fleet_pb() -> &'static str {
-    Box::leak(wavix().into_boxed_str())
+    fleet.run("apply", inv, &[&["--json"], extra].concat())
 }
 
 fn host_report(out: &Out, host: &str) -> serde_json::Value {

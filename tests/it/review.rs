@@ -30,18 +30,7 @@ fn reviewed_plan_is_applied_exactly_and_refused_where_the_host_changed() {
     let fleet = Fleet::new("plan", 3);
     let kh = fleet.known_hosts.to_str().unwrap();
     let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    assert_eq!(
-        switchyard(&[
-            "apply",
-            "-i",
-            inv.to_str().unwrap(),
-            &pb(),
-            "--known-hosts",
-            kh
-        ])
-        .code,
-        0
-    );
+    assert_eq!(fleet.run("apply", &inv, &[]).code, 0);
 
     // The change under review: a new trunk password everywhere.
     for h in &fleet.hosts {
@@ -334,18 +323,7 @@ fn watch_rounds_metrics_and_clean_stop() {
     let fleet = Fleet::new("watch", 2);
     let kh = fleet.known_hosts.to_str().unwrap();
     let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    assert_eq!(
-        switchyard(&[
-            "apply",
-            "-i",
-            inv.to_str().unwrap(),
-            &pb(),
-            "--known-hosts",
-            kh
-        ])
-        .code,
-        0
-    );
+    assert_eq!(fleet.run("apply", &inv, &[]).code, 0);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -3,18 +3,7 @@
 use crate::harness::*;
 
 fn apply(fleet: &Fleet, inv: &std::path::Path, extra: &[&str]) -> Out {
-    let pb = repo("playbooks/wavix.yml");
-    let mut args = vec![
-        "apply",
-        "-i",
-        inv.to_str().unwrap(),
-        pb.as_str(),
-        "--known-hosts",
-        fleet.known_hosts.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    switchyard(&args)
+    fleet.run("apply", inv, &[&["--json"], extra].concat())
 }
 
 fn statuses(out: &Out) -> Vec<(String, String)> {
