@@ -100,6 +100,9 @@ pub fn make_host(dir: &Path, accounts: &serde_json::Value) -> Result<(), BoxErro
 }
 
 pub async fn run(dir: &Path, reset: bool, check: bool) -> Result<i32, BoxError> {
+    if !Path::new("/usr/bin/python3").exists() {
+        return Err("the demo's stand-in FreeSWITCH (tests/fixtures/fs_cli_standin.py) needs /usr/bin/python3: `apt-get install python3-minimal`".into());
+    }
     if reset && dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
