@@ -68,17 +68,6 @@ fn write(path: &Path, text: &str) -> Result<(), BoxError> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
-fn id(flag: &str) -> String {
-    std::process::Command::new("id")
-        .arg(flag)
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "root".into())
-}
-
 /// Lay out a FreeSWITCH-like host folder: conf tree, stand-in `fs_cli`, provider accounts.
 pub fn make_host(dir: &Path, accounts: &serde_json::Value) -> Result<(), BoxError> {
     for (rel, text) in STOCK_CONF {
@@ -134,7 +123,7 @@ pub async fn run(dir: &Path, reset: bool, check: bool) -> Result<i32, BoxError> 
         ),
     ];
     if fresh {
-        let (user, group) = (id("-un"), id("-gn"));
+        let (user, group) = crate::state::current_user_and_group();
         let mut inv = String::from("# Demo fleet: three PBX folders reached with the local transport.\nall:\n  children:\n    pbx:\n      vars:\n        ansible_connection: local\n");
         inv.push_str(&format!("        freeswitch_owner: {user}\n        freeswitch_group: {group}\n        wavix_username: \"100001\"\n      hosts:\n"));
         for (name, realm, failover, pw, did) in hosts {

@@ -298,35 +298,20 @@ mod tests {
         let a = format!("{}/sub dir/a'x.xml", dir.display());
         let b = format!("{}/b.xml", dir.display());
         std::fs::write(&b, "old").unwrap();
-        let me = String::from_utf8(
-            std::process::Command::new("id")
-                .arg("-un")
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        let grp = String::from_utf8(
-            std::process::Command::new("id")
-                .arg("-gn")
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
+        let (me, grp) = crate::state::current_user_and_group();
         let ops = [
             FileOp::Write {
                 path: &a,
                 content: b"<a/>\n",
-                owner: me.trim(),
-                group: grp.trim(),
+                owner: &me,
+                group: &grp,
                 mode: 0o640,
             },
             FileOp::Write {
                 path: &b,
                 content: b"new\xff",
-                owner: me.trim(),
-                group: grp.trim(),
+                owner: &me,
+                group: &grp,
                 mode: 0o600,
             },
         ];

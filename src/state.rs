@@ -48,6 +48,22 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Name of this process's user and primary group (`id -un`, `id -gn`), `root` if unknown:
+/// the owner of files on the local transport (demo, tests).
+pub fn current_user_and_group() -> (String, String) {
+    let id = |flag: &str| {
+        std::process::Command::new("id")
+            .arg(flag)
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "root".into())
+    };
+    (id("-un"), id("-gn"))
+}
+
 /// `user@machine` of this controller, for the record and history.
 pub fn who() -> String {
     let user = std::env::var("USER")

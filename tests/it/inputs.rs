@@ -101,29 +101,14 @@ fn xml_and_shell_metacharacters_in_values_stay_inert() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     let conf = dir.join("conf");
-    let me = String::from_utf8(
-        std::process::Command::new("id")
-            .arg("-un")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let grp = String::from_utf8(
-        std::process::Command::new("id")
-            .arg("-gn")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let (me, grp) = switchyard::state::current_user_and_group();
     // A value that would close the attribute and inject an element, and one that would run a
     // command if anything were interpolated into a shell line unquoted.
     let inv = format!(
         "all:\n  hosts:\n    pbx1:\n      ansible_connection: local\n      freeswitch_conf_root: {}\n      freeswitch_owner: {}\n      freeswitch_group: {}\n      v: \"\\\"/><evil x=\\\"&amp;\"\n      f: \"$(touch pwned)`touch pwned`;'\"\n",
         conf.display(),
-        me.trim(),
-        grp.trim(),
+        me,
+        grp,
     );
     std::fs::write(dir.join("inv.yml"), inv).unwrap();
     std::fs::write(

@@ -411,18 +411,11 @@ fn full_disk_and_timeouts_are_reported_per_host_while_others_complete() {
     text.push_str(&format!("        silent:\n          ansible_host: 127.0.0.1\n          ansible_port: {bport}\n          ssh_connect_timeout: 1\n          ssh_retries: 0\n"));
     std::fs::write(&inv, text).unwrap();
 
-    let out = switchyard(&[
+    let out = fleet.run(
         "apply",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb(),
-        "--known-hosts",
-        fleet.known_hosts.to_str().unwrap(),
-        "--json",
-        "--serial",
-        "100%",
-        "--no-verify",
-    ]);
+        &inv,
+        &["--json", "--serial", "100%", "--no-verify"],
+    );
     assert_eq!(out.code, 1);
     let hosts = out.json()["plays"][0]["hosts"].as_array().unwrap().clone();
     let by = |n: &str| hosts.iter().find(|h| h["host"] == n).unwrap().clone();
@@ -477,18 +470,11 @@ fn permission_denied_is_reported_per_host() {
         .unwrap()
         .success());
     let before = fleet.hosts[0].read("autoload_configs/switch.conf.xml");
-    let out = switchyard(&[
+    let out = fleet.run(
         "apply",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb(),
-        "--known-hosts",
-        fleet.known_hosts.to_str().unwrap(),
-        "--json",
-        "--serial",
-        "100%",
-        "--no-verify",
-    ]);
+        &inv,
+        &["--json", "--serial", "100%", "--no-verify"],
+    );
     assert_eq!(out.code, 1);
     let hosts = out.json()["plays"][0]["hosts"].as_array().unwrap().clone();
     let denied = hosts.iter().find(|h| h["host"] == "pbx1").unwrap();
