@@ -219,7 +219,8 @@ impl Transport {
             "mkdir -p -- {dir} && flock -n {lock} -c {inner} || {{ printf 'LOCKED %s\\n' \"$(cat -- {lock}.owner 2>/dev/null || echo unknown)\"; exit 1; }}",
             dir = q(dir),
             lock = q(path),
-            inner = q(&format!("printf '%s\\n' {} > {}.owner; echo switchyard-locked; exec cat > /dev/null", q(owner), q(path))),
+            // Who holds the lock is information only: a full disk must not stop the lock.
+            inner = q(&format!("{{ printf '%s\\n' {} > {}.owner; }} 2>/dev/null; echo switchyard-locked; exec cat > /dev/null", q(owner), q(path))),
         );
         let cmd = if self.become_root {
             script::become_root(&body)

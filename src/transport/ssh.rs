@@ -205,7 +205,9 @@ impl Ssh {
         let ssh = |e: russh::Error| TransportError::Ssh(e.to_string());
         let mut ch = self.handle.channel_open_session().await.map_err(ssh)?;
         ch.exec(true, cmd).await.map_err(ssh)?;
-        let mut out = Vec::new();
+        // Only stdout decides: stderr arrives on its own stream, in no fixed order with it,
+        // and is reported only when no line came.
+        let (mut out, mut err) = (Vec::new(), Vec::new());
         while let Some(msg) = ch.wait().await {
             match msg {
                 ChannelMsg::Data { data } => {
@@ -214,10 +216,13 @@ impl Ssh {
                         break;
                     }
                 }
-                ChannelMsg::ExtendedData { data, .. } => out.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
                 ChannelMsg::Eof | ChannelMsg::Close => break,
                 _ => {}
             }
+        }
+        if out.is_empty() {
+            out = err;
         }
         Ok((String::from_utf8_lossy(&out).into_owned(), Held::Ssh(ch)))
     }
