@@ -216,7 +216,9 @@ impl Transport {
         let q = script::quote;
         let dir = path.rsplit_once('/').map(|x| x.0).unwrap_or(".");
         let body = format!(
-            "mkdir -p -- {dir} && flock -n {lock} -c {inner} || {{ printf 'LOCKED %s\\n' \"$(cat -- {lock}.owner 2>/dev/null || echo unknown)\"; exit 1; }}",
+            // Exit 75 (`-E`) means held by another run; any other failure (no permission, no
+            // flock) speaks for itself on stderr.
+            "mkdir -p -- {dir} || exit 1\nflock -n -E 75 {lock} -c {inner}\nrc=$?\n[ $rc -ne 75 ] || printf 'LOCKED %s\\n' \"$(cat -- {lock}.owner 2>/dev/null || echo unknown)\"\nexit $rc",
             dir = q(dir),
             lock = q(path),
             // Who holds the lock is information only: a full disk must not stop the lock.
