@@ -125,7 +125,7 @@ pub async fn run(dir: &Path, reset: bool, check: bool) -> Result<i32, BoxError> 
     if fresh {
         let (user, group) = crate::state::current_user_and_group();
         let mut inv = String::from("# Demo fleet: three PBX folders reached with the local transport.\nall:\n  children:\n    pbx:\n      vars:\n        ansible_connection: local\n");
-        inv.push_str(&format!("        freeswitch_owner: {user}\n        freeswitch_group: {group}\n        wavix_username: \"100001\"\n      hosts:\n"));
+        inv.push_str(&format!("        freeswitch_owner: {user}\n        freeswitch_group: {group}\n        wavix_username: \"100001\"\n        emergency_calls: trunk\n      hosts:\n"));
         for (name, realm, failover, pw, did) in hosts {
             let hdir = dir.join("hosts").join(name);
             let mut accounts = serde_json::Map::new();

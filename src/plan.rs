@@ -274,7 +274,7 @@ pub fn plan(
             new: std::str::from_utf8(&f.new).ok(),
         })
         .collect();
-    let owed = prior.map(|p| p.pending.as_slice()).unwrap_or(&[]);
+    let owed = prior.map(|p| p.owed.as_slice()).unwrap_or(&[]);
     let reload = reload::plan(&changes, allow).with_owed(owed, allow);
 
     let changed_tasks: Vec<&String> = files

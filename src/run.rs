@@ -519,7 +519,9 @@ async fn pipeline(
     }
     if !p.has_changes()
         && p.reload.steps.is_empty()
-        && prior.as_ref().is_none_or(|x| x.pending == p.reload.pending)
+        && prior
+            .as_ref()
+            .is_none_or(|x| same_actions(&x.owed, &p.reload.pending))
     {
         r.files = p.files;
         return r;
@@ -560,7 +562,7 @@ async fn apply_changes(
     mut r: HostReport,
 ) -> HostReport {
     // 1. write (the state record goes in the same round trip)
-    let record = new_record(prior, &p);
+    let record = new_record(prior, &p, p.reload.owed());
     if let Err(e) = write_files(
         t,
         host,
@@ -582,16 +584,35 @@ async fn apply_changes(
     let (results, failure) = run_steps(t, host, &p, s).await;
     r.steps = results;
     let failure = match failure {
-        Some(f) => Some(f),
+        Some(f) if f.refused => {
+            // FreeSWITCH declined a step (a profile restart too soon after the profile
+            // started) even after waiting: the files are right and nothing was half done,
+            // so nothing is rolled back; the step stays owed for the next run.
+            let done = r.steps.iter().filter(|x| x.ok).count();
+            let mut owed: Vec<Step> = p.reload.steps.iter().skip(done).cloned().collect();
+            owed.extend(p.reload.pending.iter().cloned());
+            let note = match write_record(t, host, record_path, prior, &p, owed).await {
+                Ok(()) => "; it stays owed and the next run performs it".to_string(),
+                Err(e) => format!("; could not record it as owed: {e}"),
+            };
+            r.files = p.files;
+            return r.fail(HostStatus::Failed, format!("{}{note}", f.message));
+        }
+        Some(f) => Some(f.message),
         None => {
-            // 3. verify
+            // 3. verify: after a gateway change, and after anything that restarted a
+            // profile or FreeSWITCH (every gateway registers again then).
             let gw_changed = p.changed().any(|f| {
                 matches!(
                     crate::freeswitch::classify(&f.rel),
                     crate::freeswitch::FileKind::Gateway { .. }
                 ) && f.content_changed
             });
-            if s.verify && gw_changed && !p.gateways.is_empty() && !p.reload.steps.is_empty() {
+            let restarted = p.reload.steps.iter().any(|st| {
+                st.action == Action::Restart
+                    || matches!(&st.action, Action::Api(c) if c.ends_with(" restart") || c.ends_with(" rescan") || c.contains(" killgw "))
+            });
+            if s.verify && (gw_changed || restarted) && !p.gateways.is_empty() {
                 let v = crate::verify::gateways(
                     t,
                     &host.freeswitch.fs_cli,
@@ -608,6 +629,16 @@ async fn apply_changes(
         }
     };
     let Some(reason) = failure else {
+        // Every step ran and the gateways are healthy: only what was not allowed stays owed.
+        if let Err(e) =
+            write_record(t, host, record_path, prior, &p, p.reload.pending.clone()).await
+        {
+            r.files = p.files;
+            return r.fail(
+                HostStatus::Failed,
+                format!("the change is in effect, but the state record could not be updated: {e}"),
+            );
+        }
         r.files = p.files;
         return r;
     };
@@ -632,6 +663,7 @@ async fn apply_changes(
         );
     }
     let (back_steps, back_failure) = run_steps(t, host, &back, s).await;
+    let back_failure = back_failure.map(|f| f.message);
     for st in back_steps {
         r.steps.push(StepResult {
             command: format!("(rollback) {}", st.command),
@@ -683,8 +715,9 @@ fn planned_steps(p: &HostPlan) -> Vec<StepResult> {
         .collect()
 }
 
-/// The state record after applying `p`: its hashes over the prior ones, and what is still owed.
-fn new_record(prior: Option<&HostState>, p: &HostPlan) -> Vec<u8> {
+/// The state record after writing `p`'s files: its hashes over the prior ones, and the
+/// steps still `owed` (at the write: every step the change needs, run now or pending).
+fn new_record(prior: Option<&HostState>, p: &HostPlan, owed: Vec<Step>) -> Vec<u8> {
     let mut files = prior.map(|x| x.files.clone()).unwrap_or_default();
     for f in &p.files {
         files.insert(f.path.clone(), f.new_sha256.clone());
@@ -694,9 +727,39 @@ fn new_record(prior: Option<&HostState>, p: &HostPlan) -> Vec<u8> {
         applied_at: crate::state::now(),
         applied_by: crate::state::who(),
         files,
-        pending: p.reload.pending.clone(),
+        owed,
     }
     .to_bytes()
+}
+
+/// Rewrite the state record alone (after the steps: what is still owed).
+async fn write_record(
+    t: &mut Transport,
+    host: &Host,
+    record_path: &str,
+    prior: Option<&HostState>,
+    p: &HostPlan,
+    owed: Vec<Step>,
+) -> Result<(), String> {
+    let record = new_record(prior, p, owed);
+    let op = FileOp::Write {
+        path: record_path,
+        content: &record,
+        owner: &host.freeswitch.owner,
+        group: &host.freeswitch.group,
+        mode: 0o640,
+    };
+    let (cmd, stdin) = script::write(&[op], &[]);
+    match t.exec(&cmd, &stdin).await {
+        Ok(out) if out.ok() && out.stdout_text().contains("switchyard-write-ok") => Ok(()),
+        Ok(out) => Err(out.stderr_text().trim().to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The same commands, whatever the reasons given for them.
+fn same_actions(a: &[Step], b: &[Step]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| y.action == x.action))
 }
 
 async fn write_files(
@@ -751,12 +814,23 @@ async fn write_files(
     }
 }
 
+/// Why the FreeSWITCH steps did not all succeed.
+struct StepFailure {
+    message: String,
+    /// FreeSWITCH declined to do it now (and still did after waiting): nothing half done.
+    refused: bool,
+}
+
+/// Run the planned steps and handlers in one command and read every answer. A step
+/// FreeSWITCH declines for now (a profile restart within 10 s of the profile starting) is
+/// tried again, with the steps after it, after the wait FreeSWITCH names, for as long as
+/// the drain limit allows.
 async fn run_steps(
     t: &mut Transport,
     host: &Host,
     p: &HostPlan,
     s: &HostSettings,
-) -> (Vec<StepResult>, Option<String>) {
+) -> (Vec<StepResult>, Option<StepFailure>) {
     let mut steps: Vec<(Action, String)> = p
         .reload
         .steps
@@ -777,49 +851,85 @@ async fn run_steps(
         .any(|st| st.disruption > Disruption::None)
     {
         if let Err(e) = drain(t, host, s.drain_timeout).await {
-            return (Vec::new(), Some(e));
-        }
-    }
-    let actions: Vec<Action> = steps.iter().map(|x| x.0.clone()).collect();
-    let cmd = script::steps(
-        &host.freeswitch.fs_cli,
-        &host.freeswitch.restart_command,
-        &actions,
-    );
-    let out = match t.exec(&cmd, &[]).await {
-        Ok(o) => o,
-        Err(e) => {
             return (
                 Vec::new(),
-                Some(format!("running FreeSWITCH commands failed: {e}")),
-            )
+                Some(StepFailure {
+                    message: e,
+                    refused: false,
+                }),
+            );
         }
-    };
-    let parts = script::split_steps(&out.stdout_text());
-    let mut results = Vec::new();
-    let mut failure = None;
-    for (i, (action, reason)) in steps.iter().enumerate() {
-        let (body, rc) = parts
-            .iter()
-            .find(|x| x.0 == i)
-            .map(|x| (x.1.clone(), x.2))
-            .unwrap_or((String::new(), -1));
-        let check = match action {
-            Action::Api(c) => status::check_reply(c, &body).map_err(|e| e.to_string()),
-            Action::Restart if rc == 0 => Ok(()),
-            Action::Restart => Err(format!("restart command exited {rc}: {}", body.trim())),
-        };
-        if let Err(e) = &check {
-            failure.get_or_insert_with(|| format!("`{action}`: {e}"));
-        }
-        results.push(StepResult {
-            command: action.to_string(),
-            reason: reason.clone(),
-            output: body.trim().to_string(),
-            ok: check.is_ok(),
-        });
     }
-    (results, failure)
+    let deadline = Instant::now() + s.drain_timeout;
+    let mut results: Vec<StepResult> = Vec::new();
+    let mut from = 0;
+    loop {
+        let actions: Vec<Action> = steps[from..].iter().map(|x| x.0.clone()).collect();
+        let cmd = script::steps(
+            &host.freeswitch.fs_cli,
+            &host.freeswitch.restart_command,
+            &actions,
+        );
+        let out = match t.exec(&cmd, &[]).await {
+            Ok(o) => o,
+            Err(e) => {
+                return (
+                    results,
+                    Some(StepFailure {
+                        message: format!("running FreeSWITCH commands failed: {e}"),
+                        refused: false,
+                    }),
+                )
+            }
+        };
+        let parts = script::split_steps(&out.stdout_text());
+        let mut retry: Option<(usize, u64)> = None;
+        let mut failure = None;
+        for (k, (action, reason)) in steps[from..].iter().enumerate() {
+            let (body, rc) = parts
+                .iter()
+                .find(|x| x.0 == k)
+                .map(|x| (x.1.clone(), x.2))
+                .unwrap_or((String::new(), -1));
+            let check = match action {
+                Action::Api(c) => status::check_reply(c, &body),
+                Action::Restart if rc == 0 => Ok(()),
+                Action::Restart => Err(status::ApiFailure::Error(format!(
+                    "restart command exited {rc}: {}",
+                    body.trim()
+                ))),
+            };
+            if let Err(status::ApiFailure::Refused { retry_after, .. }) = &check {
+                let wait = Duration::from_secs(retry_after + 1);
+                if Instant::now() + wait <= deadline {
+                    retry = Some((from + k, *retry_after + 1));
+                    break;
+                }
+            }
+            if let Err(e) = &check {
+                failure.get_or_insert_with(|| StepFailure {
+                    message: format!("`{action}`: {e}"),
+                    refused: matches!(e, status::ApiFailure::Refused { .. }),
+                });
+            }
+            results.push(StepResult {
+                command: action.to_string(),
+                reason: reason.clone(),
+                output: body.trim().to_string(),
+                ok: check.is_ok(),
+            });
+            if failure.as_ref().is_some_and(|f| f.refused) {
+                break;
+            }
+        }
+        match retry {
+            Some((at, secs)) => {
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+                from = at;
+            }
+            None => return (results, failure),
+        }
+    }
 }
 
 /// Before a disruptive step: wait (up to `timeout`) for active calls to end.

@@ -1,5 +1,5 @@
 //! The small record switchyard keeps on each host: what it last wrote, and which
-//! disruptive steps are still owed.
+//! FreeSWITCH steps are still owed.
 //!
 //! Kept at `<conf root>/.switchyard/state.json` (hashes only, never content or secrets),
 //! read in the fact-gathering round trip and written in the file-writing one. It is what
@@ -25,8 +25,13 @@ pub struct HostState {
     pub applied_by: String,
     /// Absolute path → sha256 of the content switchyard last wrote there.
     pub files: BTreeMap<String, String>,
-    /// Disruptive steps a past apply needed but was not allowed to run.
-    pub pending: Vec<Step>,
+    /// Steps a past apply's files need and nobody has confirmed done: written in the same
+    /// round trip as the files (so a controller killed before its FreeSWITCH steps leaves
+    /// them owed, and the next run runs them), cleared once each ran and the gateways were
+    /// verified. Disruptive steps not allowed stay here until a run may perform them.
+    /// (Older records call it `pending`.)
+    #[serde(alias = "pending")]
+    pub owed: Vec<Step>,
 }
 
 impl HostState {

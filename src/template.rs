@@ -111,6 +111,34 @@ impl Templates {
                 None => Ok(Value::from_safe_string(v)),
             }
         });
+        // `{{ did | e164 }}`: the digits of an E.164 number (`+` and spaces dropped), or an
+        // error naming the value. A `+` left in a dialplan regex (`^\+?(+1646...)$`) is a
+        // pattern PCRE rejects, and FreeSWITCH then matches nothing, silently.
+        env.add_filter("e164", |v: Value| -> Result<String, JinjaError> {
+            let text = v.to_string();
+            let digits: String = text
+                .trim()
+                .trim_start_matches('+')
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+                .collect();
+            let ok = (2..=15).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && !digits.starts_with('0');
+            if ok {
+                Ok(digits)
+            } else {
+                Err(JinjaError::new(
+                    ErrorKind::InvalidOperation,
+                    format!("`{text}` is not an E.164 number (country code and number, up to 15 digits)"),
+                ))
+            }
+        });
+        // `{{ fail("message") }}`: stop rendering with the operator's own error, for rules a
+        // template states (e.g. an emergency-call rule that must be chosen).
+        env.add_function("fail", |msg: String| -> Result<Value, JinjaError> {
+            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+        });
         Templates { env, dirs }
     }
 

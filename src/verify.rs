@@ -50,9 +50,14 @@ pub async fn gateways(
                                 Health::Healthy => {}
                                 Health::Pending => pending.push(format!("{} {}", g.name, s.state)),
                                 Health::Failed => failed.push(format!(
-                                    "gateway `{}` is {}{}",
+                                    "gateway `{}` is {}{}{}",
                                     g.name,
                                     s.state,
+                                    if s.state == "NOREG" && s.status == "DOWN" {
+                                        "/DOWN (the provider did not answer its OPTIONS ping)"
+                                    } else {
+                                        ""
+                                    },
                                     s.retry
                                         .as_deref()
                                         .map(|r| format!(" (retry in {r})"))
@@ -60,6 +65,10 @@ pub async fn gateways(
                                 )),
                             }
                             states.push(s);
+                        }
+                        // FreeSWITCH still starting (after a restart): not an answer yet.
+                        Err(status::ApiFailure::NotConnected(_)) => {
+                            pending.push(format!("{} (FreeSWITCH not answering yet)", g.name))
                         }
                         Err(e) => failed.push(format!("gateway `{}`: {e}", g.name)),
                     }

@@ -613,8 +613,12 @@ fn lint_dialplan(
                             .trim_start_matches('(')
                             .trim_end_matches(')')
                             .to_string();
+                        // DIDs: numbers the provider delivers, in contexts that take calls
+                        // from a trunk (feature codes and emergency numbers elsewhere are
+                        // not E.164 and need not be).
                         if !digits.is_empty()
                             && digits.chars().all(|c| c.is_ascii_digit() || c == '+')
+                            && inbound_contexts.contains_key(ctx_name)
                         {
                             if let Some(p) = e164_problem(&digits) {
                                 cx.push(Severity::Warning, rel, doc.text_pos_at(cond.range().start).row as usize, "e164",
@@ -628,18 +632,26 @@ fn lint_dialplan(
                     .filter(|n| n.has_tag_name("action"))
                     .collect();
                 let mut bridges_seen = 0usize;
-                let mut continue_on_fail = false;
+                // `continue_on_fail` as it stands: unset, "false", "true", or a cause list.
+                let mut continue_on_fail: Option<String> = None;
+                let mut continuing_at_last_bridge = false;
+                let mut hangup_after_bridge = false;
+                let mut redial_reported = false;
                 for a in &actions {
                     let app = a.attribute("application").unwrap_or("");
                     let data = a.attribute("data").unwrap_or("");
                     let line = doc.text_pos_at(a.range().start).row as usize;
                     if app == "set" && data.starts_with("continue_on_fail=") {
-                        if bridges_seen > 0 {
+                        if bridges_seen > 0 && !continuing_at_last_bridge {
                             cx.push(Severity::Error, rel, line, "action-order",
                                 "`continue_on_fail` is set after the bridge it should affect: when the first bridge fails the call is hung up and the failover bridge is never reached".into(),
-                                "move `<action application=\"set\" data=\"continue_on_fail=true\"/>` before the first bridge".into());
+                                "move `<action application=\"set\" data=\"continue_on_fail=...\"/>` before the first bridge".into());
                         }
-                        continue_on_fail = data.trim_start_matches("continue_on_fail=") != "false";
+                        continue_on_fail =
+                            Some(data.trim_start_matches("continue_on_fail=").to_string());
+                    }
+                    if app == "set" && data.trim() == "hangup_after_bridge=true" {
+                        hangup_after_bridge = true;
                     }
                     if app == "export"
                         && bridges_seen > 0
@@ -654,11 +666,39 @@ fn lint_dialplan(
                             "move the export before the bridge".into());
                     }
                     if app == "bridge" {
-                        if bridges_seen > 0 && !continue_on_fail {
+                        let continuing = continue_on_fail
+                            .as_deref()
+                            .is_some_and(|v| !v.eq_ignore_ascii_case("false"));
+                        if bridges_seen > 0 && !continuing_at_last_bridge {
                             cx.push(Severity::Error, rel, line, "failover",
-                                "a second bridge without `continue_on_fail=true` set before the first one is never reached".into(),
-                                "set `continue_on_fail=true` before the first bridge".into());
+                                "a second bridge without `continue_on_fail` set before the first one is never reached".into(),
+                                "set `continue_on_fail` (to the causes that mean the route failed) before the first bridge".into());
                         }
+                        let more_bridges = actions
+                            .iter()
+                            .skip_while(|x| x != &a)
+                            .skip(1)
+                            .any(|x| x.attribute("application") == Some("bridge"));
+                        if continuing && more_bridges && !redial_reported {
+                            // mod_dptools: a bridged call that ends normally returns to the
+                            // dialplan unless hangup_after_bridge is true; continue_on_fail=true
+                            // goes on after every failure, busy and no answer included.
+                            if !hangup_after_bridge {
+                                redial_reported = true;
+                                cx.push(Severity::Error, rel, line, "redial",
+                                    "after this bridge connects and the callee hangs up, the caller is still in the dialplan and the next bridge dials again (no `hangup_after_bridge=true`)".into(),
+                                    "set `hangup_after_bridge=true` before the first bridge".into());
+                            } else if continue_on_fail
+                                .as_deref()
+                                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+                            {
+                                redial_reported = true;
+                                cx.push(Severity::Warning, rel, line, "failover-causes",
+                                    "`continue_on_fail=true` also fails over on busy, no answer and decline: the callee rings again through the next gateway".into(),
+                                    "list the causes that mean the route failed, e.g. `continue_on_fail=GATEWAY_DOWN,NORMAL_TEMPORARY_FAILURE,RECOVERY_ON_TIMER_EXPIRE,NETWORK_OUT_OF_ORDER`".into());
+                            }
+                        }
+                        continuing_at_last_bridge = continuing;
                         bridges_seen += 1;
                         for part in data.split(['|', ',']) {
                             if let Some(rest) = part.trim().split("sofia/gateway/").nth(1) {

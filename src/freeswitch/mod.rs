@@ -32,6 +32,8 @@ pub enum FileKind {
     },
     /// `autoload_configs/switch.conf.xml`: core settings read only at start-up.
     SwitchConf,
+    /// `autoload_configs/acl.conf.xml`: network lists, loaded by `reloadacl`.
+    Acl,
     /// `vars.xml`: pre-processor variables.
     Vars,
     Dialplan,
@@ -51,6 +53,7 @@ pub fn classify(rel: &str) -> FileKind {
             profile: file.trim_end_matches(".xml").to_string(),
         },
         ["autoload_configs", "switch.conf.xml"] => FileKind::SwitchConf,
+        ["autoload_configs", "acl.conf.xml"] => FileKind::Acl,
         ["vars.xml"] => FileKind::Vars,
         ["dialplan", ..] => FileKind::Dialplan,
         ["directory", ..] => FileKind::Directory,

@@ -5,9 +5,11 @@
 //! |--------------------------------------|-------------------------------------------|
 //! | dialplan, directory, other XML, vars | `reloadxml`                               |
 //! | new gateway                          | `sofia profile P rescan` (runs reloadxml) |
-//! | changed gateway                      | `killgw NAME`, then `rescan` (rescan alone ignores it) |
+//! | changed gateway (params or variables)| `killgw NAME`, then `rescan` (rescan alone ignores it) |
 //! | removed gateway                      | `killgw NAME`                             |
-//! | profile settings, or vars it consumes| `sofia profile P restart` (disruptive)    |
+//! | `autoload_configs/acl.conf.xml`      | `reloadacl` (runs reloadxml, then reloads the lists) |
+//! | profile ACLs, context, dialplan      | `sofia profile P rescan` (re-reads those settings) |
+//! | other profile settings, or vars it consumes | `sofia profile P restart` (disruptive) |
 //! | `switch.conf.xml`                    | FreeSWITCH restart (disruptive)           |
 //!
 //! Disruptive steps run only when allowed; otherwise they are returned as pending, which
@@ -66,11 +68,25 @@ impl ReloadPlan {
         self.steps.is_empty() && self.pending.is_empty()
     }
 
-    /// Fold in steps an earlier apply left pending: run them now if `allow` permits,
-    /// otherwise keep them pending. A FreeSWITCH restart makes every other step moot.
+    /// Every step this plan needs, run now or pending: what the state record keeps as owed
+    /// from the moment the files are written until each step is confirmed done.
+    pub fn owed(&self) -> Vec<Step> {
+        self.steps.iter().chain(&self.pending).cloned().collect()
+    }
+
+    /// Fold in steps an earlier apply still owes (never run: not allowed, refused, or the
+    /// controller died between the write and the steps): run them now if `allow` permits,
+    /// otherwise keep them pending. Merged steps keep FreeSWITCH's order (`killgw` before
+    /// the `rescan` that reloads the gateway), each command once. A FreeSWITCH restart
+    /// makes every other step moot.
     pub fn with_owed(mut self, owed: &[Step], allow: Disruption) -> ReloadPlan {
         for s in owed {
-            if self.steps.contains(s) || self.pending.iter().any(|p| p.action == s.action) {
+            if self
+                .steps
+                .iter()
+                .chain(&self.pending)
+                .any(|p| p.action == s.action)
+            {
                 continue;
             }
             if s.disruption <= allow {
@@ -78,6 +94,14 @@ impl ReloadPlan {
             } else {
                 self.pending.push(s.clone());
             }
+        }
+        self.steps.sort_by_key(|s| rank(&s.action));
+        // `rescan` and `reloadacl` run reloadxml themselves.
+        if self.steps.iter().any(
+            |s| matches!(&s.action, Action::Api(c) if c.ends_with(" rescan") || c == "reloadacl"),
+        ) {
+            self.steps
+                .retain(|s| s.action != Action::Api("reloadxml".into()));
         }
         if let Some(r) = self
             .steps
@@ -96,6 +120,33 @@ impl ReloadPlan {
         self
     }
 }
+
+/// Where a step goes among the others: gateways killed before anything reloads them; the
+/// XML (and ACLs) reloaded before profiles rescan; restarts last.
+fn rank(a: &Action) -> u8 {
+    match a {
+        Action::Api(c) if c.contains(" killgw ") => 0,
+        Action::Api(c) if c == "reloadxml" || c == "reloadacl" => 1,
+        Action::Api(c) if c.ends_with(" rescan") => 2,
+        Action::Api(c) if c.ends_with(" restart") => 3,
+        Action::Api(_) => 1,
+        Action::Restart => 4,
+    }
+}
+
+/// Profile settings `sofia profile P rescan` applies to a running profile: mod_sofia's
+/// `config_sofia(SOFIA_CONFIG_RESCAN)` resets the profile's ACL lists and re-reads every
+/// `<param>` (sofia.c: "you could change profile->foo here if it was a minor change like
+/// context or dialplan"). Anything bound at start (addresses, ports, TLS, RTP) needs a
+/// restart of the profile.
+const RESCAN_PARAMS: &[&str] = &[
+    "apply-inbound-acl",
+    "apply-register-acl",
+    "apply-proxy-acl",
+    "apply-candidate-acl",
+    "context",
+    "dialplan",
+];
 
 /// Pre-processor variables a running sofia profile reads at start (stock `external.xml`),
 /// so changing them in `vars.xml` needs that profile restarted.
@@ -123,6 +174,7 @@ fn vars_of(text: Option<&str>) -> BTreeMap<String, String> {
 /// Compute the steps for `changes`, letting through disruptive ones up to `allow`.
 pub fn plan(changes: &[Change<'_>], allow: Disruption) -> ReloadPlan {
     let mut reloadxml: Vec<String> = Vec::new();
+    let mut reloadacl: Vec<String> = Vec::new();
     let mut killgw: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut rescan: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut profile_restart: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -136,10 +188,15 @@ pub fn plan(changes: &[Change<'_>], allow: Disruption) -> ReloadPlan {
             FileKind::Gateway { profile } => {
                 let old = c.old.and_then(gateways).unwrap_or_default();
                 let new = c.new.and_then(gateways).unwrap_or_default();
-                let old_by: BTreeMap<_, _> =
-                    old.iter().map(|g| (g.name.clone(), &g.params)).collect();
-                let new_by: BTreeMap<_, _> =
-                    new.iter().map(|g| (g.name.clone(), &g.params)).collect();
+                // A gateway's `<variables>` are read when it loads, like its params.
+                let old_by: BTreeMap<_, _> = old
+                    .iter()
+                    .map(|g| (g.name.clone(), (&g.params, &g.variables)))
+                    .collect();
+                let new_by: BTreeMap<_, _> = new
+                    .iter()
+                    .map(|g| (g.name.clone(), (&g.params, &g.variables)))
+                    .collect();
                 for (name, params) in &new_by {
                     match old_by.get(name) {
                         None => rescan
@@ -183,16 +240,23 @@ pub fn plan(changes: &[Change<'_>], allow: Disruption) -> ReloadPlan {
                     .symmetric_difference(&new)
                     .map(|(n, _)| n.as_str())
                     .collect();
-                let what = if names.is_empty() {
-                    format!("{} changed", c.rel)
-                } else {
-                    format!(
+                let (light, heavy): (Vec<&str>, Vec<&str>) =
+                    names.iter().partition(|n| RESCAN_PARAMS.contains(n));
+                if !light.is_empty() {
+                    rescan.entry(profile.clone()).or_default().push(format!(
                         "{}: {}",
                         c.rel,
-                        names.into_iter().collect::<Vec<_>>().join(", ")
-                    )
-                };
-                profile_restart.entry(profile).or_default().push(what);
+                        light.join(", ")
+                    ));
+                }
+                if !heavy.is_empty() || names.is_empty() {
+                    let what = if names.is_empty() {
+                        format!("{} changed", c.rel)
+                    } else {
+                        format!("{}: {}", c.rel, heavy.join(", "))
+                    };
+                    profile_restart.entry(profile).or_default().push(what);
+                }
             }
             FileKind::SwitchConf => {
                 let old: BTreeSet<_> = c
@@ -243,6 +307,7 @@ pub fn plan(changes: &[Change<'_>], allow: Disruption) -> ReloadPlan {
                     }
                 }
             }
+            FileKind::Acl => reloadacl.push(c.rel.to_string()),
             FileKind::Dialplan | FileKind::Directory | FileKind::Other => {
                 if c.rel.ends_with(".xml") {
                     reloadxml.push(c.rel.to_string());
@@ -269,7 +334,12 @@ pub fn plan(changes: &[Change<'_>], allow: Disruption) -> ReloadPlan {
     if full_restart {
         // A restart reads everything afresh: no other step is needed.
         let mut reasons = restart.clone();
-        reasons.extend(reloadxml.iter().map(|r| format!("{r} changed")));
+        reasons.extend(
+            reloadacl
+                .iter()
+                .chain(&reloadxml)
+                .map(|r| format!("{r} changed")),
+        );
         push(
             &mut out,
             Action::Restart,
@@ -284,6 +354,18 @@ pub fn plan(changes: &[Change<'_>], allow: Disruption) -> ReloadPlan {
         BTreeSet::new()
     };
     let rescan_any = rescan.keys().any(|p| !restarting.contains(p));
+    if !reloadacl.is_empty() {
+        // reloadacl runs reloadxml first, then loads the lists: one step for both.
+        let mut why: Vec<String> = reloadacl.iter().map(|r| format!("{r} changed")).collect();
+        why.extend(reloadxml.iter().map(|r| format!("{r} changed")));
+        push(
+            &mut out,
+            Action::Api("reloadacl".into()),
+            why.join(", "),
+            Disruption::None,
+        );
+        reloadxml.clear();
+    }
     if !reloadxml.is_empty() && !rescan_any && restarting.is_empty() {
         push(
             &mut out,

@@ -13,6 +13,12 @@ pub enum ApiFailure {
     XmlRejected(String),
     #[error("cannot reach FreeSWITCH's event socket: {0}")]
     NotConnected(String),
+    /// FreeSWITCH declined to do it now (`sofia profile P restart` within 10 s of the
+    /// profile starting: `Profile P must be up for at least 10 seconds to stop/restart.` /
+    /// `Please wait N seconds`, with no `-ERR`). Nothing was done; it may be tried again
+    /// after `retry_after` seconds.
+    #[error("FreeSWITCH refused: {text}")]
+    Refused { text: String, retry_after: u64 },
     #[error("{0}")]
     Error(String),
 }
@@ -36,6 +42,18 @@ pub fn check_reply(command: &str, out: &str) -> Result<(), ApiFailure> {
                 return Err(ApiFailure::XmlRejected(inner.to_string()));
             }
         }
+    }
+    if text.contains("must be up for at least") {
+        let retry_after = text
+            .split("Please wait ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10);
+        return Err(ApiFailure::Refused {
+            text: text.lines().map(str::trim).collect::<Vec<_>>().join(" "),
+            retry_after,
+        });
     }
     if text.starts_with("-ERR") || text.starts_with("-USAGE") {
         // Killing a gateway that is not loaded (a previous apply never got it running) is
@@ -64,6 +82,17 @@ pub struct GatewayStatus {
     /// `UP` or `DOWN` (a trailing ` (ping)` removed).
     pub status: String,
     pub retry: Option<String>,
+    /// OPTIONS ping interval in seconds (`<pingfreq>`; 0: no pings).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ping_freq: u32,
+    /// Pings answered in a row (`<pingcount>`): mod_sofia counts an answer other than 408
+    /// and 503 up (to `ping-max`) and a failure down.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ping_count: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What a verification poll makes of a gateway state.
@@ -84,6 +113,8 @@ pub fn parse_xmlstatus(name: &str, out: &str) -> Result<GatewayStatus, ApiFailur
             state: "INVALID".into(),
             status: "DOWN".into(),
             retry: None,
+            ping_freq: 0,
+            ping_count: 0,
         });
     }
     check_reply("sofia xmlstatus gateway", text)?;
@@ -111,21 +142,34 @@ pub fn parse_xmlstatus(name: &str, out: &str) -> Result<GatewayStatus, ApiFailur
             .map(|s| s.trim_end_matches(" (ping)").to_string())
             .unwrap_or_default(),
         retry: field("retry"),
+        ping_freq: field("pingfreq").and_then(|v| v.parse().ok()).unwrap_or(0),
+        ping_count: field("pingcount").and_then(|v| v.parse().ok()).unwrap_or(0),
     })
 }
 
 impl GatewayStatus {
-    /// Healthy: a registering gateway `REGED`; an IP-auth gateway `NOREG` and `UP`.
+    /// Healthy: a registering gateway `REGED` (and `UP` when it pings); an IP-auth gateway
+    /// `NOREG`, `UP`, and — when it pings — with at least one ping answered. mod_sofia marks
+    /// an IP-auth gateway `UP` as it loads, before its first OPTIONS (sent only after the
+    /// ping interval), so `UP` alone says nothing about the provider being there.
     pub fn health(&self, registers: bool) -> Health {
+        let answered = self.ping_freq == 0 || self.ping_count > 0;
         match self.state.as_str() {
-            "REGED" if registers => Health::Healthy,
-            "NOREG" if !registers => {
-                if self.status == "UP" {
+            "REGED" if registers => {
+                if self.status == "UP" || self.ping_freq == 0 {
                     Health::Healthy
                 } else {
                     Health::Pending
                 }
             }
+            "NOREG" if !registers => match (self.status.as_str(), answered) {
+                ("UP", true) => Health::Healthy,
+                // UP as loaded, first ping not answered yet.
+                ("UP", false) => Health::Pending,
+                // mod_sofia marks an IP-auth gateway DOWN only when a ping failed (it
+                // loads UP): the provider did not answer.
+                _ => Health::Failed,
+            },
             "FAILED" | "FAIL_WAIT" | "EXPIRED" | "TIMEOUT" => Health::Failed,
             "INVALID" => Health::Pending,
             "REGED" | "NOREG" => Health::Failed,

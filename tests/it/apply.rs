@@ -46,10 +46,19 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
         ("freeswitch".into(), "freeswitch".into(), 0o640)
     );
     let dp = h1.read("dialplan/wavix.xml");
-    let cof = dp.find("continue_on_fail=true").unwrap();
+    let first_bridge = dp.find("sofia/gateway/wavix/$1").unwrap();
+    let cof = dp.find("continue_on_fail=GATEWAY_DOWN,").unwrap();
     assert!(
-        cof < dp.find("sofia/gateway/wavix/$1").unwrap(),
+        cof < first_bridge,
         "continue_on_fail before the first bridge"
+    );
+    assert!(
+        dp.find("hangup_after_bridge=true").unwrap() < first_bridge,
+        "a completed call must end with its bridge"
+    );
+    assert!(
+        !dp.contains("continue_on_fail=true"),
+        "fails over on busy too"
     );
     assert!(dp.contains("sofia/gateway/wavix_fo/$1"));
     assert!(h1

@@ -18,11 +18,11 @@ pub const NOPRIV_USER: &str = "switchyard-nopriv";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn require(cond: bool, what: &str) {
+pub fn require(cond: bool, what: &str) {
     assert!(cond, "test prerequisite missing: {what}. Run `scripts/test`, which installs and creates what the tests need.");
 }
 
-fn run(cmd: &mut Command) -> String {
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -50,6 +50,8 @@ pub struct TestHost {
     pub dir: PathBuf,
     pub host_pub: String,
     sshd: Option<Child>,
+    /// The real FreeSWITCH of a host made by `Fleet::add_real_host` (else the stand-in).
+    pub freeswitch: Option<crate::real::FreeSwitch>,
 }
 
 impl TestHost {
@@ -76,6 +78,9 @@ impl TestHost {
     }
     /// Ask the stand-in directly (as an operator at the PBX would).
     pub fn fs(&self, cmd: &str) -> String {
+        if let Some(fs) = &self.freeswitch {
+            return fs.api(cmd);
+        }
         run(Command::new(self.fs_cli()).args(["-x", cmd]))
     }
     /// Set the provider's accepted password for the trunk account.
@@ -87,6 +92,9 @@ impl TestHost {
         std::fs::write(&p, serde_json::to_string(&cfg).unwrap()).unwrap();
     }
     pub fn stop(&mut self) {
+        if let Some(fs) = self.freeswitch.as_mut() {
+            fs.stop();
+        }
         if let Some(mut c) = self.sshd.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -247,14 +255,42 @@ impl Fleet {
         // Spread over 127.0.0.2-127.0.0.250, by process too, so parallel runs do not collide.
         let octet = 2 + ((std::process::id() * 7 + k) % 249);
         let addr = format!("127.0.0.{octet}");
+        self.add_sshd_host(name, &addr, trusted, sshd_extra, &|hdir| {
+            let accounts = serde_json::json!({ "sip.test": { "trunk1": "secret1" } });
+            switchyard::demo::make_host(hdir, &accounts).unwrap();
+        })
+    }
+
+    /// A PBX running a real FreeSWITCH (see `real`): sshd and FreeSWITCH on one address of
+    /// their own, the stock conf tree in `conf/`, FreeSWITCH started and answering.
+    pub fn add_real_host(&mut self, name: &str) -> usize {
+        let addr = crate::real::next_addr();
+        let i = self.add_sshd_host(name, &addr, true, "", &|hdir| {
+            crate::real::FreeSwitch::lay_out(hdir, &addr);
+        });
+        self.wait_ready();
+        let h = &mut self.hosts[i];
+        h.freeswitch = Some(crate::real::FreeSwitch::start(&h.dir, &h.addr));
+        i
+    }
+
+    /// Start sshd for a host at `addr` whose folder `make` fills (conf tree, tools).
+    fn add_sshd_host(
+        &mut self,
+        name: &str,
+        addr: &str,
+        trusted: bool,
+        sshd_extra: &str,
+        make: &dyn Fn(&Path),
+    ) -> usize {
+        let addr = addr.to_string();
         let port = TcpListener::bind(format!("{addr}:0"))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let hdir = self.dir.join(name);
-        let accounts = serde_json::json!({ "sip.test": { "trunk1": "secret1" } });
-        switchyard::demo::make_host(&hdir, &accounts).unwrap();
+        make(&hdir);
         let hk = hdir.join("host_key");
         run(Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -278,6 +314,7 @@ impl Fleet {
             dir: hdir,
             host_pub,
             sshd: None,
+            freeswitch: None,
         };
         self.start(&mut host);
         if trusted {
@@ -366,17 +403,22 @@ impl Fleet {
     ) -> PathBuf {
         let mut s = String::from("all:\n  children:\n    pbx:\n      vars:\n");
         s.push_str(&format!("        ansible_user: {TEST_USER}\n        ansible_become: false\n        ansible_ssh_private_key_file: {}\n        wavix_realm: sip.test\n        wavix_failover_proxy: \"\"\n        wavix_username: trunk1\n        wavix_password: secret1\n", self.key.display()));
-        s.push_str("        user: {id: \"1000\", password: \"ext-pass-1000\", vm_password: \"4711\", caller_id_name: \"Main\", caller_id_number: \"16468097065\"}\n        did_routes: [{number: \"16468097065\", extension: \"1000\"}]\n");
+        s.push_str("        user: {id: \"1000\", password: \"ext-pass-1000\", vm_password: \"4711\", caller_id_name: \"Main\", caller_id_number: \"16468097065\"}\n        did_routes: [{number: \"16468097065\", extension: \"1000\"}]\n        emergency_calls: trunk\n");
         s.push_str("      hosts:\n");
         for (i, h) in self.hosts.iter().enumerate().filter(|(_, h)| keep(h)) {
+            let (fs_cli, restart) = match &h.freeswitch {
+                Some(fs) => (fs.fs_cli_command(), fs.restart_command()),
+                None => (
+                    h.fs_cli().display().to_string(),
+                    format!("{} --standin-restart", h.fs_cli().display()),
+                ),
+            };
             s.push_str(&format!(
-                "        {}:\n          ansible_host: {}\n          ansible_port: {}\n          freeswitch_conf_root: {}\n          fs_cli: {}\n          freeswitch_restart_command: \"{} --standin-restart\"\n",
+                "        {}:\n          ansible_host: {}\n          ansible_port: {}\n          freeswitch_conf_root: {}\n          fs_cli: \"{fs_cli}\"\n          freeswitch_restart_command: \"{restart}\"\n",
                 h.name,
                 h.addr,
                 h.port,
                 h.dir.join("conf").display(),
-                h.fs_cli().display(),
-                h.fs_cli().display(),
             ));
             for line in extra(i, h).lines() {
                 s.push_str(&format!("          {line}\n"));
@@ -465,4 +507,25 @@ pub fn playbook(dir: &Path, name: &str, text: &str) -> String {
     let p = pdir.join(name);
     std::fs::write(&p, text).unwrap();
     p.to_string_lossy().into_owned()
+}
+
+/// The report of host `host` in a `--json` run's output.
+pub fn host_report(out: &Out, host: &str) -> serde_json::Value {
+    out.json()["plays"][0]["hosts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no host reports: {}", out.all()))
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap()
+        .clone()
+}
+
+/// The FreeSWITCH commands a host report says were run, in order.
+pub fn commands(r: &serde_json::Value) -> Vec<String> {
+    r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["command"].as_str().unwrap().to_string())
+        .collect()
 }

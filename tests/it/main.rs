@@ -7,6 +7,7 @@ mod apply;
 mod errors;
 mod inputs;
 mod lint;
+mod real;
 mod reload;
 mod review;
 mod rollout;

@@ -11,25 +11,6 @@ fn apply(fleet: &Fleet, inv: &std::path::Path, extra: &[&str]) -> Out {
     fleet.run("apply", inv, &[&["--json"], extra].concat())
 }
 
-fn host_report(out: &Out, host: &str) -> serde_json::Value {
-    out.json()["plays"][0]["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == host)
-        .unwrap()
-        .clone()
-}
-
-fn commands(r: &serde_json::Value) -> Vec<String> {
-    r["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["command"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn changed_password_is_applied_with_killgw_rescan_and_verified() {
     let fleet = Fleet::new("pwchange", 1);
@@ -225,15 +206,24 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
         (Some("ok"), Some(true))
     );
 
-    // Allowed: calls are counted first, then FreeSWITCH restarts and reads the new range.
+    // Allowed: calls are counted first, then FreeSWITCH restarts and reads the new range,
+    // and every gateway registers again: verified after the restart.
     let allowed = apply(&fleet, &inv, &["--allow", "restart"]);
     assert_eq!(allowed.code, 0, "{}", allowed.stderr);
     let r = host_report(&allowed, "pbx1");
     assert_eq!(commands(&r), ["restart FreeSWITCH"]);
     assert_eq!(r["restart_pending"], false);
     let log = h.fs_log();
-    let n = log.len();
-    assert_eq!(&log[n - 2..], ["show calls count", "RESTART"]);
+    let at = log.iter().rposition(|c| c == "RESTART").unwrap();
+    assert_eq!(log[at - 1], "show calls count");
+    assert!(
+        !log[at + 1..].is_empty()
+            && log[at + 1..]
+                .iter()
+                .all(|c| c == "sofia xmlstatus gateway wavix"),
+        "{log:?}"
+    );
+    assert_eq!(r["gateways"][0]["state"], "REGED");
     let st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(h.dir.join("state/state.json")).unwrap())
             .unwrap();

@@ -1,0 +1,1 @@
+//! The stand-in `fs_cli` kept faithful to the real FreeSWITCH.
