@@ -55,6 +55,10 @@ pub fn check_reply(command: &str, out: &str) -> Result<(), ApiFailure> {
             retry_after,
         });
     }
+    // A profile that does not exist, or is down while it restarts: no `-ERR` either.
+    if text.starts_with("Invalid Profile") {
+        return Err(ApiFailure::Error(first_line(text)));
+    }
     if text.starts_with("-ERR") || text.starts_with("-USAGE") {
         // Killing a gateway that is not loaded (a previous apply never got it running) is
         // not a failure of this apply: the goal, no such gateway running, holds.

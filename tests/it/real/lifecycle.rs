@@ -219,3 +219,73 @@ fn rtp_range_restart_is_real_and_verified() {
         .unwrap();
     assert!((10000..=20000).contains(&port), "offered RTP port {port}");
 }
+
+/// A profile setting that needs `sofia profile external restart`, applied right after
+/// FreeSWITCH started: the real FreeSWITCH refuses ("must be up for at least 10 seconds",
+/// no `-ERR`). With no time to wait (drain limit 1 s) the host fails and the restart stays
+/// owed on the host; the next run waits as FreeSWITCH asks, restarts the profile, and
+/// verifies the gateway registered again.
+#[test]
+fn refused_profile_restart_is_not_counted_as_done() {
+    let w = World::new("real-profile", WrongPassword::Forbidden);
+    // Another loopback address as the advertised external address: ext-sip-ip/ext-rtp-ip
+    // change, which only a profile restart applies. Nothing is sent to it.
+    let ext = next_addr();
+    let inv = w.inventory("inv.yml", &format!("external_ip: \"{ext}\"\n"));
+    let profile = w.fs().api("sofia status profile external");
+    assert!(
+        !profile.contains(&format!("Ext-SIP-IP       \t{ext}\n")),
+        "{profile}"
+    );
+    let hurried = crate::harness::playbook(
+        &w.fleet.dir,
+        "hurried.yml",
+        &std::fs::read_to_string(crate::harness::repo("playbooks/wavix.yml"))
+            .unwrap()
+            .replace("  allow: none\n", "  allow: none\n  drain_timeout: 1\n"),
+    );
+    let kh = w.fleet.known_hosts.to_str().unwrap();
+    let out = crate::harness::switchyard(&[
+        "apply",
+        "-i",
+        inv.to_str().unwrap(),
+        &hurried,
+        "--known-hosts",
+        kh,
+        "--json",
+        "--allow",
+        "profile",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let r = host_report(&out, "pbx1");
+    let err = r["error"].as_str().unwrap();
+    assert!(err.contains("must be up for at least 10 seconds"), "{err}");
+    assert!(err.contains("stays owed"), "{err}");
+    let record = std::fs::read_to_string(w.pbx().conf(".switchyard/state.json")).unwrap();
+    assert!(
+        record.contains("sofia profile external restart"),
+        "{record}"
+    );
+
+    // The next run (normal drain limit): owed, so performed, after waiting if FreeSWITCH
+    // still asks to; then every gateway is verified again.
+    let out = w.apply(&inv, &["--allow", "profile"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = host_report(&out, "pbx1");
+    assert!(
+        commands(&r).contains(&"sofia profile external restart".to_string()),
+        "{r:#}"
+    );
+    assert_eq!(r["gateways"][0]["state"], "REGED", "{r:#}");
+    let record = std::fs::read_to_string(w.pbx().conf(".switchyard/state.json")).unwrap();
+    assert!(
+        !record.contains("sofia profile external restart"),
+        "{record}"
+    );
+    // The running profile really uses the new address now.
+    let profile = w.fs().api("sofia status profile external");
+    assert!(
+        profile.contains(&format!("Ext-SIP-IP       \t{ext}\n")),
+        "{profile}"
+    );
+}
