@@ -388,12 +388,22 @@ fn drift_line(h: &run::HostReport) -> String {
     let (drift, pending) = (of(Difference::Drift), of(Difference::Pending));
     if h.status.is_failure() {
         format!("{}: ERROR {}", h.host, h.error.as_deref().unwrap_or(""))
-    } else if drift.is_empty() && pending.is_empty() {
+    } else if drift.is_empty() && pending.is_empty() && h.owed.is_empty() {
         format!("{}: in sync", h.host)
     } else {
         let mut parts = Vec::new();
         if !drift.is_empty() {
             parts.push(format!("drift {}", drift.join(", ")));
+        }
+        if !h.owed.is_empty() {
+            parts.push(format!(
+                "steps owed {} (a past apply wrote the files, FreeSWITCH was never told)",
+                h.owed
+                    .iter()
+                    .map(|s| format!("`{}`", s.action))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         if !pending.is_empty() {
             parts.push(format!("pending {}", pending.join(", ")));

@@ -12,7 +12,8 @@ pub enum FileFact {
         mode: u32,
         content: Vec<u8>,
     },
-    /// Exists but cannot be read (permissions, not a regular file, ...).
+    /// Exists but is not switchyard's to read or replace: not a regular file, a symbolic
+    /// link, or in a folder that resolves outside the conf root. Says why, as a sentence.
     Unreadable(String),
 }
 
@@ -26,12 +27,16 @@ pub enum FactsError {
     Garbled(String),
 }
 
-/// Gather the state of `paths` (absolute) in one remote command.
-pub async fn gather(t: &mut Transport, paths: &[&str]) -> Result<Vec<FileFact>, FactsError> {
+/// Gather the state of `paths` (absolute, under `root`) in one remote command.
+pub async fn gather(
+    t: &mut Transport,
+    root: &str,
+    paths: &[&str],
+) -> Result<Vec<FileFact>, FactsError> {
     if paths.is_empty() {
         return Ok(Vec::new());
     }
-    let out = t.exec(&script::gather(paths), &[]).await?;
+    let out = t.exec(&script::gather(root, paths), &[]).await?;
     if !out.ok() {
         return Err(FactsError::Failed {
             exit: out.exit,
@@ -45,11 +50,17 @@ pub async fn gather(t: &mut Transport, paths: &[&str]) -> Result<Vec<FileFact>, 
 pub fn parse(out: &[u8], n: usize) -> Result<Vec<FileFact>, String> {
     let mut lines = out.split(|b| *b == b'\n');
     let mut classes = Vec::with_capacity(n);
+    let mut outside = Vec::new();
     for i in 0..n {
         match lines.next() {
             Some(b"F") => classes.push('F'),
             Some(b"M") => classes.push('M'),
             Some(b"E") => classes.push('E'),
+            Some(b"L") => classes.push('L'),
+            Some(l) if l.starts_with(b"O ") => {
+                classes.push('O');
+                outside.push(String::from_utf8_lossy(&l[2..]).into_owned());
+            }
             other => {
                 return Err(format!(
                     "record {i}: unexpected `{}`",
@@ -84,6 +95,7 @@ pub fn parse(out: &[u8], n: usize) -> Result<Vec<FileFact>, String> {
         return Err("a file changed while it was read".into());
     }
     let mut metas = metas.into_iter();
+    let mut outside = outside.into_iter();
     let mut facts = Vec::with_capacity(n);
     for c in classes {
         facts.push(match c {
@@ -99,7 +111,14 @@ pub fn parse(out: &[u8], n: usize) -> Result<Vec<FileFact>, String> {
                 }
             }
             'M' => FileFact::Missing,
-            _ => FileFact::Unreadable("not a regular file".into()),
+            'L' => FileFact::Unreadable(
+                "is a symbolic link; switchyard never follows links under the conf root (replace the link with the file itself)".into(),
+            ),
+            'O' => FileFact::Unreadable(format!(
+                "its folder resolves to {}, outside the conf root (a link on the way); refusing to write there",
+                outside.next().unwrap_or_default()
+            )),
+            _ => FileFact::Unreadable("is not a regular file".into()),
         });
     }
     Ok(facts)

@@ -145,7 +145,7 @@ pub fn plan(
                 Some(content.clone()),
                 Some((owner.clone(), group.clone(), *mode)),
             ),
-            FileFact::Unreadable(m) => return Err(err(format!("cannot read: {m}"))),
+            FileFact::Unreadable(m) => return Err(err(m.clone())),
         };
         let old_text = match &old {
             Some(b) => match std::str::from_utf8(b) {

@@ -127,6 +127,11 @@ pub struct HostReport {
     /// FreeSWITCH steps: planned (check) or run (apply).
     pub steps: Vec<StepResult>,
     pub pending: Vec<Step>,
+    /// Steps a past apply wrote files for but never confirmed done (killed, refused, cut
+    /// off), which this run performs (or, checking, would): FreeSWITCH runs other than what
+    /// its files say until they run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owed: Vec<Step>,
     pub restart_pending: bool,
     pub gateways: Vec<GatewayStatus>,
     pub rollback: Option<String>,
@@ -137,11 +142,14 @@ pub struct HostReport {
 }
 
 impl HostReport {
-    /// Some file changed on the host since switchyard last wrote it.
+    /// Some file changed on the host since switchyard last wrote it, or FreeSWITCH was
+    /// never told about files a past apply wrote (steps owed).
     pub fn has_drift(&self) -> bool {
-        self.files
-            .iter()
-            .any(|f| f.difference == Some(crate::plan::Difference::Drift))
+        !self.owed.is_empty()
+            || self
+                .files
+                .iter()
+                .any(|f| f.difference == Some(crate::plan::Difference::Drift))
     }
 
     fn new(host: &str, batch: usize) -> HostReport {
@@ -153,6 +161,7 @@ impl HostReport {
             files: Vec::new(),
             steps: Vec::new(),
             pending: Vec::new(),
+            owed: Vec::new(),
             restart_pending: false,
             gateways: Vec::new(),
             rollback: None,
@@ -440,12 +449,15 @@ async fn pipeline(
     let record_path = format!("{}/{}", desired.conf_root, STATE_REL);
     let mut paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
     paths.push(&record_path);
-    let mut facts = match facts::gather(t, &paths).await {
+    let mut facts = match facts::gather(t, &desired.conf_root, &paths).await {
         Ok(f) => f,
         Err(e) => return r.fail(HostStatus::Failed, e.to_string()),
     };
     let prior_bytes = match facts.pop() {
         Some(FileFact::Present { content, .. }) => Some(content),
+        Some(FileFact::Unreadable(why)) => {
+            return r.fail(HostStatus::Failed, format!("{record_path} {why}"))
+        }
         _ => None,
     };
     let prior = prior_bytes.as_deref().and_then(HostState::parse);
@@ -475,6 +487,17 @@ async fn pipeline(
         }
     }
     r.pending = p.reload.pending.clone();
+    r.owed = prior
+        .as_ref()
+        .map(|x| {
+            p.reload
+                .steps
+                .iter()
+                .filter(|s| x.owed.iter().any(|o| o.action == s.action))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     r.restart_pending = !p.reload.pending.is_empty();
     r.status = if p.has_changes() {
         HostStatus::Changed
@@ -534,10 +557,7 @@ async fn pipeline(
         std::process::id(),
         crate::history::iso(crate::state::now())
     );
-    let lock = match t
-        .lock(&format!("{}/.switchyard/lock", desired.conf_root), &owner)
-        .await
-    {
+    let lock = match t.lock(&desired.conf_root, &owner).await {
         Ok(l) => l,
         Err(e) => {
             r.files = p.files;
@@ -563,20 +583,7 @@ async fn apply_changes(
 ) -> HostReport {
     // 1. write (the state record goes in the same round trip)
     let record = new_record(prior, &p, p.reload.owed());
-    if let Err(e) = write_files(
-        t,
-        host,
-        &p,
-        Some(FileOp::Write {
-            path: record_path,
-            content: &record,
-            owner: &host.freeswitch.owner,
-            group: &host.freeswitch.group,
-            mode: 0o640,
-        }),
-    )
-    .await
-    {
+    if let Err(e) = write_files(t, host, &p, Some(record_op(record_path, &record))).await {
         r.files = p.files;
         return r.fail(HostStatus::Failed, e);
     }
@@ -646,13 +653,7 @@ async fn apply_changes(
     let back = plan::reverse(&p, s.allow);
     let mut notes = Vec::new();
     let restore_record = match &prior_bytes {
-        Some(b) => FileOp::Write {
-            path: record_path,
-            content: b,
-            owner: &host.freeswitch.owner,
-            group: &host.freeswitch.group,
-            mode: 0o640,
-        },
+        Some(b) => record_op(record_path, b),
         None => FileOp::Remove { path: record_path },
     };
     if let Err(e) = write_files(t, host, &back, Some(restore_record)).await {
@@ -742,18 +743,23 @@ async fn write_record(
     owed: Vec<Step>,
 ) -> Result<(), String> {
     let record = new_record(prior, p, owed);
-    let op = FileOp::Write {
-        path: record_path,
-        content: &record,
-        owner: &host.freeswitch.owner,
-        group: &host.freeswitch.group,
-        mode: 0o640,
-    };
-    let (cmd, stdin) = script::write(&[op], &[]);
+    let op = record_op(record_path, &record);
+    let (cmd, stdin) = script::write(&host.freeswitch.conf_root, &[op], &[])?;
     match t.exec(&cmd, &stdin).await {
         Ok(out) if out.ok() && out.stdout_text().contains("switchyard-write-ok") => Ok(()),
         Ok(out) => Err(out.stderr_text().trim().to_string()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Writing the state record: in switchyard's private folder, owned by the login, 0600.
+fn record_op<'a>(path: &'a str, content: &'a [u8]) -> FileOp<'a> {
+    FileOp::Write {
+        path,
+        content,
+        owner: "",
+        group: "",
+        mode: 0o600,
     }
 }
 
@@ -774,20 +780,25 @@ async fn write_files(
         .map(|f| {
             if f.remove {
                 FileOp::Remove { path: &f.path }
-            } else if f.content_changed || f.old.is_none() {
+            } else {
+                // Owner or mode alone are corrected by writing the same content again:
+                // prepared where nobody else can reach it and renamed into place, so no
+                // chown or chmod ever runs on a name the `freeswitch` user could replace.
+                let old = f.old_meta.as_ref();
                 FileOp::Write {
                     path: &f.path,
                     content: &f.new,
-                    owner: f.owner.as_deref().unwrap_or(&fs.owner),
-                    group: f.group.as_deref().unwrap_or(&fs.group),
-                    mode: f.mode.unwrap_or(0o640),
-                }
-            } else {
-                FileOp::Perms {
-                    path: &f.path,
-                    owner: f.owner.as_deref(),
-                    group: f.group.as_deref(),
-                    mode: f.mode,
+                    owner: f
+                        .owner
+                        .as_deref()
+                        .or(old.map(|m| m.0.as_str()))
+                        .unwrap_or(&fs.owner),
+                    group: f
+                        .group
+                        .as_deref()
+                        .or(old.map(|m| m.1.as_str()))
+                        .unwrap_or(&fs.group),
+                    mode: f.mode.or(old.map(|m| m.2)).unwrap_or(0o640),
                 }
             }
         })
@@ -800,7 +811,7 @@ async fn write_files(
         .changed()
         .map(|f| (f.path.as_str(), f.old_sha256.as_deref()))
         .collect();
-    let (cmd, stdin) = script::write(&ops, &expect);
+    let (cmd, stdin) = script::write(&fs.conf_root, &ops, &expect)?;
     match t.exec(&cmd, &stdin).await {
         Ok(out) if out.ok() && out.stdout_text().contains("switchyard-write-ok") => Ok(()),
         Ok(out) => Err(format!(

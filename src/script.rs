@@ -41,27 +41,56 @@ pub fn become_root(script: &str) -> String {
 pub const REC: char = '\u{1e}';
 pub const END: char = '\u{1f}';
 
-/// Gather owner, group, mode and content of every path in one command.
-///
-/// Shell builtins classify each path (`F` regular file, `M` missing, `E` anything else),
-/// then one `stat` and one `cat` cover every regular file: two processes per host whatever
-/// the number of files (a no-op run's host-side cost is mostly process start-ups).
-/// Output: one class line per path; `S`; one `owner group mode size` line per regular file;
-/// `C`; the files' contents back to back.
-pub fn gather(paths: &[&str]) -> String {
-    let script = "for f do\n  shift\n  if [ -f \"$f\" ]; then echo F; set -- \"$@\" \"$f\"\n  elif [ -e \"$f\" ]; then echo E\n  else echo M\n  fi\ndone\necho S\n[ $# -eq 0 ] || stat -c '%U %G %a %s' -- \"$@\" || exit 1\necho C\n[ $# -eq 0 ] || exec cat -- \"$@\"\n";
-    let mut cmd = format!("sh -c {} sh", quote(script));
-    for p in paths {
+/// The shell functions every program that changes a host starts with (`sy_enter`,
+/// `sy_private`): how a folder of the conf root is reached without following links.
+const COMMON: &str = include_str!("remote/common.sh");
+const GATHER: &str = include_str!("remote/gather.sh");
+const WRITE: &str = include_str!("remote/write.sh");
+const LOCK: &str = include_str!("remote/lock.sh");
+
+/// `sh -c PROGRAM sh ARG...`: the program's text (comment lines dropped) and every value as
+/// a quoted positional argument, never spliced into the program.
+fn program(parts: &[&str], args: &[&str]) -> String {
+    let mut text = String::new();
+    for part in parts {
+        for line in part.lines() {
+            let t = line.trim_start();
+            if t.is_empty() || (t.starts_with('#') && !t.starts_with("#!")) {
+                continue;
+            }
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let mut cmd = format!("sh -c {} sh", quote(&text));
+    for a in args {
         cmd.push(' ');
-        cmd.push_str(&quote(p));
+        cmd.push_str(&quote(a));
     }
     cmd
+}
+
+/// Gather owner, group, mode and content of every path (absolute, under `root`) in one
+/// command (src/remote/gather.sh): a class line per path (`F` regular file, `M` missing,
+/// `E` anything else, `L` a symbolic link, `O folder` its folder resolves outside the conf
+/// root); `S`; one `owner group mode size` line per regular file; `C`; the files' contents
+/// back to back. Two processes per host whatever the number of files.
+pub fn gather(root: &str, paths: &[&str]) -> String {
+    let mut args = vec![root];
+    args.extend_from_slice(paths);
+    program(&[GATHER], &args)
+}
+
+/// The host lock (src/remote/lock.sh), held in switchyard's private folder of `root`.
+pub fn lock(root: &str, owner: &str) -> String {
+    program(&[COMMON, LOCK], &[root, owner])
 }
 
 /// One file operation of a write round trip.
 #[derive(Debug, Clone)]
 pub enum FileOp<'a> {
-    /// Write `content` atomically, with owner/group/mode set before any content lands.
+    /// Write `content` atomically, with owner/group/mode set before it takes the name (an
+    /// empty owner keeps the login's own).
     Write {
         path: &'a str,
         content: &'a [u8],
@@ -69,74 +98,47 @@ pub enum FileOp<'a> {
         group: &'a str,
         mode: u32,
     },
-    /// Only set owner/group/mode of an existing file.
-    Perms {
-        path: &'a str,
-        owner: Option<&'a str>,
-        group: Option<&'a str>,
-        mode: Option<u32>,
-    },
     /// Remove a file (rolling back a file switchyard created).
     Remove { path: &'a str },
 }
 
-/// The write round trip: the script and the bytes to send on its stdin.
-///
-/// All content is staged first and its length checked, so a connection cut during the
-/// upload changes nothing. Each file then goes to a temp file in its own folder (created
-/// 0600 under `umask 077`, chowned and chmodded before content is written, fsynced) and
-/// only when every temp file is complete are they renamed over their targets. A cut during
-/// the renames leaves each file entirely old or entirely new.
+/// `path` as (folder relative to `root`, file name); `None` if it is not under `root`.
+fn split_under<'p>(root: &str, path: &'p str) -> Option<(&'p str, &'p str)> {
+    let rel = path
+        .strip_prefix(root.trim_end_matches('/'))?
+        .strip_prefix('/')?;
+    let (dir, name) = rel.rsplit_once('/').unwrap_or((".", rel));
+    if name.is_empty() || name == "." || name == ".." {
+        return None;
+    }
+    Some((if dir.is_empty() { "." } else { dir }, name))
+}
+
+/// The write round trip (src/remote/write.sh): the command and the bytes for its stdin.
 ///
 /// `expect` lists, for files about to change, the sha256 they had when gathered (`None`:
-/// absent). The script checks them first and changes nothing if any file moved on since
-/// (another run, a hand edit), exiting 5.
-pub fn write(ops: &[FileOp<'_>], expect: &[(&str, Option<&str>)]) -> (String, Vec<u8>) {
+/// absent); if any moved on since, nothing is written (exit 5). Content is staged and its
+/// length checked before anything changes (exit 3 for a cut upload); each file is prepared
+/// in switchyard's private folder and renamed into place from inside its folder, reached
+/// without following links. Every path must be under `root`.
+pub fn write(
+    root: &str,
+    ops: &[FileOp<'_>],
+    expect: &[(&str, Option<&str>)],
+) -> Result<(String, Vec<u8>), String> {
+    let outside = |p: &str| format!("{p} is not under the conf root {root}");
     let mut stdin = Vec::new();
-    let mut s = String::new();
-    let total: usize = ops
-        .iter()
-        .map(|o| match o {
-            FileOp::Write { content, .. } => content.len(),
-            _ => 0,
-        })
-        .sum();
-    s.push_str("set -eu\numask 077\n");
+    let mut words: Vec<String> = Vec::new();
     for (path, sha) in expect {
-        let p = quote(path);
-        match sha {
-            Some(h) => {
-                let _ = writeln!(
-                    s,
-                    "[ -f {p} ] && [ \"$(sha256sum < {p} | cut -d' ' -f1)\" = {h} ] || {{ echo 'switchyard: '{p}' changed since it was read; nothing written' >&2; exit 5; }}"
-                );
-            }
-            None => {
-                let _ = writeln!(s, "[ ! -e {p} ] || {{ echo 'switchyard: '{p}' appeared since it was read; nothing written' >&2; exit 5; }}");
-            }
-        }
+        let (dir, name) = split_under(root, path).ok_or_else(|| outside(path))?;
+        words.extend([
+            "E".into(),
+            dir.into(),
+            name.into(),
+            sha.unwrap_or("-").into(),
+        ]);
     }
-    s.push_str("stage=$(mktemp)\n");
-    let temps: Vec<String> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| match o {
-            FileOp::Write { path, .. } => Some(format!("{}.\"$$\".{i}", quote(&temp_name(path)))),
-            _ => None,
-        })
-        .collect();
-    let _ = writeln!(s, "cleanup() {{ rm -f \"$stage\" {}; }}", temps.join(" "));
-    s.push_str("trap cleanup EXIT\ntrap 'exit 129' HUP INT TERM PIPE\n");
-    s.push_str("cat > \"$stage\"\n");
-    let _ = writeln!(
-        s,
-        "[ \"$(wc -c < \"$stage\")\" -eq {total} ] || {{ echo 'switchyard: upload incomplete, nothing changed' >&2; exit 3; }}"
-    );
-    let mut off = 0usize;
-    let mut renames = String::new();
-    let mut after = String::new();
-    let mut dirs: Vec<String> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
+    for op in ops {
         match op {
             FileOp::Write {
                 path,
@@ -145,87 +147,28 @@ pub fn write(ops: &[FileOp<'_>], expect: &[(&str, Option<&str>)]) -> (String, Ve
                 group,
                 mode,
             } => {
-                let dir = parent(path);
-                let t = format!("{}.\"$$\".{i}", quote(&temp_name(path)));
-                let _ = writeln!(s, "mkdir -p -- {}", quote(dir));
-                if !dirs.iter().any(|d| d == dir) {
-                    // Temp files a killed run left behind (never included: no .xml suffix).
-                    let _ = writeln!(s, "rm -f -- {}/.*.switchyard-tmp.*", quote(dir));
-                }
-                let _ = writeln!(s, ": > {t}");
-                let _ = writeln!(s, "chown -- {} {t}", quote(&format!("{owner}:{group}")));
-                let _ = writeln!(s, "chmod {:o} {t}", mode);
-                let _ = writeln!(
-                    s,
-                    "tail -c +{} \"$stage\" | head -c {} > {t}",
-                    off + 1,
-                    content.len()
-                );
-                let _ = writeln!(s, "[ \"$(wc -c < {t})\" -eq {} ]", content.len());
-                let _ = writeln!(s, "sync -- {t} 2>/dev/null || sync");
-                let _ = writeln!(renames, "mv -f -- {t} {}", quote(path));
-                if !dirs.iter().any(|d| d == dir) {
-                    dirs.push(dir.to_string());
-                }
+                let (dir, name) = split_under(root, path).ok_or_else(|| outside(path))?;
+                words.extend([
+                    "W".into(),
+                    dir.into(),
+                    name.into(),
+                    owner.to_string(),
+                    group.to_string(),
+                    format!("{mode:o}"),
+                    content.len().to_string(),
+                ]);
                 stdin.extend_from_slice(content);
-                off += content.len();
-            }
-            FileOp::Perms {
-                path,
-                owner,
-                group,
-                mode,
-            } => {
-                match (owner, group) {
-                    (Some(o), Some(g)) => {
-                        let _ = writeln!(
-                            after,
-                            "chown -- {} {}",
-                            quote(&format!("{o}:{g}")),
-                            quote(path)
-                        );
-                    }
-                    (Some(o), None) => {
-                        let _ = writeln!(after, "chown -- {} {}", quote(o), quote(path));
-                    }
-                    (None, Some(g)) => {
-                        let _ = writeln!(after, "chgrp -- {} {}", quote(g), quote(path));
-                    }
-                    (None, None) => {}
-                }
-                if let Some(m) = mode {
-                    let _ = writeln!(after, "chmod {m:o} {}", quote(path));
-                }
             }
             FileOp::Remove { path } => {
-                let _ = writeln!(after, "rm -f -- {}", quote(path));
+                let (dir, name) = split_under(root, path).ok_or_else(|| outside(path))?;
+                words.extend(["R".into(), dir.into(), name.into()]);
             }
         }
     }
-    s.push_str(&renames);
-    s.push_str(&after);
-    if !dirs.is_empty() {
-        let _ = writeln!(
-            s,
-            "sync -- {} 2>/dev/null || true",
-            dirs.iter().map(|d| quote(d)).collect::<Vec<_>>().join(" ")
-        );
-    }
-    s.push_str("echo switchyard-write-ok\n");
-    (format!("sh -c {}", quote(&s)), stdin)
-}
-
-fn parent(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) => "/",
-        Some(i) => &path[..i],
-        None => ".",
-    }
-}
-
-fn temp_name(path: &str) -> String {
-    let (dir, file) = path.rsplit_once('/').unwrap_or((".", path));
-    format!("{dir}/.{file}.switchyard-tmp")
+    let total = stdin.len().to_string();
+    let mut args: Vec<&str> = vec![root, &total];
+    args.extend(words.iter().map(String::as_str));
+    Ok((program(&[COMMON, WRITE], &args), stdin))
 }
 
 /// Run FreeSWITCH steps in one command. Each step's output is framed as
@@ -290,13 +233,39 @@ mod tests {
         );
     }
 
-    #[test]
-    fn write_script_is_atomic_and_local_run_works() {
-        let dir = std::env::temp_dir().join(format!("sy-script-{}", std::process::id()));
+    /// Run a program locally with `stdin`: (exit code, stdout, stderr).
+    fn sh(cmd: &str, stdin: &[u8]) -> (Option<i32>, String, String) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sy-script-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let a = format!("{}/sub dir/a'x.xml", dir.display());
-        let b = format!("{}/b.xml", dir.display());
+        dir
+    }
+
+    #[test]
+    fn write_script_is_atomic_and_local_run_works() {
+        let dir = scratch("atomic");
+        let root = dir.display().to_string();
+        let a = format!("{root}/sub dir/a'x.xml");
+        let b = format!("{root}/b.xml");
         std::fs::write(&b, "old").unwrap();
         let (me, grp) = crate::state::current_user_and_group();
         let ops = [
@@ -315,75 +284,139 @@ mod tests {
                 mode: 0o600,
             },
         ];
-        let (cmd, stdin) = write(&ops, &[]);
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&cmd)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(&stdin).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        let (cmd, stdin) = write(&root, &ops, &[]).unwrap();
+        let (code, out, err) = sh(&cmd, &stdin);
+        assert_eq!(code, Some(0), "{out}{err}");
         assert_eq!(std::fs::read(&a).unwrap(), b"<a/>\n");
         assert_eq!(std::fs::read(&b).unwrap(), b"new\xff");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&a).unwrap().permissions().mode() & 0o7777,
-            0o640
-        );
-        assert_eq!(
-            std::fs::metadata(&b).unwrap().permissions().mode() & 0o7777,
-            0o600
-        );
-        // no temp files left behind
-        let left: Vec<_> = std::fs::read_dir(&dir)
+        let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&a), 0o640);
+        assert_eq!(mode(&b), 0o600);
+        // A folder switchyard created is readable by the file's group (FreeSWITCH).
+        assert_eq!(mode(&format!("{root}/sub dir")), 0o750);
+        // The private folder: 0700, nothing staged is left behind.
+        assert_eq!(mode(&format!("{root}/.switchyard")), 0o700);
+        let left: Vec<_> = std::fs::read_dir(dir.join(".switchyard"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert!(
-            left.iter()
-                .all(|n| !n.to_string_lossy().contains("switchyard-tmp")),
-            "{left:?}"
-        );
+        assert!(left.is_empty(), "{left:?}");
 
         // A file that changed since it was read stops the whole write.
-        let (guarded, _) = write(&ops, &[(b.as_str(), Some("0000"))]);
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&guarded)
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&stdin).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(5),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stderr).contains("changed since it was read"));
+        let (guarded, _) = write(&root, &ops, &[(b.as_str(), Some("0000"))]).unwrap();
+        let (code, _, err) = sh(&guarded, &stdin);
+        assert_eq!(code, Some(5), "{err}");
+        assert!(err.contains("changed since it was read"));
         assert_eq!(std::fs::read(&a).unwrap(), b"<a/>\n");
 
         // A short upload (connection cut) changes nothing.
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&cmd)
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&stdin[..3]).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(3));
+        let (code, _, _) = sh(&cmd, &stdin[..3]);
+        assert_eq!(code, Some(3));
         assert_eq!(std::fs::read(&b).unwrap(), b"new\xff");
+
+        // Paths outside the conf root are refused before any command exists.
+        assert!(write(
+            &root,
+            &[FileOp::Remove {
+                path: "/etc/passwd"
+            }],
+            &[]
+        )
+        .is_err());
+    }
+
+    /// What the `freeswitch` user can plant under the conf root never turns a write, the
+    /// lock or a gather against the machine: links to folders and files outside, a link
+    /// as switchyard's private folder, a private folder someone else owns.
+    #[test]
+    fn planted_links_are_refused_never_followed() {
+        let dir = scratch("links");
+        let root = dir.join("conf");
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(root.join("sip_profiles")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("victim"), "precious").unwrap();
+        let r = root.display().to_string();
+        let (me, grp) = crate::state::current_user_and_group();
+        let w = |rel: &str| {
+            let p = format!("{r}/{rel}");
+            let ops = [FileOp::Write {
+                path: &p,
+                content: b"<x/>\n",
+                owner: &me,
+                group: &grp,
+                mode: 0o640,
+            }];
+            let (cmd, stdin) = write(&r, &ops, &[]).unwrap();
+            sh(&cmd, &stdin)
+        };
+
+        // A folder on the way is a link out of the conf root.
+        std::os::unix::fs::symlink(&outside, root.join("sip_profiles/external")).unwrap();
+        let (code, _, err) = w("sip_profiles/external/wavix.xml");
+        assert_eq!(code, Some(6), "{err}");
+        assert!(err.contains("`external` is a symbolic link"), "{err}");
+        assert!(!outside.join("wavix.xml").exists());
+        // The gather says so too, without reading through it.
+        let g = gather(&r, &[&format!("{r}/sip_profiles/external/wavix.xml")]);
+        let (code, out, _) = sh(&g, b"");
+        assert_eq!(code, Some(0));
+        assert!(
+            out.starts_with(&format!(
+                "O {}\n",
+                outside.canonicalize().unwrap().display()
+            )),
+            "{out}"
+        );
+
+        // The managed file itself is a link to a file outside: read as a link, and the
+        // write replaces the link, never writing through it.
+        std::fs::remove_file(root.join("sip_profiles/external")).unwrap();
+        std::fs::create_dir_all(root.join("sip_profiles/external")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.join("victim"),
+            root.join("sip_profiles/external/wavix.xml"),
+        )
+        .unwrap();
+        let (_, out, _) = sh(
+            &gather(&r, &[&format!("{r}/sip_profiles/external/wavix.xml")]),
+            b"",
+        );
+        assert!(out.starts_with("L\n"), "{out}");
+        let (code, _, err) = w("sip_profiles/external/wavix.xml");
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("victim")).unwrap(),
+            "precious"
+        );
+        assert!(!root.join("sip_profiles/external/wavix.xml").is_symlink());
+
+        // switchyard's private folder planted as a link: the lock and the write refuse it.
+        std::fs::remove_dir_all(root.join(".switchyard")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(".switchyard")).unwrap();
+        let (code, _, err) = w("dialplan/x.xml");
+        assert_eq!(code, Some(6), "{err}");
+        assert!(
+            err.contains(".switchyard in the conf root is a symbolic link"),
+            "{err}"
+        );
+        let (code, out, err) = sh(&lock(&r, "me"), b"");
+        assert_eq!(code, Some(6), "{out}{err}");
+        assert!(!outside.join("lock").exists() && !outside.join("lock.owner").exists());
+
+        // A private folder that belongs to someone else (planted by `freeswitch`).
+        std::fs::remove_file(root.join(".switchyard")).unwrap();
+        std::fs::create_dir(root.join(".switchyard")).unwrap();
+        if crate::state::current_user_and_group().0 == "root" {
+            let status = std::process::Command::new("chown")
+                .args(["nobody", &format!("{r}/.switchyard")])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let (code, _, err) = w("dialplan/x.xml");
+            assert_eq!(code, Some(6), "{err}");
+            assert!(err.contains("belongs to nobody"), "{err}");
+        }
     }
 }

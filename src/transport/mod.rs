@@ -211,19 +211,13 @@ impl Transport {
         }
     }
 
-    /// Take the host lock at `path` (`flock -n`), or say who holds it.
-    pub async fn lock(&mut self, path: &str, owner: &str) -> Result<HostLock, String> {
-        let q = script::quote;
-        let dir = path.rsplit_once('/').map(|x| x.0).unwrap_or(".");
-        let body = format!(
-            // Exit 75 (`-E`) means held by another run; any other failure (no permission, no
-            // flock) speaks for itself on stderr.
-            "mkdir -p -- {dir} || exit 1\nflock -n -E 75 {lock} -c {inner}\nrc=$?\n[ $rc -ne 75 ] || printf 'LOCKED %s\\n' \"$(cat -- {lock}.owner 2>/dev/null || echo unknown)\"\nexit $rc",
-            dir = q(dir),
-            lock = q(path),
-            // Who holds the lock is information only: a full disk must not stop the lock.
-            inner = q(&format!("{{ printf '%s\\n' {} > {}.owner; }} 2>/dev/null; echo switchyard-locked; exec cat > /dev/null", q(owner), q(path))),
-        );
+    /// Take the host lock in `<conf_root>/.switchyard` (src/remote/lock.sh), held until the
+    /// returned guard is released or the connection drops.
+    pub async fn lock(&mut self, conf_root: &str, owner: &str) -> Result<HostLock, String> {
+        let path = format!("{conf_root}/.switchyard/lock");
+        // Exit 75 (`-E`) means held by another run; any other failure (no permission, no
+        // flock, a planted link) speaks for itself on stderr.
+        let body = script::lock(conf_root, owner);
         let cmd = if self.become_root {
             script::become_root(&body)
         } else {

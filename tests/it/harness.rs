@@ -170,7 +170,8 @@ impl TestHost {
         victims.len()
     }
 
-    /// Every managed-looking file under the conf root (for whole-or-nothing checks).
+    /// Files a write in progress (or a killed one) stages: in switchyard's private folder
+    /// (`.switchyard/stage.*`), or beside their target in older versions.
     pub fn temp_leftovers(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut stack = vec![self.dir.join("conf")];
@@ -179,7 +180,9 @@ impl TestHost {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.to_string_lossy().contains("switchyard-tmp") {
+                } else if p.to_string_lossy().contains("switchyard-tmp")
+                    || p.to_string_lossy().contains("/.switchyard/stage.")
+                {
                     out.push(p.display().to_string());
                 }
             }

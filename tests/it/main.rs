@@ -5,6 +5,7 @@ mod harness;
 
 mod apply;
 mod errors;
+mod hostile;
 mod inputs;
 mod lint;
 mod real;

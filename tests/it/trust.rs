@@ -497,3 +497,91 @@ fn permission_denied_is_reported_per_host() {
         "changed"
     );
 }
+
+/// The controller is killed (SIGKILL) at its first FreeSWITCH command, after the files were
+/// written: the state record written with them keeps killgw + rescan owed, so `drift` does
+/// not say "in sync", and the next run performs them and verifies the new password.
+#[test]
+fn a_controller_killed_before_its_freeswitch_steps_converges_on_the_next_run() {
+    let fleet = Fleet::new("sigkill", 1);
+    let h = &fleet.hosts[0];
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let out = fleet.run("apply", &inv, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+
+    // The provider rotates the password. This run's fs_cli stops at its first command
+    // (signalling the test), where the controller is killed.
+    h.set_provider_password("sip.test", "trunk1", "secret2");
+    let reached = fleet.dir.join("reached");
+    let gate = fleet.dir.join("gated-fs_cli");
+    std::fs::write(
+        &gate,
+        format!(
+            "#!/bin/sh\ntouch {}\nsleep 30\nexec {} \"$@\"\n",
+            reached.display(),
+            h.fs_cli().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&gate, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gated = fleet.inventory("gated.yml", &|_, _| {
+        format!("wavix_password: secret2\nfs_cli: {}\n", gate.display())
+    });
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "apply",
+            "-i",
+            gated.to_str().unwrap(),
+            &pb(),
+            "--known-hosts",
+        ])
+        .arg(&fleet.known_hosts)
+        .env("SWITCHYARD_HISTORY", fleet.dir.join("h.jsonl"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reached.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "never reached a FreeSWITCH command"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    h.kill_sessions();
+    assert!(h
+        .read("sip_profiles/external/wavix.xml")
+        .contains("secret2"));
+    assert!(
+        !h.fs_log().iter().any(|c| c.contains("killgw")),
+        "{:?}",
+        h.fs_log()
+    );
+
+    // Files in sync, but FreeSWITCH was never told: drift says so.
+    let inv2 = fleet.inventory("inv2.yml", &|_, _| "wavix_password: secret2\n".into());
+    let drift = fleet.run("drift", &inv2, &[]);
+    assert_eq!(drift.code, 2, "{}", drift.all());
+    assert!(drift.stderr.contains("steps owed"), "{}", drift.stderr);
+
+    // The next run performs the owed steps and verifies the gateway on the new password.
+    let out = fleet.run("apply", &inv2, &["--json"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = host_report(&out, "pbx1");
+    assert_eq!(
+        commands(&r),
+        [
+            "sofia profile external killgw wavix",
+            "sofia profile external rescan"
+        ],
+        "{r:#}"
+    );
+    assert_eq!(r["gateways"][0]["state"], "REGED", "{r:#}");
+    let clean = fleet.run("drift", &inv2, &[]);
+    assert_eq!(clean.code, 0, "{}", clean.all());
+    assert!(clean.stderr.contains("in sync"), "{}", clean.stderr);
+}

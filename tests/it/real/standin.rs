@@ -152,7 +152,10 @@ fn the_standin_answers_as_the_real_freeswitch_does() {
     );
 
     // Broken XML anywhere: rejected, old configuration kept.
-    p.write("dialplan/zz_broken.xml", "<include>\n  <context name=\"x\">\n</include>\n");
+    p.write(
+        "dialplan/zz_broken.xml",
+        "<include>\n  <context name=\"x\">\n</include>\n",
+    );
     p.same("reloadxml");
     p.same("sofia profile external rescan");
     p.remove("dialplan/zz_broken.xml");
@@ -172,7 +175,10 @@ fn the_standin_answers_as_the_real_freeswitch_does() {
     // After 10 s up, a profile restart is done.
     let real = p.real.freeswitch.as_ref().unwrap();
     let up = Instant::now();
-    while real.api("sofia profile external restart").contains("must be up") {
+    while real
+        .api("sofia profile external restart")
+        .contains("must be up")
+    {
         assert!(up.elapsed() < Duration::from_secs(15));
         std::thread::sleep(Duration::from_millis(500));
     }
