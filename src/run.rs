@@ -235,6 +235,10 @@ pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
         .collect();
     let mut out = lint::lint(Some(&host.name), &files);
     out.extend(lint::lint_host(host));
+    for f in &mut out {
+        f.message = d.redactor.redact(&f.message);
+        f.fix = d.redactor.redact(&f.fix);
+    }
     out
 }
 
@@ -433,10 +437,35 @@ async fn process_host(
     r.remote_commands = commands.load(std::sync::atomic::Ordering::Relaxed);
     t.close().await;
     // Last line of defence: nothing in a report may carry a secret.
-    if let Some(e) = &r.error {
-        r.error = Some(desired.redactor.redact(e));
-    }
+    redact_report(&mut r, &desired.redactor);
     r
+}
+
+/// Mask every secret in every text of a report that came from outside switchyard's own
+/// wording: FreeSWITCH answers, host errors, rollback notes, findings, step reasons.
+fn redact_report(r: &mut HostReport, red: &crate::secret::Redactor) {
+    let mask = |s: &mut String| *s = red.redact(s);
+    if let Some(e) = r.error.as_mut() {
+        mask(e);
+    }
+    if let Some(n) = r.rollback.as_mut() {
+        mask(n);
+    }
+    for s in &mut r.steps {
+        mask(&mut s.command);
+        mask(&mut s.output);
+        mask(&mut s.reason);
+    }
+    for s in r.pending.iter_mut().chain(r.owed.iter_mut()) {
+        mask(&mut s.reason);
+        if let Action::Api(c) = &mut s.action {
+            mask(c);
+        }
+    }
+    for f in &mut r.findings {
+        mask(&mut f.message);
+        mask(&mut f.fix);
+    }
 }
 
 async fn pipeline(

@@ -120,8 +120,9 @@ impl Redactor {
 }
 
 /// `<param name="password" value="x"/>` → `value="********"`, whatever the source of `x`;
-/// likewise `data="trunk_password=x"` in pre-process lines. Works on diff lines too.
-fn mask_secret_params(text: &str) -> String {
+/// likewise `data="trunk_password=x"` in pre-process lines. Works on diff lines too, and on
+/// anything that quotes configuration (FreeSWITCH answers, lint findings).
+pub fn mask_secret_params(text: &str) -> String {
     if !text.contains("name=\"") && !text.contains("data=\"") {
         return text.to_string();
     }

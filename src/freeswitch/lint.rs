@@ -50,46 +50,44 @@ impl std::fmt::Display for Finding {
 /// valid even when the files linted do not include them.
 const STOCK_CONTEXTS: &[&str] = &["default", "public", "features", "skinny-patterns"];
 
-/// Gateway params mod_sofia reads (sofia.c `parse_gateways`).
+/// Gateway params mod_sofia reads: every `strcasecmp(var, "...")` of `parse_gateways()` in
+/// sofia.c at FreeSWITCH v1.10.12 (commit a88d069d), extracted from the source, not guessed.
+/// Anything else in a `<gateway>`'s `<param>`s is ignored by mod_sofia.
 const GATEWAY_PARAMS: &[&str] = &[
-    "register",
-    "scheme",
-    "realm",
-    "username",
+    "908-retry-seconds",
     "auth-username",
-    "password",
     "caller-id-in-from",
-    "extension",
-    "proxy",
-    "sip_cid_type",
-    "cid-type",
-    "register-proxy",
-    "outbound-proxy",
-    "destination-prefix",
-    "expire-seconds",
-    "retry-seconds",
-    "from-user",
-    "from-domain",
-    "register-transport",
+    "contact-host",
+    "contact-in-ping",
     "contact-params",
+    "context",
+    "destination-prefix",
+    "distinct-to",
+    "expire-seconds",
+    "extension",
     "extension-in-contact",
+    "from-domain",
+    "from-user",
+    "gw-auth-acl",
+    "outbound-proxy",
+    "password",
     "ping",
     "ping-max",
     "ping-min",
-    "ping-user-agent",
     "ping-monitoring",
-    "context",
-    "distinct-to",
-    "rfc-5626",
+    "ping-user-agent",
+    "proxy",
+    "realm",
     "reg-id",
-    "contact-host",
-    "options-user-agent",
+    "register",
+    "register-proxy",
+    "register-transport",
+    "retry-seconds",
+    "retry_seconds",
+    "rfc-5626",
+    "scheme",
     "timeout-seconds",
-    "reg-proxy",
-    "gw-auth-acl",
-    "contact-in-ping",
-    "fail-904",
-    "register-on-start",
+    "username",
 ];
 
 struct Ctx<'a> {
@@ -107,14 +105,15 @@ impl Ctx<'_> {
         message: String,
         fix: String,
     ) {
+        // Findings quote configuration: never a password-like param or variable's value.
         self.out.push(Finding {
             severity,
             host: self.host.map(str::to_string),
             file: file.to_string(),
             line,
             check,
-            message,
-            fix,
+            message: crate::secret::mask_secret_params(&message),
+            fix: crate::secret::mask_secret_params(&fix),
         });
     }
 }
@@ -122,7 +121,9 @@ impl Ctx<'_> {
 /// The pre-processor drops `<?...` lines and consumes directive lines; blank them (keeping
 /// line numbers) so the rest parses as the XML FreeSWITCH sees.
 fn xml_view(text: &str) -> String {
-    text.split_inclusive('\n')
+    // Wrapped on the first line, so line numbers stay those of the file.
+    let body: String = text
+        .split_inclusive('\n')
         .map(|l| {
             let t = l.trim_start();
             if t.starts_with("<?")
@@ -138,7 +139,8 @@ fn xml_view(text: &str) -> String {
                 l
             }
         })
-        .collect()
+        .collect();
+    format!("<switchyard-fragment>{body}</switchyard-fragment>")
 }
 
 /// E.164 without `+`: country code first, 8 to 15 digits, never a leading 0.
@@ -212,17 +214,25 @@ fn e164_fix(num: &str) -> String {
 }
 
 /// What a line loses besides `tag` when the pre-processor drops it whole.
-fn dropped_with(line: &str, tag: &str) -> Option<String> {
-    let pos = line.find(tag)?;
-    let after = &line[pos + tag.len()..];
-    let after = if tag == "<?" {
-        after.split_once("?>").map_or("", |x| x.1)
-    } else {
-        after
+/// The pre-processor drops a whole line holding `tag` (switch_xml.c `preprocess()`: a
+/// plain `strstr` on the raw line, comments or not). What that loses is the line's text
+/// outside comments (`visible`), less the tag itself.
+fn dropped_with(line: &str, visible: &str, tag: &str) -> Option<String> {
+    line.find(tag)?;
+    let lost = match visible.find(tag) {
+        Some(pos) => {
+            let after = &visible[pos + tag.len()..];
+            let after = if tag == "<?" {
+                after.split_once("?>").map_or("", |x| x.1)
+            } else {
+                after
+            };
+            format!("{}{}", &visible[..pos], after)
+        }
+        None => visible.to_string(),
     };
-    let lost = format!("{}{}", &line[..pos], after);
     let lost = lost.trim();
-    (!lost.is_empty() && !lost.starts_with("<!--")).then(|| lost.to_string())
+    (!lost.is_empty()).then(|| lost.to_string())
 }
 
 /// Lint one host's configuration.
@@ -273,14 +283,30 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
                 }
             }
         }
+        let visible = preprocess::visible_lines(text);
         for (i, line) in text.lines().enumerate() {
             let t = line.trim_start();
             for tag in ["<include>", "</include>", "<?"] {
-                if let Some(lost) = dropped_with(line, tag) {
+                if let Some(lost) = dropped_with(line, &visible[i], tag) {
                     cx.push(Severity::Error, rel, i + 1, "include-line",
                         format!("FreeSWITCH's pre-processor drops this whole line because it holds `{tag}`, so `{}` is lost", lost.chars().take(60).collect::<String>()),
                         format!("put `{tag}` on a line of its own"));
                 }
+            }
+            // switch_xml.c preprocess(): after `cmd` and `=` it looks for a double quote and
+            // silently skips the line when there is none; `data` likewise.
+            if t.starts_with("<X-PRE-PROCESS")
+                && t.trim_end().ends_with('>')
+                && (!t.contains("cmd=\"") || !t.contains("data=\""))
+            {
+                cx.push(
+                    Severity::Error,
+                    rel,
+                    i + 1,
+                    "preprocess-quotes",
+                    "FreeSWITCH reads a pre-process directive's `cmd` and `data` only in double quotes; this line is silently ignored".into(),
+                    format!("write `{}`", t.trim_end().replace('\'', "\"")),
+                );
             }
             if t.starts_with("<X-PRE-PROCESS") && !t.trim_end().ends_with('>') {
                 cx.push(
@@ -293,6 +319,9 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
                 );
             }
         }
+        // Files are included into one document textually (`X-PRE-PROCESS include`), so a
+        // file may hold several top-level elements (stock av.conf.xml has two
+        // `<configuration>`s): check it as a fragment, on its own lines.
         match roxmltree::Document::parse_with_options(
             &views[rel.as_str()],
             roxmltree::ParsingOptions {
@@ -323,7 +352,12 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
                             "give each gateway a unique name".into());
                     }
                     lint_gateway(&mut cx, rel, &g);
-                    let _ = profile;
+                    lint_inbound(
+                        &mut cx,
+                        rel,
+                        &g,
+                        files.get(&format!("sip_profiles/{profile}.xml")),
+                    );
                     gws.insert(g.name.clone(), (rel.clone(), g));
                 }
             }
@@ -397,10 +431,8 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
                         format!("`user_context` is `{val}`, which no dialplan context defines"),
                         "set it to the dialplan context this user's calls should run in (the `<context name>`, not a gateway name)".into());
                 }
-                if matches!(
-                    n,
-                    "effective_caller_id_number" | "outbound_caller_id_number"
-                ) {
+                // What the trunk is sent (internal calls show the extension, as they should).
+                if n == "outbound_caller_id_number" && !val.contains('$') {
                     if let Some(p) = e164_problem(val) {
                         cx.push(
                             Severity::Warning,
@@ -466,6 +498,38 @@ pub fn lint_host(host: &crate::inventory::Host) -> Vec<Finding> {
         }
     }
     cx.out
+}
+
+/// Where a trunk's inbound calls can land (mod_sofia `sofia_handle_sip_i_invite`): a call
+/// to the registered Contact `gw+NAME` runs in the gateway's context with the destination
+/// the gateway's `extension` gives (the username when unset; `auto_to_user` takes `To`); a
+/// call naming no gateway runs in the profile's context unless an `apply-inbound-acl`
+/// with a pass context matches its source address.
+fn lint_inbound(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway, profile: Option<&String>) {
+    let name = &g.name;
+    let context = g.param("context").unwrap_or("public");
+    if g.registers() {
+        match g.param("extension") {
+            Some("auto_to_user") | Some("auto") => {}
+            Some(e) if !e.is_empty() => {}
+            _ => cx.push(Severity::Error, rel, g.line, "inbound-did",
+                format!("gateway `{name}` registers without an `extension` param: calls the provider sends to its registered Contact (gw+{name}) get the trunk username `{}` as destination, so no DID route in `{context}` ever matches", g.param("username").unwrap_or("?")),
+                "add `<param name=\"extension\" value=\"auto_to_user\"/>` (the DID from the To header)".into()),
+        }
+    } else if let Some(profile_text) = profile {
+        let acl_to_context = super::xml_param::params(profile_text, "settings")
+            .iter()
+            .any(|(n, v)| n == "apply-inbound-acl" && v.split(':').nth(1) == Some(context));
+        let profile_context = super::xml_param::params(profile_text, "settings")
+            .into_iter()
+            .find(|(n, _)| n == "context")
+            .map(|(_, v)| v);
+        if !acl_to_context && profile_context.as_deref() != Some(context) {
+            cx.push(Severity::Error, rel, g.line, "inbound-ip-auth",
+                format!("gateway `{name}` does not register, so its provider's calls name no gateway and run in the profile's context (`{}`), never in `{context}`", profile_context.as_deref().unwrap_or("public")),
+                format!("list the provider's addresses in an ACL and add `<param name=\"apply-inbound-acl\" value=\"LIST:{context}\"/>` to the profile"));
+        }
+    }
 }
 
 fn lint_gateway(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway) {
@@ -674,11 +738,20 @@ fn lint_dialplan(
                                 "a second bridge without `continue_on_fail` set before the first one is never reached".into(),
                                 "set `continue_on_fail` (to the causes that mean the route failed) before the first bridge".into());
                         }
-                        let more_bridges = actions
+                        let next_bridge = actions
                             .iter()
                             .skip_while(|x| x != &a)
                             .skip(1)
-                            .any(|x| x.attribute("application") == Some("bridge"));
+                            .find(|x| x.attribute("application") == Some("bridge"));
+                        let more_bridges = next_bridge.is_some();
+                        // Trunk failover (a gateway, then another): not the stock
+                        // "user, else voicemail" shape, where busy and no answer are
+                        // exactly when the next bridge should run.
+                        let gateway_failover = data.contains("sofia/gateway/")
+                            && next_bridge.is_some_and(|n| {
+                                n.attribute("data")
+                                    .is_some_and(|d| d.contains("sofia/gateway/"))
+                            });
                         if continuing && more_bridges && !redial_reported {
                             // mod_dptools: a bridged call that ends normally returns to the
                             // dialplan unless hangup_after_bridge is true; continue_on_fail=true
@@ -688,9 +761,10 @@ fn lint_dialplan(
                                 cx.push(Severity::Error, rel, line, "redial",
                                     "after this bridge connects and the callee hangs up, the caller is still in the dialplan and the next bridge dials again (no `hangup_after_bridge=true`)".into(),
                                     "set `hangup_after_bridge=true` before the first bridge".into());
-                            } else if continue_on_fail
-                                .as_deref()
-                                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+                            } else if gateway_failover
+                                && continue_on_fail
+                                    .as_deref()
+                                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
                             {
                                 redial_reported = true;
                                 cx.push(Severity::Warning, rel, line, "failover-causes",

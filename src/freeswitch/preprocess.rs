@@ -115,11 +115,11 @@ fn attr(tag: &str, name: &str) -> Option<String> {
     None
 }
 
-/// Every directive of a file, skipping those inside `<!-- -->` comments.
-pub fn parse(content: &str) -> Vec<Directive> {
+/// Each line of `content` with what lies inside `<!-- -->` comments removed.
+pub fn visible_lines(content: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut in_comment = false;
-    for (i, line) in content.lines().enumerate() {
+    for line in content.lines() {
         let mut visible = String::new();
         let mut rest = line;
         loop {
@@ -145,16 +145,26 @@ pub fn parse(content: &str) -> Vec<Directive> {
                 }
             }
         }
-        if let Some((cmd, data, well_spelt)) = parse_line(&visible) {
-            out.push(Directive {
+        out.push(visible);
+    }
+    out
+}
+
+/// Every directive of a file, skipping those inside `<!-- -->` comments.
+pub fn parse(content: &str) -> Vec<Directive> {
+    visible_lines(content)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, visible)| {
+            let (cmd, data, well_spelt) = parse_line(visible)?;
+            Some(Directive {
                 line: i + 1,
                 cmd,
                 data,
                 well_spelt,
-            });
-        }
-    }
-    out
+            })
+        })
+        .collect()
 }
 
 /// Ensure `name` is defined exactly once, by `cmd`, with `value`.

@@ -33,6 +33,18 @@ fn guide_registration_scenario() {
         ),
         "{f:#?}"
     );
+    // The registering gateway has no `extension`: DIDs sent to its Contact never match
+    // (shown on the real FreeSWITCH by real::calls::inbound_dids_ring_their_user...).
+    assert!(
+        has(
+            &f,
+            "inbound-did",
+            "sip_profiles/external/wavix.xml",
+            2,
+            "error"
+        ),
+        "{f:#?}"
+    );
     // The gateway's inbound context also routes any number back out through the trunk.
     assert!(
         has(
@@ -180,4 +192,48 @@ fn shipped_playbook_and_stock_conf_lint_clean() {
     assert_eq!((code, f.len()), (0, 0), "{f:#?}");
     let (code, f) = lint_json(&["--conf", &repo("tests/fixtures/conf")]);
     assert_eq!(code, 0, "{f:#?}");
+}
+
+/// An IP-auth gateway whose profile has no ACL sending its provider's calls to the
+/// gateway's context: those calls run in the profile's context instead.
+#[test]
+fn ip_auth_trunk_without_an_acl_to_its_context() {
+    let dir =
+        std::env::temp_dir().join(format!("switchyard-it-lint-ipauth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sip_profiles/external")).unwrap();
+    std::fs::create_dir_all(dir.join("dialplan")).unwrap();
+    std::fs::write(
+        dir.join("sip_profiles/external/ip.xml"),
+        "<include>\n  <gateway name=\"ip\">\n    <param name=\"proxy\" value=\"192.0.2.1\"/>\n    <param name=\"register\" value=\"false\"/>\n    <param name=\"context\" value=\"inbound\"/>\n  </gateway>\n</include>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("dialplan/in.xml"),
+        "<include>\n  <context name=\"inbound\">\n    <extension name=\"did\">\n      <condition field=\"destination_number\" expression=\"^(16465550100)$\">\n        <action application=\"bridge\" data=\"user/1000\"/>\n      </condition>\n    </extension>\n  </context>\n</include>\n",
+    )
+    .unwrap();
+    let profile = |extra: &str| {
+        format!("<profile name=\"external\">\n  <settings>\n    <param name=\"context\" value=\"public\"/>\n{extra}  </settings>\n</profile>\n")
+    };
+    std::fs::write(dir.join("sip_profiles/external.xml"), profile("")).unwrap();
+    let (code, f) = lint_json(&["--conf", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        has(
+            &f,
+            "inbound-ip-auth",
+            "sip_profiles/external/ip.xml",
+            2,
+            "error"
+        ),
+        "{f:#?}"
+    );
+    std::fs::write(
+        dir.join("sip_profiles/external.xml"),
+        profile("    <param name=\"apply-inbound-acl\" value=\"provider:inbound:public\"/>\n"),
+    )
+    .unwrap();
+    let (_, f) = lint_json(&["--conf", dir.to_str().unwrap()]);
+    assert!(!f.iter().any(|x| x["check"] == "inbound-ip-auth"), "{f:#?}");
 }

@@ -12,5 +12,6 @@ mod real;
 mod reload;
 mod review;
 mod rollout;
+mod secrets;
 mod snapshots;
 mod trust;

@@ -13,6 +13,7 @@
 
 pub mod calls;
 pub mod lifecycle;
+pub mod lint;
 pub mod standin;
 
 use std::net::UdpSocket;
