@@ -25,6 +25,7 @@ pub mod cli;
 pub mod demo;
 pub mod desired;
 pub mod diff;
+pub mod digest;
 pub mod facts;
 pub mod freeswitch;
 pub mod history;

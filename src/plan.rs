@@ -64,6 +64,10 @@ pub struct FilePlan {
     /// Unified diff with secrets masked (empty when the content is unchanged).
     pub diff: String,
     pub tasks: Vec<String>,
+    /// The content (before or after) holds a secret: reports publish keyed digests for it
+    /// ([`crate::digest`]), never its plain sha256.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
     /// Remove the file instead of writing it (rolling back a file the apply created).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub remove: bool,
@@ -106,9 +110,13 @@ impl HostPlan {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    let mut s = String::with_capacity(64);
-    for b in digest.iter() {
+    hex(&Sha256::digest(data))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         s.push_str(&format!("{b:02x}"));
     }
     s
@@ -244,6 +252,12 @@ pub fn plan(
                 Some(d.mode.unwrap_or(0o640)),
             ),
         };
+        let secret = [old_text.as_deref(), std::str::from_utf8(&new).ok()]
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                desired.redactor.contains_known(t) || crate::secret::mask_secret_params(t) != t
+            });
         files.push(FilePlan {
             rel: d.rel.clone(),
             path: d.path.clone(),
@@ -255,6 +269,7 @@ pub fn plan(
             new_sha256: sha256_hex(&new),
             diff,
             tasks: d.tasks.clone(),
+            secret,
             remove: false,
             old,
             old_meta,

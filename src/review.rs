@@ -70,16 +70,22 @@ impl SavedPlan {
         };
         let mut problems = Vec::new();
         for f in files.iter().filter(|f| f.status != FileStatus::Ok) {
+            // Compared as the plan file has them: keyed digests for secret-bearing files.
+            let new = crate::digest::published(&f.new_sha256, f.secret);
+            let old = f
+                .old_sha256
+                .as_deref()
+                .map(|o| crate::digest::published(o, f.secret));
             match reviewed.get(&f.path) {
                 None => problems.push(format!(
                     "{} would change but is not in the reviewed plan",
                     f.rel
                 )),
-                Some((_, new)) if *new != f.new_sha256 => problems.push(format!(
+                Some((_, reviewed_new)) if *reviewed_new != new => problems.push(format!(
                     "{}: the inputs changed since review (it would now be written differently)",
                     f.rel
                 )),
-                Some((old, _)) if *old != f.old_sha256 => problems.push(format!(
+                Some((reviewed_old, _)) if *reviewed_old != old => problems.push(format!(
                     "{}: changed on the host since the plan was made",
                     f.rel
                 )),

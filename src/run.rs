@@ -466,6 +466,11 @@ fn redact_report(r: &mut HostReport, red: &crate::secret::Redactor) {
         mask(&mut f.message);
         mask(&mut f.fix);
     }
+    // A plain hash next to a masked diff would let a secret be guessed offline.
+    for f in r.files.iter_mut().filter(|f| f.secret) {
+        f.old_sha256 = f.old_sha256.as_deref().map(crate::digest::keyed);
+        f.new_sha256 = crate::digest::keyed(&f.new_sha256);
+    }
 }
 
 async fn pipeline(

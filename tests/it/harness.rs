@@ -481,6 +481,11 @@ pub fn switchyard_env(args: &[&str], env: &[(&str, &str)]) -> Out {
                 std::process::id()
             )),
         )
+        // Keyed digests (src/digest.rs) with a key of this test run, not the developer's.
+        .env(
+            "SWITCHYARD_DIGEST_KEY_FILE",
+            std::env::temp_dir().join(format!("switchyard-it-digest-{}.key", std::process::id())),
+        )
         .envs(env.iter().copied())
         .output()
         .expect("run switchyard");

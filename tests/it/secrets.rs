@@ -63,3 +63,136 @@ fn lint_findings_never_quote_a_password() {
         );
     }
 }
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Plans, `--json` and the history show masked diffs; with a plain sha256 next to them a
+/// dictionary password or a 4-digit PIN would fall to an offline brute force. Secret-bearing
+/// files get keyed digests: the brute force over a small dictionary and every 4-digit PIN
+/// finds nothing, and the real content's sha256 appears nowhere.
+#[test]
+fn plans_and_reports_cannot_be_brute_forced() {
+    let fleet = Fleet::new("bruteforce", 1);
+    let inv = fleet.inventory("inv.yml", &|_, _| {
+        "wavix_password: letmein\nuser: {id: \"1000\", password: password1, vm_password: \"4711\", caller_id_name: Main, caller_id_number: \"16468097065\"}\n".into()
+    });
+    fleet.hosts[0].set_provider_password("sip.test", "trunk1", "letmein");
+    // Both secret-bearing files are created, so their whole content is in the diff.
+    std::fs::remove_file(fleet.hosts[0].conf("directory/default/1000.xml")).unwrap();
+    let plan = fleet.dir.join("plan.json");
+    let hist = fleet.dir.join("h.jsonl");
+    let env = [("SWITCHYARD_HISTORY", hist.to_str().unwrap())];
+    let kh = fleet.known_hosts.to_str().unwrap();
+    let pb = repo("playbooks/wavix.yml");
+    let inv_s = inv.to_str().unwrap();
+    let made = switchyard_env(
+        &[
+            "plan",
+            "-i",
+            inv_s,
+            &pb,
+            "--known-hosts",
+            kh,
+            "-o",
+            plan.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(made.code, 0, "{}", made.all());
+    let check = switchyard_env(
+        &[
+            "apply",
+            "-i",
+            inv_s,
+            &pb,
+            "--known-hosts",
+            kh,
+            "--check",
+            "--json",
+        ],
+        &env,
+    );
+    let applied = switchyard_env(
+        &["apply", "-i", inv_s, &pb, "--known-hosts", kh, "--json"],
+        &env,
+    );
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    let published = [
+        std::fs::read_to_string(&plan).unwrap(),
+        check.stdout.clone(),
+        applied.stdout.clone(),
+        std::fs::read_to_string(&hist).unwrap(),
+    ]
+    .join("\n");
+
+    // The real content of every secret-bearing file: its sha256 is nowhere.
+    for rel in [
+        "sip_profiles/external/wavix.xml",
+        "directory/default/1000.xml",
+    ] {
+        let real = sha256(fleet.hosts[0].read(rel).as_bytes());
+        assert!(!published.contains(&real), "{rel}: plain sha256 published");
+    }
+
+    // The brute force an attacker would run on plan.json.
+    let words = [
+        "123456",
+        "password",
+        "password1",
+        "letmein",
+        "qwerty",
+        "secret1",
+    ];
+    let mut candidates: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    candidates.extend((0..10_000).map(|n| format!("{n:04}")));
+    let plan_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let mut tried = 0usize;
+    for h in plan_json["plays"][0]["hosts"].as_array().unwrap() {
+        for f in h["files"].as_array().unwrap() {
+            let diff = f["diff"].as_str().unwrap_or("");
+            if !diff.contains("********") || f["status"] != "created" {
+                continue;
+            }
+            let target = f["new_sha256"].as_str().unwrap().to_string();
+            let masked: String = diff
+                .lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .map(|l| format!("{}\n", &l[1..]))
+                .collect();
+            let slots = masked.matches("********").count();
+            assert!((1..=2).contains(&slots), "{masked}");
+            // One slot: every candidate; two (password and PIN): dictionary x PINs.
+            let pairs: Vec<(String, String)> = if slots == 1 {
+                candidates
+                    .iter()
+                    .map(|c| (c.clone(), String::new()))
+                    .collect()
+            } else {
+                words
+                    .iter()
+                    .flat_map(|w| (0..10_000).map(move |n| (w.to_string(), format!("{n:04}"))))
+                    .collect()
+            };
+            for (a, b) in pairs {
+                let guess = masked
+                    .replacen("********", &a, 1)
+                    .replacen("********", &b, 1);
+                tried += 1;
+                assert_ne!(
+                    sha256(guess.as_bytes()),
+                    target,
+                    "{} fell to a brute force",
+                    f["rel"]
+                );
+            }
+        }
+    }
+    assert!(tried > 60_000, "brute force tried only {tried} guesses");
+}
