@@ -21,10 +21,31 @@ pub enum FileFact {
 pub enum FactsError {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("gathering file state failed (exit {exit:?}): {stderr}")]
+    #[error("gathering file state failed ({}): {}", exit_text(*.exit), reason(*.exit, .stderr))]
     Failed { exit: Option<u32>, stderr: String },
     #[error("unexpected answer while gathering file state: {0}")]
     Garbled(String),
+}
+
+fn exit_text(exit: Option<u32>) -> String {
+    match exit {
+        Some(c) => format!("exit {c}"),
+        None => "no exit status".into(),
+    }
+}
+
+/// What the host said, or what its silence means.
+fn reason(exit: Option<u32>, stderr: &str) -> String {
+    let s = stderr.trim();
+    if !s.is_empty() {
+        return s.to_string();
+    }
+    match exit {
+        // sshd runs every command through the login's shell; /bin/false and nologin fail
+        // at once, silently.
+        Some(1) => "the command printed nothing: the login's shell refused to run it (is it /bin/false or nologin? switchyard needs a login that runs `sh`)".into(),
+        _ => "the command printed nothing".into(),
+    }
 }
 
 /// Gather the state of `paths` (absolute, under `root`) in one remote command.

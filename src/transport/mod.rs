@@ -4,6 +4,7 @@
 //! object-safe without boxing, and there are exactly two). Everything above this module
 //! sees only [`Transport::exec`]: a command line, bytes for its stdin, and its output.
 
+pub mod known_hosts;
 mod local;
 mod ssh;
 
@@ -29,6 +30,12 @@ pub enum TransportError {
     },
     #[error("HOST KEY OF {host} HAS CHANGED (it does not match line {line} of {}); refusing to connect: someone may be intercepting the connection, or the host was reinstalled", known_hosts.display())]
     ChangedHostKey {
+        host: String,
+        line: usize,
+        known_hosts: PathBuf,
+    },
+    #[error("HOST KEY OF {host} IS REVOKED (line {line} of {}); refusing to connect", known_hosts.display())]
+    RevokedHostKey {
         host: String,
         line: usize,
         known_hosts: PathBuf,

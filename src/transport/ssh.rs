@@ -14,6 +14,7 @@ use crate::inventory::Connection;
 enum KeyProblem {
     Unknown(String),
     Changed(usize),
+    Revoked(usize),
     Io(String),
 }
 
@@ -33,8 +34,9 @@ impl client::Handler for Checker {
         key: &russh::keys::PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.problem.lock().expect("lock") =
-                Some(KeyProblem::Io("host certificates are not supported".into()));
+            *self.problem.lock().expect("lock") = Some(KeyProblem::Io(
+                "the host presented a certificate: host certificates (@cert-authority) are not supported; list the host's own key in known_hosts".into(),
+            ));
             return Ok(false);
         };
         let verdict = check_key(
@@ -61,20 +63,25 @@ fn check_key(
     path: &Path,
     accept_new: bool,
 ) -> Result<(), KeyProblem> {
-    match keys::check_known_hosts_path(host, port, key, path) {
-        Ok(true) => Ok(()),
-        Ok(false) if accept_new => keys::known_hosts::learn_known_hosts_path(host, port, key, path)
-            .map_err(|e| {
-                KeyProblem::Io(format!("cannot record host key in {}: {e}", path.display()))
-            }),
-        Ok(false) => Err(KeyProblem::Unknown(
-            key.fingerprint(HashAlg::Sha256).to_string(),
-        )),
-        Err(keys::Error::KeyChanged { line }) => Err(KeyProblem::Changed(line)),
-        Err(e) => Err(KeyProblem::Io(format!(
-            "cannot read {}: {e}",
+    use super::known_hosts::Verdict;
+    match super::known_hosts::check(path, host, port, key).map_err(KeyProblem::Io)? {
+        Verdict::Known => Ok(()),
+        Verdict::Revoked(line) => Err(KeyProblem::Revoked(line)),
+        // Any key on record for the host, of any type: a different one is a changed key,
+        // never a new one (even with --accept-new-host-keys).
+        Verdict::Changed(lines) => Err(KeyProblem::Changed(lines[0])),
+        Verdict::CertificateOnly(lines) => Err(KeyProblem::Io(format!(
+            "{} names this host only in @cert-authority line(s) {lines:?}: host certificates are not supported; list the host's own key",
             path.display()
         ))),
+        Verdict::Unknown if accept_new => {
+            keys::known_hosts::learn_known_hosts_path(host, port, key, path).map_err(|e| {
+                KeyProblem::Io(format!("cannot record host key in {}: {e}", path.display()))
+            })
+        }
+        Verdict::Unknown => Err(KeyProblem::Unknown(
+            key.fingerprint(HashAlg::Sha256).to_string(),
+        )),
     }
 }
 
@@ -84,13 +91,22 @@ pub struct Ssh {
     _jumps: Vec<Handle<Checker>>,
 }
 
-fn config() -> Arc<client::Config> {
+fn config(known: &[russh::keys::Algorithm]) -> Arc<client::Config> {
     // russh's default algorithm order: ML-KEM768+X25519 (post-quantum, cheap) when the
     // server offers it, else curve25519-sha256; it has no sntrup761, whose client-side
     // cost (about 150 ms CPU per connection) dominates OpenSSH's own default.
+    let mut preferred = russh::Preferred::default();
+    if !known.is_empty() {
+        // Ask first for the host key types known_hosts has for this host (as OpenSSH
+        // does), so a host with several keys presents the one on record.
+        let mut keys: Vec<russh::keys::Algorithm> = known.to_vec();
+        keys.extend(preferred.key.iter().filter(|a| !known.contains(a)).cloned());
+        preferred.key = keys.into();
+    }
     Arc::new(client::Config {
         inactivity_timeout: None,
         nodelay: true,
+        preferred,
         ..Default::default()
     })
 }
@@ -127,8 +143,13 @@ impl Ssh {
                 problem: problem.clone(),
             };
             let addr = format!("{host}:{port}");
+            let cfg = config(&super::known_hosts::known_algorithms(
+                &opts.known_hosts,
+                host,
+                *port,
+            ));
             let result = match jumps.last() {
-                None => client::connect(config(), (host.as_str(), *port), checker).await,
+                None => client::connect(cfg, (host.as_str(), *port), checker).await,
                 Some(prev) => {
                     let ch = prev
                         .channel_open_direct_tcpip(host.clone(), *port as u32, "127.0.0.1", 0)
@@ -137,7 +158,7 @@ impl Ssh {
                             addr: addr.clone(),
                             message: format!("through jump host {}: {e}", hops[i - 1].1),
                         })?;
-                    client::connect_stream(config(), ch.into_stream(), checker).await
+                    client::connect_stream(cfg, ch.into_stream(), checker).await
                 }
             };
             let mut handle = match result {
@@ -151,6 +172,11 @@ impl Ssh {
                             known_hosts: opts.known_hosts.clone(),
                         },
                         Some(KeyProblem::Changed(line)) => TransportError::ChangedHostKey {
+                            host: addr,
+                            line,
+                            known_hosts: opts.known_hosts.clone(),
+                        },
+                        Some(KeyProblem::Revoked(line)) => TransportError::RevokedHostKey {
                             host: addr,
                             line,
                             known_hosts: opts.known_hosts.clone(),

@@ -302,7 +302,7 @@ impl Fleet {
         let client_pub = std::fs::read_to_string(self.key.with_extension("pub")).unwrap();
         std::fs::write(hdir.join("authorized_keys"), client_pub).unwrap();
         let cfg = format!(
-            "ListenAddress {addr}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin yes\nAllowUsers {TEST_USER} root {NOPRIV_USER}\nMaxStartups 1000:30:1000\nMaxSessions 100\n{log}{sshd_extra}",
+            "ListenAddress {addr}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin yes\nAllowUsers {TEST_USER} root {NOPRIV_USER} switchyard-noshell\nMaxStartups 1000:30:1000\nMaxSessions 100\n{log}{sshd_extra}",
             log = if sshd_extra.contains("LogLevel") { "" } else { "LogLevel ERROR\n" },
             hk = hk.display(),
             pid = hdir.join("sshd.pid").display(),

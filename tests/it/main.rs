@@ -6,6 +6,7 @@ mod harness;
 mod apply;
 mod errors;
 mod hostile;
+mod hostkeys;
 mod inputs;
 mod lint;
 mod real;

@@ -1,0 +1,270 @@
+//! known_hosts, read the way OpenSSH reads it (sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT").
+//!
+//! russh's own helper skips neither `@revoked` nor `@cert-authority` lines and treats a key
+//! of another type as unknown, which `--accept-new-host-keys` then appended: a host that
+//! presents an ed25519 key where known_hosts holds its RSA key is a host whose key changed
+//! (OpenSSH: `REMOTE HOST IDENTIFICATION HAS CHANGED`), whatever the type.
+
+use std::path::Path;
+
+use data_encoding::BASE64;
+use hmac::{Hmac, KeyInit, Mac};
+use russh::keys::PublicKey;
+use sha1::Sha1;
+
+/// What known_hosts says about a host's presented key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A plain entry for the host holds this key.
+    Known,
+    /// The key is listed `@revoked` (line).
+    Revoked(usize),
+    /// The host has entries, none with this key (their lines): a changed key.
+    Changed(Vec<usize>),
+    /// Only `@cert-authority` entries name the host (lines): host certificates are not
+    /// supported, and a plain key is not what those entries vouch for.
+    CertificateOnly(Vec<usize>),
+    /// Nothing names the host.
+    Unknown,
+}
+
+struct Entry {
+    line: usize,
+    marker: Option<String>,
+    patterns: String,
+    key: Option<PublicKey>,
+}
+
+fn parse(text: &str) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let mut words = l.split_whitespace();
+        let mut first = words.next().unwrap_or("");
+        let marker = if first.starts_with('@') {
+            let m = first.to_string();
+            first = words.next().unwrap_or("");
+            Some(m)
+        } else {
+            None
+        };
+        let _key_type = words.next();
+        let key = words
+            .next()
+            .and_then(|b64| russh::keys::parse_public_key_base64(b64).ok());
+        out.push(Entry {
+            line: i + 1,
+            marker,
+            patterns: first.to_string(),
+            key,
+        });
+    }
+    out
+}
+
+/// `*` and `?` wildcards, as in OpenSSH's match_pattern.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn hashed(entry: &str, name: &str) -> bool {
+    let mut parts = entry.trim_start_matches("|1|").split('|');
+    let (Some(salt), Some(hash)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (
+        BASE64.decode(salt.as_bytes()),
+        BASE64.decode(hash.as_bytes()),
+    ) else {
+        return false;
+    };
+    let Ok(mac) = <Hmac<Sha1> as KeyInit>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.chain_update(name.as_bytes())
+        .verify_slice(&hash)
+        .is_ok()
+}
+
+/// Whether a comma-separated pattern list names the host (`name` is `host` on port 22,
+/// else `[host]:port`); a matching `!pattern` excludes it.
+fn names(patterns: &str, name: &str) -> bool {
+    let mut hit = false;
+    for p in patterns.split(',') {
+        let (neg, p) = match p.strip_prefix('!') {
+            Some(r) => (true, r),
+            None => (false, p),
+        };
+        let m = if p.starts_with("|1|") {
+            hashed(p, name)
+        } else {
+            wildcard(&p.to_ascii_lowercase(), &name.to_ascii_lowercase())
+        };
+        if m && neg {
+            return false;
+        }
+        hit |= m;
+    }
+    hit
+}
+
+/// The host name as known_hosts writes it.
+pub fn host_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// Judge `key` presented by `host:port` against the known_hosts file at `path` (a missing
+/// file knows nothing).
+pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<Verdict, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    Ok(judge(&parse(&text), &host_name(host, port), key))
+}
+
+fn judge(entries: &[Entry], name: &str, key: &PublicKey) -> Verdict {
+    let same = |e: &Entry| {
+        e.key
+            .as_ref()
+            .is_some_and(|k| k.key_data() == key.key_data())
+    };
+    if let Some(e) = entries
+        .iter()
+        .find(|e| e.marker.as_deref() == Some("@revoked") && same(e) && names(&e.patterns, name))
+    {
+        return Verdict::Revoked(e.line);
+    }
+    let plain: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.marker.is_none() && names(&e.patterns, name))
+        .collect();
+    if plain.iter().any(|e| same(e)) {
+        return Verdict::Known;
+    }
+    if !plain.is_empty() {
+        return Verdict::Changed(plain.iter().map(|e| e.line).collect());
+    }
+    let ca: Vec<usize> = entries
+        .iter()
+        .filter(|e| e.marker.as_deref() == Some("@cert-authority") && names(&e.patterns, name))
+        .map(|e| e.line)
+        .collect();
+    if !ca.is_empty() {
+        return Verdict::CertificateOnly(ca);
+    }
+    Verdict::Unknown
+}
+
+/// The key algorithms known_hosts lists for the host, to offer the server first (so a host
+/// with both an RSA and an ed25519 key presents the one on record).
+pub fn known_algorithms(path: &Path, host: &str, port: u16) -> Vec<russh::keys::Algorithm> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let name = host_name(host, port);
+    let mut out = Vec::new();
+    for e in parse(&text) {
+        if e.marker.is_none() && names(&e.patterns, &name) {
+            if let Some(k) = e.key {
+                // An RSA key is signed with SHA-2 in the handshake (`ssh-rsa`, SHA-1, is off
+                // in current OpenSSH).
+                let algs = match k.algorithm() {
+                    russh::keys::Algorithm::Rsa { .. } => vec![
+                        russh::keys::Algorithm::Rsa {
+                            hash: Some(russh::keys::HashAlg::Sha256),
+                        },
+                        russh::keys::Algorithm::Rsa {
+                            hash: Some(russh::keys::HashAlg::Sha512),
+                        },
+                    ],
+                    a => vec![a],
+                };
+                for a in algs {
+                    if !out.contains(&a) {
+                        out.push(a);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIMONBVyiYEjveH0Wl7jXxe+TZ5Og2cfjsPTRpVIRkEl0";
+    const ED2: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIOr2fsH4pciqX63uR7DErS0JNk+ZkegV53K3jp9j34cX";
+    const RSA: &str = "AAAAB3NzaC1yc2EAAAADAQABAAAAgQDd+l3M5wweIVp70YTb3GdQAZRjrhAjUQiYn1KYKwp0idTFXDC7LvG7r7G9eYDh1MG07z/3Hgcgwk3/f6jd8VYPaCWAWU8VUUXQ30qS7GyNcUwtfYmzVTDorhGOa6ldr2YHYPJHb+RX95FDBVBIcd0IAYMShd8RPEo1udDewz3Evw==";
+
+    fn key(b64: &str) -> PublicKey {
+        russh::keys::parse_public_key_base64(b64).unwrap()
+    }
+
+    #[test]
+    fn openssh_semantics() {
+        let kh = format!(
+            "# comment\n[10.0.0.1]:2222 ssh-ed25519 {ED}\n@revoked * ssh-ed25519 {ED2}\n@cert-authority *.ca.example ssh-ed25519 {ED}\npbx-*.example,!pbx-bad.example ssh-ed25519 {ED}\n"
+        );
+        let e = parse(&kh);
+        assert_eq!(judge(&e, "[10.0.0.1]:2222", &key(ED)), Verdict::Known);
+        assert_eq!(judge(&e, "[10.0.0.1]:2222", &key(ED2)), Verdict::Revoked(3));
+        assert_eq!(judge(&e, "10.0.0.1", &key(ED)), Verdict::Unknown);
+        assert_eq!(judge(&e, "pbx-1.example", &key(ED)), Verdict::Known);
+        assert_eq!(judge(&e, "pbx-bad.example", &key(ED)), Verdict::Unknown);
+        assert_eq!(
+            judge(&e, "h.ca.example", &key(ED)),
+            Verdict::CertificateOnly(vec![4])
+        );
+        // A key of another type for a known host is a changed key, not a new one.
+        let kh2 = format!("[h]:2200 ssh-rsa {RSA}\n");
+        assert_eq!(
+            judge(&parse(&kh2), "[h]:2200", &key(ED)),
+            Verdict::Changed(vec![1])
+        );
+    }
+
+    #[test]
+    fn hashed_names() {
+        // `ssh-keygen -H` form of "[127.0.0.5]:2222": salt, then HMAC-SHA1(salt, name).
+        let salt = [7u8; 20];
+        let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(&salt).unwrap();
+        mac.update(b"[127.0.0.5]:2222");
+        let h = format!(
+            "|1|{}|{}",
+            BASE64.encode(&salt),
+            BASE64.encode(&mac.finalize().into_bytes())
+        );
+        assert!(names(&h, "[127.0.0.5]:2222"));
+        assert!(!names(&h, "[127.0.0.5]:2223"));
+    }
+}

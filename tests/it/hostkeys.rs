@@ -1,0 +1,107 @@
+//! Host keys as OpenSSH judges them, over real sshd: a key of another type for a known host
+//! is a changed key; `@revoked` keys are refused; `@cert-authority` is said to be
+//! unsupported; the key type on record is asked for first.
+
+use std::process::Command;
+
+use crate::harness::*;
+
+fn keygen(path: &std::path::Path, kind: &str) -> String {
+    let _ = std::fs::remove_file(path);
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", "", "-f"])
+        .arg(path));
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    let mut w = public.split_whitespace();
+    format!("{} {}", w.next().unwrap(), w.next().unwrap())
+}
+
+fn check(fleet: &Fleet, extra: &[&str]) -> Out {
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    fleet.run("apply", &inv, &[&["--check"][..], extra].concat())
+}
+
+#[test]
+fn known_hosts_is_judged_as_openssh_does() {
+    let mut fleet = Fleet::new("hostkeys2", 0);
+    // The host has an ed25519 key and an RSA key.
+    let rsa_path = fleet.dir.join("host_rsa");
+    let rsa = keygen(&rsa_path, "rsa");
+    let i = fleet.add_host_with("pbx1", false, &format!("HostKey {}\n", rsa_path.display()));
+    fleet.wait_ready();
+    let h = &fleet.hosts[i];
+    let name = format!("[{}]:{}", h.addr, h.port);
+    let ed = {
+        let mut w = h.host_pub.split_whitespace();
+        format!("{} {}", w.next().unwrap(), w.next().unwrap())
+    };
+    let kh = &fleet.known_hosts;
+
+    // known_hosts lists only its RSA key: switchyard asks for RSA first and connects.
+    std::fs::write(kh, format!("{name} {rsa}\n")).unwrap();
+    let out = check(&fleet, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+
+    // known_hosts lists an RSA key the host no longer has; the host presents ed25519:
+    // changed, even with --accept-new-host-keys, and known_hosts is left alone.
+    let stale = keygen(&fleet.dir.join("stale_rsa"), "rsa");
+    let mut other = fleet.hosts.remove(i);
+    other.stop();
+    let cfg = other.dir.join("sshd_config");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(&format!("HostKey {}\n", rsa_path.display()), ""),
+    )
+    .unwrap();
+    fleet.start(&mut other);
+    fleet.hosts.insert(i, other);
+    fleet.wait_ready();
+    std::fs::write(kh, format!("{name} {stale}\n")).unwrap();
+    let out = check(&fleet, &["--accept-new-host-keys"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("HAS CHANGED"), "{}", out.all());
+    assert_eq!(
+        std::fs::read_to_string(kh).unwrap(),
+        format!("{name} {stale}\n")
+    );
+
+    // The right key, but revoked.
+    std::fs::write(kh, format!("{name} {ed}\n@revoked * {ed}\n")).unwrap();
+    let out = check(&fleet, &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("IS REVOKED (line 2"), "{}", out.all());
+
+    // Only a certificate authority for the host: said plainly.
+    std::fs::write(kh, format!("@cert-authority {name} {ed}\n")).unwrap();
+    let out = check(&fleet, &["--accept-new-host-keys"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all().contains("host certificates are not supported"),
+        "{}",
+        out.all()
+    );
+}
+
+/// A login whose shell is /bin/false: the host error says what happened, not an empty
+/// reason with `exit Some(1)`.
+#[test]
+fn a_login_that_cannot_run_commands_is_told_so() {
+    require(
+        user_exists("switchyard-noshell"),
+        "login `switchyard-noshell` (scripts/test)",
+    );
+    let fleet = Fleet::new("noshell", 1);
+    let inv = fleet.inventory("inv.yml", &|_, _| {
+        "ansible_user: switchyard-noshell\nansible_become: false\n".into()
+    });
+    let out = fleet.run("apply", &inv, &["--check"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("(exit 1)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("shell refused to run it"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("Some(1)"), "{}", out.stderr);
+}
