@@ -584,6 +584,7 @@ pub fn run_options(a: &ApplyArgs, mode: Mode) -> Result<RunOptions, BoxError> {
 }
 
 async fn apply(a: ApplyArgs, mode: impl Fn(bool) -> Mode, vault: &Vault) -> Result<i32, BoxError> {
+    crate::interrupt::install();
     let inv = Inventory::load_with(&a.inventory, vault)?;
     let pb = Playbook::load(&a.playbook)?;
     let mut opts = run_options(&a, mode(a.check))?;

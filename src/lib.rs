@@ -29,6 +29,7 @@ pub mod digest;
 pub mod facts;
 pub mod freeswitch;
 pub mod history;
+pub mod interrupt;
 pub mod inventory;
 pub mod plan;
 pub mod playbook;

@@ -325,11 +325,14 @@ pub async fn run_play(
     let mut queue = hosts.into_iter();
     for (b, size) in sizes.iter().enumerate() {
         let batch: Vec<_> = queue.by_ref().take(*size).collect();
-        if aborted.is_some() {
+        if aborted.is_none() && crate::interrupt::requested() {
+            aborted = Some("interrupted (SIGINT/SIGTERM)".into());
+        }
+        if let Some(why) = &aborted {
             for (h, _) in batch {
                 let r = HostReport::new(&h.name, b + 1).fail(
                     HostStatus::NotRun,
-                    "the rollout stopped before this batch".into(),
+                    format!("the rollout stopped before this batch: {why}"),
                 );
                 on_host(&r);
                 reports.push(r);
@@ -352,6 +355,14 @@ pub async fn run_play(
                 // bastion's MaxStartups all at once.
                 tokio::time::sleep(Duration::from_millis((i as u64 % 100) * 2)).await;
                 let _permit = sem.acquire_owned().await.expect("semaphore open");
+                if crate::interrupt::requested() {
+                    let r = HostReport::new(&host.name, b + 1).fail(
+                        HostStatus::NotRun,
+                        "interrupted (SIGINT/SIGTERM) before this host started".into(),
+                    );
+                    on_host(&r);
+                    return (i, r);
+                }
                 let started = Instant::now();
                 let mut r = process_host(&host, d, &settings, b + 1).await;
                 r.findings.splice(0..0, host_findings);
@@ -378,6 +389,9 @@ pub async fn run_play(
             .count();
         let n = batch_reports.len();
         reports.extend(batch_reports.into_iter().map(|x| x.1));
+        if crate::interrupt::requested() {
+            aborted.get_or_insert_with(|| "interrupted (SIGINT/SIGTERM)".into());
+        }
         if opts.mode == Mode::Apply && b + 1 < sizes.len() {
             let pct = 100.0 * failed as f64 / n.max(1) as f64;
             if failed > 0 && play.any_errors_fatal {

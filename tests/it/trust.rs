@@ -585,3 +585,63 @@ fn a_controller_killed_before_its_freeswitch_steps_converges_on_the_next_run() {
     assert_eq!(clean.code, 0, "{}", clean.all());
     assert!(clean.stderr.contains("in sync"), "{}", clean.stderr);
 }
+
+/// SIGTERM during a rollout: the host being written finishes (files whole, steps run), no
+/// other host starts, and the run exits non-zero saying so.
+#[test]
+fn sigterm_lets_hosts_in_flight_finish_and_starts_no_other() {
+    let mut fleet = Fleet::new("sigterm", 0);
+    let i = slow_sync_host(&mut fleet, "pbx1");
+    for n in 2..=3 {
+        fleet.add_host(&format!("pbx{n}"), true);
+    }
+    fleet.wait_ready();
+    let kh = fleet.known_hosts.to_str().unwrap().to_string();
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "apply",
+            "-i",
+            inv.to_str().unwrap(),
+            &pb(),
+            "--known-hosts",
+            &kh,
+            "--forks",
+            "1",
+        ])
+        .env("SWITCHYARD_HISTORY", fleet.dir.join("h.jsonl"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fleet.hosts[i].temp_leftovers().is_empty() {
+        assert!(Instant::now() < deadline, "the write never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    // pbx1 (in flight) finished: its files are complete and FreeSWITCH was told.
+    let h1 = &fleet.hosts[i];
+    assert!(h1
+        .read("sip_profiles/external/wavix.xml")
+        .contains("secret1"));
+    assert!(h1.temp_leftovers().is_empty(), "{:?}", h1.temp_leftovers());
+    assert!(
+        h1.fs_log().iter().any(|c| c.contains("rescan")),
+        "{:?}",
+        h1.fs_log()
+    );
+    // The others never started.
+    for h in &fleet.hosts[1..] {
+        assert!(
+            !h.exists("sip_profiles/external/wavix.xml"),
+            "{} was changed",
+            h.name
+        );
+        assert!(stderr.contains(&format!("{}  not run", h.name)), "{stderr}");
+    }
+}
