@@ -798,18 +798,20 @@ fn inventory(a: InventoryArgs, vault: &Vault) -> Result<i32, BoxError> {
     let masked = |h: &crate::inventory::Host| -> serde_json::Value {
         let mut vars = serde_json::to_value(&h.vars).unwrap_or_default();
         mask(&mut vars, false);
-        // Values from the vault, the environment or secret files, whatever they are called.
+        // Values from the vault, the environment or secret files, whatever they are called,
+        // wherever they ended up (an fs_cli line with `-p PASSWORD` included): masked in
+        // every string before anything is serialized.
         let mut r = crate::secret::Redactor::default();
         r.add_secrets(&h.secrets);
-        let vars: serde_json::Value =
-            serde_json::from_str(&r.redact(&vars.to_string())).unwrap_or(vars);
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "name": h.name,
             "groups": h.groups,
             "connection": h.connection,
             "freeswitch": h.freeswitch,
             "vars": vars,
-        })
+        });
+        r.redact_value(&mut v);
+        v
     };
     if a.json {
         let v: Vec<serde_json::Value> = hosts.iter().map(|h| masked(h)).collect();
@@ -825,11 +827,22 @@ fn inventory(a: InventoryArgs, vault: &Vault) -> Result<i32, BoxError> {
                 "  groups: {}",
                 h.groups.iter().cloned().collect::<Vec<_>>().join(", ")
             );
+            let text = |p: &str| {
+                v.pointer(p)
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
             println!(
-                "  connection: {:?} {}@{}:{}{}",
-                h.connection.kind,
-                h.connection.user,
-                h.connection.address,
+                "  connection: {} {}@{}:{}{}",
+                v.pointer("/connection/kind")
+                    .map(|k| k
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| k.to_string()))
+                    .unwrap_or_default(),
+                text("/connection/user"),
+                text("/connection/address"),
                 h.connection.port,
                 if h.connection.become_root {
                     " (sudo)"
@@ -838,8 +851,11 @@ fn inventory(a: InventoryArgs, vault: &Vault) -> Result<i32, BoxError> {
                 }
             );
             println!(
-                "  freeswitch: conf_root={} owner={}:{} fs_cli={:?}",
-                h.freeswitch.conf_root, h.freeswitch.owner, h.freeswitch.group, h.freeswitch.fs_cli
+                "  freeswitch: conf_root={} owner={}:{} fs_cli={}",
+                text("/freeswitch/conf_root"),
+                text("/freeswitch/owner"),
+                text("/freeswitch/group"),
+                text("/freeswitch/fs_cli"),
             );
             println!("  vars:");
             if let Some(o) = v["vars"].as_object() {
@@ -872,7 +888,11 @@ fn vault_cmd(cmd: VaultCommand, vault: &Vault) -> Result<i32, BoxError> {
     let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     match cmd {
         VaultCommand::Encrypt { file, out } => {
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.age", file.display())));
+            // group_vars/pbx.yml -> group_vars/pbx.age: the name the inventory loader reads.
+            let out = out.unwrap_or_else(|| match file.extension().and_then(|e| e.to_str()) {
+                Some("yml" | "yaml") => file.with_extension("age"),
+                _ => PathBuf::from(format!("{}.age", file.display())),
+            });
             write_private(&out, vault.encrypt(&read(&file)?)?.as_bytes())?;
             eprintln!(
                 "encrypted {} -> {} (delete the plain file when you are done)",

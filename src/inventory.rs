@@ -487,7 +487,8 @@ fn check_name(path: &Path, what: &str, name: &str) -> Result<(), InventoryError>
 }
 
 /// `group_vars/NAME.yml`, `NAME.yaml`, `NAME` or every YAML file of the folder `NAME/`,
-/// then the vault-encrypted `NAME.age` (all of whose values are secret).
+/// then the vault-encrypted `NAME.age` (also spelt `NAME.yml.age`, as older versions of
+/// `vault encrypt` named it; all of whose values are secret).
 fn load_vars_dir(
     dir: &Path,
     name: &str,
@@ -500,7 +501,35 @@ fn load_vars_dir(
                      all_secret: bool,
                      secrets: &mut Vec<Secret>|
      -> Result<(), InventoryError> {
-        let mut v: Vars = source::parse_yaml::<Option<Vars>>(p, text)?.unwrap_or_default();
+        let mut v: Vars = match source::parse_yaml::<Option<Vars>>(p, text) {
+            Ok(v) => v.unwrap_or_default(),
+            // Errors about a decrypted file never quote it: the location only.
+            Err(SourceError::Yaml {
+                path, line, column, ..
+            }) if all_secret => {
+                return Err(SourceError::Yaml {
+                    path,
+                    line,
+                    column,
+                    message: "the decrypted content is not a YAML map of variables (its text is secret, so not shown)".into(),
+                }
+                .into())
+            }
+            Err(e) if all_secret => {
+                return Err(SourceError::Invalid {
+                    path: p.to_path_buf(),
+                    message: format!(
+                        "the decrypted content is not a YAML map of variables ({})",
+                        match e {
+                            SourceError::TooLarge { .. } => "too large",
+                            _ => "unreadable",
+                        }
+                    ),
+                }
+                .into())
+            }
+            Err(e) => return Err(e.into()),
+        };
         resolve_vars(&mut v, &p.display().to_string(), vault, secrets)?;
         if all_secret {
             v.values().for_each(|x| all_values(x, secrets));
@@ -513,6 +542,8 @@ fn load_vars_dir(
         format!("{name}.yaml"),
         name.to_string(),
         format!("{name}.age"),
+        format!("{name}.yml.age"),
+        format!("{name}.yaml.age"),
     ] {
         let p = dir.join(&candidate);
         if p.is_file() && candidate.ends_with(".age") {

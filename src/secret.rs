@@ -107,16 +107,65 @@ impl Redactor {
         self.secrets.is_empty()
     }
 
+    /// Mask every string inside a JSON value, before it is serialized (a secret holding a
+    /// `"` would no longer match once escaped).
+    pub fn redact_value(&self, v: &mut Value) {
+        match v {
+            Value::String(s) => *s = self.redact(s),
+            Value::Array(a) => a.iter_mut().for_each(|x| self.redact_value(x)),
+            Value::Object(o) => o.values_mut().for_each(|x| self.redact_value(x)),
+            _ => {}
+        }
+    }
+
     /// Mask every known secret, and the value of every password-like XML param.
+    /// A secret of [`SHORT`] characters or more is masked wherever it appears, inside larger
+    /// values too. A shorter one (a voicemail PIN, a careless `x`) is masked only as a whole
+    /// token — not next to a letter, digit, `_` or `-` — so `x` never turns `switch.conf.xml`
+    /// into `switch.conf.********ml`, while `value="4711"` still shows `value="********"`.
+    /// (Short secrets are also the guessable ones; plans never carry a plain hash of them,
+    /// see [`crate::digest`].)
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), MASK);
+            if !out.contains(s.as_str()) {
+                continue;
             }
+            out = if s.chars().count() >= SHORT {
+                out.replace(s.as_str(), MASK)
+            } else {
+                replace_tokens(&out, s)
+            };
         }
         mask_secret_params(&out)
     }
+}
+
+/// Secrets shorter than this are masked only as whole tokens ([`Redactor::redact`]).
+pub const SHORT: usize = 6;
+
+fn replace_tokens(text: &str, secret: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(secret) {
+        let before = out.chars().last().or_else(|| rest[..i].chars().last());
+        let before = if i > 0 {
+            rest[..i].chars().last()
+        } else {
+            before
+        };
+        let after = rest[i + secret.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        if word(before) || word(after) {
+            out.push_str(secret);
+        } else {
+            out.push_str(MASK);
+        }
+        rest = &rest[i + secret.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `<param name="password" value="x"/>` → `value="********"`, whatever the source of `x`;
@@ -178,6 +227,21 @@ mod tests {
         );
         assert_eq!(r.redact("v=\"s3&lt;cr&quot;t\""), "v=\"********\"");
         assert_eq!(r.redact("realm r"), "realm r");
+    }
+
+    /// The rule for short secrets: whole tokens only, so output stays readable.
+    #[test]
+    fn short_secrets_are_masked_as_whole_tokens_only() {
+        let mut r = Redactor::default();
+        r.add("x");
+        r.add("4711");
+        assert_eq!(r.redact("switch.conf.xml"), "switch.conf.xml");
+        assert_eq!(
+            r.redact("<variable name=\"vm\" value=\"4711\"/>"),
+            "<variable name=\"vm\" value=\"********\"/>"
+        );
+        assert_eq!(r.redact("pin 4711, not 47110"), "pin ********, not 47110");
+        assert_eq!(r.redact("a=x b=xy"), "a=******** b=xy");
     }
 
     #[test]

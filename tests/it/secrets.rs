@@ -196,3 +196,85 @@ fn plans_and_reports_cannot_be_brute_forced() {
     }
     assert!(tried > 60_000, "brute force tried only {tried} guesses");
 }
+
+const PASS: &str = "vault pass for the secrets tests";
+
+fn inventory_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-it-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("group_vars")).unwrap();
+    std::fs::write(
+        dir.join("inv.yml"),
+        "all:\n  children:\n    pbx:\n      hosts:\n        pbx1: {ansible_connection: local}\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// `inventory` masks every secret before serializing: one from the environment in the
+/// fs_cli line, one holding a `"` under a name that does not say secret.
+#[test]
+fn inventory_output_masks_before_serializing() {
+    let dir = inventory_dir("inv-mask");
+    std::fs::write(
+        dir.join("group_vars/pbx.yml"),
+        "fs_cli: {env: SY_FSCLI}\nnote: {env: SY_NOTE}\n",
+    )
+    .unwrap();
+    let env = [
+        ("SY_FSCLI", "fs_cli -p Esl-S3cret-pw"),
+        ("SY_NOTE", "quo\"ted-s3cret"),
+    ];
+    for extra in [&[][..], &["--json"][..]] {
+        let inv = dir.join("inv.yml");
+        let mut args = vec!["inventory", "-i", inv.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = switchyard_env(&args, &env);
+        assert_eq!(out.code, 0, "{}", out.all());
+        let all = out.all();
+        assert!(
+            !all.contains("Esl-S3cret") && !all.contains("ted-s3cret"),
+            "{all}"
+        );
+        assert!(all.contains("********"), "{all}");
+        if extra.is_empty() {
+            assert!(all.contains("connection: local"), "{all}");
+        }
+    }
+}
+
+/// A vault-encrypted vars file whose content is not a map: the error names the file and
+/// the position, never the decrypted text. And `vault encrypt group_vars/all.yml` writes
+/// the name the loader reads.
+#[test]
+fn vault_files_never_quote_secrets_and_are_named_as_loaded() {
+    let dir = inventory_dir("vault-files");
+    let inv = dir.join("inv.yml");
+    let plain = dir.join("group_vars/pbx.yml");
+    std::fs::write(&plain, "- just-a-list-Hunter2\n").unwrap();
+    let env = [("SWITCHYARD_VAULT_PASSWORD", PASS)];
+    let enc = switchyard_env(&["vault", "encrypt", plain.to_str().unwrap()], &env);
+    assert_eq!(enc.code, 0, "{}", enc.all());
+    assert!(dir.join("group_vars/pbx.age").exists(), "{}", enc.all());
+    std::fs::remove_file(&plain).unwrap();
+    let out = switchyard_env(&["inventory", "-i", inv.to_str().unwrap()], &env);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("pbx.age"), "{}", out.all());
+    assert!(!out.all().contains("Hunter2"), "{}", out.all());
+
+    // A proper vars file, encrypted under the default name, is loaded (and masked).
+    std::fs::remove_file(dir.join("group_vars/pbx.age")).unwrap();
+    let all = dir.join("group_vars/all.yml");
+    std::fs::write(&all, "trunk_pw: Hunter3-value\n").unwrap();
+    let enc = switchyard_env(&["vault", "encrypt", all.to_str().unwrap()], &env);
+    assert_eq!(enc.code, 0, "{}", enc.all());
+    std::fs::remove_file(&all).unwrap();
+    let out = switchyard_env(&["inventory", "-i", inv.to_str().unwrap(), "--json"], &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        out.json()["hosts"][0]["vars"]["trunk_pw"],
+        "********",
+        "{}",
+        out.stdout
+    );
+}
