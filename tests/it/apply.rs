@@ -15,7 +15,7 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
         match i {
         0 => "wavix_failover_proxy: sip.test\n".to_string(),
         1 => "caller_id_passthrough: false\ndid_routes: [{number: \"16468097065\", extension: \"1000\"}, {number: \"442071234567\", extension: \"1001\"}]\n".to_string(),
-        _ => "wavix_ip_auth: true\nexternal_ip: 203.0.113.7\n".to_string(),
+        _ => "wavix_ip_auth: true\nexternal_ip: 203.0.113.7\nwavix_inbound_addresses: [\"192.0.2.10\"]\n".to_string(),
     }
     };
     let inv = fleet.inventory("inv.yml", &extra);

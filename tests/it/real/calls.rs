@@ -42,11 +42,36 @@ fn numbers_as_users_dial_them_reach_the_provider_in_e164() {
         ("+442071234567", "442071234567"),
         ("911", "911"),
     ] {
-        let (got, code, call) = dial(&w, dialled, None);
-        assert_eq!(code, Some(200), "{dialled}: {:#?}", call.messages());
+        let mut callee = w.provider.callee(None);
+        let call = Sipp::dial(&w.fleet.dir, &w.pbx().addr, USER, USER_PW, dialled);
+        callee.finish(Duration::from_secs(5));
+        let got = callee.invites_received();
+        assert_eq!(
+            call.final_code(),
+            Some(200),
+            "{dialled}: {:#?}",
+            call.messages()
+        );
         assert_eq!(got.len(), 1, "{dialled}: {got:?}");
         assert_eq!(uri_user(&got[0]), sent, "{dialled}: {got:?}");
+        // The provider sees the user's E.164 caller ID, not the extension.
+        let invite = callee
+            .messages()
+            .into_iter()
+            .find(|m| !m.sent && m.first.starts_with("INVITE"))
+            .unwrap();
+        let from = invite
+            .text
+            .lines()
+            .find(|l| l.starts_with("From:"))
+            .unwrap_or("")
+            .to_string();
+        assert!(from.contains("sip:16468097065@"), "{dialled}: {from}");
     }
+    // The PBX's own features still work for users (the stock echo test, 9196).
+    let (got, code, call) = dial(&w, "9196", None);
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(code, Some(200), "{:#?}", call.messages());
     // Not a number of this plan: refused by the PBX, nothing reaches the trunk.
     let (got, code, _) = dial(&w, "0123", None);
     assert!(got.is_empty(), "{got:?}");

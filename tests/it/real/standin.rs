@@ -123,6 +123,7 @@ fn the_standin_answers_as_the_real_freeswitch_does() {
     p.same("sofia profile external startgw nosuch");
     p.same("sofia profile nosuch rescan");
     p.same("reloadxml");
+    p.same("reloadacl");
 
     // A new registering gateway: rescan loads it, it registers.
     both(&|proxy| gateway("cmp", proxy, "secret1", true));
