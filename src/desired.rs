@@ -61,6 +61,8 @@ pub struct DesiredFile {
     pub mode: Option<u32>,
     /// Tasks that touch this file, in order.
     pub tasks: Vec<String>,
+    /// A `file` task with `state: absent`: the file must not exist.
+    pub absent: bool,
 }
 
 /// A handler-style `fs_cli` task.
@@ -217,6 +219,7 @@ pub fn build(
                 group: None,
                 mode: None,
                 tasks: Vec::new(),
+                absent: false,
             });
             files.len() - 1
         });
@@ -275,8 +278,25 @@ pub fn build(
                     });
                 }
             }
+            TaskKind::File(t) if t.state == crate::playbook::FileState::Absent => {
+                f.absent = true;
+            }
             TaskKind::File(_) | TaskKind::FsCli(_) => {}
         }
+    }
+    if let Some(f) = files
+        .iter()
+        .find(|f| f.absent && (f.base.is_some() || !f.edits.is_empty()))
+    {
+        return Err(DesiredError::Task {
+            host: host.name.clone(),
+            task: f.tasks.last().cloned().unwrap_or_default(),
+            message: format!(
+                "{}: tasks `{}` both write and remove it",
+                f.rel,
+                f.tasks.join("`, `")
+            ),
+        });
     }
     Ok(HostDesired {
         host: host.name.clone(),

@@ -25,6 +25,8 @@ pub enum FileStatus {
     Ok,
     Changed,
     Created,
+    /// Removed (`file: {state: absent}`).
+    Removed,
 }
 
 impl std::fmt::Display for FileStatus {
@@ -33,6 +35,7 @@ impl std::fmt::Display for FileStatus {
             FileStatus::Ok => "ok",
             FileStatus::Changed => "changed",
             FileStatus::Created => "created",
+            FileStatus::Removed => "removed",
         })
     }
 }
@@ -155,6 +158,44 @@ pub fn plan(
             ),
             FileFact::Unreadable(m) => return Err(err(m.clone())),
         };
+        if d.absent {
+            // `state: absent`: nothing to do when it is already gone; else remove it.
+            let Some(old_bytes) = old else { continue };
+            let text = String::from_utf8_lossy(&old_bytes).into_owned();
+            let old_sha256 = Some(sha256_hex(&old_bytes));
+            let difference = match prior.and_then(|p| p.files.get(&d.path)) {
+                Some(r) if Some(r) != old_sha256.as_ref() => Difference::Drift,
+                _ => Difference::Pending,
+            };
+            let secret = desired.redactor.contains_known(&text)
+                || crate::secret::mask_secret_params(&text) != text;
+            files.push(FilePlan {
+                rel: d.rel.clone(),
+                path: d.path.clone(),
+                status: FileStatus::Removed,
+                difference: Some(difference),
+                content_changed: true,
+                meta_changes: Vec::new(),
+                old_sha256,
+                new_sha256: String::new(),
+                diff: crate::diff::unified(
+                    &format!("{}:{}", desired.host, d.path),
+                    Some(&text),
+                    "",
+                    &desired.redactor,
+                ),
+                tasks: d.tasks.clone(),
+                secret,
+                remove: true,
+                old: Some(old_bytes),
+                old_meta,
+                new: Vec::new(),
+                owner: None,
+                group: None,
+                mode: None,
+            });
+            continue;
+        }
         let old_text = match &old {
             Some(b) => match std::str::from_utf8(b) {
                 Ok(t) => Some(t.to_string()),
@@ -286,7 +327,11 @@ pub fn plan(
         .map(|f| Change {
             rel: &f.rel,
             old: f.old.as_deref().and_then(|b| std::str::from_utf8(b).ok()),
-            new: std::str::from_utf8(&f.new).ok(),
+            new: if f.remove {
+                None
+            } else {
+                std::str::from_utf8(&f.new).ok()
+            },
         })
         .collect();
     let owed = prior.map(|p| p.owed.as_slice()).unwrap_or(&[]);
@@ -349,10 +394,11 @@ pub fn reverse(p: &HostPlan, allow: Disruption) -> HostPlan {
             },
             content_changed: f.content_changed,
             meta_changes: Vec::new(),
-            old_sha256: Some(f.new_sha256.clone()),
+            // Undoing a removal writes the file back where there is none.
+            old_sha256: (!f.remove).then(|| f.new_sha256.clone()),
             new_sha256: f.old_sha256.clone().unwrap_or_default(),
             diff: String::new(),
-            old: Some(f.new.clone()),
+            old: (!f.remove).then(|| f.new.clone()),
             old_meta: None,
             new: f.old.clone().unwrap_or_default(),
             owner: f.old_meta.as_ref().map(|m| m.0.clone()),

@@ -138,7 +138,7 @@ fn default_cmd() -> String {
     "set".into()
 }
 
-/// Ensure owner, group and mode of an existing file.
+/// Ensure owner, group and mode of an existing file, or (`state: absent`) that it is gone.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileTask {
@@ -146,6 +146,18 @@ pub struct FileTask {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Option<Mode>,
+    #[serde(default)]
+    pub state: FileState,
+}
+
+/// Whether a `file` task wants the file there (default) or removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileState {
+    #[default]
+    Present,
+    /// Removed: a gateway file's removal plans `killgw`, any other XML `reloadxml`.
+    Absent,
 }
 
 /// Run an `fs_cli -x` command, handler-style: only when a task it watches changed.

@@ -517,6 +517,7 @@ async fn pipeline(
     let finals: BTreeMap<String, String> = p
         .files
         .iter()
+        .filter(|f| !f.remove)
         .filter_map(|f| {
             String::from_utf8(f.new.clone())
                 .ok()
@@ -769,7 +770,11 @@ fn planned_steps(p: &HostPlan) -> Vec<StepResult> {
 fn new_record(prior: Option<&HostState>, p: &HostPlan, owed: Vec<Step>) -> Vec<u8> {
     let mut files = prior.map(|x| x.files.clone()).unwrap_or_default();
     for f in &p.files {
-        files.insert(f.path.clone(), f.new_sha256.clone());
+        if f.remove {
+            files.remove(&f.path);
+        } else {
+            files.insert(f.path.clone(), f.new_sha256.clone());
+        }
     }
     HostState {
         version: 1,

@@ -231,3 +231,78 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
     let done = apply(&fleet, &inv, &[]);
     assert_eq!(host_report(&done, "pbx1")["restart_pending"], false);
 }
+
+/// Switching a host to IP authentication removes the registering gateways' files (they
+/// hold the trunk password) and unloads them with killgw; a failed verification puts the
+/// removed files back.
+#[test]
+fn switching_to_ip_auth_removes_the_registering_gateways() {
+    let fleet = Fleet::new("absent", 1);
+    let h = &fleet.hosts[0];
+    let inv = fleet.inventory("inv.yml", &|_, _| "wavix_failover_proxy: sip.test\n".into());
+    let first = apply(&fleet, &inv, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(
+        h.exists("sip_profiles/external/wavix.xml")
+            && h.exists("sip_profiles/external/wavix_fo.xml")
+    );
+    let wavix = h.read("sip_profiles/external/wavix.xml");
+
+    // IP auth towards a provider that does not answer pings: verification fails, and the
+    // removed files come back.
+    let bad = fleet.inventory("bad.yml", &|_, _| {
+        "wavix_ip_auth: true\nwavix_proxy: nowhere.test\nwavix_failover_proxy: sip.test\nwavix_inbound_addresses: [\"192.0.2.10\"]\n".into()
+    });
+    let out = apply(&fleet, &bad, &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let r = host_report(&out, "pbx1");
+    assert_eq!(r["status"], "rolled_back", "{r:#}");
+    assert_eq!(h.read("sip_profiles/external/wavix.xml"), wavix);
+    assert!(h.exists("sip_profiles/external/wavix_fo.xml"));
+    assert!(!h.exists("sip_profiles/external/wavix_ip.xml"));
+
+    let ip = fleet.inventory("ip.yml", &|_, _| {
+        "wavix_ip_auth: true\nwavix_failover_proxy: sip.test\nwavix_inbound_addresses: [\"192.0.2.10\"]\n".into()
+    });
+    let out = apply(&fleet, &ip, &["--diff"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = host_report(&out, "pbx1");
+    let removed: Vec<&str> = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "removed")
+        .map(|f| f["rel"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            "sip_profiles/external/wavix.xml",
+            "sip_profiles/external/wavix_fo.xml"
+        ]
+    );
+    let steps = commands(&r);
+    for gw in ["wavix", "wavix_fo"] {
+        assert!(
+            steps.contains(&format!("sofia profile external killgw {gw}")),
+            "{steps:?}"
+        );
+    }
+    assert!(
+        !h.exists("sip_profiles/external/wavix.xml")
+            && !h.exists("sip_profiles/external/wavix_fo.xml")
+    );
+    assert!(h
+        .fs("sofia status gateway wavix")
+        .contains("Invalid Gateway"));
+    // The removal diff is masked like any other.
+    assert!(!out.stdout.contains("secret1"), "{}", out.stdout);
+    // And it stays removed: the next run changes nothing.
+    let again = apply(&fleet, &ip, &[]);
+    assert_eq!(
+        host_report(&again, "pbx1")["status"],
+        "ok",
+        "{}",
+        again.all()
+    );
+}

@@ -289,3 +289,39 @@ fn refused_profile_restart_is_not_counted_as_done() {
         "{profile}"
     );
 }
+
+/// Switching to IP authentication on a real FreeSWITCH: the registering gateway's file is
+/// removed and the gateway unloaded (killgw), the IP-auth one loaded and verified.
+#[test]
+fn switching_to_ip_auth_unloads_the_registering_gateway() {
+    let w = World::new("real-switch", WrongPassword::Forbidden);
+    let inv = w.inventory("inv.yml", "");
+    assert_eq!(w.apply(&inv, &[]).code, 0);
+    assert_eq!(w.fs().gateway("wavix").0, "REGED");
+    let ip = w.inventory(
+        "ip.yml",
+        &format!(
+            "wavix_ip_auth: true\nwavix_inbound_addresses: [\"{}\"]\n",
+            w.provider.addr
+        ),
+    );
+    let out = w.apply(&ip, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = host_report(&out, "pbx1");
+    assert!(
+        commands(&r).contains(&"sofia profile external killgw wavix".to_string()),
+        "{r:#}"
+    );
+    assert!(!w.pbx().exists("sip_profiles/external/wavix.xml"));
+    // killgw is asynchronous: the gateway is reaped a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !w
+        .fs()
+        .api("sofia xmlstatus gateway wavix")
+        .contains("Invalid Gateway")
+    {
+        assert!(std::time::Instant::now() < deadline, "wavix still loaded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(w.fs().gateway("wavix_ip"), ("NOREG".into(), "UP".into()));
+}
