@@ -12,38 +12,7 @@ use crate::script::quote;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The stock-shaped conf tree every demo (and test) host starts from.
-pub const STOCK_CONF: &[(&str, &str)] = &[
-    ("vars.xml", include_str!("../tests/fixtures/conf/vars.xml")),
-    (
-        "autoload_configs/switch.conf.xml",
-        include_str!("../tests/fixtures/conf/autoload_configs/switch.conf.xml"),
-    ),
-    (
-        "autoload_configs/event_socket.conf.xml",
-        include_str!("../tests/fixtures/conf/autoload_configs/event_socket.conf.xml"),
-    ),
-    (
-        "sip_profiles/external.xml",
-        include_str!("../tests/fixtures/conf/sip_profiles/external.xml"),
-    ),
-    (
-        "sip_profiles/external/example.xml",
-        include_str!("../tests/fixtures/conf/sip_profiles/external/example.xml"),
-    ),
-    (
-        "dialplan/public.xml",
-        include_str!("../tests/fixtures/conf/dialplan/public.xml"),
-    ),
-    (
-        "dialplan/default.xml",
-        include_str!("../tests/fixtures/conf/dialplan/default.xml"),
-    ),
-    (
-        "directory/default/1000.xml",
-        include_str!("../tests/fixtures/conf/directory/default/1000.xml"),
-    ),
-];
+pub use crate::stock::STOCK_CONF;
 
 /// The FreeSWITCH stand-in (a test fixture, see its header).
 pub const FS_CLI_STANDIN: &str = include_str!("../tests/fixtures/fs_cli_standin.py");

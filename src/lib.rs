@@ -40,6 +40,7 @@ pub mod script;
 pub mod secret;
 pub mod source;
 pub mod state;
+pub mod stock;
 pub mod template;
 pub mod transport;
 pub mod vault;

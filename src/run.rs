@@ -227,11 +227,23 @@ pub fn desired_states<'a>(
 
 /// Lint what can be known before connecting: host settings and whole rendered files.
 pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
+    // Whole files as rendered; files a play only edits in place, over the stock version
+    // switchyard ships (an inverted RTP range is caught here, offline, not only at apply).
     let files: BTreeMap<String, String> = d
         .files
         .iter()
-        .filter(|f| f.edits.is_empty())
-        .filter_map(|f| f.base.clone().map(|b| (f.rel.clone(), b)))
+        .filter(|f| !f.absent)
+        .filter_map(|f| {
+            let base = f.base.clone().or_else(|| {
+                crate::stock::STOCK_CONF
+                    .iter()
+                    .find(|(rel, _)| *rel == f.rel)
+                    .map(|(_, t)| t.to_string())
+            })?;
+            crate::desired::apply_edits(&base, &f.edits)
+                .ok()
+                .map(|t| (f.rel.clone(), t))
+        })
         .collect();
     let mut out = lint::lint(Some(&host.name), &files);
     out.extend(lint::lint_host(host));

@@ -356,6 +356,36 @@ mod tests {
         );
     }
 
+    /// DIDs are written as people write them; the dialplan regex gets digits only (a `+`
+    /// left in `^\+?(+1646...)$` is a pattern PCRE rejects, and FreeSWITCH matches nothing).
+    #[test]
+    fn e164_filter_gives_digits_or_a_clear_error() {
+        let t = tmpl("t.xml", "<x n=\"{{ d | e164 }}\"/>\n");
+        for (given, want) in [
+            ("+16468097065", "16468097065"),
+            ("1 646-809 7065", "16468097065"),
+        ] {
+            let out = t
+                .render_str(
+                    "t.xml",
+                    "<x n=\"{{ d | e164 }}\"/>\n",
+                    &Value::from_serde(serde_json::json!({"d": given})),
+                )
+                .unwrap();
+            assert_eq!(out, format!("<x n=\"{want}\"/>\n"));
+        }
+        for bad in ["0646809", "+1646x", "1234567890123456"] {
+            let e = t
+                .render_str(
+                    "t.xml",
+                    "{{ d | e164 }}",
+                    &Value::from_serde(serde_json::json!({"d": bad})),
+                )
+                .unwrap_err();
+            assert!(e.to_string().contains("not an E.164 number"), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn preprocess_filter_is_raw_but_checked() {
         let mut t = tmpl(

@@ -341,6 +341,9 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
         }
     }
 
+    lint_undefined_vars(&mut cx, files);
+    lint_unincluded_gateways(&mut cx, files);
+
     // Gateways, contexts, users.
     for (rel, text) in files {
         match classify(rel) {
@@ -498,6 +501,116 @@ pub fn lint_host(host: &crate::inventory::Host) -> Vec<Finding> {
         }
     }
     cx.out
+}
+
+/// Variables FreeSWITCH's core sets before any configuration is read (switch_core.c
+/// `switch_core_set_variable` at v1.10.12), usable as `$${name}` without a definition.
+const CORE_VARS: &[&str] = &[
+    "base_dir",
+    "cache_dir",
+    "certs_dir",
+    "conf_dir",
+    "core_uuid",
+    "data_dir",
+    "db_dir",
+    "exclude_error_log_from_xml_cdr",
+    "fonts_dir",
+    "grammar_dir",
+    "hostname",
+    "htdocs_dir",
+    "images_dir",
+    "local_ip_v4",
+    "local_ip_v6",
+    "local_mask_v4",
+    "localstate_dir",
+    "log_dir",
+    "mod_dir",
+    "recordings_dir",
+    "rtp_retain_crypto_keys",
+    "run_dir",
+    "script_dir",
+    "sound_prefix",
+    "sounds_dir",
+    "spawn_instead_of_system",
+    "storage_dir",
+    "temp_dir",
+];
+
+/// `$${name}` that nothing defines: the pre-processor (switch_xml.c `expand_vars`) replaces
+/// it with nothing, silently, so a param becomes empty (a gateway without a proxy, a
+/// profile without an address). Judged only when vars.xml is among the files (otherwise
+/// what is defined is not known); definitions anywhere count, comments do not.
+fn lint_undefined_vars(cx: &mut Ctx<'_>, files: &BTreeMap<String, String>) {
+    if !files.contains_key("vars.xml") {
+        return;
+    }
+    let mut defined: std::collections::BTreeSet<String> =
+        CORE_VARS.iter().map(|s| s.to_string()).collect();
+    for text in files.values() {
+        for d in preprocess::parse(text).into_iter().filter(|d| d.well_spelt) {
+            if let Some((name, _)) = d.assignment() {
+                defined.insert(name.to_string());
+            }
+        }
+    }
+    for (rel, text) in files {
+        for (i, line) in preprocess::visible_lines(text).iter().enumerate() {
+            let mut rest = line.as_str();
+            while let Some(pos) = rest.find("$${") {
+                let after = &rest[pos + 3..];
+                let Some(end) = after.find('}') else { break };
+                let name = &after[..end];
+                if !name.is_empty() && !defined.contains(name) {
+                    // In a gateway an empty value drops or breaks the trunk; elsewhere an
+                    // empty param often means "the default" (stock internal-ipv6.xml's
+                    // tls-cert-dir relies on it), so there it is a warning.
+                    let severity = if matches!(classify(rel), FileKind::Gateway { .. }) {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    };
+                    cx.push(severity, rel, i + 1, "undefined-var",
+                        format!("`$${{{name}}}` is defined by no pre-process line: FreeSWITCH replaces it with nothing, silently"),
+                        format!("define it in vars.xml: `<X-PRE-PROCESS cmd=\"set\" data=\"{name}=...\"/>`"));
+                }
+                rest = &after[end..];
+            }
+        }
+    }
+}
+
+/// A gateway file in `sip_profiles/X/` that no profile includes is never loaded. Judged
+/// only when some profile file is among the files.
+fn lint_unincluded_gateways(cx: &mut Ctx<'_>, files: &BTreeMap<String, String>) {
+    let profiles: Vec<&String> = files
+        .iter()
+        .filter(|(rel, _)| matches!(classify(rel), FileKind::Profile { .. }))
+        .map(|(_, t)| t)
+        .collect();
+    if profiles.is_empty() {
+        return;
+    }
+    let includes: Vec<String> = profiles
+        .iter()
+        .flat_map(|t| preprocess::parse(t))
+        .filter(|d| d.well_spelt && d.cmd == "include")
+        .map(|d| d.data)
+        .collect();
+    for rel in files.keys() {
+        if let FileKind::Gateway { profile } = classify(rel) {
+            let name = rel.rsplit('/').next().unwrap_or("");
+            let included = includes.iter().any(|pat| {
+                pat.split_once('/').is_some_and(|(dir, glob)| {
+                    dir == profile && (glob == "*.xml" || glob == name || glob == "*")
+                })
+            });
+            if !included {
+                cx.push(Severity::Error, rel, 1, "gateway-unincluded",
+                    format!("no profile includes `{profile}/`: FreeSWITCH never loads the gateways in {rel}"),
+                    format!("put it in a folder a profile includes (stock: `external/`), or add `<X-PRE-PROCESS cmd=\"include\" data=\"{profile}/*.xml\"/>` to a profile's `<gateways>`"));
+            }
+        }
+    }
 }
 
 /// Where a trunk's inbound calls can land (mod_sofia `sofia_handle_sip_i_invite`): a call

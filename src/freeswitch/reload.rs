@@ -436,6 +436,38 @@ mod tests {
     const VARS_NEW: &str = "<include>\n<X-PRE-PROCESS cmd=\"set\" data=\"external_rtp_ip=203.0.113.7\"/>\n</include>\n";
     const VARS_OTHER: &str = "<include>\n<X-PRE-PROCESS cmd=\"stun-set\" data=\"external_rtp_ip=stun:stun.freeswitch.org\"/>\n<X-PRE-PROCESS cmd=\"set\" data=\"outbound-sip-ip=203.0.113.7\"/>\n</include>\n";
 
+    const GW_VAR1: &str = "<include>\n  <gateway name=\"wavix\">\n    <param name=\"password\" value=\"a\"/>\n    <variables><variable name=\"sip_cid_type\" value=\"none\"/></variables>\n  </gateway>\n</include>\n";
+    const GW_VAR2: &str = "<include>\n  <gateway name=\"wavix\">\n    <param name=\"password\" value=\"a\"/>\n    <variables><variable name=\"sip_cid_type\" value=\"pid\"/></variables>\n  </gateway>\n</include>\n";
+    const PROF_OLD: &str =
+        "<profile><settings>\n<param name=\"context\" value=\"public\"/>\n</settings></profile>\n";
+    const PROF_ACL: &str = "<profile><settings>\n<param name=\"context\" value=\"public\"/>\n<param name=\"apply-inbound-acl\" value=\"p:in:public\"/>\n</settings></profile>\n";
+
+    /// Steps owed from an earlier run merge in FreeSWITCH's order, each command once.
+    #[test]
+    fn owed_steps_merge_in_order() {
+        let step = |c: &str| Step {
+            action: Action::Api(c.into()),
+            reason: "owed".into(),
+            disruption: Disruption::None,
+        };
+        let gw = "sip_profiles/external/wavix.xml";
+        let p = plan(&[ch(gw, None, Some(GW1))], Disruption::None).with_owed(
+            &[
+                step("sofia profile external killgw wavix_fo"),
+                step("sofia profile external rescan"),
+                step("reloadxml"),
+            ],
+            Disruption::None,
+        );
+        assert_eq!(
+            cmds(&p).0,
+            [
+                "sofia profile external killgw wavix_fo",
+                "sofia profile external rescan"
+            ]
+        );
+    }
+
     fn cmds(p: &ReloadPlan) -> (Vec<String>, Vec<String>) {
         (
             p.steps.iter().map(|s| s.action.to_string()).collect(),
@@ -553,6 +585,37 @@ mod tests {
                 vec![ch("vars.xml", Some(VARS_OLD), Some(VARS_OTHER))],
                 Disruption::None,
                 vec!["reloadxml"],
+                vec![],
+            ),
+            // A gateway's <variables> alone changed: loaded with the gateway, so killgw+rescan.
+            (
+                vec![ch(gw, Some(GW_VAR1), Some(GW_VAR2))],
+                Disruption::None,
+                vec![
+                    "sofia profile external killgw wavix",
+                    "sofia profile external rescan",
+                ],
+                vec![],
+            ),
+            // ACL lists: reloadacl (which runs reloadxml), not reloadxml as well.
+            (
+                vec![
+                    ch("autoload_configs/acl.conf.xml", None, Some(dp)),
+                    ch("dialplan/default/01_wavix.xml", Some(dp), Some(dp2)),
+                ],
+                Disruption::None,
+                vec!["reloadacl"],
+                vec![],
+            ),
+            // The profile's apply-inbound-acl: a rescan applies it, no restart.
+            (
+                vec![ch(
+                    "sip_profiles/external.xml",
+                    Some(PROF_OLD),
+                    Some(PROF_ACL),
+                )],
+                Disruption::None,
+                vec!["sofia profile external rescan"],
                 vec![],
             ),
         ];

@@ -214,6 +214,33 @@ mod tests {
         assert_eq!(inv.state, "INVALID");
     }
 
+    /// Answers recorded from the real FreeSWITCH (tests/fixtures/fs-outputs-extra.md) that
+    /// carry no `-ERR` and still are not success.
+    #[test]
+    fn refusals_and_invalid_profiles_are_not_success() {
+        let r = check_reply(
+            "sofia profile external restart",
+            "Profile external must be up for at least 10 seconds to stop/restart.\nPlease wait 8 seconds\n",
+        );
+        match r {
+            Err(ApiFailure::Refused { retry_after, .. }) => assert_eq!(retry_after, 8),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            check_reply(
+                "sofia profile external rescan",
+                "Invalid Profile [external]\n"
+            ),
+            Err(ApiFailure::Error(_))
+        ));
+        assert!(check_reply(
+            "sofia profile external restart",
+            "Reload XML [Success]\nrestarting: external"
+        )
+        .is_ok());
+        assert!(check_reply("reloadacl", "+OK acl reloaded\n").is_ok());
+    }
+
     #[test]
     fn reloadxml_ok_is_not_success() {
         assert_eq!(check_reply("reloadxml", "+OK [Success]\n\n"), Ok(()));

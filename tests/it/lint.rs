@@ -237,3 +237,26 @@ fn ip_auth_trunk_without_an_acl_to_its_context() {
     let (_, f) = lint_json(&["--conf", dir.to_str().unwrap()]);
     assert!(!f.iter().any(|x| x["check"] == "inbound-ip-auth"), "{f:#?}");
 }
+
+/// `lint -i` checks the final content of files the playbook only edits in place (over the
+/// stock file switchyard ships), so an inverted RTP range is caught offline, not first at
+/// `apply --check` against a host.
+#[test]
+fn lint_checks_files_edited_in_place_offline() {
+    let dir = std::env::temp_dir().join(format!("switchyard-it-lint-rtp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let inv = dir.join("inv.yml");
+    std::fs::write(
+        &inv,
+        "all:\n  children:\n    pbx:\n      hosts:\n        pbx1:\n          ansible_connection: local\n          freeswitch_conf_root: /nonexistent/conf\n          wavix_username: u\n          wavix_password: not-a-placeholder-9\n          emergency_calls: trunk\n          user: {id: \"1000\", password: pw-1000-x, vm_password: \"4711\", caller_id_name: Main, caller_id_number: \"16468097065\"}\n          did_routes: [{number: \"16468097065\", extension: \"1000\"}]\n          rtp_start_port: 20000\n          rtp_end_port: 10000\n",
+    )
+    .unwrap();
+    let (code, f) = lint_json(&["-i", inv.to_str().unwrap(), &repo("playbooks/wavix.yml")]);
+    assert_eq!(code, 1, "{f:#?}");
+    assert!(
+        f.iter()
+            .any(|x| x["file"] == "autoload_configs/switch.conf.xml" && x["severity"] == "error"),
+        "{f:#?}"
+    );
+}

@@ -3,16 +3,73 @@
 
 use super::*;
 
-/// The untouched stock 1.10.12 tree (which loads with `+OK [Success]`) lints clean.
+/// The untouched stock 1.10.12 tree (which loads with `+OK [Success]`) lints without an
+/// error. One warning, and it is true: internal-ipv6.xml uses `$${internal_ssl_dir}`, which
+/// nothing defines (FreeSWITCH expands it to nothing, and the empty tls-cert-dir means the
+/// default).
 #[test]
 fn the_stock_tree_lints_clean() {
     let conf = prefix().join("etc/freeswitch");
     let out = crate::harness::switchyard(&["lint", "--conf", conf.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
-        out.stdout.contains("0 error(s), 0 warning(s)"),
+        out.stdout.contains("0 error(s), 1 warning(s)"),
         "{}",
         out.all()
+    );
+    assert!(
+        out.stdout.contains(
+            "sip_profiles/internal-ipv6.xml:57: warning[undefined-var]: `$${internal_ssl_dir}`"
+        ),
+        "{}",
+        out.all()
+    );
+}
+
+/// Gateways that are silently wrong on the real FreeSWITCH, and flagged by lint: a
+/// `$${var}` nothing defines (the proxy becomes the gateway's own name), and a gateway in a
+/// folder no profile includes (never loaded).
+#[test]
+fn gateway_mistakes_lint_flags_are_real() {
+    let mut fleet = crate::harness::Fleet::new("real-lint-gw", 0);
+    fleet.add_real_host("pbx1");
+    let h = &fleet.hosts[0];
+    let fs = h.freeswitch.as_ref().unwrap();
+    let gw = |name: &str, proxy: &str| {
+        format!("<include>\n  <gateway name=\"{name}\">\n    <param name=\"proxy\" value=\"{proxy}\"/>\n    <param name=\"register\" value=\"false\"/>\n  </gateway>\n</include>\n")
+    };
+    std::fs::write(
+        h.conf("sip_profiles/external/undef.xml"),
+        gw("undef", "$${sy_nope_proxy}"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(h.conf("sip_profiles/carrier2")).unwrap();
+    std::fs::write(
+        h.conf("sip_profiles/carrier2/lost.xml"),
+        gw("lost", "192.0.2.1"),
+    )
+    .unwrap();
+    assert!(fs
+        .api("sofia profile external rescan")
+        .contains("+OK scan complete"));
+    let x = fs.api("sofia xmlstatus gateway undef");
+    assert!(x.contains("<proxy>sip:undef</proxy>"), "{x}");
+    assert!(fs
+        .api("sofia xmlstatus gateway lost")
+        .contains("Invalid Gateway!"));
+    let out = crate::harness::switchyard(&["lint", "--conf", h.dir.join("conf").to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("sip_profiles/external/undef.xml:3: error[undefined-var]"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("sip_profiles/carrier2/lost.xml:1: error[gateway-unincluded]"),
+        "{}",
+        out.stdout
     );
 }
 
