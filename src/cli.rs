@@ -360,7 +360,7 @@ fn base_options(mode: Mode, allow: Option<AllowArg>, c: &ConnectArgs) -> RunOpti
 }
 
 async fn plan(a: PlanArgs, vault: &Vault) -> Result<i32, BoxError> {
-    let inv = Inventory::load_with(&a.inventory, vault)?;
+    let inv = load_inventory(&a.inventory, vault)?;
     let pb = Playbook::load(&a.playbook)?;
     let opts = base_options(Mode::Check, a.allow, &a.connect);
     let (code, reports) = execute(&inv, &pb, &opts, false, Output::Human).await?;
@@ -414,7 +414,7 @@ fn drift_line(h: &run::HostReport) -> String {
 
 async fn drift(a: DriftArgs, vault: &Vault) -> Result<i32, BoxError> {
     use crate::plan::Difference;
-    let inv = Inventory::load_with(&a.inventory, vault)?;
+    let inv = load_inventory(&a.inventory, vault)?;
     let pb = Playbook::load(&a.playbook)?;
     let history = a
         .history
@@ -585,7 +585,7 @@ pub fn run_options(a: &ApplyArgs, mode: Mode) -> Result<RunOptions, BoxError> {
 
 async fn apply(a: ApplyArgs, mode: impl Fn(bool) -> Mode, vault: &Vault) -> Result<i32, BoxError> {
     crate::interrupt::install();
-    let inv = Inventory::load_with(&a.inventory, vault)?;
+    let inv = load_inventory(&a.inventory, vault)?;
     let pb = Playbook::load(&a.playbook)?;
     let mut opts = run_options(&a, mode(a.check))?;
     if let Some(p) = &a.plan {
@@ -740,6 +740,15 @@ pub async fn execute(
     Ok((code, reports))
 }
 
+/// Load an inventory and say its warnings on stderr.
+fn load_inventory(path: &std::path::Path, vault: &Vault) -> Result<Inventory, BoxError> {
+    let inv = Inventory::load_with(path, vault)?;
+    for w in &inv.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(inv)
+}
+
 fn lint(a: LintArgs, vault: &Vault) -> Result<i32, BoxError> {
     let mut findings = Vec::new();
     if let Some(dir) = &a.conf {
@@ -749,7 +758,7 @@ fn lint(a: LintArgs, vault: &Vault) -> Result<i32, BoxError> {
         let (Some(i), Some(p)) = (&a.inventory, &a.playbook) else {
             return Err("give `-i INVENTORY PLAYBOOK`, or `--conf DIR`".into());
         };
-        let inv = Inventory::load_with(i, vault)?;
+        let inv = load_inventory(i, vault)?;
         let pb = Playbook::load(p)?;
         for play in &pb.plays {
             for (h, d) in run::desired_states(&inv, &pb, play, None) {
@@ -781,7 +790,7 @@ fn lint(a: LintArgs, vault: &Vault) -> Result<i32, BoxError> {
 }
 
 fn inventory(a: InventoryArgs, vault: &Vault) -> Result<i32, BoxError> {
-    let inv = Inventory::load_with(&a.inventory, vault)?;
+    let inv = load_inventory(&a.inventory, vault)?;
     let hosts: Vec<&crate::inventory::Host> = inv
         .hosts
         .iter()

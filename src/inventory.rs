@@ -131,6 +131,8 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// group -> member hosts (direct or inherited)
     pub groups: BTreeMap<String, BTreeSet<String>>,
+    /// Things worth saying that are not errors (e.g. an `.age` file no group or host reads).
+    pub warnings: Vec<String>,
 }
 
 struct GroupNode {
@@ -333,10 +335,39 @@ impl Inventory {
         for g in nodes.keys() {
             groups.entry(g.clone()).or_default();
         }
+        // An encrypted vars file named for no group or host is never read: say so, rather
+        // than lose its variables silently (`vault encrypt` once wrote NAME.yml.age).
+        let mut warnings = Vec::new();
+        for (dir, names) in [
+            ("group_vars", groups.keys().cloned().collect::<Vec<_>>()),
+            ("host_vars", hosts.iter().map(|h| h.name.clone()).collect()),
+        ] {
+            let Ok(entries) = std::fs::read_dir(base.join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let file = e.file_name().to_string_lossy().into_owned();
+                let Some(stem) = file.strip_suffix(".age") else {
+                    continue;
+                };
+                let stem = stem
+                    .strip_suffix(".yml")
+                    .or_else(|| stem.strip_suffix(".yaml"))
+                    .unwrap_or(stem);
+                if !names.iter().any(|n| n == stem) {
+                    warnings.push(format!(
+                        "{}: no {} is named `{stem}`, so this encrypted file is never read",
+                        base.join(dir).join(&file).display(),
+                        if dir == "group_vars" { "group" } else { "host" }
+                    ));
+                }
+            }
+        }
         Ok(Inventory {
             path: path.to_path_buf(),
             hosts,
             groups,
+            warnings,
         })
     }
 

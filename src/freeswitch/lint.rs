@@ -503,6 +503,48 @@ pub fn lint_host(host: &crate::inventory::Host) -> Vec<Finding> {
     cx.out
 }
 
+/// Condition fields mod_dialplan_xml reads from the caller profile: every name
+/// `switch_caller_get_field_by_name()` (switch_caller.c, v1.10.12) knows.
+const CALLER_FIELDS: &[&str] = &[
+    "destination_number",
+    "caller_id_number",
+    "caller_id_name",
+    "ani",
+    "aniii",
+    "network_addr",
+    "rdnis",
+    "context",
+    "dialplan",
+    "username",
+    "orig_caller_id_name",
+    "orig_caller_id_number",
+    "callee_id_name",
+    "callee_id_number",
+    "uuid",
+    "source",
+    "transfer_source",
+    "chan_name",
+    "profile_index",
+    "caller_ton",
+    "caller_numplan",
+    "destination_number_ton",
+    "destination_number_numplan",
+    "ani_ton",
+    "ani_numplan",
+    "rdnis_ton",
+    "rdnis_numplan",
+    "screen_bit",
+    "privacy_hide_name",
+    "privacy_hide_number",
+    "profile_created_time",
+    "created_time",
+    "answered_time",
+    "progress_time",
+    "progress_media_time",
+    "hungup_time",
+    "transferred_time",
+];
+
 /// Variables FreeSWITCH's core sets before any configuration is read (switch_core.c
 /// `switch_core_set_variable` at v1.10.12), usable as `$${name}` without a definition.
 const CORE_VARS: &[&str] = &[
@@ -782,6 +824,15 @@ fn lint_dialplan(
         for ext in ctx.children().filter(|n| n.has_tag_name("extension")) {
             let ext_name = ext.attribute("name").unwrap_or("?");
             for cond in ext.children().filter(|n| n.has_tag_name("condition")) {
+                // mod_dialplan_xml: a field without `$` is a caller-profile field
+                // (switch_caller_get_field_by_name); any other name yields "", silently.
+                if let Some(field) = cond.attribute("field") {
+                    if !field.contains('$') && !CALLER_FIELDS.contains(&field) {
+                        cx.push(Severity::Error, rel, doc.text_pos_at(cond.range().start).row as usize, "condition-field",
+                            format!("extension `{ext_name}`: `{field}` is not a caller-profile field, so FreeSWITCH matches `{}` against an empty string", cond.attribute("expression").unwrap_or("")),
+                            format!("for a channel variable write `field=\"${{{field}}}\"`; caller-profile fields are {}", CALLER_FIELDS[..8].join(", ") + ", ..."));
+                    }
+                }
                 if cond.attribute("field") == Some("destination_number") {
                     if let Some(expr) = cond.attribute("expression") {
                         let digits: String = expr

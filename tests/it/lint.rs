@@ -260,3 +260,25 @@ fn lint_checks_files_edited_in_place_offline() {
         "{f:#?}"
     );
 }
+
+/// A condition field that is not a caller-profile field (a channel variable written
+/// without `${}`) is an error; `${...}` and real fields are not.
+#[test]
+fn condition_fields_must_exist() {
+    let dir = std::env::temp_dir().join(format!("switchyard-it-lint-field-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("dialplan")).unwrap();
+    std::fs::write(
+        dir.join("dialplan/x.xml"),
+        "<include>\n  <context name=\"x\">\n    <extension name=\"a\">\n      <condition field=\"sip_to_user\" expression=\"^1$\"/>\n      <condition field=\"${sip_to_user}\" expression=\"^1$\"/>\n      <condition field=\"caller_id_number\" expression=\"^1$\">\n        <action application=\"hangup\"/>\n      </condition>\n    </extension>\n  </context>\n</include>\n",
+    )
+    .unwrap();
+    let (code, f) = lint_json(&["--conf", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{f:#?}");
+    let fields: Vec<_> = f
+        .iter()
+        .filter(|x| x["check"] == "condition-field")
+        .collect();
+    assert_eq!(fields.len(), 1, "{f:#?}");
+    assert_eq!(fields[0]["line"], 4);
+}

@@ -277,4 +277,19 @@ fn vault_files_never_quote_secrets_and_are_named_as_loaded() {
         "{}",
         out.stdout
     );
+
+    // An encrypted file named for no group is never read: said, not silently lost.
+    std::fs::copy(
+        dir.join("group_vars/all.age"),
+        dir.join("group_vars/pbxes.age"),
+    )
+    .unwrap();
+    let out = switchyard_env(&["inventory", "-i", inv.to_str().unwrap()], &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("pbxes.age: no group is named `pbxes`, so this encrypted file is never read"),
+        "{}",
+        out.stderr
+    );
 }

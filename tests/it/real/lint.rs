@@ -143,3 +143,36 @@ fn preprocess_mistakes_lint_flags_are_real() {
         }
     }
 }
+
+/// A condition on a name that is not a caller-profile field (here `destination`, where
+/// `destination_number` was meant) is matched against an empty string on the real
+/// FreeSWITCH; lint says so.
+#[test]
+fn condition_field_lint_is_real() {
+    let mut fleet = crate::harness::Fleet::new("real-lint-field", 0);
+    fleet.add_real_host("pbx1");
+    let h = &fleet.hosts[0];
+    let fs = h.freeswitch.as_ref().unwrap();
+    std::fs::write(
+        h.conf("dialplan/sy_field.xml"),
+        "<include>\n  <context name=\"sy_field\">\n    <extension name=\"wrong_field\">\n      <condition field=\"destination\" expression=\"^9999$\">\n        <action application=\"hangup\"/>\n      </condition>\n    </extension>\n  </context>\n</include>\n",
+    )
+    .unwrap();
+    assert!(fs.api("reloadxml").contains("+OK [Success]"));
+    fs.api("originate loopback/9999/sy_field &park");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !fs.log().contains("[wrong_field] destination() =~ /^9999$/") {
+        assert!(std::time::Instant::now() < deadline, "{}", fs.log_tail(30));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(fs
+        .log()
+        .contains("Regex (FAIL) [wrong_field] destination() =~ /^9999$/"));
+    let out = crate::harness::switchyard(&["lint", "--conf", h.dir.join("conf").to_str().unwrap()]);
+    assert!(
+        out.stdout
+            .contains("dialplan/sy_field.xml:4: error[condition-field]"),
+        "{}",
+        out.stdout
+    );
+}
