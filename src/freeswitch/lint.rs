@@ -503,6 +503,29 @@ pub fn lint_host(host: &crate::inventory::Host) -> Vec<Finding> {
     cx.out
 }
 
+/// Why PCRE (FreeSWITCH's libpcre) would refuse to compile `expr`, for the mistakes both
+/// it and regex-syntax reject: nothing to repeat, unbalanced groups or classes, a reversed
+/// class range. Anything regex-syntax merely does not support (look-around,
+/// back-references, unknown escapes PCRE takes literally) is not judged. Expressions with
+/// `${...}` are expanded at call time and not judged either.
+fn pcre_rejects(expr: &str) -> Option<String> {
+    use regex_syntax::ast::ErrorKind as K;
+    if expr.contains("${") {
+        return None;
+    }
+    match regex_syntax::ast::parse::Parser::new().parse(expr) {
+        Ok(_) => None,
+        Err(e) => match e.kind() {
+            K::RepetitionMissing => Some("a repetition with nothing to repeat".into()),
+            K::GroupUnclosed => Some("a group is not closed".into()),
+            K::GroupUnopened => Some("a `)` closes no group".into()),
+            K::ClassUnclosed => Some("a `[` class is not closed".into()),
+            K::ClassRangeInvalid => Some("a class range runs backwards".into()),
+            _ => None,
+        },
+    }
+}
+
 /// Condition fields mod_dialplan_xml reads from the caller profile: every name
 /// `switch_caller_get_field_by_name()` (switch_caller.c, v1.10.12) knows.
 const CALLER_FIELDS: &[&str] = &[
@@ -831,6 +854,13 @@ fn lint_dialplan(
                         cx.push(Severity::Error, rel, doc.text_pos_at(cond.range().start).row as usize, "condition-field",
                             format!("extension `{ext_name}`: `{field}` is not a caller-profile field, so FreeSWITCH matches `{}` against an empty string", cond.attribute("expression").unwrap_or("")),
                             format!("for a channel variable write `field=\"${{{field}}}\"`; caller-profile fields are {}", CALLER_FIELDS[..8].join(", ") + ", ..."));
+                    }
+                }
+                if let Some(expr) = cond.attribute("expression") {
+                    if let Some(why) = pcre_rejects(expr) {
+                        cx.push(Severity::Error, rel, doc.text_pos_at(cond.range().start).row as usize, "regex",
+                            format!("extension `{ext_name}`: `{expr}` is not a valid regular expression ({why}): FreeSWITCH logs a compile error and the condition never matches"),
+                            "fix the expression (a literal `+` is written `\\+`)".into());
                     }
                 }
                 if cond.attribute("field") == Some("destination_number") {

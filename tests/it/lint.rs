@@ -270,7 +270,7 @@ fn condition_fields_must_exist() {
     std::fs::create_dir_all(dir.join("dialplan")).unwrap();
     std::fs::write(
         dir.join("dialplan/x.xml"),
-        "<include>\n  <context name=\"x\">\n    <extension name=\"a\">\n      <condition field=\"sip_to_user\" expression=\"^1$\"/>\n      <condition field=\"${sip_to_user}\" expression=\"^1$\"/>\n      <condition field=\"caller_id_number\" expression=\"^1$\">\n        <action application=\"hangup\"/>\n      </condition>\n    </extension>\n  </context>\n</include>\n",
+        "<include>\n  <context name=\"x\">\n    <extension name=\"a\">\n      <condition field=\"sip_to_user\" expression=\"^1$\"/>\n      <condition field=\"${sip_to_user}\" expression=\"^1$\"/>\n      <condition field=\"caller_id_number\" expression=\"^1$\">\n        <action application=\"hangup\"/>\n      </condition>\n    </extension>\n    <extension name=\"b\">\n      <condition field=\"destination_number\" expression=\"^\\+?(+1646)$\"/>\n      <condition field=\"destination_number\" expression=\"^(?!911)\\d+$\"/>\n    </extension>\n  </context>\n</include>\n",
     )
     .unwrap();
     let (code, f) = lint_json(&["--conf", dir.to_str().unwrap()]);
@@ -281,4 +281,8 @@ fn condition_fields_must_exist() {
         .collect();
     assert_eq!(fields.len(), 1, "{f:#?}");
     assert_eq!(fields[0]["line"], 4);
+    // A `+` with nothing to repeat is refused; a look-ahead (valid PCRE) is not judged.
+    let regex: Vec<_> = f.iter().filter(|x| x["check"] == "regex").collect();
+    assert_eq!(regex.len(), 1, "{f:#?}");
+    assert_eq!(regex[0]["line"], 11);
 }
