@@ -712,6 +712,17 @@ fn lint_inbound(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway, profile: Option
 
 fn lint_gateway(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway) {
     let name = &g.name;
+    // parse_gateways(): `switch_regex_match(name, "^[\\w\\.\\-\\_]+$")`, else "Ignoring
+    // invalid name" and the gateway is not loaded at all.
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        cx.push(Severity::Error, rel, g.line, "gateway-name",
+            format!("gateway name `{name}`: mod_sofia loads only names of letters, digits, `_`, `.` and `-` (it logs \"Ignoring invalid name\" and skips this gateway)"),
+            "rename the gateway".into());
+    }
     for (p, v) in &g.params {
         if p == "sip_cid_type" {
             cx.push(Severity::Warning, rel, g.line, "gateway-param",
@@ -842,6 +853,20 @@ fn lint_dialplan(
     let have_gateway_files = files
         .keys()
         .any(|k| matches!(classify(k), FileKind::Gateway { .. }));
+    // Contexts (of this file) that bridge out through a gateway.
+    let outbound: std::collections::BTreeSet<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("context"))
+        .filter(|c| {
+            c.descendants().any(|a| {
+                a.has_tag_name("action")
+                    && a.attribute("application") == Some("bridge")
+                    && a.attribute("data")
+                        .is_some_and(|d| d.contains("sofia/gateway/"))
+            })
+        })
+        .filter_map(|c| c.attribute("name"))
+        .collect();
     for ctx in doc.descendants().filter(|n| n.has_tag_name("context")) {
         let ctx_name = ctx.attribute("name").unwrap_or("");
         for ext in ctx.children().filter(|n| n.has_tag_name("extension")) {
@@ -910,6 +935,18 @@ fn lint_dialplan(
                     }
                     if app == "set" && data.trim() == "hangup_after_bridge=true" {
                         hangup_after_bridge = true;
+                    }
+                    // `transfer EXT [DIALPLAN [CONTEXT]]` from a trunk's inbound context into
+                    // a context with outbound routes: trunk callers reach the trunk again.
+                    if matches!(app, "transfer" | "execute_extension") {
+                        if let Some(via) = inbound_contexts.get(ctx_name) {
+                            let target = data.split_whitespace().nth(2).unwrap_or(ctx_name);
+                            if target != ctx_name && outbound.contains(target) {
+                                cx.push(Severity::Warning, rel, line, "toll-fraud",
+                                    format!("context `{ctx_name}` receives inbound calls from gateway `{via}` and sends them with `{app}` into `{target}`, which bridges out through a gateway: callers from the trunk can make calls on your account"),
+                                    "send trunk calls only to extensions or contexts without outbound routes".into());
+                            }
+                        }
                     }
                     if app == "export"
                         && bridges_seen > 0

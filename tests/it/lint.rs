@@ -286,3 +286,28 @@ fn condition_fields_must_exist() {
     assert_eq!(regex.len(), 1, "{f:#?}");
     assert_eq!(regex[0]["line"], 11);
 }
+
+/// A trunk's inbound context that transfers calls into a context with outbound routes
+/// lets trunk callers out again (toll fraud), as a bridge there would.
+#[test]
+fn transfer_from_the_inbound_context_to_outbound_routes_is_toll_fraud() {
+    let dir = std::env::temp_dir().join(format!("switchyard-it-lint-xfer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("dialplan")).unwrap();
+    std::fs::create_dir_all(dir.join("sip_profiles/external")).unwrap();
+    std::fs::write(
+        dir.join("sip_profiles/external/t.xml"),
+        "<include>\n  <gateway name=\"t\">\n    <param name=\"username\" value=\"u\"/>\n    <param name=\"password\" value=\"a-long-secret\"/>\n    <param name=\"realm\" value=\"sip.example\"/>\n    <param name=\"extension\" value=\"auto_to_user\"/>\n    <param name=\"context\" value=\"in\"/>\n  </gateway>\n</include>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("dialplan/d.xml"),
+        "<include>\n  <context name=\"in\">\n    <extension name=\"all\">\n      <condition field=\"destination_number\" expression=\"^(.*)$\">\n        <action application=\"transfer\" data=\"$1 XML out\"/>\n      </condition>\n    </extension>\n  </context>\n  <context name=\"out\">\n    <extension name=\"trunk\">\n      <condition field=\"destination_number\" expression=\"^(\\d+)$\">\n        <action application=\"bridge\" data=\"sofia/gateway/t/$1\"/>\n      </condition>\n    </extension>\n  </context>\n</include>\n",
+    )
+    .unwrap();
+    let (_, f) = lint_json(&["--conf", dir.to_str().unwrap()]);
+    assert!(
+        has(&f, "toll-fraud", "dialplan/d.xml", 5, "warning"),
+        "{f:#?}"
+    );
+}

@@ -43,6 +43,11 @@ fn gateway_mistakes_lint_flags_are_real() {
         gw("undef", "$${sy_nope_proxy}"),
     )
     .unwrap();
+    std::fs::write(
+        h.conf("sip_profiles/external/spaced.xml"),
+        gw("wavix us", "192.0.2.1"),
+    )
+    .unwrap();
     std::fs::create_dir_all(h.conf("sip_profiles/carrier2")).unwrap();
     std::fs::write(
         h.conf("sip_profiles/carrier2/lost.xml"),
@@ -68,6 +73,18 @@ fn gateway_mistakes_lint_flags_are_real() {
     assert!(
         out.stdout
             .contains("sip_profiles/carrier2/lost.xml:1: error[gateway-unincluded]"),
+        "{}",
+        out.stdout
+    );
+    // A name mod_sofia refuses: never loaded, and said only in its log.
+    assert!(
+        fs.log().contains("Ignoring invalid name 'wavix us'"),
+        "{}",
+        fs.log_tail(20)
+    );
+    assert!(
+        out.stdout
+            .contains("sip_profiles/external/spaced.xml:2: error[gateway-name]"),
         "{}",
         out.stdout
     );
