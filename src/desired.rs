@@ -45,6 +45,8 @@ pub enum Edit {
         name: String,
         value: String,
     },
+    /// Remove the `cmd` definitions of `name`.
+    PreProcessRemove { cmd: String, name: String },
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +264,14 @@ pub fn build(
                     });
                 }
             }
+            TaskKind::PreProcess(t) if t.state == crate::playbook::FileState::Absent => {
+                for name in t.vars.keys() {
+                    f.edits.push(Edit::PreProcessRemove {
+                        cmd: t.cmd.clone(),
+                        name: name.clone(),
+                    });
+                }
+            }
             TaskKind::PreProcess(t) => {
                 for (name, value) in &t.vars {
                     let value = render(&value.0).map_err(terr)?;
@@ -321,6 +331,9 @@ pub fn apply_edits(base: &str, edits: &[Edit]) -> Result<String, String> {
             Edit::PreProcess { cmd, name, value } => {
                 crate::freeswitch::preprocess::ensure(&text, cmd, name, value)
                     .map_err(|e| e.to_string())?
+            }
+            Edit::PreProcessRemove { cmd, name } => {
+                crate::freeswitch::preprocess::remove(&text, cmd, name)
             }
         };
     }

@@ -101,6 +101,9 @@ pub struct HostPlan {
     /// `fs_cli` handler commands triggered by this change.
     pub handlers: Vec<String>,
     pub gateways: Vec<ManagedGateway>,
+    /// Pre-process variables switchyard has defined, per file, once this plan is applied
+    /// (kept in the state record).
+    pub vars_set: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl HostPlan {
@@ -140,7 +143,30 @@ pub fn plan(
         "one fact per desired file"
     );
     let mut files = Vec::new();
+    let mut vars_set = prior.map(|p| p.vars.clone()).unwrap_or_default();
     for (d, fact) in desired.files.iter().zip(facts) {
+        // A removal applies only to variables switchyard itself defined in this file.
+        let ours = vars_set.entry(d.path.clone()).or_default();
+        let edits: Vec<crate::desired::Edit> = d
+            .edits
+            .iter()
+            .filter(|e| match e {
+                crate::desired::Edit::PreProcessRemove { name, .. } => ours.contains(name),
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        for e in &d.edits {
+            match e {
+                crate::desired::Edit::PreProcess { name, .. } => {
+                    ours.insert(name.clone());
+                }
+                crate::desired::Edit::PreProcessRemove { name, .. } => {
+                    ours.remove(name);
+                }
+                _ => {}
+            }
+        }
         let err = |message: String| PlanError::File {
             path: d.path.clone(),
             message,
@@ -205,8 +231,8 @@ pub fn plan(
             None => None,
         };
         let new_text = match (&d.base, &old_text) {
-            (Some(b), _) => apply_edits(b, &d.edits).map_err(err)?,
-            (None, Some(cur)) => apply_edits(cur, &d.edits).map_err(err)?,
+            (Some(b), _) => apply_edits(b, &edits).map_err(err)?,
+            (None, Some(cur)) => apply_edits(cur, &edits).map_err(err)?,
             (None, None) if old.is_none() => {
                 return Err(err(format!(
                     "does not exist, and task{} `{}` only edit{} an existing file",
@@ -373,12 +399,14 @@ pub fn plan(
             }
         }
     }
+    vars_set.retain(|_, v| !v.is_empty());
     Ok(HostPlan {
         host: desired.host.clone(),
         files,
         reload,
         handlers,
         gateways,
+        vars_set,
     })
 }
 
@@ -443,5 +471,7 @@ pub fn reverse(p: &HostPlan, allow: Disruption) -> HostPlan {
         reload,
         handlers: Vec::new(),
         gateways,
+        // The rollback restores the prior state record as it was.
+        vars_set: std::collections::BTreeMap::new(),
     }
 }

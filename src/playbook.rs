@@ -129,6 +129,9 @@ pub struct PreProcessTask {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Option<Mode>,
+    /// `absent`: remove the `cmd` definitions of these variables (values ignored).
+    #[serde(default)]
+    pub state: FileState,
 }
 
 fn default_vars_xml() -> String {

@@ -794,6 +794,7 @@ fn new_record(prior: Option<&HostState>, p: &HostPlan, owed: Vec<Step>) -> Vec<u
         applied_by: crate::state::who(),
         files,
         owed,
+        vars: p.vars_set.clone(),
     }
     .to_bytes()
 }

@@ -32,6 +32,10 @@ pub struct HostState {
     /// (Older records call it `pending`.)
     #[serde(alias = "pending")]
     pub owed: Vec<Step>,
+    /// Absolute path → pre-process variables switchyard defined there: the only ones a
+    /// `preprocess: {state: absent}` task removes (an operator's own lines are not ours).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl HostState {

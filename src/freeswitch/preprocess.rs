@@ -167,6 +167,23 @@ pub fn parse(content: &str) -> Vec<Directive> {
         .collect()
 }
 
+/// Remove every definition of `name` made with `cmd` (the lines an `ensure` with the same
+/// `cmd` wrote). Definitions by other commands stay: a stock `stun-set` line is not
+/// switchyard's to remove.
+pub fn remove(content: &str, cmd: &str, name: &str) -> String {
+    let defs: Vec<usize> = parse(content)
+        .into_iter()
+        .filter(|d| d.cmd == cmd && d.data.split_once('=').map(|(n, _)| n) == Some(name))
+        .map(|d| d.line)
+        .collect();
+    content
+        .split_inclusive('\n')
+        .enumerate()
+        .filter(|(i, _)| !defs.contains(&(i + 1)))
+        .map(|(_, l)| l)
+        .collect()
+}
+
 /// Ensure `name` is defined exactly once, by `cmd`, with `value`.
 ///
 /// The first existing definition of `name` (by any setting command, or by a misspelt

@@ -306,3 +306,54 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
         again.all()
     );
 }
+
+/// Removing `external_ip` takes switchyard's own pre-process lines out of vars.xml (a
+/// profile restart then applies it); a host whose lines an operator wrote by hand keeps them.
+#[test]
+fn removing_external_ip_removes_only_switchyards_own_lines() {
+    let fleet = Fleet::new("extip", 2);
+    let ext = fleet.inventory("ext.yml", &|_, _| "external_ip: 203.0.113.7\n".into());
+    let out = apply(&fleet, &ext, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let h = &fleet.hosts[0];
+    assert!(h
+        .read("vars.xml")
+        .contains("data=\"external_rtp_ip=203.0.113.7\""));
+
+    // pbx2: an operator's own line, never written by switchyard (its record forgets vars).
+    let h2 = &fleet.hosts[1];
+    let record = h2.conf(".switchyard/state.json");
+    let mut st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    st.as_object_mut().unwrap().remove("vars");
+    std::fs::write(&record, st.to_string()).unwrap();
+
+    let none = fleet.inventory("none.yml", &|_, _| String::new());
+    let out = apply(&fleet, &none, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let vars = h.read("vars.xml");
+    assert!(!vars.contains("203.0.113.7"), "{vars}");
+    let r = host_report(&out, "pbx1");
+    assert!(
+        r["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["action"]["command"] == "sofia profile external restart"),
+        "{r:#}"
+    );
+    assert!(h2
+        .read("vars.xml")
+        .contains("data=\"external_rtp_ip=203.0.113.7\""));
+    // Converged: nothing more to do.
+    let again = apply(&fleet, &none, &[]);
+    assert_eq!(
+        host_report(&again, "pbx1")["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["status"] != "ok")
+            .count(),
+        0
+    );
+}
