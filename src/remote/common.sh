@@ -14,6 +14,16 @@ sy_die() {
     exit 6
 }
 
+# sy_ids: after a `cd` into a folder, check that `..` is the folder we came from ($sy_prev)
+# and make this one $sy_prev: one `stat` for both (the walk's cost is process start-ups).
+sy_ids() {
+    sy_both=$(stat -c %d:%i .. .) || exit 6
+    [ "${sy_both%%
+*}" = "$sy_prev" ] || return 1
+    sy_prev=${sy_both#*
+}
+}
+
 # sy_enter ROOT REL [OWNER GROUP]: make the folder ROOT/REL the current folder. With an
 # owner, missing folders are created (mode 0750, that owner and group: FreeSWITCH must be
 # able to read what goes in them); without, a missing folder returns 1.
@@ -30,8 +40,7 @@ sy_enter() {
         sy_die "the conf root $1 is a symbolic link: set freeswitch_conf_root to the folder it points to"
     fi
     cd -P -- "$sy_c" || sy_die "cannot enter the conf root $1"
-    [ "$(stat -c %d:%i ..)" = "$sy_prev" ] || sy_die "the conf root $1 was replaced while switchyard entered it"
-    sy_prev=$(stat -c %d:%i .) || exit 6
+    sy_ids || sy_die "the conf root $1 was replaced while switchyard entered it"
     sy_rest=$2
     while [ -n "$sy_rest" ]; do
         sy_c=${sy_rest%%/*}
@@ -49,9 +58,8 @@ sy_enter() {
             chown -h -- "$3:$4" "$sy_c" || exit 6
         fi
         cd -P -- "$sy_c" || sy_die "$2: cannot enter \`$sy_c\`"
-        [ "$(stat -c %d:%i ..)" = "$sy_prev" ] ||
+        sy_ids ||
             sy_die "$2: \`$sy_c\` is not a folder of the conf root (replaced while switchyard walked to it)"
-        sy_prev=$(stat -c %d:%i .) || exit 6
     done
 }
 

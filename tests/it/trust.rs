@@ -174,7 +174,13 @@ fn secrets_never_leak_into_any_output_channel() {
 }
 
 /// Start `apply` in the background (stdout discarded, stderr kept for assertions).
-fn spawn_apply(fleet: &Fleet, inv: &std::path::Path, kh: &str) -> std::process::Child {
+/// `apply --no-verify` (then `extra`) in the background, stderr piped.
+fn spawn_apply(
+    fleet: &Fleet,
+    inv: &std::path::Path,
+    kh: &str,
+    extra: &[&str],
+) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args([
             "apply",
@@ -185,6 +191,7 @@ fn spawn_apply(fleet: &Fleet, inv: &std::path::Path, kh: &str) -> std::process::
             kh,
             "--no-verify",
         ])
+        .args(extra)
         .env("SWITCHYARD_HISTORY", fleet.dir.join("h.jsonl"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -261,7 +268,7 @@ fn a_host_killed_mid_apply_keeps_every_file_whole_and_the_next_run_converges() {
             }
         }
         let _ = std::fs::remove_file(fleet.hosts[i].conf(".switchyard/state.json"));
-        let mut child = spawn_apply(&fleet, &inv, &kh);
+        let mut child = spawn_apply(&fleet, &inv, &kh, &[]);
         // Wait for the write phase (its first temp file), then cut everything at `delay_ms`.
         let deadline = Instant::now() + Duration::from_secs(20);
         while fleet.hosts[i].temp_leftovers().is_empty() {
@@ -321,7 +328,7 @@ fn concurrent_runs_on_one_host_do_not_interleave() {
     let kh = fleet.known_hosts.to_str().unwrap().to_string();
     let inv_a = fleet.inventory("a.yml", &|_, _| "wavix_password: run-A-pass\n".into());
     let inv_b = fleet.inventory("b.yml", &|_, _| "wavix_password: run-B-pass\n".into());
-    let a = spawn_apply(&fleet, &inv_a, &kh);
+    let a = spawn_apply(&fleet, &inv_a, &kh, &[]);
     let owner = fleet.hosts[i].conf(".switchyard/lock.owner");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !owner.exists() {
@@ -528,20 +535,8 @@ fn a_controller_killed_before_its_freeswitch_steps_converges_on_the_next_run() {
     let gated = fleet.inventory("gated.yml", &|_, _| {
         format!("wavix_password: secret2\nfs_cli: {}\n", gate.display())
     });
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "apply",
-            "-i",
-            gated.to_str().unwrap(),
-            &pb(),
-            "--known-hosts",
-        ])
-        .arg(&fleet.known_hosts)
-        .env("SWITCHYARD_HISTORY", fleet.dir.join("h.jsonl"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let kh = fleet.known_hosts.to_str().unwrap().to_string();
+    let mut child = spawn_apply(&fleet, &gated, &kh, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !reached.exists() {
         assert!(
@@ -598,22 +593,7 @@ fn sigterm_lets_hosts_in_flight_finish_and_starts_no_other() {
     fleet.wait_ready();
     let kh = fleet.known_hosts.to_str().unwrap().to_string();
     let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "apply",
-            "-i",
-            inv.to_str().unwrap(),
-            &pb(),
-            "--known-hosts",
-            &kh,
-            "--forks",
-            "1",
-        ])
-        .env("SWITCHYARD_HISTORY", fleet.dir.join("h.jsonl"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_apply(&fleet, &inv, &kh, &["--forks", "1"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while fleet.hosts[i].temp_leftovers().is_empty() {
         assert!(Instant::now() < deadline, "the write never started");
