@@ -139,7 +139,9 @@ fn failover_only_when_the_route_failed() {
     // The primary region down: a failed OPTIONS ping marks its gateway DOWN (mod_sofia also
     // drops a REGED registration to FAILED then), and calls fail over at once.
     w.provider.stop();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // Usually within a ping interval (the closed port answers the OPTIONS with ICMP); when
+    // a ping was already in flight, only after its SIP timeout (timer F, 32 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
     while w.fs().gateway("wavix").1 != "DOWN" {
         assert!(
             std::time::Instant::now() < deadline,
@@ -307,7 +309,7 @@ fn ip_auth_trunk_on_a_real_freeswitch() {
     // The provider goes away: the gateway goes DOWN, and `verify` says so.
     w.provider.stop();
     w.fs()
-        .wait_gateway("wavix_ip", "NOREG", Some("DOWN"), Duration::from_secs(20));
+        .wait_gateway("wavix_ip", "NOREG", Some("DOWN"), Duration::from_secs(45));
     let v = w.fleet.run("verify", &inv, &[]);
     assert_eq!(v.code, 1, "{}", v.all());
     assert!(
@@ -319,7 +321,7 @@ fn ip_auth_trunk_on_a_real_freeswitch() {
     // It comes back: the next ping finds it, and `verify` passes again.
     w.provider.resume();
     w.fs()
-        .wait_gateway("wavix_ip", "NOREG", Some("UP"), Duration::from_secs(20));
+        .wait_gateway("wavix_ip", "NOREG", Some("UP"), Duration::from_secs(45));
     let v = w.fleet.run("verify", &inv, &[]);
     assert_eq!(v.code, 0, "{}", v.all());
 }
