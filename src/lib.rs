@@ -21,6 +21,37 @@
 //! - [`vault`]: age-encrypted secrets; [`secret`] keeps every secret out of output;
 //! - [`cli`]: the command line, the only place errors become text and exit codes.
 
+/// `println!`/`eprintln!`/`print!`/`eprint!` that never panic: a closed stdout or stderr
+/// (`switchyard apply ... | head`) loses the text, not the run: hosts in flight still finish
+/// their write, steps and verification.
+#[macro_use]
+mod output {
+    macro_rules! println {
+        ($($t:tt)*) => {{
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout(), $($t)*);
+        }};
+    }
+    macro_rules! eprintln {
+        ($($t:tt)*) => {{
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), $($t)*);
+        }};
+    }
+    macro_rules! print {
+        ($($t:tt)*) => {{
+            use std::io::Write as _;
+            let _ = write!(std::io::stdout(), $($t)*);
+        }};
+    }
+    macro_rules! eprint {
+        ($($t:tt)*) => {{
+            use std::io::Write as _;
+            let _ = write!(std::io::stderr(), $($t)*);
+        }};
+    }
+}
+
 pub mod cli;
 pub mod demo;
 pub mod desired;

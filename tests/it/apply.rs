@@ -311,3 +311,36 @@ fn unknown_and_changed_host_keys_are_refused() {
     assert_eq!(changed.code, 1);
     assert!(changed.stderr.contains("HAS CHANGED"), "{}", changed.stderr);
 }
+
+/// `switchyard apply ... 2>&1 | head` closes the pipe early: the run must not panic (it used
+/// to exit 101 at its first write), and the hosts still converge.
+#[test]
+fn a_closed_output_pipe_ends_nothing_but_the_output() {
+    let fleet = Fleet::new("epipe", 2);
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "apply",
+            "-i",
+            inv.to_str().unwrap(),
+            &wavix(),
+            "--known-hosts",
+        ])
+        .arg(&fleet.known_hosts)
+        .arg("--json")
+        .env("SWITCHYARD_HISTORY", fleet.dir.join("h.jsonl"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close both read ends at once, as `head` does after its lines.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    for h in &fleet.hosts {
+        assert!(h
+            .read("sip_profiles/external/wavix.xml")
+            .contains("secret1"));
+    }
+}
