@@ -17,6 +17,7 @@ pub mod lint;
 pub mod standin;
 
 use std::net::UdpSocket;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -360,6 +361,8 @@ impl Provider {
             .args(["-DD", "-E"])
             .stdout(Stdio::null())
             .stderr(log)
+            // Its own process group: Kamailio forks workers, and stopping must take them too.
+            .process_group(0)
             .spawn()
             .expect("start kamailio");
         self.child = Some(child);
@@ -402,15 +405,20 @@ impl Provider {
         self.launch();
     }
 
-    /// The provider goes away (unreachable) until [`Provider::resume`].
+    /// The provider goes away (unreachable) until [`Provider::resume`]: Kamailio and its
+    /// workers (its process group) are stopped.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let group = format!("-{}", c.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = c.kill();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .stderr(Stdio::null())
+                .status();
             let _ = c.wait();
         }
     }
