@@ -128,6 +128,22 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Drift when the host's file is not what switchyard last wrote there; else pending (the
+/// inputs changed).
+fn difference_of(prior: Option<&HostState>, path: &str, old_sha256: Option<&str>) -> Difference {
+    match prior.and_then(|p| p.files.get(path)) {
+        Some(r) if Some(r.as_str()) != old_sha256 => Difference::Drift,
+        _ => Difference::Pending,
+    }
+}
+
+/// Whether any of `texts` holds a known secret or a password-like param's value.
+fn holds_secret(desired: &HostDesired, texts: &[&str]) -> bool {
+    texts
+        .iter()
+        .any(|t| desired.redactor.contains_known(t) || crate::secret::mask_secret_params(t) != *t)
+}
+
 /// Compute the plan of one host. Pure: no I/O.
 ///
 /// `prior` is the host's state record: steps it still owes are folded into this plan.
@@ -189,12 +205,8 @@ pub fn plan(
             let Some(old_bytes) = old else { continue };
             let text = String::from_utf8_lossy(&old_bytes).into_owned();
             let old_sha256 = Some(sha256_hex(&old_bytes));
-            let difference = match prior.and_then(|p| p.files.get(&d.path)) {
-                Some(r) if Some(r) != old_sha256.as_ref() => Difference::Drift,
-                _ => Difference::Pending,
-            };
-            let secret = desired.redactor.contains_known(&text)
-                || crate::secret::mask_secret_params(&text) != text;
+            let difference = difference_of(prior, &d.path, old_sha256.as_deref());
+            let secret = holds_secret(desired, &[&text]);
             files.push(FilePlan {
                 rel: d.rel.clone(),
                 path: d.path.clone(),
@@ -285,13 +297,8 @@ pub fn plan(
             FileStatus::Ok
         };
         let old_sha256 = old.as_deref().map(sha256_hex);
-        let difference = (status != FileStatus::Ok).then(|| {
-            let recorded = prior.and_then(|p| p.files.get(&d.path));
-            match recorded {
-                Some(r) if Some(r) != old_sha256.as_ref() => Difference::Drift,
-                _ => Difference::Pending,
-            }
-        });
+        let difference = (status != FileStatus::Ok)
+            .then(|| difference_of(prior, &d.path, old_sha256.as_deref()));
         let diff = if content_changed {
             match (&old, &old_text) {
                 (Some(_), None) => "(binary content replaced)\n".to_string(),
@@ -319,12 +326,11 @@ pub fn plan(
                 Some(d.mode.unwrap_or(0o640)),
             ),
         };
-        let secret = [old_text.as_deref(), std::str::from_utf8(&new).ok()]
+        let texts: Vec<&str> = [old_text.as_deref(), std::str::from_utf8(&new).ok()]
             .into_iter()
             .flatten()
-            .any(|t| {
-                desired.redactor.contains_known(t) || crate::secret::mask_secret_params(t) != t
-            });
+            .collect();
+        let secret = holds_secret(desired, &texts);
         files.push(FilePlan {
             rel: d.rel.clone(),
             path: d.path.clone(),

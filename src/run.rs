@@ -337,9 +337,6 @@ pub async fn run_play(
     let mut queue = hosts.into_iter();
     for (b, size) in sizes.iter().enumerate() {
         let batch: Vec<_> = queue.by_ref().take(*size).collect();
-        if aborted.is_none() && crate::interrupt::requested() {
-            aborted = Some("interrupted (SIGINT/SIGTERM)".into());
-        }
         if let Some(why) = &aborted {
             for (h, _) in batch {
                 let r = HostReport::new(&h.name, b + 1).fail(
@@ -676,10 +673,7 @@ async fn apply_changes(
                     crate::freeswitch::FileKind::Gateway { .. }
                 ) && f.content_changed
             });
-            let restarted = p.reload.steps.iter().any(|st| {
-                st.action == Action::Restart
-                    || matches!(&st.action, Action::Api(c) if c.ends_with(" restart") || c.ends_with(" rescan") || c.contains(" killgw "))
-            });
+            let restarted = p.reload.steps.iter().any(|st| st.action.reloads_gateways());
             if s.verify && (gw_changed || restarted) && !p.gateways.is_empty() {
                 let v = crate::verify::gateways(
                     t,
@@ -810,12 +804,7 @@ async fn write_record(
 ) -> Result<(), String> {
     let record = new_record(prior, p, owed);
     let op = record_op(record_path, &record);
-    let (cmd, stdin) = script::write(&host.freeswitch.conf_root, &[op], &[])?;
-    match t.exec(&cmd, &stdin).await {
-        Ok(out) if out.ok() && out.stdout_text().contains("switchyard-write-ok") => Ok(()),
-        Ok(out) => Err(out.stderr_text().trim().to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+    send_write(t, &host.freeswitch.conf_root, &[op], &[]).await
 }
 
 /// Writing the state record: in switchyard's private folder, owned by the login, 0600.
@@ -877,7 +866,17 @@ async fn write_files(
         .changed()
         .map(|f| (f.path.as_str(), f.old_sha256.as_deref()))
         .collect();
-    let (cmd, stdin) = script::write(&fs.conf_root, &ops, &expect)?;
+    send_write(t, &fs.conf_root, &ops, &expect).await
+}
+
+/// One write round trip (src/remote/write.sh), its outcome read from its answer.
+async fn send_write(
+    t: &mut Transport,
+    conf_root: &str,
+    ops: &[FileOp<'_>],
+    expect: &[(&str, Option<&str>)],
+) -> Result<(), String> {
+    let (cmd, stdin) = script::write(conf_root, ops, expect)?;
     match t.exec(&cmd, &stdin).await {
         Ok(out) if out.ok() && out.stdout_text().contains("switchyard-write-ok") => Ok(()),
         Ok(out) => Err(format!(

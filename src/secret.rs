@@ -147,24 +147,18 @@ pub const SHORT: usize = 6;
 fn replace_tokens(text: &str, secret: &str) -> String {
     let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find(secret) {
-        let before = out.chars().last().or_else(|| rest[..i].chars().last());
-        let before = if i > 0 {
-            rest[..i].chars().last()
-        } else {
-            before
-        };
-        let after = rest[i + secret.len()..].chars().next();
-        out.push_str(&rest[..i]);
-        if word(before) || word(after) {
-            out.push_str(secret);
-        } else {
-            out.push_str(MASK);
+    let mut copied = 0;
+    for (i, _) in text.match_indices(secret) {
+        let end = i + secret.len();
+        // Judged on the original text around the match.
+        if word(text[..i].chars().next_back()) || word(text[end..].chars().next()) {
+            continue;
         }
-        rest = &rest[i + secret.len()..];
+        out.push_str(&text[copied..i]);
+        out.push_str(MASK);
+        copied = end;
     }
-    out.push_str(rest);
+    out.push_str(&text[copied..]);
     out
 }
 

@@ -121,6 +121,20 @@ impl ReloadPlan {
     }
 }
 
+impl Action {
+    /// After this step the gateways load or register again (a restart, a profile restart
+    /// or rescan, a killgw): they must be verified, whatever files changed.
+    pub fn reloads_gateways(&self) -> bool {
+        match self {
+            Action::Restart => true,
+            Action::Api(c) => {
+                c.starts_with("sofia profile ")
+                    && (c.contains(" killgw ") || c.ends_with(" rescan") || c.ends_with(" restart"))
+            }
+        }
+    }
+}
+
 /// Where a step goes among the others: gateways killed before anything reloads them; the
 /// XML (and ACLs) reloaded before profiles rescan; restarts last.
 fn rank(a: &Action) -> u8 {
@@ -466,6 +480,9 @@ mod tests {
                 "sofia profile external rescan"
             ]
         );
+        assert!(p.steps.iter().all(|s| s.action.reloads_gateways()));
+        assert!(!Action::Api("reloadxml".into()).reloads_gateways());
+        assert!(!Action::Api("reloadacl".into()).reloads_gateways());
     }
 
     fn cmds(p: &ReloadPlan) -> (Vec<String>, Vec<String>) {
