@@ -6,7 +6,7 @@
 //! itself is played by the test suite's stand-in `fs_cli` (tests/fixtures), with a fake
 //! provider that accepts the demo trunk passwords, so the demo needs no PBX.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::script::quote;
 
@@ -57,7 +57,9 @@ pub fn make_host(dir: &Path, accounts: &serde_json::Value) -> Result<(), BoxErro
     )
 }
 
-pub async fn run(dir: &Path, reset: bool, check: bool) -> Result<i32, BoxError> {
+/// Lay out the demo fleet in `dir` (created on first use, kept after; `reset` starts again
+/// from stock conf trees) with the shipped playbook and templates; returns the folder.
+pub fn prepare(dir: &Path, reset: bool) -> Result<PathBuf, BoxError> {
     if !Path::new("/usr/bin/python3").exists() {
         return Err("the demo's stand-in FreeSWITCH (tests/fixtures/fs_cli_standin.py) needs /usr/bin/python3: `apt-get install python3-minimal`".into());
     }
@@ -119,26 +121,5 @@ pub async fn run(dir: &Path, reset: bool, check: bool) -> Result<i32, BoxError> 
     for (n, t) in TEMPLATES {
         write(&dir.join("templates").join(n), t)?;
     }
-    let inv = crate::inventory::Inventory::load(&dir.join("inventory.yml"))?;
-    let pb = crate::playbook::Playbook::load(&dir.join("playbooks/wavix.yml"))?;
-    let ssh = crate::transport::SshOptions {
-        known_hosts: crate::transport::SshOptions::default_known_hosts(),
-        accept_new_host_keys: false,
-    };
-    let mode = if check {
-        crate::run::Mode::Check
-    } else {
-        crate::run::Mode::Apply
-    };
-    let opts = crate::run::RunOptions {
-        forks: 10,
-        ..crate::run::RunOptions::new(mode, ssh)
-    };
-    let (code, _) = crate::cli::execute(&inv, &pb, &opts, true, crate::cli::Output::Human).await?;
-    eprintln!(
-        "\nThe demo fleet is in {}: run `switchyard demo` again and nothing changes; edit {} and run it again to see a diff.",
-        dir.display(),
-        dir.join("inventory.yml").display()
-    );
-    Ok(code)
+    Ok(dir)
 }

@@ -14,6 +14,19 @@ use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
 /// The prefix that marks a keyed digest in reports and plans.
 pub const KEYED: &str = "hmac-sha256:";
 
@@ -67,8 +80,7 @@ fn load_or_create() -> Result<Vec<u8>, String> {
         .open(&path)
     {
         Ok(mut f) => {
-            writeln!(f, "{}", crate::plan::hex(&key))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            writeln!(f, "{}", hex(&key)).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(key)
         }
         // Another run created it first: use theirs.
@@ -131,10 +143,7 @@ pub fn published(plain_hex: &str, secret: bool) -> String {
 
 /// The publishable digest of a secret-bearing file whose plain sha256 is `plain_hex`.
 pub fn keyed(plain_hex: &str) -> String {
-    format!(
-        "{KEYED}{}",
-        crate::plan::hex(&hmac(key(), plain_hex.as_bytes()))
-    )
+    format!("{KEYED}{}", hex(&hmac(key(), plain_hex.as_bytes())))
 }
 
 #[cfg(test)]
@@ -145,7 +154,7 @@ mod tests {
     fn hmac_matches_rfc_4231_case_2() {
         let mac = hmac(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(
-            crate::plan::hex(&mac),
+            hex(&mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }

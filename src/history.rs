@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::PlayReport;
+use crate::outcome::PlayReport;
 
 pub fn default_path() -> PathBuf {
     if let Some(p) = std::env::var_os("SWITCHYARD_HISTORY") {
@@ -43,7 +43,7 @@ pub fn record(path: &Path, kind: &str, plays: &[PlayReport]) -> std::io::Result<
         std::fs::create_dir_all(dir)?;
     }
     let mut lines = String::new();
-    let at = crate::state::now();
+    let at = crate::clock::now();
     let who = crate::state::who();
     for p in plays {
         for h in &p.hosts {
@@ -79,53 +79,33 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Entry>> {
         .collect())
 }
 
-/// `1h`, `30m`, `2d`, `45s` → seconds.
-pub fn parse_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = num.parse().ok()?;
-    Some(match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return None,
-    })
+/// The parts of a recorded host report that the `history` listing shows, read with types
+/// (records written by older versions may lack some; they read as empty).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Summary {
+    pub status: String,
+    pub files: Vec<FileSummary>,
+    pub steps: Vec<StepSummary>,
+    pub error: Option<String>,
 }
 
-/// UTC `YYYY-MM-DDTHH:MM:SSZ` for an epoch second (no time-zone database needed).
-pub fn iso(t: u64) -> String {
-    let days = (t / 86400) as i64;
-    let secs = t % 86400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FileSummary {
+    pub rel: String,
+    pub status: String,
+    pub difference: Option<String>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StepSummary {
+    pub command: String,
+}
 
-    #[test]
-    fn time_helpers() {
-        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso(1_795_703_108), "2026-11-26T14:25:08Z");
-        assert_eq!(parse_duration("15m"), Some(900));
-        assert_eq!(parse_duration("2d"), Some(172_800));
-        assert_eq!(parse_duration("x"), None);
+impl Entry {
+    pub fn summary(&self) -> Summary {
+        Summary::deserialize(&self.report).unwrap_or_default()
     }
 }

@@ -97,18 +97,7 @@ mod secs {
     }
 }
 
-/// Where FreeSWITCH lives on a host and how to talk to it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FreeSwitch {
-    /// Conf root: `/usr/local/freeswitch/conf` for source builds, `/etc/freeswitch` for packages.
-    pub conf_root: String,
-    pub owner: String,
-    pub group: String,
-    /// The `fs_cli` command line (without `-x`), e.g. `fs_cli -H 127.0.0.1 -P 8021 -p ClueCon`.
-    pub fs_cli: String,
-    /// Shell command that restarts FreeSWITCH (only ever run when a play allows restarts).
-    pub restart_command: String,
-}
+pub use crate::freeswitch::FreeSwitch;
 
 /// One host of the inventory with its merged variables.
 #[derive(Debug, Clone)]

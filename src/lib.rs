@@ -15,11 +15,15 @@
 //! - [`state`]: the record kept on each host (last written hashes, steps still owed);
 //! - [`verify`]: polling gateway registration;
 //! - [`run`]: the pipeline over hosts and batches; check, drift and review stop after the plan;
-//! - [`report`]: human and JSON output; [`review`]: saved plans and markdown summaries;
+//! - [`outcome`]: the per-host reports and typed errors everything downstream reads;
+//! - [`report`]: human and JSON output; [`review`]: pull-request summaries of a plan;
 //! - [`history`]: the local run history; [`watch`]: the scheduled drift agent;
-//! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors);
+//! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors),
+//!   knowing nothing of playbooks or inventories;
 //! - [`vault`]: age-encrypted secrets; [`secret`] keeps every secret out of output;
-//! - [`cli`]: the command line, the only place errors become text and exit codes.
+//! - [`clock`] and [`xml`]: small leaves (time, XML escaping and well-formedness);
+//! - [`cli`]: global options and dispatch; [`commands`]: one module per verb; [`exit`]: the
+//!   one place outcomes and errors become exit codes.
 
 /// `println!`/`eprintln!`/`print!`/`eprint!` that never panic: a closed stdout or stderr
 /// (`switchyard apply ... | head`) loses the text, not the run: hosts in flight still finish
@@ -53,15 +57,19 @@ mod output {
 }
 
 pub mod cli;
+pub mod clock;
+pub mod commands;
 pub mod demo;
 pub mod desired;
 pub mod diff;
 pub mod digest;
+pub mod exit;
 pub mod facts;
 pub mod freeswitch;
 pub mod history;
 pub mod interrupt;
 pub mod inventory;
+pub mod outcome;
 pub mod plan;
 pub mod playbook;
 pub mod report;
@@ -77,3 +85,4 @@ pub mod transport;
 pub mod vault;
 pub mod verify;
 pub mod watch;
+pub mod xml;

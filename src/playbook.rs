@@ -291,20 +291,7 @@ impl<'de> Deserialize<'de> for RawSerial {
     }
 }
 
-/// Which disruptive steps a play may take to make its changes take effect.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Disruption {
-    /// Only non-disruptive steps (`reloadxml`, `rescan`, `killgw`); others are reported pending.
-    #[default]
-    None,
-    /// Sofia profile restarts too (drops the profile's calls).
-    Profile,
-    /// Full FreeSWITCH restarts too.
-    Restart,
-}
+pub use crate::freeswitch::reload::Disruption;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -9,17 +9,82 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::freeswitch::lint::{Finding, Severity};
+use crate::outcome::{HostReport, HostStatus, Mode, PlayReport};
 use crate::plan::FileStatus;
-use crate::run::{HostReport, HostStatus, Mode, PlayReport};
+
+/// Colour on the terminal: statuses and diff lines. Decided once per run by the command
+/// line (`--color auto|always|never`, `NO_COLOR`), never by the report itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color && !text.is_empty() {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// A host status, coloured as people expect: green ok, yellow changed, red failures.
+    pub fn status(self, s: HostStatus) -> String {
+        let code = match s {
+            HostStatus::Ok => "32",
+            HostStatus::Changed => "33",
+            HostStatus::NotRun => "2",
+            _ => "1;31",
+        };
+        self.paint(code, s.label())
+    }
+
+    /// A unified diff with `+` green, `-` red, `~` (secret changed) yellow, `@@` cyan.
+    pub fn diff(self, d: &str) -> String {
+        if !self.color {
+            return d.to_string();
+        }
+        d.split_inclusive('\n')
+            .map(|l| {
+                let (body, nl) = match l.strip_suffix('\n') {
+                    Some(b) => (b, "\n"),
+                    None => (l, ""),
+                };
+                let code = if body.starts_with("+++") || body.starts_with("---") {
+                    "1"
+                } else if body.starts_with('+') {
+                    "32"
+                } else if body.starts_with('-') {
+                    "31"
+                } else if body.starts_with('~') {
+                    "33"
+                } else if body.starts_with("@@") {
+                    "36"
+                } else {
+                    ""
+                };
+                if code.is_empty() {
+                    l.to_string()
+                } else {
+                    format!("{}{nl}", self.paint(code, body))
+                }
+            })
+            .collect()
+    }
+
+    pub fn failed(self, text: &str) -> String {
+        self.paint("1;31", text)
+    }
+}
 
 /// One host's block, printed when the host is done.
-pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode) -> String {
+pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode, style: Style) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "{} [{}]{}",
         r.host,
-        r.status.label(),
+        style.status(r.status),
         if r.restart_pending {
             " (restart pending)"
         } else {
@@ -27,7 +92,7 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode) -> String {
         }
     );
     if let Some(e) = &r.error {
-        let _ = writeln!(s, "  error     {e}");
+        let _ = writeln!(s, "  {}     {e}", style.failed("error"));
     }
     if let Some(rb) = &r.rollback {
         let _ = writeln!(s, "  rollback  {rb}");
@@ -53,7 +118,11 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode) -> String {
         "ran"
     };
     for st in &r.steps {
-        let mark = if st.ok { "" } else { "  FAILED" };
+        let mark = if st.ok {
+            String::new()
+        } else {
+            format!("  {}", style.failed("FAILED"))
+        };
         let _ = writeln!(s, "  {verb:<9} {}  # {}{mark}", st.command, st.reason);
         if !st.ok && !st.output.is_empty() {
             for l in st.output.lines() {
@@ -68,7 +137,7 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode) -> String {
             p.action,
             p.reason,
             match p.disruption {
-                crate::playbook::Disruption::Profile => "profile",
+                crate::freeswitch::reload::Disruption::Profile => "profile",
                 _ => "restart",
             }
         );
@@ -93,7 +162,7 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode) -> String {
     if show_diff {
         for f in &r.files {
             if !f.diff.is_empty() {
-                s.push_str(&f.diff);
+                s.push_str(&style.diff(&f.diff));
                 if !f.diff.ends_with('\n') {
                     s.push('\n');
                 }
@@ -103,16 +172,30 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode) -> String {
     s
 }
 
-/// The end-of-run recap: one line per host, failures first.
-pub fn recap(plays: &[PlayReport]) -> String {
+/// `1 host`, `3 hosts`.
+pub fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The end-of-run recap: one line per host, failures first, then one line of host totals.
+///
+/// Host lines count that host's managed files (`files: 2 changed, 1 created, 5 ok`) and
+/// name the FreeSWITCH steps run (or that would run), so a restart is never hidden behind
+/// a plain `ok`; the last line counts hosts, and says so.
+pub fn recap(plays: &[PlayReport], style: Style) -> String {
     let mut s = String::new();
     for p in plays {
-        let mode = match p.mode {
-            Mode::Check => "check",
-            Mode::Apply => "apply",
-            Mode::Verify => "verify",
-        };
-        let _ = writeln!(s, "\nRECAP {mode}: {} ({} hosts)", p.play, p.hosts.len());
+        let _ = writeln!(
+            s,
+            "\nRECAP {}: {} ({})",
+            p.mode.label(),
+            p.play,
+            count(p.hosts.len(), "host")
+        );
         let mut hosts: Vec<&HostReport> = p.hosts.iter().collect();
         hosts.sort_by_key(|h| {
             let rank = match h.status {
@@ -124,56 +207,73 @@ pub fn recap(plays: &[PlayReport]) -> String {
             (rank, h.batch)
         });
         let width = hosts.iter().map(|h| h.host.len()).max().unwrap_or(4).max(4);
+        let verb = if p.mode == Mode::Check {
+            "would run"
+        } else {
+            "ran"
+        };
         for h in hosts {
-            let count = |st: FileStatus| h.files.iter().filter(|f| f.status == st).count();
-            let mut line = format!(
-                "  {:<width$}  {:<11}  ok={} changed={} created={}",
-                h.host,
-                h.status.label(),
-                count(FileStatus::Ok),
-                count(FileStatus::Changed),
-                count(FileStatus::Created)
-            );
+            let label = h.status.label();
+            let pad = " ".repeat(11usize.saturating_sub(label.len()));
+            let mut line = format!("  {:<width$}  {}{pad}", h.host, style.status(h.status));
+            let files: Vec<String> = [
+                (FileStatus::Changed, "changed"),
+                (FileStatus::Created, "created"),
+                (FileStatus::Removed, "removed"),
+                (FileStatus::Ok, "ok"),
+            ]
+            .iter()
+            .map(|(st, name)| (h.files_with(*st), name))
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, name)| format!("{n} {name}"))
+            .collect();
+            if !files.is_empty() {
+                let _ = write!(line, "  files: {}", files.join(", "));
+            }
+            let steps: Vec<&str> = h
+                .steps
+                .iter()
+                .filter(|st| st.ok && !st.command.starts_with("(rollback)"))
+                .map(|st| st.command.as_str())
+                .collect();
+            if !steps.is_empty() && h.status != HostStatus::NotRun {
+                let _ = write!(line, "  {verb}: {}", steps.join("; "));
+            }
             if h.restart_pending {
                 line.push_str("  restart pending");
             }
             if let Some(e) = &h.error {
-                let first = e.lines().next().unwrap_or("");
+                let first = e.message.lines().next().unwrap_or("");
                 let _ = write!(line, "  {}", truncate(first, 160));
             }
             let _ = writeln!(s, "{line}");
         }
-        let count = |st: HostStatus| p.hosts.iter().filter(|h| h.status == st).count();
-        let _ = writeln!(
-            s,
-            "  total: ok={} changed={} failed={} unreachable={} rolled_back={} not_run={}",
-            count(HostStatus::Ok),
-            count(HostStatus::Changed),
-            count(HostStatus::Failed),
-            count(HostStatus::Unreachable),
-            count(HostStatus::RolledBack),
-            count(HostStatus::NotRun)
-        );
+        let totals: Vec<String> = [
+            (HostStatus::Changed, "changed"),
+            (HostStatus::Ok, "ok"),
+            (HostStatus::Failed, "failed"),
+            (HostStatus::Unreachable, "unreachable"),
+            (HostStatus::RolledBack, "rolled back"),
+            (HostStatus::NotRun, "not run"),
+        ]
+        .iter()
+        .map(|(st, name)| (p.count(*st), name))
+        .filter(|(n, name)| *n > 0 || matches!(**name, "changed" | "ok" | "failed"))
+        .map(|(n, name)| format!("{n} {name}"))
+        .collect();
+        let _ = writeln!(s, "  hosts: {}", totals.join(", "));
         if let Some(a) = &p.aborted {
-            let changed: Vec<&str> = p
-                .hosts
-                .iter()
-                .filter(|h| h.status == HostStatus::Changed)
-                .map(|h| h.host.as_str())
-                .collect();
-            let failed: Vec<&str> = p
-                .hosts
-                .iter()
-                .filter(|h| h.status.is_failure())
-                .map(|h| h.host.as_str())
-                .collect();
-            let untouched: Vec<&str> = p
-                .hosts
-                .iter()
-                .filter(|h| h.status == HostStatus::NotRun)
-                .map(|h| h.host.as_str())
-                .collect();
-            let _ = writeln!(s, "  ROLLOUT ABORTED: {a}");
+            let names = |f: &dyn Fn(&HostReport) -> bool| -> Vec<&str> {
+                p.hosts
+                    .iter()
+                    .filter(|h| f(h))
+                    .map(|h| h.host.as_str())
+                    .collect()
+            };
+            let changed = names(&|h| h.status == HostStatus::Changed);
+            let failed = names(&|h| h.status.is_failure());
+            let untouched = names(&|h| h.status == HostStatus::NotRun);
+            let _ = writeln!(s, "  {} {a}", style.failed("ROLLOUT ABORTED:"));
             let _ = writeln!(s, "    changed:       {}", list(&changed));
             let _ = writeln!(s, "    failed:        {}", list(&failed));
             let _ = writeln!(s, "    never touched: {}", list(&untouched));

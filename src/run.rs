@@ -9,33 +9,23 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::desired::{self, HostDesired};
 use crate::facts::{self, FileFact};
 use crate::freeswitch::lint::{self, Finding, Severity};
 use crate::freeswitch::reload::{Action, Step};
-use crate::freeswitch::status::{self, GatewayStatus};
+use crate::freeswitch::status;
 use crate::inventory::{Host, Inventory};
-use crate::plan::{self, FilePlan, HostPlan};
+use crate::outcome::{
+    ErrorKind, Event, HostReport, HostStatus, Mode, OnEvent, PlayReport, StepResult,
+};
+use crate::plan::{self, HostPlan};
 use crate::playbook::{BatchSize, Disruption, HostOrder, Play, Playbook};
 use crate::script::{self, FileOp};
 use crate::state::{HostState, STATE_REL};
 use crate::template::Templates;
 use crate::transport::{SshOptions, Transport};
-
-/// How far the pipeline goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Stop after the plan: change nothing anywhere.
-    Check,
-    /// Apply, run the FreeSWITCH steps, verify, roll back on failure.
-    Apply,
-    /// Only poll the managed gateways.
-    Verify,
-}
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -53,7 +43,7 @@ pub struct RunOptions {
     /// Seed for `order: shuffle` (reproducible runs in tests).
     pub shuffle_seed: u64,
     /// Apply only what this reviewed plan holds (`apply --plan`).
-    pub saved_plan: Option<Arc<crate::review::SavedPlan>>,
+    pub saved_plan: Option<Arc<crate::plan::SavedPlan>>,
     /// In check mode, also read each managed gateway's state once (drift agents).
     pub gateway_snapshot: bool,
 }
@@ -77,117 +67,6 @@ impl RunOptions {
         }
     }
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HostStatus {
-    Ok,
-    Changed,
-    Failed,
-    Unreachable,
-    RolledBack,
-    /// Never touched: the rollout stopped before its batch.
-    NotRun,
-}
-
-impl HostStatus {
-    pub fn is_failure(self) -> bool {
-        matches!(
-            self,
-            HostStatus::Failed | HostStatus::Unreachable | HostStatus::RolledBack
-        )
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            HostStatus::Ok => "ok",
-            HostStatus::Changed => "changed",
-            HostStatus::Failed => "failed",
-            HostStatus::Unreachable => "unreachable",
-            HostStatus::RolledBack => "rolled back",
-            HostStatus::NotRun => "not run",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StepResult {
-    pub command: String,
-    pub reason: String,
-    pub output: String,
-    pub ok: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HostReport {
-    pub host: String,
-    pub batch: usize,
-    pub status: HostStatus,
-    pub error: Option<String>,
-    pub files: Vec<FilePlan>,
-    /// FreeSWITCH steps: planned (check) or run (apply).
-    pub steps: Vec<StepResult>,
-    pub pending: Vec<Step>,
-    /// Steps a past apply wrote files for but never confirmed done (killed, refused, cut
-    /// off), which this run performs (or, checking, would): FreeSWITCH runs other than what
-    /// its files say until they run.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub owed: Vec<Step>,
-    pub restart_pending: bool,
-    pub gateways: Vec<GatewayStatus>,
-    pub rollback: Option<String>,
-    pub findings: Vec<Finding>,
-    /// Remote commands run for this host after authentication.
-    pub remote_commands: u64,
-    pub seconds: f64,
-}
-
-impl HostReport {
-    /// Some file changed on the host since switchyard last wrote it, or FreeSWITCH was
-    /// never told about files a past apply wrote (steps owed).
-    pub fn has_drift(&self) -> bool {
-        !self.owed.is_empty()
-            || self
-                .files
-                .iter()
-                .any(|f| f.difference == Some(crate::plan::Difference::Drift))
-    }
-
-    fn new(host: &str, batch: usize) -> HostReport {
-        HostReport {
-            host: host.to_string(),
-            batch,
-            status: HostStatus::Ok,
-            error: None,
-            files: Vec::new(),
-            steps: Vec::new(),
-            pending: Vec::new(),
-            owed: Vec::new(),
-            restart_pending: false,
-            gateways: Vec::new(),
-            rollback: None,
-            findings: Vec::new(),
-            remote_commands: 0,
-            seconds: 0.0,
-        }
-    }
-    fn fail(mut self, status: HostStatus, error: String) -> HostReport {
-        self.status = status;
-        self.error = Some(error);
-        self
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PlayReport {
-    pub play: String,
-    pub mode: Mode,
-    pub hosts: Vec<HostReport>,
-    /// Why the rollout stopped early, if it did.
-    pub aborted: Option<String>,
-}
-
-/// Called with each host's report as soon as the host is done.
-pub type OnHost = Arc<dyn Fn(&HostReport) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -246,7 +125,7 @@ pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
         })
         .collect();
     let mut out = lint::lint(Some(&host.name), &files);
-    out.extend(lint::lint_host(host));
+    out.extend(lint::lint_install(&host.name, &host.freeswitch));
     for f in &mut out {
         f.message = d.redactor.redact(&f.message);
         f.fix = d.redactor.redact(&f.fix);
@@ -286,7 +165,7 @@ pub async fn run_play(
     pb: &Playbook,
     play: &Play,
     opts: &RunOptions,
-    on_host: OnHost,
+    on_event: OnEvent,
 ) -> Result<PlayReport, RunError> {
     let mut hosts = desired_states(inv, pb, play, opts.limit.as_deref());
     if hosts.is_empty() {
@@ -314,6 +193,7 @@ pub async fn run_play(
     if errors > 0 && opts.mode == Mode::Apply {
         return Err(RunError::Lint { errors, findings });
     }
+    on_event(Event::Selected { hosts: hosts.len() });
 
     let allow = opts.allow.unwrap_or(play.allow);
     let serial = opts.serial.clone().unwrap_or_else(|| play.serial.clone());
@@ -340,10 +220,10 @@ pub async fn run_play(
         if let Some(why) = &aborted {
             for (h, _) in batch {
                 let r = HostReport::new(&h.name, b + 1).fail(
-                    HostStatus::NotRun,
+                    ErrorKind::NotRun,
                     format!("the rollout stopped before this batch: {why}"),
                 );
-                on_host(&r);
+                on_event(Event::Done(&r));
                 reports.push(r);
             }
             continue;
@@ -353,7 +233,7 @@ pub async fn run_play(
             let host = h.clone();
             let sem = sem.clone();
             let settings = settings.clone();
-            let on_host = on_host.clone();
+            let on_event = on_event.clone();
             let host_findings: Vec<Finding> = findings
                 .iter()
                 .filter(|f| f.host.as_deref() == Some(&h.name))
@@ -366,17 +246,17 @@ pub async fn run_play(
                 let _permit = sem.acquire_owned().await.expect("semaphore open");
                 if crate::interrupt::requested() {
                     let r = HostReport::new(&host.name, b + 1).fail(
-                        HostStatus::NotRun,
-                        "interrupted (SIGINT/SIGTERM) before this host started".into(),
+                        ErrorKind::NotRun,
+                        "interrupted (SIGINT/SIGTERM) before this host started",
                     );
-                    on_host(&r);
+                    on_event(Event::Done(&r));
                     return (i, r);
                 }
                 let started = Instant::now();
-                let mut r = process_host(&host, d, &settings, b + 1).await;
+                let mut r = process_host(&host, d, &settings, b + 1, &on_event).await;
                 r.findings.splice(0..0, host_findings);
                 r.seconds = started.elapsed().as_secs_f64();
-                on_host(&r);
+                on_event(Event::Done(&r));
                 (i, r)
             });
         }
@@ -387,7 +267,7 @@ pub async fn run_play(
                 Err(e) => batch_reports.push((
                     usize::MAX,
                     HostReport::new("?", b + 1)
-                        .fail(HostStatus::Failed, format!("internal error: {e}")),
+                        .fail(ErrorKind::Internal, format!("internal error: {e}")),
                 )),
             }
         }
@@ -433,7 +313,7 @@ struct HostSettings {
     verify_timeout: Duration,
     verify_interval: Duration,
     drain_timeout: Duration,
-    saved_plan: Option<Arc<crate::review::SavedPlan>>,
+    saved_plan: Option<Arc<crate::plan::SavedPlan>>,
     gateway_snapshot: bool,
 }
 
@@ -442,19 +322,30 @@ async fn process_host(
     desired: Result<HostDesired, String>,
     s: &HostSettings,
     batch: usize,
+    on_event: &OnEvent,
 ) -> HostReport {
     let report = HostReport::new(&host.name, batch);
     let desired = match desired {
         Ok(d) => d,
-        Err(e) => return report.fail(HostStatus::Failed, e),
+        Err(e) => return report.fail(ErrorKind::Render, e),
     };
-    let mut t =
-        match Transport::connect_with_retries(&host.connection, &s.ssh, host.connection.retries)
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => return report.fail(HostStatus::Unreachable, e.to_string()),
-        };
+    let mut t = match Transport::connect_with_retries(
+        &host.connection,
+        &s.ssh,
+        host.connection.retries,
+        |attempt, of| {
+            on_event(Event::Retrying {
+                host: &host.name,
+                attempt,
+                of,
+            })
+        },
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => return report.fail(ErrorKind::Unreachable, e),
+    };
     let commands = t.commands.clone();
     let mut r = pipeline(&mut t, host, &desired, s, report).await;
     r.remote_commands = commands.load(std::sync::atomic::Ordering::Relaxed);
@@ -469,7 +360,7 @@ async fn process_host(
 fn redact_report(r: &mut HostReport, red: &crate::secret::Redactor) {
     let mask = |s: &mut String| *s = red.redact(s);
     if let Some(e) = r.error.as_mut() {
-        mask(e);
+        mask(&mut e.message);
     }
     if let Some(n) = r.rollback.as_mut() {
         mask(n);
@@ -508,19 +399,19 @@ async fn pipeline(
     paths.push(&record_path);
     let mut facts = match facts::gather(t, &desired.conf_root, &paths).await {
         Ok(f) => f,
-        Err(e) => return r.fail(HostStatus::Failed, e.to_string()),
+        Err(e) => return r.fail(ErrorKind::Gather, e.to_string()),
     };
     let prior_bytes = match facts.pop() {
         Some(FileFact::Present { content, .. }) => Some(content),
         Some(FileFact::Unreadable(why)) => {
-            return r.fail(HostStatus::Failed, format!("{record_path} {why}"))
+            return r.fail(ErrorKind::Gather, format!("{record_path} {why}"))
         }
         _ => None,
     };
     let prior = prior_bytes.as_deref().and_then(HostState::parse);
     let p = match plan::plan(desired, &facts, s.allow, prior.as_ref()) {
         Ok(p) => p,
-        Err(e) => return r.fail(HostStatus::Failed, e.to_string()),
+        Err(e) => return r.fail(ErrorKind::Plan, e.to_string()),
     };
     // Lint the final content of every managed file (edits included) as one configuration.
     let finals: BTreeMap<String, String> = p
@@ -589,14 +480,11 @@ async fn pipeline(
         .and_then(|sp| sp.refusal(&host.name, &p.files))
     {
         r.files = p.files;
-        return r.fail(HostStatus::Failed, reason);
+        return r.fail(ErrorKind::NotReviewed, reason);
     }
     if !post_errors.is_empty() && p.has_changes() {
         r.files = p.files;
-        return r.fail(
-            HostStatus::Failed,
-            format!("lint: {}", post_errors.join("; ")),
-        );
+        return r.fail(ErrorKind::Lint, format!("lint: {}", post_errors.join("; ")));
     }
     if !p.has_changes()
         && p.reload.steps.is_empty()
@@ -613,13 +501,17 @@ async fn pipeline(
         "{} pid {} since {}",
         crate::state::who(),
         std::process::id(),
-        crate::history::iso(crate::state::now())
+        crate::clock::iso(crate::clock::now())
     );
     let lock = match t.lock(&desired.conf_root, &owner).await {
         Ok(l) => l,
         Err(e) => {
             r.files = p.files;
-            return r.fail(HostStatus::Failed, e);
+            let kind = match e {
+                crate::transport::LockError::Held(_) => ErrorKind::LockHeld,
+                crate::transport::LockError::Failed(_) => ErrorKind::Gather,
+            };
+            return r.fail(kind, e.to_string());
         }
     };
     let r = apply_changes(t, host, s, p, prior_bytes, prior.as_ref(), &record_path, r).await;
@@ -643,13 +535,13 @@ async fn apply_changes(
     let record = new_record(prior, &p, p.reload.owed());
     if let Err(e) = write_files(t, host, &p, Some(record_op(record_path, &record))).await {
         r.files = p.files;
-        return r.fail(HostStatus::Failed, e);
+        return r.fail(ErrorKind::Write, e);
     }
     // 2. FreeSWITCH steps
     let (results, failure) = run_steps(t, host, &p, s).await;
     r.steps = results;
     let failure = match failure {
-        Some(f) if f.refused => {
+        Some(f) if f.kind == ErrorKind::StepRefused => {
             // FreeSWITCH declined a step (a profile restart too soon after the profile
             // started) even after waiting: the files are right and nothing was half done,
             // so nothing is rolled back; the step stays owed for the next run.
@@ -661,9 +553,9 @@ async fn apply_changes(
                 Err(e) => format!("; could not record it as owed: {e}"),
             };
             r.files = p.files;
-            return r.fail(HostStatus::Failed, format!("{}{note}", f.message));
+            return r.fail(ErrorKind::StepRefused, format!("{}{note}", f.message));
         }
-        Some(f) => Some(f.message),
+        Some(f) => Some((f.kind, f.message)),
         None => {
             // 3. verify: after a gateway change, and after anything that restarted a
             // profile or FreeSWITCH (every gateway registers again then).
@@ -684,24 +576,29 @@ async fn apply_changes(
                 )
                 .await;
                 r.gateways = v.gateways;
-                v.failure
+                v.failure.map(|m| (ErrorKind::VerifyFailed, m))
             } else {
                 None
             }
         }
     };
-    let Some(reason) = failure else {
+    let Some((kind, reason)) = failure else {
         // Every step ran and the gateways are healthy: only what was not allowed stays owed.
         if let Err(e) =
             write_record(t, host, record_path, prior, &p, p.reload.pending.clone()).await
         {
             r.files = p.files;
             return r.fail(
-                HostStatus::Failed,
+                ErrorKind::StateRecord,
                 format!("the change is in effect, but the state record could not be updated: {e}"),
             );
         }
         r.files = p.files;
+        // Owed steps run with no file to write still changed the host (a profile
+        // restart is never reported as plain `ok`).
+        if r.steps.iter().any(|st| st.ok) {
+            r.status = HostStatus::Changed;
+        }
         return r;
     };
     // 4. roll back
@@ -714,7 +611,7 @@ async fn apply_changes(
     if let Err(e) = write_files(t, host, &back, Some(restore_record)).await {
         r.files = p.files;
         return r.fail(
-            HostStatus::Failed,
+            ErrorKind::RollbackFailed,
             format!("{reason}; ROLLBACK FAILED while restoring files: {e}"),
         );
     }
@@ -749,7 +646,7 @@ async fn apply_changes(
     } else {
         notes.join("; ")
     });
-    r.fail(HostStatus::RolledBack, reason)
+    r.rolled_back(kind, reason)
 }
 
 fn planned_steps(p: &HostPlan) -> Vec<StepResult> {
@@ -784,7 +681,7 @@ fn new_record(prior: Option<&HostState>, p: &HostPlan, owed: Vec<Step>) -> Vec<u
     }
     HostState {
         version: 1,
-        applied_at: crate::state::now(),
+        applied_at: crate::clock::now(),
         applied_by: crate::state::who(),
         files,
         owed,
@@ -893,8 +790,9 @@ async fn send_write(
 /// Why the FreeSWITCH steps did not all succeed.
 struct StepFailure {
     message: String,
-    /// FreeSWITCH declined to do it now (and still did after waiting): nothing half done.
-    refused: bool,
+    /// `StepRefused`: FreeSWITCH declined to do it now (and still did after waiting),
+    /// nothing half done; `CallsActive`: the step never ran; else `StepFailed`.
+    kind: ErrorKind,
 }
 
 /// Run the planned steps and handlers in one command and read every answer. A step
@@ -931,7 +829,7 @@ async fn run_steps(
                 Vec::new(),
                 Some(StepFailure {
                     message: e,
-                    refused: false,
+                    kind: ErrorKind::CallsActive,
                 }),
             );
         }
@@ -953,7 +851,7 @@ async fn run_steps(
                     results,
                     Some(StepFailure {
                         message: format!("running FreeSWITCH commands failed: {e}"),
-                        refused: false,
+                        kind: ErrorKind::StepFailed,
                     }),
                 )
             }
@@ -985,7 +883,10 @@ async fn run_steps(
             if let Err(e) = &check {
                 failure.get_or_insert_with(|| StepFailure {
                     message: format!("`{action}`: {e}"),
-                    refused: matches!(e, status::ApiFailure::Refused { .. }),
+                    kind: match e {
+                        status::ApiFailure::Refused { .. } => ErrorKind::StepRefused,
+                        _ => ErrorKind::StepFailed,
+                    },
                 });
             }
             results.push(StepResult {
@@ -994,7 +895,10 @@ async fn run_steps(
                 output: body.trim().to_string(),
                 ok: check.is_ok(),
             });
-            if failure.as_ref().is_some_and(|f| f.refused) {
+            if failure
+                .as_ref()
+                .is_some_and(|f| f.kind == ErrorKind::StepRefused)
+            {
                 break;
             }
         }
@@ -1058,7 +962,7 @@ async fn verify_only(
     .await;
     r.gateways = v.gateways;
     match v.failure {
-        Some(f) => r.fail(HostStatus::Failed, f),
+        Some(f) => r.fail(ErrorKind::VerifyFailed, f),
         None => r,
     }
 }

@@ -213,6 +213,78 @@ pub fn split_steps(out: &str) -> Vec<(usize, String, i32)> {
 mod tests {
     use super::*;
 
+    /// The generated commands as a reviewer reads them: the fixed program (a file of
+    /// src/remote/) named, every value switchyard passes shown as the quoted argument the
+    /// host's shell receives.
+    #[test]
+    fn generated_commands() {
+        let named = |cmd: String, parts: &[&str], name: &str| -> String {
+            let prefix = program(parts, &[]);
+            let rest = cmd
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("{name}: not the program: {cmd}"));
+            format!("sh -c <{name}> sh{rest}")
+        };
+        let root = "/etc/freeswitch";
+        let gathered = gather(
+            root,
+            &[
+                "/etc/freeswitch/sip_profiles/external/wavix.xml",
+                "/etc/freeswitch/dialplan/it's $(x).xml",
+            ],
+        );
+        let locked = lock(root, "ops@ctl pid 42 since 2026-11-27T10:00:00Z");
+        let (written, stdin) = write(
+            root,
+            &[
+                FileOp::Write {
+                    path: "/etc/freeswitch/sip_profiles/external/wavix.xml",
+                    content: b"<include/>\n",
+                    owner: "freeswitch",
+                    group: "freeswitch",
+                    mode: 0o640,
+                },
+                FileOp::Remove {
+                    path: "/etc/freeswitch/directory/default/1001.xml",
+                },
+            ],
+            &[
+                (
+                    "/etc/freeswitch/sip_profiles/external/wavix.xml",
+                    Some("ab12"),
+                ),
+                ("/etc/freeswitch/directory/default/1001.xml", None),
+            ],
+        )
+        .unwrap();
+        let stepped = steps(
+            "fs_cli -p 'pw'",
+            "systemctl restart freeswitch",
+            &[
+                crate::freeswitch::reload::Action::Api("sofia profile external rescan".into()),
+                crate::freeswitch::reload::Action::Restart,
+            ],
+        );
+        insta::assert_snapshot!(format!(
+            "{}\n\n{}\n\n{}\nstdin: {:?}\n\n{}\n\n{}",
+            named(gathered, &[GATHER], "gather.sh"),
+            named(locked, &[COMMON, LOCK], "common.sh+lock.sh"),
+            named(written, &[COMMON, WRITE], "common.sh+write.sh"),
+            String::from_utf8_lossy(&stdin),
+            stepped,
+            become_root("echo 'hi'"),
+        ));
+        // A path outside the conf root is refused before any command exists.
+        assert!(write(
+            root,
+            &[FileOp::Remove {
+                path: "/etc/passwd"
+            }],
+            &[]
+        )
+        .is_err());
+    }
+
     #[test]
     fn quoting_survives_hostile_values() {
         assert_eq!(quote("reloadxml"), "reloadxml");

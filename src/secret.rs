@@ -7,7 +7,8 @@
 
 use serde_json::Value;
 
-use crate::inventory::Vars;
+/// Variables as the inventory holds them (name → JSON value).
+type Vars = std::collections::BTreeMap<String, serde_json::Value>;
 
 pub const MASK: &str = "********";
 
@@ -78,7 +79,7 @@ impl Redactor {
         if secret.is_empty() {
             return;
         }
-        for form in [secret.to_string(), crate::template::xml_escape(secret)] {
+        for form in [secret.to_string(), crate::xml::escape(secret)] {
             if !self.secrets.contains(&form) {
                 self.secrets.push(form);
             }

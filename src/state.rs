@@ -50,13 +50,6 @@ impl HostState {
     }
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Name of this process's user and primary group (`id -un`, `id -gn`), `root` if unknown:
 /// the owner of files on the local transport (demo, tests).
 pub fn current_user_and_group() -> (String, String) {

@@ -43,22 +43,6 @@ pub enum TemplateError {
     },
 }
 
-/// Escape for XML text and attribute values.
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Template contexts are built from serde values.
 pub trait FromSerde {
     fn from_serde<T: serde::Serialize>(v: T) -> Self;
@@ -99,7 +83,8 @@ impl Templates {
                 } else {
                     value.to_string()
                 };
-                out.write_str(&xml_escape(&s)).map_err(JinjaError::from)
+                out.write_str(&crate::xml::escape(&s))
+                    .map_err(JinjaError::from)
             }
         });
         env.add_filter("preprocess", |v: String| -> Result<Value, JinjaError> {
@@ -264,44 +249,14 @@ fn to_error(name: &str, e: &JinjaError, source: Option<&str>) -> TemplateError {
     }
 }
 
-/// Check that `text` is well-formed XML as FreeSWITCH will see it.
-///
-/// FreeSWITCH's pre-processor consumes `X-PRE-PROCESS` lines (whose `data` is raw and may
-/// hold `&` or `<`) and drops lines with `<?`, so those are blanked before parsing, keeping
-/// line numbers.
+/// Parse `text` as FreeSWITCH would read it (see [`crate::xml::well_formed`]).
 pub fn check_well_formed(name: &str, text: &str) -> Result<(), TemplateError> {
-    let cleaned: String = text
-        .split_inclusive('\n')
-        .map(|l| {
-            let t = l.trim_start();
-            if t.starts_with("<X-PRE-PROCESS") || t.starts_with("<?") {
-                if l.ends_with('\n') {
-                    "\n"
-                } else {
-                    ""
-                }
-            } else {
-                l
-            }
-        })
-        .collect();
-    let opts = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: 1_000_000,
-        ..Default::default()
-    };
-    match roxmltree::Document::parse_with_options(&cleaned, opts) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let pos = e.pos();
-            Err(TemplateError::NotWellFormed {
-                template: name.into(),
-                line: pos.row,
-                column: pos.col,
-                message: e.to_string(),
-            })
-        }
-    }
+    crate::xml::well_formed(text).map_err(|e| TemplateError::NotWellFormed {
+        template: name.into(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
+    })
 }
 
 #[cfg(test)]

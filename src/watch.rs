@@ -18,15 +18,19 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::inventory::Inventory;
+use crate::outcome::{HostReport, HostStatus, Mode, OnEvent, PlayReport};
 use crate::plan::Difference;
 use crate::playbook::Playbook;
-use crate::run::{self, HostStatus, Mode, PlayReport, RunOptions};
+use crate::run::{self, RunOptions};
+use crate::vault::Vault;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct WatchOptions {
     pub inventory: PathBuf,
     pub playbook: PathBuf,
+    /// Every round re-reads the inventory, vault-encrypted values included.
+    pub vault: Vault,
     pub every: Duration,
     pub jitter: Duration,
     pub fix: bool,
@@ -181,9 +185,9 @@ async fn round(
     o: &WatchOptions,
     m: &mut Metrics,
 ) -> Result<(Vec<PlayReport>, Vec<PlayReport>), BoxError> {
-    let inv = Inventory::load(&o.inventory)?;
+    let inv = Inventory::load_with(&o.inventory, &o.vault)?;
     let pb = Playbook::load(&o.playbook)?;
-    let quiet: run::OnHost = Arc::new(|_| {});
+    let quiet: OnEvent = Arc::new(|_| {});
     let mut checks = Vec::new();
     let mut fixes = Vec::new();
     let check_opts = RunOptions {
@@ -226,7 +230,7 @@ async fn round(
     Ok((checks, fixes))
 }
 
-pub async fn watch(o: WatchOptions) -> Result<i32, BoxError> {
+pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
     let text = Arc::new(Mutex::new(Metrics::default().render()));
     if let Some(addr) = o.listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -246,11 +250,11 @@ pub async fn watch(o: WatchOptions) -> Result<i32, BoxError> {
         // A round is never interrupted: a signal during it is handled when it ends.
         let result = round(&o, &mut m).await;
         m.rounds += 1;
-        m.last_round = crate::state::now() as f64;
+        m.last_round = crate::clock::now() as f64;
         m.last_duration = started.elapsed().as_secs_f64();
         match result {
             Ok((checks, fixes)) => {
-                let hosts: Vec<&run::HostReport> = checks.iter().flat_map(|p| &p.hosts).collect();
+                let hosts: Vec<&HostReport> = checks.iter().flat_map(|p| &p.hosts).collect();
                 m.hosts_checked = hosts.len() as u64;
                 m.hosts_drifted = hosts.iter().filter(|h| h.has_drift()).count() as u64;
                 m.hosts_unreachable = hosts.iter().filter(|h| h.status.is_failure()).count() as u64;
@@ -294,13 +298,13 @@ pub async fn watch(o: WatchOptions) -> Result<i32, BoxError> {
         }
         *text.lock().expect("metrics lock") = m.render();
         if o.rounds.is_some_and(|n| m.rounds >= n) {
-            return Ok(0);
+            return Ok(());
         }
         let pause = o.every + jitter(o.jitter);
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = term.recv() => { eprintln!("watch: SIGTERM, stopping"); return Ok(0); }
-            _ = int.recv() => { eprintln!("watch: interrupted, stopping"); return Ok(0); }
+            _ = term.recv() => { eprintln!("watch: SIGTERM, stopping"); return Ok(()); }
+            _ = int.recv() => { eprintln!("watch: interrupted, stopping"); return Ok(()); }
         }
     }
 }

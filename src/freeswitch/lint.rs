@@ -477,13 +477,12 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
     cx.out
 }
 
-/// Inventory-level settings of a host that the guide gets wrong.
-pub fn lint_host(host: &crate::inventory::Host) -> Vec<Finding> {
+/// A host's FreeSWITCH installation settings that the guide gets wrong.
+pub fn lint_install(host: &str, fs: &super::FreeSwitch) -> Vec<Finding> {
     let mut cx = Ctx {
-        host: Some(&host.name),
+        host: Some(host),
         out: Vec::new(),
     };
-    let fs = &host.freeswitch;
     let lower = fs.conf_root.to_ascii_lowercase();
     if lower.contains("/freeswitch") && !fs.conf_root.contains("/freeswitch") {
         cx.push(Severity::Error, "inventory", 0, "conf-root",

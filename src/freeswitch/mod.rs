@@ -73,6 +73,39 @@ pub struct Gateway {
     pub line: usize,
 }
 
+/// Where FreeSWITCH lives on a host and how to talk to it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FreeSwitch {
+    /// Conf root: `/usr/local/freeswitch/conf` for source builds, `/etc/freeswitch` for packages.
+    pub conf_root: String,
+    pub owner: String,
+    pub group: String,
+    /// The `fs_cli` command line (without `-x`), e.g. `fs_cli -H 127.0.0.1 -P 8021 -p ClueCon`.
+    pub fs_cli: String,
+    /// Shell command that restarts FreeSWITCH (only ever run when a play allows restarts).
+    pub restart_command: String,
+}
+
+/// FreeSWITCH's `switch_true()` (switch_utils.h): `yes`, `on`, `true`, `t`, `enabled`,
+/// `active`, `allow` (any case) or a non-zero number. Anything else is false: mod_sofia
+/// leaves a gateway unregistered unless `register` is one of these (`if
+/// (!switch_true(register_str)) gateway->state = REG_STATE_NOREG;`, sofia.c), so
+/// `register="maybe"` does not register.
+pub fn switch_true(v: &str) -> bool {
+    let v = v.trim();
+    ["yes", "on", "true", "t", "enabled", "active", "allow"]
+        .iter()
+        .any(|w| v.eq_ignore_ascii_case(w))
+        || (!v.is_empty()
+            && v.trim_start_matches(['-', '+'])
+                .chars()
+                .all(|c| c.is_ascii_digit())
+            && !v
+                .trim_start_matches(['-', '+'])
+                .trim_start_matches('0')
+                .is_empty())
+}
+
 impl Gateway {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
@@ -80,9 +113,7 @@ impl Gateway {
 
     /// `register` defaults to true in mod_sofia.
     pub fn registers(&self) -> bool {
-        self.param("register")
-            .map(|v| crate::inventory::parse_bool(v) != Some(false))
-            .unwrap_or(true)
+        self.param("register").is_none_or(switch_true)
     }
 
     /// An OPTIONS ping is configured (`ping` > 0).
@@ -171,5 +202,25 @@ mod tests {
         assert_eq!(g[0].name, "wavix");
         assert_eq!(g[0].line, 2);
         assert!(!g[0].registers());
+    }
+
+    #[test]
+    fn register_is_read_as_mod_sofia_reads_it() {
+        for yes in [
+            "true", "TRUE", "yes", "on", "t", "enabled", "active", "allow", "1", "2",
+        ] {
+            assert!(switch_true(yes), "{yes}");
+        }
+        for no in ["false", "no", "off", "0", "maybe", "", "-", "00"] {
+            assert!(!switch_true(no), "{no}");
+        }
+        let gw = |v: &str| {
+            gateways(&format!("<include><gateway name=\"g\"><param name=\"register\" value=\"{v}\"/></gateway></include>"))
+                .unwrap()
+                .remove(0)
+        };
+        // Not one of switch_true's words: mod_sofia leaves the gateway unregistered.
+        assert!(!gw("maybe").registers());
+        assert!(gw("yes").registers());
     }
 }

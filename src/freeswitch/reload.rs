@@ -20,9 +20,32 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{classify, gateways, preprocess, xml_param, FileKind};
-use crate::playbook::Disruption;
 
 /// One file's change: content before and after (`None`: absent).
+/// Which disruptive steps a play may take to make its changes take effect.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Deserialize,
+    serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Disruption {
+    /// Only non-disruptive steps (`reloadxml`, `rescan`, `killgw`); others are reported pending.
+    #[default]
+    None,
+    /// Sofia profile restarts too (drops the profile's calls).
+    Profile,
+    /// Full FreeSWITCH restarts too.
+    Restart,
+}
+
 #[derive(Debug, Clone)]
 pub struct Change<'a> {
     pub rel: &'a str,

@@ -5,7 +5,7 @@
 //! them, so this edits text, not a parsed tree: only the value attribute of the param (or
 //! the one comment around it, or one inserted line) changes; every other byte stays.
 
-use crate::template::xml_escape;
+use crate::xml::escape as xml_escape;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum XmlParamError {
@@ -131,18 +131,10 @@ pub fn set_param(
         return Err(XmlParamError::BadValue(name.to_string()));
     }
     // A broken file has no reliable structure to edit (and FreeSWITCH would reject it anyway).
-    if let Err(e) = crate::template::check_well_formed("", text) {
-        let crate::template::TemplateError::NotWellFormed {
-            line,
-            column,
-            message,
-            ..
-        } = e
-        else {
-            unreachable!("only this variant")
-        };
+    if let Err(e) = crate::xml::well_formed(text) {
         return Err(XmlParamError::Malformed(format!(
-            "line {line}, column {column}: {message}"
+            "line {}, column {}: {}",
+            e.line, e.column, e.message
         )));
     }
     let cmts = comments(text);

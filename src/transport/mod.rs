@@ -16,6 +16,16 @@ use std::time::Duration;
 use crate::inventory::{Connection, ConnectionKind};
 use crate::script;
 
+/// Why the host lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another run holds it (its owner named in the message).
+    #[error("{0}")]
+    Held(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("cannot connect to {addr}: {message}")]
@@ -145,22 +155,28 @@ impl TransportError {
 }
 
 impl Transport {
-    /// Connect, retrying transient failures `retries` times with doubling backoff.
+    /// Connect, trying again after transient failures (a refused or timed-out connection)
+    /// up to `retries` more times with a doubling pause. `on_retry(attempt, of)` is called
+    /// before each new attempt; a final error says how many attempts were made.
     pub async fn connect_with_retries(
         conn: &Connection,
         opts: &SshOptions,
         retries: u32,
-    ) -> Result<Transport, TransportError> {
+        on_retry: impl Fn(u32, u32),
+    ) -> Result<Transport, String> {
         let mut delay = std::time::Duration::from_millis(250);
-        let mut attempt = 0;
+        let mut attempt = 1;
         loop {
             match Transport::connect(conn, opts).await {
-                Err(e) if e.is_transient() && attempt < retries => {
+                Err(e) if e.is_transient() && attempt <= retries => {
                     attempt += 1;
+                    on_retry(attempt, retries + 1);
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                other => return other,
+                Err(e) if attempt > 1 => return Err(format!("{e} ({attempt} attempts)")),
+                Err(e) => return Err(e.to_string()),
+                Ok(t) => return Ok(t),
             }
         }
     }
@@ -220,7 +236,7 @@ impl Transport {
 
     /// Take the host lock in `<conf_root>/.switchyard` (src/remote/lock.sh), held until the
     /// returned guard is released or the connection drops.
-    pub async fn lock(&mut self, conf_root: &str, owner: &str) -> Result<HostLock, String> {
+    pub async fn lock(&mut self, conf_root: &str, owner: &str) -> Result<HostLock, LockError> {
         let path = format!("{conf_root}/.switchyard/lock");
         // Exit 75 (`-E`) means held by another run; any other failure (no permission, no
         // flock, a planted link) speaks for itself on stderr.
@@ -240,13 +256,18 @@ impl Transport {
             Ok((line, held)) => {
                 held.release().await;
                 Err(match line.trim().strip_prefix("LOCKED ") {
-                    Some(who) => format!(
+                    Some(who) => LockError::Held(format!(
                         "another switchyard run is changing this host (lock {path} held by {who})"
-                    ),
-                    None => format!("cannot take the host lock {path}: {}", line.trim()),
+                    )),
+                    None => LockError::Failed(format!(
+                        "cannot take the host lock {path}: {}",
+                        line.trim()
+                    )),
                 })
             }
-            Err(e) => Err(format!("cannot take the host lock {path}: {e}")),
+            Err(e) => Err(LockError::Failed(format!(
+                "cannot take the host lock {path}: {e}"
+            ))),
         }
     }
 

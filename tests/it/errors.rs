@@ -2,13 +2,6 @@
 
 use crate::harness::*;
 
-fn tmp(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("switchyard-it-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn malformed_yaml_names_file_line_and_column() {
     let d = tmp("badyaml");

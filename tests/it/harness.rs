@@ -496,6 +496,14 @@ pub fn switchyard_env(args: &[&str], env: &[(&str, &str)]) -> Out {
     }
 }
 
+/// A fresh, empty scratch folder for one test (emptied if a past run left it).
+pub fn tmp(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("switchyard-it-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// Repository path of a shipped file.
 pub fn repo(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

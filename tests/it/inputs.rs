@@ -55,7 +55,7 @@ fn cases() -> Vec<Case> {
         c("secret file world-readable", INV, "- hosts: all\n  vars: {trunk_password: s3cr3t}\n  tasks:\n    - template: {src: t.xml.j2, dest: a.xml, mode: \"0644\"}\n", "<include>\n  <p v=\"{{ trunk_password }}\"/>\n</include>\n", 1, "mode 0644 would let every user"),
         c("missing environment secret", "all:\n  hosts:\n    pbx1:\n      trunk_password: {env: SWITCHYARD_TEST_UNSET_VAR}\n", PB, TPL, 1, "environment variable `SWITCHYARD_TEST_UNSET_VAR` is not set"),
         c("vault value without a key", "all:\n  hosts:\n    pbx1:\n      trunk_password: {vault: \"-----BEGIN AGE ENCRYPTED FILE-----\\nYWdl\\n-----END AGE ENCRYPTED FILE-----\\n\"}\n", PB, TPL, 1, "no vault key was given"),
-        Case { args: &["--serial", "0%"], ..c("bad --serial", INV, PB, TPL, 1, "--serial: `0%` is not a percentage") },
+        Case { args: &["--serial", "0%"], ..c("bad --serial", INV, PB, TPL, 2, "--serial: `0%` is not a percentage") },
         Case { args: &["--forks", "many"], ..c("bad --forks", INV, PB, TPL, 2, "invalid value 'many'") },
         Case {
             env: &[("SWITCHYARD_VAULT_PASSWORD", "wrong")],

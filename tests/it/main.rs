@@ -4,6 +4,8 @@
 mod harness;
 
 mod apply;
+mod architecture;
+mod cli;
 mod errors;
 mod hostile;
 mod hostkeys;

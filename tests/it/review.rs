@@ -202,7 +202,8 @@ fn drift_is_labelled_fixed_and_recorded() {
         hist_s,
         "--json",
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    // Drift has its own exit code (3): never confused with a mistyped command line (2).
+    assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stderr
             .contains("pbx1: drift sip_profiles/external/wavix.xml"),

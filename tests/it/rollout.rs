@@ -86,6 +86,13 @@ fn max_fail_percentage_boundary_and_an_unreachable_host() {
         .unwrap()
         .to_string();
     assert!(err.contains("cannot connect"), "{err}");
+    // `ssh_retries: 1`: two attempts, and the message says so; the kind is for machines.
+    assert!(err.ends_with("(2 attempts)"), "{err}");
+    assert_eq!(
+        out.json()["plays"][0]["hosts"][2]["error_kind"],
+        "unreachable"
+    );
+    assert_eq!(out.json()["plays"][0]["hosts"][4]["error_kind"], "not_run");
     assert!(!fleet.hosts[4].exists("dialplan/wavix.xml"));
 
     // Exactly at the budget (25% = 25%): the rollout continues.

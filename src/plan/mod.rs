@@ -4,7 +4,6 @@
 //! after it; apply executes exactly what the plan says.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::desired::{apply_edits, HostDesired};
 use crate::facts::FileFact;
@@ -82,6 +81,8 @@ pub struct FilePlan {
     pub new: Vec<u8>,
     pub owner: Option<String>,
     pub group: Option<String>,
+    /// JSON: `"0640"`, as the playbook writes it and as `ls -l` people read it.
+    #[serde(serialize_with = "octal_mode")]
     pub mode: Option<u32>,
 }
 
@@ -115,18 +116,17 @@ impl HostPlan {
     }
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
+pub mod saved;
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
+pub use crate::digest::sha256_hex;
+
+fn octal_mode<S: serde::Serializer>(m: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => s.serialize_str(&format!("{m:04o}")),
+        None => s.serialize_none(),
     }
-    s
 }
+pub use saved::SavedPlan;
 
 /// Drift when the host's file is not what switchyard last wrote there; else pending (the
 /// inputs changed).

@@ -1,0 +1,99 @@
+//! `switchyard apply`: plan, write what differs, run the FreeSWITCH steps, verify, roll
+//! back on failure. `--check` stops after the plan.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{AllowArg, ConnectArgs, Context, Inputs, Output};
+use crate::exit::{CommandError, CommandResult};
+use crate::outcome::Mode;
+use crate::playbook::BatchSize;
+use crate::run::RunOptions;
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Dry run: gather and plan, change nothing on any host
+    #[arg(long, short = 'C')]
+    pub check: bool,
+    /// Show unified diffs of file changes (secrets masked)
+    #[arg(long, short = 'D')]
+    pub diff: bool,
+    /// Write one machine-readable report to stdout at the end
+    #[arg(long, conflicts_with = "json_lines")]
+    pub json: bool,
+    /// Stream one JSON object per host to stdout as each host finishes (for very large fleets)
+    #[arg(long)]
+    pub json_lines: bool,
+    /// Disruptive steps allowed to make changes take effect (overrides the play's `allow:`)
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub allow: Option<AllowArg>,
+    /// Hosts per batch: a count, a percentage, or a list such as `1,10%,100%` (overrides `serial:`)
+    #[arg(long, value_name = "SIZES")]
+    pub serial: Option<String>,
+    /// Abort remaining batches when more than this percentage of a batch fails
+    #[arg(long, value_name = "PCT")]
+    pub max_fail_percentage: Option<f64>,
+    /// Do not poll gateway registration after applying
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Apply exactly this reviewed plan (from `switchyard plan -o`); hosts whose change differs are refused
+    #[arg(long, value_name = "FILE", conflicts_with = "check")]
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub history: super::HistoryFile,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+fn parse_serial(s: &str) -> Result<Vec<BatchSize>, String> {
+    s.split(',').map(|x| BatchSize::parse(x.trim())).collect()
+}
+
+impl ApplyArgs {
+    pub fn options(&self) -> Result<RunOptions, CommandError> {
+        let mode = if self.check { Mode::Check } else { Mode::Apply };
+        Ok(RunOptions {
+            serial: self
+                .serial
+                .as_deref()
+                .map(parse_serial)
+                .transpose()
+                .map_err(|e| CommandError::usage(format!("--serial: {e}")))?,
+            max_fail_percentage: self.max_fail_percentage,
+            verify: !self.no_verify,
+            shuffle_seed: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1),
+            ..self.connect.options(mode, self.allow)
+        })
+    }
+}
+
+pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
+    crate::interrupt::install();
+    let mut opts = a.options()?;
+    let (inv, pb) = super::load(&a.inputs, &cx.vault)?;
+    if let Some(p) = &a.plan {
+        opts.saved_plan = Some(Arc::new(crate::plan::SavedPlan::load(p)?));
+    }
+    let output = if a.json_lines {
+        Output::JsonLines
+    } else if a.json {
+        Output::Json
+    } else {
+        Output::Human
+    };
+    let (status, reports) = super::execute(&inv, &pb, &opts, a.diff, output, cx.style).await?;
+    if opts.mode == Mode::Apply {
+        let path = a.history.path();
+        if let Err(e) = crate::history::record(&path, "apply", &reports) {
+            eprintln!("warning: cannot record history in {}: {e}", path.display());
+        }
+    }
+    Ok(status)
+}

@@ -1,0 +1,123 @@
+//! `switchyard inventory`: hosts, groups and merged variables as switchyard reads them,
+//! every secret masked.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Context;
+use crate::exit::{CommandResult, ExitStatus};
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Inventory file (Ansible YAML layout)
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Only this host
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Print JSON on stdout (hosts with their groups, connection and variables; groups)
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
+    let inv = super::load_inventory(&a.inventory, &cx.vault)?;
+    let hosts: Vec<&crate::inventory::Host> = inv
+        .hosts
+        .iter()
+        .filter(|h| a.host.as_ref().is_none_or(|n| &h.name == n))
+        .collect();
+    if hosts.is_empty() {
+        return Err(format!(
+            "no host `{}` in {}",
+            a.host.unwrap_or_default(),
+            a.inventory.display()
+        )
+        .into());
+    }
+    let masked = |h: &crate::inventory::Host| -> serde_json::Value {
+        let mut vars = serde_json::to_value(&h.vars).unwrap_or_default();
+        mask(&mut vars, false);
+        // Values from the vault, the environment or secret files, whatever they are called,
+        // wherever they ended up (an fs_cli line with `-p PASSWORD` included): masked in
+        // every string before anything is serialized.
+        let mut r = crate::secret::Redactor::default();
+        r.add_secrets(&h.secrets);
+        let mut v = serde_json::json!({
+            "name": h.name,
+            "groups": h.groups,
+            "connection": h.connection,
+            "freeswitch": h.freeswitch,
+            "vars": vars,
+        });
+        r.redact_value(&mut v);
+        v
+    };
+    if a.json {
+        let v: Vec<serde_json::Value> = hosts.iter().map(|h| masked(h)).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"hosts": v, "groups": inv.groups}))?
+        );
+    } else {
+        for h in hosts {
+            let v = masked(h);
+            println!("{}:", h.name);
+            println!(
+                "  groups: {}",
+                h.groups.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+            let text = |p: &str| {
+                v.pointer(p)
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            println!(
+                "  connection: {} {}@{}:{}{}",
+                v.pointer("/connection/kind")
+                    .map(|k| k
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| k.to_string()))
+                    .unwrap_or_default(),
+                text("/connection/user"),
+                text("/connection/address"),
+                h.connection.port,
+                if h.connection.become_root {
+                    " (sudo)"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  freeswitch: conf_root={} owner={}:{} fs_cli={}",
+                text("/freeswitch/conf_root"),
+                text("/freeswitch/owner"),
+                text("/freeswitch/group"),
+                text("/freeswitch/fs_cli"),
+            );
+            println!("  vars:");
+            if let Some(o) = v["vars"].as_object() {
+                for (k, val) in o {
+                    println!("    {k}: {val}");
+                }
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn mask(v: &mut serde_json::Value, secret: bool) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                mask(x, secret || crate::secret::is_secret_name(k));
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| mask(x, secret)),
+        other if secret => *other = serde_json::Value::String(crate::secret::MASK.into()),
+        _ => {}
+    }
+}

@@ -1,0 +1,353 @@
+//! One module per verb of the command line. Each holds its clap arguments and a `run` that
+//! returns an [`ExitStatus`] or a [`CommandError`]; `crate::cli` dispatches, and
+//! `crate::exit` is the only place either becomes an exit code.
+//!
+//! Every verb that touches hosts goes through [`execute`] (or `run::run_play` directly for
+//! quiet checks): the same pipeline, stopped where the verb needs it.
+
+pub mod apply;
+pub mod completions;
+pub mod demo;
+pub mod drift;
+pub mod history;
+pub mod inventory;
+pub mod lint;
+pub mod plan;
+pub mod vault;
+pub mod verify;
+pub mod watch;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use clap::{Args, ValueEnum};
+
+use crate::exit::{CommandError, ExitStatus};
+use crate::freeswitch::reload::Disruption;
+use crate::inventory::Inventory;
+use crate::outcome::{Event, HostStatus, OnEvent, PlayReport};
+use crate::playbook::Playbook;
+use crate::report::{self, Style};
+use crate::run::{self, RunOptions};
+use crate::transport::SshOptions;
+use crate::vault::Vault;
+
+/// What every command gets from the global options.
+pub struct Context {
+    pub vault: Vault,
+    /// Colour for stderr.
+    pub style: Style,
+}
+
+/// Disruptive steps a run may take (`--allow`).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AllowArg {
+    /// Only reloadxml, rescan, killgw and the like: no call is dropped
+    None,
+    /// Sofia profile restarts too (drops that profile's calls)
+    Profile,
+    /// Full FreeSWITCH restarts too
+    Restart,
+}
+
+impl From<AllowArg> for Disruption {
+    fn from(a: AllowArg) -> Disruption {
+        match a {
+            AllowArg::None => Disruption::None,
+            AllowArg::Profile => Disruption::Profile,
+            AllowArg::Restart => Disruption::Restart,
+        }
+    }
+}
+
+/// The inventory and playbook every host-facing verb reads.
+#[derive(Debug, Args, Clone)]
+pub struct Inputs {
+    /// Inventory file (Ansible YAML layout, with group_vars/ and host_vars/ beside it)
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: std::path::PathBuf,
+    /// Playbook file (e.g. playbooks/wavix.yml)
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: std::path::PathBuf,
+}
+
+/// How hosts are reached and which of them.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
+    /// known_hosts file used to check host keys (default: ~/.ssh/known_hosts)
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<std::path::PathBuf>,
+    /// Record the keys of hosts not yet in known_hosts instead of refusing them (a changed key is always refused)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// How many hosts to work on at once (at least 1)
+    #[arg(long, short = 'f', default_value_t = 100, value_name = "N", value_parser = parse_forks)]
+    pub forks: u32,
+    /// Only hosts matching this pattern (host, group, glob, `a:b`, `!x`, `&y`)
+    #[arg(long, short = 'l', value_name = "PATTERN")]
+    pub limit: Option<String>,
+}
+
+fn parse_forks(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("at least one host must be worked on at a time".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of hosts")),
+    }
+}
+
+impl ConnectArgs {
+    pub fn options(&self, mode: crate::outcome::Mode, allow: Option<AllowArg>) -> RunOptions {
+        let ssh = SshOptions {
+            known_hosts: self
+                .known_hosts
+                .clone()
+                .unwrap_or_else(SshOptions::default_known_hosts),
+            accept_new_host_keys: self.accept_new_host_keys,
+        };
+        RunOptions {
+            allow: allow.map(Into::into),
+            forks: self.forks as usize,
+            limit: self.limit.clone(),
+            ..RunOptions::new(mode, ssh)
+        }
+    }
+}
+
+/// Load an inventory and say its warnings on stderr.
+pub fn load_inventory(path: &Path, vault: &Vault) -> Result<Inventory, CommandError> {
+    let inv = Inventory::load_with(path, vault)?;
+    for w in &inv.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(inv)
+}
+
+/// Load both inputs of a host-facing verb.
+pub fn load(inputs: &Inputs, vault: &Vault) -> Result<(Inventory, Playbook), CommandError> {
+    let inv = load_inventory(&inputs.inventory, vault)?;
+    let pb = Playbook::load(&inputs.playbook)?;
+    Ok((inv, pb))
+}
+
+/// Where runs are recorded (`apply`, `drift`, `watch`) and read (`history`).
+#[derive(Debug, Args, Clone)]
+pub struct HistoryFile {
+    /// Run history file (default: $SWITCHYARD_HISTORY or ~/.local/state/switchyard/history.jsonl)
+    #[arg(long = "history", value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl HistoryFile {
+    pub fn path(&self) -> std::path::PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(crate::history::default_path)
+    }
+}
+
+/// What goes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Nothing: human text goes to stderr.
+    Human,
+    /// One JSON document at the end.
+    Json,
+    /// One JSON line per host as it finishes.
+    JsonLines,
+}
+
+/// Host blocks and a live progress line on stderr. The progress line is drawn only on a
+/// terminal and is always erased before anything else is written, so it never mixes with
+/// diffs; elsewhere each host block is plain text.
+struct Progress {
+    tty: bool,
+    total: usize,
+    done: usize,
+    changed: usize,
+    failed: usize,
+    /// Hosts whose connection is being tried again, and the attempt.
+    retrying: std::collections::BTreeMap<String, (u32, u32)>,
+}
+
+impl Progress {
+    fn line(&self) -> String {
+        let mut s = format!(
+            "{}/{} hosts, {} changed, {} failed",
+            self.done, self.total, self.changed, self.failed
+        );
+        if !self.retrying.is_empty() {
+            let names: Vec<String> = self
+                .retrying
+                .iter()
+                .take(3)
+                .map(|(h, (a, of))| format!("{h} {a}/{of}"))
+                .collect();
+            s.push_str(&format!(
+                ", retrying {}{}",
+                names.join(", "),
+                if self.retrying.len() > 3 { ", ..." } else { "" }
+            ));
+        }
+        s
+    }
+
+    fn event(&mut self, e: Event<'_>, block: Option<&str>, json_line: Option<String>) {
+        use std::io::Write;
+        match e {
+            Event::Selected { hosts } => self.total += hosts,
+            Event::Retrying { host, attempt, of } => {
+                self.retrying.insert(host.to_string(), (attempt, of));
+            }
+            Event::Done(r) => {
+                self.done += 1;
+                self.retrying.remove(&r.host);
+                match r.status {
+                    HostStatus::Changed => self.changed += 1,
+                    s if s.is_failure() => self.failed += 1,
+                    _ => {}
+                }
+            }
+        }
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K");
+        }
+        if let Some(b) = block {
+            let _ = write!(err, "{b}");
+        }
+        if let Some(line) = json_line {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        if self.tty {
+            let _ = write!(err, "{}", self.line());
+        }
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// Run every play, print host blocks as they finish and the recap.
+pub async fn execute(
+    inv: &Inventory,
+    pb: &Playbook,
+    opts: &RunOptions,
+    diff: bool,
+    output: Output,
+    style: Style,
+) -> Result<(ExitStatus, Vec<PlayReport>), CommandError> {
+    use std::io::IsTerminal;
+    let mut reports = Vec::new();
+    let mode = opts.mode;
+    let progress = Arc::new(Mutex::new(Progress {
+        tty: std::io::stderr().is_terminal()
+            && std::env::var_os("TERM").is_some_and(|t| t != "dumb"),
+        total: 0,
+        done: 0,
+        changed: 0,
+        failed: 0,
+        retrying: Default::default(),
+    }));
+    for play in &pb.plays {
+        let shown = progress.clone();
+        let play_name = play.name.clone();
+        let on_event: OnEvent = Arc::new(move |e| {
+            let (block, line) = match &e {
+                Event::Done(r) => (
+                    Some(report::host_block(r, diff, mode, style)),
+                    (output == Output::JsonLines)
+                        .then(|| serde_json::json!({"play": play_name, "host": r}).to_string()),
+                ),
+                _ => (None, None),
+            };
+            shown
+                .lock()
+                .expect("progress lock")
+                .event(e, block.as_deref(), line);
+        });
+        match run::run_play(inv, pb, play, opts, on_event).await {
+            Ok(r) => {
+                let stop = r.aborted.is_some();
+                reports.push(r);
+                if stop {
+                    break;
+                }
+            }
+            Err(run::RunError::Lint { errors, findings }) => {
+                progress.lock().expect("progress lock").finish();
+                eprint!("{}", report::findings(&findings));
+                eprintln!(
+                    "error: lint found {errors} error(s) in play `{}`; nothing was pushed",
+                    play.name
+                );
+                return Ok((ExitStatus::Failure, reports));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    progress.lock().expect("progress lock").finish();
+    eprint!("{}", report::recap(&reports, style));
+    if output == Output::Json {
+        println!("{}", report::json(&reports));
+    }
+    Ok((ExitStatus::of_run(&reports), reports))
+}
+
+/// A runner callback that shows nothing (checks whose output is a summary of their own).
+pub fn quiet() -> OnEvent {
+    Arc::new(|_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{ErrorKind, HostReport};
+
+    #[test]
+    fn the_progress_line_counts_against_the_total_and_names_retries() {
+        let mut p = Progress {
+            tty: false,
+            total: 0,
+            done: 0,
+            changed: 0,
+            failed: 0,
+            retrying: Default::default(),
+        };
+        p.event(Event::Selected { hosts: 100 }, None, None);
+        for i in 0..37 {
+            let r = HostReport::new(&format!("pbx{i}"), 1);
+            let r = match i {
+                0 | 1 => r.fail(ErrorKind::Unreachable, "down"),
+                2 => HostReport {
+                    status: HostStatus::Changed,
+                    ..r
+                },
+                _ => r,
+            };
+            p.event(Event::Done(&r), None, None);
+        }
+        p.event(
+            Event::Retrying {
+                host: "pbx40",
+                attempt: 2,
+                of: 3,
+            },
+            None,
+            None,
+        );
+        assert_eq!(
+            p.line(),
+            "37/100 hosts, 1 changed, 2 failed, retrying pbx40 2/3"
+        );
+        // A host that finishes is no longer shown as retrying.
+        p.event(Event::Done(&HostReport::new("pbx40", 1)), None, None);
+        assert_eq!(p.line(), "38/100 hosts, 1 changed, 2 failed");
+    }
+}

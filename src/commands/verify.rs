@@ -1,0 +1,27 @@
+//! `switchyard verify`: poll the gateways a playbook manages until they are healthy
+//! (REGED, or NOREG and UP for IP-authenticated trunks). Changes nothing.
+
+use clap::Args;
+
+use super::{ConnectArgs, Context, Inputs, Output};
+use crate::exit::CommandResult;
+use crate::outcome::Mode;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Write one machine-readable report to stdout at the end
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+pub async fn run(a: VerifyArgs, cx: &Context) -> CommandResult {
+    let (inv, pb) = super::load(&a.inputs, &cx.vault)?;
+    let opts = a.connect.options(Mode::Verify, None);
+    let output = if a.json { Output::Json } else { Output::Human };
+    let (status, _) = super::execute(&inv, &pb, &opts, false, output, cx.style).await?;
+    Ok(status)
+}

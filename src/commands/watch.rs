@@ -1,0 +1,61 @@
+//! `switchyard watch`: the scheduled drift agent (see `crate::watch`).
+
+use clap::Args;
+
+use super::{AllowArg, ConnectArgs, Context, Inputs};
+use crate::exit::{CommandError, CommandResult};
+use crate::outcome::Mode;
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Time between rounds: `30s`, `15m`, `1h`
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub every: String,
+    /// Random extra delay up to this much before each round (spreads fleets of agents)
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    pub jitter: String,
+    /// Correct drift, not only report it
+    #[arg(long)]
+    pub fix: bool,
+    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9477
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Stop after this many rounds
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
+    /// Disruptive steps a correction may take (overrides the play's `allow:`)
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub allow: Option<AllowArg>,
+    #[command(flatten)]
+    pub history: super::HistoryFile,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
+    let duration = |flag: &str, v: &str| {
+        crate::clock::parse_duration(v)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                CommandError::usage(format!("{flag}: `{v}` is not a duration like 30s, 15m, 1h"))
+            })
+    };
+    let every = duration("--every", &a.every)?;
+    let jitter = duration("--jitter", &a.jitter)?;
+    crate::watch::watch(crate::watch::WatchOptions {
+        inventory: a.inputs.inventory,
+        playbook: a.inputs.playbook,
+        vault: cx.vault,
+        every,
+        jitter,
+        fix: a.fix,
+        listen: a.metrics,
+        history: Some(a.history.path()),
+        rounds: a.rounds,
+        run: a.connect.options(Mode::Check, a.allow),
+    })
+    .await?;
+    Ok(crate::exit::ExitStatus::Success)
+}

@@ -1,0 +1,232 @@
+//! The shape of the crate, checked: no import cycles between modules, FreeSWITCH knowledge
+//! that knows nothing of playbooks, and a command line that stays a thin layer.
+//!
+//! Modules are the top-level ones (`src/plan.rs`, `src/freeswitch/…`): a cycle between them
+//! is what makes a change in one ripple into the other. References are read from the source
+//! text (`crate::name`, `use crate::{a, b::c}`), comments excluded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn src() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The top-level module a file belongs to (`src/freeswitch/lint.rs` → `freeswitch`).
+fn module_of(path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(src()).unwrap();
+    let first = rel.components().next()?.as_os_str().to_string_lossy();
+    let name = first.trim_end_matches(".rs").to_string();
+    (name != "lib" && name != "main").then_some(name)
+}
+
+/// Top-level modules named after `crate::` in a file's code.
+fn references(text: &str) -> BTreeSet<String> {
+    let code: String = text
+        .lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = BTreeSet::new();
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // `use crate::{a::x, b, c::{d, e}}`: the first name of every top-level item.
+            let mut depth = 0;
+            let mut item_start = true;
+            for (k, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && !c.is_whitespace() => {
+                        out.insert(ident(&group[k..]));
+                        item_start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.insert(ident(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in files {
+        let Some(m) = module_of(&f) else { continue };
+        let refs = references(&std::fs::read_to_string(&f).unwrap());
+        let entry = g.entry(m.clone()).or_default();
+        entry.extend(refs.into_iter().filter(|r| *r != m));
+    }
+    // Crate-level macros and the like are not modules.
+    let modules: BTreeSet<String> = g.keys().cloned().collect();
+    for deps in g.values_mut() {
+        deps.retain(|d| modules.contains(d));
+    }
+    g
+}
+
+/// Every cycle's members, found with Tarjan's strongly connected components.
+fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct T<'a> {
+        g: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on: BTreeSet<&'a str>,
+        out: Vec<Vec<String>>,
+    }
+    fn visit<'a>(t: &mut T<'a>, v: &'a str) {
+        let n = t.index.len();
+        t.index.insert(v, n);
+        t.low.insert(v, n);
+        t.stack.push(v);
+        t.on.insert(v);
+        for w in &t.g[v] {
+            let w = w.as_str();
+            if !t.index.contains_key(w) {
+                visit(t, w);
+                let lw = t.low[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(lw);
+            } else if t.on.contains(w) {
+                let iw = t.index[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(iw);
+            }
+        }
+        if t.low[v] == t.index[v] {
+            let mut comp = Vec::new();
+            loop {
+                let w = t.stack.pop().unwrap();
+                t.on.remove(w);
+                comp.push(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if comp.len() > 1 {
+                comp.sort();
+                t.out.push(comp);
+            }
+        }
+    }
+    let mut t = T {
+        g,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in g.keys() {
+        if !t.index.contains_key(v.as_str()) {
+            visit(&mut t, v);
+        }
+    }
+    t.out
+}
+
+#[test]
+fn the_reference_reader_sees_every_form() {
+    let refs = references(
+        "use crate::{plan::{self, X}, outcome,\n  report::y};\nlet a = crate::clock::now(); // crate::ignored\n",
+    );
+    let want: BTreeSet<String> = ["clock", "outcome", "plan", "report"]
+        .map(String::from)
+        .into();
+    assert_eq!(refs, want);
+    // A cycle is found, and named.
+    let g: BTreeMap<String, BTreeSet<String>> = [
+        ("a", vec!["b"]),
+        ("b", vec!["c"]),
+        ("c", vec!["a"]),
+        ("d", vec!["a"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+    .collect();
+    assert_eq!(cycles(&g), vec![vec!["a", "b", "c"]]);
+}
+
+#[test]
+fn no_import_cycles_between_modules() {
+    let g = graph();
+    assert!(g.len() > 20, "the module graph was not read: {g:?}");
+    let c = cycles(&g);
+    assert!(
+        c.is_empty(),
+        "modules that import each other (directly or through others): {c:?}\n{g:#?}"
+    );
+}
+
+#[test]
+fn freeswitch_knowledge_knows_nothing_of_playbooks_inventories_or_runs() {
+    let g = graph();
+    let allowed: BTreeSet<&str> = ["secret", "xml", "digest"].into();
+    let reaches: Vec<&String> = g["freeswitch"]
+        .iter()
+        .filter(|m| !allowed.contains(m.as_str()))
+        .collect();
+    assert!(
+        reaches.is_empty(),
+        "src/freeswitch/ reaches up into {reaches:?}"
+    );
+}
+
+#[test]
+fn the_command_line_stays_thin() {
+    let cli = std::fs::read_to_string(src().join("cli.rs")).unwrap();
+    let n = cli.lines().count();
+    assert!(
+        n < 300,
+        "src/cli.rs has {n} lines: commands belong in src/commands/"
+    );
+    // One file per verb.
+    for verb in [
+        "apply",
+        "verify",
+        "plan",
+        "drift",
+        "watch",
+        "lint",
+        "inventory",
+        "history",
+        "vault",
+        "demo",
+        "completions",
+    ] {
+        assert!(
+            src().join("commands").join(format!("{verb}.rs")).exists(),
+            "no src/commands/{verb}.rs"
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! The command line as a user meets it: each test runs the binary and snapshots what the
+//! user sees — the command, the exit code, stdout and stderr — with temporary paths and
+//! timings filtered out. `INSTA_UPDATE=always cargo test --test it -- cli` updates them.
+
+use std::path::Path;
+
+use crate::harness::{repo, switchyard_env, tmp};
+
+/// Replace what changes from run to run: the temporary folder, the repository path, and
+/// durations (`0.42 s`, `1.3s`).
+fn filter(text: &str, tmp: Option<&Path>) -> String {
+    let mut t = text.to_string();
+    if let Some(d) = tmp {
+        t = t.replace(&d.to_string_lossy().into_owned(), "[TMP]");
+    }
+    t = t.replace(env!("CARGO_MANIFEST_DIR"), "[REPO]");
+    // Durations: digits, '.', digits, optional space, 's' followed by a non-letter.
+    let b = t.as_bytes();
+    let mut out = String::with_capacity(t.len());
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        if b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) {
+            let mut j = i;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j < b.len() && b[j] == b'.' {
+                let mut k = j + 1;
+                while k < b.len() && b[k].is_ascii_digit() {
+                    k += 1;
+                }
+                let mut s = k;
+                if s < b.len() && b[s] == b' ' {
+                    s += 1;
+                }
+                if k > j + 1
+                    && s < b.len()
+                    && b[s] == b's'
+                    && (s + 1 == b.len() || !b[s + 1].is_ascii_alphabetic())
+                {
+                    out.push_str("[TIME]");
+                    i = s + 1;
+                    continue;
+                }
+            }
+        }
+        let c = t[start..].chars().next().unwrap();
+        out.push(c);
+        i = start + c.len_utf8();
+    }
+    out
+}
+
+/// One session: the command line, its exit code, stdout and stderr, as one snapshot text.
+fn session(args: &[&str], env: &[(&str, &str)], tmp: Option<&Path>) -> String {
+    let out = switchyard_env(args, env);
+    let shown: Vec<String> = args.iter().map(|a| filter(a, tmp)).collect();
+    format!(
+        "$ switchyard {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
+        shown.join(" "),
+        out.code,
+        filter(&out.stdout, tmp),
+        filter(&out.stderr, tmp)
+    )
+}
+
+#[test]
+fn the_filter_hides_only_what_changes() {
+    assert_eq!(
+        filter("took 0.42 s, 1.3s; v1.2 and 10 ms and 3.5sec", None),
+        "took [TIME], [TIME]; v1.2 and 10 ms and 3.5sec"
+    );
+}
+
+#[test]
+fn no_command_is_a_usage_error_with_the_exit_codes_in_help() {
+    insta::assert_snapshot!(session(&[], &[], None));
+    let help = switchyard_env(&["--help"], &[]);
+    assert_eq!(help.code, 0);
+    insta::assert_snapshot!(help.stdout);
+}
+
+#[test]
+fn every_option_of_apply_says_what_it_does() {
+    let help = switchyard_env(&["apply", "--help"], &[]);
+    assert_eq!(help.code, 0);
+    insta::assert_snapshot!(help.stdout);
+    // No option or argument without a help text, on any verb.
+    for verb in [
+        "apply",
+        "verify",
+        "lint",
+        "inventory",
+        "plan",
+        "drift",
+        "watch",
+        "history",
+        "demo",
+        "completions",
+    ] {
+        let h = switchyard_env(&[verb, "--help"], &[]).stdout;
+        let mut lines = h.lines().peekable();
+        while let Some(l) = lines.next() {
+            let t = l.trim_start();
+            // Options and arguments; not the `- value: text` lines of a value list.
+            let is_item = (t.starts_with('-') || t.starts_with('<'))
+                && !t.starts_with("- ")
+                && l.starts_with("  ");
+            if !is_item {
+                continue;
+            }
+            // clap puts the help after the names on the same line, or on the next line
+            // (long help), indented further.
+            let has_text = t.split("  ").filter(|p| !p.trim().is_empty()).count() > 1
+                || lines
+                    .peek()
+                    .is_some_and(|n| n.starts_with("          ") && !n.trim().is_empty());
+            assert!(
+                has_text,
+                "`switchyard {verb} --help`: `{t}` has no help text"
+            );
+        }
+    }
+}
+
+#[test]
+fn lint_without_arguments_is_a_usage_error() {
+    insta::assert_snapshot!(session(&["lint"], &[], None));
+}
+
+#[test]
+fn verify_refuses_the_flags_of_apply() {
+    for flag in [
+        "--check",
+        "--diff",
+        "--no-verify",
+        "--serial=1",
+        "--plan=x.json",
+    ] {
+        let out = switchyard_env(&["verify", "-i", "inv.yml", "pb.yml", flag], &[]);
+        assert_eq!(out.code, 2, "verify {flag}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("unexpected argument"),
+            "verify {flag}: {}",
+            out.stderr
+        );
+    }
+    insta::assert_snapshot!(session(
+        &["verify", "-i", "inv.yml", "pb.yml", "--check"],
+        &[],
+        None
+    ));
+}
+
+#[test]
+fn zero_forks_and_bad_values_are_usage_errors() {
+    insta::assert_snapshot!(session(
+        &["apply", "-i", "inv.yml", "pb.yml", "--forks", "0"],
+        &[],
+        None
+    ));
+    // Values clap cannot judge are still usage errors (2), said before any file is read.
+    insta::assert_snapshot!(session(
+        &["apply", "-i", "no-such.yml", "pb.yml", "--serial", "0%"],
+        &[],
+        None
+    ));
+    insta::assert_snapshot!(session(
+        &["watch", "-i", "no-such.yml", "pb.yml", "--every", "5x"],
+        &[],
+        None
+    ));
+    // A missing input is not a usage error: 1, naming the file.
+    let out = switchyard_env(&["apply", "-i", "no-such.yml", "pb.yml"], &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("no-such.yml"), "{}", out.stderr);
+}
+
+#[test]
+fn lint_says_what_it_checked() {
+    let conf = repo("tests/fixtures/guide/registration");
+    let out = switchyard_env(&["lint", "--conf", &conf], &[]);
+    assert!(
+        out.stderr.contains("lint checked ") && out.stderr.contains(" files in "),
+        "{}",
+        out.stderr
+    );
+    let dir = tmp("cli-lint");
+    let demo = switchyard_env(
+        &[
+            "demo",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--check",
+            "--color",
+            "never",
+        ],
+        &[],
+    );
+    assert_eq!(demo.code, 0, "{}", demo.all());
+    let inv = dir.join("inventory.yml");
+    let pb = dir.join("playbooks/wavix.yml");
+    insta::assert_snapshot!(session(
+        &["lint", "-i", inv.to_str().unwrap(), pb.to_str().unwrap()],
+        &[],
+        Some(&dir)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_real_command_line() {
+    let bash = switchyard_env(&["completions", "bash"], &[]);
+    assert_eq!(bash.code, 0, "{}", bash.stderr);
+    // Every verb and an option of one are completed.
+    for word in ["apply", "drift", "--fail-on-pending", "--vault-identity"] {
+        assert!(bash.stdout.contains(word), "{word} not completed");
+    }
+    let zsh = switchyard_env(&["completions", "zsh"], &[]);
+    assert!(
+        zsh.stdout.starts_with("#compdef switchyard"),
+        "{}",
+        zsh.stdout
+    );
+    let man = switchyard_env(&["man"], &[]);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    assert!(man.stdout.contains(".TH switchyard"), "{}", man.stdout);
+    assert!(man.stdout.contains("drift"), "{}", man.stdout);
+}
+
+/// A first session with the demo fleet, as the README tells a new user to run it: the
+/// dry run, the apply with its recap, and the run after that which changes nothing. Host
+/// order is fixed with `--forks 1` so the snapshot is stable.
+#[test]
+fn a_new_users_session_with_the_demo_fleet() {
+    let dir = tmp("cli-demo");
+    let d = dir.to_str().unwrap();
+    let prepare = switchyard_env(&["demo", "--dir", d, "--check", "--color", "never"], &[]);
+    assert_eq!(prepare.code, 0, "{}", prepare.all());
+    let inv = dir.join("inventory.yml");
+    let pb = dir.join("playbooks/wavix.yml");
+    let (inv, pb) = (inv.to_str().unwrap(), pb.to_str().unwrap());
+    let hist = dir.join("history.jsonl");
+    let env = [("SWITCHYARD_HISTORY", hist.to_str().unwrap())];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["apply", "-i", inv, pb, "--forks", "1", "--color", "never"];
+        args.extend_from_slice(extra);
+        session(&args, &env, Some(&dir))
+    };
+    insta::assert_snapshot!("demo_check", run(&["--check", "--limit", "pbx-nyc"]));
+    insta::assert_snapshot!("demo_apply", run(&[]));
+    insta::assert_snapshot!("demo_again", run(&[]));
+
+    // A changed password: one line that says so; modes in JSON as people write them.
+    let text = std::fs::read_to_string(inv).unwrap();
+    std::fs::write(inv, text.replace("nyc-Secr3t!", "nyc-N3w-Secr3t!")).unwrap();
+    insta::assert_snapshot!(
+        "demo_password_diff",
+        run(&["--check", "--diff", "--limit", "pbx-nyc"])
+    );
+    let json = switchyard_env(
+        &[
+            "apply", "-i", inv, pb, "--check", "--json", "--limit", "pbx-nyc",
+        ],
+        &env,
+    );
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let modes: Vec<&serde_json::Value> = v["plays"][0]["hosts"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["mode"])
+        .filter(|m| !m.is_null())
+        .collect();
+    // Secret-bearing files 0640 as the playbook says, the others 0644: strings, not 416.
+    assert!(modes.contains(&&serde_json::json!("0640")), "{modes:?}");
+    assert!(
+        modes.iter().all(|m| m.as_str().is_some_and(|s| s.len() == 4
+            && s.starts_with('0')
+            && s.chars().all(|c| ('0'..='7').contains(&c)))),
+        "{modes:?}"
+    );
+    // Typed errors: the kind is in the JSON, for machines; none here.
+    assert!(v["plays"][0]["hosts"][0].get("error_kind").is_none());
+
+    // Colour: asked for, the statuses and diff lines are coloured; NO_COLOR does not
+    // override an explicit `--color always`, and `auto` off a terminal stays plain.
+    let coloured = switchyard_env(
+        &[
+            "apply", "-i", inv, pb, "--check", "--diff", "--color", "always", "-l", "pbx-nyc",
+        ],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(
+        coloured.stderr.contains("[\x1b[33mchanged\x1b[0m]"),
+        "{}",
+        coloured.stderr
+    );
+    assert!(coloured.stderr.contains("\x1b[33m~"), "{}", coloured.stderr);
+    let plain = switchyard_env(&["apply", "-i", inv, pb, "--check", "--diff"], &[]);
+    assert!(!plain.stderr.contains('\x1b'), "{}", plain.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn drift_shows_its_diff_and_has_its_own_exit_code() {
+    let dir = tmp("cli-drift");
+    let d = dir.to_str().unwrap();
+    let first = switchyard_env(&["demo", "--dir", d, "--color", "never"], &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let inv = dir.join("inventory.yml");
+    let pb = dir.join("playbooks/wavix.yml");
+    // Someone edits a managed file on one PBX.
+    let gw = dir.join("hosts/pbx-dal/conf/sip_profiles/external/wavix.xml");
+    let text = std::fs::read_to_string(&gw).unwrap();
+    std::fs::write(
+        &gw,
+        text.replace("expire-seconds\" value=\"", "expire-seconds\" value=\"1"),
+    )
+    .unwrap();
+    let hist = dir.join("history.jsonl");
+    insta::assert_snapshot!(session(
+        &[
+            "drift",
+            "-i",
+            inv.to_str().unwrap(),
+            pb.to_str().unwrap(),
+            "--diff",
+            "--color",
+            "never"
+        ],
+        &[("SWITCHYARD_HISTORY", hist.to_str().unwrap())],
+        Some(&dir)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
