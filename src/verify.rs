@@ -30,7 +30,9 @@ pub async fn gateways(
         .collect();
     let cmd = script::steps(fs_cli, "true", &actions);
     let deadline = Instant::now() + timeout;
+    let mut polls = 0u32;
     loop {
+        polls += 1;
         let mut states = Vec::new();
         let mut failed = Vec::new();
         let mut pending = Vec::new();
@@ -92,8 +94,9 @@ pub async fn gateways(
             return Verdict {
                 gateways: states,
                 failure: Some(format!(
-                    "gateways not healthy after {:.0} s: {}",
+                    "gateways not healthy after {:.0} s ({polls} {}): {}",
                     timeout.as_secs_f64(),
+                    if polls == 1 { "poll" } else { "polls" },
                     pending
                         .iter()
                         .map(|p| p.replace("INVALID", "Invalid Gateway!"))
@@ -103,5 +106,61 @@ pub async fn gateways(
             };
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Connection, ConnectionKind};
+
+    /// A gateway that never leaves TRYING: the failure says how long and how many polls.
+    #[tokio::test]
+    async fn a_timeout_says_how_long_and_how_many_polls() {
+        let dir = std::env::temp_dir().join(format!("switchyard-verify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fs_cli = dir.join("fs_cli");
+        std::fs::write(
+            &fs_cli,
+            "#!/bin/sh\nprintf '<gateway><name>wavix</name><state>TRYING</state><status>UP</status></gateway>\\n'\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fs_cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conn = Connection {
+            kind: ConnectionKind::Local,
+            address: "localhost".into(),
+            port: 0,
+            user: "root".into(),
+            key_file: None,
+            become_root: false,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(5),
+            jump: Vec::new(),
+            retries: 0,
+        };
+        let ssh = crate::transport::SshOptions {
+            known_hosts: dir.join("known_hosts"),
+            accept_new_host_keys: false,
+        };
+        let mut t = Transport::connect(&conn, &ssh).await.unwrap();
+        let gw = ManagedGateway {
+            profile: "external".into(),
+            name: "wavix".into(),
+            registers: true,
+        };
+        let v = gateways(
+            &mut t,
+            &fs_cli.to_string_lossy(),
+            &[gw],
+            Duration::from_millis(250),
+            Duration::from_millis(100),
+        )
+        .await;
+        let f = v.failure.expect("TRYING is not healthy");
+        // Polled at 0, 100 and 200 ms (fewer if the machine is slow), then given up.
+        assert!(f.starts_with("gateways not healthy after 0 s ("), "{f}");
+        assert!(f.ends_with(" polls): wavix TRYING"), "{f}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
