@@ -54,8 +54,82 @@ pub fn read_text(path: &Path) -> Result<String, SourceError> {
 }
 
 /// Parse YAML text into `T`, mapping parser and type errors to `file:line:col`.
+/// Parse YAML as Ansible users write it: YAML merge keys (`<<: *defaults`) are applied, and
+/// a key given twice in one mapping is an error naming both lines (Ansible only warns and
+/// keeps the last; a silent last-wins is how a conf root goes wrong).
+///
+/// Without merge keys the text is deserialized directly, so a type error keeps its
+/// `file:line:col`; with them it goes through the merged value (located by the file only).
 pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, SourceError> {
-    yaml_serde::from_str(text).map_err(|e| yaml_error(path, &e))
+    let mut value: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| {
+        let located = yaml_error(path, &e);
+        match (&located, duplicate_key(&e)) {
+            (SourceError::Yaml { line, column, .. }, Some(key)) => {
+                duplicate_error(path, text, &key, *line, *column).unwrap_or(located)
+            }
+            _ => located,
+        }
+    })?;
+    if !text.contains("<<") {
+        return yaml_serde::from_str(text).map_err(|e| yaml_error(path, &e));
+    }
+    value.apply_merge().map_err(|e| yaml_error(path, &e))?;
+    T::deserialize(value).map_err(|e| SourceError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// The key of a "duplicate entry with key ..." error.
+fn duplicate_key(e: &yaml_serde::Error) -> Option<String> {
+    let m = e.to_string();
+    let (_, rest) = m.split_once("duplicate entry with key ")?;
+    let rest = rest.split(" at line ").next().unwrap_or(rest);
+    Some(rest.trim_matches('"').to_string())
+}
+
+/// Both places of a key given twice in the block mapping that starts at `line`:`column`.
+fn duplicate_error(
+    path: &Path,
+    text: &str,
+    key: &str,
+    line: usize,
+    column: usize,
+) -> Option<SourceError> {
+    let indent = column.saturating_sub(1);
+    let mut found = Vec::new();
+    for (n, l) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        let trimmed = l.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let ind = l.len() - trimmed.len();
+        if ind < indent && n + 1 > line {
+            break;
+        }
+        let body = trimmed.strip_prefix("- ").filter(|_| ind + 2 == indent);
+        let k = body.unwrap_or(trimmed);
+        if ind == indent || body.is_some() {
+            let name = k
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches(['"', '\'']);
+            if name == key && k.contains(':') {
+                found.push(n + 1);
+            }
+        }
+    }
+    let [first, second, ..] = found.as_slice() else {
+        return None;
+    };
+    Some(SourceError::Yaml {
+        path: path.to_path_buf(),
+        line: *second,
+        column,
+        message: format!("duplicate key `{key}` (first given at line {first}): each key once"),
+    })
 }
 
 /// Read and parse a YAML file.
@@ -113,6 +187,42 @@ pub fn read_conf_dir(
     Ok(out)
 }
 
+/// One `-e/--extra-vars` argument as Ansible reads it: `@FILE` (YAML or JSON), an inline
+/// YAML/JSON mapping (`{"a": 1}`), or `key=value` pairs separated by spaces (values are
+/// strings). `n` is the argument's position among the `-e`s, for the error.
+pub fn extra_vars(
+    n: usize,
+    arg: &str,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>, SourceError> {
+    type Vars = std::collections::BTreeMap<String, serde_json::Value>;
+    let label = PathBuf::from(format!("-e #{n}"));
+    if let Some(file) = arg.strip_prefix('@') {
+        return load_yaml::<Vars>(Path::new(file));
+    }
+    let trimmed = arg.trim_start();
+    if trimmed.starts_with('{') {
+        return parse_yaml::<Vars>(&label, arg);
+    }
+    let mut vars = Vars::new();
+    for pair in arg.split_whitespace() {
+        let (k, v) = pair.split_once('=').ok_or_else(|| SourceError::Invalid {
+            path: label.clone(),
+            message: format!("`{pair}` is not `key=value`, `@file` or a {{...}} mapping"),
+        })?;
+        let valid = !k.is_empty()
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !k.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(SourceError::Invalid {
+                path: label.clone(),
+                message: format!("`{k}` is not a variable name"),
+            });
+        }
+        vars.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+    }
+    Ok(vars)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +260,28 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("unknown field `bogus`"));
+    }
+
+    #[test]
+    fn merge_keys_are_applied_and_duplicate_keys_name_both_lines() {
+        type M = indexmap::IndexMap<String, serde_json::Value>;
+        let m: M = parse_yaml(
+            Path::new("i.yml"),
+            "defaults: &d\n  port: 22\n  user: ops\npbx:\n  <<: *d\n  user: root\n",
+        )
+        .unwrap();
+        assert_eq!(m["pbx"], serde_json::json!({"port": 22, "user": "root"}));
+        let e = parse_yaml::<M>(
+            Path::new("i.yml"),
+            "all:\n  hosts:\n    pbx1:\n      ssh_port: 22\n      user: a\n      ssh_port: 2222\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "i.yml:6:7: duplicate key `ssh_port` (first given at line 4): each key once"
+        );
+        // A key repeated in different mappings is fine.
+        parse_yaml::<M>(Path::new("i.yml"), "a:\n  x: 1\nb:\n  x: 2\n").unwrap();
     }
 }

@@ -31,6 +31,8 @@ pub struct WatchOptions {
     pub playbook: PathBuf,
     /// Every round re-reads the inventory, vault-encrypted values included.
     pub vault: Vault,
+    /// `-e` variables, applied over the inventory every round.
+    pub extra_vars: crate::inventory::Vars,
     pub every: Duration,
     pub jitter: Duration,
     pub fix: bool,
@@ -185,7 +187,8 @@ async fn round(
     o: &WatchOptions,
     m: &mut Metrics,
 ) -> Result<(Vec<PlayReport>, Vec<PlayReport>), BoxError> {
-    let inv = Inventory::load_with(&o.inventory, &o.vault)?;
+    let mut inv = Inventory::load_with(&o.inventory, &o.vault)?;
+    inv.override_vars(&o.extra_vars)?;
     let pb = Playbook::load(&o.playbook)?;
     let quiet: OnEvent = Arc::new(|_| {});
     let mut checks = Vec::new();

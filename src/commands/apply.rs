@@ -43,6 +43,12 @@ pub struct ApplyArgs {
     /// Apply exactly this reviewed plan (from `switchyard plan -o`); hosts whose change differs are refused
     #[arg(long, value_name = "FILE", conflicts_with = "check")]
     pub plan: Option<PathBuf>,
+    /// Print the hosts each play would run on (after --limit), and stop: nothing is contacted
+    #[arg(long)]
+    pub list_hosts: bool,
+    /// Print each play's tasks, and stop
+    #[arg(long)]
+    pub list_tasks: bool,
     #[command(flatten)]
     pub history: super::HistoryFile,
     #[command(flatten)]
@@ -78,6 +84,9 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
     crate::interrupt::install();
     let mut opts = a.options()?;
     let (inv, pb) = super::load(&a.inputs, &cx.vault)?;
+    if a.list_hosts || a.list_tasks {
+        return list(&inv, &pb, &opts, a.list_hosts, a.list_tasks);
+    }
     if let Some(p) = &a.plan {
         opts.saved_plan = Some(Arc::new(crate::plan::SavedPlan::load(p)?));
     }
@@ -96,4 +105,47 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
         }
     }
     Ok(status)
+}
+
+/// `--list-hosts` / `--list-tasks`, as Ansible prints them: per play, its hosts (after
+/// `--limit`) and its tasks. Nothing is rendered or contacted.
+fn list(
+    inv: &crate::inventory::Inventory,
+    pb: &crate::playbook::Playbook,
+    opts: &RunOptions,
+    hosts: bool,
+    tasks: bool,
+) -> CommandResult {
+    for play in &pb.plays {
+        let limit: Option<Vec<&crate::inventory::Host>> =
+            opts.limit.as_deref().map(|l| inv.select(l));
+        let selected: Vec<&str> = inv
+            .select(&play.hosts)
+            .into_iter()
+            .filter(|h| {
+                limit
+                    .as_ref()
+                    .is_none_or(|l| l.iter().any(|x| x.name == h.name))
+            })
+            .map(|h| h.name.as_str())
+            .collect();
+        println!(
+            "play: {} ({})",
+            play.name,
+            crate::report::count(selected.len(), "host")
+        );
+        if hosts {
+            println!("  hosts:");
+            for h in &selected {
+                println!("    {h}");
+            }
+        }
+        if tasks {
+            println!("  tasks:");
+            for t in &play.tasks {
+                println!("    {}", t.name);
+            }
+        }
+    }
+    Ok(crate::exit::ExitStatus::Success)
 }

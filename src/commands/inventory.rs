@@ -13,6 +13,9 @@ pub struct InventoryArgs {
     /// Inventory file (Ansible YAML layout)
     #[arg(long, short = 'i', value_name = "FILE")]
     pub inventory: PathBuf,
+    /// Extra variables, as for `apply -e` (shows what a run would see)
+    #[arg(long = "extra-vars", short = 'e', value_name = "VARS")]
+    pub extra_vars: Vec<String>,
     /// Only this host
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
@@ -22,7 +25,12 @@ pub struct InventoryArgs {
 }
 
 pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
-    let inv = super::load_inventory(&a.inventory, &cx.vault)?;
+    let mut extra = crate::inventory::Vars::new();
+    for (i, arg) in a.extra_vars.iter().enumerate() {
+        extra.extend(crate::source::extra_vars(i + 1, arg)?);
+    }
+    let mut inv = super::load_inventory(&a.inventory, &cx.vault)?;
+    inv.override_vars(&extra)?;
     let hosts: Vec<&crate::inventory::Host> = inv
         .hosts
         .iter()

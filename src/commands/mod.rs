@@ -69,6 +69,20 @@ pub struct Inputs {
     /// Playbook file (e.g. playbooks/wavix.yml)
     #[arg(value_name = "PLAYBOOK")]
     pub playbook: std::path::PathBuf,
+    /// Extra variables, above every other source: `key=value ...`, `{"key": value}` (YAML/JSON) or `@file.yml`; repeatable, later wins
+    #[arg(long = "extra-vars", short = 'e', value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+}
+
+impl Inputs {
+    /// Every `-e`, merged in order.
+    pub fn extra(&self) -> Result<crate::inventory::Vars, CommandError> {
+        let mut vars = crate::inventory::Vars::new();
+        for (i, arg) in self.extra_vars.iter().enumerate() {
+            vars.extend(crate::source::extra_vars(i + 1, arg)?);
+        }
+        Ok(vars)
+    }
 }
 
 /// How hosts are reached and which of them.
@@ -125,7 +139,9 @@ pub fn load_inventory(path: &Path, vault: &Vault) -> Result<Inventory, CommandEr
 
 /// Load both inputs of a host-facing verb.
 pub fn load(inputs: &Inputs, vault: &Vault) -> Result<(Inventory, Playbook), CommandError> {
-    let inv = load_inventory(&inputs.inventory, vault)?;
+    let extra = inputs.extra()?;
+    let mut inv = load_inventory(&inputs.inventory, vault)?;
+    inv.override_vars(&extra)?;
     let pb = Playbook::load(&inputs.playbook)?;
     Ok((inv, pb))
 }

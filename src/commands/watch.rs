@@ -44,7 +44,9 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
     };
     let every = duration("--every", &a.every)?;
     let jitter = duration("--jitter", &a.jitter)?;
+    let extra_vars = a.inputs.extra()?;
     crate::watch::watch(crate::watch::WatchOptions {
+        extra_vars,
         inventory: a.inputs.inventory,
         playbook: a.inputs.playbook,
         vault: cx.vault,

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod ansible;
 mod apply;
 mod architecture;
 mod cli;
