@@ -27,7 +27,7 @@ use crate::vault::Vault;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct WatchOptions {
-    pub inventory: PathBuf,
+    pub inventory: Vec<PathBuf>,
     pub playbook: PathBuf,
     /// Every round re-reads the inventory, vault-encrypted values included.
     pub vault: Vault,
@@ -187,7 +187,7 @@ async fn round(
     o: &WatchOptions,
     m: &mut Metrics,
 ) -> Result<(Vec<PlayReport>, Vec<PlayReport>), BoxError> {
-    let mut inv = Inventory::load_with(&o.inventory, &o.vault)?;
+    let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
     inv.override_vars(&o.extra_vars)?;
     let pb = Playbook::load(&o.playbook)?;
     let quiet: OnEvent = Arc::new(|_| {});

@@ -24,7 +24,7 @@ pub struct DemoArgs {
 
 pub async fn run(a: DemoArgs, cx: &Context) -> CommandResult {
     let dir = crate::demo::prepare(&a.dir, a.reset)?;
-    let inv = super::load_inventory(&dir.join("inventory.yml"), &cx.vault)?;
+    let inv = super::load_inventory(&[dir.join("inventory.yml")], &cx.vault)?;
     let pb = crate::playbook::Playbook::load(&dir.join("playbooks/wavix.yml"))?;
     let ssh = crate::transport::SshOptions {
         known_hosts: crate::transport::SshOptions::default_known_hosts(),

@@ -10,9 +10,15 @@ use crate::exit::{CommandResult, ExitStatus};
 
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
-    /// Inventory file (Ansible YAML layout)
-    #[arg(long, short = 'i', value_name = "FILE")]
-    pub inventory: PathBuf,
+    /// Inventory: YAML, INI or an executable inventory script; repeat to merge several in order
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "FILE",
+        env = "SWITCHYARD_INVENTORY",
+        required = true
+    )]
+    pub inventory: Vec<PathBuf>,
     /// Extra variables, as for `apply -e` (shows what a run would see)
     #[arg(long = "extra-vars", short = 'e', value_name = "VARS")]
     pub extra_vars: Vec<String>,
@@ -40,7 +46,11 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
         return Err(format!(
             "no host `{}` in {}",
             a.host.unwrap_or_default(),
-            a.inventory.display()
+            a.inventory
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
         .into());
     }

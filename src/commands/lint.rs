@@ -12,7 +12,7 @@ use crate::freeswitch::lint::Severity;
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["inventory", "conf"])))]
 pub struct LintArgs {
-    /// Inventory file: lint the playbook as rendered for each of its hosts
+    /// Inventory (YAML, INI or a script; repeatable): lint the playbook as rendered for each of its hosts
     #[arg(
         long,
         short = 'i',
@@ -20,7 +20,7 @@ pub struct LintArgs {
         requires = "playbook",
         conflicts_with = "conf"
     )]
-    pub inventory: Option<PathBuf>,
+    pub inventory: Vec<PathBuf>,
     /// Playbook file (with -i)
     #[arg(value_name = "PLAYBOOK", requires = "inventory")]
     pub playbook: Option<PathBuf>,
@@ -40,10 +40,10 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
         checked = format!("{} files in {}", files.len(), dir.display());
         findings.extend(crate::freeswitch::lint::lint(None, &files));
     } else {
-        let (Some(i), Some(p)) = (&a.inventory, &a.playbook) else {
+        let (false, Some(p)) = (a.inventory.is_empty(), &a.playbook) else {
             unreachable!("clap requires -i with PLAYBOOK, or --conf");
         };
-        let inv = super::load_inventory(i, &cx.vault)?;
+        let inv = super::load_inventory(&a.inventory, &cx.vault)?;
         let pb = crate::playbook::Playbook::load(p)?;
         let (mut hosts, mut files) = (std::collections::BTreeSet::new(), 0);
         for play in &pb.plays {

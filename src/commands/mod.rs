@@ -17,7 +17,7 @@ pub mod vault;
 pub mod verify;
 pub mod watch;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use clap::{Args, ValueEnum};
@@ -63,9 +63,15 @@ impl From<AllowArg> for Disruption {
 /// The inventory and playbook every host-facing verb reads.
 #[derive(Debug, Args, Clone)]
 pub struct Inputs {
-    /// Inventory file (Ansible YAML layout, with group_vars/ and host_vars/ beside it)
-    #[arg(long, short = 'i', value_name = "FILE")]
-    pub inventory: std::path::PathBuf,
+    /// Inventory: YAML, INI or an executable inventory script, with group_vars/ and host_vars/ beside it; repeat to merge several in order
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "FILE",
+        env = "SWITCHYARD_INVENTORY",
+        required = true
+    )]
+    pub inventory: Vec<std::path::PathBuf>,
     /// Playbook file (e.g. playbooks/wavix.yml)
     #[arg(value_name = "PLAYBOOK")]
     pub playbook: std::path::PathBuf,
@@ -129,8 +135,8 @@ impl ConnectArgs {
 }
 
 /// Load an inventory and say its warnings on stderr.
-pub fn load_inventory(path: &Path, vault: &Vault) -> Result<Inventory, CommandError> {
-    let inv = Inventory::load_with(path, vault)?;
+pub fn load_inventory(paths: &[PathBuf], vault: &Vault) -> Result<Inventory, CommandError> {
+    let inv = Inventory::load_all(paths, vault)?;
     for w in &inv.warnings {
         eprintln!("warning: {w}");
     }

@@ -174,3 +174,140 @@ fn extra_vars_win_over_everything_and_bad_ones_are_named() {
         assert!(out.stderr.contains(why), "{bad}: {}", out.stderr);
     }
 }
+
+/// Group → every host in it (directly or through children), from `ansible-inventory --list`.
+fn ansible_membership(
+    doc: &serde_json::Value,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    fn members(doc: &serde_json::Value, g: &str, out: &mut BTreeSet<String>) {
+        for h in doc[g]["hosts"].as_array().into_iter().flatten() {
+            out.insert(h.as_str().unwrap().to_string());
+        }
+        for c in doc[g]["children"].as_array().into_iter().flatten() {
+            members(doc, c.as_str().unwrap(), out);
+        }
+    }
+    let mut m = BTreeMap::new();
+    for g in doc.as_object().unwrap().keys().filter(|g| *g != "_meta") {
+        let mut s = BTreeSet::new();
+        members(doc, g, &mut s);
+        m.insert(g.clone(), s);
+    }
+    m
+}
+
+/// The same inventory, in YAML and as its INI twin, loads with exactly the hosts, groups
+/// and merged variables `ansible-inventory --list` (ansible-core 2.19) gives for it.
+#[test]
+fn yaml_and_ini_inventories_load_as_ansible_inventory_lists_them() {
+    for (file, recorded) in [
+        ("hosts.yml", "ansible-inventory-yml.json"),
+        ("hosts.ini", "ansible-inventory-ini.json"),
+    ] {
+        let inv = repo(&format!("tests/fixtures/ansible/{file}"));
+        let out = switchyard_env(&["inventory", "-i", &inv, "--json"], &[]);
+        assert_eq!(out.code, 0, "{file}: {}", out.all());
+        let ours = out.json();
+        let theirs: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(repo(&format!("tests/fixtures/ansible/{recorded}"))).unwrap(),
+        )
+        .unwrap();
+        let hostvars = theirs["_meta"]["hostvars"].as_object().unwrap();
+        let hosts = ours["hosts"].as_array().unwrap();
+        let names: std::collections::BTreeSet<&str> =
+            hosts.iter().map(|h| h["name"].as_str().unwrap()).collect();
+        let want: std::collections::BTreeSet<&str> = hostvars.keys().map(String::as_str).collect();
+        assert_eq!(names, want, "{file}: hosts");
+        for h in hosts {
+            let name = h["name"].as_str().unwrap();
+            assert_eq!(h["vars"], hostvars[name], "{file}: variables of {name}");
+        }
+        let membership = ansible_membership(&theirs);
+        for (group, members) in membership {
+            if group == "ungrouped" && members.is_empty() {
+                continue; // Ansible always lists an empty `ungrouped`.
+            }
+            let mine: std::collections::BTreeSet<String> = ours["groups"][&group]
+                .as_array()
+                .unwrap_or_else(|| panic!("{file}: no group {group}"))
+                .iter()
+                .map(|h| h.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(mine, members, "{file}: members of {group}");
+        }
+    }
+}
+
+#[test]
+fn scripts_several_sources_and_the_environment() {
+    let d = tmp("ansible-sources");
+    // A dynamic inventory (what NetBox or a CMDB plugin prints), run with --list.
+    let script = d.join("netbox");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = --list ] || exit 2\ncat <<'JSON'\n{\"pbx\": {\"hosts\": [\"cmdb-1\"], \"vars\": {\"wavix_realm\": \"us.wavix.net\"}},\n \"_meta\": {\"hostvars\": {\"cmdb-1\": {\"ansible_host\": \"127.0.0.9\", \"ansible_port\": 2200}}}}\nJSON\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A second source adds a host and overrides a group variable.
+    std::fs::write(
+        d.join("extra.ini"),
+        "[pbx]\nini-1 ansible_port=2201\n[pbx:vars]\nwavix_realm=nl.wavix.net\n",
+    )
+    .unwrap();
+    let s = script.to_str().unwrap();
+    let ini = d.join("extra.ini");
+    let out = switchyard_env(
+        &["inventory", "-i", s, "-i", ini.to_str().unwrap(), "--json"],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let v = out.json();
+    let names: Vec<&str> = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cmdb-1", "ini-1"]);
+    assert_eq!(v["hosts"][0]["connection"]["address"], "127.0.0.9");
+    assert_eq!(v["hosts"][0]["connection"]["port"], 2200);
+    assert_eq!(
+        v["hosts"][0]["vars"]["wavix_realm"], "nl.wavix.net",
+        "later source wins"
+    );
+    // SWITCHYARD_INVENTORY stands in for -i.
+    let env = switchyard_env(&["inventory", "--json"], &[("SWITCHYARD_INVENTORY", s)]);
+    assert_eq!(env.code, 0, "{}", env.all());
+    assert_eq!(env.json()["hosts"][0]["name"], "cmdb-1");
+
+    // A failing script, invalid JSON, an INI line that does not parse: one clear error each.
+    for (body, want) in [
+        (
+            "#!/bin/sh\necho 'netbox: 503 Service Unavailable' >&2\nexit 3\n",
+            "the inventory script exited 3: netbox: 503 Service Unavailable",
+        ),
+        (
+            "#!/bin/sh\necho '{\"pbx\": [\"a\",]}'\n",
+            "`--list` printed invalid JSON (line 1, column",
+        ),
+    ] {
+        std::fs::write(&script, body).unwrap();
+        let out = switchyard_env(&["inventory", "-i", s], &[]);
+        assert_eq!(out.code, 1, "{}", out.all());
+        assert!(
+            out.stderr.starts_with(&format!("error: {s}: {want}")),
+            "{}",
+            out.stderr
+        );
+    }
+    std::fs::write(&ini, "[pbx]\nini-1 port\n").unwrap();
+    let out = switchyard_env(&["inventory", "-i", ini.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        format!("error: {}:2:7: `port` is not `key=value`\n", ini.display())
+    );
+}

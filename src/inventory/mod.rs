@@ -46,6 +46,45 @@ pub enum InventoryError {
     },
 }
 
+mod sources;
+
+/// An inventory as its top-level groups (`all` and any others), before walking.
+type Top = IndexMap<String, Option<RawGroup>>;
+
+/// Add `from` to `into`: hosts and children are united (a host's variables merged, later
+/// wins), group variables merged, later wins.
+fn merge_top(into: &mut Top, from: Top) {
+    for (name, group) in from {
+        let Some(group) = group else {
+            into.entry(name).or_insert(None);
+            continue;
+        };
+        match into.entry(name).or_insert(None) {
+            slot @ None => *slot = Some(group),
+            Some(existing) => merge_group(existing, group),
+        }
+    }
+}
+
+fn merge_group(into: &mut RawGroup, from: RawGroup) {
+    if let Some(hosts) = from.hosts {
+        let mine = into.hosts.get_or_insert_with(IndexMap::new);
+        for (h, vars) in hosts {
+            match (mine.entry(h).or_insert(None), vars) {
+                (slot @ None, v) => *slot = v,
+                (Some(old), Some(v)) => old.extend(v),
+                (Some(_), None) => {}
+            }
+        }
+    }
+    if let Some(vars) = from.vars {
+        into.vars.get_or_insert_with(Vars::new).extend(vars);
+    }
+    if let Some(children) = from.children {
+        merge_top(into.children.get_or_insert_with(IndexMap::new), children);
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGroup {
@@ -111,6 +150,9 @@ pub struct Host {
     pub secrets: Vec<Secret>,
     pub connection: Connection,
     pub freeswitch: FreeSwitch,
+    /// Connection variables switchyard does not act on although they would change how
+    /// Ansible connects (`ansible_password`, unknown `ansible_ssh_common_args` options).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,8 +252,31 @@ impl Inventory {
     }
 
     pub fn load_with(path: &Path, vault: &Vault) -> Result<Inventory, InventoryError> {
-        let text = source::read_text(path)?;
-        Inventory::parse_with(path, &text, vault)
+        Inventory::load_all(&[path.to_path_buf()], vault)
+    }
+
+    /// Load one or more inventory sources (`-i a -i b`), merged in order: later sources add
+    /// hosts and groups and override variables of earlier ones. Each source is a YAML
+    /// inventory, an INI inventory (`.ini`, or text that starts like one), or an executable
+    /// inventory script run with `--list` (Ansible's JSON with `_meta.hostvars`).
+    /// `group_vars/` and `host_vars/` are read beside every source, in the same order.
+    pub fn load_all(paths: &[PathBuf], vault: &Vault) -> Result<Inventory, InventoryError> {
+        let first = paths.first().ok_or_else(|| InventoryError::Invalid {
+            path: PathBuf::from("-i"),
+            message: "no inventory given".into(),
+        })?;
+        let mut top: Top = IndexMap::new();
+        for p in paths {
+            merge_top(&mut top, sources::read(p)?);
+        }
+        let mut bases: Vec<PathBuf> = Vec::new();
+        for p in paths {
+            let b = p.parent().unwrap_or(Path::new(".")).to_path_buf();
+            if !bases.contains(&b) {
+                bases.push(b);
+            }
+        }
+        Inventory::from_top(first, &bases, top, vault)
     }
 
     /// Parse inventory text (group_vars/ and host_vars/ are looked up beside `path`).
@@ -220,7 +285,17 @@ impl Inventory {
     }
 
     fn parse_with(path: &Path, text: &str, vault: &Vault) -> Result<Inventory, InventoryError> {
-        let top: IndexMap<String, Option<RawGroup>> = source::parse_yaml(path, text)?;
+        let top: Top = source::parse_yaml(path, text)?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Inventory::from_top(path, &[base], top, vault)
+    }
+
+    fn from_top(
+        path: &Path,
+        bases: &[PathBuf],
+        top: Top,
+        vault: &Vault,
+    ) -> Result<Inventory, InventoryError> {
         let mut nodes: BTreeMap<String, GroupNode> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         // Ansible allows top-level groups beside `all`: they are children of `all`.
@@ -241,7 +316,6 @@ impl Inventory {
         }
         walk(path, "all", all, None, 0, &mut nodes, &mut order)?;
 
-        let base = path.parent().unwrap_or(Path::new("."));
         let origin = path.display().to_string();
         let mut group_secrets: BTreeMap<String, Vec<Secret>> = BTreeMap::new();
         for (g, node) in nodes.iter_mut() {
@@ -262,13 +336,15 @@ impl Inventory {
         }
         let mut group_file_vars: BTreeMap<String, Vars> = BTreeMap::new();
         for g in nodes.keys() {
-            if let Some(v) = load_vars_dir(
-                &base.join("group_vars"),
-                g,
-                vault,
-                group_secrets.entry(g.clone()).or_default(),
-            )? {
-                group_file_vars.insert(g.clone(), v);
+            for base in bases {
+                if let Some(v) = load_vars_dir(
+                    &base.join("group_vars"),
+                    g,
+                    vault,
+                    group_secrets.entry(g.clone()).or_default(),
+                )? {
+                    group_file_vars.entry(g.clone()).or_default().extend(v);
+                }
             }
         }
 
@@ -285,6 +361,7 @@ impl Inventory {
             }
         }
         let mut hosts = Vec::new();
+        let mut inventory_warnings = Vec::new();
         let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for name in &order {
             let mut member: BTreeSet<String> = BTreeSet::new();
@@ -311,14 +388,18 @@ impl Inventory {
                 .iter()
                 .flat_map(|g| group_secrets.get(g).cloned().unwrap_or_default())
                 .collect();
-            if let Some(v) = load_vars_dir(&base.join("host_vars"), name, vault, &mut secrets)? {
-                vars.extend(v);
+            for base in bases {
+                if let Some(v) = load_vars_dir(&base.join("host_vars"), name, vault, &mut secrets)?
+                {
+                    vars.extend(v);
+                }
             }
             for g in &member {
                 groups.entry(g.clone()).or_default().insert(name.clone());
             }
             let mut host = Host::from_vars(name, member, vars)?;
             host.secrets = secrets;
+            inventory_warnings.extend(host.warnings.iter().cloned());
             hosts.push(host);
         }
         for g in nodes.keys() {
@@ -326,11 +407,21 @@ impl Inventory {
         }
         // An encrypted vars file named for no group or host is never read: say so, rather
         // than lose its variables silently (`vault encrypt` once wrote NAME.yml.age).
-        let mut warnings = Vec::new();
-        for (dir, names) in [
-            ("group_vars", groups.keys().cloned().collect::<Vec<_>>()),
-            ("host_vars", hosts.iter().map(|h| h.name.clone()).collect()),
-        ] {
+        let mut warnings = inventory_warnings;
+        for (base, dir, names) in bases.iter().flat_map(|base| {
+            [
+                (
+                    base,
+                    "group_vars",
+                    groups.keys().cloned().collect::<Vec<_>>(),
+                ),
+                (
+                    base,
+                    "host_vars",
+                    hosts.iter().map(|h| h.name.clone()).collect(),
+                ),
+            ]
+        }) {
             let Ok(entries) = std::fs::read_dir(base.join(dir)) else {
                 continue;
             };
@@ -766,12 +857,9 @@ impl Host {
                     .ok_or_else(|| bad(names[0], format!("`{s}` is not a number of seconds"))),
             }
         };
-        let jump = match vars
-            .get("ssh_jump")
-            .or_else(|| vars.get("ansible_ssh_common_args"))
-        {
-            None => Vec::new(),
-            Some(Value::String(s)) if vars.contains_key("ssh_jump") => s
+        let mut warnings = unused_ansible_vars(&vars);
+        let jump = match vars.get("ssh_jump") {
+            Some(Value::String(s)) => s
                 .split(',')
                 .map(|x| x.trim().to_string())
                 .filter(|x| !x.is_empty())
@@ -780,7 +868,27 @@ impl Host {
                 .iter()
                 .filter_map(|v| v.as_str().map(String::from))
                 .collect(),
-            Some(_) => Vec::new(),
+            Some(_) => return Err(bad("ssh_jump", "takes `user@host:port[,...]`".into())),
+            None => match vars.get("ansible_ssh_common_args") {
+                None => Vec::new(),
+                Some(Value::String(s)) => {
+                    let (jump, ignored) =
+                        ssh_common_args(s).map_err(|m| bad("ansible_ssh_common_args", m))?;
+                    if !ignored.is_empty() {
+                        warnings.push(format!(
+                            "`ansible_ssh_common_args`: switchyard ignores `{}` (only ProxyJump, -J and `ProxyCommand=ssh -W %h:%p` are used)",
+                            ignored.join(" ")
+                        ));
+                    }
+                    jump
+                }
+                Some(_) => {
+                    return Err(bad(
+                        "ansible_ssh_common_args",
+                        "takes a string of ssh options".into(),
+                    ))
+                }
+            },
         };
         let connection = Connection {
             kind,
@@ -827,8 +935,195 @@ impl Host {
             secrets: Vec::new(),
             connection,
             freeswitch,
+            warnings: warnings
+                .into_iter()
+                .map(|w| format!("host `{name}`: {w}"))
+                .collect(),
         })
     }
+}
+
+/// `ansible_*` variables that would change how Ansible connects or runs, which switchyard
+/// does not act on: named, so nobody believes they took effect.
+fn unused_ansible_vars(vars: &Vars) -> Vec<String> {
+    const USED: &[&str] = &[
+        "ansible_host",
+        "ansible_port",
+        "ansible_user",
+        "ansible_connection",
+        "ansible_become",
+        "ansible_ssh_private_key_file",
+        "ansible_ssh_common_args",
+        "ansible_ssh_timeout",
+        "ansible_ssh_retries",
+    ];
+    // Harmless for switchyard: it runs `sh`, never Python.
+    const IRRELEVANT: &[&str] = &["ansible_python_interpreter"];
+    let mut out = Vec::new();
+    for k in vars.keys().filter(|k| k.starts_with("ansible_")) {
+        if USED.contains(&k.as_str()) || IRRELEVANT.contains(&k.as_str()) {
+            continue;
+        }
+        let why = match k.as_str() {
+            "ansible_password" | "ansible_ssh_pass" | "ansible_ssh_password" => {
+                "password logins are not used (keys or the SSH agent only)"
+            }
+            "ansible_become_password" | "ansible_become_pass" => {
+                "`sudo -n` is used: give the login passwordless sudo for sh"
+            }
+            "ansible_become_method" | "ansible_become_user" => {
+                "becoming root is always `sudo -n` to root"
+            }
+            "ansible_become_method_flags" | "ansible_become_exe" | "ansible_become_flags" => {
+                "becoming root is always `sudo -n` to root"
+            }
+            _ => "not used by switchyard",
+        };
+        if k == "ansible_become_method" && vars[k] == "sudo" {
+            continue;
+        }
+        if k == "ansible_become_user" && vars[k] == "root" {
+            continue;
+        }
+        out.push(format!("`{k}` is ignored: {why}"));
+    }
+    out
+}
+
+/// The jump hosts in Ansible's `ansible_ssh_common_args` (`-o ProxyJump=a,b`, `-J a`,
+/// `-o ProxyCommand="ssh -W %h:%p [-p N] [user@]host"`), and the options it leaves unused.
+fn ssh_common_args(s: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    let words = shell_words(s)?;
+    let mut jump = Vec::new();
+    let mut ignored = Vec::new();
+    let mut i = 0;
+    let split_jumps = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    };
+    while i < words.len() {
+        let w = &words[i];
+        let option = if w == "-o" {
+            i += 1;
+            words.get(i).cloned()
+        } else {
+            w.strip_prefix("-o").map(String::from)
+        };
+        if let Some(o) = option {
+            let (k, v) = o
+                .split_once(['=', ' '])
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .unwrap_or((o.as_str(), ""));
+            if k.eq_ignore_ascii_case("ProxyJump") {
+                jump.extend(split_jumps(v));
+            } else if k.eq_ignore_ascii_case("ProxyCommand") {
+                jump.push(proxy_command(v)?);
+            } else {
+                ignored.push(format!("-o {o}"));
+            }
+        } else if w == "-J" {
+            i += 1;
+            jump.extend(split_jumps(words.get(i).map(String::as_str).unwrap_or("")));
+        } else if let Some(v) = w.strip_prefix("-J") {
+            jump.extend(split_jumps(v));
+        } else {
+            ignored.push(w.clone());
+        }
+        i += 1;
+    }
+    Ok((jump, ignored))
+}
+
+/// `ssh -W %h:%p [-q] [-p N] [-l user] [user@]host` → `user@host:port`.
+fn proxy_command(cmd: &str) -> Result<String, String> {
+    let w = shell_words(cmd)?;
+    let unsupported = || {
+        format!("ProxyCommand `{cmd}` is not `ssh -W %h:%p [user@]host`: set `ssh_jump` instead")
+    };
+    if w.first().map(String::as_str) != Some("ssh") || !w.iter().any(|x| x == "-W") {
+        return Err(unsupported());
+    }
+    let (mut port, mut user, mut host) = (None, None, None);
+    let mut i = 1;
+    while i < w.len() {
+        match w[i].as_str() {
+            "-W" => i += 1,
+            "-p" => {
+                i += 1;
+                port = w.get(i).cloned();
+            }
+            "-l" => {
+                i += 1;
+                user = w.get(i).cloned();
+            }
+            "-q" | "-T" | "-4" | "-6" | "-C" => {}
+            x if x.starts_with('-') => return Err(unsupported()),
+            x => host = Some(x.to_string()),
+        }
+        i += 1;
+    }
+    let host = host.ok_or_else(unsupported)?;
+    let host = match (user, host.contains('@')) {
+        (Some(u), false) => format!("{u}@{host}"),
+        _ => host,
+    };
+    Ok(match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+/// Split like a POSIX shell (single and double quotes, backslash), without expansions.
+fn shell_words(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut any = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                any = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(x) => cur.push(x),
+                        None => return Err(format!("unclosed ' in `{s}`")),
+                    }
+                }
+            }
+            '"' => {
+                any = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => cur.extend(chars.next()),
+                        Some(x) => cur.push(x),
+                        None => return Err(format!("unclosed \" in `{s}`")),
+                    }
+                }
+            }
+            '\\' => {
+                any = true;
+                cur.extend(chars.next());
+            }
+            c if c.is_whitespace() => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                any = true;
+                cur.push(c);
+            }
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    Ok(out)
 }
 
 pub fn parse_bool(s: &str) -> Option<bool> {
@@ -842,6 +1137,45 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxyjump_in_ssh_common_args_becomes_the_jump_chain() {
+        let j = |s: &str| ssh_common_args(s).unwrap();
+        assert_eq!(j("-o ProxyJump=ops@bastion:2222").0, ["ops@bastion:2222"]);
+        assert_eq!(j("-J a,b").0, ["a", "b"]);
+        assert_eq!(
+            j("-o ProxyCommand=\"ssh -W %h:%p -q -p 2200 ops@bastion\"").0,
+            ["ops@bastion:2200"]
+        );
+        assert_eq!(
+            j("-o StrictHostKeyChecking=no -J b"),
+            (
+                vec!["b".to_string()],
+                vec!["-o StrictHostKeyChecking=no".to_string()]
+            )
+        );
+        assert!(
+            ssh_common_args("-o ProxyCommand=\"nc -X 5 -x proxy %h %p\"")
+                .unwrap_err()
+                .contains("set `ssh_jump` instead")
+        );
+        let mut vars = Vars::new();
+        vars.insert("ansible_password".into(), "x".into());
+        vars.insert(
+            "ansible_python_interpreter".into(),
+            "/usr/bin/python3".into(),
+        );
+        vars.insert("ansible_become_method".into(), "sudo".into());
+        vars.insert(
+            "ansible_ssh_common_args".into(),
+            "-o ProxyJump=b -o Compression=yes".into(),
+        );
+        let h = Host::from_vars("pbx1", BTreeSet::new(), vars).unwrap();
+        assert_eq!(h.connection.jump, ["b"]);
+        assert_eq!(h.warnings.len(), 2, "{:?}", h.warnings);
+        assert!(h.warnings[0].contains("`ansible_password` is ignored: password logins"));
+        assert!(h.warnings[1].contains("ignores `-o Compression=yes`"));
+    }
 
     #[test]
     fn host_ranges_expand_as_ansible_expands_them() {
