@@ -11,7 +11,7 @@ use minijinja::value::Value;
 use serde::Serialize;
 
 use crate::inventory::{Host, Vars};
-use crate::playbook::{Play, TaskKind};
+use crate::playbook::{LoopItems, Play, TaskKind};
 use crate::secret::Redactor;
 use crate::template::{FromSerde, TemplateError, Templates};
 
@@ -83,6 +83,55 @@ pub struct HostDesired {
     pub files: Vec<DesiredFile>,
     pub handlers: Vec<Handler>,
     pub redactor: Redactor,
+    /// Folders where files of looped `prune` tasks live: (absolute folder, file-name
+    /// ending, task).
+    pub prune: Vec<(String, String, String)>,
+}
+
+impl HostDesired {
+    /// Files switchyard wrote (per the host's state record, `written`) under a pruned
+    /// task's folder that no item asks for any more: to be removed. Only direct children
+    /// of the folder with the task's file-name ending are candidates.
+    pub fn stale<'a>(&self, written: impl Iterator<Item = &'a String>) -> Vec<DesiredFile> {
+        let mut out: Vec<DesiredFile> = Vec::new();
+        for path in written {
+            for (dir, suffix, task) in &self.prune {
+                let Some(name) = path
+                    .strip_prefix(dir.as_str())
+                    .and_then(|r| r.strip_prefix('/'))
+                else {
+                    continue;
+                };
+                let ok = name.len() > suffix.len()
+                    && name.ends_with(suffix.as_str())
+                    && !name.contains('/')
+                    && !name.starts_with('.');
+                if !ok
+                    || self.files.iter().any(|f| &f.path == path)
+                    || out.iter().any(|f| &f.path == path)
+                {
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(self.conf_root.as_str())
+                    .and_then(|r| r.strip_prefix('/'))
+                    .unwrap_or(path)
+                    .to_string();
+                out.push(DesiredFile {
+                    rel,
+                    path: path.clone(),
+                    base: None,
+                    edits: Vec::new(),
+                    owner: None,
+                    group: None,
+                    mode: None,
+                    tasks: vec![format!("{task} (item gone)")],
+                    absent: true,
+                });
+            }
+        }
+        out
+    }
 }
 
 /// Template context: play vars are defaults, inventory vars override them (the inventory
@@ -150,6 +199,7 @@ pub fn build(
     let mut files: Vec<DesiredFile> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut handlers = Vec::new();
+    let mut prune = Vec::new();
     let conf_root = host.freeswitch.conf_root.clone();
 
     for task in &play.tasks {
@@ -163,135 +213,227 @@ pub fn build(
             task: task.name.clone(),
             message,
         };
-        let ctx = if task.vars.is_empty() {
-            host_ctx.clone()
-        } else {
-            // Task vars may refer to host vars: render them first.
-            let mut v = vars.clone();
-            for (k, val) in &task.vars {
-                let rendered = match val {
-                    serde_json::Value::String(s) => serde_json::Value::String(
-                        templates
-                            .render_str(&format!("task `{}` var `{k}`", task.name), s, &host_ctx)
-                            .map_err(terr)?,
-                    ),
-                    other => other.clone(),
+        // One run of the task, or one per item of its `loop`: (the item's variable, if any).
+        let items: Vec<Option<(String, serde_json::Value)>> = match &task.looping {
+            None => vec![None],
+            Some(l) => {
+                let list = match &l.items {
+                    LoopItems::List(a) => a.clone(),
+                    LoopItems::Expr(e) => {
+                        match templates
+                            .eval_value(&format!("loop of `{}`", task.name), e, &host_ctx)
+                            .map_err(terr)?
+                        {
+                            serde_json::Value::Array(a) => a,
+                            serde_json::Value::Null => {
+                                return Err(err(format!("`loop`: `{e}` is undefined, not a list")))
+                            }
+                            other => {
+                                return Err(err(format!(
+                                    "`loop`: `{e}` is {}, not a list",
+                                    json_kind(&other)
+                                )))
+                            }
+                        }
+                    }
                 };
-                if crate::secret::is_secret_name(k) {
-                    if let Some(s) = rendered.as_str() {
-                        redactor.add(s);
-                    }
-                }
-                v.insert(k.clone(), rendered);
+                list.into_iter()
+                    .map(|item| Some((l.var.clone(), item)))
+                    .collect()
             }
-            Value::from_serde(&v)
         };
-        if let Some(w) = &task.when {
-            if !templates
-                .eval_bool(&format!("when of `{}`", task.name), w, &ctx)
-                .map_err(terr)?
-            {
-                continue;
-            }
+        if let Some((dir, suffix)) = &task.prune {
+            let (_, abs) = resolve_dest(
+                &conf_root,
+                &format!("{dir}/x{suffix}"),
+                task.outside_conf_root,
+            )
+            .map_err(err)?;
+            let abs_dir = abs
+                .rsplit_once('/')
+                .map(|x| x.0.to_string())
+                .unwrap_or_default();
+            prune.push((abs_dir, suffix.clone(), task.name.clone()));
         }
-        let render = |s: &str| templates.render_str(&format!("task `{}`", task.name), s, &ctx);
-        let (dest, owner, group, mode) = match &task.kind {
-            TaskKind::Template(t) => (&t.dest, &t.owner, &t.group, t.mode),
-            TaskKind::XmlParams(t) => (&t.dest, &t.owner, &t.group, t.mode),
-            TaskKind::PreProcess(t) => (&t.dest, &t.owner, &t.group, t.mode),
-            TaskKind::File(t) => (&t.dest, &t.owner, &t.group, t.mode),
-            TaskKind::FsCli(f) => {
-                handlers.push(Handler {
-                    task: task.name.clone(),
-                    command: render(&f.command).map_err(terr)?,
-                    on_change: f.on_change.clone(),
+        for (position, item) in items.into_iter().enumerate() {
+            let mut vars = vars.clone();
+            if let Some((var, value)) = &item {
+                // Secrets inside items (a user's password) are masked like any other.
+                let mut one = Vars::new();
+                one.insert(var.clone(), value.clone());
+                redactor.merge(&Redactor::from_vars(&one));
+                vars.insert(var.clone(), value.clone());
+            }
+            let item_ctx = Value::from_serde(&vars);
+            let ctx = if task.vars.is_empty() {
+                item_ctx.clone()
+            } else {
+                // Task vars may refer to host vars (and the item): render them first.
+                let mut v = vars.clone();
+                for (k, val) in &task.vars {
+                    let rendered = match val {
+                        serde_json::Value::String(s) => serde_json::Value::String(
+                            templates
+                                .render_str(
+                                    &format!("task `{}` var `{k}`", task.name),
+                                    s,
+                                    &item_ctx,
+                                )
+                                .map_err(terr)?,
+                        ),
+                        other => other.clone(),
+                    };
+                    if crate::secret::is_secret_name(k) {
+                        if let Some(s) = rendered.as_str() {
+                            redactor.add(s);
+                        }
+                    }
+                    v.insert(k.clone(), rendered);
+                }
+                Value::from_serde(&v)
+            };
+            // The task as reports name it: with a short, masked label per item.
+            let shown = match (&task.looping, &item) {
+                (Some(l), Some((_, value))) => {
+                    let label = match &l.label {
+                        Some(t) => templates
+                            .render_str(&format!("label of `{}`", task.name), t, &ctx)
+                            .map_err(terr)?,
+                        None => default_label(value, position),
+                    };
+                    let label = redactor.redact(&label);
+                    let label: String = if label.chars().count() > 40 {
+                        format!("{}...", label.chars().take(40).collect::<String>())
+                    } else {
+                        label
+                    };
+                    format!("{} ({label})", task.name)
+                }
+                _ => task.name.clone(),
+            };
+            let err = |message: String| DesiredError::Task {
+                host: host.name.clone(),
+                task: shown.clone(),
+                message,
+            };
+            if let Some(w) = &task.when {
+                if !templates
+                    .eval_bool(&format!("when of `{}`", task.name), w, &ctx)
+                    .map_err(terr)?
+                {
+                    continue;
+                }
+            }
+            let render = |s: &str| templates.render_str(&format!("task `{}`", shown), s, &ctx);
+            let (dest, owner, group, mode) = match &task.kind {
+                TaskKind::Template(t) => (&t.dest, &t.owner, &t.group, t.mode),
+                TaskKind::XmlParams(t) => (&t.dest, &t.owner, &t.group, t.mode),
+                TaskKind::PreProcess(t) => (&t.dest, &t.owner, &t.group, t.mode),
+                TaskKind::File(t) => (&t.dest, &t.owner, &t.group, t.mode),
+                TaskKind::FsCli(f) => {
+                    handlers.push(Handler {
+                        task: task.name.clone(),
+                        command: render(&f.command).map_err(terr)?,
+                        on_change: f.on_change.clone(),
+                    });
+                    continue;
+                }
+            };
+            let dest = render(dest).map_err(terr)?;
+            let (rel, path) =
+                resolve_dest(&conf_root, &dest, task.outside_conf_root).map_err(err)?;
+            if let Some((dir, suffix)) = &task.prune {
+                let inside = rel
+                    .rsplit_once('/')
+                    .is_some_and(|(d, name)| d == dir && name.ends_with(suffix.as_str()));
+                if !inside {
+                    return Err(err(format!(
+                        "`{dest}` is not a `{suffix}` file directly in `{dir}`, where `prune` looks"
+                    )));
+                }
+            }
+            let i = *index.entry(path.clone()).or_insert_with(|| {
+                files.push(DesiredFile {
+                    rel: rel.clone(),
+                    path: path.clone(),
+                    base: None,
+                    edits: Vec::new(),
+                    owner: None,
+                    group: None,
+                    mode: None,
+                    tasks: Vec::new(),
+                    absent: false,
                 });
-                continue;
-            }
-        };
-        let dest = render(dest).map_err(terr)?;
-        let (rel, path) = resolve_dest(&conf_root, &dest, task.outside_conf_root).map_err(err)?;
-        let i = *index.entry(path.clone()).or_insert_with(|| {
-            files.push(DesiredFile {
-                rel: rel.clone(),
-                path: path.clone(),
-                base: None,
-                edits: Vec::new(),
-                owner: None,
-                group: None,
-                mode: None,
-                tasks: Vec::new(),
-                absent: false,
+                files.len() - 1
             });
-            files.len() - 1
-        });
-        let f = &mut files[i];
-        f.tasks.push(task.name.clone());
-        if let Some(o) = owner {
-            f.owner = Some(render(o).map_err(terr)?);
-        }
-        if let Some(g) = group {
-            f.group = Some(render(g).map_err(terr)?);
-        }
-        if let Some(m) = mode {
-            f.mode = Some(m.0);
-        }
-        match &task.kind {
-            TaskKind::Template(t) => {
-                let text = templates.render_file(&t.src, &ctx).map_err(terr)?;
-                if rel.ends_with(".xml") {
-                    crate::template::check_well_formed(&t.src, &text).map_err(terr)?;
-                }
-                // A template replaces whatever earlier edits did.
-                f.base = Some(text);
-                f.edits.clear();
-                // Whole files written by switchyard default to the host's owner and 0640:
-                // gateway files hold trunk passwords.
-                f.owner.get_or_insert_with(|| host.freeswitch.owner.clone());
-                f.group.get_or_insert_with(|| host.freeswitch.group.clone());
-                f.mode.get_or_insert(0o640);
+            let f = &mut files[i];
+            f.tasks.push(shown.clone());
+            if let Some(o) = owner {
+                f.owner = Some(render(o).map_err(terr)?);
             }
-            TaskKind::XmlParams(t) => {
-                for (name, value) in &t.params {
-                    let value = render(&value.0).map_err(terr)?;
-                    if crate::secret::is_secret_name(name) {
-                        redactor.add(&value);
+            if let Some(g) = group {
+                f.group = Some(render(g).map_err(terr)?);
+            }
+            if let Some(m) = mode {
+                f.mode = Some(m.0);
+            }
+            match &task.kind {
+                TaskKind::Template(t) => {
+                    let text = templates.render_file(&t.src, &ctx).map_err(terr)?;
+                    if rel.ends_with(".xml") {
+                        crate::template::check_well_formed(&t.src, &text).map_err(terr)?;
                     }
-                    f.edits.push(Edit::Param {
-                        section: t.section.clone(),
-                        name: name.clone(),
-                        value,
-                    });
+                    // A template replaces whatever earlier edits did.
+                    f.base = Some(text);
+                    f.edits.clear();
+                    // Whole files written by switchyard default to the host's owner and 0640:
+                    // gateway files hold trunk passwords.
+                    f.owner.get_or_insert_with(|| host.freeswitch.owner.clone());
+                    f.group.get_or_insert_with(|| host.freeswitch.group.clone());
+                    f.mode.get_or_insert(0o640);
                 }
-            }
-            TaskKind::PreProcess(t) if t.state == crate::playbook::FileState::Absent => {
-                for name in t.vars.keys() {
-                    f.edits.push(Edit::PreProcessRemove {
-                        cmd: t.cmd.clone(),
-                        name: name.clone(),
-                    });
-                }
-            }
-            TaskKind::PreProcess(t) => {
-                for (name, value) in &t.vars {
-                    let value = render(&value.0).map_err(terr)?;
-                    if let Some(what) = crate::freeswitch::preprocess::unsafe_data(&value) {
-                        return Err(err(format!("value of `{name}` contains {what}, which a pre-process line cannot carry")));
+                TaskKind::XmlParams(t) => {
+                    for (name, value) in &t.params {
+                        let value = render(&value.0).map_err(terr)?;
+                        if crate::secret::is_secret_name(name) {
+                            redactor.add(&value);
+                        }
+                        f.edits.push(Edit::Param {
+                            section: t.section.clone(),
+                            name: name.clone(),
+                            value,
+                        });
                     }
-                    if crate::secret::is_secret_name(name) {
-                        redactor.add(&value);
-                    }
-                    f.edits.push(Edit::PreProcess {
-                        cmd: t.cmd.clone(),
-                        name: name.clone(),
-                        value,
-                    });
                 }
+                TaskKind::PreProcess(t) if t.state == crate::playbook::FileState::Absent => {
+                    for name in t.vars.keys() {
+                        f.edits.push(Edit::PreProcessRemove {
+                            cmd: t.cmd.clone(),
+                            name: name.clone(),
+                        });
+                    }
+                }
+                TaskKind::PreProcess(t) => {
+                    for (name, value) in &t.vars {
+                        let value = render(&value.0).map_err(terr)?;
+                        if let Some(what) = crate::freeswitch::preprocess::unsafe_data(&value) {
+                            return Err(err(format!("value of `{name}` contains {what}, which a pre-process line cannot carry")));
+                        }
+                        if crate::secret::is_secret_name(name) {
+                            redactor.add(&value);
+                        }
+                        f.edits.push(Edit::PreProcess {
+                            cmd: t.cmd.clone(),
+                            name: name.clone(),
+                            value,
+                        });
+                    }
+                }
+                TaskKind::File(t) if t.state == crate::playbook::FileState::Absent => {
+                    f.absent = true;
+                }
+                TaskKind::File(_) | TaskKind::FsCli(_) => {}
             }
-            TaskKind::File(t) if t.state == crate::playbook::FileState::Absent => {
-                f.absent = true;
-            }
-            TaskKind::File(_) | TaskKind::FsCli(_) => {}
         }
     }
     if let Some(f) = files
@@ -314,7 +456,37 @@ pub fn build(
         files,
         handlers,
         redactor,
+        prune,
     })
+}
+
+/// What a loop item is called when the task gives no `label`: a scalar itself; a mapping
+/// by its `name`, `id`, `number` or `label`; else its position.
+fn default_label(item: &serde_json::Value, index: usize) -> String {
+    match item {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(_) | serde_json::Value::Bool(_) => item.to_string(),
+        serde_json::Value::Object(o) => ["name", "id", "number", "label"]
+            .iter()
+            .find_map(|k| match o.get(*k) {
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(v @ serde_json::Value::Number(_)) => Some(v.to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("#{}", index + 1)),
+        _ => format!("#{}", index + 1),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a mapping",
+    }
 }
 
 /// Apply a file's edits to `base`.
@@ -369,5 +541,70 @@ mod tests {
             "/etc/default/freeswitch"
         );
         assert!(resolve_dest(root, "/etc/../etc/passwd", true).is_err());
+    }
+
+    fn build_one(inventory: &str, playbook: &str) -> Result<HostDesired, DesiredError> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("switchyard-loop-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        std::fs::write(
+            dir.join("templates/user.xml.j2"),
+            "<include><user id=\"{{ u.id }}\"><params><param name=\"password\" value=\"{{ u.password }}\"/></params></user></include>\n",
+        )
+        .unwrap();
+        let inv = crate::inventory::Inventory::parse_str(&dir.join("i.yml"), inventory).unwrap();
+        let pb = crate::playbook::Playbook::parse_str(&dir.join("p.yml"), playbook).unwrap();
+        let mut t = Templates::new(pb.template_dirs());
+        let r = build(&inv.hosts[0], &pb.plays[0], &mut t);
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    const INV: &str = "all:\n  hosts:\n    pbx1:\n      users:\n        - {id: \"1000\", password: s3cret-a}\n        - {id: \"1001\", password: s3cret-b, off: true}\n        - {id: \"1002\", password: s3cret-c}\n";
+
+    #[test]
+    fn a_loop_writes_one_file_per_item_with_when_per_item_and_masked_labels() {
+        let d = build_one(INV, "- hosts: all\n  tasks:\n    - name: user\n      template: {src: user.xml.j2, dest: \"directory/default/{{ u.id }}.xml\"}\n      loop: \"{{ users }}\"\n      loop_control: {loop_var: u}\n      when: not (u.off | default(false))\n").unwrap();
+        let rels: Vec<&str> = d.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(
+            rels,
+            ["directory/default/1000.xml", "directory/default/1002.xml"]
+        );
+        assert_eq!(d.files[0].tasks, ["user (1000)"]);
+        assert!(d.files[1].base.as_deref().unwrap().contains("s3cret-c"));
+        // Every item's password is a known secret, masked wherever it would show.
+        assert_eq!(d.redactor.redact("s3cret-b"), "********");
+        // A label naming a secret is masked too; a long one is cut.
+        let d = build_one(INV, "- hosts: all\n  tasks:\n    - name: user\n      template: {src: user.xml.j2, dest: \"directory/default/{{ u.id }}.xml\"}\n      loop: \"{{ users }}\"\n      loop_control: {loop_var: u, label: \"{{ u.id }} {{ u.password }}\"}\n").unwrap();
+        assert_eq!(d.files[0].tasks, ["user (1000 ********)"]);
+    }
+
+    #[test]
+    fn a_loop_over_something_else_than_a_list_is_one_clear_error() {
+        for (over, want) in [
+            (
+                "\"{{ users[0] }}\"",
+                "`loop`: `users[0]` is a mapping, not a list",
+            ),
+            (
+                "\"{{ nobody }}\"",
+                "`loop`: `nobody` is undefined, not a list",
+            ),
+        ] {
+            let e = build_one(INV, &format!("- hosts: all\n  tasks:\n    - name: user\n      template: {{src: user.xml.j2, dest: \"d/{{{{ item.id }}}}.xml\"}}\n      loop: {over}\n")).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("pbx1"), "{e}");
+        }
+        // Written in the playbook: refused when the playbook is read.
+        let e = crate::playbook::Playbook::parse_str(
+            std::path::Path::new("p.yml"),
+            "- hosts: all\n  tasks:\n    - name: t\n      file: {dest: a.xml, state: absent}\n      loop: 5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`loop` takes a list or `{{ variable }}`, not `5`"),
+            "{e}"
+        );
     }
 }

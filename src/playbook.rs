@@ -209,6 +209,82 @@ struct RawTask {
     preprocess: Option<PreProcessTask>,
     file: Option<FileTask>,
     fs_cli: Option<FsCliTask>,
+    #[serde(default)]
+    tags: Option<Tags>,
+    #[serde(rename = "loop")]
+    looping: Option<serde_json::Value>,
+    loop_control: Option<LoopControl>,
+    /// With `loop`: files this task wrote for items that are gone are removed.
+    #[serde(default)]
+    prune: bool,
+}
+
+/// `tags: web` or `tags: [web, db]` (a comma-separated string too, as Ansible takes it).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Tags {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopControl {
+    /// The name of the loop variable (default `item`), for loops inside included templates.
+    pub loop_var: Option<String>,
+    /// What to show for each item (a template), instead of the item itself.
+    pub label: Option<String>,
+}
+
+/// What a task loops over.
+#[derive(Debug, Clone)]
+pub enum LoopItems {
+    /// A list written in the playbook.
+    List(Vec<serde_json::Value>),
+    /// An expression over the host's variables (`loop: "{{ users }}"` → `users`).
+    Expr(String),
+}
+
+/// Ansible's `loop:` on a task: the task runs once per item, with the item in `loop_var`.
+#[derive(Debug, Clone)]
+pub struct Loop {
+    pub items: LoopItems,
+    pub var: String,
+    pub label: Option<String>,
+}
+
+/// Which tasks a run selects (`--tags`, `--skip-tags`), with Ansible's special tags:
+/// `always` runs unless skipped by name, `never` only when asked for by name, and `all`,
+/// `tagged`, `untagged` select by whether a task has tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagFilter {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl TagFilter {
+    pub fn is_empty(&self) -> bool {
+        self.only.is_empty() && self.skip.is_empty()
+    }
+
+    pub fn selects(&self, task_tags: &[String]) -> bool {
+        let has = |t: &str| task_tags.iter().any(|x| x == t);
+        let named = |list: &[String]| {
+            list.iter().any(|t| {
+                has(t)
+                    || (t == "tagged" && !task_tags.is_empty())
+                    || (t == "untagged" && task_tags.is_empty())
+            })
+        };
+        let wanted = if self.only.is_empty() {
+            !has("never")
+        } else {
+            named(&self.only)
+                || has("always")
+                || (self.only.iter().any(|t| t == "all") && !has("never"))
+        };
+        wanted && !named(&self.skip)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +298,14 @@ pub struct Task {
     /// The destination may lie outside the conf root (an explicit opt-in per task).
     pub outside_conf_root: bool,
     pub kind: TaskKind,
+    /// `tags:`, for `--tags` / `--skip-tags`.
+    pub tags: Vec<String>,
+    /// `loop:`: one run of the task per item, each its own managed file.
+    pub looping: Option<Loop>,
+    /// `prune: true` (with `loop`): the folder and file-name ending its `dest` names
+    /// (`directory/default/{{ u.id }}.xml` → `directory/default`, `.xml`); files switchyard
+    /// wrote there for items no longer in the loop are removed.
+    pub prune: Option<(String, String)>,
 }
 
 /// How many hosts a batch takes: `serial: 2`, `serial: "25%"`, or a list for canaries.
@@ -371,6 +455,43 @@ pub struct Play {
     pub drain_timeout: f64,
 }
 
+/// The fixed folder and file-name ending of a pruned task's `dest`: the folder may not
+/// depend on the item (else nothing says which files were the task's), and the name must
+/// end in fixed text after its last `}}`.
+fn prune_pattern(dest: &str) -> Result<(String, String), String> {
+    let bad = || {
+        format!("`prune` needs a `dest` whose folder is fixed and whose file name ends in fixed text, like `directory/default/{{{{ item.id }}}}.xml` (got `{dest}`)")
+    };
+    let first = dest.find("{{").ok_or_else(bad)?;
+    let (dir, _) = dest[..first].rsplit_once('/').ok_or_else(bad)?;
+    let last = dest.rfind("}}").ok_or_else(bad)? + 2;
+    let suffix = &dest[last..];
+    if dir.is_empty()
+        || dir.contains("{%")
+        || suffix.is_empty()
+        || suffix.contains('/')
+        || dest[first..].contains('/')
+    {
+        return Err(bad());
+    }
+    Ok((dir.trim_end_matches('/').to_string(), suffix.to_string()))
+}
+
+impl Play {
+    /// The play with only the tasks `filter` selects (`--tags`, `--skip-tags`).
+    pub fn with_tags(&self, filter: &TagFilter) -> Play {
+        Play {
+            tasks: self
+                .tasks
+                .iter()
+                .filter(|t| filter.selects(&t.tags))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Playbook {
     pub path: PathBuf,
@@ -437,12 +558,78 @@ impl Playbook {
                 if tasks.iter().any(|t: &Task| t.name == task_name) {
                     return Err(err("two tasks of the play have this name".into()));
                 }
+                let tags = match rt.tags {
+                    None => Vec::new(),
+                    Some(Tags::One(s)) => s
+                        .split(',')
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect(),
+                    Some(Tags::Many(v)) => v,
+                };
+                let looping = match (rt.looping, rt.loop_control) {
+                    (None, None) => None,
+                    (None, Some(_)) => return Err(err("`loop_control` without `loop`".into())),
+                    (Some(items), control) => {
+                        let items = match items {
+                            serde_json::Value::Array(a) => LoopItems::List(a),
+                            serde_json::Value::String(s) => {
+                                let t = s.trim();
+                                match t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+                                    Some(expr) if !expr.contains("{{") => LoopItems::Expr(expr.trim().to_string()),
+                                    _ => return Err(err(format!("`loop: {s}` is neither a list nor one `{{{{ expression }}}}` naming a list"))),
+                                }
+                            }
+                            other => {
+                                return Err(err(format!(
+                                    "`loop` takes a list or `{{{{ variable }}}}`, not `{other}`"
+                                )))
+                            }
+                        };
+                        let control = control.unwrap_or(LoopControl {
+                            loop_var: None,
+                            label: None,
+                        });
+                        let var = control.loop_var.unwrap_or_else(|| "item".into());
+                        if var.is_empty()
+                            || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        {
+                            return Err(err(format!("`loop_var: {var}` is not a variable name")));
+                        }
+                        if matches!(kind, TaskKind::FsCli(_)) {
+                            return Err(err("`loop` on an `fs_cli` handler is not supported: write one handler per command".into()));
+                        }
+                        Some(Loop {
+                            items,
+                            var,
+                            label: control.label,
+                        })
+                    }
+                };
+                let prune = if rt.prune {
+                    let dest = match &kind {
+                        TaskKind::Template(t) => &t.dest,
+                        _ => return Err(err("`prune` is for looped `template` tasks".into())),
+                    };
+                    if looping.is_none() {
+                        return Err(err(
+                            "`prune` needs `loop` (it removes the files of items that are gone)"
+                                .into(),
+                        ));
+                    }
+                    Some(prune_pattern(dest).map_err(err)?)
+                } else {
+                    None
+                };
                 tasks.push(Task {
                     name: task_name,
                     when: rt.when,
                     vars: rt.vars,
                     outside_conf_root: rt.outside_conf_root,
                     kind,
+                    tags,
+                    looping,
+                    prune,
                 });
             }
             // Handler references must name real tasks: a typo would silently never fire.
@@ -501,6 +688,32 @@ impl Playbook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_select_as_ansible_selects_them() {
+        let f = |only: &[&str], skip: &[&str]| TagFilter {
+            only: only.iter().map(|s| s.to_string()).collect(),
+            skip: skip.iter().map(|s| s.to_string()).collect(),
+        };
+        let t = |tags: &[&str]| tags.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let none = f(&[], &[]);
+        assert!(none.selects(&t(&[])) && none.selects(&t(&["users"])));
+        assert!(!none.selects(&t(&["never"])), "never runs only when named");
+        let users = f(&["users"], &[]);
+        assert!(users.selects(&t(&["users", "x"])));
+        assert!(!users.selects(&t(&["trunks"])) && !users.selects(&t(&[])));
+        assert!(
+            users.selects(&t(&["always"])),
+            "always runs with any --tags"
+        );
+        assert!(f(&["never"], &[]).selects(&t(&["never"])));
+        assert!(f(&["untagged"], &[]).selects(&t(&[])));
+        assert!(!f(&["tagged"], &[]).selects(&t(&[])));
+        assert!(!f(&["all"], &[]).selects(&t(&["never"])));
+        let skip = f(&[], &["users"]);
+        assert!(!skip.selects(&t(&["users"])) && skip.selects(&t(&["trunks"])));
+        assert!(!f(&[], &["always"]).selects(&t(&["always"])));
+    }
 
     fn parse(text: &str) -> Result<Playbook, PlaybookError> {
         let dir = std::env::temp_dir().join(format!(

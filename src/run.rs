@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub saved_plan: Option<Arc<crate::plan::SavedPlan>>,
     /// In check mode, also read each managed gateway's state once (drift agents).
     pub gateway_snapshot: bool,
+    /// `--tags` / `--skip-tags`: tasks left out are neither written nor removed.
+    pub tags: crate::playbook::TagFilter,
 }
 
 impl RunOptions {
@@ -64,6 +66,7 @@ impl RunOptions {
             shuffle_seed: 1,
             saved_plan: None,
             gateway_snapshot: false,
+            tags: Default::default(),
         }
     }
 }
@@ -167,6 +170,13 @@ pub async fn run_play(
     opts: &RunOptions,
     on_event: OnEvent,
 ) -> Result<PlayReport, RunError> {
+    let selected;
+    let play = if opts.tags.is_empty() {
+        play
+    } else {
+        selected = play.with_tags(&opts.tags);
+        &selected
+    };
     let mut hosts = desired_states(inv, pb, play, opts.limit.as_deref());
     if hosts.is_empty() {
         return Err(RunError::NoHosts(match &opts.limit {
@@ -409,6 +419,26 @@ async fn pipeline(
         _ => None,
     };
     let prior = prior_bytes.as_deref().and_then(HostState::parse);
+    // Items gone from a pruned loop: their files (which the state record says switchyard
+    // wrote) are gathered too, in a second round trip taken only when there are some.
+    let stale = prior
+        .as_ref()
+        .map(|x| desired.stale(x.files.keys()))
+        .unwrap_or_default();
+    let with_stale;
+    let desired = if stale.is_empty() {
+        desired
+    } else {
+        let paths: Vec<&str> = stale.iter().map(|f| f.path.as_str()).collect();
+        match facts::gather(t, &desired.conf_root, &paths).await {
+            Ok(more) => facts.extend(more),
+            Err(e) => return r.fail(ErrorKind::Gather, e.to_string()),
+        }
+        let mut d = desired.clone();
+        d.files.extend(stale);
+        with_stale = d;
+        &with_stale
+    };
     let p = match plan::plan(desired, &facts, s.allow, prior.as_ref()) {
         Ok(p) => p,
         Err(e) => return r.fail(ErrorKind::Plan, e.to_string()),

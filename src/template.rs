@@ -188,6 +188,28 @@ impl Templates {
             .map_err(|e| to_error(what, &e, Some(text)))
     }
 
+    /// Evaluate an expression (`loop: "{{ users }}"` → `users`) to its value.
+    pub fn eval_value(
+        &self,
+        what: &str,
+        expr: &str,
+        ctx: &Value,
+    ) -> Result<serde_json::Value, TemplateError> {
+        let e = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| to_error(what, &e, Some(expr)))?;
+        let v = e.eval(ctx).map_err(|e| to_error(what, &e, Some(expr)))?;
+        if v.is_undefined() || v.is_none() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::to_value(&v).map_err(|e| TemplateError::Render {
+            template: what.into(),
+            line: None,
+            message: e.to_string(),
+        })
+    }
+
     /// Evaluate a `when:` expression.
     pub fn eval_bool(&self, what: &str, expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
         let e = self

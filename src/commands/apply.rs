@@ -75,6 +75,7 @@ impl ApplyArgs {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1),
+            tags: self.inputs.tag_filter(),
             ..self.connect.options(mode, self.allow)
         })
     }
@@ -142,8 +143,12 @@ fn list(
         }
         if tasks {
             println!("  tasks:");
-            for t in &play.tasks {
-                println!("    {}", t.name);
+            for t in play.with_tags(&opts.tags).tasks {
+                if t.tags.is_empty() {
+                    println!("    {}", t.name);
+                } else {
+                    println!("    {}  tags: [{}]", t.name, t.tags.join(", "));
+                }
             }
         }
     }

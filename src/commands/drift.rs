@@ -74,6 +74,7 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
     let (inv, pb) = super::load(&a.inputs, &cx.vault)?;
     let history = a.history.path();
     let mut opts = a.connect.options(Mode::Check, a.allow);
+    opts.tags = a.inputs.tag_filter();
     let mut reports = Vec::new();
     for play in &pb.plays {
         reports.push(crate::run::run_play(&inv, &pb, play, &opts, super::quiet()).await?);

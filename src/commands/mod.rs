@@ -78,9 +78,22 @@ pub struct Inputs {
     /// Extra variables, above every other source: `key=value ...`, `{"key": value}` (YAML/JSON) or `@file.yml`; repeatable, later wins
     #[arg(long = "extra-vars", short = 'e', value_name = "VARS")]
     pub extra_vars: Vec<String>,
+    /// Only tasks with one of these tags (comma-separated; `always` tasks too, `never` ones only by name)
+    #[arg(long, short = 't', value_name = "TAGS", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Leave out tasks with one of these tags (comma-separated)
+    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
 }
 
 impl Inputs {
+    pub fn tag_filter(&self) -> crate::playbook::TagFilter {
+        crate::playbook::TagFilter {
+            only: self.tags.clone(),
+            skip: self.skip_tags.clone(),
+        }
+    }
+
     /// Every `-e`, merged in order.
     pub fn extra(&self) -> Result<crate::inventory::Vars, CommandError> {
         let mut vars = crate::inventory::Vars::new();

@@ -28,7 +28,8 @@ pub struct PlanArgs {
 
 pub async fn run(a: PlanArgs, cx: &Context) -> CommandResult {
     let (inv, pb) = super::load(&a.inputs, &cx.vault)?;
-    let opts = a.connect.options(Mode::Check, a.allow);
+    let mut opts = a.connect.options(Mode::Check, a.allow);
+    opts.tags = a.inputs.tag_filter();
     let (status, reports) =
         super::execute(&inv, &pb, &opts, false, Output::Human, cx.style).await?;
     std::fs::write(&a.out, crate::report::json(&reports))

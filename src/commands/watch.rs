@@ -45,6 +45,7 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
     let every = duration("--every", &a.every)?;
     let jitter = duration("--jitter", &a.jitter)?;
     let extra_vars = a.inputs.extra()?;
+    let tags = a.inputs.tag_filter();
     crate::watch::watch(crate::watch::WatchOptions {
         extra_vars,
         inventory: a.inputs.inventory,
@@ -56,7 +57,10 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         listen: a.metrics,
         history: Some(a.history.path()),
         rounds: a.rounds,
-        run: a.connect.options(Mode::Check, a.allow),
+        run: crate::run::RunOptions {
+            tags,
+            ..a.connect.options(Mode::Check, a.allow)
+        },
     })
     .await?;
     Ok(crate::exit::ExitStatus::Success)

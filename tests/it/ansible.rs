@@ -311,3 +311,30 @@ fn scripts_several_sources_and_the_environment() {
         format!("error: {}:2:7: `port` is not `key=value`\n", ini.display())
     );
 }
+
+#[test]
+fn tags_pick_the_tasks_of_the_shipped_playbook() {
+    let inv = repo("tests/fixtures/ansible/hosts.yml");
+    let pb = repo("playbooks/wavix.yml");
+    let list = |extra: &[&str]| {
+        let mut args = vec!["apply", "-i", &inv, &pb, "--list-tasks"];
+        args.extend_from_slice(extra);
+        let out = switchyard_env(&args, &[]);
+        assert_eq!(out.code, 0, "{}", out.all());
+        out.stdout
+    };
+    assert_eq!(
+        list(&["--tags", "users"]),
+        "play: Wavix SIP trunk (5 hosts)\n  tasks:\n    directory user  tags: [users]\n"
+    );
+    let no_network = list(&["--skip-tags", "network,trunk"]);
+    assert!(
+        no_network.contains("    dialplan  tags: [dialplan]\n"),
+        "{no_network}"
+    );
+    assert!(
+        !no_network.contains("RTP port range") && !no_network.contains("gateway"),
+        "{no_network}"
+    );
+    assert!(list(&[]).contains("    RTP port range  tags: [network]\n"));
+}

@@ -66,6 +66,11 @@ impl TestHost {
         self.conf(rel).exists()
     }
     /// `fs_cli` commands the stand-in has received, in order.
+    /// Forget the FreeSWITCH commands logged so far.
+    pub fn clear_fs_log(&self) {
+        let _ = std::fs::remove_file(self.dir.join("state/commands.log"));
+    }
+
     pub fn fs_log(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.join("state/commands.log"))
             .unwrap_or_default()

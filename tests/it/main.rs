@@ -8,6 +8,7 @@ mod apply;
 mod architecture;
 mod cli;
 mod errors;
+mod fleet;
 mod hostile;
 mod hostkeys;
 mod inputs;
