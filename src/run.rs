@@ -405,12 +405,15 @@ async fn pipeline(
     mut r: HostReport,
 ) -> HostReport {
     let record_path = format!("{}/{}", desired.conf_root, STATE_REL);
+    let marker_path = format!("{}/{}", desired.conf_root, crate::state::WRITING_REL);
     let mut paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
     paths.push(&record_path);
+    paths.push(&marker_path);
     let mut facts = match facts::gather(t, &desired.conf_root, &paths).await {
         Ok(f) => f,
         Err(e) => return r.fail(ErrorKind::Gather, e.to_string()),
     };
+    let killed_write = matches!(facts.pop(), Some(FileFact::Present { .. }));
     let prior_bytes = match facts.pop() {
         Some(FileFact::Present { content, .. }) => Some(content),
         Some(FileFact::Unreadable(why)) => {
@@ -522,6 +525,14 @@ async fn pipeline(
             .as_ref()
             .is_none_or(|x| same_actions(&x.owed, &p.reload.pending))
     {
+        // Nothing to change, but a killed write left its staged files (which may hold
+        // secrets): taking the lock removes them (src/remote/lock.sh). Held by another
+        // run: that run cleans up.
+        if killed_write {
+            if let Ok(lock) = t.lock(&desired.conf_root, "cleanup").await {
+                lock.release().await;
+            }
+        }
         r.files = p.files;
         return r;
     }

@@ -16,6 +16,10 @@ use crate::freeswitch::reload::Step;
 /// Path of the record, relative to the conf root.
 pub const STATE_REL: &str = ".switchyard/state.json";
 
+/// Present while a write is in progress (src/remote/write.sh): left behind by a run killed
+/// mid-write, with its staged files, which the next run removes under the host lock.
+pub const WRITING_REL: &str = ".switchyard/writing";
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostState {
     pub version: u32,

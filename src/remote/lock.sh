@@ -10,7 +10,7 @@ sy_private "$root"
 SY_OWNER=$owner
 export SY_OWNER
 # shellcheck disable=SC2016 # expanded by the shell flock starts
-flock -n -E 75 lock -c '{ printf "%s\n" "$SY_OWNER" > lock.owner; } 2>/dev/null; echo switchyard-locked; exec cat > /dev/null'
+flock -n -E 75 lock -c '{ printf "%s\n" "$SY_OWNER" > lock.owner; } 2>/dev/null; rm -rf -- stage.* writing 2>/dev/null; echo switchyard-locked; exec cat > /dev/null'
 rc=$?
 [ $rc -ne 75 ] || printf 'LOCKED %s\n' "$(cat lock.owner 2>/dev/null || echo unknown)"
 exit $rc

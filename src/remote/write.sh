@@ -12,6 +12,7 @@
 #    connection cut during the upload changes nothing (exit 3).
 # 3. Each file is prepared there (content, owner, mode, fsync), where nobody else can
 #    reach it: no chown or chmod ever runs on a name someone else could have replaced.
+#    The work is batched: one chown/chmod per distinct owner and mode, one sync.
 # 4. Only then is each renamed into place from inside its folder (reached by sy_enter):
 #    rename(2) replaces whatever has the name, a planted link included, and never follows
 #    it. A cut leaves each file entirely old or entirely new.
@@ -69,11 +70,14 @@ each expect "$@"
 # 2. stage
 sy_private "$root"
 rm -rf -- stage.* 2>/dev/null || true   # a killed run's leftovers (this run holds the lock)
+# `writing` marks a write in progress: a run killed before its cleanup leaves it, and the
+# next run's gather sees it, so even a run with nothing to change cleans up (under the lock).
+: > writing
 stage=$(mktemp -d stage.XXXXXX)
 cd -P -- "$stage"
 exec 4<.
 dev=$(stat -c %d .)
-trap 'cd -P /proc/self/fd/4 && rm -f -- all f* && cd .. && rmdir -- "$stage"' EXIT
+trap 'cd -P /proc/self/fd/4 && rm -f -- all f* && cd .. && rmdir -- "$stage" && rm -f writing' EXIT
 trap 'exit 129' HUP INT TERM PIPE
 cat > all
 [ "$(wc -c < all)" -eq "$total" ] || { echo 'switchyard: upload incomplete, nothing changed' >&2; exit 3; }
@@ -81,34 +85,66 @@ cat > all
 # 3. prepare
 off=1
 k=0
+# Files with the same owner, group and mode (most of them) get one chown and one chmod;
+# all are flushed to disk with one sync. The names are f1, f2...: safe to split on spaces.
+# (A short write, a full disk, fails `head` and so the script: set -e.)
+batch=
+attrs=
+flush() {
+    [ -n "$batch" ] || return 0
+    # shellcheck disable=SC2086
+    if [ -n "$b_owner" ]; then chown -- "$b_owner:$b_group" $batch; fi
+    # shellcheck disable=SC2086
+    chmod -- "$b_mode" $batch
+    batch=
+}
 prepare() {
     [ "$1" = W ] || return 0
     k=$((k + 1))
-    cd -P -- /proc/self/fd/4
     tail -c +"$off" all | head -c "$7" > "f$k"
-    [ "$(wc -c < "f$k")" -eq "$7" ] || exit 1
-    if [ -n "$4" ]; then chown -- "$4:$5" "f$k"; fi
-    chmod -- "$6" "f$k"
-    sync -- "f$k" 2>/dev/null || sync
+    if [ "$4:$5:$6" != "$attrs" ]; then
+        flush
+        attrs="$4:$5:$6"
+        b_owner=$4
+        b_group=$5
+        b_mode=$6
+    fi
+    batch="$batch f$k"
     off=$((off + $7))
 }
+cd -P -- /proc/self/fd/4
 each prepare "$@"
+flush
+if [ "$k" -gt 0 ]; then sync -- f* 2>/dev/null || sync; fi
 
 # 4. into place
+# Consecutive files of one folder are placed from inside it without walking to it again:
+# the working directory is the folder sy_enter checked, whatever its name has become since.
+# Each folder is synced once, when switchyard leaves it.
 k=0
+here=
+leave() {
+    if [ -n "$here" ]; then sync -- . 2>/dev/null || true; fi
+    here=
+}
 place() {
     case $1 in
         W)
             k=$((k + 1))
-            sy_enter "$root" "$2" "${4:-$(id -un)}" "${5:-$(id -gn)}"
-            [ "$(stat -c %d .)" = "$dev" ] ||
-                sy_die "$2 is on another file system than the conf root; cannot replace $3 atomically"
-            rm -f -- ./.*.switchyard-tmp.* 2>/dev/null || true   # older versions' temp files
-            mv -fT -- "/proc/self/fd/4/f$k" "$3"
-            sync -- . 2>/dev/null || true ;;
+            if [ "$2" != "$here" ]; then
+                leave
+                sy_enter "$root" "$2" "${4:-$(id -un)}" "${5:-$(id -gn)}"
+                [ "$(stat -c %d .)" = "$dev" ] ||
+                    sy_die "$2 is on another file system than the conf root; cannot replace $3 atomically"
+                rm -f -- ./.*.switchyard-tmp.* 2>/dev/null || true   # older versions' temp files
+                here=$2
+            fi
+            mv -fT -- "/proc/self/fd/4/f$k" "$3" ;;
         R)
+            leave
             if sy_enter "$root" "$2"; then rm -f -- "$3"; fi ;;
     esac
 }
 each place "$@"
+leave
 echo switchyard-write-ok

@@ -421,14 +421,30 @@ impl Fleet {
                     format!("{} --standin-restart", h.fs_cli().display()),
                 ),
             };
-            s.push_str(&format!(
-                "        {}:\n          ansible_host: {}\n          ansible_port: {}\n          freeswitch_conf_root: {}\n          fs_cli: \"{fs_cli}\"\n          freeswitch_restart_command: \"{restart}\"\n",
-                h.name,
-                h.addr,
-                h.port,
-                h.dir.join("conf").display(),
-            ));
-            for line in extra(i, h).lines() {
+            // A key the test gives in `extra` replaces the harness's own (an inventory that
+            // gives a key twice is refused, as it should be).
+            let extra = extra(i, h);
+            let overridden = |key: &str| {
+                extra
+                    .lines()
+                    .any(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))
+            };
+            s.push_str(&format!("        {}:\n", h.name));
+            for (key, value) in [
+                ("ansible_host", h.addr.clone()),
+                ("ansible_port", h.port.to_string()),
+                (
+                    "freeswitch_conf_root",
+                    h.dir.join("conf").display().to_string(),
+                ),
+                ("fs_cli", format!("\"{fs_cli}\"")),
+                ("freeswitch_restart_command", format!("\"{restart}\"")),
+            ] {
+                if !overridden(key) {
+                    s.push_str(&format!("          {key}: {value}\n"));
+                }
+            }
+            for line in extra.lines() {
                 s.push_str(&format!("          {line}\n"));
             }
         }

@@ -32,7 +32,7 @@ fn cases() -> Vec<Case> {
     };
     vec![
         c("yaml syntax", "all:\n  hosts:\n    pbx1: {a: b\n", PB, TPL, 1, "inv.yml:4:1: "),
-        c("yaml wrong shape", "all:\n  hosts: [\n", PB, TPL, 1, "inv.yml:2:10: all.hosts: invalid type: sequence, expected a map"),
+        c("yaml wrong shape", "all:\n  hosts: [pbx1]\n", PB, TPL, 1, "inv.yml:2:10: all.hosts: invalid type: sequence, expected a map"),
         c("wrong type", "all:\n  hosts:\n    pbx1:\n      ansible_port: banana\n", PB, TPL, 1, "variable `ssh_port`: `banana` is not a port number"),
         c("unknown inventory key", "all:\n  hostz: {}\n", PB, TPL, 1, "unknown field `hostz`"),
         c("unknown play key", INV, "- hosts: all\n  taks: []\n", TPL, 1, "unknown field `taks`"),

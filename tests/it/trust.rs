@@ -539,10 +539,14 @@ fn a_controller_killed_before_its_freeswitch_steps_converges_on_the_next_run() {
     let mut child = spawn_apply(&fleet, &gated, &kh, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !reached.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "never reached a FreeSWITCH command"
-        );
+        if Instant::now() >= deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "never reached a FreeSWITCH command: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
