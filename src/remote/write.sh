@@ -44,13 +44,19 @@ each() {
 }
 
 # 1. expectations
+# Consecutive expectations in one folder are checked from inside it (walked to once).
+in_dir=
 expect() {
     [ "$1" = E ] || return 0
-    if ! sy_enter "$root" "$2"; then
-        # No such folder: the file is absent.
-        [ "$4" = - ] && return 0
-        printf 'switchyard: %s changed since it was read; nothing written\n' "$2/$3" >&2
-        exit 5
+    if [ "$2" != "$in_dir" ]; then
+        in_dir=
+        if ! sy_enter "$root" "$2"; then
+            # No such folder: the file is absent.
+            [ "$4" = - ] && return 0
+            printf 'switchyard: %s changed since it was read; nothing written\n' "$2/$3" >&2
+            exit 5
+        fi
+        in_dir=$2
     fi
     if [ -L "$3" ]; then
         sy_die "$2/$3 is a symbolic link; switchyard never follows links under the conf root"
@@ -87,7 +93,7 @@ off=1
 k=0
 # Files with the same owner, group and mode (most of them) get one chown and one chmod;
 # all are flushed to disk with one sync. The names are f1, f2...: safe to split on spaces.
-# (A short write, a full disk, fails `head` and so the script: set -e.)
+# (A short write, a full disk, fails `dd` and so the script: set -e.)
 batch=
 attrs=
 flush() {
@@ -101,7 +107,7 @@ flush() {
 prepare() {
     [ "$1" = W ] || return 0
     k=$((k + 1))
-    tail -c +"$off" all | head -c "$7" > "f$k"
+    dd if=all of="f$k" iflag=skip_bytes,count_bytes skip=$((off - 1)) count="$7" status=none
     if [ "$4:$5:$6" != "$attrs" ]; then
         flush
         attrs="$4:$5:$6"
