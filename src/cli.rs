@@ -27,6 +27,9 @@ pub struct GlobalArgs {
     /// age identity file for the vault (else $SWITCHYARD_VAULT_IDENTITY)
     #[arg(long, global = true, value_name = "FILE", display_order = 900)]
     pub vault_identity: Option<PathBuf>,
+    /// Show each remote command's kind and timing (-v), and the command itself, secrets masked (-vv)
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count, display_order = 902)]
+    pub verbose: u8,
     /// Colour on stderr: `auto` (a terminal, unless NO_COLOR is set), `always`, `never`
     #[arg(
         long,
@@ -128,6 +131,10 @@ fn run(cli: Cli) -> CommandResult {
             cli.global.vault_identity.as_deref(),
         )?,
         style: cli.global.color.style(),
+        verbose: cli.global.verbose,
+        config: crate::config::Config::discover(
+            &std::env::current_dir().map_err(|e| format!("the current folder: {e}"))?,
+        )?,
     };
     rt.block_on(dispatch(cli.command, cx))
 }

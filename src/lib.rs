@@ -21,6 +21,7 @@
 //! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors),
 //!   knowing nothing of playbooks or inventories;
 //! - [`vault`]: age-encrypted secrets; [`secret`] keeps every secret out of output;
+//! - [`config`]: `switchyard.toml`, a project's defaults;
 //! - [`clock`] and [`xml`]: small leaves (time, XML escaping and well-formedness);
 //! - [`cli`]: global options and dispatch; [`commands`]: one module per verb; [`exit`]: the
 //!   one place outcomes and errors become exit codes.
@@ -59,6 +60,7 @@ mod output {
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod config;
 pub mod demo;
 pub mod desired;
 pub mod diff;

@@ -86,6 +86,64 @@ pub fn lock(root: &str, owner: &str) -> String {
     program(&[COMMON, LOCK], &[root, owner])
 }
 
+/// A remote command as `-vv` shows it: the fixed program named by its file in src/remote/,
+/// the values switchyard passed shown as the quoted arguments the shell receives; the
+/// FreeSWITCH steps program (short) as it is.
+pub fn describe(cmd: &str) -> String {
+    for (name, prefix) in [
+        ("gather.sh", program(&[GATHER], &[])),
+        ("common.sh+lock.sh", program(&[COMMON, LOCK], &[])),
+        ("common.sh+write.sh", program(&[COMMON, WRITE], &[])),
+    ] {
+        if let Some(rest) = cmd.strip_prefix(&prefix) {
+            return format!("sh -c <{name}> sh{rest}");
+        }
+    }
+    // The steps program ([`steps`]): its commands, without the framing `printf`s.
+    if let Some(inner) = cmd.strip_prefix("sh -c ").and_then(unquote) {
+        return inner
+            .lines()
+            .filter(|l| !l.starts_with("printf "))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    cmd.to_string()
+}
+
+/// The inverse of [`quote`] for one word.
+fn unquote(word: &str) -> Option<String> {
+    if !word.starts_with('\'') {
+        return (!word.contains([' ', '\'', '"', '\\'])).then(|| word.to_string());
+    }
+    let mut out = String::new();
+    let mut rest = word;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("\\'") {
+            out.push('\'');
+            rest = r;
+            continue;
+        }
+        let body = rest.strip_prefix('\'')?;
+        let end = body.find('\'')?;
+        out.push_str(&body[..end]);
+        rest = &body[end + 1..];
+    }
+    Some(out)
+}
+
+/// What a remote command is, in one word, for `-v`.
+pub fn kind(cmd: &str) -> &'static str {
+    if cmd.starts_with(&program(&[GATHER], &[])) {
+        "gather"
+    } else if cmd.starts_with(&program(&[COMMON, LOCK], &[])) {
+        "lock"
+    } else if cmd.starts_with(&program(&[COMMON, WRITE], &[])) {
+        "write"
+    } else {
+        "FreeSWITCH"
+    }
+}
+
 /// One file operation of a write round trip.
 #[derive(Debug, Clone)]
 pub enum FileOp<'a> {
@@ -274,6 +332,17 @@ mod tests {
             stepped,
             become_root("echo 'hi'"),
         ));
+        // -vv shows the steps as the commands they are; the program files by name.
+        assert_eq!(
+            describe(&steps(
+                "fs_cli -p 'it''s'",
+                "systemctl restart freeswitch",
+                &[crate::freeswitch::reload::Action::Api("reloadxml".into())]
+            )),
+            "fs_cli -p 'it''s' -x reloadxml 2>&1"
+        );
+        assert!(describe(&lock(root, "o")).starts_with("sh -c <common.sh+lock.sh> sh "));
+        assert_eq!(kind(&gather(root, &["/etc/freeswitch/a.xml"])), "gather");
         // A path outside the conf root is refused before any command exists.
         assert!(write(
             root,

@@ -60,7 +60,7 @@ fn parse_serial(s: &str) -> Result<Vec<BatchSize>, String> {
 }
 
 impl ApplyArgs {
-    pub fn options(&self) -> Result<RunOptions, CommandError> {
+    pub fn options(&self, cx: &Context) -> Result<RunOptions, CommandError> {
         let mode = if self.check { Mode::Check } else { Mode::Apply };
         Ok(RunOptions {
             serial: self
@@ -76,15 +76,15 @@ impl ApplyArgs {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1),
             tags: self.inputs.tag_filter(),
-            ..self.connect.options(mode, self.allow)
+            ..self.connect.options(mode, self.allow, cx)?
         })
     }
 }
 
 pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
     crate::interrupt::install();
-    let mut opts = a.options()?;
-    let (inv, pb) = super::load(&a.inputs, &cx.vault)?;
+    let mut opts = a.options(cx)?;
+    let (inv, pb) = super::load(&a.inputs, cx)?;
     if a.list_hosts || a.list_tasks {
         return list(&inv, &pb, &opts, a.list_hosts, a.list_tasks);
     }
@@ -104,8 +104,56 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
         if let Err(e) = crate::history::record(&path, "apply", &reports) {
             eprintln!("warning: cannot record history in {}: {e}", path.display());
         }
+        retry_file(&path, &a.inputs.playbook, &reports);
     }
     Ok(status)
+}
+
+/// After a rollout where hosts failed (or never ran), their names go to a retry file for
+/// `--limit @FILE`; after one where none did, a stale retry file of that playbook is removed.
+/// *Decision*: the file lives beside the run history (`PLAYBOOK-STEM.retry`), not beside the
+/// playbook, so a rollout never leaves files in the repository it was run from.
+fn retry_file(
+    history: &std::path::Path,
+    playbook: &std::path::Path,
+    reports: &[crate::outcome::PlayReport],
+) {
+    let stem = playbook
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "playbook".into());
+    let path = history
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(format!("{stem}.retry"));
+    let mut names: Vec<&str> = reports
+        .iter()
+        .flat_map(|p| &p.hosts)
+        .filter(|h| h.status.is_failure() || h.status == crate::outcome::HostStatus::NotRun)
+        .map(|h| h.host.as_str())
+        .collect();
+    names.dedup();
+    if names.is_empty() {
+        let _ = std::fs::remove_file(&path);
+        return;
+    }
+    let text: String = names.iter().map(|n| format!("{n}\n")).collect();
+    let written = path
+        .parent()
+        .map(std::fs::create_dir_all)
+        .unwrap_or(Ok(()))
+        .and_then(|_| std::fs::write(&path, text));
+    match written {
+        Ok(()) => eprintln!(
+            "to retry the {} that did not succeed: --limit @{}",
+            crate::report::count(names.len(), "host"),
+            path.display()
+        ),
+        Err(e) => eprintln!(
+            "warning: cannot write the retry file {}: {e}",
+            path.display()
+        ),
+    }
 }
 
 /// `--list-hosts` / `--list-tasks`, as Ansible prints them: per play, its hosts (after

@@ -71,9 +71,9 @@ pub fn drift_line(h: &HostReport) -> String {
 }
 
 pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
-    let (inv, pb) = super::load(&a.inputs, &cx.vault)?;
+    let (inv, pb) = super::load(&a.inputs, cx)?;
     let history = a.history.path();
-    let mut opts = a.connect.options(Mode::Check, a.allow);
+    let mut opts = a.connect.options(Mode::Check, a.allow, cx)?;
     opts.tags = a.inputs.tag_filter();
     let mut reports = Vec::new();
     for play in &pb.plays {

@@ -10,14 +10,8 @@ use crate::exit::{CommandResult, ExitStatus};
 
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
-    /// Inventory: YAML, INI or an executable inventory script; repeat to merge several in order
-    #[arg(
-        long,
-        short = 'i',
-        value_name = "FILE",
-        env = "SWITCHYARD_INVENTORY",
-        required = true
-    )]
+    /// Inventory: YAML, INI or an executable inventory script; repeat to merge several in order (default: `inventory` in switchyard.toml)
+    #[arg(long, short = 'i', value_name = "FILE", env = "SWITCHYARD_INVENTORY")]
     pub inventory: Vec<PathBuf>,
     /// Extra variables, as for `apply -e` (shows what a run would see)
     #[arg(long = "extra-vars", short = 'e', value_name = "VARS")]
@@ -35,7 +29,8 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
     for (i, arg) in a.extra_vars.iter().enumerate() {
         extra.extend(crate::source::extra_vars(i + 1, arg)?);
     }
-    let mut inv = super::load_inventory(&a.inventory, &cx.vault)?;
+    let sources = cx.inventories(&a.inventory)?;
+    let mut inv = super::load_inventory(&sources, &cx.vault)?;
     inv.override_vars(&extra)?;
     let hosts: Vec<&crate::inventory::Host> = inv
         .hosts
@@ -46,7 +41,7 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
         return Err(format!(
             "no host `{}` in {}",
             a.host.unwrap_or_default(),
-            a.inventory
+            sources
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()

@@ -37,6 +37,26 @@ pub struct Context {
     pub vault: Vault,
     /// Colour for stderr.
     pub style: Style,
+    /// `-v` count: remote commands and timings on stderr.
+    pub verbose: u8,
+    /// `switchyard.toml` (or the defaults).
+    pub config: crate::config::Config,
+}
+
+impl Context {
+    /// The inventory sources: `-i` (or `SWITCHYARD_INVENTORY`), else `switchyard.toml`.
+    pub fn inventories(&self, given: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
+        if !given.is_empty() {
+            return Ok(given.to_vec());
+        }
+        if !self.config.inventory.is_empty() {
+            return Ok(self.config.inventory.clone());
+        }
+        Err(CommandError::usage(format!(
+            "no inventory: give `-i FILE`, set SWITCHYARD_INVENTORY, or set `inventory` in a {} of this folder or a parent",
+            crate::config::FILE
+        )))
+    }
 }
 
 /// Disruptive steps a run may take (`--allow`).
@@ -63,14 +83,8 @@ impl From<AllowArg> for Disruption {
 /// The inventory and playbook every host-facing verb reads.
 #[derive(Debug, Args, Clone)]
 pub struct Inputs {
-    /// Inventory: YAML, INI or an executable inventory script, with group_vars/ and host_vars/ beside it; repeat to merge several in order
-    #[arg(
-        long,
-        short = 'i',
-        value_name = "FILE",
-        env = "SWITCHYARD_INVENTORY",
-        required = true
-    )]
+    /// Inventory: YAML, INI or an executable inventory script, with group_vars/ and host_vars/ beside it; repeat to merge several in order (default: `inventory` in switchyard.toml)
+    #[arg(long, short = 'i', value_name = "FILE", env = "SWITCHYARD_INVENTORY")]
     pub inventory: Vec<std::path::PathBuf>,
     /// Playbook file (e.g. playbooks/wavix.yml)
     #[arg(value_name = "PLAYBOOK")]
@@ -113,9 +127,9 @@ pub struct ConnectArgs {
     /// Record the keys of hosts not yet in known_hosts instead of refusing them (a changed key is always refused)
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// How many hosts to work on at once (at least 1)
-    #[arg(long, short = 'f', default_value_t = 100, value_name = "N", value_parser = parse_forks)]
-    pub forks: u32,
+    /// How many hosts to work on at once (at least 1; default 100, or `forks` in switchyard.toml)
+    #[arg(long, short = 'f', value_name = "N", value_parser = parse_forks)]
+    pub forks: Option<u32>,
     /// Only hosts matching this pattern (host, group, glob, `a:b`, `!x`, `&y`)
     #[arg(long, short = 'l', value_name = "PATTERN")]
     pub limit: Option<String>,
@@ -130,20 +144,45 @@ fn parse_forks(s: &str) -> Result<u32, String> {
 }
 
 impl ConnectArgs {
-    pub fn options(&self, mode: crate::outcome::Mode, allow: Option<AllowArg>) -> RunOptions {
+    /// The run options these arguments ask for. `--limit @FILE` reads host names, one per
+    /// line, from FILE (the retry file a failed rollout writes).
+    pub fn options(
+        &self,
+        mode: crate::outcome::Mode,
+        allow: Option<AllowArg>,
+        cx: &Context,
+    ) -> Result<RunOptions, CommandError> {
+        let limit = match self.limit.as_deref() {
+            Some(l) if l.starts_with('@') => {
+                let path = std::path::Path::new(&l[1..]);
+                let text = crate::source::read_text(path)?;
+                let names: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .collect();
+                if names.is_empty() {
+                    return Err(format!("--limit {l}: the file names no host").into());
+                }
+                Some(names.join(":"))
+            }
+            other => other.map(String::from),
+        };
         let ssh = SshOptions {
             known_hosts: self
                 .known_hosts
                 .clone()
+                .or_else(|| cx.config.known_hosts.clone())
                 .unwrap_or_else(SshOptions::default_known_hosts),
             accept_new_host_keys: self.accept_new_host_keys,
         };
-        RunOptions {
+        Ok(RunOptions {
             allow: allow.map(Into::into),
-            forks: self.forks as usize,
-            limit: self.limit.clone(),
+            forks: self.forks.or(cx.config.forks).unwrap_or(100) as usize,
+            limit,
+            verbose: cx.verbose,
             ..RunOptions::new(mode, ssh)
-        }
+        })
     }
 }
 
@@ -157,9 +196,9 @@ pub fn load_inventory(paths: &[PathBuf], vault: &Vault) -> Result<Inventory, Com
 }
 
 /// Load both inputs of a host-facing verb.
-pub fn load(inputs: &Inputs, vault: &Vault) -> Result<(Inventory, Playbook), CommandError> {
+pub fn load(inputs: &Inputs, cx: &Context) -> Result<(Inventory, Playbook), CommandError> {
     let extra = inputs.extra()?;
-    let mut inv = load_inventory(&inputs.inventory, vault)?;
+    let mut inv = load_inventory(&cx.inventories(&inputs.inventory)?, &cx.vault)?;
     inv.override_vars(&extra)?;
     let pb = Playbook::load(&inputs.playbook)?;
     Ok((inv, pb))

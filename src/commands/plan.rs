@@ -27,8 +27,8 @@ pub struct PlanArgs {
 }
 
 pub async fn run(a: PlanArgs, cx: &Context) -> CommandResult {
-    let (inv, pb) = super::load(&a.inputs, &cx.vault)?;
-    let mut opts = a.connect.options(Mode::Check, a.allow);
+    let (inv, pb) = super::load(&a.inputs, cx)?;
+    let mut opts = a.connect.options(Mode::Check, a.allow, cx)?;
     opts.tags = a.inputs.tag_filter();
     let (status, reports) =
         super::execute(&inv, &pb, &opts, false, Output::Human, cx.style).await?;

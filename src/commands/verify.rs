@@ -19,8 +19,8 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(a: VerifyArgs, cx: &Context) -> CommandResult {
-    let (inv, pb) = super::load(&a.inputs, &cx.vault)?;
-    let mut opts = a.connect.options(Mode::Verify, None);
+    let (inv, pb) = super::load(&a.inputs, cx)?;
+    let mut opts = a.connect.options(Mode::Verify, None, cx)?;
     opts.tags = a.inputs.tag_filter();
     let output = if a.json { Output::Json } else { Output::Human };
     let (status, _) = super::execute(&inv, &pb, &opts, false, output, cx.style).await?;

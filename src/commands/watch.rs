@@ -46,9 +46,13 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
     let jitter = duration("--jitter", &a.jitter)?;
     let extra_vars = a.inputs.extra()?;
     let tags = a.inputs.tag_filter();
+    let run = crate::run::RunOptions {
+        tags,
+        ..a.connect.options(Mode::Check, a.allow, &cx)?
+    };
     crate::watch::watch(crate::watch::WatchOptions {
         extra_vars,
-        inventory: a.inputs.inventory,
+        inventory: cx.inventories(&a.inputs.inventory)?,
         playbook: a.inputs.playbook,
         vault: cx.vault,
         every,
@@ -57,10 +61,7 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         listen: a.metrics,
         history: Some(a.history.path()),
         rounds: a.rounds,
-        run: crate::run::RunOptions {
-            tags,
-            ..a.connect.options(Mode::Check, a.allow)
-        },
+        run,
     })
     .await?;
     Ok(crate::exit::ExitStatus::Success)

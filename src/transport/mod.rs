@@ -141,7 +141,13 @@ pub struct Transport {
     command_timeout: Duration,
     /// Remote commands run on this connection (reported, and checked by the benchmark).
     pub commands: Arc<AtomicU64>,
+    /// Told of every remote command after it ran (`-v`): the command as given (not yet
+    /// wrapped in sudo), its stdin length, how long it took, its outcome.
+    pub trace: Option<Trace>,
 }
+
+/// See [`Transport::trace`].
+pub type Trace = Arc<dyn Fn(&str, usize, Duration, &str) + Send + Sync>;
 
 impl TransportError {
     /// Worth another try: the network or the host may be back in a moment. Host-key,
@@ -205,11 +211,32 @@ impl Transport {
             become_root: conn.become_root,
             command_timeout: conn.command_timeout,
             commands: Arc::new(AtomicU64::new(0)),
+            trace: None,
         })
     }
 
     /// Run `command` through the host's shell with `stdin`, as root when becoming.
     pub async fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
+        let started = std::time::Instant::now();
+        let result = self.exec_untraced(command, stdin).await;
+        if let Some(trace) = &self.trace {
+            let outcome = match &result {
+                Ok(o) => match o.exit {
+                    Some(c) => format!("exit {c}"),
+                    None => "no exit status".into(),
+                },
+                Err(e) => format!("failed: {e}"),
+            };
+            trace(command, stdin.len(), started.elapsed(), &outcome);
+        }
+        result
+    }
+
+    async fn exec_untraced(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+    ) -> Result<Output, TransportError> {
         let wrapped;
         let cmd = if self.become_root {
             wrapped = script::become_root(command);

@@ -338,3 +338,64 @@ fn tags_pick_the_tasks_of_the_shipped_playbook() {
     );
     assert!(list(&[]).contains("    RTP port range  tags: [network]\n"));
 }
+
+/// `switchyard.toml` in the project (found from a subfolder too) gives the inventory and
+/// forks; the command line still wins; a mistake in it is located.
+#[test]
+fn a_project_file_gives_the_defaults() {
+    let d = tmp("ansible-config");
+    std::fs::create_dir_all(d.join("inventory")).unwrap();
+    std::fs::create_dir_all(d.join("deep/er")).unwrap();
+    std::fs::write(d.join("inventory/hosts.yml"), INVENTORY).unwrap();
+    std::fs::write(
+        d.join("switchyard.toml"),
+        "inventory = \"inventory/hosts.yml\"\nforks = 7\n",
+    )
+    .unwrap();
+    let pb = repo("playbooks/wavix.yml");
+    let run = |cwd: &std::path::Path, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("SWITCHYARD_INVENTORY")
+            .output()
+            .unwrap()
+    };
+    let out = run(&d.join("deep/er"), &["apply", &pb, "--list-hosts"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("play: Wavix SIP trunk (5 hosts)"),
+        "{stdout}"
+    );
+    // -i wins over the file.
+    std::fs::write(d.join("other.ini"), "[pbx]\nsolo\n").unwrap();
+    let other = d.join("other.ini");
+    let out = run(
+        &d,
+        &["apply", "-i", other.to_str().unwrap(), &pb, "--list-hosts"],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(1 host)"));
+    // A mistake in the file: located, exit 1.
+    std::fs::write(
+        d.join("switchyard.toml"),
+        "inventory = \"inventory/hosts.yml\"\nforcks = 7\n",
+    )
+    .unwrap();
+    let out = run(&d, &["inventory"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("switchyard.toml:2:1: unknown field `forcks`"),
+        "{err}"
+    );
+    // No inventory anywhere: a usage error that says where one can come from.
+    let bare = tmp("ansible-config-none");
+    let out = run(&bare, &["inventory"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no inventory: give `-i FILE`"));
+}

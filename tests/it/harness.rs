@@ -495,13 +495,12 @@ pub fn switchyard_env(args: &[&str], env: &[(&str, &str)]) -> Out {
         .env_remove("SSH_AUTH_SOCK")
         // Never write the developer's own run history; tests that read it pass --history
         // or set SWITCHYARD_HISTORY in `env`, which comes last and wins.
-        .env(
-            "SWITCHYARD_HISTORY",
-            std::env::temp_dir().join(format!(
-                "switchyard-it-history-{}.jsonl",
-                std::process::id()
-            )),
-        )
+        .env("SWITCHYARD_HISTORY", {
+            // A folder of this test run: retry files are written beside the history.
+            let d = std::env::temp_dir().join(format!("switchyard-it-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&d);
+            d.join("history.jsonl")
+        })
         // Keyed digests (src/digest.rs) with a key of this test run, not the developer's.
         .env(
             "SWITCHYARD_DIGEST_KEY_FILE",

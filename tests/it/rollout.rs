@@ -150,3 +150,84 @@ fn host_reached_only_through_a_bastion() {
         [("pbx-behind".to_string(), "unreachable".to_string())]
     );
 }
+
+/// A failed rollout leaves a retry file; `--limit @FILE` runs exactly those hosts; a run
+/// without failures removes it. `-v` shows every remote command with its timing, `-vv`
+/// the command itself.
+#[test]
+fn retry_files_and_verbose_output() {
+    let fleet = Fleet::new("retry", 2);
+    let dir = tmp("retry-files");
+    let history = dir.join("h.jsonl");
+    let h = history.to_str().unwrap();
+    // pbx2 cannot be rendered: a numbering plan nobody defined.
+    let bad = fleet.inventory("bad.yml", &|i, _| {
+        if i == 1 {
+            "numbering_plan: atlantis\n".into()
+        } else {
+            String::new()
+        }
+    });
+    let out = fleet.run("apply", &bad, &["--history", h, "-v"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let retry = dir.join("wavix.retry");
+    assert_eq!(
+        std::fs::read_to_string(&retry).unwrap(),
+        "pbx2\n",
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "to retry the 1 host that did not succeed: --limit @{}",
+            retry.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    // -v: one line per remote command of pbx1 (pbx2 never connected).
+    assert!(out.stderr.contains("pbx1: gather "), "{}", out.stderr);
+    assert!(out.stderr.contains("pbx1: write "), "{}", out.stderr);
+    assert!(!out.stderr.contains("pbx2: gather"), "{}", out.stderr);
+
+    let good = fleet.inventory("good.yml", &|_, _| String::new());
+    let at = format!("@{}", retry.display());
+    let again = fleet.run(
+        "apply",
+        &good,
+        &["--history", h, "--limit", &at, "--json", "-vv"],
+    );
+    assert_eq!(again.code, 0, "{}", again.all());
+    let hosts: Vec<String> = again.json()["plays"][0]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["host"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hosts, ["pbx2"]);
+    assert!(
+        !retry.exists(),
+        "a run with no failure removes the retry file"
+    );
+    // -vv: the program by name, its arguments as the shell gets them; no secret.
+    assert!(
+        again.stderr.contains("    sh -c <gather.sh> sh "),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("    sh -c <common.sh+write.sh> sh "),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("secret1"), "{}", again.stderr);
+    // An empty or missing retry file is an error, not "every host".
+    std::fs::write(&retry, "\n").unwrap();
+    let none = fleet.run("apply", &good, &["--history", h, "--limit", &at]);
+    assert_eq!(none.code, 1, "{}", none.all());
+    assert!(
+        none.stderr.contains("the file names no host"),
+        "{}",
+        none.stderr
+    );
+}
