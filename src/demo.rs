@@ -28,6 +28,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/dialplan.xml.j2"),
     ),
     ("user.xml.j2", include_str!("../templates/user.xml.j2")),
+    (
+        "carrier.xml.j2",
+        include_str!("../templates/carrier.xml.j2"),
+    ),
+    (
+        "acl.conf.xml.j2",
+        include_str!("../templates/acl.conf.xml.j2"),
+    ),
 ];
 
 fn write(path: &Path, text: &str) -> Result<(), BoxError> {

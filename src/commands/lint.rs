@@ -65,8 +65,8 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else {
         print!("{}", crate::report::findings(&findings));
-        eprintln!("lint checked {checked}");
     }
+    eprintln!("lint checked {checked}");
     Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
         ExitStatus::Failure
     } else {

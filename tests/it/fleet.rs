@@ -92,3 +92,135 @@ fn fifty_users_twenty_dids_then_no_change_then_one_user_removed() {
     let settled = fleet.run("apply", inv2.as_path(), &["--json"]);
     assert_eq!(settled.json()["plays"][0]["hosts"][0]["status"], "ok");
 }
+
+const TWO_CARRIERS: &str = "\
+carriers:
+  - name: wavix
+    username: trunk1
+    password: secret1
+    gateways: [{name: wavix, realm: sip.test}, {name: wavix_eu, realm: eu.sip.test}]
+  - name: backup
+    username: b-1
+    password: b-secret-7
+    gateways: [{name: backup1, realm: backup.test}]
+";
+
+/// The documented fleet-size PBX: 50 users, 20 DIDs, two carriers (Wavix with two
+/// regions, then a backup provider), all from lists.
+#[test]
+fn two_carriers_in_failover_order_and_one_removed() {
+    let fleet = Fleet::new("carriers", 1);
+    let h = fleet.host("pbx1");
+    h.set_provider_password("sip.test", "trunk1", "secret1");
+    h.set_provider_password("eu.sip.test", "trunk1", "secret1");
+    h.set_provider_password("backup.test", "b-1", "b-secret-7");
+    let inv = fleet.inventory("inv.yml", &|_, _| {
+        format!("{}{TWO_CARRIERS}", big_pbx(50, None))
+    });
+    let first = fleet.run("apply", &inv, &["--json"]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    // One file per carrier, every gateway verified registered.
+    let wavix = h.read("sip_profiles/external/carrier_wavix.xml");
+    assert!(
+        wavix.contains("<gateway name=\"wavix\">") && wavix.contains("<gateway name=\"wavix_eu\">")
+    );
+    assert!(h
+        .read("sip_profiles/external/carrier_backup.xml")
+        .contains("<param name=\"password\" value=\"b-secret-7\"/>"));
+    assert!(!h.exists("sip_profiles/external/wavix.xml"));
+    let host = &first.json()["plays"][0]["hosts"][0];
+    let states: Vec<(&str, &str)> = host["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["name"].as_str().unwrap(), g["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("wavix", "REGED"),
+            ("wavix_eu", "REGED"),
+            ("backup1", "REGED")
+        ]
+    );
+    // Outbound: every gateway in list order, failover only on route failures, the last
+    // bridge ending the call with its own cause.
+    let dp = h.read("dialplan/wavix.xml");
+    let out = &dp[dp.find("<extension name=\"out-e164\">").unwrap()..];
+    let out = &out[..out.find("</extension>").unwrap()];
+    let order: Vec<usize> = [
+        "sofia/gateway/wavix/",
+        "sofia/gateway/wavix_eu/",
+        "sofia/gateway/backup1/",
+    ]
+    .iter()
+    .map(|g| out.find(g).unwrap_or_else(|| panic!("{g} missing: {out}")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    assert_eq!(
+        out.matches("continue_on_fail=GATEWAY_DOWN,").count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("continue_on_fail=false"), "{out}");
+    assert!(!first.all().contains("b-secret-7"));
+
+    // Idempotent.
+    h.clear_fs_log();
+    let again = fleet.run("apply", &inv, &["--json"]);
+    assert_eq!(
+        again.json()["plays"][0]["hosts"][0]["status"],
+        "ok",
+        "{}",
+        again.stderr
+    );
+    assert!(h.fs_log().is_empty(), "{:?}", h.fs_log());
+
+    // The backup provider is dropped: its file goes, its gateway is unloaded, the dialplan
+    // no longer tries it.
+    let one = TWO_CARRIERS
+        .split("  - name: backup")
+        .next()
+        .unwrap()
+        .to_string();
+    let inv2 = fleet.inventory("inv2.yml", &|_, _| format!("{}{one}", big_pbx(50, None)));
+    let removed = fleet.run("apply", &inv2, &["--json"]);
+    assert_eq!(removed.code, 0, "{}", removed.all());
+    assert!(!h.exists("sip_profiles/external/carrier_backup.xml"));
+    assert!(!h.read("dialplan/wavix.xml").contains("backup1"));
+    let log = h.fs_log();
+    assert!(
+        log.iter()
+            .any(|c| c == "sofia profile external killgw backup1"),
+        "{log:?}"
+    );
+}
+
+/// The shipped fleet-size example lints clean: 50 users, 20 DIDs, two carriers.
+#[test]
+fn the_shipped_large_pbx_example_lints_clean() {
+    let inv = repo("inventory/large/hosts.yml");
+    let out = switchyard_env(
+        &["lint", "-i", &inv, &repo("playbooks/wavix.yml"), "--json"],
+        &[("WAVIX_PASSWORD", "Xk9-trunk-pw")],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(out.json(), serde_json::json!([]));
+    assert!(
+        out.stderr.contains("rendered for 1 host (60 files)"),
+        "{}",
+        out.stderr
+    );
+    let hosts = switchyard_env(
+        &["inventory", "-i", &inv, "--json"],
+        &[("WAVIX_PASSWORD", "Xk9-trunk-pw")],
+    );
+    let v = &hosts.json()["hosts"][0]["vars"];
+    assert_eq!(v["users"].as_array().unwrap().len(), 50);
+    assert_eq!(v["did_routes"].as_array().unwrap().len(), 20);
+    assert_eq!(v["carriers"].as_array().unwrap().len(), 2);
+    assert!(
+        !hosts.stdout.contains("Xk9-trunk-pw"),
+        "the env secret is masked"
+    );
+}
