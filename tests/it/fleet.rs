@@ -31,12 +31,17 @@ pub fn big_pbx(users: usize, skip: Option<usize>) -> String {
 }
 
 #[test]
-fn fifty_users_twenty_dids_then_no_change_then_one_user_removed() {
+fn fifty_users_twenty_dids_two_carriers_then_no_change_then_one_user_removed() {
     let fleet = Fleet::new("bigpbx", 1);
-    let inv = fleet.inventory("inv.yml", &|_, _| big_pbx(50, None));
+    let h = fleet.host("pbx1");
+    h.set_provider_password("sip.test", "trunk1", "secret1");
+    h.set_provider_password("eu.sip.test", "trunk1", "secret1");
+    h.set_provider_password("backup.test", "b-1", "b-secret-7");
+    let inv = fleet.inventory("inv.yml", &|_, _| {
+        format!("{}{TWO_CARRIERS}", big_pbx(50, None))
+    });
     let first = fleet.run("apply", &inv, &["--json"]);
     assert_eq!(first.code, 0, "{}", first.all());
-    let h = fleet.host("pbx1");
     for i in 0..50 {
         let f = h.read(&format!("directory/default/{}.xml", 1000 + i));
         assert!(f.contains(&format!("value=\"ext-pw-{i}-x9\"")), "{f}");
@@ -73,7 +78,9 @@ fn fifty_users_twenty_dids_then_no_change_then_one_user_removed() {
     assert!(h.fs_log().is_empty(), "{:?}", h.fs_log());
 
     // User 1007 leaves: its file goes, FreeSWITCH re-reads the directory, nothing else moves.
-    let inv2 = fleet.inventory("inv2.yml", &|_, _| big_pbx(50, Some(7)));
+    let inv2 = fleet.inventory("inv2.yml", &|_, _| {
+        format!("{}{TWO_CARRIERS}", big_pbx(50, Some(7)))
+    });
     let removed = fleet.run("apply", inv2.as_path(), &["--json"]);
     assert_eq!(removed.code, 0, "{}", removed.all());
     assert!(!h.exists("directory/default/1007.xml"));
