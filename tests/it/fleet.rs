@@ -30,13 +30,20 @@ pub fn big_pbx(users: usize, skip: Option<usize>) -> String {
     s
 }
 
-#[test]
-fn fifty_users_twenty_dids_two_carriers_then_no_change_then_one_user_removed() {
-    let fleet = Fleet::new("bigpbx", 1);
+/// One PBX whose provider stand-in knows both carriers' accounts.
+fn carrier_fleet(name: &str) -> Fleet {
+    let fleet = Fleet::new(name, 1);
     let h = fleet.host("pbx1");
     h.set_provider_password("sip.test", "trunk1", "secret1");
     h.set_provider_password("eu.sip.test", "trunk1", "secret1");
     h.set_provider_password("backup.test", "b-1", "b-secret-7");
+    fleet
+}
+
+#[test]
+fn fifty_users_twenty_dids_two_carriers_then_no_change_then_one_user_removed() {
+    let fleet = carrier_fleet("bigpbx");
+    let h = fleet.host("pbx1");
     let inv = fleet.inventory("inv.yml", &|_, _| {
         format!("{}{TWO_CARRIERS}", big_pbx(50, None))
     });
@@ -116,11 +123,8 @@ carriers:
 /// regions, then a backup provider), all from lists.
 #[test]
 fn two_carriers_in_failover_order_and_one_removed() {
-    let fleet = Fleet::new("carriers", 1);
+    let fleet = carrier_fleet("carriers");
     let h = fleet.host("pbx1");
-    h.set_provider_password("sip.test", "trunk1", "secret1");
-    h.set_provider_password("eu.sip.test", "trunk1", "secret1");
-    h.set_provider_password("backup.test", "b-1", "b-secret-7");
     let inv = fleet.inventory("inv.yml", &|_, _| {
         format!("{}{TWO_CARRIERS}", big_pbx(50, None))
     });
