@@ -83,6 +83,8 @@ pub enum Command {
     Drift(commands::drift::DriftArgs),
     /// Run as an agent: check (and with --fix correct) drift every interval, serve Prometheus metrics
     Watch(commands::watch::WatchArgs),
+    /// Where each number goes on each PBX: the dialplan evaluated as FreeSWITCH hunts it, nothing contacted
+    Route(commands::route::RouteArgs),
     /// List the local run history
     History(commands::history::HistoryArgs),
     /// Encrypt and decrypt secrets with the vault (age)
@@ -150,6 +152,7 @@ async fn dispatch(cmd: Command, cx: Context) -> CommandResult {
         Command::Drift(a) => drift::run(a, &cx).await,
         Command::Watch(a) => watch::run(a, cx).await,
         Command::History(a) => history::run(a),
+        Command::Route(a) => route::run(a, &cx),
         Command::Vault(v) => vault::run(v, &cx),
         Command::Demo(a) => demo::run(a, &cx).await,
         Command::Completions(a) => completions::completions(a, Cli::command()),

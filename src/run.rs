@@ -111,6 +111,30 @@ pub fn desired_states<'a>(
         .collect()
 }
 
+/// A host's conf tree as it will be after the run, offline: the stock tree switchyard
+/// ships, with every managed file rendered (edits applied over its stock version) and
+/// every removed file gone. Files the host has that switchyard neither manages nor ships
+/// are not in it.
+pub fn offline_tree(d: &HostDesired) -> BTreeMap<String, String> {
+    let mut files: BTreeMap<String, String> = crate::stock::STOCK_CONF
+        .iter()
+        .map(|(rel, text)| (rel.to_string(), text.to_string()))
+        .collect();
+    for f in &d.files {
+        if f.absent {
+            files.remove(&f.rel);
+            continue;
+        }
+        let Some(base) = f.base.clone().or_else(|| files.get(&f.rel).cloned()) else {
+            continue;
+        };
+        if let Ok(text) = crate::desired::apply_edits(&base, &f.edits) {
+            files.insert(f.rel.clone(), text);
+        }
+    }
+    files
+}
+
 /// Lint what can be known before connecting: host settings and whole rendered files.
 pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
     // Whole files as rendered; files a play only edits in place, over the stock version

@@ -13,6 +13,7 @@ pub mod history;
 pub mod inventory;
 pub mod lint;
 pub mod plan;
+pub mod route;
 pub mod vault;
 pub mod verify;
 pub mod watch;

@@ -10,6 +10,7 @@
 //! The rules come from FreeSWITCH's source and from outputs recorded on a real 1.10.12
 //! (see `shared/reference/freeswitch-facts.md`).
 
+pub mod dialplan;
 pub mod lint;
 pub mod preprocess;
 pub mod reload;

@@ -79,7 +79,7 @@ pub fn line_for(cmd: &str, name: &str, value: &str) -> String {
 }
 
 /// Parse one line as a pre-process directive, ignoring lines inside comments.
-fn parse_line(line: &str) -> Option<(String, String, bool)> {
+pub(crate) fn parse_line(line: &str) -> Option<(String, String, bool)> {
     let t = line.trim_start();
     let (rest, well_spelt) = if let Some(r) = t.strip_prefix("<X-PRE-PROCESS") {
         (r, true)

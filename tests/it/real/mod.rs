@@ -14,6 +14,7 @@
 pub mod calls;
 pub mod lifecycle;
 pub mod lint;
+pub mod route;
 pub mod standin;
 
 use std::net::UdpSocket;

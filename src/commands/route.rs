@@ -1,0 +1,239 @@
+//! `switchyard route`: where each number goes on each PBX, evaluated the way
+//! mod_dialplan_xml hunts it (`crate::freeswitch::dialplan`), over the configuration a run
+//! would leave: the playbook rendered for every host over the stock tree switchyard ships
+//! (the same desired state `apply` starts from, nothing contacted), or an existing conf
+//! folder (`--conf`).
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args};
+
+use super::Context;
+use crate::exit::{CommandError, CommandResult, ExitStatus};
+use crate::freeswitch::dialplan::{Call, Dialplan, Route, Target};
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["inventory", "conf"])))]
+pub struct RouteArgs {
+    /// Inventory (YAML, INI or a script; repeatable): evaluate the playbook as rendered for each host
+    #[arg(long, short = 'i', value_name = "FILE", conflicts_with = "conf")]
+    pub inventory: Vec<PathBuf>,
+    /// Evaluate an existing FreeSWITCH conf folder instead (e.g. /etc/freeswitch)
+    #[arg(long, value_name = "DIR")]
+    pub conf: Option<PathBuf>,
+    /// Only hosts matching this pattern
+    #[arg(long, short = 'l', value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// The call is placed by this directory user (default: the lowest user id)
+    #[arg(long, value_name = "USER", conflicts_with = "from_trunk")]
+    pub from: Option<String>,
+    /// The call arrives from the provider through this gateway (the number is the DID dialled)
+    #[arg(long, value_name = "GATEWAY")]
+    pub from_trunk: Option<String>,
+    /// Start the call in this context instead (as `originate loopback/NUMBER/CONTEXT` would): e.g. `public`, for calls from addresses no gateway or ACL claims
+    #[arg(long, value_name = "CONTEXT", conflicts_with_all = ["from", "from_trunk"])]
+    pub context: Option<String>,
+    /// Print the routes as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// With -i: the playbook, then the numbers; with --conf: the numbers (as dialled)
+    #[arg(value_name = "[PLAYBOOK] NUMBER", required = true)]
+    pub args: Vec<String>,
+    #[arg(skip)]
+    pub numbers: Vec<String>,
+}
+
+/// The routes of one PBX.
+#[derive(Debug, serde::Serialize)]
+pub struct HostRoutes {
+    pub host: String,
+    pub routes: Vec<NumberRoute>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct NumberRoute {
+    pub number: String,
+    pub from: String,
+    pub call: Option<Call>,
+    pub route: Option<Route>,
+    pub error: Option<String>,
+}
+
+/// Route `numbers` on one dialplan.
+pub fn evaluate(dp: &Dialplan, a: &RouteArgs) -> Vec<NumberRoute> {
+    a.numbers
+        .iter()
+        .map(|n| {
+            if let Some(ctx) = &a.context {
+                let c = Call {
+                    context: ctx.clone(),
+                    destination: n.clone(),
+                    caller_id_number: "0000000000".into(),
+                    vars: Default::default(),
+                };
+                return NumberRoute {
+                    number: n.clone(),
+                    from: format!("context {ctx}"),
+                    route: Some(dp.route(&c)),
+                    call: Some(c),
+                    error: None,
+                };
+            }
+            let (from, call) = match (&a.from_trunk, &a.from) {
+                (Some(gw), _) => (format!("trunk {gw}"), dp.call_from_gateway(gw, n)),
+                (None, Some(u)) => (format!("user {u}"), dp.call_from_user(u, n)),
+                (None, None) => match dp.users().next() {
+                    Some(u) => (format!("user {u}"), dp.call_from_user(u, n)),
+                    None => (
+                        "nobody".into(),
+                        Err("no directory user to call from: give --from or --from-trunk".into()),
+                    ),
+                },
+            };
+            match call {
+                Ok(c) => NumberRoute {
+                    number: n.clone(),
+                    from,
+                    route: Some(dp.route(&c)),
+                    call: Some(c),
+                    error: None,
+                },
+                Err(e) => NumberRoute {
+                    number: n.clone(),
+                    from,
+                    call: None,
+                    route: None,
+                    error: Some(e),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The human text of one number's route.
+pub fn describe(r: &NumberRoute) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let Some(route) = &r.route else {
+        let _ = writeln!(
+            s,
+            "  {} from {}: {}",
+            r.number,
+            r.from,
+            r.error.as_deref().unwrap_or("")
+        );
+        return s;
+    };
+    let _ = writeln!(s, "  {} from {}:", r.number, r.from);
+    for h in &route.hunts {
+        let _ = writeln!(
+            s,
+            "    {} -> {} [{}]",
+            h.context,
+            h.destination,
+            if h.extensions.is_empty() {
+                "no extension".to_string()
+            } else {
+                h.extensions.join(", ")
+            }
+        );
+    }
+    for (i, a) in route.attempts.iter().enumerate() {
+        let what = match &a.target {
+            Target::Gateway { gateway, number } => format!("gateway {gateway}, sends {number}"),
+            Target::User { user } => format!("user {user}"),
+            Target::Refused { why } => format!("refused ({why})"),
+            Target::Other { application, data } => format!("{application} {data}"),
+        };
+        let then = match (&a.target, &a.continue_on) {
+            (Target::Refused { .. }, _) => String::new(),
+            (_, None) => "  (if it fails, the call ends)".into(),
+            (_, Some(c)) if c.is_empty() => "  (if it fails: next)".into(),
+            (_, Some(c)) => format!("  (on {}: next)", c.join(", ")),
+        };
+        let _ = writeln!(s, "    {}. {what}{then}", i + 1);
+    }
+    if let Some(u) = &route.unknown {
+        let _ = writeln!(s, "    ?  {u}");
+    }
+    if !route.assumed_unset.is_empty() {
+        let _ = writeln!(
+            s,
+            "    (taken as unset: {})",
+            route
+                .assumed_unset
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    s
+}
+
+pub fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
+    let playbook = if a.conf.is_some() {
+        None
+    } else {
+        Some(PathBuf::from(a.args.remove(0)))
+    };
+    a.numbers = std::mem::take(&mut a.args);
+    if a.numbers.is_empty() {
+        return Err(CommandError::usage("give at least one NUMBER to route"));
+    }
+    let mut all: Vec<HostRoutes> = Vec::new();
+    if let Some(dir) = &a.conf {
+        let files = crate::source::read_conf_dir(dir)?;
+        let dp = Dialplan::load(&files)?;
+        all.push(HostRoutes {
+            host: dir.display().to_string(),
+            routes: evaluate(&dp, &a),
+        });
+    } else {
+        let Some(p) = &playbook else {
+            return Err(CommandError::usage(
+                "give `-i INVENTORY PLAYBOOK NUMBER...`, or `--conf DIR NUMBER...`",
+            ));
+        };
+        let inv = super::load_inventory(&a.inventory, &cx.vault)?;
+        let pb = crate::playbook::Playbook::load(p)?;
+        for play in &pb.plays {
+            for (h, d) in crate::run::desired_states(&inv, &pb, play, a.limit.as_deref()) {
+                let d = d.map_err(|e| format!("{}: {e}", h.name))?;
+                let tree = crate::run::offline_tree(&d);
+                let managed = d.files.iter().map(|f| f.rel.clone()).collect();
+                let dp = Dialplan::load(&tree)?.opaque(&managed, &tree);
+                let mut routes = evaluate(&dp, &a);
+                // Nothing a route shows may carry a secret.
+                for r in &mut routes {
+                    if let Some(e) = r.error.as_mut() {
+                        *e = d.redactor.redact(e);
+                    }
+                }
+                all.push(HostRoutes {
+                    host: h.name.clone(),
+                    routes,
+                });
+            }
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        for h in &all {
+            println!("{}:", h.host);
+            for r in &h.routes {
+                print!("{}", describe(r));
+            }
+        }
+    }
+    let unknown = all
+        .iter()
+        .flat_map(|h| &h.routes)
+        .any(|r| r.route.as_ref().is_none_or(|x| x.unknown.is_some()));
+    Ok(if unknown {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
