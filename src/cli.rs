@@ -152,7 +152,7 @@ async fn dispatch(cmd: Command, cx: Context) -> CommandResult {
         Command::Drift(a) => drift::run(a, &cx).await,
         Command::Watch(a) => watch::run(a, cx).await,
         Command::History(a) => history::run(a),
-        Command::Route(a) => route::run(a, &cx),
+        Command::Route(a) => route::run(a, &cx).await,
         Command::Vault(v) => vault::run(v, &cx),
         Command::Demo(a) => demo::run(a, &cx).await,
         Command::Completions(a) => completions::completions(a, Cli::command()),

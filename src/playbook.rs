@@ -434,6 +434,35 @@ struct RawPlay {
     /// Seconds to wait for active calls to drain before a disruptive step.
     #[serde(default = "default_drain")]
     drain_timeout: f64,
+    #[serde(default)]
+    routes: Vec<RouteTest>,
+}
+
+/// A route test: where `number` must go on every host of the play (checked by `lint` and
+/// before `apply` pushes anything, with `switchyard route`'s evaluator).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTest {
+    pub number: Scalar,
+    /// Dialled by this directory user (default: the host's lowest user id).
+    pub from: Option<Scalar>,
+    /// Or delivered by the provider through this gateway.
+    pub from_trunk: Option<String>,
+    pub expect: RouteExpect,
+}
+
+/// What a route test expects of the call's first attempt.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum RouteExpect {
+    /// `refused`: the call is answered with a refusal (or finds no route).
+    Word(String),
+    /// `{gateway: wavix, number: "12125551234"}` or `{user: "1000"}`.
+    Target {
+        gateway: Option<String>,
+        number: Option<Scalar>,
+        user: Option<Scalar>,
+    },
 }
 
 fn default_drain() -> f64 {
@@ -453,6 +482,8 @@ pub struct Play {
     pub allow: Disruption,
     pub verify: VerifySettings,
     pub drain_timeout: f64,
+    /// Route tests (`routes:`), evaluated per host before anything is pushed.
+    pub routes: Vec<RouteTest>,
 }
 
 /// The fixed folder and file-name ending of a pruned task's `dest`: the folder may not
@@ -658,6 +689,29 @@ impl Playbook {
                     });
                 }
             }
+            for t in &rp.routes {
+                let ok = match &t.expect {
+                    RouteExpect::Word(w) => w == "refused",
+                    RouteExpect::Target {
+                        gateway,
+                        user,
+                        number,
+                    } => {
+                        gateway.is_some() != user.is_some()
+                            && (number.is_none() || gateway.is_some())
+                    }
+                };
+                if !ok || (t.from.is_some() && t.from_trunk.is_some()) {
+                    return Err(PlaybookError::Play {
+                        path: path.to_path_buf(),
+                        play: play_name,
+                        message: format!(
+                            "route test for `{}`: `expect` is `refused`, `{{gateway: NAME, number: N}}` (number optional) or `{{user: ID}}`, and a test is `from` a user or `from_trunk`, not both",
+                            t.number.0
+                        ),
+                    });
+                }
+            }
             plays.push(Play {
                 name: play_name,
                 hosts: rp.hosts,
@@ -670,6 +724,7 @@ impl Playbook {
                 allow: rp.allow,
                 verify: rp.verify,
                 drain_timeout: rp.drain_timeout,
+                routes: rp.routes,
             });
         }
         Ok(Playbook {

@@ -135,6 +135,113 @@ pub fn offline_tree(d: &HostDesired) -> BTreeMap<String, String> {
     files
 }
 
+/// The play's route tests on one host's offline tree: one error finding per test the
+/// configuration breaks, naming the number and the path it now takes.
+pub fn route_findings(host: &Host, d: &HostDesired, play: &Play) -> Vec<Finding> {
+    use crate::freeswitch::dialplan::{Dialplan, Target};
+    use crate::playbook::RouteExpect;
+    if play.routes.is_empty() {
+        return Vec::new();
+    }
+    let tree = offline_tree(d);
+    let managed = d.files.iter().map(|f| f.rel.clone()).collect();
+    let finding = |message: String| Finding {
+        severity: Severity::Error,
+        host: Some(host.name.clone()),
+        file: "routes".into(),
+        line: 0,
+        check: "route-test",
+        message: d.redactor.redact(&message),
+        fix: "fix the dialplan, or the route test if the new route is intended".into(),
+    };
+    let dp = match Dialplan::load(&tree) {
+        Ok(dp) => dp.opaque(&managed, &tree),
+        Err(e) => return vec![finding(format!("route tests cannot run: {e}"))],
+    };
+    let mut out = Vec::new();
+    for t in &play.routes {
+        let n = &t.number.0;
+        let (from, call) = match (&t.from_trunk, &t.from) {
+            (Some(gw), _) => (format!("from trunk {gw}"), dp.call_from_gateway(gw, n)),
+            (None, Some(u)) => (format!("from user {}", u.0), dp.call_from_user(&u.0, n)),
+            (None, None) => match dp.users().next() {
+                Some(u) => (format!("from user {u}"), dp.call_from_user(u, n)),
+                None => (
+                    "".into(),
+                    Err("the host has no directory user to call from".into()),
+                ),
+            },
+        };
+        let call = match call {
+            Ok(c) => c,
+            Err(e) => {
+                out.push(finding(format!("route test `{n}` {from}: {e}")));
+                continue;
+            }
+        };
+        let route = dp.route(&call);
+        let path: Vec<String> = route
+            .hunts
+            .iter()
+            .map(|h| format!("{} [{}]", h.context, h.extensions.join(", ")))
+            .collect();
+        let got = match (&route.unknown, route.first()) {
+            (Some(u), _) => format!("cannot be evaluated ({u})"),
+            (None, Some(Target::Gateway { gateway, number })) => {
+                format!("gateway {gateway} with {number}")
+            }
+            (None, Some(Target::User { user })) => format!("user {user}"),
+            (None, Some(Target::Refused { why })) => format!("refused ({why})"),
+            (None, Some(Target::Other { application, data })) => format!("{application} {data}"),
+            (None, None) => "nowhere".into(),
+        };
+        let ok = route.unknown.is_none()
+            && match (&t.expect, route.first()) {
+                (RouteExpect::Word(_), Some(Target::Refused { .. })) => true,
+                (
+                    RouteExpect::Target {
+                        gateway: Some(g),
+                        number,
+                        ..
+                    },
+                    Some(Target::Gateway {
+                        gateway,
+                        number: sent,
+                    }),
+                ) => g == gateway && number.as_ref().is_none_or(|x| &x.0 == sent),
+                (RouteExpect::Target { user: Some(u), .. }, Some(Target::User { user })) => {
+                    &u.0 == user
+                }
+                _ => false,
+            };
+        if !ok {
+            let want = match &t.expect {
+                RouteExpect::Word(w) => w.clone(),
+                RouteExpect::Target {
+                    gateway: Some(g),
+                    number,
+                    ..
+                } => format!(
+                    "gateway {g}{}",
+                    number
+                        .as_ref()
+                        .map(|x| format!(" with {}", x.0))
+                        .unwrap_or_default()
+                ),
+                RouteExpect::Target { user, .. } => format!(
+                    "user {}",
+                    user.as_ref().map(|u| u.0.as_str()).unwrap_or("?")
+                ),
+            };
+            out.push(finding(format!(
+                "route test `{n}` {from}: expected {want}, but it now goes {} -> {got}",
+                path.join(" -> ")
+            )));
+        }
+    }
+    out
+}
+
 /// Lint what can be known before connecting: host settings and whole rendered files.
 pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
     // Whole files as rendered; files a play only edits in place, over the stock version
@@ -222,6 +329,7 @@ pub async fn run_play(
     for (h, d) in &hosts {
         if let Ok(d) = d {
             findings.extend(lint_desired(h, d));
+            findings.extend(route_findings(h, d, play));
         }
     }
     let errors = findings

@@ -52,6 +52,7 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
                 hosts.insert(h.name.clone());
                 files += d.files.len();
                 findings.extend(crate::run::lint_desired(h, &d));
+                findings.extend(crate::run::route_findings(h, &d, play));
             }
         }
         checked = format!(

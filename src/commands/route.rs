@@ -21,9 +21,6 @@ pub struct RouteArgs {
     /// Evaluate an existing FreeSWITCH conf folder instead (e.g. /etc/freeswitch)
     #[arg(long, value_name = "DIR")]
     pub conf: Option<PathBuf>,
-    /// Only hosts matching this pattern
-    #[arg(long, short = 'l', value_name = "PATTERN")]
-    pub limit: Option<String>,
     /// The call is placed by this directory user (default: the lowest user id)
     #[arg(long, value_name = "USER", conflicts_with = "from_trunk")]
     pub from: Option<String>,
@@ -33,9 +30,15 @@ pub struct RouteArgs {
     /// Start the call in this context instead (as `originate loopback/NUMBER/CONTEXT` would): e.g. `public`, for calls from addresses no gateway or ACL claims
     #[arg(long, value_name = "CONTEXT", conflicts_with_all = ["from", "from_trunk"])]
     pub context: Option<String>,
+    /// Show only the numbers whose route the change alters, before and after (connects to
+    /// each host to read its current files: the check pipeline, nothing changed)
+    #[arg(long, requires = "inventory")]
+    pub diff: bool,
     /// Print the routes as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub connect: super::ConnectArgs,
     /// With -i: the playbook, then the numbers; with --conf: the numbers (as dialled)
     #[arg(value_name = "[PLAYBOOK] NUMBER", required = true)]
     pub args: Vec<String>,
@@ -171,7 +174,108 @@ pub fn describe(r: &NumberRoute) -> String {
     s
 }
 
-pub fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
+/// One line for a route: its first attempt and what follows it.
+pub fn summary(r: &Route) -> String {
+    if let Some(u) = &r.unknown {
+        return format!("unknown ({u})");
+    }
+    let legs: Vec<String> = r
+        .attempts
+        .iter()
+        .map(|a| match &a.target {
+            Target::Gateway { gateway, number } => format!("gateway {gateway} ({number})"),
+            Target::User { user } => format!("user {user}"),
+            Target::Refused { why } => format!("refused ({why})"),
+            Target::Other { application, data } => format!("{application} {data}"),
+        })
+        .collect();
+    legs.join(", then ")
+}
+
+/// A host's tree before and after its plan: the stock tree with every managed file as the
+/// host has it now (`old`), and as the plan leaves it.
+fn trees(
+    h: &crate::outcome::HostReport,
+) -> (
+    std::collections::BTreeMap<String, String>,
+    std::collections::BTreeMap<String, String>,
+) {
+    let stock: std::collections::BTreeMap<String, String> = crate::stock::STOCK_CONF
+        .iter()
+        .map(|(r, t)| (r.to_string(), t.to_string()))
+        .collect();
+    let (mut before, mut after) = (stock.clone(), stock);
+    for f in &h.files {
+        match &f.old {
+            Some(b) => {
+                before.insert(f.rel.clone(), String::from_utf8_lossy(b).into_owned());
+            }
+            None => {
+                before.remove(&f.rel);
+            }
+        }
+        if f.remove {
+            after.remove(&f.rel);
+        } else {
+            after.insert(f.rel.clone(), String::from_utf8_lossy(&f.new).into_owned());
+        }
+    }
+    (before, after)
+}
+
+/// Numbers whose route a host's plan changes: (number, from, before, after).
+pub fn changes(
+    h: &crate::outcome::HostReport,
+    a: &RouteArgs,
+) -> Vec<(String, String, String, String)> {
+    let (before, after) = trees(h);
+    let managed: std::collections::BTreeSet<String> =
+        h.files.iter().map(|f| f.rel.clone()).collect();
+    let load = |t: &std::collections::BTreeMap<String, String>| {
+        Dialplan::load(t).map(|d| d.opaque(&managed, t))
+    };
+    let (Ok(b), Ok(n)) = (load(&before), load(&after)) else {
+        return Vec::new();
+    };
+    evaluate(&b, a)
+        .into_iter()
+        .zip(evaluate(&n, a))
+        .filter_map(|(x, y)| {
+            let sx = x
+                .route
+                .as_ref()
+                .map(summary)
+                .unwrap_or_else(|| x.error.clone().unwrap_or_default());
+            let sy = y
+                .route
+                .as_ref()
+                .map(summary)
+                .unwrap_or_else(|| y.error.clone().unwrap_or_default());
+            (sx != sy).then_some((x.number, y.from, sx, sy))
+        })
+        .collect()
+}
+
+fn diffs(report: &crate::outcome::PlayReport, a: &RouteArgs, style: crate::report::Style) {
+    for h in &report.hosts {
+        if let Some(e) = h.error_text() {
+            eprintln!("{}: {}", h.host, style.failed(e));
+            continue;
+        }
+        let c = changes(h, a);
+        if c.is_empty() {
+            println!("{}: no route changes", h.host);
+            continue;
+        }
+        println!("{}:", h.host);
+        for (n, from, before, after) in c {
+            println!("  {n} from {from}:");
+            println!("{}", style.diff(&format!("-   {before}\n+   {after}")));
+        }
+    }
+}
+
+pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
     let playbook = if a.conf.is_some() {
         None
     } else {
@@ -198,7 +302,13 @@ pub fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
         let inv = super::load_inventory(&a.inventory, &cx.vault)?;
         let pb = crate::playbook::Playbook::load(p)?;
         for play in &pb.plays {
-            for (h, d) in crate::run::desired_states(&inv, &pb, play, a.limit.as_deref()) {
+            if a.diff {
+                let opts = a.connect.options(crate::outcome::Mode::Check, None, cx)?;
+                let report = crate::run::run_play(&inv, &pb, play, &opts, super::quiet()).await?;
+                diffs(&report, &a, cx.style);
+                continue;
+            }
+            for (h, d) in crate::run::desired_states(&inv, &pb, play, a.connect.limit.as_deref()) {
                 let d = d.map_err(|e| format!("{}: {e}", h.name))?;
                 let tree = crate::run::offline_tree(&d);
                 let managed = d.files.iter().map(|f| f.rel.clone()).collect();

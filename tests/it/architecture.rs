@@ -223,6 +223,7 @@ fn the_command_line_stays_thin() {
         "vault",
         "demo",
         "completions",
+        "route",
     ] {
         assert!(
             src().join("commands").join(format!("{verb}.rs")).exists(),

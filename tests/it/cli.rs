@@ -98,6 +98,7 @@ fn every_option_of_apply_says_what_it_does() {
         "history",
         "demo",
         "completions",
+        "route",
     ] {
         let h = switchyard_env(&[verb, "--help"], &[]).stdout;
         let mut lines = h.lines().peekable();

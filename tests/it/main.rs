@@ -17,6 +17,7 @@ mod real;
 mod reload;
 mod review;
 mod rollout;
+mod route;
 mod secrets;
 mod snapshots;
 mod trust;

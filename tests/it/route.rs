@@ -1,0 +1,161 @@
+//! `switchyard route` offline and route tests in a playbook: on the demo fleet's
+//! configuration, nothing contacted. (Agreement with the real FreeSWITCH:
+//! tests/it/real/route.rs.)
+
+use crate::harness::{switchyard_env, tmp};
+
+/// The demo fleet laid out in a fresh folder; returns (folder, inventory, playbook).
+fn demo(tag: &str) -> (std::path::PathBuf, String, String) {
+    let d = tmp(tag);
+    let out = switchyard_env(
+        &[
+            "demo",
+            "--dir",
+            d.to_str().unwrap(),
+            "--check",
+            "--color",
+            "never",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let inv = d.join("inventory.yml").to_string_lossy().into_owned();
+    let pb = d.join("playbooks/wavix.yml").to_string_lossy().into_owned();
+    (d, inv, pb)
+}
+
+#[test]
+fn what_an_operator_sees_for_the_readme_numbers() {
+    let (d, inv, pb) = demo("route-readme");
+    let user = switchyard_env(
+        &[
+            "route",
+            "-i",
+            &inv,
+            &pb,
+            "-l",
+            "pbx-nyc",
+            "2125551234",
+            "011442071234567",
+            "911",
+        ],
+        &[],
+    );
+    assert_eq!(user.code, 0, "{}", user.all());
+    let trunk = switchyard_env(
+        &[
+            "route",
+            "-i",
+            &inv,
+            &pb,
+            "-l",
+            "pbx-nyc",
+            "--from-trunk",
+            "wavix",
+            "+16465550100",
+            "12125551234",
+        ],
+        &[],
+    );
+    assert_eq!(trunk.code, 0, "{}", trunk.all());
+    insta::assert_snapshot!(format!("{}{}", user.stdout, trunk.stdout));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_broken_route_test_stops_lint_and_apply_naming_host_number_and_path() {
+    let (d, inv, pb) = demo("route-tests");
+    let text = std::fs::read_to_string(&pb).unwrap();
+    let with = |tests: &str| {
+        let p = d.join("playbooks/tested.yml");
+        std::fs::write(
+            &p,
+            text.replacen("  tasks:\n", &format!("  routes:\n{tests}  tasks:\n"), 1),
+        )
+        .unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    // Tests that hold on every host of the demo fleet.
+    let good = with(
+        "    - {number: \"+442071234567\", expect: {gateway: wavix, number: \"442071234567\"}}\n    - {number: \"1000\", expect: {user: \"1000\"}}\n    - {number: \"12125559999\", from_trunk: wavix, expect: refused}\n",
+    );
+    let out = switchyard_env(&["lint", "-i", &inv, &good], &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    // One that the configuration breaks: lint says where the number goes now.
+    let bad = with("    - {number: \"911\", expect: refused}\n");
+    let out = switchyard_env(&["lint", "-i", &inv, &bad], &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout.contains("pbx-nyc: routes:0: error[route-test]: route test `911` from user 1000: expected refused, but it now goes wavix [emergency] -> gateway wavix with 911"),
+        "{}",
+        out.stdout
+    );
+    // apply refuses to push it anywhere.
+    let out = switchyard_env(&["apply", "-i", &inv, &bad], &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("nothing was pushed"), "{}", out.stderr);
+    assert!(!d.join("hosts/pbx-nyc/conf/dialplan/wavix.xml").exists());
+    // A malformed expectation is refused when the playbook is read.
+    let odd = with("    - {number: \"1\", expect: {gateway: a, user: \"1\"}}\n");
+    let out = switchyard_env(&["lint", "-i", &inv, &odd], &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("`expect` is `refused`"),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `route --diff`: the check pipeline reads each host's current files; only the numbers
+/// whose route the change alters are shown, before and after.
+#[test]
+fn diff_shows_only_the_routes_a_change_alters() {
+    let d = tmp("route-diff");
+    let dir = d.to_str().unwrap();
+    let first = switchyard_env(&["demo", "--dir", dir, "--color", "never"], &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let inv = d.join("inventory.yml");
+    let pb = d.join("playbooks/wavix.yml").to_string_lossy().into_owned();
+    // The DID of pbx-nyc moves from user 1000 to the IVR.
+    let text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(
+        &inv,
+        text.replace(
+            "did_routes: [{number: \"16465550100\", extension: \"1000\"}]",
+            "did_routes: [{number: \"16465550100\", transfer: ivr_main}]",
+        ),
+    )
+    .unwrap();
+    let out = switchyard_env(
+        &[
+            "route",
+            "-i",
+            inv.to_str().unwrap(),
+            &pb,
+            "--diff",
+            "--color",
+            "never",
+            "--from-trunk",
+            "wavix",
+            "16465550100",
+            "12125551234",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("pbx-dal: no route changes"),
+        "{}",
+        out.stdout
+    );
+    let nyc = &out.stdout[out.stdout.find("pbx-nyc:").unwrap()..];
+    let nyc = &nyc[..nyc.find("\npbx-").map(|i| i + 1).unwrap_or(nyc.len())];
+    assert_eq!(
+        nyc,
+        "pbx-nyc:\n  16465550100 from trunk wavix:\n-   user 1000\n+   unknown (default -> ivr_main: context `default` is the host's own (a file switchyard does not manage): evaluate it with `route --conf` on the host's tree)\n",
+        "{}",
+        out.stdout
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
