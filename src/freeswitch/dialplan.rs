@@ -53,6 +53,9 @@ struct Action {
 struct Condition {
     field: Option<String>,
     expression: String,
+    /// The expression compiled once at load, when it holds no `${variable}` (most do):
+    /// routing 40 numbers on 500 PBXes compiles each pattern 500 times, not 20,000.
+    compiled: Option<Result<regex::bytes::Regex, String>>,
     brk: Break,
     /// A `wday`/`hour`/... attribute or a `regex=` block: not knowable offline.
     unknowable: Option<String>,
@@ -567,16 +570,30 @@ impl Cx<'_> {
                 None => (true, Vec::new()),
                 Some(f) => {
                     let data = self.field(f)?;
-                    let expr = expand(
-                        &c.expression,
-                        self.vars,
-                        &self.dp.globals,
-                        self.unset,
-                        self.destination,
-                        self.context,
-                    )?;
-                    let re = pcre(&expr)
-                        .map_err(|e| format!("extension `{ext}`: expression `{expr}`: {e}"))?;
+                    let owned;
+                    let re = match &c.compiled {
+                        Some(Ok(re)) => re,
+                        Some(Err(e)) => {
+                            return Err(format!(
+                                "extension `{ext}`: expression `{}`: {e}",
+                                c.expression
+                            ))
+                        }
+                        None => {
+                            let expr = expand(
+                                &c.expression,
+                                self.vars,
+                                &self.dp.globals,
+                                self.unset,
+                                self.destination,
+                                self.context,
+                            )?;
+                            owned = pcre(&expr).map_err(|e| {
+                                format!("extension `{ext}`: expression `{expr}`: {e}")
+                            })?;
+                            &owned
+                        }
+                    };
                     match re.captures(data.as_bytes()) {
                         Some(m) => (
                             true,
@@ -875,8 +892,11 @@ fn condition(n: roxmltree::Node) -> Condition {
         .and_then(|e| e.text())
         .map(String::from)
         .unwrap_or_else(|| n.attribute("expression").unwrap_or("").to_string());
+    let compiled =
+        (n.attribute("field").is_some() && !expression.contains("${")).then(|| pcre(&expression));
     Condition {
         field: n.attribute("field").map(String::from),
+        compiled,
         expression,
         brk: match n.attribute("break").map(str::to_ascii_lowercase).as_deref() {
             Some("on-true") => Break::OnTrue,
