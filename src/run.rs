@@ -161,17 +161,12 @@ pub fn route_findings(host: &Host, d: &HostDesired, play: &Play) -> Vec<Finding>
     let mut out = Vec::new();
     for t in &play.routes {
         let n = &t.number.0;
-        let (from, call) = match (&t.from_trunk, &t.from) {
-            (Some(gw), _) => (format!("from trunk {gw}"), dp.call_from_gateway(gw, n)),
-            (None, Some(u)) => (format!("from user {}", u.0), dp.call_from_user(&u.0, n)),
-            (None, None) => match dp.users().next() {
-                Some(u) => (format!("from user {u}"), dp.call_from_user(u, n)),
-                None => (
-                    "".into(),
-                    Err("the host has no directory user to call from".into()),
-                ),
-            },
-        };
+        let (from, call) = dp.call_for(
+            t.from.as_ref().map(|s| s.0.as_str()),
+            t.from_trunk.as_deref(),
+            n,
+        );
+        let from = format!("from {from}");
         let call = match call {
             Ok(c) => c,
             Err(e) => {

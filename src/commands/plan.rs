@@ -26,6 +26,45 @@ pub struct PlanArgs {
     pub connect: ConnectArgs,
 }
 
+/// The review summary's route section: the play's route tests whose route the change
+/// alters, per host (a test the change breaks also stops `apply`; this shows the ones it
+/// moves).
+fn route_section(pb: &crate::playbook::Playbook, reports: &[crate::outcome::PlayReport]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for (play, report) in pb.plays.iter().zip(reports) {
+        if play.routes.is_empty() {
+            continue;
+        }
+        let rows: Vec<String> = report
+            .hosts
+            .iter()
+            .flat_map(|h| {
+                super::route::test_changes(h, &play.routes).into_iter().map(
+                    move |(n, from, before, after)| {
+                        format!("| {} | `{n}` | {from} | {before} | **{after}** |", h.host)
+                    },
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "### Routes: {}\n", play.name);
+        if rows.is_empty() {
+            let _ = writeln!(
+                s,
+                "The change moves none of the play's {} route tests.\n",
+                play.routes.len()
+            );
+        } else {
+            s.push_str("| host | number | from | before | after |\n|---|---|---|---|---|\n");
+            for r in rows {
+                let _ = writeln!(s, "{r}");
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
 pub async fn run(a: PlanArgs, cx: &Context) -> CommandResult {
     let (inv, pb) = super::load(&a.inputs, cx)?;
     let mut opts = a.connect.options(Mode::Check, a.allow, cx)?;
@@ -36,8 +75,9 @@ pub async fn run(a: PlanArgs, cx: &Context) -> CommandResult {
         .map_err(|e| format!("{}: {e}", a.out.display()))?;
     eprintln!("plan written to {}", a.out.display());
     if let Some(md) = &a.markdown {
-        std::fs::write(md, crate::review::markdown(&reports))
-            .map_err(|e| format!("{}: {e}", md.display()))?;
+        let mut text = crate::review::markdown(&reports);
+        text.push_str(&route_section(&pb, &reports));
+        std::fs::write(md, text).map_err(|e| format!("{}: {e}", md.display()))?;
         eprintln!("review summary written to {}", md.display());
     }
     Ok(status)

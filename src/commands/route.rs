@@ -82,17 +82,7 @@ pub fn evaluate(dp: &Dialplan, a: &RouteArgs) -> Vec<NumberRoute> {
                     error: None,
                 };
             }
-            let (from, call) = match (&a.from_trunk, &a.from) {
-                (Some(gw), _) => (format!("trunk {gw}"), dp.call_from_gateway(gw, n)),
-                (None, Some(u)) => (format!("user {u}"), dp.call_from_user(u, n)),
-                (None, None) => match dp.users().next() {
-                    Some(u) => (format!("user {u}"), dp.call_from_user(u, n)),
-                    None => (
-                        "nobody".into(),
-                        Err("no directory user to call from: give --from or --from-trunk".into()),
-                    ),
-                },
-            };
+            let (from, call) = dp.call_for(a.from.as_deref(), a.from_trunk.as_deref(), n);
             match call {
                 Ok(c) => NumberRoute {
                     number: n.clone(),
@@ -252,6 +242,41 @@ pub fn changes(
                 .map(summary)
                 .unwrap_or_else(|| y.error.clone().unwrap_or_default());
             (sx != sy).then_some((x.number, y.from, sx, sy))
+        })
+        .collect()
+}
+
+/// Route tests (`routes:` of a play) whose route a host's plan changes, for the review
+/// summary: (number, from, before, after).
+pub fn test_changes(
+    h: &crate::outcome::HostReport,
+    tests: &[crate::playbook::RouteTest],
+) -> Vec<(String, String, String, String)> {
+    let (before, after) = trees(h);
+    let managed: std::collections::BTreeSet<String> =
+        h.files.iter().map(|f| f.rel.clone()).collect();
+    let load = |t: &std::collections::BTreeMap<String, String>| {
+        Dialplan::load(t).map(|d| d.opaque(&managed, t))
+    };
+    let (Ok(b), Ok(n)) = (load(&before), load(&after)) else {
+        return Vec::new();
+    };
+    let one = |dp: &Dialplan, t: &crate::playbook::RouteTest| {
+        let (from, call) = dp.call_for(
+            t.from.as_ref().map(|s| s.0.as_str()),
+            t.from_trunk.as_deref(),
+            &t.number.0,
+        );
+        (
+            from,
+            call.map(|c| summary(&dp.route(&c))).unwrap_or_else(|e| e),
+        )
+    };
+    tests
+        .iter()
+        .filter_map(|t| {
+            let ((from, x), (_, y)) = (one(&b, t), one(&n, t));
+            (x != y).then(|| (t.number.0.clone(), from, x, y))
         })
         .collect()
 }

@@ -244,6 +244,27 @@ impl Dialplan {
         self
     }
 
+    /// Who places a call: a directory user (`from`), the provider through a gateway
+    /// (`from_trunk`), else the lowest user id. Returns how to name the caller, and the call.
+    pub fn call_for(
+        &self,
+        from: Option<&str>,
+        from_trunk: Option<&str>,
+        number: &str,
+    ) -> (String, Result<Call, String>) {
+        match (from_trunk, from) {
+            (Some(gw), _) => (format!("trunk {gw}"), self.call_from_gateway(gw, number)),
+            (None, Some(u)) => (format!("user {u}"), self.call_from_user(u, number)),
+            (None, None) => match self.users().next() {
+                Some(u) => (format!("user {u}"), self.call_from_user(u, number)),
+                None => (
+                    "nobody".into(),
+                    Err("no directory user to call from: name one (`from`)".into()),
+                ),
+            },
+        }
+    }
+
     /// The directory's user ids, in order.
     pub fn users(&self) -> impl Iterator<Item = &String> {
         self.users.keys()

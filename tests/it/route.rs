@@ -159,3 +159,64 @@ fn diff_shows_only_the_routes_a_change_alters() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `plan --markdown`: the play's route tests whose route the change moves, per host.
+#[test]
+fn the_review_summary_lists_the_route_tests_a_change_moves() {
+    let d = tmp("route-plan");
+    let dir = d.to_str().unwrap();
+    let first = switchyard_env(&["demo", "--dir", dir, "--color", "never"], &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let inv = d.join("inventory.yml");
+    let pb = d.join("playbooks/wavix.yml");
+    let text = std::fs::read_to_string(&pb).unwrap();
+    let tested = d.join("playbooks/tested.yml");
+    std::fs::write(
+        &tested,
+        text.replacen(
+            "  tasks:\n",
+            "  routes:\n    - {number: \"16465550100\", from_trunk: wavix, expect: {user: \"1000\"}}\n    - {number: \"+442071234567\", expect: {gateway: wavix}}\n  tasks:\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let inv_text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(
+        &inv,
+        inv_text.replace(
+            "did_routes: [{number: \"16465550100\", extension: \"1000\"}]",
+            "did_routes: [{number: \"16465550100\", transfer: ivr_main}]",
+        ),
+    )
+    .unwrap();
+    let md = d.join("plan.md");
+    let out = switchyard_env(
+        &[
+            "plan",
+            "-i",
+            inv.to_str().unwrap(),
+            tested.to_str().unwrap(),
+            "-o",
+            d.join("plan.json").to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.code,
+        1,
+        "the broken route test is a lint error: {}",
+        out.all()
+    );
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains("### Routes: Wavix SIP trunk"), "{md}");
+    assert!(
+        md.contains(
+            "| pbx-nyc | `16465550100` | trunk wavix | user 1000 | **unknown (default -> ivr_main"
+        ),
+        "{md}"
+    );
+    assert!(!md.contains("| pbx-dal | `"), "only the host whose route moved: {md}");
+    let _ = std::fs::remove_dir_all(&d);
+}

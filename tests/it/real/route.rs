@@ -216,9 +216,14 @@ fn compare(fs: &FreeSwitch, routes: &serde_json::Value, context: &str, caller: &
 #[test]
 fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     let w = World::new("route", WrongPassword::Forbidden);
+    // Registration with a failover gateway, three DIDs (one to another user, one to an
+    // extension of the stock dialplan).
     let inv = w.inventory(
         "inv.yml",
-        "did_routes: [{number: \"16468097065\", extension: \"1000\"}, {number: \"+16465550123\", extension: \"1001\"}, {number: \"16465550199\", transfer: \"9196\"}]\n",
+        &format!(
+            "wavix_failover_proxy: \"{0}\"\nwavix_failover_realm: sip.test\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}, {{number: \"+16465550123\", extension: \"1001\"}}, {{number: \"16465550199\", transfer: \"9196\"}}]\n",
+            w.provider.addr
+        ),
     );
     let out = w.apply(&inv, &[]);
     assert_eq!(out.code, 0, "{}", out.all());
@@ -240,6 +245,20 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     assert_eq!(
         first(&user, "2125551234"),
         serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "12125551234"})
+    );
+    let second = |v: &serde_json::Value, n: &str| {
+        v[0]["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["number"] == n)
+            .unwrap()["route"]["attempts"][1]
+            .clone()
+    };
+    assert_eq!(second(&user, "2125551234")["target"]["gateway"], "wavix_fo");
+    assert!(
+        second(&user, "2125551234")["continue_on"].is_null(),
+        "the last gateway ends the call"
     );
     assert_eq!(
         first(&user, "011442071234567"),
@@ -265,4 +284,38 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
         + compare(fs, &public, "public", "0000000000");
     assert_eq!(n, FROM_USER.len() + FROM_TRUNK.len() + IN_PUBLIC.len());
     assert!(n >= 40);
+
+    // The same PBX switched to IP authentication: one gateway, calls from the provider's
+    // address land in the inbound context by ACL.
+    let ip = w.inventory(
+        "ip.yml",
+        &format!(
+            "wavix_ip_auth: true\nwavix_inbound_addresses: [\"{}\"]\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}]\n",
+            w.provider.addr
+        ),
+    );
+    let out = w.apply(&ip, &["--allow", "profile"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let numbers = &[
+        "2125551234",
+        "+442071234567",
+        "011442071234567",
+        "911",
+        "1000",
+        "12345",
+    ];
+    let user = predicted(&conf, &["--from", "1000"], numbers);
+    assert_eq!(
+        first(&user, "2125551234"),
+        serde_json::json!({"kind": "gateway", "gateway": "wavix_ip", "number": "12125551234"})
+    );
+    let acl = predicted(
+        &conf,
+        &["--context", "wavix_inbound"],
+        &["16468097065", "+16468097065", "12125551234"],
+    );
+    assert_eq!(
+        compare(fs, &user, "wavix", "1000") + compare(fs, &acl, "wavix_inbound", "2125550000"),
+        9
+    );
 }
