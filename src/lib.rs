@@ -71,6 +71,7 @@ pub mod freeswitch;
 pub mod history;
 pub mod interrupt;
 pub mod inventory;
+pub mod live;
 pub mod outcome;
 pub mod plan;
 pub mod playbook;

@@ -40,6 +40,10 @@ pub struct WatchOptions {
     pub history: Option<PathBuf>,
     /// Stop after this many rounds (for tests and one-shot timers).
     pub rounds: Option<u64>,
+    /// Keep each PBX's gateway states current from its event socket (`--events`).
+    pub events: bool,
+    /// POST trunk alerts here (`--webhook`).
+    pub webhook: Option<String>,
     pub run: RunOptions,
 }
 
@@ -142,12 +146,17 @@ impl Metrics {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Mutex<String>>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Mutex<String>>,
+    live: Option<Arc<Mutex<crate::live::LiveState>>>,
+) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;
         };
         let metrics = metrics.clone();
+        let live = live.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];
             let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
@@ -157,7 +166,12 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Mutex<String>>) {
                 .unwrap_or(0);
             let req = String::from_utf8_lossy(&buf[..n]);
             let (status, body) = if req.starts_with("GET /metrics ") || req.starts_with("GET / ") {
-                ("200 OK", metrics.lock().expect("metrics lock").clone())
+                let mut text = metrics.lock().expect("metrics lock").clone();
+                // Live gateway states are rendered at request time: current to the event.
+                if let Some(l) = &live {
+                    text.push_str(&l.lock().expect("live state").render());
+                }
+                ("200 OK", text)
             } else {
                 ("404 Not Found", "not found\n".to_string())
             };
@@ -233,8 +247,67 @@ async fn round(
     Ok((checks, fixes))
 }
 
+/// The PBXes and managed gateways `--events` watches: every host of every play, with the
+/// gateways its rendered configuration defines.
+fn live_targets(o: &WatchOptions) -> Result<Vec<crate::live::Target>, BoxError> {
+    let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
+    inv.override_vars(&o.extra_vars)?;
+    let pb = Playbook::load(&o.playbook)?;
+    let mut out: Vec<crate::live::Target> = Vec::new();
+    for play in &pb.plays {
+        for (h, d) in run::desired_states(&inv, &pb, play, o.run.limit.as_deref()) {
+            let d = d.map_err(|e| format!("{}: {e}", h.name))?;
+            let mut gateways = Vec::new();
+            for f in d.files.iter().filter(|f| !f.absent) {
+                if !matches!(
+                    crate::freeswitch::classify(&f.rel),
+                    crate::freeswitch::FileKind::Gateway { .. }
+                ) {
+                    continue;
+                }
+                for g in f
+                    .base
+                    .as_deref()
+                    .and_then(crate::freeswitch::gateways)
+                    .unwrap_or_default()
+                {
+                    let registers = g.registers();
+                    gateways.push((g.name, registers));
+                }
+            }
+            if !gateways.is_empty() && !out.iter().any(|t| t.host.name == h.name) {
+                out.push(crate::live::Target {
+                    host: h.clone(),
+                    gateways,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
     let text = Arc::new(Mutex::new(Metrics::default().render()));
+    let live = if o.events {
+        let state = Arc::new(Mutex::new(crate::live::LiveState::default()));
+        let targets = live_targets(&o)?;
+        eprintln!(
+            "watch: events from {} PBX(es), {} gateway(s)",
+            targets.len(),
+            targets.iter().map(|t| t.gateways.len()).sum::<usize>()
+        );
+        crate::live::spawn(
+            targets,
+            Arc::new(crate::live::LiveOptions {
+                ssh: o.run.ssh.clone(),
+                webhook: o.webhook.clone(),
+            }),
+            state.clone(),
+        );
+        Some(state)
+    } else {
+        None
+    };
     if let Some(addr) = o.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -243,7 +316,7 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
             "watch: metrics on http://{}/metrics",
             listener.local_addr()?
         );
-        tokio::spawn(serve(listener, text.clone()));
+        tokio::spawn(serve(listener, text.clone(), live.clone()));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -298,6 +371,10 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
                 m.round_failures += 1;
                 eprintln!("watch: round {} could not run: {e}", m.rounds);
             }
+        }
+        if live.is_some() {
+            // Live states replace the once-per-round reading (same series names).
+            m.gateways.clear();
         }
         *text.lock().expect("metrics lock") = m.render();
         if o.rounds.is_some_and(|n| m.rounds >= n) {

@@ -25,6 +25,12 @@ pub struct WatchArgs {
     /// Stop after this many rounds
     #[arg(long, value_name = "N")]
     pub rounds: Option<u64>,
+    /// Keep every managed gateway's state current from the PBX's event socket (through the SSH connection): metrics at once, alerts on changes
+    #[arg(long)]
+    pub events: bool,
+    /// With --events: POST a JSON alert here when a trunk leaves its healthy state or comes back (http://host:port/path)
+    #[arg(long, value_name = "URL", requires = "events")]
+    pub webhook: Option<String>,
     /// Disruptive steps a correction may take (overrides the play's `allow:`)
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub allow: Option<AllowArg>,
@@ -43,6 +49,9 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
             })
     };
     let every = duration("--every", &a.every)?;
+    if let Some(w) = &a.webhook {
+        crate::live::parse_webhook(w).map_err(CommandError::usage)?;
+    }
     let jitter = duration("--jitter", &a.jitter)?;
     let extra_vars = a.inputs.extra()?;
     let tags = a.inputs.tag_filter();
@@ -61,6 +70,8 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         listen: a.metrics,
         history: Some(a.history.path()),
         rounds: a.rounds,
+        events: a.events,
+        webhook: a.webhook.clone(),
         run,
     })
     .await?;

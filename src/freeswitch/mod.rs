@@ -11,6 +11,7 @@
 //! (see `shared/reference/freeswitch-facts.md`).
 
 pub mod dialplan;
+pub mod esl;
 pub mod lint;
 pub mod preprocess;
 pub mod reload;

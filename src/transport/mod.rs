@@ -146,6 +146,11 @@ pub struct Transport {
     pub trace: Option<Trace>,
 }
 
+/// A stream through [`Transport::tunnel`].
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+pub type Tunnel = Box<dyn Stream>;
+
 /// See [`Transport::trace`].
 pub type Trace = Arc<dyn Fn(&str, usize, Duration, &str) + Send + Sync>;
 
@@ -258,6 +263,24 @@ impl Transport {
                 what: "remote command".into(),
                 secs: timeout.as_secs_f64(),
             }),
+        }
+    }
+
+    /// A byte stream to `host:port` as the host reaches it: an SSH `direct-tcpip` channel,
+    /// or a plain TCP connection on the local transport.
+    pub async fn tunnel(&mut self, host: &str, port: u16) -> Result<Tunnel, TransportError> {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        match &mut self.backend {
+            Backend::Ssh(s) => Ok(Box::new(s.tunnel(host, port).await?)),
+            Backend::Local(_) => {
+                let s = tokio::net::TcpStream::connect((host, port))
+                    .await
+                    .map_err(|e| TransportError::Connect {
+                        addr: format!("{host}:{port}"),
+                        message: e.to_string(),
+                    })?;
+                Ok(Box::new(s))
+            }
         }
     }
 

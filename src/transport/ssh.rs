@@ -253,6 +253,21 @@ impl Ssh {
         Ok((String::from_utf8_lossy(&out).into_owned(), Held::Ssh(ch)))
     }
 
+    /// A TCP connection to `host:port` as seen from the host (`direct-tcpip`): the event
+    /// socket on the PBX's own loopback is reached without ever being exposed.
+    pub async fn tunnel(
+        &mut self,
+        host: &str,
+        port: u16,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, TransportError> {
+        let ch = self
+            .handle
+            .channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0)
+            .await
+            .map_err(|e| TransportError::Ssh(format!("tunnel to {host}:{port}: {e}")))?;
+        Ok(ch.into_stream())
+    }
+
     pub async fn close(self) {
         let _ = self
             .handle

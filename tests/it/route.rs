@@ -217,6 +217,9 @@ fn the_review_summary_lists_the_route_tests_a_change_moves() {
         ),
         "{md}"
     );
-    assert!(!md.contains("| pbx-dal | `"), "only the host whose route moved: {md}");
+    assert!(
+        !md.contains("| pbx-dal | `"),
+        "only the host whose route moved: {md}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -14,6 +14,7 @@
 pub mod calls;
 pub mod lifecycle;
 pub mod lint;
+pub mod live;
 pub mod route;
 pub mod standin;
 
