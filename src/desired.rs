@@ -290,6 +290,8 @@ pub fn build(
                     }
                     v.insert(k.clone(), rendered);
                 }
+                // `-e` wins over task vars too (Ansible's extra variables).
+                v.extend(host.extra.clone());
                 Value::from_serde(&v)
             };
             // The task as reports name it: with a short, masked label per item.
@@ -578,6 +580,30 @@ mod tests {
         // A label naming a secret is masked too; a long one is cut.
         let d = build_one(INV, "- hosts: all\n  tasks:\n    - name: user\n      template: {src: user.xml.j2, dest: \"directory/default/{{ u.id }}.xml\"}\n      loop: \"{{ users }}\"\n      loop_control: {loop_var: u, label: \"{{ u.id }} {{ u.password }}\"}\n").unwrap();
         assert_eq!(d.files[0].tasks, ["user (1000 ********)"]);
+    }
+
+    #[test]
+    fn extra_vars_win_over_task_vars() {
+        let dir = std::env::temp_dir().join(format!("switchyard-extra-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        std::fs::write(dir.join("templates/t.xml.j2"), "<x/>\n").unwrap();
+        let mut inv = crate::inventory::Inventory::parse_str(
+            &dir.join("i.yml"),
+            "all:\n  hosts:\n    pbx1: {}\n",
+        )
+        .unwrap();
+        let pb = crate::playbook::Playbook::parse_str(
+            &dir.join("p.yml"),
+            "- hosts: all\n  tasks:\n    - name: t\n      vars: {gw: task}\n      template: {src: t.xml.j2, dest: \"{{ gw }}.xml\"}\n",
+        )
+        .unwrap();
+        let mut extra = Vars::new();
+        extra.insert("gw".into(), "cli".into());
+        inv.override_vars(&extra).unwrap();
+        let mut t = Templates::new(pb.template_dirs());
+        let d = build(&inv.hosts[0], &pb.plays[0], &mut t).unwrap();
+        assert_eq!(d.files[0].rel, "cli.xml");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

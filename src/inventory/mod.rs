@@ -153,6 +153,9 @@ pub struct Host {
     /// Connection variables switchyard does not act on although they would change how
     /// Ansible connects (`ansible_password`, unknown `ansible_ssh_common_args` options).
     pub warnings: Vec<String>,
+    /// The `-e` variables (also merged into `vars`): they win over a task's own `vars:`
+    /// too, as extra variables do in Ansible.
+    pub extra: Vars,
 }
 
 #[derive(Debug, Clone)]
@@ -463,6 +466,7 @@ impl Inventory {
             let secrets = std::mem::take(&mut h.secrets);
             *h = Host::from_vars(&h.name, h.groups.clone(), vars)?;
             h.secrets = secrets;
+            h.extra = extra.clone();
         }
         Ok(())
     }
@@ -939,6 +943,7 @@ impl Host {
                 .into_iter()
                 .map(|w| format!("host `{name}`: {w}"))
                 .collect(),
+            extra: Vars::new(),
         })
     }
 }
