@@ -94,14 +94,8 @@ pub fn desired_states<'a>(
     limit: Option<&str>,
 ) -> Vec<(&'a Host, Result<HostDesired, String>)> {
     let mut templates = Templates::new(pb.template_dirs());
-    let limit_hosts: Option<Vec<&Host>> = limit.map(|l| inv.select(l));
-    inv.select(&play.hosts)
+    inv.select_limited(&play.hosts, limit)
         .into_iter()
-        .filter(|h| {
-            limit_hosts
-                .as_ref()
-                .is_none_or(|l| l.iter().any(|x| x.name == h.name))
-        })
         .map(|h| {
             (
                 h,
@@ -138,13 +132,11 @@ pub fn offline_tree(d: &HostDesired) -> BTreeMap<String, String> {
 /// The play's route tests on one host's offline tree: one error finding per test the
 /// configuration breaks, naming the number and the path it now takes.
 pub fn route_findings(host: &Host, d: &HostDesired, play: &Play) -> Vec<Finding> {
-    use crate::freeswitch::dialplan::{Dialplan, Target};
+    use crate::freeswitch::dialplan::Target;
     use crate::playbook::RouteExpect;
     if play.routes.is_empty() {
         return Vec::new();
     }
-    let tree = offline_tree(d);
-    let managed = d.files.iter().map(|f| f.rel.clone()).collect();
     let finding = |message: String| Finding {
         severity: Severity::Error,
         host: Some(host.name.clone()),
@@ -154,8 +146,8 @@ pub fn route_findings(host: &Host, d: &HostDesired, play: &Play) -> Vec<Finding>
         message: d.redactor.redact(&message),
         fix: "fix the dialplan, or the route test if the new route is intended".into(),
     };
-    let dp = match Dialplan::load(&tree) {
-        Ok(dp) => dp.opaque(&managed, &tree),
+    let dp = match offline_dialplan(d) {
+        Ok(dp) => dp,
         Err(e) => return vec![finding(format!("route tests cannot run: {e}"))],
     };
     let mut out = Vec::new();
@@ -235,6 +227,15 @@ pub fn route_findings(host: &Host, d: &HostDesired, play: &Play) -> Vec<Finding>
         }
     }
     out
+}
+
+/// The dialplan of [`offline_tree`]: contexts only unmanaged (stock stand-in) files
+/// define are unknown.
+pub fn offline_dialplan(
+    d: &HostDesired,
+) -> Result<crate::freeswitch::dialplan::Dialplan, crate::freeswitch::dialplan::DialplanError> {
+    let managed = d.files.iter().map(|f| f.rel.clone()).collect();
+    crate::freeswitch::dialplan::Dialplan::load_managed(&offline_tree(d), &managed)
 }
 
 /// Lint what can be known before connecting: host settings and whole rendered files.

@@ -257,24 +257,15 @@ fn live_targets(o: &WatchOptions) -> Result<Vec<crate::live::Target>, BoxError> 
     for play in &pb.plays {
         for (h, d) in run::desired_states(&inv, &pb, play, o.run.limit.as_deref()) {
             let d = d.map_err(|e| format!("{}: {e}", h.name))?;
-            let mut gateways = Vec::new();
-            for f in d.files.iter().filter(|f| !f.absent) {
-                if !matches!(
-                    crate::freeswitch::classify(&f.rel),
-                    crate::freeswitch::FileKind::Gateway { .. }
-                ) {
-                    continue;
-                }
-                for g in f
-                    .base
-                    .as_deref()
-                    .and_then(crate::freeswitch::gateways)
-                    .unwrap_or_default()
-                {
-                    let registers = g.registers();
-                    gateways.push((g.name, registers));
-                }
-            }
+            let gateways: Vec<(String, bool)> = crate::plan::managed_gateways(
+                d.files
+                    .iter()
+                    .filter(|f| !f.absent)
+                    .map(|f| (f.rel.as_str(), f.base.as_deref())),
+            )
+            .into_iter()
+            .map(|g| (g.name, g.registers))
+            .collect();
             if !gateways.is_empty() && !out.iter().any(|t| t.host.name == h.name) {
                 out.push(crate::live::Target {
                     host: h.clone(),

@@ -166,16 +166,9 @@ fn list(
     tasks: bool,
 ) -> CommandResult {
     for play in &pb.plays {
-        let limit: Option<Vec<&crate::inventory::Host>> =
-            opts.limit.as_deref().map(|l| inv.select(l));
         let selected: Vec<&str> = inv
-            .select(&play.hosts)
+            .select_limited(&play.hosts, opts.limit.as_deref())
             .into_iter()
-            .filter(|h| {
-                limit
-                    .as_ref()
-                    .is_none_or(|l| l.iter().any(|x| x.name == h.name))
-            })
             .map(|h| h.name.as_str())
             .collect();
         println!(

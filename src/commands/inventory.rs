@@ -25,10 +25,7 @@ pub struct InventoryArgs {
 }
 
 pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
-    let mut extra = crate::inventory::Vars::new();
-    for (i, arg) in a.extra_vars.iter().enumerate() {
-        extra.extend(crate::source::extra_vars(i + 1, arg)?);
-    }
+    let extra = super::extra_vars(&a.extra_vars)?;
     let sources = cx.inventories(&a.inventory)?;
     let mut inv = super::load_inventory(&sources, &cx.vault)?;
     inv.override_vars(&extra)?;

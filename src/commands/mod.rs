@@ -111,11 +111,7 @@ impl Inputs {
 
     /// Every `-e`, merged in order.
     pub fn extra(&self) -> Result<crate::inventory::Vars, CommandError> {
-        let mut vars = crate::inventory::Vars::new();
-        for (i, arg) in self.extra_vars.iter().enumerate() {
-            vars.extend(crate::source::extra_vars(i + 1, arg)?);
-        }
-        Ok(vars)
+        extra_vars(&self.extra_vars)
     }
 }
 
@@ -185,6 +181,15 @@ impl ConnectArgs {
             ..RunOptions::new(mode, ssh)
         })
     }
+}
+
+/// `-e` arguments, merged in order (later wins).
+pub fn extra_vars(args: &[String]) -> Result<crate::inventory::Vars, CommandError> {
+    let mut vars = crate::inventory::Vars::new();
+    for (i, arg) in args.iter().enumerate() {
+        vars.extend(crate::source::extra_vars(i + 1, arg)?);
+    }
+    Ok(vars)
 }
 
 /// Load an inventory and say its warnings on stderr.

@@ -182,15 +182,11 @@ pub fn summary(r: &Route) -> String {
     legs.join(", then ")
 }
 
-/// A host's tree before and after its plan: the stock tree with every managed file as the
-/// host has it now (`old`), and as the plan leaves it.
-fn trees(
-    h: &crate::outcome::HostReport,
-) -> (
-    std::collections::BTreeMap<String, String>,
-    std::collections::BTreeMap<String, String>,
-) {
-    let stock: std::collections::BTreeMap<String, String> = crate::stock::STOCK_CONF
+/// A host's dialplan before and after its plan: the stock tree with every managed file as
+/// the host has it now (`old`), and as the plan leaves it.
+fn dialplans(h: &crate::outcome::HostReport) -> Option<(Dialplan, Dialplan)> {
+    use std::collections::BTreeMap;
+    let stock: BTreeMap<String, String> = crate::stock::STOCK_CONF
         .iter()
         .map(|(r, t)| (r.to_string(), t.to_string()))
         .collect();
@@ -210,7 +206,11 @@ fn trees(
             after.insert(f.rel.clone(), String::from_utf8_lossy(&f.new).into_owned());
         }
     }
-    (before, after)
+    let managed = h.files.iter().map(|f| f.rel.clone()).collect();
+    Some((
+        Dialplan::load_managed(&before, &managed).ok()?,
+        Dialplan::load_managed(&after, &managed).ok()?,
+    ))
 }
 
 /// Numbers whose route a host's plan changes: (number, from, before, after).
@@ -218,13 +218,7 @@ pub fn changes(
     h: &crate::outcome::HostReport,
     a: &RouteArgs,
 ) -> Vec<(String, String, String, String)> {
-    let (before, after) = trees(h);
-    let managed: std::collections::BTreeSet<String> =
-        h.files.iter().map(|f| f.rel.clone()).collect();
-    let load = |t: &std::collections::BTreeMap<String, String>| {
-        Dialplan::load(t).map(|d| d.opaque(&managed, t))
-    };
-    let (Ok(b), Ok(n)) = (load(&before), load(&after)) else {
+    let Some((b, n)) = dialplans(h) else {
         return Vec::new();
     };
     evaluate(&b, a)
@@ -252,13 +246,7 @@ pub fn test_changes(
     h: &crate::outcome::HostReport,
     tests: &[crate::playbook::RouteTest],
 ) -> Vec<(String, String, String, String)> {
-    let (before, after) = trees(h);
-    let managed: std::collections::BTreeSet<String> =
-        h.files.iter().map(|f| f.rel.clone()).collect();
-    let load = |t: &std::collections::BTreeMap<String, String>| {
-        Dialplan::load(t).map(|d| d.opaque(&managed, t))
-    };
-    let (Ok(b), Ok(n)) = (load(&before), load(&after)) else {
+    let Some((b, n)) = dialplans(h) else {
         return Vec::new();
     };
     let one = |dp: &Dialplan, t: &crate::playbook::RouteTest| {
@@ -335,9 +323,7 @@ pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
             }
             for (h, d) in crate::run::desired_states(&inv, &pb, play, a.connect.limit.as_deref()) {
                 let d = d.map_err(|e| format!("{}: {e}", h.name))?;
-                let tree = crate::run::offline_tree(&d);
-                let managed = d.files.iter().map(|f| f.rel.clone()).collect();
-                let dp = Dialplan::load(&tree)?.opaque(&managed, &tree);
+                let dp = crate::run::offline_dialplan(&d)?;
                 let mut routes = evaluate(&dp, &a);
                 // Nothing a route shows may carry a secret.
                 for r in &mut routes {

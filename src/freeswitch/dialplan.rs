@@ -214,6 +214,15 @@ impl Dialplan {
         Ok(dp)
     }
 
+    /// [`Dialplan::load`] over a tree of which only the `managed` files are known to be as
+    /// the host has them (the rest are stock stand-ins): see [`Dialplan::opaque`].
+    pub fn load_managed(
+        files: &BTreeMap<String, String>,
+        managed: &BTreeSet<String>,
+    ) -> Result<Dialplan, DialplanError> {
+        Ok(Dialplan::load(files)?.opaque(managed, files))
+    }
+
     /// Mark every context defined by a file not in `known` as unknown: evaluated offline,
     /// the stock files switchyard ships stand in for the host's own, which may differ; a
     /// route that reaches one stops there and says so.

@@ -471,6 +471,19 @@ impl Inventory {
         Ok(())
     }
 
+    /// Hosts a play's `hosts:` pattern selects, narrowed by `--limit` when given.
+    pub fn select_limited(&self, pattern: &str, limit: Option<&str>) -> Vec<&Host> {
+        let limited: Option<Vec<&Host>> = limit.map(|l| self.select(l));
+        self.select(pattern)
+            .into_iter()
+            .filter(|h| {
+                limited
+                    .as_ref()
+                    .is_none_or(|l| l.iter().any(|x| x.name == h.name))
+            })
+            .collect()
+    }
+
     /// Hosts matching an Ansible-style pattern, in inventory order.
     ///
     /// Supported: `all`, `*`, host or group names, globs with `*`, unions with `:` or `,`,

@@ -389,22 +389,11 @@ pub fn plan(
         .filter(|c| !planned.contains(c))
         .collect();
 
-    let mut gateways = Vec::new();
-    for f in &files {
-        if let FileKind::Gateway { profile } = classify(&f.rel) {
-            for g in std::str::from_utf8(&f.new)
-                .ok()
-                .and_then(freeswitch::gateways)
-                .unwrap_or_default()
-            {
-                gateways.push(ManagedGateway {
-                    profile: profile.clone(),
-                    registers: g.registers(),
-                    name: g.name,
-                });
-            }
-        }
-    }
+    let gateways = managed_gateways(
+        files
+            .iter()
+            .map(|f| (f.rel.as_str(), std::str::from_utf8(&f.new).ok())),
+    );
     vars_set.retain(|_, v| !v.is_empty());
     Ok(HostPlan {
         host: desired.host.clone(),
@@ -414,6 +403,26 @@ pub fn plan(
         gateways,
         vars_set,
     })
+}
+
+/// The gateways defined by gateway files (relative path, content; `None`: no content),
+/// with their profile: what verification and the live monitor watch.
+pub fn managed_gateways<'a>(
+    files: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> Vec<ManagedGateway> {
+    let mut out = Vec::new();
+    for (rel, text) in files {
+        if let FileKind::Gateway { profile } = classify(rel) {
+            for g in text.and_then(freeswitch::gateways).unwrap_or_default() {
+                out.push(ManagedGateway {
+                    profile: profile.clone(),
+                    registers: g.registers(),
+                    name: g.name,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The plan that undoes an applied one: every changed file back to what it was.
@@ -453,24 +462,12 @@ pub fn reverse(p: &HostPlan, allow: Disruption) -> HostPlan {
         })
         .collect();
     let reload = reload::plan(&changes, allow);
-    let mut gateways = Vec::new();
-    for f in p.changed() {
-        if let FileKind::Gateway { profile } = classify(&f.rel) {
-            for g in f
-                .old
-                .as_deref()
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .and_then(freeswitch::gateways)
-                .unwrap_or_default()
-            {
-                gateways.push(ManagedGateway {
-                    profile: profile.clone(),
-                    registers: g.registers(),
-                    name: g.name,
-                });
-            }
-        }
-    }
+    let gateways = managed_gateways(p.changed().map(|f| {
+        (
+            f.rel.as_str(),
+            f.old.as_deref().and_then(|b| std::str::from_utf8(b).ok()),
+        )
+    }));
     HostPlan {
         host: p.host.clone(),
         files,
