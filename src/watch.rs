@@ -38,6 +38,8 @@ pub struct WatchOptions {
     pub fix: bool,
     pub listen: Option<SocketAddr>,
     pub history: Option<PathBuf>,
+    /// History retention in seconds (`--keep`).
+    pub keep: Option<u64>,
     /// Stop after this many rounds (for tests and one-shot timers).
     pub rounds: Option<u64>,
     /// Keep each PBX's gateway states current from its event socket (`--events`).
@@ -352,9 +354,14 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
                     fixes.iter().flat_map(|p| &p.hosts).filter(|h| h.status == HostStatus::Changed).count()
                 );
                 if let Some(path) = &o.history {
-                    let _ = crate::history::record(path, "drift", &checks);
+                    let record = |kind, plays: &[crate::outcome::PlayReport]| {
+                        if let Err(e) = crate::history::record(path, o.keep, kind, plays) {
+                            eprintln!("watch: cannot record history: {e}");
+                        }
+                    };
+                    record("drift", &checks);
                     if !fixes.is_empty() {
-                        let _ = crate::history::record(path, "fix", &fixes);
+                        record("fix", &fixes);
                     }
                 }
             }

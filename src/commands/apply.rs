@@ -84,6 +84,7 @@ impl ApplyArgs {
 pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
     crate::interrupt::install();
     let mut opts = a.options(cx)?;
+    let keep = a.history.keep()?;
     let (inv, pb) = super::load(&a.inputs, cx)?;
     if a.list_hosts || a.list_tasks {
         return list(&inv, &pb, &opts, a.list_hosts, a.list_tasks);
@@ -100,11 +101,8 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
     };
     let (status, reports) = super::execute(&inv, &pb, &opts, a.diff, output, cx.style).await?;
     if opts.mode == Mode::Apply {
-        let path = a.history.path();
-        if let Err(e) = crate::history::record(&path, "apply", &reports) {
-            eprintln!("warning: cannot record history in {}: {e}", path.display());
-        }
-        retry_file(&path, &a.inputs.playbook, &reports);
+        a.history.record(keep, "apply", &reports);
+        retry_file(&a.history.path(), &a.inputs.playbook, &reports);
     }
     Ok(status)
 }

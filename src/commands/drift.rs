@@ -72,7 +72,7 @@ pub fn drift_line(h: &HostReport) -> String {
 
 pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
     let (inv, pb) = super::load(&a.inputs, cx)?;
-    let history = a.history.path();
+    let keep = a.history.keep()?;
     let mut opts = a.connect.options(Mode::Check, a.allow, cx)?;
     opts.tags = a.inputs.tag_filter();
     let mut reports = Vec::new();
@@ -87,7 +87,7 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
             }
         }
     }
-    let _ = crate::history::record(&history, "drift", &reports);
+    a.history.record(keep, "drift", &reports);
     let hosts = || reports.iter().flat_map(|p| &p.hosts);
     let errors = hosts().any(|h| h.status.is_failure());
     let drifted: Vec<String> = hosts()
@@ -114,7 +114,7 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
         opts.limit = Some(drifted.join(":"));
         let (fix_status, f) =
             super::execute(&inv, &pb, &opts, true, Output::Human, cx.style).await?;
-        let _ = crate::history::record(&history, "fix", &f);
+        a.history.record(keep, "fix", &f);
         fixed = f;
         // Corrected: the fleet is as the playbook says, unless the correction (or the
         // check of another host) failed.

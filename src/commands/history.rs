@@ -1,4 +1,4 @@
-//! `switchyard history`: the local run history, newest last.
+//! `switchyard history`: the local run history, newest last (`--keep` prunes it first).
 
 use clap::Args;
 
@@ -21,6 +21,7 @@ pub struct HistoryArgs {
 
 pub fn run(a: HistoryArgs) -> CommandResult {
     let path = a.history.path();
+    let keep = a.history.keep()?;
     let since = match &a.since {
         None => 0,
         Some(s) => match s.parse::<u64>() {
@@ -32,10 +33,15 @@ pub fn run(a: HistoryArgs) -> CommandResult {
             ),
         },
     };
-    let entries: Vec<crate::history::Entry> = crate::history::read(&path)?
-        .into_iter()
-        .filter(|e| e.at >= since && a.host.as_ref().is_none_or(|h| &e.host == h))
-        .collect();
+    let mut history = crate::history::History::open(&path)?;
+    if let Some(keep) = keep {
+        let n = history.prune(crate::clock::now().saturating_sub(keep))?;
+        eprintln!(
+            "history: {n} records older than {} deleted",
+            a.history.keep.as_deref().unwrap_or("")
+        );
+    }
+    let entries = history.query(a.host.as_deref(), since)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitStatus::Success);

@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod lint;
 pub mod plan;
 pub mod route;
+pub mod trunks;
 pub mod vault;
 pub mod verify;
 pub mod watch;
@@ -213,9 +214,12 @@ pub fn load(inputs: &Inputs, cx: &Context) -> Result<(Inventory, Playbook), Comm
 /// Where runs are recorded (`apply`, `drift`, `watch`) and read (`history`).
 #[derive(Debug, Args, Clone)]
 pub struct HistoryFile {
-    /// Run history file (default: $SWITCHYARD_HISTORY or ~/.local/state/switchyard/history.jsonl)
+    /// Run history database (default: $SWITCHYARD_HISTORY or ~/.local/state/switchyard/history.db)
     #[arg(long = "history", value_name = "FILE")]
     pub file: Option<std::path::PathBuf>,
+    /// Retention: delete history records older than this (`90d`, `12h`) after recording
+    #[arg(long, value_name = "AGE")]
+    pub keep: Option<String>,
 }
 
 impl HistoryFile {
@@ -223,6 +227,25 @@ impl HistoryFile {
         self.file
             .clone()
             .unwrap_or_else(crate::history::default_path)
+    }
+
+    /// `--keep` in seconds.
+    pub fn keep(&self) -> Result<Option<u64>, CommandError> {
+        self.keep
+            .as_deref()
+            .map(|k| {
+                crate::clock::parse_duration(k).ok_or_else(|| {
+                    CommandError::usage(format!("--keep: `{k}` is not a duration like 90d or 12h"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Record a run; a history that cannot be written is a warning, never a failed rollout.
+    pub fn record(&self, keep: Option<u64>, kind: &str, plays: &[crate::outcome::PlayReport]) {
+        if let Err(e) = crate::history::record(&self.path(), keep, kind, plays) {
+            eprintln!("warning: cannot record history: {e}");
+        }
     }
 }
 

@@ -69,6 +69,7 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         fix: a.fix,
         listen: a.metrics,
         history: Some(a.history.path()),
+        keep: a.history.keep()?,
         rounds: a.rounds,
         events: a.events,
         webhook: a.webhook.clone(),

@@ -329,7 +329,7 @@ fn a_closed_output_pipe_ends_nothing_but_the_output() {
         ])
         .arg(&fleet.known_hosts)
         .arg("--json")
-        .env("SWITCHYARD_HISTORY", fleet.dir.join("h.jsonl"))
+        .env("SWITCHYARD_HISTORY", fleet.dir.join("h.db"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

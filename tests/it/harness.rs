@@ -499,7 +499,7 @@ pub fn switchyard_env(args: &[&str], env: &[(&str, &str)]) -> Out {
             // A folder of this test run: retry files are written beside the history.
             let d = std::env::temp_dir().join(format!("switchyard-it-{}", std::process::id()));
             let _ = std::fs::create_dir_all(&d);
-            d.join("history.jsonl")
+            d.join("history.db")
         })
         // Keyed digests (src/digest.rs) with a key of this test run, not the developer's.
         .env(
@@ -564,4 +564,19 @@ pub fn commands(r: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|s| s["command"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// A history database and its write-ahead log, as text (lossy): what a reader of the raw
+/// files would find, e.g. a secret stored in clear.
+pub fn history_bytes(path: &Path) -> String {
+    let mut s = String::new();
+    for p in [
+        path.to_path_buf(),
+        PathBuf::from(format!("{}-wal", path.display())),
+    ] {
+        if let Ok(b) = std::fs::read(&p) {
+            s.push_str(&String::from_utf8_lossy(&b));
+        }
+    }
+    s
 }

@@ -9,6 +9,7 @@ mod architecture;
 mod cli;
 mod errors;
 mod fleet;
+mod history;
 mod hostile;
 mod hostkeys;
 mod inputs;

@@ -146,7 +146,7 @@ fn reviewed_plan_is_applied_exactly_and_refused_where_the_host_changed() {
 fn drift_is_labelled_fixed_and_recorded() {
     let fleet = Fleet::new("drift", 2);
     let kh = fleet.known_hosts.to_str().unwrap();
-    let hist = fleet.dir.join("history.jsonl");
+    let hist = fleet.dir.join("history.db");
     let hist_s = hist.to_str().unwrap();
     let inv = fleet.inventory("inv.yml", &|_, _| String::new());
     assert_eq!(
@@ -281,7 +281,7 @@ fn drift_is_labelled_fixed_and_recorded() {
         "{}",
         h.stdout
     );
-    assert!(!std::fs::read_to_string(&hist).unwrap().contains("secret1"));
+    assert!(!history_bytes(&hist).contains("secret1"));
 }
 
 fn metrics(port: u16) -> Option<String> {
@@ -330,7 +330,7 @@ fn watch_rounds_metrics_and_clean_stop() {
         .local_addr()
         .unwrap()
         .port();
-    let hist = fleet.dir.join("history.jsonl");
+    let hist = fleet.dir.join("history.db");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args([
             "watch",

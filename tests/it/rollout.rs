@@ -158,7 +158,7 @@ fn host_reached_only_through_a_bastion() {
 fn retry_files_and_verbose_output() {
     let fleet = Fleet::new("retry", 2);
     let dir = tmp("retry-files");
-    let history = dir.join("h.jsonl");
+    let history = dir.join("h.db");
     let h = history.to_str().unwrap();
     // pbx2 cannot be rendered: a numbering plan nobody defined.
     let bad = fleet.inventory("bad.yml", &|i, _| {

@@ -14,7 +14,7 @@ fn freeswitch_answers_are_masked_everywhere() {
         "- hosts: pbx\n  tasks:\n    - name: gw\n      vars: {gateway_name: wavix, gateway_register: true, gateway_realm: sip.test, gateway_proxy: sip.test, wavix_expire_seconds: 600, wavix_ping_seconds: 0, wavix_inbound_context: in, caller_id_passthrough: false}\n      template: {src: gateway.xml.j2, dest: sip_profiles/external/wavix.xml}\n    - fs_cli: {command: \"{{ wavix_password }}-probe status\", on_change: [gw]}\n",
     );
     let inv = fleet.inventory("inv.yml", &|_, _| "wavix_password: Hunter2-s3cret\n".into());
-    let hist = fleet.dir.join("h.jsonl");
+    let hist = fleet.dir.join("h.db");
     let out = switchyard_env(
         &[
             "apply",
@@ -30,7 +30,12 @@ fn freeswitch_answers_are_masked_everywhere() {
     assert_eq!(out.code, 1, "{}", out.all());
     // The answer really was about the command (not some other failure).
     assert!(out.stdout.contains("Command not found"), "{}", out.stdout);
-    let history = std::fs::read_to_string(&hist).unwrap();
+    // The database and its write-ahead log, as bytes: a secret would be there in clear.
+    let history = history_bytes(&hist);
+    assert!(
+        history.contains("Command not found"),
+        "the run was recorded"
+    );
     for (what, text) in [("output", out.all()), ("history", history)] {
         assert!(
             !text.contains("Hunter2-s3cret"),
@@ -86,7 +91,7 @@ fn plans_and_reports_cannot_be_brute_forced() {
     // Both secret-bearing files are created, so their whole content is in the diff.
     std::fs::remove_file(fleet.hosts[0].conf("directory/default/1000.xml")).unwrap();
     let plan = fleet.dir.join("plan.json");
-    let hist = fleet.dir.join("h.jsonl");
+    let hist = fleet.dir.join("h.db");
     let env = [("SWITCHYARD_HISTORY", hist.to_str().unwrap())];
     let kh = fleet.known_hosts.to_str().unwrap();
     let pb = repo("playbooks/wavix.yml");
@@ -127,7 +132,7 @@ fn plans_and_reports_cannot_be_brute_forced() {
         std::fs::read_to_string(&plan).unwrap(),
         check.stdout.clone(),
         applied.stdout.clone(),
-        std::fs::read_to_string(&hist).unwrap(),
+        switchyard(&["history", "--json", "--history", hist.to_str().unwrap()]).stdout,
     ]
     .join("\n");
 

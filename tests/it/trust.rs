@@ -53,7 +53,7 @@ fn secrets_never_leak_into_any_output_channel() {
     let inv = fleet.inventory("inv.yml", &|_, _| {
         format!("{vaulted}caller_name_token: {{env: EXT_PW}}\nuser: {{id: \"1000\", password: {{env: EXT_PW}}, vm_password: {{file: {sf}}}, caller_id_name: Main, caller_id_number: \"16468097065\"}}\n")
     });
-    let hist = fleet.dir.join("history.jsonl");
+    let hist = fleet.dir.join("history.db");
     let env = [
         ("SWITCHYARD_VAULT_PASSWORD", VAULT_PASS),
         ("EXT_PW", ext),
@@ -144,7 +144,7 @@ fn secrets_never_leak_into_any_output_channel() {
     }
     outputs.push(std::fs::read_to_string(&plan).unwrap());
     outputs.push(std::fs::read_to_string(&md).unwrap());
-    outputs.push(std::fs::read_to_string(&hist).unwrap());
+    outputs.push(history_bytes(&hist));
     for h in &fleet.hosts {
         outputs.push(std::fs::read_to_string(h.conf(".switchyard/state.json")).unwrap());
         outputs.push(std::fs::read_to_string(h.conf(".switchyard/lock.owner")).unwrap_or_default());
@@ -192,7 +192,7 @@ fn spawn_apply(
             "--no-verify",
         ])
         .args(extra)
-        .env("SWITCHYARD_HISTORY", fleet.dir.join("h.jsonl"))
+        .env("SWITCHYARD_HISTORY", fleet.dir.join("h.db"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

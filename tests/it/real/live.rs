@@ -112,7 +112,7 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
             "--webhook",
             &format!("http://127.0.0.1:{hook_port}/hook"),
             "--history",
-            w.fleet.dir.join("h.jsonl").to_str().unwrap(),
+            w.fleet.dir.join("h.db").to_str().unwrap(),
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
