@@ -85,7 +85,10 @@ pub enum Command {
     Watch(commands::watch::WatchArgs),
     /// Where each number goes on each PBX: the dialplan evaluated as FreeSWITCH hunts it, nothing contacted
     Route(commands::route::RouteArgs),
-    /// List the local run history
+    /// Provider trunks: `trunks measure` ranks candidate regions by round-trip time from each PBX
+    #[command(subcommand)]
+    Trunks(commands::trunks::TrunksCommand),
+    /// List the local run history (SQLite; `--keep 90d` prunes it)
     History(commands::history::HistoryArgs),
     /// Encrypt and decrypt secrets with the vault (age)
     #[command(subcommand)]
@@ -152,6 +155,7 @@ async fn dispatch(cmd: Command, cx: Context) -> CommandResult {
         Command::Drift(a) => drift::run(a, &cx).await,
         Command::Watch(a) => watch::run(a, cx).await,
         Command::History(a) => history::run(a),
+        Command::Trunks(t) => trunks::run(t, &cx).await,
         Command::Route(a) => route::run(a, &cx).await,
         Command::Vault(v) => vault::run(v, &cx),
         Command::Demo(a) => demo::run(a, &cx).await,

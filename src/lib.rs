@@ -72,6 +72,7 @@ pub mod history;
 pub mod interrupt;
 pub mod inventory;
 pub mod live;
+pub mod measure;
 pub mod outcome;
 pub mod plan;
 pub mod playbook;

@@ -136,6 +136,24 @@ pub fn spawn(targets: Vec<Target>, o: Arc<LiveOptions>, state: Arc<Mutex<LiveSta
     }
 }
 
+/// The PBX's event socket through an SSH `direct-tcpip` channel of `tr`, authenticated.
+pub async fn open_esl(
+    tr: &mut Transport,
+    host: &Host,
+) -> Result<Esl<crate::transport::Tunnel>, String> {
+    let (addr, port) = esl_address(host);
+    let stream = tr.tunnel(&addr, port).await.map_err(|e| e.to_string())?;
+    let password = host
+        .vars
+        .get("freeswitch_esl_password")
+        .and_then(|v| v.as_str())
+        .unwrap_or("ClueCon")
+        .to_string();
+    Esl::connect(stream, &password)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 fn esl_address(h: &Host) -> (String, u16) {
     let v = h
         .vars
@@ -158,21 +176,9 @@ async fn session(
         Ok(tr) => tr,
         Err(e) => return e.to_string(),
     };
-    let (addr, port) = esl_address(&t.host);
-    let stream = match tr.tunnel(&addr, port).await {
-        Ok(s) => s,
-        Err(e) => return e.to_string(),
-    };
-    let password = t
-        .host
-        .vars
-        .get("freeswitch_esl_password")
-        .and_then(|v| v.as_str())
-        .unwrap_or("ClueCon")
-        .to_string();
-    let mut esl = match Esl::connect(stream, &password).await {
+    let mut esl = match open_esl(&mut tr, &t.host).await {
         Ok(e) => e,
-        Err(e) => return e.to_string(),
+        Err(e) => return e,
     };
     // Subscribe first, then read the state: a change in between is not lost.
     if let Err(e) = esl.send("event plain CUSTOM sofia::gateway_state").await {

@@ -705,13 +705,10 @@ async fn pipeline(
     }
 
     // The host lock covers write, steps, verification and rollback.
-    let owner = format!(
-        "{} pid {} since {}",
-        crate::state::who(),
-        std::process::id(),
-        crate::clock::iso(crate::clock::now())
-    );
-    let lock = match t.lock(&desired.conf_root, &owner).await {
+    let lock = match t
+        .lock(&desired.conf_root, &crate::state::lock_owner("apply"))
+        .await
+    {
         Ok(l) => l,
         Err(e) => {
             r.files = p.files;
@@ -975,7 +972,7 @@ async fn write_files(
 }
 
 /// One write round trip (src/remote/write.sh), its outcome read from its answer.
-async fn send_write(
+pub(crate) async fn send_write(
     t: &mut Transport,
     conf_root: &str,
     ops: &[FileOp<'_>],

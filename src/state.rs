@@ -71,6 +71,16 @@ pub fn current_user_and_group() -> (String, String) {
 }
 
 /// `user@machine` of this controller, for the record and history.
+/// What the host lock says of its holder: who, doing what, which process, since when.
+pub fn lock_owner(doing: &str) -> String {
+    format!(
+        "{} {doing} pid {} since {}",
+        who(),
+        std::process::id(),
+        crate::clock::iso(crate::clock::now())
+    )
+}
+
 pub fn who() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))

@@ -10,6 +10,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 
 /// The largest body accepted (an `api` answer, an event): larger is a broken peer.
 const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Events kept while waiting for a command's reply; beyond, a flooding peer's are dropped.
+const MAX_QUEUED: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EslError {
@@ -73,6 +75,8 @@ pub fn parse_headers(block: &str, decode: bool) -> BTreeMap<String, String> {
 pub struct Esl<S> {
     reader: BufReader<tokio::io::ReadHalf<S>>,
     writer: tokio::io::WriteHalf<S>,
+    /// Events that arrived while a command waited for its reply, oldest first.
+    queued: std::collections::VecDeque<Message>,
 }
 
 impl<S: AsyncRead + AsyncWrite> Esl<S> {
@@ -82,6 +86,7 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
         let mut esl = Esl {
             reader: BufReader::new(r),
             writer: w,
+            queued: Default::default(),
         };
         let hello = esl.read().await?;
         if hello.header("Content-Type") != Some("auth/request") {
@@ -135,8 +140,8 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
         Ok(Message { headers, body })
     }
 
-    /// Send a command and read its reply (events arriving meanwhile are skipped: commands
-    /// are sent before subscribing).
+    /// Send a command and read its reply. Events arriving meanwhile are kept for
+    /// [`Esl::event`]: an `api` call between two events loses neither.
     pub async fn send(&mut self, cmd: &str) -> Result<Message, EslError> {
         if cmd.contains('\n') {
             return Err(EslError::Protocol("a command with a line break".into()));
@@ -149,6 +154,9 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
             let m = self.read().await?;
             match m.header("Content-Type") {
                 Some("command/reply") | Some("api/response") => return Ok(m),
+                Some("text/event-plain") if self.queued.len() < MAX_QUEUED => {
+                    self.queued.push_back(m)
+                }
                 _ => continue,
             }
         }
@@ -162,7 +170,10 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
     /// The next event, as its (decoded) headers and body.
     pub async fn event(&mut self) -> Result<Message, EslError> {
         loop {
-            let m = self.read().await?;
+            let m = match self.queued.pop_front() {
+                Some(m) => m,
+                None => self.read().await?,
+            };
             if m.header("Content-Type") != Some("text/event-plain") {
                 continue;
             }

@@ -14,6 +14,7 @@ pub mod dialplan;
 pub mod esl;
 pub mod lint;
 pub mod preprocess;
+pub mod probe;
 pub mod reload;
 pub mod status;
 pub mod xml_param;

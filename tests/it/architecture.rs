@@ -224,6 +224,7 @@ fn the_command_line_stays_thin() {
         "demo",
         "completions",
         "route",
+        "trunks",
     ] {
         assert!(
             src().join("commands").join(format!("{verb}.rs")).exists(),

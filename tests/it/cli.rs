@@ -99,8 +99,10 @@ fn every_option_of_apply_says_what_it_does() {
         "demo",
         "completions",
         "route",
+        "trunks measure",
     ] {
-        let h = switchyard_env(&[verb, "--help"], &[]).stdout;
+        let args: Vec<&str> = verb.split(' ').chain(["--help"]).collect();
+        let h = switchyard_env(&args, &[]).stdout;
         let mut lines = h.lines().peekable();
         while let Some(l) = lines.next() {
             let t = l.trim_start();
@@ -242,7 +244,7 @@ fn a_new_users_session_with_the_demo_fleet() {
     let inv = dir.join("inventory.yml");
     let pb = dir.join("playbooks/wavix.yml");
     let (inv, pb) = (inv.to_str().unwrap(), pb.to_str().unwrap());
-    let hist = dir.join("history.jsonl");
+    let hist = dir.join("history.db");
     let env = [("SWITCHYARD_HISTORY", hist.to_str().unwrap())];
     let run = |extra: &[&str]| {
         let mut args = vec!["apply", "-i", inv, pb, "--forks", "1", "--color", "never"];
@@ -320,7 +322,7 @@ fn drift_shows_its_diff_and_has_its_own_exit_code() {
         text.replace("expire-seconds\" value=\"", "expire-seconds\" value=\"1"),
     )
     .unwrap();
-    let hist = dir.join("history.jsonl");
+    let hist = dir.join("history.db");
     insta::assert_snapshot!(session(
         &[
             "drift",

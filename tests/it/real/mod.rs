@@ -15,6 +15,7 @@ pub mod calls;
 pub mod lifecycle;
 pub mod lint;
 pub mod live;
+pub mod measure;
 pub mod route;
 pub mod standin;
 

@@ -1,0 +1,406 @@
+//! `switchyard trunks measure`: rank each PBX's candidate provider regions by the SIP
+//! round-trip time its own FreeSWITCH measures ([`crate::measure`]), and with
+//! `--write host_vars` propose the primary and failover region per host as an inventory
+//! change to review (never applied by this command).
+//!
+//! Candidates per host: `wavix_regions`, a list of regions, each `HOST[:PORT]` (realm and
+//! proxy alike, as Wavix names its regional gateways) or `{proxy: HOST[:PORT], realm: R}`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{ConnectArgs, Context, Inputs};
+use crate::exit::{CommandError, CommandResult, ExitStatus};
+use crate::freeswitch::probe;
+use crate::measure::{Candidates, HostRtt, MeasureOptions};
+use crate::outcome::Mode;
+
+#[derive(Debug, Subcommand)]
+pub enum TrunksCommand {
+    /// Rank each PBX's candidate regions (`wavix_regions`) by SIP round-trip time, measured by its own FreeSWITCH
+    Measure(MeasureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// OPTIONS pings per region
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub samples: u32,
+    /// Seconds between pings (FreeSWITCH's minimum is 5)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(5..=60))]
+    pub interval: u32,
+    /// Write the chosen primary and failover region of each host to host_vars/HOST.yml beside the inventory, for review
+    #[arg(long, value_name = "WHERE")]
+    pub write: Option<WriteTo>,
+    /// Print the measurements as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum WriteTo {
+    /// `host_vars/HOST.yml` beside the (first) inventory
+    #[value(name = "host_vars", alias = "host-vars")]
+    HostVars,
+}
+
+/// A candidate region: where the pings (and later REGISTER and INVITEs) go, and the realm
+/// that answers the provider's challenge there.
+#[derive(Debug, Clone, PartialEq)]
+struct Region {
+    proxy: String,
+    realm: String,
+}
+
+pub async fn run(cmd: TrunksCommand, cx: &Context) -> CommandResult {
+    match cmd {
+        TrunksCommand::Measure(a) => measure(a, cx).await,
+    }
+}
+
+async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
+    let (inv, pb) = super::load(&a.inputs, cx)?;
+    let opts = a.connect.options(Mode::Check, None, cx)?;
+    let mut targets = Vec::new();
+    let mut regions_of: std::collections::BTreeMap<String, Vec<Region>> = Default::default();
+    let mut without = Vec::new();
+    for play in &pb.plays {
+        for host in inv.select_limited(&play.hosts, opts.limit.as_deref()) {
+            if regions_of.contains_key(&host.name) || without.contains(&host.name) {
+                continue;
+            }
+            let vars = crate::desired::context(host, &play.vars);
+            match candidates(&host.name, vars.get("wavix_regions"))? {
+                Some(r) => {
+                    targets.push(Candidates {
+                        host: host.clone(),
+                        regions: r.iter().map(|r| r.proxy.clone()).collect(),
+                    });
+                    regions_of.insert(host.name.clone(), r);
+                }
+                None => without.push(host.name.clone()),
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Err(CommandError::usage(
+            "no host has candidate regions: set `wavix_regions` (a list of regions) for the hosts to measure",
+        ));
+    }
+    for h in &without {
+        eprintln!("{h}: no `wavix_regions`, not measured");
+    }
+    eprintln!(
+        "measuring {} PBX(es): {} OPTIONS pings per region, every {} s (about {} s)",
+        targets.len(),
+        a.samples,
+        a.interval,
+        a.interval * (a.samples + 1)
+    );
+    let results = crate::measure::measure(
+        targets,
+        Arc::new(MeasureOptions {
+            ssh: opts.ssh.clone(),
+            samples: a.samples,
+            interval: a.interval,
+            forks: opts.forks,
+        }),
+    )
+    .await;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{}", render(&results, a.samples));
+    }
+    if let Some(WriteTo::HostVars) = a.write {
+        let inventories = cx.inventories(&a.inputs.inventory)?;
+        let dir = host_vars_dir(&inventories[0]);
+        for r in &results {
+            let Some((primary, failover)) = choice(r, &regions_of[&r.host]) else {
+                if r.error.is_none() {
+                    eprintln!("{}: no region answered; host_vars left as they are", r.host);
+                }
+                continue;
+            };
+            let path = dir.join(format!("{}.yml", r.host));
+            match write_choice(&path, r, &primary, failover.as_ref()) {
+                Ok(Some(diff)) => eprint!("{diff}"),
+                Ok(None) => eprintln!("{}: already {}", path.display(), primary.proxy),
+                Err(e) => {
+                    return Err(format!("{}: {e}", path.display()).into());
+                }
+            }
+        }
+        eprintln!(
+            "review the host_vars change, commit it, then apply: nothing was changed on the PBXes"
+        );
+    }
+    Ok(if results.iter().any(|r| r.error.is_some()) {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// `wavix_regions` of one host; `None` when it has none.
+fn candidates(
+    host: &str,
+    v: Option<&serde_json::Value>,
+) -> Result<Option<Vec<Region>>, CommandError> {
+    let Some(v) = v else { return Ok(None) };
+    let bad = |why: &str| CommandError::usage(format!("{host}: wavix_regions: {why}"));
+    let list = v
+        .as_array()
+        .ok_or_else(|| bad("a list of regions is expected"))?;
+    let mut out = Vec::new();
+    for item in list {
+        let (proxy, realm) = match item {
+            serde_json::Value::String(s) => (s.clone(), s.clone()),
+            serde_json::Value::Object(o) => {
+                let proxy = o
+                    .get("proxy")
+                    .and_then(|p| p.as_str())
+                    .ok_or_else(|| bad("a region map needs `proxy`"))?;
+                let realm = o.get("realm").and_then(|p| p.as_str()).unwrap_or(proxy);
+                (proxy.to_string(), realm.to_string())
+            }
+            _ => return Err(bad("each region is `HOST[:PORT]` or `{proxy, realm}`")),
+        };
+        for x in [&proxy, &realm] {
+            if !probe::valid_region(x) {
+                return Err(bad(&format!("`{x}` is not a host name or address")));
+            }
+        }
+        let r = Region { proxy, realm };
+        if out.contains(&r) {
+            return Err(bad(&format!("`{}` is listed twice", r.proxy)));
+        }
+        out.push(r);
+    }
+    if out.is_empty() {
+        return Err(bad("the list is empty"));
+    }
+    Ok(Some(out))
+}
+
+fn render(results: &[HostRtt], samples: u32) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for r in results {
+        let _ = writeln!(s, "{}", r.host);
+        if let Some(e) = &r.error {
+            let _ = writeln!(s, "  error: {e}");
+            continue;
+        }
+        for (i, x) in r.regions.iter().enumerate() {
+            let ms = |v: Option<f64>| {
+                v.map(|v| format!("{v:8.2} ms"))
+                    .unwrap_or_else(|| "       - ms".into())
+            };
+            let role = match (i, x.median_ms.is_some()) {
+                (0, true) => "  primary",
+                (1, true) => "  failover",
+                _ => "",
+            };
+            let _ = writeln!(
+                s,
+                "  {}. {:<28} median {}  spread {}  {}/{} answered{role}",
+                i + 1,
+                x.region,
+                ms(x.median_ms),
+                ms(x.spread_ms),
+                x.samples_ms.len(),
+                samples,
+            );
+        }
+    }
+    s
+}
+
+/// The best and second-best regions that answered.
+fn choice(r: &HostRtt, regions: &[Region]) -> Option<(Region, Option<Region>)> {
+    let find = |proxy: &str| regions.iter().find(|x| x.proxy == proxy).cloned();
+    let mut answered = r
+        .regions
+        .iter()
+        .filter(|x| x.median_ms.is_some())
+        .filter_map(|x| find(&x.region));
+    let primary = answered.next()?;
+    Some((primary, answered.next()))
+}
+
+/// `host_vars/` beside an inventory file (or inside an inventory folder).
+fn host_vars_dir(inventory: &Path) -> PathBuf {
+    if inventory.is_dir() {
+        inventory.join("host_vars")
+    } else {
+        inventory
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("host_vars")
+    }
+}
+
+/// Set the region variables in a host_vars file, keeping everything else (comments,
+/// order); returns the diff, or `None` if nothing changes.
+fn write_choice(
+    path: &Path,
+    r: &HostRtt,
+    primary: &Region,
+    failover: Option<&Region>,
+) -> Result<Option<String>, String> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.to_string()),
+    };
+    let median = |proxy: &str| {
+        r.regions
+            .iter()
+            .find(|x| x.region == proxy)
+            .and_then(|x| x.median_ms)
+            .map(|m| format!("{m:.1} ms"))
+            .unwrap_or_default()
+    };
+    let mut keys = vec![
+        ("wavix_realm", primary.realm.clone()),
+        ("wavix_proxy", primary.proxy.clone()),
+    ];
+    if let Some(f) = failover {
+        keys.push(("wavix_failover_proxy", f.proxy.clone()));
+        keys.push(("wavix_failover_realm", f.realm.clone()));
+    }
+    let note = format!(
+        "# switchyard trunks measure, {}: median SIP round trip from the PBX: {}{}",
+        crate::clock::iso(crate::clock::now()),
+        format_args!("{} {}", primary.proxy, median(&primary.proxy)),
+        failover
+            .map(|f| format!(", {} {}", f.proxy, median(&f.proxy)))
+            .unwrap_or_default()
+    );
+    let new = set_keys(old.as_deref().unwrap_or(""), &keys, &note)?;
+    if old.as_deref() == Some(new.as_str()) {
+        return Ok(None);
+    }
+    // The result must still be a mapping our own loader reads.
+    crate::source::parse_yaml::<yaml_serde::Mapping>(path, &new).map_err(|e| e.to_string())?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let tmp = path.with_extension("yml.switchyard-tmp");
+    std::fs::write(&tmp, &new).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
+    let label = path.display().to_string();
+    Ok(Some(crate::diff::unified(
+        &label,
+        old.as_deref(),
+        &new,
+        &crate::secret::Redactor::default(),
+    )))
+}
+
+/// Replace top-level `key: value` lines in place, append the others under `note`. A key
+/// whose value spans lines (a block) is refused: it is for a person to edit.
+fn set_keys(text: &str, keys: &[(&str, String)], note: &str) -> Result<String, String> {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut missing = Vec::new();
+    for (key, value) in keys {
+        let line = format!("{key}: \"{value}\"");
+        let found = lines
+            .iter()
+            .position(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')));
+        match found {
+            Some(i) => {
+                let rest = lines[i][key.len() + 1..].trim();
+                let next_indented = lines
+                    .get(i + 1)
+                    .is_some_and(|n| n.starts_with([' ', '\t', '-']) && !n.trim().is_empty());
+                if rest.is_empty() || rest.starts_with(['|', '>', '&', '*', '!']) || next_indented {
+                    return Err(format!(
+                        "`{key}` is not a one-line value here; set it by hand"
+                    ));
+                }
+                lines[i] = line;
+            }
+            None => missing.push(line),
+        }
+    }
+    let mut out = lines.join("\n");
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    if !missing.is_empty() || !keys.is_empty() {
+        // The note always says when and what was measured, above the appended keys or at
+        // the end.
+        if let Some(i) = out.find("# switchyard trunks measure, ") {
+            let end = out[i..].find('\n').map(|e| i + e + 1).unwrap_or(out.len());
+            out.replace_range(i..end, &format!("{note}\n"));
+        } else {
+            out.push_str(note);
+            out.push('\n');
+        }
+    }
+    for l in missing {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_vars_keep_what_they_had_and_replace_only_the_regions() {
+        let text = "# nyc\nwavix_realm: us.wavix.net   # old\nnumbering_plan: us\n";
+        let out = set_keys(
+            text,
+            &[
+                ("wavix_realm", "nl.wavix.net".into()),
+                ("wavix_failover_proxy", "us.wavix.net".into()),
+            ],
+            "# switchyard trunks measure, T: x",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "# nyc\nwavix_realm: \"nl.wavix.net\"\nnumbering_plan: us\n# switchyard trunks measure, T: x\nwavix_failover_proxy: \"us.wavix.net\"\n"
+        );
+        // Measured again: the note is replaced, nothing piles up.
+        let again = set_keys(
+            &out,
+            &[
+                ("wavix_realm", "nl.wavix.net".into()),
+                ("wavix_failover_proxy", "us.wavix.net".into()),
+            ],
+            "# switchyard trunks measure, T2: y",
+        )
+        .unwrap();
+        assert_eq!(again, out.replace("T: x", "T2: y"));
+        let block = set_keys("wavix_realm:\n  - a\n", &[("wavix_realm", "b".into())], "#");
+        assert!(block.unwrap_err().contains("by hand"));
+    }
+
+    #[test]
+    fn candidates_are_checked() {
+        let v =
+            serde_json::json!(["us.wavix.net", {"proxy": "127.0.0.5:5060", "realm": "sip.test"}]);
+        let r = candidates("h", Some(&v)).unwrap().unwrap();
+        assert_eq!(r[1].realm, "sip.test");
+        for bad in [
+            serde_json::json!("us.wavix.net"),
+            serde_json::json!([]),
+            serde_json::json!(["a b"]),
+            serde_json::json!(["x", "x"]),
+        ] {
+            assert!(candidates("h", Some(&bad)).is_err(), "{bad}");
+        }
+    }
+}
