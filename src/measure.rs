@@ -122,8 +122,7 @@ async fn probe_regions(
         .map_err(|e| e.to_string())?;
     let profile = probe::PROBE_PROFILE;
     // A killed run's probes: unloaded first, so none pings under a reused name.
-    let gwlist = api(esl.api(&format!("sofia profile {profile} gwlist")).await)?;
-    for g in probe::leftover_probes(&gwlist) {
+    for g in loaded_probes(&mut esl).await? {
         api(esl
             .api(&format!("sofia profile {profile} killgw {g}"))
             .await)?;
@@ -169,16 +168,32 @@ async fn probe_regions(
     Ok(regions)
 }
 
+/// Probe gateways FreeSWITCH has loaded. `gwlist` names only the gateways that are UP,
+/// `gwlist down` the others (sofia_glue.c `sofia_glue_gateway_list`): both are asked.
+async fn loaded_probes(
+    esl: &mut crate::freeswitch::esl::Esl<crate::transport::Tunnel>,
+) -> Result<Vec<String>, String> {
+    let mut all = String::new();
+    for which in ["up", "down"] {
+        let list = esl
+            .api(&format!(
+                "sofia profile {} gwlist {which}",
+                probe::PROBE_PROFILE
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        all.push_str(&list);
+        all.push(' ');
+    }
+    Ok(probe::leftover_probes(&all))
+}
+
 async fn wait_unloaded(
     esl: &mut crate::freeswitch::esl::Esl<crate::transport::Tunnel>,
 ) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let list = esl
-            .api(&format!("sofia profile {} gwlist", probe::PROBE_PROFILE))
-            .await
-            .map_err(|e| e.to_string())?;
-        let left = probe::leftover_probes(&list);
+        let left = loaded_probes(esl).await?;
         if left.is_empty() {
             return Ok(());
         }

@@ -389,6 +389,34 @@ mod tests {
     }
 
     #[test]
+    fn the_ranking_reads_as_a_choice() {
+        let r = HostRtt {
+            host: "pbx-nyc-1".into(),
+            regions: probe::rank(vec![
+                probe::RegionRtt::new("nl.wavix.net", vec![81.0, 80.5, 90.25], 0),
+                probe::RegionRtt::new("us.wavix.net", vec![12.0, 11.5, 13.0], 0),
+                probe::RegionRtt::new("sg.wavix.net", vec![], 3),
+            ]),
+            error: None,
+        };
+        let failed = HostRtt {
+            host: "pbx-lon-1".into(),
+            regions: vec![],
+            error: Some("cannot take the host lock".into()),
+        };
+        assert_eq!(
+            render(&[r, failed], 3),
+            "pbx-nyc-1
+  1. us.wavix.net                 median    12.00 ms  spread     1.50 ms  3/3 answered  primary
+  2. nl.wavix.net                 median    81.00 ms  spread     9.75 ms  3/3 answered  failover
+  3. sg.wavix.net                 median        - ms  spread        - ms  0/3 answered
+pbx-lon-1
+  error: cannot take the host lock
+"
+        );
+    }
+
+    #[test]
     fn candidates_are_checked() {
         let v =
             serde_json::json!(["us.wavix.net", {"proxy": "127.0.0.5:5060", "realm": "sip.test"}]);

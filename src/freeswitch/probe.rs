@@ -65,8 +65,9 @@ pub fn ping_time(xmlstatus: &str) -> Option<f64> {
     xmlstatus[start..end].trim().parse().ok()
 }
 
-/// The probe gateways a `sofia profile P gwlist` answer names (left over by a run that was
-/// killed before it could remove them).
+/// The probe gateways `sofia profile P gwlist up` and `… gwlist down` answers name (left
+/// over by a run that was killed before it could remove them). Mind that `gwlist` alone
+/// names only the gateways that are UP.
 pub fn leftover_probes(gwlist: &str) -> Vec<String> {
     gwlist
         .split_whitespace()

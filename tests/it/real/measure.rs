@@ -94,6 +94,28 @@ fn measured_regions_choose_the_near_registrar() {
     let far = DelayRelay::start(&far_registrar.addr);
     let fs_addr = w.fs().addr.clone();
     let pid = w.fs().pid();
+    // A killed run left a probe loaded (and its file): the next run unloads it.
+    std::fs::write(
+        w.pbx().conf("sip_profiles/external/switchyard-probe.xml"),
+        // `<include>` on a line of its own: switch_xml.c drops every line that has it.
+        format!("<include>\n<gateway name=\"switchyard_probe_7\"><param name=\"proxy\" value=\"{near}\"/><param name=\"register\" value=\"false\"/></gateway>\n</include>\n"),
+    )
+    .unwrap();
+    w.fs().api("sofia profile external rescan");
+    // `gwlist` names only gateways that are UP; `gwlist down` the others.
+    let all = || {
+        w.fs().api("sofia profile external gwlist up")
+            + &w.fs().api("sofia profile external gwlist down")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !all().contains("switchyard_probe_7") {
+        assert!(
+            Instant::now() < deadline,
+            "the planted probe never loaded: {}",
+            all()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The far region first: the order given must not decide.
     let inv = w.inventory(
         "inv.yml",
@@ -158,8 +180,7 @@ fn measured_regions_choose_the_near_registrar() {
 
     // The PBX is as it was: same FreeSWITCH, no probe gateway loaded, no probe file.
     assert_eq!(w.fs().pid(), pid);
-    let gws = w.fs().api("sofia profile external gwlist");
-    assert!(!gws.contains("switchyard_probe"), "{gws}");
+    assert!(!all().contains("switchyard_probe"), "{}", all());
     assert!(!w
         .pbx()
         .conf("sip_profiles/external/switchyard-probe.xml")
@@ -170,8 +191,6 @@ fn measured_regions_choose_the_near_registrar() {
     );
     // The XML in memory has no probe either: a rescan loads none again.
     w.fs().api("sofia profile external rescan");
-    assert!(!w
-        .fs()
-        .api("sofia profile external gwlist")
-        .contains("switchyard_probe"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!all().contains("switchyard_probe"), "{}", all());
 }
