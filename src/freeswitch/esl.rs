@@ -44,9 +44,12 @@ pub fn url_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // Hex digits read as bytes: slicing the text could split a multi-byte character
+        // (`%a` then an accented letter panicked before the fuzz test below found it).
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
@@ -264,6 +267,71 @@ mod tests {
         ));
     }
 
+    /// A small fuzzer (no nightly toolchain here for cargo-fuzz): random bytes and mutated
+    /// valid conversations, fed to the parser as a peer would send them. Nothing may panic,
+    /// hang or grow without bound; every stream ends in an error or a clean close.
+    #[test]
+    fn fuzzed_peers_never_panic_or_hang() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let valid: &[u8] = b"Content-Type: auth/request\n\nContent-Type: command/reply\nReply-Text: +OK accepted\n\nContent-Type: api/response\nContent-Length: 5\n\nUP 0d\nContent-Length: 95\nContent-Type: text/event-plain\n\nEvent-Name: CUSTOM\nEvent-Subclass: sofia%3A%3Agateway_state\nGateway: wavix\nState: FAIL_WAIT\n\n";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..3000 {
+            let mut data: Vec<u8> = if case % 3 == 0 {
+                (0..next() % 300).map(|_| next() as u8).collect()
+            } else {
+                valid.to_vec()
+            };
+            if case % 3 != 0 {
+                for _ in 0..1 + next() % 6 {
+                    let at = (next() as usize) % data.len();
+                    match next() % 4 {
+                        0 => data[at] = next() as u8,
+                        1 => {
+                            data.remove(at);
+                        }
+                        2 => data.insert(at, [b'\n', b':', b'%', 0xC3][next() as usize % 4]),
+                        _ => data.truncate(at),
+                    }
+                    if data.is_empty() {
+                        break;
+                    }
+                }
+            }
+            let _ = url_decode(&String::from_utf8_lossy(&data));
+            rt.block_on(async {
+                let (client, mut server) = tokio::io::duplex(64 * 1024);
+                server.write_all(&data).await.unwrap();
+                drop(server);
+                let (r, w) = tokio::io::split(client);
+                let mut esl = Esl {
+                    reader: BufReader::new(r),
+                    writer: w,
+                    queued: Default::default(),
+                };
+                let run = async {
+                    for _ in 0..100 {
+                        if esl.event().await.is_err() {
+                            return;
+                        }
+                    }
+                    panic!("case {case}: more events than bytes");
+                };
+                tokio::time::timeout(std::time::Duration::from_secs(5), run)
+                    .await
+                    .unwrap_or_else(|_| panic!("case {case} hangs: {data:?}"));
+            });
+        }
+    }
+
     #[test]
     fn decodes_values() {
         assert_eq!(
@@ -274,5 +342,6 @@ mod tests {
         assert_eq!(url_decode("%zz"), "%zz");
         assert_eq!(url_decode("%2B1646 x"), "+1646 x");
         assert_eq!(url_decode("+1646"), "+1646");
+        assert_eq!(url_decode("%a\u{e9}"), "%a\u{e9}");
     }
 }
