@@ -54,6 +54,7 @@ pub struct HostRtt {
 /// Measure every PBX, `forks` at a time; results in the order given.
 pub async fn measure(targets: Vec<Candidates>, o: Arc<MeasureOptions>) -> Vec<HostRtt> {
     let gate = Arc::new(tokio::sync::Semaphore::new(o.forks.max(1)));
+    let names: Vec<String> = targets.iter().map(|c| c.host.name.clone()).collect();
     let tasks: Vec<_> = targets
         .into_iter()
         .map(|c| {
@@ -79,10 +80,13 @@ pub async fn measure(targets: Vec<Candidates>, o: Arc<MeasureOptions>) -> Vec<Ho
         })
         .collect();
     let mut out = Vec::new();
-    for t in tasks {
-        if let Ok(r) = t.await {
-            out.push(r);
-        }
+    for (t, host) in tasks.into_iter().zip(names) {
+        // A host whose task died is reported, never left out of the results.
+        out.push(t.await.unwrap_or_else(|e| HostRtt {
+            host,
+            regions: Vec::new(),
+            error: Some(format!("internal error: {e}")),
+        }));
     }
     out
 }

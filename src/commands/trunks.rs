@@ -177,11 +177,10 @@ fn candidates(
                 return Err(bad(&format!("`{x}` is not a host name or address")));
             }
         }
-        let r = Region { proxy, realm };
-        if out.contains(&r) {
-            return Err(bad(&format!("`{}` is listed twice", r.proxy)));
+        if out.iter().any(|r: &Region| r.proxy == proxy) {
+            return Err(bad(&format!("`{proxy}` is listed twice")));
         }
-        out.push(r);
+        out.push(Region { proxy, realm });
     }
     if out.is_empty() {
         return Err(bad("the list is empty"));
@@ -427,6 +426,7 @@ pbx-lon-1
             serde_json::json!([]),
             serde_json::json!(["a b"]),
             serde_json::json!(["x", "x"]),
+            serde_json::json!([{"proxy": "x", "realm": "a"}, {"proxy": "x", "realm": "b"}]),
         ] {
             assert!(candidates("h", Some(&bad)).is_err(), "{bad}");
         }
