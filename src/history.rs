@@ -165,10 +165,7 @@ impl History {
     }
 
     fn connect(path: &Path) -> Result<History, HistoryError> {
-        let db = |source| HistoryError::Db {
-            path: path.to_path_buf(),
-            source,
-        };
+        let db = db_err(path);
         let conn = Connection::open(path).map_err(db)?;
         // Concurrent runs (a rollout while `watch` records a round) wait for each other.
         conn.busy_timeout(std::time::Duration::from_secs(30))
@@ -199,11 +196,16 @@ impl History {
         })
     }
 
-    fn db(&self) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
-        move |source| HistoryError::Db {
-            path: self.path.clone(),
-            source,
-        }
+    /// Run `work` in one transaction: committed when it succeeds, rolled back if not.
+    fn in_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T, HistoryError> {
+        let db = db_err(&self.path);
+        let tx = self.conn.transaction().map_err(db)?;
+        let out = work(&tx).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(out)
     }
 
     /// Append one record per host of every play, in one transaction.
@@ -220,17 +222,7 @@ impl History {
                 report: std::borrow::Cow::Owned(serde_json::to_value(h).unwrap_or_default()),
             })
         });
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|source| HistoryError::Db {
-            path: path.clone(),
-            source,
-        })?;
-        insert(&tx, rows).map_err(|source| HistoryError::Db {
-            path: path.clone(),
-            source,
-        })?;
-        tx.commit()
-            .map_err(|source| HistoryError::Db { path, source })
+        self.in_transaction(|tx| insert(tx, rows))
     }
 
     /// Insert entries as they are (migration, benchmarks): one transaction.
@@ -238,14 +230,7 @@ impl History {
         &mut self,
         entries: impl IntoIterator<Item = &'a Entry>,
     ) -> Result<(), HistoryError> {
-        let path = self.path.clone();
-        let db = |source| HistoryError::Db {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(db)?;
-        insert(&tx, entries.into_iter().map(Row::of)).map_err(db)?;
-        tx.commit().map_err(db)
+        self.in_transaction(|tx| insert(tx, entries.into_iter().map(Row::of)))
     }
 
     /// Records at or after `since`, of one host or all, oldest first.
@@ -258,7 +243,8 @@ impl History {
              JOIN runs ON runs.id = r.run JOIN bodies b ON b.id = r.body
              WHERE (?1 IS NULL OR h.name = ?1) AND r.at >= ?2
              ORDER BY r.at, r.run, r.seq";
-        let mut st = self.conn.prepare(sql).map_err(self.db())?;
+        let db = db_err(&self.path);
+        let mut st = self.conn.prepare(sql).map_err(db)?;
         let rows = st
             .query_map(params![host, since as i64], |r| {
                 let at: i64 = r.get(0)?;
@@ -277,34 +263,25 @@ impl History {
                     report,
                 })
             })
-            .map_err(self.db())?;
-        rows.collect::<Result<_, _>>().map_err(self.db())
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
     }
 
     /// Delete what is older than `before` (seconds since the epoch): records, runs, and the
     /// report bodies no remaining record uses. Returns the number of records deleted.
     pub fn prune(&mut self, before: u64) -> Result<u64, HistoryError> {
-        let path = self.path.clone();
-        let db = |source| HistoryError::Db {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(db)?;
         let before = before as i64;
-        // `host IN (...)`: one range delete per host on the clustered key, not a scan.
-        let deleted = tx
-            .execute(
+        self.in_transaction(|tx| {
+            // `host IN (...)`: one range delete per host on the clustered key, not a scan.
+            let deleted = tx.execute(
                 "DELETE FROM records WHERE host IN (SELECT id FROM hosts) AND at < ?1",
                 [before],
-            )
-            .map_err(db)?;
-        tx.execute("DELETE FROM runs WHERE at < ?1", [before])
-            .map_err(db)?;
-        // A body last used before the cut-off is used by no remaining record.
-        tx.execute("DELETE FROM bodies WHERE last_at < ?1", [before])
-            .map_err(db)?;
-        tx.commit().map_err(db)?;
-        Ok(deleted as u64)
+            )?;
+            tx.execute("DELETE FROM runs WHERE at < ?1", [before])?;
+            // A body last used before the cut-off is used by no remaining record.
+            tx.execute("DELETE FROM bodies WHERE last_at < ?1", [before])?;
+            Ok(deleted as u64)
+        })
     }
 
     fn import_sibling(&mut self, sibling: &Path) -> Result<(), HistoryError> {
@@ -315,22 +292,18 @@ impl History {
                 r.get(0)
             })
             .optional()
-            .map_err(self.db())?;
+            .map_err(db_err(&self.path))?;
         if done.is_none() {
             let (entries, skipped) = read_json_lines(sibling)?;
-            let path = self.path.clone();
-            let db = |source| HistoryError::Db {
-                path: path.clone(),
-                source,
-            };
-            let tx = self.conn.transaction().map_err(db)?;
-            insert(&tx, entries.iter().map(Row::of)).map_err(db)?;
-            tx.execute(
-                "INSERT INTO meta(key, value) VALUES (?1, ?2)",
-                params![key, entries.len().to_string()],
-            )
-            .map_err(db)?;
-            tx.commit().map_err(db)?;
+            // The records and the note that they are in: one transaction, so a killed
+            // import is redone whole.
+            self.in_transaction(|tx| {
+                insert(tx, entries.iter().map(Row::of))?;
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES (?1, ?2)",
+                    params![key, entries.len().to_string()],
+                )
+            })?;
             report_migration(sibling, &self.path, entries.len(), skipped);
         }
         let kept = PathBuf::from(format!("{}.imported", sibling.display()));
@@ -338,6 +311,14 @@ impl History {
             path: sibling.to_path_buf(),
             source,
         })
+    }
+}
+
+/// How a database error of the history at `path` is reported.
+fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + Copy + '_ {
+    move |source| HistoryError::Db {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
@@ -499,7 +480,7 @@ fn migrate_in_place(path: &Path) -> Result<(), HistoryError> {
         // Fold the write-ahead log in, so the one renamed file is the whole database.
         h.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")
-            .map_err(h.db())?;
+            .map_err(db_err(&h.path))?;
     }
     let backup = PathBuf::from(format!("{}.jsonl-before-sqlite", path.display()));
     match std::fs::remove_file(&backup) {
