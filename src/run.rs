@@ -180,6 +180,12 @@ pub fn route_findings(host: &Host, d: &HostDesired, play: &Play) -> Vec<Finding>
             (None, Some(Target::User { user })) => format!("user {user}"),
             (None, Some(Target::Refused { why })) => format!("refused ({why})"),
             (None, Some(Target::Other { application, data })) => format!("{application} {data}"),
+            (
+                None,
+                Some(Target::Held {
+                    application, data, ..
+                }),
+            ) => format!("{application} {data}"),
             (None, None) => "nowhere".into(),
         };
         let ok = route.unknown.is_none()

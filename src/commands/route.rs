@@ -11,6 +11,7 @@ use clap::{ArgGroup, Args};
 use super::Context;
 use crate::exit::{CommandError, CommandResult, ExitStatus};
 use crate::freeswitch::dialplan::{Call, Dialplan, Route, Target};
+use crate::freeswitch::tod::At;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["inventory", "conf"])))]
@@ -30,6 +31,14 @@ pub struct RouteArgs {
     /// Start the call in this context instead (as `originate loopback/NUMBER/CONTEXT` would): e.g. `public`, for calls from addresses no gateway or ACL claims
     #[arg(long, value_name = "CONTEXT", conflicts_with_all = ["from", "from_trunk"])]
     pub context: Option<String>,
+    /// Evaluate time-of-day conditions at this local wall-clock time of the PBX
+    /// (`YYYY-MM-DD HH:MM[:SS]`; default: now, in this machine's time zone)
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub at: Option<At>,
+    /// The PBX's module folder (e.g. /usr/local/freeswitch/lib/freeswitch/mod): a module
+    /// modules.conf.xml loads but the folder lacks is not loaded, nor are its applications
+    #[arg(long, value_name = "DIR", requires = "conf")]
+    pub mod_dir: Option<PathBuf>,
     /// Show only the numbers whose route the change alters, before and after (connects to
     /// each host to read its current files: the check pipeline, nothing changed)
     #[arg(long, requires = "inventory")]
@@ -44,6 +53,10 @@ pub struct RouteArgs {
     pub args: Vec<String>,
     #[arg(skip)]
     pub numbers: Vec<String>,
+}
+
+fn parse_at(s: &str) -> Result<At, String> {
+    At::parse(s).ok_or_else(|| format!("`{s}`: give a local time as YYYY-MM-DD HH:MM[:SS]"))
 }
 
 /// The routes of one PBX.
@@ -64,20 +77,16 @@ pub struct NumberRoute {
 
 /// Route `numbers` on one dialplan.
 pub fn evaluate(dp: &Dialplan, a: &RouteArgs) -> Vec<NumberRoute> {
+    let at = a.at.unwrap_or_else(At::now_local);
     a.numbers
         .iter()
         .map(|n| {
             if let Some(ctx) = &a.context {
-                let c = Call {
-                    context: ctx.clone(),
-                    destination: n.clone(),
-                    caller_id_number: "0000000000".into(),
-                    vars: Default::default(),
-                };
+                let c = Call::outside(ctx, n);
                 return NumberRoute {
                     number: n.clone(),
                     from: format!("context {ctx}"),
-                    route: Some(dp.route(&c)),
+                    route: Some(dp.route_at(&c, &at)),
                     call: Some(c),
                     error: None,
                 };
@@ -87,7 +96,7 @@ pub fn evaluate(dp: &Dialplan, a: &RouteArgs) -> Vec<NumberRoute> {
                 Ok(c) => NumberRoute {
                     number: n.clone(),
                     from,
-                    route: Some(dp.route(&c)),
+                    route: Some(dp.route_at(&c, &at)),
                     call: Some(c),
                     error: None,
                 },
@@ -137,9 +146,14 @@ pub fn describe(r: &NumberRoute) -> String {
             Target::User { user } => format!("user {user}"),
             Target::Refused { why } => format!("refused ({why})"),
             Target::Other { application, data } => format!("{application} {data}"),
+            Target::Held {
+                application,
+                data,
+                class,
+            } => format!("{application} {data}  (the call stays there: {class})"),
         };
         let then = match (&a.target, &a.continue_on) {
-            (Target::Refused { .. }, _) => String::new(),
+            (Target::Refused { .. } | Target::Held { .. }, _) => String::new(),
             (_, None) => "  (if it fails, the call ends)".into(),
             (_, Some(c)) if c.is_empty() => "  (if it fails: next)".into(),
             (_, Some(c)) => format!("  (on {}: next)", c.join(", ")),
@@ -148,6 +162,15 @@ pub fn describe(r: &NumberRoute) -> String {
     }
     if let Some(u) = &route.unknown {
         let _ = writeln!(s, "    ?  {u}");
+    }
+    for u in route.unevaluated.iter().skip(1) {
+        let _ = writeln!(s, "    ?  also not evaluated: {u}");
+    }
+    if let Some(at) = &route.at {
+        let _ = writeln!(
+            s,
+            "    (time conditions evaluated at {at}, the PBX's local time)"
+        );
     }
     if !route.assumed_unset.is_empty() {
         let _ = writeln!(
@@ -177,6 +200,9 @@ pub fn summary(r: &Route) -> String {
             Target::User { user } => format!("user {user}"),
             Target::Refused { why } => format!("refused ({why})"),
             Target::Other { application, data } => format!("{application} {data}"),
+            Target::Held {
+                application, data, ..
+            } => format!("{application} {data}"),
         })
         .collect();
     legs.join(", then ")
@@ -301,7 +327,17 @@ pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
     let mut all: Vec<HostRoutes> = Vec::new();
     if let Some(dir) = &a.conf {
         let files = crate::source::read_conf_dir(dir)?;
-        let dp = Dialplan::load(&files)?;
+        let mut dp = Dialplan::load(&files)?;
+        if let Some(m) = &a.mod_dir {
+            let installed = std::fs::read_dir(m)
+                .map_err(|e| format!("--mod-dir {}: {e}", m.display()))?
+                .filter_map(|e| {
+                    let name = e.ok()?.file_name().to_string_lossy().into_owned();
+                    Some(name.strip_suffix(".so")?.to_string())
+                })
+                .collect();
+            dp = dp.with_installed_modules(installed);
+        }
         all.push(HostRoutes {
             host: dir.display().to_string(),
             routes: evaluate(&dp, &a),

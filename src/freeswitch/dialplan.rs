@@ -21,15 +21,27 @@
 //!   the other, `,` at once; `continue_on_fail` says on which causes the queue goes on),
 //!   `transfer DEST [XML CONTEXT]` hunts again, `hangup` and an error `respond` refuse.
 //!
-//! What it cannot know it says, and stops there rather than guess: time-of-day conditions,
-//! `regex="all|any|xor"` blocks, API calls in `${...}` other than `user_exists`, PCRE
-//! features the `regex` crate lacks (look-around, back-references), inline actions other
-//! than `set`/`export`. Variables a real call might carry (`${sip_looped_call}`) are taken
-//! as unset and listed.
+//! - Each queued action is run by what its application does to the queue
+//!   ([`super::apps`], classified from FreeSWITCH's source): most return and the next one
+//!   runs; `transfer` hunts again; `bridge` dials; `hangup`, `respond` 400-699 or `302`,
+//!   `deflect` end the call; `voicemail`, `conference`, `park`, `echo`... hold it there.
+//!   An application of a module `modules.conf.xml` does not load is "Invalid Application":
+//!   FreeSWITCH hangs up DESTINATION_OUT_OF_ORDER.
+//! - Expressions run on PCRE (`pcre2`), with switch_regex.c's `/.../is` and `_NXZ.` forms.
+//! - Time conditions are evaluated at one wall-clock time ([`super::tod`]).
+//!
+//! What it cannot know it says, and stops there rather than guess: `regex="all|any|xor"`
+//! blocks, API calls in `${...}` other than `user_exists`/`module_exists`, fields of the
+//! caller only a real call carries, applications whose effect depends on run-time state
+//! (`limit`, `lua`...). Variables a real call might carry (`${sip_looped_call}`) are taken
+//! as unset and listed; every such part of the context is listed, not only the first.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+
+use super::apps::{self, Class};
+use super::tod::At;
 
 /// How deep transfers may nest before the evaluator calls it a loop.
 const MAX_TRANSFERS: usize = 10;
@@ -47,6 +59,8 @@ struct Action {
     app: String,
     data: String,
     inline: bool,
+    /// `loop="N"`: queued N times (mod_dialplan_xml.c:484).
+    times: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -55,10 +69,12 @@ struct Condition {
     expression: String,
     /// The expression compiled once at load, when it holds no `${variable}` (most do):
     /// routing 40 numbers on 500 PBXes compiles each pattern 500 times, not 20,000.
-    compiled: Option<Result<regex::bytes::Regex, String>>,
+    compiled: Option<Result<Pcre, String>>,
     brk: Break,
-    /// A `wday`/`hour`/... attribute or a `regex=` block: not knowable offline.
+    /// A `regex=` block: not evaluated.
     unknowable: Option<String>,
+    /// The condition's time attributes (`wday`, `hour`, ...), name → value.
+    time: Vec<(String, String)>,
     actions: Vec<Action>,
     anti: Vec<Action>,
     nested: Vec<Condition>,
@@ -84,6 +100,13 @@ pub struct Dialplan {
     users: BTreeMap<String, BTreeMap<String, String>>,
     /// gateway name → the context its calls start in.
     gateway_context: BTreeMap<String, String>,
+    /// The modules `modules.conf.xml` loads (`None`: the tree has no such file).
+    modules: Option<BTreeSet<String>>,
+    /// The modules installed on the PBX, when known (`--mod-dir`): a module loaded by
+    /// `modules.conf.xml` but not installed fails to load, and its applications with it.
+    installed: Option<BTreeSet<String>>,
+    /// A directory user's `<params>` (for the caller a registered user's call carries).
+    user_params: BTreeMap<String, BTreeMap<String, String>>,
     /// Contexts whose content switchyard does not know (see [`Dialplan::opaque`]).
     opaque: BTreeSet<String>,
 }
@@ -96,6 +119,37 @@ pub struct Call {
     pub caller_id_number: String,
     /// Channel variables the call starts with (a user's directory variables).
     pub vars: BTreeMap<String, String>,
+    /// Caller-profile fields this kind of call has (`source`, `caller_id_name`...), beyond
+    /// the number, context and caller above; a field not here is one only a real call knows.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Call {
+    /// A SIP call from outside into `context` (no authentication): the caller-profile
+    /// fields mod_sofia sets that do not depend on the caller.
+    pub fn from_outside() -> BTreeMap<String, String> {
+        [("source", "mod_sofia"), ("rdnis", "")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A call from outside (SIP, unauthenticated, late negotiation) to `number` in `context`.
+    pub fn outside(context: &str, number: &str) -> Call {
+        let mut vars = BTreeMap::new();
+        vars.insert(
+            "endpoint_disposition".to_string(),
+            "DELAYED NEGOTIATION".to_string(),
+        );
+        Call {
+            context: context.to_string(),
+            destination: number.to_string(),
+            caller_id_number: "0000000000".into(),
+            vars,
+            fields: Call::from_outside(),
+        }
+    }
 }
 
 /// Where one attempt of the call goes.
@@ -110,6 +164,13 @@ pub enum Target {
     Refused { why: String },
     /// Any other endpoint or application, shown as written.
     Other { application: String, data: String },
+    /// An application that keeps the call (voicemail, conference, park, echo...): the route
+    /// ends there; `class` says how it holds it.
+    Held {
+        application: String,
+        data: String,
+        class: String,
+    },
 }
 
 /// One dial attempt and what happens when it fails.
@@ -132,11 +193,21 @@ pub struct Hunt {
 #[derive(Debug, Clone, Serialize)]
 pub struct Route {
     pub hunts: Vec<Hunt>,
+    /// The actions executed, in order, with their data expanded, as far as the route goes
+    /// (through a bridge whose failure lets the queue go on).
+    pub executed: Vec<(String, String)>,
     pub attempts: Vec<Attempt>,
     /// Call variables taken as unset because only a real call would set them.
     pub assumed_unset: BTreeSet<String>,
     /// Why evaluation stopped short, if it did (never a guess).
     pub unknown: Option<String>,
+    /// Every part of the contexts hunted that could not be evaluated (the first is why the
+    /// route stopped, if it did): the operator sees them all at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unevaluated: Vec<String>,
+    /// The local wall-clock time time conditions were evaluated at, when one was needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 impl Route {
@@ -180,6 +251,40 @@ impl Dialplan {
                 dp.contexts.push((name, extensions));
             }
         }
+        // The profiles' own `context` (sofia.c: a gateway without one takes its profile's,
+        // and a profile without one has `default`).
+        let mut profile_context: BTreeMap<String, String> = BTreeMap::new();
+        for (rel, text) in files {
+            let Some(name) = rel
+                .strip_prefix("sip_profiles/")
+                .and_then(|r| r.strip_suffix(".xml"))
+                .filter(|r| !r.contains('/'))
+            else {
+                continue;
+            };
+            let text = substitute(text, &dp.globals);
+            if let Ok(doc) = roxmltree::Document::parse(&strip_preprocess(&text)) {
+                let ctx = doc
+                    .descendants()
+                    .filter(|n| n.has_tag_name("settings"))
+                    .flat_map(|n| n.children().filter(|c| c.has_tag_name("param")))
+                    .filter(|p| p.attribute("name") == Some("context"))
+                    .filter_map(|p| p.attribute("value"))
+                    .next_back();
+                profile_context.insert(name.to_string(), ctx.unwrap_or("default").to_string());
+            }
+        }
+        if let Some(text) = files.get("autoload_configs/modules.conf.xml") {
+            if let Ok(doc) = roxmltree::Document::parse(&strip_preprocess(text)) {
+                dp.modules = Some(
+                    doc.descendants()
+                        .filter(|n| n.has_tag_name("load"))
+                        .filter_map(|n| n.attribute("module"))
+                        .map(String::from)
+                        .collect(),
+                );
+            }
+        }
         for (rel, text) in files {
             if rel.starts_with("directory/") && rel.ends_with(".xml") {
                 let text = substitute(text, &dp.globals);
@@ -196,6 +301,17 @@ impl Dialplan {
                             })
                             .collect();
                         if let Some(id) = u.attribute("id") {
+                            let params = u
+                                .descendants()
+                                .filter(|n| n.has_tag_name("param"))
+                                .filter_map(|v| {
+                                    Some((
+                                        v.attribute("name")?.to_string(),
+                                        v.attribute("value")?.to_string(),
+                                    ))
+                                })
+                                .collect();
+                            dp.user_params.insert(id.to_string(), params);
                             dp.users.insert(id.to_string(), vars);
                         }
                     }
@@ -203,15 +319,39 @@ impl Dialplan {
             }
             if rel.starts_with("sip_profiles/") && rel.ends_with(".xml") {
                 let text = substitute(text, &dp.globals);
+                // sip_profiles/NAME.xml or sip_profiles/NAME/*.xml: profile NAME.
+                let profile = rel["sip_profiles/".len()..]
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches(".xml");
+                let fallback = profile_context
+                    .get(profile)
+                    .map(String::as_str)
+                    .unwrap_or("default");
                 if let Some(gws) = super::gateways(&text) {
                     for g in gws {
-                        let ctx = g.param("context").unwrap_or("public").to_string();
+                        let ctx = g.param("context").unwrap_or(fallback).to_string();
                         dp.gateway_context.insert(g.name.clone(), ctx);
                     }
                 }
             }
         }
         Ok(dp)
+    }
+
+    /// The modules installed on the PBX (file stems of its module folder, `mod_sofia`...):
+    /// a module `modules.conf.xml` loads but the PBX lacks is not loaded.
+    pub fn with_installed_modules(mut self, installed: BTreeSet<String>) -> Dialplan {
+        self.installed = Some(installed);
+        self
+    }
+
+    /// Whether `module` is loaded: `Some(true/false)` from `modules.conf.xml` (and the
+    /// installed modules, when known); `None` when the tree does not say.
+    pub fn module_loaded(&self, module: &str) -> Option<bool> {
+        let loaded = self.modules.as_ref()?.contains(module);
+        Some(loaded && self.installed.as_ref().is_none_or(|i| i.contains(module)))
     }
 
     /// [`Dialplan::load`] over a tree of which only the `managed` files are known to be as
@@ -282,19 +422,38 @@ impl Dialplan {
     /// A call placed by directory user `id` to `number`: in the user's `user_context`
     /// (`default` without one), with the user's variables.
     pub fn call_from_user(&self, id: &str, number: &str) -> Result<Call, String> {
-        let vars = self
+        let mut vars = self
             .users
             .get(id)
             .ok_or_else(|| format!("no directory user `{id}`"))?
             .clone();
+        let context = vars
+            .get("user_context")
+            .cloned()
+            .unwrap_or_else(|| "default".into());
+        // What mod_sofia gives the call of a phone that authenticated as `id` (sofia.c,
+        // sofia_reg.c): the user's directory variables, who it is, that it authorized, and
+        // (late negotiation, the stock profiles' setting) no SDP decided yet.
+        vars.entry("user_name".into())
+            .or_insert_with(|| id.to_string());
+        if let Some(d) = self.globals.get("domain") {
+            vars.entry("domain_name".into())
+                .or_insert_with(|| d.clone());
+        }
+        vars.insert("sip_authorized".into(), "true".into());
+        vars.insert("endpoint_disposition".into(), "DELAYED NEGOTIATION".into());
+        let mut fields = BTreeMap::new();
+        fields.insert("source".to_string(), "mod_sofia".to_string());
+        fields.insert("caller_id_name".to_string(), id.to_string());
+        fields.insert("ani".to_string(), id.to_string());
+        fields.insert("username".to_string(), id.to_string());
+        fields.insert("rdnis".to_string(), String::new());
         Ok(Call {
-            context: vars
-                .get("user_context")
-                .cloned()
-                .unwrap_or_else(|| "default".into()),
+            context,
             destination: number.to_string(),
             caller_id_number: id.to_string(),
             vars,
+            fields,
         })
     }
 
@@ -308,22 +467,38 @@ impl Dialplan {
         Ok(Call {
             context,
             destination: number.to_string(),
-            caller_id_number: "0000000000".into(),
-            vars: BTreeMap::new(),
+            ..Call::outside("", number)
         })
     }
 
-    /// Evaluate one call: the hunts, then the queued actions, into dial attempts.
+    /// Evaluate one call at this machine's local time now (see [`Dialplan::route_at`]).
     pub fn route(&self, call: &Call) -> Route {
+        self.route_at(call, &At::now_local())
+    }
+
+    /// Evaluate one call, time conditions at `at` (the PBX's local wall-clock time): the
+    /// hunts, then the queued actions, run as FreeSWITCH runs them, until the call leaves.
+    pub fn route_at(&self, call: &Call, at: &At) -> Route {
         let mut r = Route {
             hunts: Vec::new(),
+            executed: Vec::new(),
             attempts: Vec::new(),
             assumed_unset: BTreeSet::new(),
             unknown: None,
+            unevaluated: Vec::new(),
+            at: None,
         };
         let mut vars = call.vars.clone();
+        // `${caller_id_number}` and the other caller-profile fields read as variables
+        // (switch_channel_get_variable falls back to the caller profile).
+        vars.entry("caller_id_number".into())
+            .or_insert_with(|| call.caller_id_number.clone());
+        for (k, v) in &call.fields {
+            vars.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         let mut context = call.context.clone();
         let mut destination = call.destination.clone();
+        let mut timed = false;
         for _ in 0..MAX_TRANSFERS {
             let mut cx = Cx {
                 dp: self,
@@ -331,138 +506,34 @@ impl Dialplan {
                 destination: &destination,
                 context: &context,
                 caller: &call.caller_id_number,
+                fields: &call.fields,
                 unset: &mut r.assumed_unset,
+                at,
+                timed: &mut timed,
             };
-            let hunt = match cx.hunt() {
+            let hunt = cx.hunt();
+            if timed {
+                r.at = Some(at.to_string());
+            }
+            let hunt = match hunt {
                 Ok(h) => h,
-                Err(why) => {
-                    r.unknown = Some(format!("{context} -> {destination}: {why}"));
+                Err((why, also)) => {
+                    let why = format!("{context} -> {destination}: {why}");
+                    r.unevaluated.push(why.clone());
+                    r.unevaluated.extend(also);
+                    r.unknown = Some(why);
                     return r;
                 }
             };
             let actions = hunt.actions.clone();
             r.hunts.push(hunt);
-            // Run the queue.
-            let mut next = None;
-            for (app, data) in actions {
-                let data = expand(
-                    &data,
-                    &vars,
-                    &self.globals,
-                    &mut r.assumed_unset,
-                    &destination,
-                    &context,
-                );
-                let data = match data {
-                    Ok(d) => d,
-                    Err(why) => {
-                        r.unknown = Some(why);
-                        return r;
-                    }
-                };
-                match app.as_str() {
-                    "set" | "export" | "set_global" => {
-                        if let Some((k, v)) = data.split_once('=') {
-                            vars.insert(k.trim().to_string(), v.to_string());
-                        }
-                    }
-                    "bridge" => {
-                        let continue_on = match vars.get("continue_on_fail").map(String::as_str) {
-                            None | Some("false") | Some("") => None,
-                            Some("true") => Some(Vec::new()),
-                            Some(list) => {
-                                Some(list.split(',').map(|c| c.trim().to_string()).collect())
-                            }
-                        };
-                        let legs = bridge_targets(&data);
-                        let n = legs.len();
-                        for (i, t) in legs.into_iter().enumerate() {
-                            // Inside one bridge string, `|` tries the next leg on any failure.
-                            let on = if i + 1 < n {
-                                Some(Vec::new())
-                            } else {
-                                continue_on.clone()
-                            };
-                            r.attempts.push(Attempt {
-                                target: t,
-                                continue_on: on,
-                            });
-                        }
-                        if continue_on.is_none() {
-                            return r;
-                        }
-                    }
-                    "transfer" => {
-                        let mut w = data.split_whitespace();
-                        let dest = w.next().unwrap_or("").to_string();
-                        let _dialplan = w.next();
-                        let ctx = w
-                            .next()
-                            .map(String::from)
-                            .unwrap_or_else(|| context.clone());
-                        next = Some((dest, ctx));
-                        break;
-                    }
-                    "hangup" => {
-                        r.attempts.push(Attempt {
-                            target: Target::Refused {
-                                why: if data.is_empty() {
-                                    "hangup".into()
-                                } else {
-                                    format!("hangup {data}")
-                                },
-                            },
-                            continue_on: None,
-                        });
-                        return r;
-                    }
-                    "respond"
-                        if data
-                            .split_whitespace()
-                            .next()
-                            .and_then(|c| c.parse::<u16>().ok())
-                            .is_some_and(|c| c >= 300) =>
-                    {
-                        r.attempts.push(Attempt {
-                            target: Target::Refused {
-                                why: format!("respond {data}"),
-                            },
-                            continue_on: None,
-                        });
-                        return r;
-                    }
-                    "deflect" => {
-                        r.attempts.push(Attempt {
-                            target: Target::Other {
-                                application: app.clone(),
-                                data,
-                            },
-                            continue_on: None,
-                        });
-                        return r;
-                    }
-                    "answer" | "pre_answer" | "ring_ready" | "info" | "log" | "sleep" | "unset"
-                    | "hash" | "limit" | "record_session" | "respond" | "sched_hangup" => {}
-                    _ => {
-                        // An application that takes the call somewhere switchyard does not
-                        // follow (voicemail, conference, an IVR...): the route ends there.
-                        r.attempts.push(Attempt {
-                            target: Target::Other {
-                                application: app.clone(),
-                                data,
-                            },
-                            continue_on: None,
-                        });
-                        return r;
-                    }
-                }
-            }
-            match next {
-                Some((d, c)) => {
+            match self.execute(&actions, &mut vars, &destination, &context, &mut r) {
+                Step::Transfer(d, c) => {
                     destination = d;
                     context = c;
                 }
-                None => {
+                Step::Left => return r,
+                Step::RanOut => {
                     if r.attempts.is_empty() && r.unknown.is_none() {
                         r.attempts.push(Attempt {
                             target: Target::Refused {
@@ -478,6 +549,273 @@ impl Dialplan {
         r.unknown = Some(format!("more than {MAX_TRANSFERS} transfers: a loop"));
         r
     }
+
+    /// Run one hunt's queue (switch_core_standard_on_execute): each action's application
+    /// decides whether the next one runs.
+    fn execute(
+        &self,
+        actions: &[(String, String)],
+        vars: &mut BTreeMap<String, String>,
+        destination: &str,
+        context: &str,
+        r: &mut Route,
+    ) -> Step {
+        let leave = |r: &mut Route, target: Target| {
+            r.attempts.push(Attempt {
+                target,
+                continue_on: None,
+            });
+            Step::Left
+        };
+        for (app, data) in actions {
+            let data = match expand(
+                data,
+                vars,
+                &self.globals,
+                &mut r.assumed_unset,
+                destination,
+                context,
+            ) {
+                Ok(d) => d,
+                Err(why) => {
+                    r.unknown = Some(why);
+                    return Step::Left;
+                }
+            };
+            r.executed.push((app.clone(), shown(&data)));
+            let unknown = |r: &mut Route, why: String| {
+                r.unevaluated.push(why.clone());
+                r.unknown = Some(why);
+                Step::Left
+            };
+            let Some(a) = apps::lookup(app) else {
+                return unknown(
+                    r,
+                    format!("`{app}` is not an application of FreeSWITCH 1.10.12 (an outside module's?): where the call goes from here is unknown"),
+                );
+            };
+            if matches!(a.class, Class::NotAnApp | Class::NotReviewed) {
+                return unknown(
+                    r,
+                    format!(
+                        "`{app}` ({}, {}) is not classified: where the call goes from here is unknown",
+                        a.module, a.source
+                    ),
+                );
+            }
+            if a.module.starts_with("mod_") && self.module_loaded(a.module) == Some(false) {
+                // switch_core_session.c:2765: "Invalid Application", hangup.
+                return leave(
+                    r,
+                    Target::Refused {
+                        why: format!(
+                            "`{app}`: {} is not loaded, FreeSWITCH hangs up DESTINATION_OUT_OF_ORDER",
+                            a.module
+                        ),
+                    },
+                );
+            }
+            // Data that still needs an API call matters only to applications that route.
+            let opaque = data.contains(API);
+            let held = |class: &str| Target::Held {
+                application: app.clone(),
+                data: shown(&data),
+                class: class.to_string(),
+            };
+            match (a.class, app.as_str()) {
+                (_, "set" | "export" | "set_global" | "push" | "unshift") => {
+                    let d = data.strip_prefix("nolocal:").unwrap_or(&data);
+                    if app == "export" && data.starts_with("nolocal:") {
+                        continue;
+                    }
+                    if let Some((k, v)) = d.split_once('=') {
+                        let k = k.trim().to_string();
+                        match app.as_str() {
+                            "push" | "unshift" if vars.contains_key(&k) => {
+                                let old = vars[&k].clone();
+                                let new = if app == "push" {
+                                    format!("{old},{v}")
+                                } else {
+                                    format!("{v},{old}")
+                                };
+                                vars.insert(k, new);
+                            }
+                            _ if v.is_empty() && app == "set" => {
+                                vars.remove(&k);
+                            }
+                            _ => {
+                                vars.insert(k, v.to_string());
+                            }
+                        }
+                    }
+                }
+                (_, "unset") => {
+                    vars.remove(data.trim());
+                }
+                (_, "hangup") => {
+                    return leave(
+                        r,
+                        Target::Refused {
+                            why: if data.is_empty() {
+                                "hangup".into()
+                            } else {
+                                format!("hangup {data}")
+                            },
+                        },
+                    );
+                }
+                (_, "respond") => {
+                    // mod_sofia.c:2251: 400-699 and a bare `302` answer and end the call;
+                    // 1xx, 2xx, other 3xx "cannot respond" and the queue goes on.
+                    let code: u16 = data
+                        .split_whitespace()
+                        .next()
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(488);
+                    if code > 399 || data.trim() == "302" {
+                        return leave(
+                            r,
+                            Target::Refused {
+                                why: format!("respond {data}"),
+                            },
+                        );
+                    }
+                }
+                (_, "sched_hangup") => {
+                    // mod_dptools.c:1260: `+N` (N > 0) later; anything else at once.
+                    let later = data
+                        .split_whitespace()
+                        .next()
+                        .and_then(|t| t.strip_prefix('+'))
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .is_some_and(|n| n > 0);
+                    if !later {
+                        return leave(
+                            r,
+                            Target::Refused {
+                                why: format!("sched_hangup {data}"),
+                            },
+                        );
+                    }
+                }
+                (_, "play_and_get_digits") if data.split_whitespace().count() < 11 => {}
+                (_, "transfer") => {
+                    let mut w: Vec<&str> = data.split_whitespace().collect();
+                    if w.first() == Some(&"-bleg") {
+                        // Only the bridged partner moves; this leg has none here.
+                        continue;
+                    }
+                    if w.first() == Some(&"-both") {
+                        w.remove(0);
+                    }
+                    if opaque {
+                        return unknown(
+                            r,
+                            format!("`transfer {}`: the destination comes from an API call switchyard cannot evaluate", shown(&data)),
+                        );
+                    }
+                    let dest = w
+                        .first()
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "service".into());
+                    let ctx = w
+                        .get(2)
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| context.to_string());
+                    return Step::Transfer(dest, ctx);
+                }
+                (Class::Continues, _) => {}
+                (_, "bridge") => {
+                    if opaque {
+                        return unknown(
+                            r,
+                            format!("`bridge {}`: the dial string comes from an API call switchyard cannot evaluate", shown(&data)),
+                        );
+                    }
+                    // switch_channel_handle_cause (switch_channel.c:4875): which failures let
+                    // the queue go on.
+                    let continue_on = match (
+                        vars.get("continue_on_fail").map(String::as_str),
+                        vars.get("failure_causes"),
+                    ) {
+                        (Some("false"), _) => None,
+                        (Some("true"), _) => Some(Vec::new()),
+                        (Some(list), _) if !list.is_empty() => {
+                            Some(list.split(',').map(|c| c.trim().to_string()).collect())
+                        }
+                        (_, Some(fc)) => Some(vec![format!("any cause but {fc}")]),
+                        _ => Some(
+                            ["NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL"]
+                                .map(String::from)
+                                .to_vec(),
+                        ),
+                    };
+                    let legs = bridge_targets(&data);
+                    let n = legs.len();
+                    for (i, t) in legs.into_iter().enumerate() {
+                        // Inside one bridge string, `|` tries the next leg on any failure.
+                        let on = if i + 1 < n {
+                            Some(Vec::new())
+                        } else {
+                            continue_on.clone()
+                        };
+                        r.attempts.push(Attempt {
+                            target: t,
+                            continue_on: on,
+                        });
+                    }
+                    if continue_on.is_none() {
+                        return Step::Left;
+                    }
+                }
+                (Class::Bridges, _) => return leave(r, held("bridges")),
+                (Class::Serves, _) => return leave(r, held("serves")),
+                (Class::Parks, _) => return leave(r, held("parks")),
+                (Class::BlocksUntilHangup, _) => return leave(r, held("blocks until hangup")),
+                (_, "eavesdrop") => return leave(r, held("bridges")),
+                (Class::Ends, _) => {
+                    return leave(
+                        r,
+                        Target::Other {
+                            application: app.clone(),
+                            data,
+                        },
+                    )
+                }
+                (Class::Transfers | Class::InlineExec | Class::Depends, _) => {
+                    return unknown(
+                        r,
+                        format!(
+                            "`{app}` ({}, {}): what it does next depends on run-time state (counts, scripts, digits) outside the configuration",
+                            a.module, a.source
+                        ),
+                    );
+                }
+                (Class::NotAnApp | Class::NotReviewed, _) => unreachable!("refused above"),
+            }
+        }
+        Step::RanOut
+    }
+}
+
+/// How one hunt's queue ended.
+enum Step {
+    /// Hunt again: destination, context.
+    Transfer(String, String),
+    /// The call left (dialled, held, refused) or the route stopped (unknown).
+    Left,
+    /// The queue ran out: FreeSWITCH hangs up NORMAL_CLEARING.
+    RanOut,
+}
+
+/// Marks `${name(args)}` left for an API call in expanded text.
+const API: &str = "\u{1}api:";
+/// Ends an [`API`] mark.
+const API_END: char = '\u{2}';
+
+/// Text with its API marks shown as written (`${name(args)}`).
+fn shown(text: &str) -> String {
+    text.replace(API, "${").replace(API_END, "}")
 }
 
 struct Cx<'a> {
@@ -486,11 +824,17 @@ struct Cx<'a> {
     destination: &'a str,
     context: &'a str,
     caller: &'a str,
+    fields: &'a BTreeMap<String, String>,
     unset: &'a mut BTreeSet<String>,
+    at: &'a At,
+    /// Set when a time condition was evaluated (the route then says at what time).
+    timed: &'a mut bool,
 }
 
 impl Cx<'_> {
-    fn hunt(&mut self) -> Result<Hunt, String> {
+    /// One hunt; on a part it cannot evaluate, why, and every other such part of the
+    /// extensions after it (so the operator sees them all, not one per run).
+    fn hunt(&mut self) -> Result<Hunt, (String, Vec<String>)> {
         let exts = self
             .dp
             .contexts
@@ -499,16 +843,19 @@ impl Cx<'_> {
             .or_else(|| self.dp.contexts.iter().find(|(n, _)| n == "global"))
             .map(|(_, e)| e)
             .ok_or_else(|| {
-                format!(
-                    "context `{}` does not exist: FreeSWITCH hangs up (NO_ROUTE_DESTINATION)",
-                    self.context
+                (
+                    format!(
+                        "context `{}` does not exist: FreeSWITCH hangs up (NO_ROUTE_DESTINATION)",
+                        self.context
+                    ),
+                    Vec::new(),
                 )
             })?;
         if self.dp.opaque.contains(self.context) {
-            return Err(format!(
+            return Err((format!(
                 "context `{}` is the host's own (a file switchyard does not manage): evaluate it with `route --conf` on the host's tree",
                 self.context
-            ));
+            ), Vec::new()));
         }
         let mut hunt = Hunt {
             context: self.context.to_string(),
@@ -516,14 +863,27 @@ impl Cx<'_> {
             extensions: Vec::new(),
             actions: Vec::new(),
         };
-        for ext in exts {
+        for (i, ext) in exts.iter().enumerate() {
             let before = hunt.actions.len();
-            let proceed = self.conditions(
+            let proceed = match self.conditions(
                 &ext.name,
                 &ext.conditions,
                 ext.require_nested,
                 &mut hunt.actions,
-            )?;
+            ) {
+                Ok(p) => p,
+                Err(why) => {
+                    let also = exts[i + 1..]
+                        .iter()
+                        .flat_map(|e| {
+                            let mut v = Vec::new();
+                            static_unknowns(&e.name, &e.conditions, &mut v);
+                            v
+                        })
+                        .collect();
+                    return Err((why, also));
+                }
+            };
             if hunt.actions.len() > before || proceed {
                 hunt.extensions.push(ext.name.clone());
             }
@@ -546,42 +906,79 @@ impl Cx<'_> {
             )
             .and_then(|v| self.api(&v));
         }
+        // switch_caller_get_field_by_name: the caller profile, not channel variables.
         Ok(match f {
             "destination_number" => self.destination.to_string(),
-            "caller_id_number" | "ani" => self.caller.to_string(),
+            "caller_id_number" => self.caller.to_string(),
             "context" => self.context.to_string(),
             "dialplan" => "XML".into(),
-            "caller_id_name" | "network_addr" | "rdnis" | "source" | "chan_name" | "uuid"
-            | "aniii" | "username" => {
-                return Err(format!(
-                    "condition on `{f}`, which only a real call carries"
-                ))
-            }
-            other => self.vars.get(other).cloned().unwrap_or_default(),
+            other => match self.fields.get(other) {
+                Some(v) => v.clone(),
+                None if matches!(
+                    other,
+                    "caller_id_name"
+                        | "ani"
+                        | "aniii"
+                        | "network_addr"
+                        | "rdnis"
+                        | "source"
+                        | "chan_name"
+                        | "uuid"
+                        | "username"
+                        | "transfer_source"
+                ) =>
+                {
+                    return Err(format!(
+                        "condition on `{other}`, which only a real call carries"
+                    ))
+                }
+                // Not a caller-profile field: FreeSWITCH matches the empty string.
+                None => String::new(),
+            },
         })
     }
 
-    /// `${user_exists(id X DOMAIN)}` after expansion left the call in place: answered from
-    /// the directory; any other API call cannot be known.
+    /// API calls left in an expanded text: `user_exists` from the directory,
+    /// `module_exists` from `modules.conf.xml`; any other cannot be known.
     fn api(&self, v: &str) -> Result<String, String> {
-        if let Some(rest) = v.strip_prefix("\u{1}api:") {
-            let (name, args) = rest.split_once('(').unwrap_or((rest, ""));
-            let args = args.trim_end_matches(')');
-            if name == "user_exists" {
-                let mut w = args.split_whitespace();
-                let (_, id) = (w.next(), w.next().unwrap_or(""));
-                return Ok(if self.dp.users.contains_key(id) {
-                    "true"
-                } else {
-                    "false"
+        let mut out = String::new();
+        let mut rest = v;
+        while let Some(i) = rest.find(API) {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + API.len()..];
+            let end = after.find(API_END).unwrap_or(after.len());
+            let call = &after[..end];
+            rest = after.get(end + API_END.len_utf8()..).unwrap_or("");
+            let (name, args) = call.split_once('(').unwrap_or((call, ""));
+            let args = args.strip_suffix(')').unwrap_or(args);
+            match name {
+                "user_exists" => {
+                    let mut w = args.split_whitespace();
+                    let (_, id) = (w.next(), w.next().unwrap_or(""));
+                    out.push_str(if self.dp.users.contains_key(id) {
+                        "true"
+                    } else {
+                        "false"
+                    });
                 }
-                .into());
+                "module_exists" => match self.dp.module_loaded(args.trim()) {
+                    Some(true) => out.push_str("true"),
+                    Some(false) => out.push_str("false"),
+                    None => {
+                        return Err(format!(
+                            "`${{module_exists({args})}}`: the tree has no autoload_configs/modules.conf.xml"
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(format!(
+                        "`${{{name}(...)}}` is an API call whose answer is outside the configuration (run-time state)"
+                    ))
+                }
             }
-            return Err(format!(
-                "`${{{name}(...)}}` is an API call switchyard cannot evaluate"
-            ));
         }
-        Ok(v.to_string())
+        out.push_str(rest);
+        Ok(out)
     }
 
     fn conditions(
@@ -596,10 +993,28 @@ impl Cx<'_> {
             if let Some(why) = &c.unknowable {
                 return Err(format!("extension `{ext}`: {why}"));
             }
+            // mod_dialplan_xml.c:183: the time attributes decide unless a field does.
+            let time = if c.time.is_empty() {
+                -1
+            } else {
+                *self.timed = true;
+                if ["timezone", "tod_tz_offset"]
+                    .iter()
+                    .any(|v| self.vars.contains_key(*v))
+                {
+                    return Err(format!(
+                        "extension `{ext}`: a time condition in the zone the call's `timezone`/`tod_tz_offset` names"
+                    ));
+                }
+                let attr = |k: &str| c.time.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                super::tod::check(&attr, self.at).map_err(|e| format!("extension `{ext}`: {e}"))?
+            };
             let (matched, caps) = match &c.field {
-                None => (true, Vec::new()),
+                None => (time != 0, Vec::new()),
                 Some(f) => {
-                    let data = self.field(f)?;
+                    let data = self
+                        .field(f)
+                        .map_err(|e| format!("extension `{ext}`: {e}"))?;
                     let owned;
                     let re = match &c.compiled {
                         Some(Ok(re)) => re,
@@ -617,24 +1032,16 @@ impl Cx<'_> {
                                 self.unset,
                                 self.destination,
                                 self.context,
-                            )?;
-                            owned = pcre(&expr).map_err(|e| {
+                            )
+                            .and_then(|e| self.api(&e))?;
+                            owned = Pcre::new(&expr).map_err(|e| {
                                 format!("extension `{ext}`: expression `{expr}`: {e}")
                             })?;
                             &owned
                         }
                     };
                     match re.captures(data.as_bytes()) {
-                        Some(m) => (
-                            true,
-                            (0..m.len())
-                                .map(|i| {
-                                    m.get(i)
-                                        .map(|g| String::from_utf8_lossy(g.as_bytes()).into_owned())
-                                        .unwrap_or_default()
-                                })
-                                .collect(),
-                        ),
+                        Some(caps) => (true, caps),
                         None => (false, Vec::new()),
                     }
                 }
@@ -647,11 +1054,15 @@ impl Cx<'_> {
                     } else {
                         a.data.clone()
                     };
-                    self.queue(a, data, queue)?;
+                    for _ in 0..a.times {
+                        self.queue(a, data.clone(), queue)?;
+                    }
                 }
             } else {
                 for a in &c.anti {
-                    self.queue(a, a.data.clone(), queue)?;
+                    for _ in 0..a.times {
+                        self.queue(a, a.data.clone(), queue)?;
+                    }
                     proceed = true;
                 }
             }
@@ -685,7 +1096,19 @@ impl Cx<'_> {
         queue: &mut Vec<(String, String)>,
     ) -> Result<(), String> {
         if a.inline {
-            // An inline set/export runs while hunting: later conditions see it.
+            // mod_dialplan_xml.c:56-71: an inline action runs while hunting, if its
+            // application may (SAF_ROUTING_EXEC); otherwise it is dropped, neither run nor
+            // queued; an unknown one hangs up.
+            match apps::lookup(&a.app) {
+                Some(app) if !app.routing_exec => return Ok(()),
+                None => {
+                    return Err(format!(
+                        "inline `{}` is not an application of FreeSWITCH 1.10.12: hangup DESTINATION_OUT_OF_ORDER while hunting",
+                        a.app
+                    ))
+                }
+                Some(_) => {}
+            }
             match a.app.as_str() {
                 "set" | "export" => {
                     let data = expand(
@@ -701,6 +1124,14 @@ impl Cx<'_> {
                     }
                     return Ok(());
                 }
+                "unset" => {
+                    self.vars.remove(data.trim());
+                    return Ok(());
+                }
+                "log" | "info" | "event" | "presence" | "verbose_events" | "novideo"
+                | "cng_plc" | "early_hangup" | "set_media_stats" | "set_zombie_exec" => {
+                    return Ok(())
+                }
                 other => {
                     return Err(format!(
                         "inline `{other}` runs while hunting; switchyard does not evaluate it"
@@ -713,35 +1144,121 @@ impl Cx<'_> {
     }
 }
 
-/// A PCRE expression as the `regex` crate runs it, byte-wise without Unicode classes (as
-/// FreeSWITCH's PCRE does by default); what it cannot run is refused, not approximated.
-fn pcre(expr: &str) -> Result<regex::bytes::Regex, String> {
-    regex::bytes::Regex::new(&format!("(?-u){expr}")).map_err(|e| {
-        format!(
-            "uses PCRE that switchyard does not evaluate ({})",
-            e.to_string().lines().last().unwrap_or("")
-        )
-    })
+/// The parts of conditions that cannot be evaluated whatever the call: `regex=` blocks and
+/// API calls other than the ones the configuration answers.
+fn static_unknowns(ext: &str, conds: &[Condition], out: &mut Vec<String>) {
+    for c in conds {
+        if let Some(why) = &c.unknowable {
+            out.push(format!("extension `{ext}`: {why}"));
+        }
+        for text in c.field.iter().chain([&c.expression]) {
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find("${") {
+                let after = &rest[i + 2..];
+                if let Some(p) = after.find('(') {
+                    let name = &after[..p];
+                    if !name.contains(['}', ' ', '$'])
+                        && !matches!(name, "user_exists" | "module_exists")
+                    {
+                        out.push(format!(
+                            "extension `{ext}`: `${{{name}(...)}}` is an API call whose answer is outside the configuration"
+                        ));
+                    }
+                }
+                rest = after;
+            }
+        }
+        static_unknowns(ext, &c.nested, out);
+    }
 }
 
-/// `$1`..`$N` replaced by the captures (unmatched: empty), `\$` by `$`
-/// (switch_perform_substitution).
+/// A dialplan expression compiled as switch_regex_perform compiles it (switch_regex.c:55):
+/// `_...` is an Asterisk pattern (N, X, Z, `.`), `/.../flags` takes `i` and `s`; PCRE,
+/// byte-wise, no UTF (FreeSWITCH passes no PCRE_UTF8).
+#[derive(Debug, Clone)]
+struct Pcre(pcre2::bytes::Regex);
+
+impl Pcre {
+    fn new(expr: &str) -> Result<Pcre, String> {
+        let mut expr = expr.to_string();
+        if let Some(ast) = expr.strip_prefix('_') {
+            // switch_ast2regex: used only when the result differs from the pattern.
+            let mut re = String::from("^");
+            for ch in ast.chars() {
+                match ch {
+                    'N' => re.push_str("[2-9]"),
+                    'X' => re.push_str("[0-9]"),
+                    'Z' => re.push_str("[1-9]"),
+                    '.' => re.push_str(".*"),
+                    c => re.push(c),
+                }
+            }
+            re.push('$');
+            if re != ast {
+                expr = re;
+            }
+        }
+        let mut b = pcre2::bytes::RegexBuilder::new();
+        if let Some(body) = expr.strip_prefix('/') {
+            let Some((pat, opts)) = body.rsplit_once('/') else {
+                return Err("missing ending '/' delimiter: FreeSWITCH never matches it".into());
+            };
+            b.caseless(opts.contains('i')).dotall(opts.contains('s'));
+            expr = pat.to_string();
+        }
+        b.jit_if_available(true)
+            .build(&expr)
+            .map(Pcre)
+            .map_err(|e| format!("PCRE compile error: {e}: FreeSWITCH never matches it"))
+    }
+
+    /// The captures of a match ($0, $1...), `None` when it does not match. With an
+    /// `ovector` of 30 ints (mod_dialplan_xml.c:169), pcre_exec returns 0 - no match for
+    /// FreeSWITCH - when a group numbered 10 or more took part in the match.
+    fn captures(&self, subject: &[u8]) -> Option<Vec<String>> {
+        let m = self.0.captures(subject).ok()??;
+        let top = (0..m.len())
+            .rev()
+            .find(|&i| m.get(i).is_some())
+            .unwrap_or(0);
+        if top >= 10 {
+            return None;
+        }
+        Some(
+            (0..=top)
+                .map(|i| {
+                    m.get(i)
+                        .map(|g| String::from_utf8_lossy(g.as_bytes()).into_owned())
+                        .unwrap_or_default()
+                })
+                .collect(),
+        )
+    }
+}
+
+/// `$N` and `${N}` replaced by the captures, as switch_perform_substitution does
+/// (switch_regex.c:131): a capture the match did not set, or a number beyond them, is
+/// empty; a `$` not followed by a digit stays.
 fn substitute_captures(data: &str, caps: &[String]) -> String {
     let b = data.as_bytes();
     let mut out = String::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && b.get(i + 1) == Some(&b'$') {
-            out.push('$');
-            i += 2;
-        } else if b[i] == b'$' && b.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
-            let mut j = i + 1;
-            while j < b.len() && b[j].is_ascii_digit() {
+        if b[i] == b'$' {
+            let brace = b.get(i + 1) == Some(&b'{');
+            let start = i + 1 + usize::from(brace);
+            let mut j = start;
+            while j < b.len() && b[j].is_ascii_digit() && j - start < 9 {
                 j += 1;
             }
-            let n: usize = data[i + 1..j].parse().unwrap_or(usize::MAX);
+            if j == start || (brace && b.get(j) != Some(&b'}')) {
+                out.push('$');
+                i += 1;
+                continue;
+            }
+            let n: usize = data[start..j].parse().unwrap_or(usize::MAX);
             out.push_str(caps.get(n).map(String::as_str).unwrap_or(""));
-            i = j;
+            i = j + usize::from(brace);
         } else {
             let c = data[i..].chars().next().expect("in bounds");
             out.push(c);
@@ -802,7 +1319,7 @@ fn expand(
         let inner = expand(&after[..end], vars, globals, unset, destination, context)?;
         if let Some(p) = inner.find('(') {
             if inner.ends_with(')') && !inner[..p].contains(' ') {
-                out.push_str(&format!("\u{1}api:{inner}"));
+                out.push_str(&format!("{API}{inner}{API_END}"));
                 rest = &after[end + 1..];
                 continue;
             }
@@ -881,21 +1398,6 @@ fn extension(n: roxmltree::Node) -> Extension {
     }
 }
 
-const TIME_ATTRS: &[&str] = &[
-    "year",
-    "yday",
-    "mon",
-    "mday",
-    "week",
-    "mweek",
-    "wday",
-    "hour",
-    "minute",
-    "minute-of-day",
-    "time-of-day",
-    "date-time",
-];
-
 fn condition(n: roxmltree::Node) -> Condition {
     let action = |a: roxmltree::Node| Action {
         app: a.attribute("application").unwrap_or("").to_string(),
@@ -905,25 +1407,28 @@ fn condition(n: roxmltree::Node) -> Condition {
             .map(String::from)
             .unwrap_or_else(|| a.attribute("data").unwrap_or("").to_string()),
         inline: a.attribute("inline").is_some_and(super::switch_true),
+        times: a
+            .attribute("loop")
+            .and_then(|l| l.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1)
+            .min(100),
     };
-    let unknowable = if let Some(r) = n.attribute("regex") {
-        Some(format!("a `regex=\"{r}\"` block (not evaluated)"))
-    } else {
-        TIME_ATTRS
-            .iter()
-            .find(|a| n.attribute(**a).is_some())
-            .map(|a| {
-                format!("a time condition (`{a}`): the route depends on when the call is made")
-            })
-    };
+    let unknowable = n
+        .attribute("regex")
+        .map(|r| format!("a `regex=\"{r}\"` block (not evaluated)"));
+    let time = super::tod::ATTRS
+        .iter()
+        .filter_map(|a| Some((a.to_string(), n.attribute(*a)?.to_string())))
+        .collect();
     let expression = n
         .children()
         .find(|c| c.has_tag_name("expression"))
         .and_then(|e| e.text())
         .map(String::from)
         .unwrap_or_else(|| n.attribute("expression").unwrap_or("").to_string());
-    let compiled =
-        (n.attribute("field").is_some() && !expression.contains("${")).then(|| pcre(&expression));
+    let compiled = (n.attribute("field").is_some() && !expression.contains("${"))
+        .then(|| Pcre::new(&expression));
     Condition {
         field: n.attribute("field").map(String::from),
         compiled,
@@ -935,6 +1440,7 @@ fn condition(n: roxmltree::Node) -> Condition {
             _ => Break::OnFalse,
         },
         unknowable,
+        time,
         actions: n
             .children()
             .filter(|c| c.has_tag_name("action"))
@@ -1120,6 +1626,7 @@ mod tests {
             destination: "2125551234".into(),
             caller_id_number: "1000".into(),
             vars: BTreeMap::new(),
+            fields: BTreeMap::new(),
         };
         let r = d.route(&call);
         assert!(r.unknown.is_none(), "{r:?}");
@@ -1196,6 +1703,7 @@ mod tests {
             destination: "2125551234".into(),
             caller_id_number: "1000".into(),
             vars: BTreeMap::new(),
+            fields: BTreeMap::new(),
         };
         let r = d.route(&call);
         let t: Vec<(&Target, Option<&Vec<String>>)> = r

@@ -10,6 +10,7 @@
 //! The rules come from FreeSWITCH's source and from outputs recorded on a real 1.10.12
 //! (see `shared/reference/freeswitch-facts.md`).
 
+pub mod apps;
 pub mod dialplan;
 pub mod esl;
 pub mod lint;
@@ -17,6 +18,7 @@ pub mod preprocess;
 pub mod probe;
 pub mod reload;
 pub mod status;
+pub mod tod;
 pub mod xml_param;
 
 use std::collections::BTreeMap;
