@@ -319,3 +319,114 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
         9
     );
 }
+
+/// `route --conf` on the stock vanilla tree as installed (tod/holiday examples included),
+/// at a fixed weekday 10:00 and with the install's module folder: the answers issue 22
+/// found wrong or "unknown" (88 calls: 5 answered, 83 unknown; 16 wrong without the
+/// examples), as FreeSWITCH 1.10.12 routes them on this install.
+#[test]
+fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
+    let conf = prefix().join("etc/freeswitch");
+    let mods = prefix().join("lib/freeswitch/mod");
+    let route = |from: &[&str], numbers: &[&str]| {
+        let mut args = vec![
+            "route",
+            "--conf",
+            conf.to_str().unwrap(),
+            "--mod-dir",
+            mods.to_str().unwrap(),
+            "--at",
+            "2026-01-13 10:00",
+            "--json",
+        ];
+        args.extend_from_slice(from);
+        args.extend_from_slice(numbers);
+        let out = crate::harness::switchyard(&args);
+        assert!(out.code == 0 || out.code == 1, "{}", out.all());
+        out.json()[0]["routes"].as_array().unwrap().clone()
+    };
+    let user = route(
+        &["--from", "1000"],
+        &[
+            "1001", "9000", "0", "operator", "6001", "9196", "5000", "99",
+        ],
+    );
+    let get = |rs: &[serde_json::Value], n: &str| {
+        rs.iter().find(|r| r["number"] == n).unwrap()["route"].clone()
+    };
+    let contexts = |r: &serde_json::Value| -> Vec<String> {
+        r["hunts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["context"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let apps = |r: &serde_json::Value| -> Vec<String> {
+        r["executed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a[0].as_str().unwrap().to_string())
+            .collect()
+    };
+    for r in &user {
+        assert!(r["route"]["unknown"].is_null(), "{r}");
+        // The time conditions were evaluated, and the output says at what time.
+        assert_eq!(r["route"]["at"], "2026-01-13 10:00:00 (Tue)", "{r}");
+    }
+    // Local_Extension: bind_meta_app and the rest return; the call rings user/1001, then
+    // (continue_on_fail=true) goes to voicemail through loopback.
+    let r = get(&user, "1001");
+    assert_eq!(r["hunts"][0]["extensions"][0], "tod_example");
+    assert_eq!(
+        r["attempts"][0]["target"],
+        serde_json::json!({"kind": "user", "user": "1001"})
+    );
+    assert!(apps(&r).contains(&"bind_meta_app".to_string()));
+    // 9000: eval and playback return; the queue runs out.
+    let r = get(&user, "9000");
+    assert_eq!(apps(&r)[apps(&r).len() - 2..], ["eval", "playback"]);
+    // 0 and operator: three hunts (default, features, default).
+    for n in ["0", "operator"] {
+        assert_eq!(
+            contexts(&get(&user, n)),
+            ["default", "features", "default"],
+            "{n}"
+        );
+    }
+    // valet_park's look-ahead `^((?!6000)60\d{2})$` runs on PCRE; mod_valet_parking is not
+    // built here, so FreeSWITCH hangs up.
+    let r = get(&user, "6001");
+    assert_eq!(
+        r["hunts"][0]["extensions"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "valet_park"
+    );
+    assert!(r["attempts"][0]["target"]["why"]
+        .as_str()
+        .unwrap()
+        .contains("mod_valet_parking is not loaded"));
+    assert_eq!(get(&user, "9196")["attempts"][0]["target"]["kind"], "held");
+    assert_eq!(
+        get(&user, "5000")["attempts"][0]["target"]["application"],
+        "ivr"
+    );
+    // `${module_exists(mod_enum)}` is false here (not built): acknowledge_call, ring_ready
+    // and playback return, and the queue runs out.
+    let r = get(&user, "99");
+    let ext = r["hunts"][0]["extensions"].as_array().unwrap();
+    assert_eq!(ext.last().unwrap(), "acknowledge_call");
+    assert!(!ext.iter().any(|e| e == "enum"));
+
+    // From outside, into `public`: the DID of the stock example goes to 1000 in default.
+    let public = route(&["--context", "public"], &["5551212", "1000"]);
+    for n in ["5551212", "1000"] {
+        let r = get(&public, n);
+        assert_eq!(contexts(&r), ["public", "default"], "{n}");
+        assert_eq!(r["attempts"][0]["target"]["user"], "1000", "{n}");
+    }
+}
