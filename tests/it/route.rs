@@ -153,7 +153,7 @@ fn diff_shows_only_the_routes_a_change_alters() {
     let nyc = &nyc[..nyc.find("\npbx-").map(|i| i + 1).unwrap_or(nyc.len())];
     assert_eq!(
         nyc,
-        "pbx-nyc:\n  16465550100 from trunk wavix:\n-   user 1000\n+   unknown (default -> ivr_main: context `default` is the host's own (a file switchyard does not manage): evaluate it with `route --conf` on the host's tree)\n",
+        "pbx-nyc:\n  16465550100 from trunk wavix:\n-   user 1000, then refused (hangup)\n+   unknown (default -> ivr_main: context `default` is the host's own (a file switchyard does not manage): evaluate it with `route --conf` on the host's tree)\n",
         "{}",
         out.stdout
     );
@@ -213,7 +213,7 @@ fn the_review_summary_lists_the_route_tests_a_change_moves() {
     assert!(md.contains("### Routes: Wavix SIP trunk"), "{md}");
     assert!(
         md.contains(
-            "| pbx-nyc | `16465550100` | trunk wavix | user 1000 | **unknown (default -> ivr_main"
+            "| pbx-nyc | `16465550100` | trunk wavix | user 1000, then refused (hangup) | **unknown (default -> ivr_main"
         ),
         "{md}"
     );
