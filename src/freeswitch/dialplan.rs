@@ -714,6 +714,12 @@ impl Dialplan {
                             format!("`transfer {}`: the destination comes from an API call switchyard cannot evaluate", shown(&data)),
                         );
                     }
+                    if let Some(dp) = w.get(1).filter(|d| !matches!(**d, "XML" | "inline")) {
+                        return unknown(
+                            r,
+                            format!("`transfer {data}`: the `{dp}` dialplan is not the XML dialplan switchyard evaluates"),
+                        );
+                    }
                     let dest = w
                         .first()
                         .map(|d| d.to_string())

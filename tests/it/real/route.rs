@@ -148,7 +148,17 @@ fn real_hunts(
 }
 
 fn predicted(conf: &std::path::Path, from: &[&str], numbers: &[&str]) -> serde_json::Value {
-    let mut args = vec!["route", "--conf", conf.to_str().unwrap(), "--json"];
+    // The install's module folder: modules.conf.xml loads mod_enum, which is not built
+    // here, and FreeSWITCH's `${module_exists(mod_enum)}` says false.
+    let mods = prefix().join("lib/freeswitch/mod");
+    let mut args = vec![
+        "route",
+        "--conf",
+        conf.to_str().unwrap(),
+        "--mod-dir",
+        mods.to_str().unwrap(),
+        "--json",
+    ];
     args.extend_from_slice(from);
     args.extend_from_slice(numbers);
     let out = crate::harness::switchyard(&args);
