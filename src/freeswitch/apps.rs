@@ -52,6 +52,71 @@ pub struct App {
     pub zombie_exec: bool,
 }
 
+/// The mod_dptools applications registered without `SAF_SUPPORT_NOMEDIA` (mod_dptools.c,
+/// v1.10.12): on a call without media yet (late negotiation, the stock profiles' setting)
+/// FreeSWITCH pre-answers the call before it runs one (switch_core_session.c:2789).
+const NEEDS_MEDIA: &[&str] = &[
+    "blind_transfer_ack",
+    "set_audio_level",
+    "set_mute",
+    "page",
+    "delay_echo",
+    "phrase",
+    "wait_for_video_ready",
+    "sound_test",
+    "remove_bugs",
+    "detect_speech",
+    "play_and_detect_speech",
+    "ivr",
+    "video_decode",
+    "soft_hold",
+    "intercept",
+    "eavesdrop",
+    "native_eavesdrop",
+    "three_way",
+    "stop_dtmf",
+    "start_dtmf",
+    "stop_dtmf_generate",
+    "start_dtmf_generate",
+    "stop_tone_detect",
+    "fax_detect",
+    "tone_detect",
+    "echo",
+    "park_state",
+    "gentones",
+    "playback",
+    "broadcast",
+    "endless_playback",
+    "loop_playback",
+    "att_xfer",
+    "read",
+    "play_and_get_digits",
+    "stop_video_write_overlay",
+    "video_write_overlay",
+    "stop_record_session",
+    "record_session",
+    "record_session_mask",
+    "record_session_unmask",
+    "record_session_pause",
+    "record_session_resume",
+    "record",
+    "preprocess",
+    "stop_displace_session",
+    "displace_session",
+    "speak",
+    "clear_speech_cache",
+    "say",
+    "detect_audio",
+    "detect_silence",
+    "wait_for_silence",
+    "vad_test",
+];
+
+/// Whether FreeSWITCH pre-answers a call without media before running `name`.
+pub fn needs_media(name: &str) -> bool {
+    NEEDS_MEDIA.contains(&name)
+}
+
 /// The application registered under `name` (names are case-sensitive in FreeSWITCH's
 /// hash of applications).
 pub fn lookup(name: &str) -> Option<&'static App> {

@@ -615,6 +615,20 @@ impl Dialplan {
                     },
                 );
             }
+            // The call's answer state, which later hunts can test (the stock `global`
+            // extension's `${endpoint_disposition} =~ ^(DELAYED NEGOTIATION)`):
+            // switch_channel.c:3882 sets `ANSWER` when the call is answered, :3536
+            // `EARLY MEDIA` when it is pre-answered, which FreeSWITCH does before any
+            // application that needs media on a call that has none
+            // (switch_core_session.c:2789).
+            let disposition = vars.get("endpoint_disposition").map(String::as_str);
+            if app == "answer" {
+                vars.insert("endpoint_disposition".into(), "ANSWER".into());
+            } else if (app == "pre_answer" || apps::needs_media(app))
+                && !matches!(disposition, Some("ANSWER" | "EARLY MEDIA"))
+            {
+                vars.insert("endpoint_disposition".into(), "EARLY MEDIA".into());
+            }
             // Data that still needs an API call matters only to applications that route.
             let opaque = data.contains(API);
             let held = |class: &str| Target::Held {

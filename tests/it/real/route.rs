@@ -80,76 +80,190 @@ const IN_PUBLIC: &[&str] = &[
     "+16468097065",
 ];
 
-/// FreeSWITCH's hunts for the call just made: (context, [(application, data)]).
-fn hunts_in_log(log: &str) -> Vec<(String, Vec<(String, String)>)> {
-    let mut hunts: Vec<(String, Vec<(String, String)>)> = Vec::new();
+/// One hunt as FreeSWITCH's own dialplan log tells it (mod_dialplan_xml's `Processing ...
+/// in context`, `parsing [ctx->ext]`, `Action app(data)`, `ANTI-Action ...` lines).
+#[derive(Debug, Clone)]
+struct LogHunt {
+    context: String,
+    /// The local wall-clock time of the `Processing` line (`YYYY-MM-DD HH:MM:SS`).
+    at: String,
+    /// Extensions in the order parsed, and whether each queued an action.
+    parsed: Vec<(String, bool)>,
+    actions: Vec<(String, String)>,
+}
+
+impl LogHunt {
+    /// The extensions that queued something.
+    fn extensions(&self) -> Vec<String> {
+        self.parsed
+            .iter()
+            .filter(|(_, a)| *a)
+            .map(|(e, _)| e.clone())
+            .collect()
+    }
+}
+
+/// The hunts of the call to `number` that started in `context`, from the part of the log
+/// written since the calls were placed. Calls run in parallel, so the call is found by its
+/// first `Processing ...->NUMBER in context CONTEXT` line and followed by the session UUID
+/// FreeSWITCH puts at the start of each of its lines (a transfer keeps the UUID; the legs
+/// a bridge creates have their own).
+fn hunts_in_log(log: &str, number: &str, context: &str) -> Vec<LogHunt> {
+    let first = format!("->{number} in context {context}");
+    let uuid = log.lines().find_map(|l| {
+        let (uuid, rest) = l.split_once(' ')?;
+        (rest.contains(" Processing ") && rest.trim_end().ends_with(&first)).then_some(uuid)
+    });
+    let Some(uuid) = uuid else {
+        return Vec::new();
+    };
+    let mut hunts: Vec<LogHunt> = Vec::new();
     for line in log.lines() {
-        if let Some(i) = line.find("Processing ") {
-            if let Some(c) = line[i..].find(" in context ") {
-                let ctx = line[i + c + " in context ".len()..].trim().to_string();
-                hunts.push((ctx, Vec::new()));
+        let Some(rest) = line.strip_prefix(uuid).and_then(|r| r.strip_prefix(' ')) else {
+            continue;
+        };
+        if let Some(i) = rest.find(" Processing ") {
+            if let Some(c) = rest[i..].find(" in context ") {
+                hunts.push(LogHunt {
+                    context: rest[i + c + " in context ".len()..].trim().to_string(),
+                    // `2026-01-13 10:00:00.123456 ...`
+                    at: rest.get(..19).unwrap_or("").to_string(),
+                    parsed: Vec::new(),
+                    actions: Vec::new(),
+                });
             }
             continue;
         }
-        let Some(d) = line.find("Dialplan: loopback/") else {
+        let Some(d) = rest.strip_prefix("Dialplan: ") else {
             continue;
         };
-        let rest = &line[d..];
-        let action = rest
+        let Some(h) = hunts.last_mut() else { continue };
+        if let Some(p) = d.find(" parsing [") {
+            let inner = &d[p + " parsing [".len()..];
+            if let Some((_, ext)) = inner.split_once("->") {
+                if let Some(e) = ext.rfind("] continue=") {
+                    h.parsed.push((ext[..e].to_string(), false));
+                }
+            }
+            continue;
+        }
+        let action = d
             .find(" ANTI-Action ")
-            .map(|k| &rest[k + " ANTI-Action ".len()..])
-            .or_else(|| rest.find(" Action ").map(|k| &rest[k + " Action ".len()..]));
+            .map(|k| &d[k + " ANTI-Action ".len()..])
+            .or_else(|| d.find(" Action ").map(|k| &d[k + " Action ".len()..]));
         let Some(a) = action else { continue };
         let a = a.trim_end().trim_end_matches("INLINE").trim_end();
         let (app, data) = match (a.find('('), a.rfind(')')) {
             (Some(o), Some(c)) if o < c => (a[..o].to_string(), a[o + 1..c].to_string()),
             _ => (a.to_string(), String::new()),
         };
-        if let Some(h) = hunts.last_mut() {
-            h.1.push((app, data));
+        if let Some(last) = h.parsed.last_mut() {
+            last.1 = true;
         }
+        h.actions.push((app, data));
     }
     hunts
 }
 
-/// Originate one call into `context` (in the background: a bridge out may ring for a long
-/// time) and return FreeSWITCH's hunts for it, once it made `expect` of them (or after a
-/// few seconds, when it did not: the comparison then shows the difference).
-fn real_hunts(
-    fs: &FreeSwitch,
-    number: &str,
-    context: &str,
-    caller: &str,
-    expect: usize,
-) -> Vec<(String, Vec<(String, String)>)> {
-    let start = fs.log().len();
-    fs.api(&format!(
-        "bgapi originate {{origination_caller_id_number={caller},originate_timeout=5}}loopback/{number}/{context}/XML &park"
-    ));
-    let deadline = Instant::now() + Duration::from_secs(4);
-    let hunts = loop {
-        std::thread::sleep(Duration::from_millis(150));
-        let log = fs.log();
-        let hunts = hunts_in_log(&log[start.min(log.len())..]);
-        if hunts.len() >= expect.max(1) || Instant::now() > deadline {
-            break hunts;
+/// How a call of the corpus reaches the real FreeSWITCH.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// A phone that authenticates as this directory user (digest, as a registered SIP
+    /// phone does) sends the INVITE to the internal profile (5060).
+    Phone { user: &'a str, password: &'a str },
+    /// A SIP call from an address nothing claims, to the external profile (5080).
+    Outside,
+    /// The provider (the Kamailio at this address) relays the call for the DID to the
+    /// PBX's registered trunk (`gw+NAME` Contact), the DID in `To`.
+    Trunk { provider: &'a str },
+    /// The provider sends the call from its own address straight to the external profile,
+    /// the DID as the request URI (what an IP-auth provider does; the ACL lets it in).
+    FromProviderAddress { provider: &'a str },
+}
+
+static NEXT_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(5200);
+
+/// A SIPp scenario of the fixtures, changed to stay in the call up to 60 s after it is
+/// answered (the stock `global` extension sleeps 10 s before a transfer's next hunt).
+fn patient(dir: &std::path::Path, scenario: &str) {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/sipp")
+            .join(scenario),
+    )
+    .unwrap();
+    let patient = text.replace("timeout=\"8000\"", "timeout=\"60000\"");
+    assert_ne!(patient, text, "{scenario} has no 8 s BYE wait to lengthen");
+    std::fs::write(dir.join(format!("patient-{scenario}")), patient).unwrap();
+}
+
+/// Place one call (in the background); the SIPp, if one places it, is stopped when dropped.
+fn place(dir: &std::path::Path, fs: &FreeSwitch, via: Via, number: &str) -> Sipp {
+    let spawn = |scenario: &str, addr: &str, port: u16, target: String, extra: &[&str]| {
+        let scenario = dir.join(scenario).display().to_string();
+        let (mut c, log) = Sipp::command(dir, &scenario, Some(&target), addr, port, extra);
+        Sipp {
+            child: Some(c.spawn().expect("start sipp")),
+            log,
+            status: None,
         }
     };
-    // A hunt's actions are logged together; let the last one finish.
-    std::thread::sleep(Duration::from_millis(150));
-    fs.api("hupall NORMAL_CLEARING");
-    let log = fs.log();
-    let all = hunts_in_log(&log[start.min(log.len())..]);
-    if all.len() >= hunts.len() {
-        all
-    } else {
-        hunts
+    let pbx = |port: u16| format!("{}:{port}", fs.addr);
+    let provider_call = |from: &str, service: &str, target: String, domain: &str| {
+        let port = NEXT_PORT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        spawn(
+            "patient-provider_call.xml",
+            from,
+            port,
+            target,
+            &[
+                "-s",
+                service,
+                "-key",
+                "did",
+                number,
+                "-key",
+                "caller",
+                "2125550000",
+                "-key",
+                "domain",
+                domain,
+            ],
+        )
+    };
+    match via {
+        Via::Phone { user, password } => spawn(
+            "patient-phone.xml",
+            &next_addr(),
+            5090,
+            pbx(5060),
+            &[
+                "-s", number, "-key", "user", user, "-key", "domain", &fs.addr, "-au", user, "-ap",
+                password,
+            ],
+        ),
+        Via::Outside => provider_call(&next_addr(), number, pbx(5080), &fs.addr),
+        Via::Trunk { provider } => provider_call(
+            &next_addr(),
+            TRUNK_USER,
+            format!("{provider}:5060"),
+            PROVIDER_REALM,
+        ),
+        Via::FromProviderAddress { provider } => {
+            provider_call(provider, number, pbx(5080), PROVIDER_REALM)
+        }
     }
 }
 
-fn predicted(conf: &std::path::Path, from: &[&str], numbers: &[&str]) -> serde_json::Value {
-    // The install's module folder: modules.conf.xml loads mod_enum, which is not built
-    // here, and FreeSWITCH's `${module_exists(mod_enum)}` says false.
+/// `switchyard route --conf` for `numbers`, time conditions at `at`.
+fn predicted(
+    conf: &std::path::Path,
+    at: &str,
+    from: &[&str],
+    numbers: &[&str],
+) -> serde_json::Value {
+    // The install's module folder: modules.conf.xml loads modules this install does not
+    // build (mod_enum, mod_conference...), and FreeSWITCH does not have them.
     let mods = prefix().join("lib/freeswitch/mod");
     let mut args = vec![
         "route",
@@ -157,6 +271,8 @@ fn predicted(conf: &std::path::Path, from: &[&str], numbers: &[&str]) -> serde_j
         conf.to_str().unwrap(),
         "--mod-dir",
         mods.to_str().unwrap(),
+        "--at",
+        at,
         "--json",
     ];
     args.extend_from_slice(from);
@@ -166,15 +282,120 @@ fn predicted(conf: &std::path::Path, from: &[&str], numbers: &[&str]) -> serde_j
     out.json()
 }
 
-fn compare(fs: &FreeSwitch, routes: &serde_json::Value, context: &str, caller: &str) -> usize {
+/// FreeSWITCH's local wall-clock time now, `YYYY-MM-DD HH:MM:SS`. When it is less than two
+/// minutes before the hour, this waits for the next hour first: the time conditions of the
+/// trees compared (`hour`, `wday`, `mday`, `mon`) change only on the hour, so calls placed
+/// within the returned time's hour see the time conditions route evaluated at that time
+/// (each hunt's own log time is checked against it).
+fn fs_time(fs: &FreeSwitch) -> String {
+    loop {
+        let now = fs.api("strftime %Y-%m-%d %H:%M:%S").trim().to_string();
+        assert_eq!(now.len(), 19, "strftime: {now:?}");
+        let minute: u32 = now[14..16].parse().unwrap();
+        if minute < 58 {
+            return now;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+/// `$${name}` route left as written (a global FreeSWITCH computes when it starts:
+/// `conf_dir`, `temp_dir`...) replaced by that global's value in the running FreeSWITCH,
+/// which substituted it when it read the file.
+fn with_globals(fs: &FreeSwitch, text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("$${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 3..];
+        let e = after.find('}').expect("a closed $${");
+        let value = fs.api(&format!("global_getvar {}", &after[..e]));
+        out.push_str(value.trim_end_matches('\n'));
+        rest = &after[e + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Place every call of `routes` on the real FreeSWITCH at once (`via`, starting in
+/// `context`), read FreeSWITCH's hunts for each back from its log, and compare each hunt
+/// route evaluated with FreeSWITCH's: the context, the extensions that queued actions and
+/// every queued action (application and data). Returns how many calls were compared.
+fn compare(
+    dir: &std::path::Path,
+    fs: &FreeSwitch,
+    routes: &serde_json::Value,
+    via: Via,
+    context: &str,
+    at: &str,
+) -> usize {
+    let routes = routes[0]["routes"].as_array().unwrap();
+    patient(dir, "phone.xml");
+    patient(dir, "provider_call.xml");
+    let start = fs.log().len();
+    let mut calls = Vec::new();
+    for r in routes {
+        let number = r["number"].as_str().unwrap();
+        // One at a time, until FreeSWITCH takes it: on a busy machine FreeSWITCH refuses
+        // calls while its idle CPU is under `min-idle-cpu` (503 "Maximum Calls In
+        // Progress", switch.conf.xml); such a call never reached the dialplan and is
+        // placed again.
+        let mut tries = 0;
+        'placed: loop {
+            tries += 1;
+            assert!(
+                tries <= 20,
+                "{number}: FreeSWITCH refused the call 20 times"
+            );
+            let mut call = place(dir, fs, via, number);
+            let until = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(100));
+                let log = fs.log();
+                if !hunts_in_log(&log[start.min(log.len())..], number, context).is_empty() {
+                    calls.push(call);
+                    break 'placed;
+                }
+                let ended = call
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+                if ended {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    // Wait until FreeSWITCH made as many hunts as route predicts for every call (a hunt's
+    // actions are logged together), or until a call could not have made them.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let log = fs.log();
+        let log = &log[start.min(log.len())..];
+        let done = routes.iter().all(|r| {
+            let ours = r["route"]["hunts"].as_array().unwrap().len();
+            hunts_in_log(log, r["number"].as_str().unwrap(), context).len() >= ours.max(1)
+        });
+        if done || Instant::now() > deadline {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = fs.log();
+    let log = &log[start.min(log.len())..];
+    drop(calls);
+    fs.api("hupall NORMAL_CLEARING");
+
     let mut compared = 0;
-    for r in routes[0]["routes"].as_array().unwrap() {
+    for r in routes {
         let number = r["number"].as_str().unwrap();
         let ours = r["route"]["hunts"].as_array().unwrap();
-        let theirs = real_hunts(fs, number, context, caller, ours.len());
+        let theirs = hunts_in_log(log, number, context);
         let unknown = !r["route"]["unknown"].is_null();
-        // Every hunt route completed must be FreeSWITCH's; a hunt it stopped in (a time
-        // condition it will not guess) is not compared.
+        // Every hunt route completed must be FreeSWITCH's; a hunt it stopped in (with the
+        // reason printed) is not compared beyond its context.
         let complete = if unknown {
             ours.len().saturating_sub(1)
         } else {
@@ -182,7 +403,7 @@ fn compare(fs: &FreeSwitch, routes: &serde_json::Value, context: &str, caller: &
         };
         assert!(
             theirs.len() >= ours.len(),
-            "{number} in {context}: route predicted {} hunts, FreeSWITCH made {}: {theirs:?}\nroute: {r}",
+            "{number} in {context}: route predicted {} hunts, FreeSWITCH made {}: {theirs:#?}\nroute: {r}",
             ours.len(),
             theirs.len()
         );
@@ -190,14 +411,20 @@ fn compare(fs: &FreeSwitch, routes: &serde_json::Value, context: &str, caller: &
             assert_eq!(
                 theirs.len(),
                 ours.len(),
-                "{number} in {context}: {theirs:?}\nroute: {r}"
+                "{number} in {context}: {theirs:#?}\nroute: {r}"
             );
         }
         for (k, h) in ours.iter().enumerate() {
+            let real = &theirs[k];
+            assert_eq!(
+                (&real.at[..13], &real.at[..10]),
+                (&at[..13], &at[..10]),
+                "{number}: hunt {k} was made in another hour than route evaluated"
+            );
             assert_eq!(
                 h["context"],
-                theirs[k].0.as_str(),
-                "{number}: hunt {k}: {theirs:?}"
+                real.context.as_str(),
+                "{number}: hunt {k}: {theirs:#?}"
             );
             if k >= complete {
                 break;
@@ -209,19 +436,48 @@ fn compare(fs: &FreeSwitch, routes: &serde_json::Value, context: &str, caller: &
                 .map(|a| {
                     (
                         a[0].as_str().unwrap().to_string(),
-                        a[1].as_str().unwrap().to_string(),
+                        // FreeSWITCH's session log lines carry no `'` (the
+                        // `xml_locate dialplan` of the same FreeSWITCH shows the
+                        // action's `'reloadxml'` quoted; its `Action log(...)` line
+                        // shows `reloadxml`): the one thing the log cannot show.
+                        with_globals(fs, a[1].as_str().unwrap()).replace('\'', ""),
                     )
                 })
                 .collect();
+            if acts != real.actions {
+                let i = (0..acts.len().max(real.actions.len()))
+                    .find(|&i| acts.get(i) != real.actions.get(i))
+                    .unwrap();
+                panic!(
+                    "{number} in {context}, hunt {k}: route disagrees with FreeSWITCH at action {i}: route {:?}, FreeSWITCH {:?}\nroute: {r}\nFreeSWITCH: {:?}",
+                    acts.get(i),
+                    real.actions.get(i),
+                    real.actions
+                );
+            }
+            let exts: Vec<String> = h["extensions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap().to_string())
+                .collect();
             assert_eq!(
-                acts, theirs[k].1,
-                "{number} in {context}, hunt {k}: route disagrees with FreeSWITCH\nroute: {r}"
+                exts,
+                real.extensions(),
+                "{number} in {context}, hunt {k}: not the extensions FreeSWITCH ran\nroute: {r}"
             );
         }
         compared += 1;
     }
     compared
 }
+
+/// User 1000 of the playbook's directory, as a phone that authenticates (its password is
+/// the one the test inventory gives it).
+const PHONE: Via = Via::Phone {
+    user: "1000",
+    password: "ext-pass-1000",
+};
 
 #[test]
 fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
@@ -240,8 +496,10 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     let fs = w.fs();
     let conf = w.pbx().dir.join("conf");
 
-    let user = predicted(&conf, &["--from", "1000"], FROM_USER);
-    let trunk = predicted(&conf, &["--from-trunk", "wavix"], FROM_TRUNK);
+    let dir = &w.fleet.dir;
+    let at = fs_time(fs);
+    let user = predicted(&conf, &at, &["--from", "1000"], FROM_USER);
+    let trunk = predicted(&conf, &at, &["--from-trunk", "wavix"], FROM_TRUNK);
     // The predictions are the ones an operator would check (a few spelled out).
     let first = |v: &serde_json::Value, n: &str| {
         v[0]["routes"]
@@ -288,10 +546,19 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     );
     assert_eq!(first(&trunk, "12125551234")["kind"], "refused");
 
-    let public = predicted(&conf, &["--context", "public"], IN_PUBLIC);
-    let n = compare(fs, &user, "wavix", "1000")
-        + compare(fs, &trunk, "wavix_inbound", "2125550000")
-        + compare(fs, &public, "public", "0000000000");
+    let public = predicted(&conf, &at, &["--context", "public"], IN_PUBLIC);
+    let n = compare(dir, fs, &user, PHONE, "wavix", &at)
+        + compare(
+            dir,
+            fs,
+            &trunk,
+            Via::Trunk {
+                provider: &w.provider.addr,
+            },
+            "wavix_inbound",
+            &at,
+        )
+        + compare(dir, fs, &public, Via::Outside, "public", &at);
     assert_eq!(n, FROM_USER.len() + FROM_TRUNK.len() + IN_PUBLIC.len());
     assert!(n >= 40);
 
@@ -314,18 +581,30 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
         "1000",
         "12345",
     ];
-    let user = predicted(&conf, &["--from", "1000"], numbers);
+    let at = fs_time(fs);
+    let user = predicted(&conf, &at, &["--from", "1000"], numbers);
     assert_eq!(
         first(&user, "2125551234"),
         serde_json::json!({"kind": "gateway", "gateway": "wavix_ip", "number": "12125551234"})
     );
     let acl = predicted(
         &conf,
+        &at,
         &["--context", "wavix_inbound"],
         &["16468097065", "+16468097065", "12125551234"],
     );
     assert_eq!(
-        compare(fs, &user, "wavix", "1000") + compare(fs, &acl, "wavix_inbound", "2125550000"),
+        compare(dir, fs, &user, PHONE, "wavix", &at)
+            + compare(
+                dir,
+                fs,
+                &acl,
+                Via::FromProviderAddress {
+                    provider: &w.provider.addr
+                },
+                "wavix_inbound",
+                &at
+            ),
         9
     );
 }
@@ -439,4 +718,121 @@ fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
         assert_eq!(contexts(&r), ["public", "default"], "{n}");
         assert_eq!(r["attempts"][0]["target"]["user"], "1000", "{n}");
     }
+}
+
+/// Numbers user 1000 dials on the stock vanilla tree: local users, intercept, redial,
+/// eavesdrop, call return, group calls, intercom, operator, voicemail, conferences, IVR,
+/// page, park/valet park, fax, ringback tests, echo, music on hold, the example gateway's
+/// 7/10/11-digit and international numbers, and numbers that match nothing.
+const VANILLA_FROM_USER: &[&str] = &[
+    "1000",
+    "1001",
+    "1019",
+    "1099",
+    "886",
+    "*8",
+    "**1001",
+    "870",
+    "redial",
+    "9001",
+    "9000",
+    "881001",
+    "779",
+    "*69",
+    "8001",
+    "8101",
+    "8201",
+    "8301",
+    "81001",
+    "2000",
+    "2001",
+    "2002",
+    "0",
+    "operator",
+    "4000",
+    "*98",
+    "vmain",
+    "3000",
+    "3100",
+    "3200",
+    "3300",
+    "3500",
+    "3600",
+    "9888",
+    "0911",
+    "0912",
+    "0913",
+    "5000",
+    "5001",
+    "7243",
+    "5900",
+    "5901",
+    "6000",
+    "6001",
+    "wait",
+    "9178",
+    "9179",
+    "9180",
+    "9181",
+    "9182",
+    "9183",
+    "9184",
+    "9191",
+    "9192",
+    "9195",
+    "9196",
+    "9197",
+    "9198",
+    "9664",
+    "9386",
+    "ruri",
+    "7004",
+    "5551234",
+    "2125551234",
+    "12125551234",
+    "011442071234567",
+    "+442071234567",
+    "99",
+    "12345",
+];
+
+/// Numbers arriving from outside (the external profile, context `public`).
+const VANILLA_FROM_OUTSIDE: &[&str] = &[
+    "1000",
+    "1001",
+    "1019",
+    "1020",
+    "3500",
+    "3800",
+    "5551212",
+    "9196",
+    "0",
+    "12125551234",
+];
+
+/// The stock vanilla tree as shipped (the tod/holiday examples, `sleep 10000` for the
+/// default password, the example gateway's extensions), on the real FreeSWITCH 1.10.12:
+/// user 1000 (registered, password 1234 as vanilla sets it) dials, and calls arrive from
+/// outside; every hunt `route --conf` evaluates is the one FreeSWITCH's log shows.
+#[test]
+fn route_agrees_with_the_real_freeswitch_on_the_stock_vanilla_tree() {
+    let mut fleet = crate::harness::Fleet::new("route-vanilla", 0);
+    fleet.add_real_host("pbx1");
+    let host = &fleet.hosts[0];
+    let fs = host.freeswitch.as_ref().expect("a real FreeSWITCH");
+    let conf = host.dir.join("conf");
+    let dir = &fleet.dir;
+    // Registered as user 1000, as a phone is before it places calls.
+    let _phone = Sipp::phone_answering(dir, &fs.addr, "1000", "1234");
+    let at = fs_time(fs);
+    let user = predicted(&conf, &at, &["--from", "1000"], VANILLA_FROM_USER);
+    let outside = predicted(&conf, &at, &["--context", "public"], VANILLA_FROM_OUTSIDE);
+    let phone = Via::Phone {
+        user: "1000",
+        password: "1234",
+    };
+    let n = compare(dir, fs, &user, phone, "default", &at)
+        + compare(dir, fs, &outside, Via::Outside, "public", &at);
+    assert_eq!(n, VANILLA_FROM_USER.len() + VANILLA_FROM_OUTSIDE.len());
+    assert!(n >= 60);
 }
