@@ -142,7 +142,9 @@ pub fn describe(r: &NumberRoute) -> String {
     }
     for (i, a) in route.attempts.iter().enumerate() {
         let what = match &a.target {
-            Target::Gateway { gateway, number } => format!("gateway {gateway}, sends {number}"),
+            Target::Gateway { gateway, number } => {
+                format!("gateway {}, sends {number}", gateway_name(gateway))
+            }
             Target::User { user } => format!("user {user}"),
             Target::Refused { why } => format!("refused ({why})"),
             Target::Other { application, data } => format!("{application} {data}"),
@@ -159,6 +161,9 @@ pub fn describe(r: &NumberRoute) -> String {
             (_, Some(c)) => format!("  (on {}: next)", c.join(", ")),
         };
         let _ = writeln!(s, "    {}. {what}{then}", i + 1);
+    }
+    for w in &route.warnings {
+        let _ = writeln!(s, "    !  warning: {w}");
     }
     if let Some(u) = &route.unknown {
         let _ = writeln!(s, "    ?  {u}");
@@ -187,6 +192,16 @@ pub fn describe(r: &NumberRoute) -> String {
     s
 }
 
+/// A gateway's name as shown: one the dial string left empty (an unset variable) is
+/// shown as such, never as a blank.
+fn gateway_name(name: &str) -> &str {
+    if name.is_empty() {
+        "\"\" (no name: the dial string's variable is unset)"
+    } else {
+        name
+    }
+}
+
 /// One line for a route: its first attempt and what follows it.
 pub fn summary(r: &Route) -> String {
     if let Some(u) = &r.unknown {
@@ -196,7 +211,9 @@ pub fn summary(r: &Route) -> String {
         .attempts
         .iter()
         .map(|a| match &a.target {
-            Target::Gateway { gateway, number } => format!("gateway {gateway} ({number})"),
+            Target::Gateway { gateway, number } => {
+                format!("gateway {} ({number})", gateway_name(gateway))
+            }
             Target::User { user } => format!("user {user}"),
             Target::Refused { why } => format!("refused ({why})"),
             Target::Other { application, data } => format!("{application} {data}"),

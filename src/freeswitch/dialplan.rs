@@ -208,6 +208,10 @@ pub struct Route {
     /// The local wall-clock time time conditions were evaluated at, when one was needed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
+    /// What the operator should look at although the route is known: a dial string with
+    /// an unset variable (`sofia/gateway/${default_gateway}/...` dials a gateway named "").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Route {
@@ -487,6 +491,7 @@ impl Dialplan {
             unknown: None,
             unevaluated: Vec::new(),
             at: None,
+            warnings: Vec::new(),
         };
         let mut vars = call.vars.clone();
         // `${caller_id_number}` and the other caller-profile fields read as variables
@@ -568,6 +573,7 @@ impl Dialplan {
             Step::Left
         };
         for (app, data) in actions {
+            let raw = data.as_str();
             let data = match expand(
                 data,
                 vars,
@@ -770,6 +776,22 @@ impl Dialplan {
                                 .to_vec(),
                         ),
                     };
+                    for name in unset_variables(raw, |name| {
+                        expand(
+                            &format!("${{{name}}}"),
+                            vars,
+                            &self.globals,
+                            &mut BTreeSet::new(),
+                            destination,
+                            context,
+                        )
+                        .is_ok_and(|v| v.is_empty())
+                    }) {
+                        r.warnings.push(format!(
+                            "`bridge {raw}`: `${{{name}}}` is unset, so FreeSWITCH dials `{}`",
+                            shown(&data)
+                        ));
+                    }
                     let legs = bridge_targets(&data);
                     let n = legs.len();
                     for (i, t) in legs.into_iter().enumerate() {
@@ -1533,6 +1555,30 @@ fn preprocess(
         out.push_str(&substitute(line, globals));
     }
     Ok(out)
+}
+
+/// The plain `${name}` references of `text` that expand to nothing in the call (`empty`
+/// expands one as the call's queue would).
+fn unset_variables(text: &str, empty: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        let Some(e) = after.find('}') else { break };
+        let name = &after[..e];
+        let global = i > 0 && rest.as_bytes()[i - 1] == b'$';
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if plain && !global {
+            if empty(name) && !out.iter().any(|n| n == name) {
+                out.push(name.to_string());
+            }
+        }
+        rest = &after[e + 1..];
+    }
+    out
 }
 
 /// `$${name}` → its global (unknown ones stay as written).

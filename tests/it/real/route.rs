@@ -711,6 +711,46 @@ fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
     assert_eq!(ext.last().unwrap(), "acknowledge_call");
     assert!(!ext.iter().any(|e| e == "enum"));
 
+    // The example gateway's extensions dial `sofia/gateway/${default_gateway}/...`, and
+    // vanilla's `default_gateway` is `$${default_provider}`, which no file sets: the route
+    // says so, and never shows a blank gateway.
+    let out = crate::harness::switchyard(&[
+        "route",
+        "--conf",
+        conf.to_str().unwrap(),
+        "--mod-dir",
+        mods.to_str().unwrap(),
+        "--at",
+        "2026-01-13 10:00",
+        "--from",
+        "1000",
+        "5551234",
+        "12125551234",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(!out.stdout.contains("gateway , sends"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "!  warning: `bridge sofia/gateway/${default_gateway}/1${default_areacode}5551234`: `${default_gateway}` is unset, so FreeSWITCH dials `sofia/gateway//19185551234`"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.stdout.matches("!  warning:").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    let r = get(
+        &route(&["--from", "1000"], &["12125551234", "1001"]),
+        "12125551234",
+    );
+    assert_eq!(
+        r["warnings"],
+        serde_json::json!(["`bridge sofia/gateway/${default_gateway}/12125551234`: `${default_gateway}` is unset, so FreeSWITCH dials `sofia/gateway//12125551234`"])
+    );
+
     // From outside, into `public`: the DID of the stock example goes to 1000 in default.
     let public = route(&["--context", "public"], &["5551212", "1000"]);
     for n in ["5551212", "1000"] {
