@@ -810,6 +810,18 @@ impl Dialplan {
                         return Step::Left;
                     }
                 }
+                (Class::Bridges, _) | (_, "eavesdrop") if opaque => {
+                    // `intercept ${hash(select/...)}`: whether there is a call to take
+                    // is run-time state; with none, the application returns and the
+                    // queue goes on (seen on 1.10.12: `886` runs the `sleep` after it).
+                    return unknown(
+                        r,
+                        format!(
+                            "`{app} {}`: the call it connects to comes from an API call switchyard cannot evaluate (run-time state); without one, the queue goes on",
+                            shown(&data)
+                        ),
+                    );
+                }
                 (Class::Bridges, _) => return leave(r, held("bridges")),
                 (Class::Serves, _) => return leave(r, held("serves")),
                 (Class::Parks, _) => return leave(r, held("parks")),
