@@ -1583,10 +1583,8 @@ fn unset_variables(text: &str, empty: impl Fn(&str) -> bool) -> Vec<String> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if plain && !global {
-            if empty(name) && !out.iter().any(|n| n == name) {
-                out.push(name.to_string());
-            }
+        if plain && !global && empty(name) && !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
         }
         rest = &after[e + 1..];
     }
@@ -1740,6 +1738,40 @@ mod tests {
         assert!(
             matches!(&r.attempts[0].target, Target::Refused { why } if why == "hangup"),
             "{r:?}"
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_in_a_dial_string_is_a_warning_not_a_blank_gateway() {
+        let d = dp(&[(
+            "dialplan/a.xml",
+            r#"<include><context name="c">
+  <extension name="out"><condition field="destination_number" expression="^(\d+)$">
+    <action application="bridge" data="sofia/gateway/${gw}/${destination_number}"/>
+  </condition></extension>
+</context></include>"#,
+        )]);
+        let mut call = Call {
+            context: "c".into(),
+            destination: "2125551234".into(),
+            caller_id_number: "1000".into(),
+            vars: BTreeMap::new(),
+            fields: BTreeMap::new(),
+        };
+        let r = d.route(&call);
+        assert_eq!(
+            r.warnings,
+            ["`bridge sofia/gateway/${gw}/${destination_number}`: `${gw}` is unset, so FreeSWITCH dials `sofia/gateway//2125551234`"]
+        );
+        call.vars.insert("gw".into(), "wavix".into());
+        let r = d.route(&call);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert_eq!(
+            r.first(),
+            Some(&Target::Gateway {
+                gateway: "wavix".into(),
+                number: "2125551234".into()
+            })
         );
     }
 
