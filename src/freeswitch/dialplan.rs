@@ -109,6 +109,9 @@ pub struct Dialplan {
     user_params: BTreeMap<String, BTreeMap<String, String>>,
     /// Contexts whose content switchyard does not know (see [`Dialplan::opaque`]).
     opaque: BTreeSet<String>,
+    /// The directory's groups: name → member user ids (pointers included), for
+    /// `${group_call(...)}`.
+    groups: BTreeMap<String, Vec<String>>,
 }
 
 /// One call to evaluate.
@@ -321,6 +324,28 @@ impl Dialplan {
                     }
                 }
             }
+            // Groups with their `include`s expanded (vanilla's `default` group includes
+            // directory/default/*.xml).
+            if rel.starts_with("directory/") && rel.ends_with(".xml") {
+                let text =
+                    preprocess(files, rel, text, &mut dp.globals.clone(), 0).unwrap_or_default();
+                if let Ok(doc) = roxmltree::Document::parse(&strip_preprocess(&text)) {
+                    for g in doc.descendants().filter(|n| n.has_tag_name("group")) {
+                        let Some(name) = g.attribute("name") else {
+                            continue;
+                        };
+                        let members: Vec<String> = g
+                            .descendants()
+                            .filter(|n| n.has_tag_name("user"))
+                            .filter_map(|u| u.attribute("id").map(String::from))
+                            .collect();
+                        dp.groups
+                            .entry(name.to_string())
+                            .or_default()
+                            .extend(members);
+                    }
+                }
+            }
             if rel.starts_with("sip_profiles/") && rel.ends_with(".xml") {
                 let text = substitute(text, &dp.globals);
                 // sip_profiles/NAME.xml or sip_profiles/NAME/*.xml: profile NAME.
@@ -473,6 +498,51 @@ impl Dialplan {
             destination: number.to_string(),
             ..Call::outside("", number)
         })
+    }
+
+    /// `${group_call(GROUP[@DOMAIN][+FLAGS])}` in a dial string answered from the
+    /// directory's groups, as mod_commands.c:985 builds it: each member's dial string
+    /// (shown as `user/ID@DOMAIN`, which FreeSWITCH expands to the same), joined by `,`
+    /// (at once; `+F` one after the other, `|`; `+E` enterprise, `:_:`). A group the
+    /// directory does not have stays an API call (unknown).
+    fn group_calls(&self, data: &str) -> String {
+        let mut out = String::new();
+        let mut rest = data;
+        while let Some(i) = rest.find(API) {
+            let after = &rest[i + API.len()..];
+            let end = after.find(API_END).unwrap_or(after.len());
+            let call = &after[..end];
+            let next = after.get(end + API_END.len_utf8()..).unwrap_or("");
+            let args = call
+                .strip_prefix("group_call(")
+                .and_then(|a| a.strip_suffix(')'));
+            let (group, flags) = args
+                .map(|a| a.split_once('+').unwrap_or((a, "")))
+                .unwrap_or(("", ""));
+            let (name, domain) = group.split_once('@').unwrap_or((group, ""));
+            match (args, self.groups.get(name)) {
+                (Some(_), Some(members)) if !domain.is_empty() => {
+                    let delim = match flags.chars().rev().find(|c| "FAE".contains(*c)) {
+                        Some('F') => "|",
+                        Some('E') => ":_:",
+                        _ => ",",
+                    };
+                    out.push_str(&rest[..i]);
+                    out.push_str(
+                        &members
+                            .iter()
+                            .map(|id| format!("user/{id}@{domain}"))
+                            .collect::<Vec<_>>()
+                            .join(delim),
+                    );
+                }
+                // Left as it was: the API call with its marks.
+                _ => out.push_str(&rest[..rest.len() - next.len()]),
+            }
+            rest = next;
+        }
+        out.push_str(rest);
+        out
     }
 
     /// Evaluate one call at this machine's local time now (see [`Dialplan::route_at`]).
@@ -752,7 +822,8 @@ impl Dialplan {
                 }
                 (Class::Continues, _) => {}
                 (_, "bridge") => {
-                    if opaque {
+                    let data = self.group_calls(&data);
+                    if data.contains(API) {
                         return unknown(
                             r,
                             format!("`bridge {}`: the dial string comes from an API call switchyard cannot evaluate", shown(&data)),
@@ -1772,6 +1843,62 @@ mod tests {
                 gateway: "wavix".into(),
                 number: "2125551234".into()
             })
+        );
+    }
+
+    #[test]
+    fn group_call_rings_the_directory_group_members() {
+        let d = dp(&[
+            (
+                "dialplan/a.xml",
+                r#"<include><context name="c">
+  <extension name="all"><condition field="destination_number" expression="^2000$">
+    <action application="bridge" data="${group_call(sales@d)}"/>
+  </condition></extension>
+  <extension name="in-turn"><condition field="destination_number" expression="^2001$">
+    <action application="bridge" data="${group_call(sales@d+F)}"/>
+  </condition></extension>
+  <extension name="nobody"><condition field="destination_number" expression="^2002$">
+    <action application="bridge" data="${group_call(nosuch@d)}"/>
+  </condition></extension>
+</context></include>"#,
+            ),
+            (
+                "directory/d.xml",
+                r#"<include><domain name="d"><groups>
+  <group name="default"><users>
+    <X-PRE-PROCESS cmd="include" data="d/*.xml"/>
+  </users></group>
+  <group name="sales"><users><user id="7" type="pointer"/><user id="8" type="pointer"/></users></group>
+</groups></domain></include>"#,
+            ),
+            ("directory/d/7.xml", r#"<include><user id="7"/></include>"#),
+            ("directory/d/8.xml", r#"<include><user id="8"/></include>"#),
+        ]);
+        let call = |n: &str| Call {
+            context: "c".into(),
+            destination: n.into(),
+            caller_id_number: "7".into(),
+            vars: BTreeMap::new(),
+            fields: BTreeMap::new(),
+        };
+        let users =
+            |r: &Route| -> Vec<Target> { r.attempts.iter().map(|a| a.target.clone()).collect() };
+        let both = vec![
+            Target::User { user: "7".into() },
+            Target::User { user: "8".into() },
+        ];
+        assert_eq!(users(&d.route(&call("2000"))), both);
+        assert_eq!(users(&d.route(&call("2001"))), both);
+        // The `default` group is read with its includes.
+        assert_eq!(d.groups["default"], ["7", "8"]);
+        let r = d.route(&call("2002"));
+        assert!(
+            r.unknown
+                .as_deref()
+                .unwrap_or("")
+                .contains("group_call(nosuch@d)"),
+            "{r:?}"
         );
     }
 
