@@ -336,6 +336,23 @@ fn with_globals(fs: &FreeSwitch, text: &str) -> String {
     out
 }
 
+/// `route --conf` for `numbers` at FreeSWITCH's time now, then those calls placed and
+/// compared (see [`compare`]): each group of calls gets its own time, so a long test never
+/// straddles an hour the time conditions could see.
+fn check(
+    dir: &std::path::Path,
+    fs: &FreeSwitch,
+    conf: &std::path::Path,
+    from: &[&str],
+    numbers: &[&str],
+    via: Via,
+    context: &str,
+) -> usize {
+    let at = fs_time(fs);
+    let routes = predicted(conf, &at, from, numbers);
+    compare(dir, fs, &routes, via, context, &at)
+}
+
 /// Place every call of `routes` on the real FreeSWITCH at once (`via`, starting in
 /// `context`), read FreeSWITCH's hunts for each back from its log, and compare each hunt
 /// route evaluated with FreeSWITCH's: the context, the extensions that queued actions and
@@ -589,19 +606,34 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     );
     assert_eq!(first(&trunk, "12125551234")["kind"], "refused");
 
-    let public = predicted(&conf, &at, &["--context", "public"], IN_PUBLIC);
-    let n = compare(dir, fs, &user, PHONE, "wavix", &at)
-        + compare(
-            dir,
-            fs,
-            &trunk,
-            Via::Trunk {
-                provider: &w.provider.addr,
-            },
-            "wavix_inbound",
-            &at,
-        )
-        + compare(dir, fs, &public, Via::Outside, "public", &at);
+    let trunk_via = Via::Trunk {
+        provider: &w.provider.addr,
+    };
+    let n = check(
+        dir,
+        fs,
+        &conf,
+        &["--from", "1000"],
+        FROM_USER,
+        PHONE,
+        "wavix",
+    ) + check(
+        dir,
+        fs,
+        &conf,
+        &["--from-trunk", "wavix"],
+        FROM_TRUNK,
+        trunk_via,
+        "wavix_inbound",
+    ) + check(
+        dir,
+        fs,
+        &conf,
+        &["--context", "public"],
+        IN_PUBLIC,
+        Via::Outside,
+        "public",
+    );
     assert_eq!(n, FROM_USER.len() + FROM_TRUNK.len() + IN_PUBLIC.len());
     assert!(n >= 40);
 
@@ -630,23 +662,20 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
         first(&user, "2125551234"),
         serde_json::json!({"kind": "gateway", "gateway": "wavix_ip", "number": "12125551234"})
     );
-    let acl = predicted(
-        &conf,
-        &at,
-        &["--context", "wavix_inbound"],
-        &["16468097065", "+16468097065", "12125551234"],
-    );
+    let acl = &["16468097065", "+16468097065", "12125551234"];
+    let from_provider = Via::FromProviderAddress {
+        provider: &w.provider.addr,
+    };
     assert_eq!(
-        compare(dir, fs, &user, PHONE, "wavix", &at)
-            + compare(
+        check(dir, fs, &conf, &["--from", "1000"], numbers, PHONE, "wavix")
+            + check(
                 dir,
                 fs,
-                &acl,
-                Via::FromProviderAddress {
-                    provider: &w.provider.addr
-                },
-                "wavix_inbound",
-                &at
+                &conf,
+                &["--context", "wavix_inbound"],
+                acl,
+                from_provider,
+                "wavix_inbound"
             ),
         9
     );
@@ -925,8 +954,23 @@ fn route_agrees_with_the_real_freeswitch_on_the_stock_vanilla_tree() {
         user: "1000",
         password: "1234",
     };
-    let n = compare(dir, fs, &user, phone, "default", &at)
-        + compare(dir, fs, &outside, Via::Outside, "public", &at);
+    let n = check(
+        dir,
+        fs,
+        &conf,
+        &["--from", "1000"],
+        VANILLA_FROM_USER,
+        phone,
+        "default",
+    ) + check(
+        dir,
+        fs,
+        &conf,
+        &["--context", "public"],
+        VANILLA_FROM_OUTSIDE,
+        Via::Outside,
+        "public",
+    );
     assert_eq!(n, VANILLA_FROM_USER.len() + VANILLA_FROM_OUTSIDE.len());
     assert!(n >= 60);
 
