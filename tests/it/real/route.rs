@@ -1,9 +1,14 @@
 //! `switchyard route` against the real FreeSWITCH: for a corpus of numbers, as a user dials
 //! them and as the provider delivers them, what `route --conf` predicts is compared with
-//! what FreeSWITCH 1.10.12 does for the same call: a `loopback/NUMBER/CONTEXT` call is
-//! originated and the dialplan's own debug log (`Processing ... in context`, `Action
-//! app(data)`, `ANTI-Action ...`) is read back. Every hunt route evaluated must be the hunt
-//! FreeSWITCH made, action for action; any disagreement fails the test.
+//! what FreeSWITCH 1.10.12 does for the same call, placed as in life: a SIPp phone that
+//! authenticates as the directory user (what a registered phone's call carries:
+//! `sip_authorized`, late negotiation, the user's variables), the provider's Kamailio
+//! relaying to the registered trunk or sending from its own address, a caller from outside
+//! into `public`. The dialplan's own debug log (`Processing ... in context`, `parsing
+//! [ctx->ext]`, `Action app(data)`, `ANTI-Action ...`, `EXECUTE`) is read back per call
+//! (its session UUID). Every hunt route evaluated must be the hunt FreeSWITCH made, action
+//! for action, and the applications FreeSWITCH ran those route says run; any disagreement
+//! fails the test.
 
 use std::time::{Duration, Instant};
 
