@@ -96,11 +96,12 @@ pub fn desired_states<'a>(
     let mut templates = Templates::new(pb.template_dirs());
     inv.select_limited(&play.hosts, limit)
         .into_iter()
-        .map(|h| {
-            (
+        .map(|h| match Inventory::unmanaged(h) {
+            Some(why) => (h, Err(why)),
+            None => (
                 h,
                 desired::build(h, play, &mut templates).map_err(|e| e.to_string()),
-            )
+            ),
         })
         .collect()
 }

@@ -34,7 +34,9 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
         .iter()
         .filter(|h| a.host.as_ref().is_none_or(|n| &h.name == n))
         .collect();
-    if hosts.is_empty() {
+    // An inventory of groups with no hosts yet lists as empty, as in Ansible; a `--host`
+    // that names no host is an error.
+    if hosts.is_empty() && a.host.is_some() {
         return Err(format!(
             "no host `{}` in {}",
             a.host.unwrap_or_default(),

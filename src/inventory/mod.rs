@@ -46,7 +46,10 @@ pub enum InventoryError {
     },
 }
 
+mod ini;
+mod pyliteral;
 mod sources;
+mod toml_source;
 
 /// An inventory as its top-level groups (`all` and any others), before walking.
 type Top = IndexMap<String, Option<RawGroup>>;
@@ -85,16 +88,68 @@ fn merge_group(into: &mut RawGroup, from: RawGroup) {
     }
 }
 
+/// *Decision*: a key other than `hosts`, `vars` and `children` is refused (Ansible warns and
+/// skips it): a typo such as `host:` would otherwise drop hosts without a word.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGroup {
     // IndexMap: hosts keep the order of the file (the default rollout order).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "name_or_map")]
     hosts: Option<IndexMap<String, Option<Vars>>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "name_or_map")]
     vars: Option<Vars>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "name_or_map")]
     children: Option<IndexMap<String, Option<RawGroup>>>,
+}
+
+/// A mapping, or (as ansible-core's yaml.py allows) one bare name standing for a mapping
+/// with that one key and no value: `hosts: pbx1` is `hosts: {pbx1: }`.
+fn name_or_map<'de, D, M, V>(d: D) -> Result<Option<M>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    M: Deserialize<'de> + Default + Extend<(String, V)>,
+    V: Default,
+{
+    use serde::de::{MapAccess, Visitor};
+    struct Vis<M, V>(std::marker::PhantomData<(M, V)>);
+    impl<'de, M, V> Visitor<'de> for Vis<M, V>
+    where
+        M: Deserialize<'de> + Default + Extend<(String, V)>,
+        V: Default,
+    {
+        type Value = Option<M>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a mapping, or one name")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+            let mut m = M::default();
+            m.extend([(name.to_string(), V::default())]);
+            Ok(Some(m))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+            M::deserialize(serde::de::value::MapAccessDeserializer::new(a)).map(Some)
+        }
+    }
+    d.deserialize_option(Vis(std::marker::PhantomData))
+}
+
+/// The group names a parsed source declares, at any depth.
+fn group_names(top: &Top, out: &mut BTreeSet<String>) {
+    for (name, g) in top {
+        out.insert(name.clone());
+        if let Some(children) = g.as_ref().and_then(|g| g.children.as_ref()) {
+            group_names(children, out);
+        }
+    }
 }
 
 /// How switchyard reaches a host.
@@ -105,6 +160,9 @@ pub enum ConnectionKind {
     Ssh,
     /// Run commands on this machine (on the PBX itself, and for the demo fleet).
     Local,
+    /// Another `ansible_connection` (`winrm`, `network_cli`, ...): the host stays in the
+    /// inventory (groups, patterns, variables) and is refused only when a play targets it.
+    Other(String),
 }
 
 /// Everything the transport needs to reach one host.
@@ -270,7 +328,9 @@ impl Inventory {
         })?;
         let mut top: Top = IndexMap::new();
         for p in paths {
-            merge_top(&mut top, sources::read(p)?);
+            let mut known = BTreeSet::new();
+            group_names(&top, &mut known);
+            merge_top(&mut top, sources::read(p, &known)?);
         }
         let mut bases: Vec<PathBuf> = Vec::new();
         for p in paths {
@@ -318,6 +378,15 @@ impl Inventory {
                 .extend(others);
         }
         walk(path, "all", all, None, 0, &mut nodes, &mut order)?;
+        // Ansible always has `ungrouped`, a child of `all`.
+        nodes
+            .entry("ungrouped".into())
+            .or_insert_with(|| GroupNode {
+                depth: 1,
+                vars: Vars::new(),
+                hosts: Vec::new(),
+                parents: BTreeSet::from(["all".to_string()]),
+            });
 
         let origin = path.display().to_string();
         let mut group_secrets: BTreeMap<String, Vec<Secret>> = BTreeMap::new();
@@ -375,6 +444,13 @@ impl Inventory {
                 }
             }
             member.insert("all".into());
+            // `ungrouped` as ansible-core's `reconcile_inventory` computes it: the hosts in
+            // no group but `all` (and `ungrouped`), whichever section defined them.
+            if member.iter().all(|g| g == "all" || g == "ungrouped") {
+                member.insert("ungrouped".into());
+            } else {
+                member.remove("ungrouped");
+            }
             let mut ordered: Vec<&String> = member.iter().collect();
             ordered.sort_by_key(|g| (nodes[*g].depth, (*g).clone()));
             let mut vars = Vars::new();
@@ -469,6 +545,19 @@ impl Inventory {
             h.extra = extra.clone();
         }
         Ok(())
+    }
+
+    /// Why switchyard cannot manage `host` (another `ansible_connection`), if it cannot: a
+    /// play that targets such a host fails for that host with this message, and never
+    /// connects to it; the other hosts of the play go on.
+    pub fn unmanaged(host: &Host) -> Option<String> {
+        match &host.connection.kind {
+            ConnectionKind::Other(c) => Some(format!(
+                "host `{}` has `ansible_connection: {c}`: switchyard manages only `ssh` and `local` hosts (leave it out of the play's `hosts:` or `--limit`)",
+                host.name
+            )),
+            _ => None,
+        }
     }
 
     /// Hosts a play's `hosts:` pattern selects, narrowed by `--limit` when given.
@@ -584,11 +673,15 @@ fn walk(
     }
     node.vars.extend(raw.vars.unwrap_or_default());
     for (pattern, v) in raw.hosts.unwrap_or_default() {
-        let names = expand_hosts(&pattern).map_err(|message| InventoryError::Invalid {
+        let (pattern, port) = host_port(&pattern);
+        let names = expand_hosts(pattern).map_err(|message| InventoryError::Invalid {
             path: path.to_path_buf(),
             message: format!("host `{pattern}`: {message}"),
         })?;
-        let v = v.unwrap_or_default();
+        let mut v = v.unwrap_or_default();
+        if let Some(port) = port {
+            v.entry("ansible_port".into()).or_insert(port);
+        }
         for h in names {
             check_name(path, "host", &h)?;
             if !order.contains(&h) {
@@ -613,6 +706,41 @@ fn walk(
         )?;
     }
     Ok(())
+}
+
+/// A host entry's name and port, as ansible-core's `parse_address` splits them:
+/// `badwolf.example.com:5309` and `[2001:db8::1]:5309` carry a port (which becomes the
+/// host's `ansible_port`); an IPv6 address, or a name with ranges (`www[01:50]`), is all name.
+fn host_port(entry: &str) -> (&str, Option<Value>) {
+    let port = |p: &str| {
+        (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u64>().ok().map(Value::from))
+            .flatten()
+    };
+    if let Some((inner, p)) = entry.strip_prefix('[').and_then(|r| r.rsplit_once("]:")) {
+        if let Some(p) = port(p) {
+            return (inner, Some(p));
+        }
+    }
+    let mut depth = 0i32;
+    let colons: Vec<usize> = entry
+        .char_indices()
+        .filter_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                ':' if depth == 0 => return Some(i),
+                _ => {}
+            }
+            None
+        })
+        .collect();
+    if let [i] = colons[..] {
+        if let Some(p) = port(&entry[i + 1..]).filter(|_| i > 0) {
+            return (&entry[..i], Some(p));
+        }
+    }
+    (entry, None)
 }
 
 /// The most hosts one range pattern may stand for: more is a typo (`[1:100000]`), not a fleet.
@@ -707,14 +835,16 @@ pub fn expand_hosts(pattern: &str) -> Result<Vec<String>, String> {
 }
 
 /// Host and group names end up in file names (`host_vars/NAME.yml`) and reports: refuse
-/// anything that could walk out of a folder or hide in a terminal.
+/// anything that could walk out of a folder or hide in a terminal. Letters and digits of
+/// any script are fine (`příbor`, as in Ansible's own tests); spaces, slashes, control and
+/// formatting characters (bidi overrides) are not. *Decision*: Ansible takes any name.
 fn check_name(path: &Path, what: &str, name: &str) -> Result<(), InventoryError> {
     let ok = !name.is_empty()
         && name != "."
         && name != ".."
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'));
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'));
     if ok {
         Ok(())
     } else {
@@ -840,14 +970,49 @@ impl Host {
             var: var.to_string(),
             message,
         };
-        let kind = match var_str(&vars, &["ansible_connection", "connection"]).as_deref() {
-            None | Some("ssh") | Some("smart") => ConnectionKind::Ssh,
+        let connection = var_str(&vars, &["ansible_connection", "connection"]);
+        let plugin = connection.as_deref().map(|c| {
+            c.strip_prefix("ansible.builtin.")
+                .or_else(|| c.strip_prefix("ansible.legacy."))
+                .unwrap_or(c)
+        });
+        let kind = match plugin {
+            // paramiko speaks SSH too, as switchyard does.
+            None | Some("ssh" | "smart" | "paramiko" | "paramiko_ssh") => ConnectionKind::Ssh,
             Some("local") => ConnectionKind::Local,
-            Some(other) => {
-                return Err(bad(
-                    "connection",
-                    format!("`{other}` is not `ssh` or `local`"),
-                ))
+            // A switch, a Windows host, a container: it belongs to the inventory, and only
+            // a play that targets it is refused (`Inventory::unmanaged`). Its SSH settings
+            // mean nothing to switchyard, so they are not checked.
+            Some(_) => {
+                let other = connection.unwrap_or_default();
+                return Ok(Host {
+                    name: name.to_string(),
+                    groups,
+                    connection: Connection {
+                        kind: ConnectionKind::Other(other),
+                        address: var_str(&vars, &["ansible_host"])
+                            .unwrap_or_else(|| name.to_string()),
+                        port: 0,
+                        user: String::new(),
+                        key_file: None,
+                        become_root: false,
+                        connect_timeout: Duration::ZERO,
+                        command_timeout: Duration::ZERO,
+                        jump: Vec::new(),
+                        retries: 0,
+                    },
+                    vars,
+                    secrets: Vec::new(),
+                    freeswitch: FreeSwitch {
+                        conf_root: String::new(),
+                        owner: String::new(),
+                        group: String::new(),
+                        fs_cli: String::new(),
+                        restart_command: String::new(),
+                    },
+                    warnings: Vec::new(),
+                    extra: Vars::new(),
+                });
             }
         };
         let port = match var_str(&vars, &["ansible_port", "ssh_port"]) {

@@ -198,6 +198,12 @@ impl Transport {
     ) -> Result<Transport, TransportError> {
         let backend = match conn.kind {
             ConnectionKind::Local => Backend::Local(local::Local),
+            ConnectionKind::Other(ref c) => {
+                return Err(TransportError::Connect {
+                    addr: conn.address.clone(),
+                    message: format!("`ansible_connection: {c}` is not one switchyard speaks"),
+                })
+            }
             ConnectionKind::Ssh => {
                 let fut = ssh::Ssh::connect(conn, opts);
                 match tokio::time::timeout(conn.connect_timeout, fut).await {
