@@ -19,19 +19,32 @@ use crate::source::{self, SourceError};
 /// How long an inventory script may take to print its inventory.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(super) fn read(path: &Path) -> Result<Top, InventoryError> {
+/// Who wrote a source's values, which decides whether they may point elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Author {
+    /// A file the operator wrote (YAML, INI): its `{env:}`, `{file:}` and `{vault:}`
+    /// values are resolved on the controller.
+    Operator,
+    /// An inventory script's output: data, never resolved. It often relays a CMDB or a
+    /// cloud API that people other than the operator can write to, and a value there must
+    /// not be able to ask for the controller's environment or files
+    /// (`{"env": "SWITCHYARD_VAULT_PASSWORD"}` would push the vault passphrase to a PBX).
+    Script,
+}
+
+pub(super) fn read(path: &Path) -> Result<(Top, Author), InventoryError> {
     let name = path.to_string_lossy();
     let data_file = [".yml", ".yaml", ".ini", ".json"]
         .iter()
         .any(|x| name.ends_with(x));
     if !data_file && is_executable(path) {
-        return script(path);
+        return Ok((script(path)?, Author::Script));
     }
     let text = source::read_text(path)?;
     if name.ends_with(".ini") || (!data_file && looks_like_ini(&text)) {
-        return ini(path, &text);
+        return Ok((ini(path, &text)?, Author::Operator));
     }
-    Ok(source::parse_yaml(path, &text)?)
+    Ok((source::parse_yaml(path, &text)?, Author::Operator))
 }
 
 fn is_executable(path: &Path) -> bool {
