@@ -8,8 +8,161 @@ use std::process::Command;
 
 use crate::harness::*;
 
+/// Run `sh -c script` as the unprivileged test user: the other local user of the controller.
+fn as_nopriv(script: &str) {
+    require(
+        user_exists(NOPRIV_USER),
+        "unprivileged login `switchyard-nopriv`",
+    );
+    require(
+        Path::new("/usr/sbin/runuser").exists(),
+        "/usr/sbin/runuser (util-linux)",
+    );
+    run(Command::new("/usr/sbin/runuser").args(["-u", NOPRIV_USER, "--", "sh", "-c", script]));
+}
+
 fn mode(p: &Path, m: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+/// Item 11: a `switchyard.toml` another user planted above the job folder, in a sticky
+/// world-writable folder, names an inventory script that would run as root and a
+/// known_hosts of theirs: it is ignored, with a warning naming it and why. A root-owned
+/// file in such a folder is ignored too (its relative paths point where anyone can plant).
+/// A safe one is used and named in one line; the walk stops at a repository root and at the
+/// home folder; `-i` and `--known-hosts` on the command line beat the file.
+#[test]
+fn a_switchyard_toml_is_used_only_when_its_owner_and_modes_are_trusted() {
+    let d = tmp("config-trust");
+    mode(&d, 0o755);
+    let shared = d.join("shared");
+    let job = shared.join("job");
+    std::fs::create_dir_all(&job).unwrap();
+    mode(&shared, 0o1777);
+    let marker = d.join("ran-as-root");
+    // The other user plants a project file and the script it names, as themselves.
+    as_nopriv(&format!(
+        "cd {shared} && printf '#!/bin/sh\\ntouch {marker}\\necho {{}}\\n' > evil && chmod 755 evil && printf 'inventory = \"evil\"\\nknown_hosts = \"kh\"\\n' > switchyard.toml",
+        shared = shared.display(),
+        marker = marker.display()
+    ));
+    let planted = shared.join("switchyard.toml");
+    let out = switchyard_in(&job, &["inventory"], &[]);
+    assert!(!marker.exists(), "the planted inventory script ran as root");
+    assert_eq!(out.code, 2, "no inventory is left to use: {}", out.all());
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&planted).unwrap());
+    assert_ne!(uid, 0, "planted by the other user");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: ignoring {}: it belongs to uid {uid} (another user than you and root)",
+            planted.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("using "), "{}", out.stderr);
+
+    // Root's own file in the sticky folder: its folder is writable by every user.
+    std::fs::remove_file(&planted).unwrap();
+    std::fs::write(&planted, "inventory = \"evil\"\n").unwrap();
+    let out = switchyard_in(&job, &["inventory"], &[]);
+    assert!(!marker.exists(), "the script next to root's file ran");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: ignoring {}: its folder {} is writable by every user (mode 1777)",
+            planted.display(),
+            shared.display()
+        )),
+        "{}",
+        out.stderr
+    );
+
+    // A safe project: used from a subfolder, and named.
+    let fleet = Fleet::new("config-trust", 1);
+    let proj = d.join("proj");
+    std::fs::create_dir_all(proj.join("sub")).unwrap();
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    std::fs::copy(&inv, proj.join("inv.yml")).unwrap();
+    // known_hosts of the project: empty, so a host is only reachable with --known-hosts.
+    std::fs::write(proj.join("kh"), "").unwrap();
+    let toml = proj.join("switchyard.toml");
+    std::fs::write(&toml, "inventory = \"inv.yml\"\nknown_hosts = \"kh\"\n").unwrap();
+    let sub = proj.join("sub");
+    let out = switchyard_in(&sub, &["inventory"], &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with("using "))
+            .collect::<Vec<_>>(),
+        [format!("using {}", toml.display())],
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("pbx1"), "{}", out.stdout);
+
+    // The file's known_hosts (empty) is used when the command line names none: the host's key
+    // is unknown. `--known-hosts` beats it; `-i` beats its inventory.
+    let pb = repo("playbooks/wavix.yml");
+    let out = switchyard_in(&sub, &["apply", &pb, "--check"], &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all()
+            .contains(&format!("is not in {}", proj.join("kh").display())),
+        "{}",
+        out.all()
+    );
+    let fleet_kh = fleet.known_hosts.to_str().unwrap();
+    let out = switchyard_in(
+        &sub,
+        &["apply", &pb, "--check", "--known-hosts", fleet_kh],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let other = d.join("other.ini");
+    std::fs::write(&other, "[pbx]\nsolo ansible_connection=local\n").unwrap();
+    let out = switchyard_in(&sub, &["inventory", "-i", other.to_str().unwrap()], &[]);
+    assert!(
+        out.stdout.contains("solo") && !out.stdout.contains("pbx1"),
+        "{}",
+        out.all()
+    );
+
+    // Group-writable is refused as well.
+    mode(&toml, 0o664);
+    let out = switchyard_in(&sub, &["inventory"], &[]);
+    assert!(
+        out.stderr
+            .contains("it is writable by its group (mode 0664)"),
+        "{}",
+        out.stderr
+    );
+    mode(&toml, 0o644);
+
+    // The walk stops at a repository root, and at the home folder.
+    std::fs::create_dir(sub.join(".git")).unwrap();
+    let out = switchyard_in(&sub, &["inventory"], &[]);
+    assert_eq!(
+        out.code,
+        2,
+        "the file above the repository was used: {}",
+        out.all()
+    );
+    std::fs::remove_dir(sub.join(".git")).unwrap();
+    let out = switchyard_in(&sub, &["inventory"], &[("HOME", sub.to_str().unwrap())]);
+    assert_eq!(
+        out.code,
+        2,
+        "the file above the home folder was used: {}",
+        out.all()
+    );
+    let out = switchyard_in(&sub, &["inventory"], &[("HOME", proj.to_str().unwrap())]);
+    assert_eq!(
+        out.code,
+        0,
+        "the home folder's own file is used: {}",
+        out.all()
+    );
 }
 
 /// Item 12: an inventory script's output is data. Values shaped like `{env: ...}` and
