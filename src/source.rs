@@ -40,17 +40,92 @@ pub fn read_text(path: &Path) -> Result<String, SourceError> {
         path: path.to_path_buf(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.len() > MAX_INPUT_BYTES {
-        return Err(SourceError::TooLarge {
+    // Bounded while reading, not by the size the file claims: `/dev/zero` claims 0 bytes.
+    // A pipe is still read (`-i <(make-inventory)` is a process substitution).
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let bytes = read_at_most(file, MAX_INPUT_BYTES).map_err(|e| match e {
+        FileRefusal::Io(e) => read_err(e),
+        _ => SourceError::TooLarge {
             path: path.to_path_buf(),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(read_err)?;
+        },
+    })?;
     String::from_utf8(bytes).map_err(|e| SourceError::NotUtf8 {
         path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to(),
     })
+}
+
+/// Why a file was not read by [`read_regular`] or [`read_at_most`]. The messages say what
+/// the file is, never what it holds (these files may hold secrets).
+#[derive(Debug, thiserror::Error)]
+pub enum FileRefusal {
+    #[error("cannot read it: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    #[error("it is larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+/// What kind of file `m` describes, for [`FileRefusal::NotRegular`].
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// Open `path` only if it is a regular file (a link to one is followed), and give its
+/// metadata as seen on the opened file. Checked before opening, so a device is never opened
+/// (opening some has effects), and again on the opened file, which is what is read: the
+/// open itself is non-blocking, so a FIFO swapped in between cannot hang the run.
+pub fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), FileRefusal> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let before = std::fs::metadata(path)?;
+    if !before.is_file() {
+        return Err(FileRefusal::NotRegular(file_kind(&before)));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(FileRefusal::NotRegular(file_kind(&meta)));
+    }
+    Ok((file, meta))
+}
+
+/// Read everything from `r`, refusing more than `limit` bytes as soon as they arrive (never
+/// trusting a size the file claims).
+pub fn read_at_most(r: impl std::io::Read, limit: u64) -> Result<Vec<u8>, FileRefusal> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    r.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(FileRefusal::TooLarge(limit));
+    }
+    Ok(buf)
+}
+
+/// A regular file's bytes, at most `limit` of them ([`open_regular`], [`read_at_most`]).
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, FileRefusal> {
+    let (file, meta) = open_regular(path)?;
+    if meta.len() > limit {
+        return Err(FileRefusal::TooLarge(limit));
+    }
+    read_at_most(file, limit)
 }
 
 /// Parse YAML text into `T`, mapping parser and type errors to `file:line:col`.

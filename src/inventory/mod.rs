@@ -259,10 +259,16 @@ fn resolve(
             let value = match kind.as_str() {
                 "env" => std::env::var(arg)
                     .map_err(|_| err(format!("environment variable `{arg}` is not set")))?,
-                "file" => std::fs::read_to_string(arg)
-                    .map_err(|e| err(format!("cannot read secret file {arg}: {e}")))?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string(),
+                "file" => {
+                    let refused = |e: source::FileRefusal| err(format!("secret file {arg}: {e}"));
+                    let bytes =
+                        source::read_regular(Path::new(arg), crate::secret::MAX_SECRET_BYTES)
+                            .map_err(refused)?;
+                    String::from_utf8(bytes)
+                        .map_err(|_| err(format!("secret file {arg}: it is not valid UTF-8")))?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string()
+                }
                 _ => vault.decrypt_str(arg, var)?,
             };
             secrets.push(Secret::new(value.clone()));
@@ -291,6 +297,38 @@ fn resolve_vars(
 ) -> Result<(), InventoryError> {
     for (k, v) in vars.iter_mut() {
         resolve(v, k, origin, vault, secrets)?;
+    }
+    Ok(())
+}
+
+/// The secrets each group's inline variables (and its hosts' inline variables) resolved to.
+type GroupSecrets = BTreeMap<String, Vec<Secret>>;
+
+/// [`resolve_vars`] over every group of a source as written, before walking: a group's
+/// secrets are filed under its name, whichever source or place in the tree named it.
+fn resolve_top(
+    top: &mut Top,
+    origin: &str,
+    vault: &Vault,
+    secrets: &mut GroupSecrets,
+) -> Result<(), InventoryError> {
+    for (name, group) in top.iter_mut() {
+        let Some(group) = group else { continue };
+        let mine = secrets.entry(name.clone()).or_default();
+        if let Some(vars) = group.vars.as_mut() {
+            resolve_vars(vars, origin, vault, mine)?;
+        }
+        for vars in group
+            .hosts
+            .iter_mut()
+            .flat_map(|h| h.values_mut())
+            .flatten()
+        {
+            resolve_vars(vars, origin, vault, mine)?;
+        }
+        if let Some(children) = group.children.as_mut() {
+            resolve_top(children, origin, vault, secrets)?;
+        }
     }
     Ok(())
 }
@@ -327,10 +365,17 @@ impl Inventory {
             message: "no inventory given".into(),
         })?;
         let mut top: Top = IndexMap::new();
+        let mut group_secrets = GroupSecrets::new();
         for p in paths {
             let mut known = BTreeSet::new();
             group_names(&top, &mut known);
-            merge_top(&mut top, sources::read(p, &known)?);
+            // Resolved per source, before merging, because only here is it known who wrote
+            // a value (see `sources::Author`).
+            let (mut t, author) = sources::read(p, &known)?;
+            if author == sources::Author::Operator {
+                resolve_top(&mut t, &p.display().to_string(), vault, &mut group_secrets)?;
+            }
+            merge_top(&mut top, t);
         }
         let mut bases: Vec<PathBuf> = Vec::new();
         for p in paths {
@@ -339,7 +384,7 @@ impl Inventory {
                 bases.push(b);
             }
         }
-        Inventory::from_top(first, &bases, top, vault)
+        Inventory::from_top(first, &bases, top, vault, group_secrets)
     }
 
     /// Parse inventory text (group_vars/ and host_vars/ are looked up beside `path`).
@@ -348,9 +393,16 @@ impl Inventory {
     }
 
     fn parse_with(path: &Path, text: &str, vault: &Vault) -> Result<Inventory, InventoryError> {
-        let top: Top = source::parse_yaml(path, text)?;
+        let mut top: Top = source::parse_yaml(path, text)?;
+        let mut group_secrets = GroupSecrets::new();
+        resolve_top(
+            &mut top,
+            &path.display().to_string(),
+            vault,
+            &mut group_secrets,
+        )?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        Inventory::from_top(path, &[base], top, vault)
+        Inventory::from_top(path, &[base], top, vault, group_secrets)
     }
 
     fn from_top(
@@ -358,6 +410,7 @@ impl Inventory {
         bases: &[PathBuf],
         top: Top,
         vault: &Vault,
+        mut group_secrets: GroupSecrets,
     ) -> Result<Inventory, InventoryError> {
         let mut nodes: BTreeMap<String, GroupNode> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
@@ -388,24 +441,6 @@ impl Inventory {
                 parents: BTreeSet::from(["all".to_string()]),
             });
 
-        let origin = path.display().to_string();
-        let mut group_secrets: BTreeMap<String, Vec<Secret>> = BTreeMap::new();
-        for (g, node) in nodes.iter_mut() {
-            resolve_vars(
-                &mut node.vars,
-                &origin,
-                vault,
-                group_secrets.entry(g.clone()).or_default(),
-            )?;
-            for (_, hv) in node.hosts.iter_mut() {
-                resolve_vars(
-                    hv,
-                    &origin,
-                    vault,
-                    group_secrets.entry(g.clone()).or_default(),
-                )?;
-            }
-        }
         let mut group_file_vars: BTreeMap<String, Vars> = BTreeMap::new();
         for g in nodes.keys() {
             for base in bases {

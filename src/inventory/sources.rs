@@ -21,9 +21,25 @@ use crate::source;
 /// How long an inventory script may take to print its inventory.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Read one source. `known` are the groups earlier sources declared (an INI
-/// `[x:children]` may name them, as in Ansible).
-pub(super) fn read(path: &Path, known: &BTreeSet<String>) -> Result<Top, InventoryError> {
+/// Who wrote a source's values, which decides whether they may point elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Author {
+    /// A file the operator wrote (YAML, INI): its `{env:}`, `{file:}` and `{vault:}`
+    /// values are resolved on the controller.
+    Operator,
+    /// An inventory script's output: data, never resolved. It often relays a CMDB or a
+    /// cloud API that people other than the operator can write to, and a value there must
+    /// not be able to ask for the controller's environment or files
+    /// (`{"env": "SWITCHYARD_VAULT_PASSWORD"}` would push the vault passphrase to a PBX).
+    Script,
+}
+
+/// Read one source, and say who wrote it. `known` are the groups earlier sources declared
+/// (an INI `[x:children]` may name them, as in Ansible).
+pub(super) fn read(
+    path: &Path,
+    known: &BTreeSet<String>,
+) -> Result<(Top, Author), InventoryError> {
     let name = path.to_string_lossy();
     let data_file = [".yml", ".yaml", ".ini", ".toml", ".json"]
         .iter()
@@ -32,18 +48,18 @@ pub(super) fn read(path: &Path, known: &BTreeSet<String>) -> Result<Top, Invento
         // `-i inventory.sh` is the file in the current folder, as for Ansible: a name
         // without a slash would otherwise be looked up on PATH.
         if path.parent() == Some(Path::new("")) {
-            return script(&Path::new(".").join(path));
+            return Ok((script(&Path::new(".").join(path))?, Author::Script));
         }
-        return script(path);
+        return Ok((script(path)?, Author::Script));
     }
     let text = source::read_text(path)?;
     if name.ends_with(".toml") {
-        return toml_source::read(path, &text);
+        return Ok((toml_source::read(path, &text)?, Author::Operator));
     }
     if name.ends_with(".ini") || (!data_file && ini::looks_like_ini(&text)) {
-        return ini::ini(path, &text, known);
+        return Ok((ini::ini(path, &text, known)?, Author::Operator));
     }
-    Ok(source::parse_yaml(path, &text)?)
+    Ok((source::parse_yaml(path, &text)?, Author::Operator))
 }
 
 fn is_executable(path: &Path) -> bool {

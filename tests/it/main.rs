@@ -14,6 +14,7 @@ mod hostile;
 mod hostkeys;
 mod inputs;
 mod lint;
+mod local_trust;
 mod real;
 mod reload;
 mod review;
