@@ -38,6 +38,10 @@ pub struct MeasureArgs {
     /// Write the chosen primary and failover region of each host to host_vars/HOST.yml beside the inventory, for review
     #[arg(long, value_name = "WHERE")]
     pub write: Option<WriteTo>,
+    /// Give up on a PBX that has not finished after SECONDS (default: set-up, the pings and
+    /// the last one's timeout, clean-up: 130 s with the default samples and interval)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: Option<u64>,
     /// Print the measurements as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -102,12 +106,17 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
     for h in &without {
         eprintln!("{h}: no `wavix_regions`, not measured");
     }
+    let budget = a
+        .timeout
+        .map(std::time::Duration::from_secs)
+        .unwrap_or_else(|| crate::measure::default_budget(a.samples, a.interval));
     eprintln!(
-        "measuring {} PBX(es): {} OPTIONS pings per region, every {} s (about {} s)",
+        "measuring {} PBX(es): {} OPTIONS pings per region, every {} s (about {} s each; one not done after {} s is given up)",
         targets.len(),
         a.samples,
         a.interval,
-        a.interval * (a.samples + 1)
+        a.interval * (a.samples + 1),
+        budget.as_secs()
     );
     let results = crate::measure::measure(
         targets,
@@ -116,13 +125,18 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
             samples: a.samples,
             interval: a.interval,
             forks: opts.forks,
+            budget,
         }),
+        // Each PBX's ranking as soon as it is measured; JSON is one document, at the end.
+        |r| {
+            if !a.json {
+                print!("{}", render(std::slice::from_ref(r), a.samples));
+            }
+        },
     )
     .await;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
-    } else {
-        print!("{}", render(&results, a.samples));
     }
     if let Some(WriteTo::HostVars) = a.write {
         let inventories = cx.inventories(&a.inputs.inventory)?;

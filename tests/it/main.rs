@@ -15,6 +15,7 @@ mod hostile;
 mod hostkeys;
 mod inputs;
 mod lint;
+mod measure;
 mod real;
 mod reload;
 mod review;
