@@ -110,10 +110,22 @@ pub fn write(path: &Path, data: &[u8]) -> io::Result<()> {
     replace(path, data, was.as_ref())
 }
 
+/// Replace (or create) `path` with `data` readable by its writer alone (0600, owned by the
+/// user running switchyard), whatever the file there was: for decrypted secrets and keys.
+pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    let was = existing(path)?;
+    put(path, data, was.as_ref(), Some(0o600))
+}
+
 /// Replace `path`, which was `was` when its content was read, with `data`. Refused when the
 /// name now holds another file (or a file appeared or went away): whatever `data` was made
 /// from is no longer what is there. The new file gets `was`'s mode and owner.
 pub fn replace(path: &Path, data: &[u8], was: Option<&Existing>) -> io::Result<()> {
+    put(path, data, was, None)
+}
+
+/// [`replace`], with the new file's mode `forced` (and its owner the writer) if given.
+fn put(path: &Path, data: &[u8], was: Option<&Existing>, forced: Option<u32>) -> io::Result<()> {
     let now = existing(path)?;
     let id = |e: Option<&Existing>| e.map(|e| (e.dev, e.ino));
     if id(now.as_ref()) != id(was) {
@@ -131,7 +143,7 @@ pub fn replace(path: &Path, data: &[u8], was: Option<&Existing>) -> io::Result<(
         .to_string_lossy()
         .into_owned();
     let (tmp, mut f) = create_temp(dir, &name)?;
-    let done = fill(&mut f, data, was)
+    let done = fill(&mut f, data, was, forced)
         .and_then(|_| std::fs::rename(&tmp, path))
         .and_then(|_| File::open(dir)?.sync_all());
     if done.is_err() {
@@ -162,11 +174,12 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
 }
 
 /// Content, owner and mode of the temp file, then synced.
-fn fill(f: &mut File, data: &[u8], was: Option<&Existing>) -> io::Result<()> {
+fn fill(f: &mut File, data: &[u8], was: Option<&Existing>, forced: Option<u32>) -> io::Result<()> {
     f.write_all(data)?;
-    let mode = match was {
-        None => NEW_FILE_MODE,
-        Some(w) => {
+    let mode = match (forced, was) {
+        (Some(mode), _) => mode,
+        (None, None) => NEW_FILE_MODE,
+        (None, Some(w)) => {
             let mine = f.metadata()?;
             if (mine.uid(), mine.gid()) != (w.uid, w.gid) {
                 // Root keeps both; anyone else keeps the group if a member of it.
@@ -286,6 +299,10 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("host.yml")]);
+        // Private: 0600 whatever the file was.
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&p, b"secret\n").unwrap();
+        assert_eq!(mode(&p), 0o600);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

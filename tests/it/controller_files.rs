@@ -87,3 +87,46 @@ fn the_history_is_private_and_a_readable_one_is_reported() {
     // Left as it is: its owner may mean to share it.
     assert_eq!(mode(&history), 0o644);
 }
+
+/// The same rule for the vault, which writes beside group_vars and host_vars: its old
+/// predictable `NAME.switchyard-tmp`, planted as a link, is never written through, and a
+/// decrypted file is 0600 even over a 0644 one.
+#[test]
+fn the_vault_never_writes_through_a_planted_link() {
+    let dir = tmp("vault-link");
+    let plain = dir.join("pbx.yml");
+    std::fs::write(&plain, "wavix_password: hunter2-long-secret\n").unwrap();
+    let victim = dir.join("root-only.conf");
+    std::fs::write(&victim, "root only\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("pbx.switchyard-tmp")).unwrap();
+    let env = [("SWITCHYARD_VAULT_PASSWORD", "correct horse battery")];
+    let out = switchyard_env(&["vault", "encrypt", plain.to_str().unwrap()], &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root only\n");
+    let age = dir.join("pbx.age");
+    assert!(std::fs::read_to_string(&age)
+        .unwrap()
+        .contains("AGE ENCRYPTED"));
+    assert_eq!(mode(&age), 0o600);
+
+    let back = dir.join("back.yml");
+    std::fs::write(&back, "").unwrap();
+    std::fs::set_permissions(&back, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = switchyard_env(
+        &[
+            "vault",
+            "decrypt",
+            age.to_str().unwrap(),
+            "--out",
+            back.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        std::fs::read_to_string(&back).unwrap(),
+        "wavix_password: hunter2-long-secret\n"
+    );
+    assert_eq!(mode(&back), 0o600);
+}
