@@ -77,6 +77,8 @@ pub fn run(cmd: VaultCommand, cx: &Context) -> CommandResult {
             }
         }
         VaultCommand::Edit { file } => {
+            // A link is refused before the editor opens, not after the edits are made.
+            crate::atomic_file::existing(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let plain = vault.decrypt(&read(&file)?, Some(&file.display().to_string()))?;
             let dir = std::env::temp_dir().join(format!("switchyard-vault-{}", std::process::id()));
             {
