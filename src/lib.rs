@@ -23,6 +23,7 @@
 //! - [`vault`]: age-encrypted secrets; [`secret`] keeps every secret out of output;
 //! - [`config`]: `switchyard.toml`, a project's defaults;
 //! - [`clock`] and [`xml`]: small leaves (time, XML escaping and well-formedness);
+//!   [`atomic_file`]: files the controller replaces, never through a planted link;
 //! - [`cli`]: global options and dispatch; [`commands`]: one module per verb; [`exit`]: the
 //!   one place outcomes and errors become exit codes.
 
@@ -57,6 +58,7 @@ mod output {
     }
 }
 
+pub mod atomic_file;
 pub mod cli;
 pub mod clock;
 pub mod commands;
