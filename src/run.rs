@@ -506,11 +506,11 @@ async fn process_host(
 /// `-v`: `pbx1: gather 12.3 ms exit 0`; `-vv`: with the command, the host's `fs_cli` line
 /// (which may carry the event socket password) shown as `<fs_cli>`, every secret masked.
 fn trace(host: &Host, red: &crate::secret::Redactor, verbose: u8) -> crate::transport::Trace {
-    let (name, fs_cli, red) = (
-        host.name.clone(),
-        host.freeswitch.fs_cli.clone(),
-        red.clone(),
-    );
+    // The line as the steps program carries it: its password (if any) taken out.
+    let fs_cli = script::FsCli::parse(&host.freeswitch.fs_cli)
+        .map(|c| c.line)
+        .unwrap_or_else(|_| host.freeswitch.fs_cli.clone());
+    let (name, red) = (host.name.clone(), red.clone());
     Arc::new(
         move |cmd: &str, stdin: usize, took: Duration, outcome: &str| {
             let mut line = format!(
@@ -565,6 +565,22 @@ fn redact_report(r: &mut HostReport, red: &crate::secret::Redactor) {
     }
 }
 
+/// The host's `freeswitch_max_file_bytes` (default [`facts::DEFAULT_MAX_FILE_BYTES`]): a
+/// managed file larger than this is refused on the host, unread.
+fn max_file_bytes(host: &Host) -> Result<u64, String> {
+    let Some(v) = host.vars.get("freeswitch_max_file_bytes") else {
+        return Ok(facts::DEFAULT_MAX_FILE_BYTES);
+    };
+    let n = match v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    n.filter(|n| *n > 0).ok_or_else(|| {
+        format!("freeswitch_max_file_bytes: `{v}` is not a positive number of bytes")
+    })
+}
+
 async fn pipeline(
     t: &mut Transport,
     host: &Host,
@@ -577,7 +593,15 @@ async fn pipeline(
     let mut paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
     paths.push(&record_path);
     paths.push(&marker_path);
-    let mut facts = match facts::gather(t, &desired.conf_root, &paths).await {
+    let limit = match max_file_bytes(host) {
+        Ok(l) => l,
+        Err(e) => return r.fail(ErrorKind::Gather, e),
+    };
+    // A password fs_cli could not be handed is refused before anything is written.
+    if let Err(e) = script::FsCli::parse(&host.freeswitch.fs_cli) {
+        return r.fail(ErrorKind::Gather, e);
+    }
+    let mut facts = match facts::gather(t, &desired.conf_root, &paths, limit).await {
         Ok(f) => f,
         Err(e) => return r.fail(ErrorKind::Gather, e.to_string()),
     };
@@ -601,7 +625,7 @@ async fn pipeline(
         desired
     } else {
         let paths: Vec<&str> = stale.iter().map(|f| f.path.as_str()).collect();
-        match facts::gather(t, &desired.conf_root, &paths).await {
+        match facts::gather(t, &desired.conf_root, &paths, limit).await {
             Ok(more) => facts.extend(more),
             Err(e) => return r.fail(ErrorKind::Gather, e.to_string()),
         }
@@ -1045,12 +1069,24 @@ async fn run_steps(
     let mut from = 0;
     loop {
         let actions: Vec<Action> = steps[from..].iter().map(|x| x.0.clone()).collect();
-        let cmd = script::steps(
+        let sent = script::steps(
             &host.freeswitch.fs_cli,
             &host.freeswitch.restart_command,
             &actions,
         );
-        let out = match t.exec(&cmd, &[]).await {
+        let (cmd, stdin) = match sent {
+            Ok(x) => x,
+            Err(e) => {
+                return (
+                    results,
+                    Some(StepFailure {
+                        message: e,
+                        kind: ErrorKind::StepFailed,
+                    }),
+                )
+            }
+        };
+        let out = match t.exec(&cmd, &stdin).await {
             Ok(o) => o,
             Err(e) => {
                 return (
@@ -1120,15 +1156,15 @@ async fn run_steps(
 
 /// Before a disruptive step: wait (up to `timeout`) for active calls to end.
 async fn drain(t: &mut Transport, host: &Host, timeout: Duration) -> Result<(), String> {
-    let cmd = script::steps(
+    let (cmd, stdin) = script::steps(
         &host.freeswitch.fs_cli,
         "true",
         &[Action::Api("show calls count".into())],
-    );
+    )?;
     let deadline = Instant::now() + timeout;
     loop {
         let out = t
-            .exec(&cmd, &[])
+            .exec(&cmd, &stdin)
             .await
             .map_err(|e| format!("cannot count active calls: {e}"))?;
         let parts = script::split_steps(&out.stdout_text());
