@@ -145,6 +145,7 @@ pub fn route_findings(host: &Host, d: &HostDesired, play: &Play) -> Vec<Finding>
         check: "route-test",
         message: d.redactor.redact(&message),
         fix: "fix the dialplan, or the route test if the new route is intended".into(),
+        allowed: None,
     };
     let dp = match offline_dialplan(d) {
         Ok(dp) => dp,
