@@ -103,7 +103,11 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode, style: Style) -> 
             (None, Severity::Error) => "lint error",
             (None, Severity::Warning) => "lint warn ",
         };
-        let _ = writeln!(s, "  {sev} {}:{}: [{}] {}", f.file, f.line, f.check, f.message);
+        let _ = writeln!(
+            s,
+            "  {sev} {}:{}: [{}] {}",
+            f.file, f.line, f.check, f.message
+        );
         if let Some(why) = &f.allowed {
             let _ = writeln!(s, "             allowed: {why}");
         }

@@ -240,7 +240,12 @@ pub fn offline_dialplan(
 }
 
 /// Lint what can be known before connecting: host settings and whole rendered files.
-pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
+/// `lint_allow` is the play's (rule → reason); files may allow rules for themselves.
+pub fn lint_desired(
+    host: &Host,
+    d: &HostDesired,
+    lint_allow: &BTreeMap<String, String>,
+) -> Vec<Finding> {
     // Whole files as rendered; files a play only edits in place, over the stock version
     // switchyard ships (an inverted RTP range is caught here, offline, not only at apply).
     let files: BTreeMap<String, String> = d
@@ -261,6 +266,7 @@ pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
         .collect();
     let mut out = lint::lint(Some(&host.name), &files);
     out.extend(lint::lint_install(&host.name, &host.freeswitch));
+    lint::apply_allows(&mut out, &files, lint_allow);
     for f in &mut out {
         f.message = d.redactor.redact(&f.message);
         f.fix = d.redactor.redact(&f.fix);
@@ -325,14 +331,11 @@ pub async fn run_play(
     let mut findings = Vec::new();
     for (h, d) in &hosts {
         if let Ok(d) = d {
-            findings.extend(lint_desired(h, d));
+            findings.extend(lint_desired(h, d, &play.lint_allow));
             findings.extend(route_findings(h, d, play));
         }
     }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
+    let errors = findings.iter().filter(|f| f.blocks()).count();
     if errors > 0 && opts.mode == Mode::Apply {
         return Err(RunError::Lint { errors, findings });
     }
@@ -354,6 +357,7 @@ pub async fn run_play(
         saved_plan: opts.saved_plan.clone(),
         gateway_snapshot: opts.gateway_snapshot,
         verbose: opts.verbose,
+        lint_allow: play.lint_allow.clone(),
     });
 
     let mut reports: Vec<HostReport> = Vec::new();
@@ -460,6 +464,8 @@ struct HostSettings {
     saved_plan: Option<Arc<crate::plan::SavedPlan>>,
     gateway_snapshot: bool,
     verbose: u8,
+    /// The play's `lint_allow:` (rule → reason).
+    lint_allow: BTreeMap<String, String>,
 }
 
 async fn process_host(
@@ -625,10 +631,11 @@ async fn pipeline(
                 .map(|t| (f.rel.clone(), t))
         })
         .collect();
-    let post = lint::lint(Some(&host.name), &finals);
+    let mut post = lint::lint(Some(&host.name), &finals);
+    lint::apply_allows(&mut post, &finals, &s.lint_allow);
     let post_errors: Vec<String> = post
         .iter()
-        .filter(|f| f.severity == Severity::Error)
+        .filter(|f| f.blocks())
         .map(|f| format!("{}:{}: {}", f.file, f.line, f.message))
         .collect();
     for f in post {

@@ -208,14 +208,26 @@ pub fn read_conf_tree(
             Ok(e) => e,
             Err(e) if d == dir => return Err(read_err(e)),
             Err(e) => {
-                let rel = d.strip_prefix(dir).unwrap_or(&d).to_string_lossy().into_owned();
-                notes.push((rel, 0, format!("folder not read ({e}): nothing in it was checked")));
+                let rel = d
+                    .strip_prefix(dir)
+                    .unwrap_or(&d)
+                    .to_string_lossy()
+                    .into_owned();
+                notes.push((
+                    rel,
+                    0,
+                    format!("folder not read ({e}): nothing in it was checked"),
+                ));
                 continue;
             }
         };
         for e in entries {
             let p = e.map_err(read_err)?.path();
-            let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
+            let rel = p
+                .strip_prefix(dir)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
             if p.is_dir() {
                 stack.push(p);
                 continue;
@@ -224,9 +236,9 @@ pub fn read_conf_tree(
                 continue;
             }
             let bytes = match std::fs::metadata(&p) {
-                Ok(m) if m.len() > MAX_INPUT_BYTES => Err(format!(
-                    "larger than {MAX_INPUT_BYTES} bytes, not read"
-                )),
+                Ok(m) if m.len() > MAX_INPUT_BYTES => {
+                    Err(format!("larger than {MAX_INPUT_BYTES} bytes, not read"))
+                }
                 Ok(_) => std::fs::read(&p).map_err(|e| format!("not read ({e})")),
                 Err(e) => Err(format!("not read ({e})")),
             };

@@ -55,7 +55,7 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
                 let d = d.map_err(|e| format!("{}: {e}", h.name))?;
                 hosts.insert(h.name.clone());
                 files += d.files.len();
-                findings.extend(crate::run::lint_desired(h, &d));
+                findings.extend(crate::run::lint_desired(h, &d, &play.lint_allow));
                 findings.extend(crate::run::route_findings(h, &d, play));
             }
         }

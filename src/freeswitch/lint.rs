@@ -255,41 +255,89 @@ fn dropped_with(line: &str, visible: &str, tag: &str) -> Option<String> {
 /// Every rule lint knows, with what it checks: the names `lint_allow:` and
 /// `<!-- switchyard: allow(RULE): REASON -->` accept (README "Lint" lists them too).
 pub const RULES: &[(&str, &str)] = &[
-    ("action-order", "a `set`/`export` placed after the bridge it should affect"),
+    (
+        "action-order",
+        "a `set`/`export` placed after the bridge it should affect",
+    ),
     ("allow", "an allow comment without a known rule or a reason"),
-    ("condition-field", "a condition on a name that is no caller-profile field"),
+    (
+        "condition-field",
+        "a condition on a name that is no caller-profile field",
+    ),
     ("conf-root", "an inventory conf root in the wrong case"),
-    ("context-missing", "a gateway or user sent to a context no dialplan defines"),
+    (
+        "context-missing",
+        "a gateway or user sent to a context no dialplan defines",
+    ),
     ("context-unused", "a context no gateway or user reaches"),
     ("e164", "a DID or caller ID that is not E.164"),
     ("failover", "a second bridge that is never reached"),
-    ("failover-causes", "`continue_on_fail=true` between gateways"),
-    ("gateway-credentials", "a registering gateway without username or with an empty or placeholder password"),
+    (
+        "failover-causes",
+        "`continue_on_fail=true` between gateways",
+    ),
+    (
+        "gateway-credentials",
+        "a registering gateway without username or with an empty or placeholder password",
+    ),
     ("gateway-duplicate", "two gateways with one name"),
-    ("gateway-missing", "a bridge to a gateway the host does not define"),
+    (
+        "gateway-missing",
+        "a bridge to a gateway the host does not define",
+    ),
     ("gateway-name", "a gateway name mod_sofia refuses"),
-    ("gateway-noreg", "registration params on a gateway that does not register"),
+    (
+        "gateway-noreg",
+        "registration params on a gateway that does not register",
+    ),
     ("gateway-param", "a param mod_sofia does not read"),
     ("gateway-realm", "a gateway with neither realm nor proxy"),
     ("gateway-unincluded", "a gateway file no profile includes"),
-    ("inbound-did", "a registering gateway without `extension`: DIDs never reach the dialplan"),
-    ("inbound-ip-auth", "an IP-authenticated gateway whose calls land in another context"),
+    (
+        "inbound-did",
+        "a registering gateway without `extension`: DIDs never reach the dialplan",
+    ),
+    (
+        "inbound-ip-auth",
+        "an IP-authenticated gateway whose calls land in another context",
+    ),
     ("include-line", "a line the pre-processor drops whole"),
-    ("not-evaluated", "a part of the tree lint could not read as it is"),
+    (
+        "not-evaluated",
+        "a part of the tree lint could not read as it is",
+    ),
     ("owner", "an inventory owner or group in the wrong case"),
-    ("password-weak", "a directory password that is empty, a placeholder or easily guessed"),
+    (
+        "password-weak",
+        "a directory password that is empty, a placeholder or easily guessed",
+    ),
     ("preprocess-cmd", "an unknown pre-process command"),
     ("preprocess-misspelt", "a misspelt `X-PRE-PROCESS`"),
-    ("preprocess-quotes", "a pre-process line without double quotes"),
-    ("preprocess-split", "a pre-process directive over several lines"),
-    ("redial", "a failover bridge that dials again after a normal call"),
+    (
+        "preprocess-quotes",
+        "a pre-process line without double quotes",
+    ),
+    (
+        "preprocess-split",
+        "a pre-process directive over several lines",
+    ),
+    (
+        "redial",
+        "a failover bridge that dials again after a normal call",
+    ),
     ("regex", "an expression PCRE refuses"),
     ("route-test", "a play's route test the configuration breaks"),
     ("rtp-range", "an RTP port range that is invalid"),
     ("stun-set-literal", "`stun-set` of a literal address"),
-    ("toll-fraud", "trunk callers routed back out through a trunk"),
+    (
+        "toll-fraud",
+        "trunk callers routed back out through a trunk",
+    ),
     ("undefined-var", "a `$${var}` nothing defines"),
-    ("wrong-path", "a file written where FreeSWITCH never reads it"),
+    (
+        "wrong-path",
+        "a file written where FreeSWITCH never reads it",
+    ),
     ("xml", "XML that is not well-formed"),
 ];
 
@@ -349,7 +397,10 @@ pub fn apply_allows(
                     allowed: None,
                 });
             } else {
-                by_file.entry(rel.as_str()).or_default().push((rule, reason));
+                by_file
+                    .entry(rel.as_str())
+                    .or_default()
+                    .push((rule, reason));
             }
         }
     }
@@ -381,7 +432,9 @@ fn included_files(files: &BTreeMap<String, String>) -> Option<std::collections::
         if !seen.insert(rel.clone()) {
             continue;
         }
-        let Some(text) = files.get(&rel) else { continue };
+        let Some(text) = files.get(&rel) else {
+            continue;
+        };
         let dir = rel.rsplit_once('/').map_or("", |x| x.0);
         for line in text.lines() {
             let Some(pos) = line.find("<X-PRE-PROCESS") else {
@@ -481,8 +534,14 @@ fn loaded_modules(files: &BTreeMap<String, String>) -> Option<Vec<String>> {
 /// `mod_NAME`'s, except the core's own; profile folders belong to their endpoint module.
 fn owner_module(rel: &str) -> Option<String> {
     const CORE: &[&str] = &[
-        "switch", "modules", "pre_load_modules", "post_load_modules", "post_load_switch",
-        "acl", "presence_map", "timezones",
+        "switch",
+        "modules",
+        "pre_load_modules",
+        "post_load_modules",
+        "post_load_switch",
+        "acl",
+        "presence_map",
+        "timezones",
     ];
     // Files named otherwise than their module: `switch_xml_open_cfg("ivr.conf")` is in
     // mod_dptools (the `ivr` application), conference_layouts.conf in mod_conference.
@@ -498,7 +557,9 @@ fn owner_module(rel: &str) -> Option<String> {
         "mrcp_profiles" => Some("mod_unimrcp".into()),
         "dialplan" => Some("mod_dialplan_xml".into()),
         "autoload_configs" => {
-            let name = rel.strip_prefix("autoload_configs/")?.strip_suffix(".conf.xml")?;
+            let name = rel
+                .strip_prefix("autoload_configs/")?
+                .strip_suffix(".conf.xml")?;
             if let Some((_, m)) = RENAMED.iter().find(|(f, _)| *f == name) {
                 return Some(m.to_string());
             }
@@ -530,7 +591,8 @@ pub fn lint_tree(
             line: *line,
             check: "not-evaluated",
             message: why.clone(),
-            fix: "nothing to fix for FreeSWITCH; lint's findings in this file may be incomplete".into(),
+            fix: "nothing to fix for FreeSWITCH; lint's findings in this file may be incomplete"
+                .into(),
             allowed: None,
         });
     }
@@ -543,7 +605,8 @@ pub fn lint_tree(
         let (Some(m), Some(loaded)) = (owner_module(file), &loaded) else {
             return None;
         };
-        (!loaded.contains(&m)).then(|| format!("configures {m}, which modules.conf.xml does not load"))
+        (!loaded.contains(&m))
+            .then(|| format!("configures {m}, which modules.conf.xml does not load"))
     };
     for f in findings {
         // Not being read is what these two rules are about.
@@ -1091,9 +1154,19 @@ fn weak_password(v: &str) -> Option<&'static str> {
     let lower = v.to_ascii_lowercase();
     if v.is_empty() {
         Some("empty")
-    } else if v == "SET_EXTENSION_PASSWORD" || v.starts_with("YOUR_") || lower.contains("changeme") {
+    } else if v == "SET_EXTENSION_PASSWORD" || v.starts_with("YOUR_") || lower.contains("changeme")
+    {
         Some("a placeholder")
-    } else if ["password", "secret", "pass", "admin", "freeswitch", "fusionpbx"].contains(&lower.as_str()) {
+    } else if [
+        "password",
+        "secret",
+        "pass",
+        "admin",
+        "freeswitch",
+        "fusionpbx",
+    ]
+    .contains(&lower.as_str())
+    {
         Some("a common word")
     } else if v.len() < 8 && v.bytes().all(|b| b.is_ascii_digit()) {
         Some("only digits, fewer than 8")
