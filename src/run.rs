@@ -402,7 +402,14 @@ pub async fn run_play(
                 }
                 let started = Instant::now();
                 let mut r = process_host(&host, d, &settings, b + 1, &on_event).await;
-                r.findings.splice(0..0, host_findings);
+                // Lint before the run first; the same finding found again on the final
+                // files only once.
+                let after = std::mem::replace(&mut r.findings, host_findings);
+                for f in after {
+                    if !r.findings.contains(&f) {
+                        r.findings.push(f);
+                    }
+                }
                 r.seconds = started.elapsed().as_secs_f64();
                 on_event(Event::Done(&r));
                 (i, r)

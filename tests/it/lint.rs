@@ -605,3 +605,114 @@ fn an_allowed_rule_passes_and_says_why() {
         "{f:#?}"
     );
 }
+
+/// A play overrules `inbound-did` for the guide's own gateway file (no `extension`): without
+/// `lint_allow:` apply refuses to push it; with it (and a reason) the file is applied, and
+/// the plan, the report and the review markdown all show the rule and the reason.
+#[test]
+fn a_play_allows_a_rule_and_every_report_shows_it() {
+    let fleet = Fleet::new("lint-allow-play", 1);
+    let h = &fleet.hosts[0];
+    let kh = fleet.known_hosts.to_str().unwrap();
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let tdir = fleet.dir.join("playbooks/templates");
+    std::fs::create_dir_all(&tdir).unwrap();
+    std::fs::write(
+        tdir.join("gw.xml.j2"),
+        "<include>\n  <gateway name=\"wavix\">\n    <param name=\"username\" value=\"trunk1\"/>\n    <param name=\"password\" value=\"{{ wavix_password }}\"/>\n    <param name=\"realm\" value=\"sip.test\"/>\n    <param name=\"register\" value=\"true\"/>\n  </gateway>\n</include>\n",
+    )
+    .unwrap();
+    let play = |allow: &str| {
+        format!("- hosts: pbx\n{allow}  tasks:\n    - name: gw\n      template: {{src: gw.xml.j2, dest: sip_profiles/external/wavix.xml}}\n")
+    };
+    let pb = playbook(&fleet.dir, "gw.yml", &play(""));
+    let out = switchyard(&[
+        "apply",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "--known-hosts",
+        kh,
+    ]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("inbound-did"), "{}", out.all());
+    assert!(!h.exists("sip_profiles/external/wavix.xml"));
+
+    // An allow must name a rule and give a reason.
+    let pb = playbook(
+        &fleet.dir,
+        "gw.yml",
+        &play("  lint_allow: {inbound-dids: \"x\"}\n"),
+    );
+    let plan = fleet.dir.join("plan.json");
+    let plan = plan.to_str().unwrap();
+    let out = switchyard(&[
+        "plan",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "-o",
+        plan,
+        "--known-hosts",
+        kh,
+    ]);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(
+        out.all().contains("no lint rule is called `inbound-dids`"),
+        "{}",
+        out.all()
+    );
+
+    let why = "DIDs reach us by the provider's IP into public";
+    let pb = playbook(
+        &fleet.dir,
+        "gw.yml",
+        &play(&format!("  lint_allow:\n    inbound-did: \"{why}\"\n")),
+    );
+    let md = fleet.dir.join("plan.md");
+    let out = switchyard(&[
+        "plan",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "-o",
+        plan,
+        "--markdown",
+        md.to_str().unwrap(),
+        "--known-hosts",
+        kh,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.all().contains("lint allow") && out.all().contains(why),
+        "{}",
+        out.all()
+    );
+    assert_eq!(out.all().matches("lint allow").count(), 1, "{}", out.all());
+    let md_text = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        md_text.contains("Lint rules allowed")
+            && md_text.contains("**inbound-did** allowed: DIDs reach us"),
+        "{md_text}"
+    );
+    let out = switchyard(&[
+        "apply",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "--known-hosts",
+        kh,
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = host_report(&out, &h.name);
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "inbound-did" && f["allowed"].as_str().unwrap().contains(why)),
+        "{r:#}"
+    );
+    assert!(h.exists("sip_profiles/external/wavix.xml"));
+}
