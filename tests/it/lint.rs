@@ -331,7 +331,10 @@ fn keys(f: &[serde_json::Value]) -> Vec<(String, String, u64)> {
     k
 }
 
-fn expect(list: &[(&str, &str, u64)]) -> Vec<(String, String, u64)> {
+/// `(check, file, line)` of a warning a test expects.
+type Expected<'a> = (&'a str, &'a str, u64);
+
+fn expect(list: &[Expected]) -> Vec<(String, String, u64)> {
     let mut k: Vec<_> = list
         .iter()
         .map(|(c, f, l)| (c.to_string(), f.to_string(), *l))
@@ -360,7 +363,7 @@ fn stock_trees_lint_without_errors() {
         .collect();
     let users: Vec<(&str, &str, u64)> =
         users.iter().map(|(c, f, l)| (*c, f.as_str(), *l)).collect();
-    let cases: Vec<(String, Vec<(&str, &str, u64)>)> = vec![
+    let cases: Vec<(String, Vec<Expected>)> = vec![
         (fs("curl"), vec![]),
         (fs("minimal"), vec![]),
         (fs("softphone"), vec![]),
