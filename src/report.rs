@@ -98,12 +98,19 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode, style: Style) -> 
         let _ = writeln!(s, "  rollback  {rb}");
     }
     for f in &r.findings {
-        let sev = if f.severity == Severity::Error {
-            "lint error"
-        } else {
-            "lint warn "
+        let sev = match (&f.allowed, f.severity) {
+            (Some(_), _) => "lint allow",
+            (None, Severity::Error) => "lint error",
+            (None, Severity::Warning) => "lint warn ",
         };
-        let _ = writeln!(s, "  {sev} {}:{}: {}", f.file, f.line, f.message);
+        let _ = writeln!(
+            s,
+            "  {sev} {}:{}: [{}] {}",
+            f.file, f.line, f.check, f.message
+        );
+        if let Some(why) = &f.allowed {
+            let _ = writeln!(s, "             allowed: {why}");
+        }
     }
     for f in &r.files {
         let mut line = format!("  {:<9} {}", f.status.to_string(), f.rel);
@@ -303,8 +310,14 @@ pub fn findings(f: &[Finding]) -> String {
     for x in f {
         let _ = writeln!(s, "{x}");
     }
-    let e = f.iter().filter(|x| x.severity == Severity::Error).count();
-    let _ = writeln!(s, "{e} error(s), {} warning(s)", f.len() - e);
+    let allowed = f.iter().filter(|x| x.allowed.is_some()).count();
+    let e = f.iter().filter(|x| x.blocks()).count();
+    let w = f.len() - e - allowed;
+    let _ = write!(s, "{e} error(s), {w} warning(s)");
+    if allowed > 0 {
+        let _ = write!(s, ", {allowed} allowed");
+    }
+    s.push('\n');
     s
 }
 

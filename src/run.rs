@@ -146,6 +146,7 @@ pub fn route_findings(host: &Host, d: &HostDesired, play: &Play) -> Vec<Finding>
         check: "route-test",
         message: d.redactor.redact(&message),
         fix: "fix the dialplan, or the route test if the new route is intended".into(),
+        allowed: None,
     };
     let dp = match offline_dialplan(d) {
         Ok(dp) => dp,
@@ -240,7 +241,12 @@ pub fn offline_dialplan(
 }
 
 /// Lint what can be known before connecting: host settings and whole rendered files.
-pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
+/// `lint_allow` is the play's (rule → reason); files may allow rules for themselves.
+pub fn lint_desired(
+    host: &Host,
+    d: &HostDesired,
+    lint_allow: &BTreeMap<String, String>,
+) -> Vec<Finding> {
     // Whole files as rendered; files a play only edits in place, over the stock version
     // switchyard ships (an inverted RTP range is caught here, offline, not only at apply).
     let files: BTreeMap<String, String> = d
@@ -261,6 +267,7 @@ pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
         .collect();
     let mut out = lint::lint(Some(&host.name), &files);
     out.extend(lint::lint_install(&host.name, &host.freeswitch));
+    lint::apply_allows(&mut out, &files, lint_allow);
     for f in &mut out {
         f.message = d.redactor.redact(&f.message);
         f.fix = d.redactor.redact(&f.fix);
@@ -325,14 +332,11 @@ pub async fn run_play(
     let mut findings = Vec::new();
     for (h, d) in &hosts {
         if let Ok(d) = d {
-            findings.extend(lint_desired(h, d));
+            findings.extend(lint_desired(h, d, &play.lint_allow));
             findings.extend(route_findings(h, d, play));
         }
     }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
+    let errors = findings.iter().filter(|f| f.blocks()).count();
     if errors > 0 && opts.mode == Mode::Apply {
         return Err(RunError::Lint { errors, findings });
     }
@@ -354,6 +358,7 @@ pub async fn run_play(
         saved_plan: opts.saved_plan.clone(),
         gateway_snapshot: opts.gateway_snapshot,
         verbose: opts.verbose,
+        lint_allow: play.lint_allow.clone(),
     });
 
     let mut reports: Vec<HostReport> = Vec::new();
@@ -398,7 +403,14 @@ pub async fn run_play(
                 }
                 let started = Instant::now();
                 let mut r = process_host(&host, d, &settings, b + 1, &on_event).await;
-                r.findings.splice(0..0, host_findings);
+                // Lint before the run first; the same finding found again on the final
+                // files only once.
+                let after = std::mem::replace(&mut r.findings, host_findings);
+                for f in after {
+                    if !r.findings.contains(&f) {
+                        r.findings.push(f);
+                    }
+                }
                 r.seconds = started.elapsed().as_secs_f64();
                 on_event(Event::Done(&r));
                 (i, r)
@@ -460,6 +472,8 @@ struct HostSettings {
     saved_plan: Option<Arc<crate::plan::SavedPlan>>,
     gateway_snapshot: bool,
     verbose: u8,
+    /// The play's `lint_allow:` (rule → reason).
+    lint_allow: BTreeMap<String, String>,
 }
 
 async fn process_host(
@@ -649,10 +663,11 @@ async fn pipeline(
                 .map(|t| (f.rel.clone(), t))
         })
         .collect();
-    let post = lint::lint(Some(&host.name), &finals);
+    let mut post = lint::lint(Some(&host.name), &finals);
+    lint::apply_allows(&mut post, &finals, &s.lint_allow);
     let post_errors: Vec<String> = post
         .iter()
-        .filter(|f| f.severity == Severity::Error)
+        .filter(|f| f.blocks())
         .map(|f| format!("{}:{}: {}", f.file, f.line, f.message))
         .collect();
     for f in post {

@@ -262,6 +262,81 @@ pub fn read_conf_dir(
     Ok(out)
 }
 
+/// Parts of a conf tree read as FreeSWITCH reads them, for `lint --conf`: FreeSWITCH passes
+/// bytes through, so a file that is not UTF-8 is read with those bytes replaced (U+FFFD),
+/// and a file too large or unreadable is left out; each is a note `(file, line, why)`
+/// instead of stopping the whole tree at the first.
+pub type ConfNotes = Vec<(String, usize, String)>;
+
+pub fn read_conf_tree(
+    dir: &Path,
+) -> Result<(std::collections::BTreeMap<String, String>, ConfNotes), SourceError> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut notes = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let read_err = |source| SourceError::Read {
+            path: d.clone(),
+            source,
+        };
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if d == dir => return Err(read_err(e)),
+            Err(e) => {
+                let rel = d
+                    .strip_prefix(dir)
+                    .unwrap_or(&d)
+                    .to_string_lossy()
+                    .into_owned();
+                notes.push((
+                    rel,
+                    0,
+                    format!("folder not read ({e}): nothing in it was checked"),
+                ));
+                continue;
+            }
+        };
+        for e in entries {
+            let p = e.map_err(read_err)?.path();
+            let rel = p
+                .strip_prefix(dir)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "xml") {
+                continue;
+            }
+            let bytes = match std::fs::metadata(&p) {
+                Ok(m) if m.len() > MAX_INPUT_BYTES => {
+                    Err(format!("larger than {MAX_INPUT_BYTES} bytes, not read"))
+                }
+                Ok(_) => std::fs::read(&p).map_err(|e| format!("not read ({e})")),
+                Err(e) => Err(format!("not read ({e})")),
+            };
+            match bytes {
+                Ok(b) => match String::from_utf8(b) {
+                    Ok(t) => {
+                        out.insert(rel, t);
+                    }
+                    Err(e) => {
+                        let at = e.utf8_error().valid_up_to();
+                        let b = e.into_bytes();
+                        let line = b[..at].iter().filter(|&&c| c == b'\n').count() + 1;
+                        notes.push((rel.clone(), line, format!("line {line} has bytes that are not UTF-8 (FreeSWITCH passes them through); checked with them replaced by U+FFFD")));
+                        out.insert(rel, String::from_utf8_lossy(&b).into_owned());
+                    }
+                },
+                Err(why) => notes.push((rel, 0, format!("{why}: nothing in it was checked"))),
+            }
+        }
+    }
+    Ok((out, notes))
+}
+
 /// One `-e/--extra-vars` argument as Ansible reads it: `@FILE` (YAML or JSON), an inline
 /// YAML/JSON mapping (`{"a": 1}`), or `key=value` pairs separated by spaces (values are
 /// strings). `n` is the argument's position among the `-e`s, for the error.
