@@ -22,7 +22,8 @@
 //!   knowing nothing of playbooks or inventories;
 //! - [`vault`]: age-encrypted secrets; [`secret`] keeps every secret out of output;
 //! - [`config`]: `switchyard.toml`, a project's defaults;
-//! - [`clock`] and [`xml`]: small leaves (time, XML escaping and well-formedness);
+//! - [`clock`], [`xml`] and [`printable`]: small leaves (time, XML escaping and
+//!   well-formedness, control characters of a PBX's text escaped before printing);
 //! - [`cli`]: global options and dispatch; [`commands`]: one module per verb; [`exit`]: the
 //!   one place outcomes and errors become exit codes.
 
@@ -76,6 +77,7 @@ pub mod measure;
 pub mod outcome;
 pub mod plan;
 pub mod playbook;
+pub mod printable;
 pub mod report;
 pub mod review;
 pub mod run;
