@@ -14,6 +14,7 @@ mod hostile;
 mod hostkeys;
 mod inputs;
 mod lint;
+mod live_hostile;
 mod real;
 mod reload;
 mod review;
