@@ -15,6 +15,7 @@ mod hostile;
 mod hostkeys;
 mod inputs;
 mod lint;
+mod live_hostile;
 mod local_trust;
 mod measure;
 mod real;
