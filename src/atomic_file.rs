@@ -43,6 +43,10 @@ pub struct Existing {
     pub gid: u32,
     dev: u64,
     ino: u64,
+    /// The inode's change time: a file removed and another created in its place can get the
+    /// same inode number at once (ext4 and tmpfs reuse freed inodes), and a file rewritten
+    /// in place keeps it; either changes this.
+    ctime: (i64, i64),
 }
 
 impl Existing {
@@ -53,6 +57,7 @@ impl Existing {
             gid: m.gid(),
             dev: m.dev(),
             ino: m.ino(),
+            ctime: (m.ctime(), m.ctime_nsec()),
         }
     }
 }
@@ -127,7 +132,7 @@ pub fn replace(path: &Path, data: &[u8], was: Option<&Existing>) -> io::Result<(
 /// [`replace`], with the new file's mode `forced` (and its owner the writer) if given.
 fn put(path: &Path, data: &[u8], was: Option<&Existing>, forced: Option<u32>) -> io::Result<()> {
     let now = existing(path)?;
-    let id = |e: Option<&Existing>| e.map(|e| (e.dev, e.ino));
+    let id = |e: Option<&Existing>| e.map(|e| (e.dev, e.ino, e.ctime));
     if id(now.as_ref()) != id(was) {
         return Err(refused(
             "changed while switchyard was writing it: nothing written, run again",

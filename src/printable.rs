@@ -30,6 +30,32 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Multi-line text from a PBX (a host error, a FreeSWITCH answer, a diff of a file it holds)
+/// for a block whose every line after the first is indented by `indent`: line breaks stay
+/// line breaks, but no line can start at the left margin (where a host's header or another
+/// host's block would), and everything else [`printable`] escapes is escaped, tabs but for
+/// being kept (they are common in conf files and drive nothing).
+pub fn printable_block(s: &str, indent: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(indent);
+        }
+        for part in line.split_inclusive('\t') {
+            let (body, tab) = match part.strip_suffix('\t') {
+                Some(b) => (b, true),
+                None => (part, false),
+            };
+            out.push_str(&printable(body));
+            if tab {
+                out.push('\t');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +72,13 @@ mod tests {
         // A literal backslash-n in the input stays distinguishable from an escaped newline.
         assert_eq!(printable("a\\nb"), "a\\\\nb");
         assert_eq!(printable("\u{7f}é"), "\\u{7f}é");
+    }
+
+    #[test]
+    fn a_block_keeps_its_lines_indented_and_escapes_the_rest() {
+        assert_eq!(
+            printable_block("-ERR bad\npbx-ams [ok]\r\x1b[2J\tx", "    "),
+            "-ERR bad\n    pbx-ams [ok]\\r\\u{1b}[2J\tx"
+        );
     }
 }

@@ -221,7 +221,11 @@ fn render(results: &[HostRtt], samples: u32) -> String {
     for r in results {
         let _ = writeln!(s, "{}", r.host);
         if let Some(e) = &r.error {
-            let _ = writeln!(s, "  error: {e}");
+            let _ = writeln!(
+                s,
+                "  error: {}",
+                crate::printable::printable_block(e, "    ")
+            );
             continue;
         }
         for (i, x) in r.regions.iter().enumerate() {

@@ -36,10 +36,7 @@ pub(super) enum Author {
 
 /// Read one source, and say who wrote it. `known` are the groups earlier sources declared
 /// (an INI `[x:children]` may name them, as in Ansible).
-pub(super) fn read(
-    path: &Path,
-    known: &BTreeSet<String>,
-) -> Result<(Top, Author), InventoryError> {
+pub(super) fn read(path: &Path, known: &BTreeSet<String>) -> Result<(Top, Author), InventoryError> {
     let name = path.to_string_lossy();
     let data_file = [".yml", ".yaml", ".ini", ".toml", ".json"]
         .iter()

@@ -441,3 +441,33 @@ fn a_command_timeout_leaves_no_process_behind_on_the_pbx() {
     }
     assert!(left.is_empty(), "left running on the PBX: {left:?}");
 }
+
+/// What a PBX answers reaches the operator's terminal escaped: a FreeSWITCH answer carrying a
+/// line break and an escape sequence can neither print a line that passes for another host's
+/// block nor drive the terminal (issue 21, item 7).
+#[test]
+fn a_pbx_answer_cannot_forge_a_line_or_drive_the_terminal() {
+    let fleet = Fleet::new("hostile-forge", 1);
+    // An fs_cli whose every answer is an error with a forged host line and a screen clear
+    // (everything after `#` is a comment to the shell; `\055` is the `-`, which as a word's
+    // first character would be read as an fs_cli option).
+    let inv = fleet.inventory("inv.yml", &|_, _| {
+        "fs_cli: \"printf '\\\\055ERR nope\\\\npbx-forged [ok]\\\\033[2J\\\\n' #\"\n".into()
+    });
+    let out = fleet.run("apply", &inv, &["--no-verify"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("-ERR nope"), "{}", out.all());
+    assert!(
+        !out.all().contains('\u{1b}'),
+        "an escape reached the terminal: {}",
+        out.all()
+    );
+    assert!(out.all().contains("\\u{1b}[2J"), "{}", out.all());
+    for l in out.all().lines() {
+        assert!(
+            !l.starts_with("pbx-forged"),
+            "a forged host line: {}",
+            out.all()
+        );
+    }
+}

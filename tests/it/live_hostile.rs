@@ -457,23 +457,43 @@ fn the_round_metrics_page_passes_promtool() {
 /// A webhook that accepts and never answers; how many of its connections were open at once.
 fn silent_webhook() -> (u16, Arc<Mutex<(usize, usize)>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
     let port = l.local_addr().unwrap().port();
     let open = Arc::new(Mutex::new((0usize, 0usize))); // (now, most)
     let o = open.clone();
+    // One thread polls everything: before a new connection is counted, every earlier one is
+    // drained and dropped if its peer closed it. A poster closes its connection before it
+    // opens the next (loopback delivers the FIN first), so what is counted is what the
+    // controller really held at once, never a close a busy reader thread had not seen yet.
     std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            {
-                let mut o = o.lock().unwrap();
-                o.0 += 1;
-                o.1 = o.1.max(o.0);
-            }
-            let o = o.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while s.read(&mut buf).is_ok_and(|n| n > 0) {}
-                o.lock().unwrap().0 -= 1;
+        let mut conns: Vec<TcpStream> = Vec::new();
+        let mut buf = [0u8; 4096];
+        let drain = |conns: &mut Vec<TcpStream>, buf: &mut [u8]| {
+            conns.retain_mut(|c| loop {
+                match c.read(buf) {
+                    Ok(0) => break false,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                    Err(_) => break false,
+                }
             });
+        };
+        loop {
+            match l.accept() {
+                Ok((c, _)) => {
+                    c.set_nonblocking(true).unwrap();
+                    drain(&mut conns, &mut buf);
+                    conns.push(c);
+                    let mut o = o.lock().unwrap();
+                    o.0 = conns.len();
+                    o.1 = o.1.max(o.0);
+                }
+                Err(_) => {
+                    drain(&mut conns, &mut buf);
+                    o.lock().unwrap().0 = conns.len();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
     });
     (port, open)
