@@ -291,7 +291,7 @@ async fn open(
     tr: &mut Transport,
     host: &Host,
 ) -> Result<Esl<crate::transport::Tunnel>, (String, bool)> {
-    let (addr, port) = esl_address(host);
+    let (addr, port) = esl_address(host).map_err(|why| (why, false))?;
     let stream = tr
         .tunnel(&addr, port)
         .await
@@ -310,16 +310,29 @@ fn failed(e: EslError) -> (String, bool) {
     (e.to_string(), limit)
 }
 
-fn esl_address(h: &Host) -> (String, u16) {
-    let v = h
-        .vars
-        .get("freeswitch_esl")
-        .and_then(|v| v.as_str())
-        .unwrap_or("127.0.0.1:8021");
-    match v.rsplit_once(':') {
+/// Where the host's event socket listens, as seen from the host: `freeswitch_esl`, else
+/// `127.0.0.1:8021` *on the PBX* (through the SSH channel, FreeSWITCH's default).
+///
+/// *Decision*: a `connection: local` host must say where its FreeSWITCH is. There the
+/// default would be this machine's own port 8021: the demo fleet (local hosts) once sent
+/// `rescan` and reloads to whatever FreeSWITCH the operator runs on their laptop.
+fn esl_address(h: &Host) -> Result<(String, u16), String> {
+    let v = match h.vars.get("freeswitch_esl").and_then(|v| v.as_str()) {
+        Some(v) => v,
+        None if h.connection.kind == crate::inventory::ConnectionKind::Local => {
+            return Err(format!(
+                "host `{}` is `connection: local` and names no event socket: set \
+                 `freeswitch_esl` (and `freeswitch_esl_password`); switchyard never assumes \
+                 the FreeSWITCH on this machine is this host's",
+                h.name
+            ))
+        }
+        None => "127.0.0.1:8021",
+    };
+    Ok(match v.rsplit_once(':') {
         Some((a, p)) => (a.to_string(), p.parse().unwrap_or(8021)),
         None => (v.to_string(), 8021),
-    }
+    })
 }
 
 /// A state and ping status as a PBX told them, reduced to what FreeSWITCH can say: anything

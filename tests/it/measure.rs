@@ -109,3 +109,52 @@ fn a_silent_pbx_is_given_up_and_never_holds_back_the_others() {
     assert!(pbx2.contains("error: "), "{stdout}");
     assert!(!pbx2.contains("silent"), "{stdout}");
 }
+
+/// A `connection: local` host that names no event socket is refused before anything is sent:
+/// the default `127.0.0.1:8021` there is whatever FreeSWITCH runs on the operator's own
+/// machine (the demo fleet once reloaded it). (Issue 27, item 1.)
+#[test]
+fn a_local_host_without_an_event_socket_is_never_given_this_machines() {
+    let fleet = Fleet::new("measure-local", 1);
+    let root = tmp("measure-local-root");
+    let inv = fleet.inventory("inv.yml", &|_, _| {
+        format!(
+            "ansible_connection: local\nfreeswitch_conf_root: \"{}\"\nwavix_regions: [\"127.0.0.1:5060\"]\n",
+            root.display()
+        )
+    });
+    let out = switchyard_env(
+        &[
+            "trunks",
+            "measure",
+            "-i",
+            inv.to_str().unwrap(),
+            &repo("playbooks/wavix.yml"),
+            "--samples",
+            "1",
+            "--interval",
+            "5",
+            "--timeout",
+            "20",
+        ],
+        &[(
+            "SWITCHYARD_HISTORY",
+            tmp("measure-local-history").join("h.db").to_str().unwrap(),
+        )],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all()
+            .contains("is `connection: local` and names no event socket"),
+        "{}",
+        out.all()
+    );
+    // Nothing was loaded: no probe file was ever written.
+    assert!(
+        !root
+            .join("sip_profiles/external/switchyard-probe.xml")
+            .exists(),
+        "{}",
+        out.all()
+    );
+}
