@@ -716,3 +716,38 @@ fn ungrouped_bare_hosts_names_children_and_empty_groups_as_ansible() {
     assert_eq!(v["hosts"], serde_json::json!([]));
     assert_eq!(v["groups"]["a_group"], serde_json::json!([]));
 }
+
+/// Issue 23: a rollout whose play also targets a host switchyard cannot reach (a Windows host
+/// on `winrm` in the PBX group) configures the PBXes and fails that host alone, by name.
+#[test]
+fn a_rollout_with_a_winrm_host_configures_the_pbxes_and_fails_that_host_alone() {
+    let fleet = crate::harness::Fleet::new("ansible-mixed-apply", 1);
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let other = fleet.dir.join("windows.yml");
+    std::fs::write(
+        &other,
+        "all:\n  children:\n    pbx:\n      hosts:\n        win1:\n          ansible_connection: winrm\n          ansible_host: 192.0.2.10\n",
+    )
+    .unwrap();
+    let out = fleet.run(
+        "apply",
+        &inv,
+        &["-i", other.to_str().unwrap(), "--no-verify"],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all()
+            .contains("host `win1` has `ansible_connection: winrm`"),
+        "{}",
+        out.all()
+    );
+    // The PBX was configured all the same.
+    let gw = fleet.hosts[0].conf("sip_profiles/external/wavix.xml");
+    assert!(gw.exists(), "{}", out.all());
+    let recap = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("pbx1 "))
+        .unwrap_or("");
+    assert!(recap.contains("changed"), "{}", out.all());
+}
