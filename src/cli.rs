@@ -130,6 +130,18 @@ fn run(cli: Cli) -> CommandResult {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let config = crate::config::Config::discover(
+        &std::env::current_dir().map_err(|e| format!("the current folder: {e}"))?,
+        std::env::var_os("HOME")
+            .as_deref()
+            .map(std::path::Path::new),
+    )?;
+    for w in &config.ignored {
+        eprintln!("warning: {w}");
+    }
+    if let Some(p) = &config.path {
+        eprintln!("using {}", p.display());
+    }
     let cx = Context {
         vault: crate::vault::Vault::from_sources(
             cli.global.vault_password_file.as_deref(),
@@ -137,9 +149,7 @@ fn run(cli: Cli) -> CommandResult {
         )?,
         style: cli.global.color.style(),
         verbose: cli.global.verbose,
-        config: crate::config::Config::discover(
-            &std::env::current_dir().map_err(|e| format!("the current folder: {e}"))?,
-        )?,
+        config,
     };
     rt.block_on(dispatch(cli.command, cx))
 }

@@ -11,7 +11,19 @@
 //! and cargo look for theirs), so a command run anywhere inside a project finds it.
 //! Precedence: the command line, then the environment (`SWITCHYARD_INVENTORY`), then this
 //! file, then built-in defaults. Unknown keys are errors with file, line and column.
+//!
+//! *Decision*, like git's `safe.directory`: the file names inventory scripts switchyard runs
+//! and the known_hosts that decides which hosts are genuine, so a file found by walking up
+//! is used only if someone the invoker already trusts wrote it: the file and its folder
+//! belong to the invoking user or root and neither is writable by group or others (the
+//! folder too, because the file's relative paths point into it: a `switchyard.toml` of
+//! root's in `/tmp` would name files anyone can plant). The walk stops at the user's home
+//! and at a repository root (a folder holding `.git`), so a job folder under a shared
+//! `/tmp` never reaches a file another user left above it. The nearest file found is the
+//! one judged: an untrusted one is ignored with a warning saying why (the walk does not go
+//! on past it), and the file used is named in one line on stderr.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -28,6 +40,8 @@ pub struct Config {
     pub inventory: Vec<PathBuf>,
     pub forks: Option<u32>,
     pub known_hosts: Option<PathBuf>,
+    /// A file found but not used, and why (printed as warnings).
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,19 +60,67 @@ enum OneOrMany {
 }
 
 impl Config {
-    /// The nearest `switchyard.toml` from `start` upwards, or the defaults.
-    pub fn discover(start: &Path) -> Result<Config, SourceError> {
+    /// The nearest `switchyard.toml` from `start` upwards, up to `home` or a repository
+    /// root, if its owner and modes make it trustworthy (see the module's doc); else the
+    /// defaults, with the file ignored named in [`Config::ignored`].
+    pub fn discover(start: &Path, home: Option<&Path>) -> Result<Config, SourceError> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let home = home.and_then(|h| h.canonicalize().ok());
         for dir in start.ancestors() {
             let p = dir.join(FILE);
-            if p.is_file() {
-                return Config::load(&p);
+            if std::fs::symlink_metadata(&p).is_ok() {
+                return Config::load_found(&p, dir, me);
+            }
+            if dir.join(".git").exists() || home.as_deref() == Some(dir) {
+                break;
             }
         }
         Ok(Config::default())
     }
 
-    pub fn load(path: &Path) -> Result<Config, SourceError> {
-        let text = source::read_text(path)?;
+    /// Read a file found by [`Config::discover`] in `dir`, judged on the opened file.
+    fn load_found(path: &Path, dir: &Path, me: u32) -> Result<Config, SourceError> {
+        let read_err = |source| SourceError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let ignored = |why: String| {
+            Ok(Config {
+                ignored: vec![format!(
+                    "ignoring {}: {why}; give `-i` (and `--known-hosts`) on the command line, or fix its owner and mode",
+                    path.display()
+                )],
+                ..Config::default()
+            })
+        };
+        let (file, meta) = match source::open_regular(path) {
+            Ok(x) => x,
+            Err(source::FileRefusal::Io(e)) => return Err(read_err(e)),
+            Err(e) => return ignored(e.to_string()),
+        };
+        if let Some(why) = untrusted("it", &meta, me) {
+            return ignored(why);
+        }
+        match std::fs::metadata(dir) {
+            Ok(m) => {
+                if let Some(why) = untrusted(&format!("its folder {}", dir.display()), &m, me) {
+                    return ignored(why);
+                }
+            }
+            Err(e) => return Err(read_err(e)),
+        }
+        let text = source::read_at_most(file, source::MAX_INPUT_BYTES)
+            .map_err(|e| SourceError::Invalid {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|e| SourceError::NotUtf8 {
+                    path: path.to_path_buf(),
+                    offset: e.utf8_error().valid_up_to(),
+                })
+            })?;
         Config::parse(path, &text)
     }
 
@@ -89,8 +151,32 @@ impl Config {
             },
             forks: raw.forks,
             known_hosts: raw.known_hosts.map(rel),
+            ignored: Vec::new(),
         })
     }
+}
+
+/// Why a file or folder (`what`) must not be trusted by user `me`, if it must not: it
+/// belongs to someone else than `me` and root, or group or others may write to it.
+fn untrusted(what: &str, m: &std::fs::Metadata, me: u32) -> Option<String> {
+    if m.uid() != me && m.uid() != 0 {
+        return Some(format!(
+            "{what} belongs to uid {} (another user than you and root)",
+            m.uid()
+        ));
+    }
+    let mode = m.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "{what} is writable by {} (mode {mode:04o})",
+            if mode & 0o002 != 0 {
+                "every user"
+            } else {
+                "its group"
+            }
+        ));
+    }
+    None
 }
 
 /// 1-based line and column of a byte offset.

@@ -145,7 +145,14 @@ impl History {
             source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            // A folder switchyard creates is its user's alone: the retry files and the
+            // digest key live there too.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?;
         }
         match sniff(path).map_err(io)? {
             Kind::Sqlite | Kind::Missing => {}
@@ -166,6 +173,10 @@ impl History {
 
     fn connect(path: &Path) -> Result<History, HistoryError> {
         let db = db_err(path);
+        create_private(path).map_err(|source| HistoryError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let conn = Connection::open(path).map_err(db)?;
         // Concurrent runs (a rollout while `watch` records a round) wait for each other.
         conn.busy_timeout(std::time::Duration::from_secs(30))
@@ -311,6 +322,42 @@ impl History {
             path: sibling.to_path_buf(),
             source,
         })
+    }
+}
+
+/// Create the database file 0600 before SQLite opens it (SQLite would create it 0644, and
+/// gives its `-wal` and `-shm` files the database's own mode): it holds every host's
+/// reports, which name hosts, addresses and changed lines. An existing one that other users
+/// can read is left as it is, with a warning: its owner may mean to share it.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            for p in [
+                path.to_path_buf(),
+                PathBuf::from(format!("{}-wal", path.display())),
+                PathBuf::from(format!("{}-shm", path.display())),
+            ] {
+                if let Ok(m) = std::fs::metadata(&p) {
+                    let mode = m.mode() & 0o777;
+                    if mode & 0o077 != 0 {
+                        eprintln!(
+                            "warning: history {} is open to other users (mode {mode:04o}): it holds every host's reports; `chmod 600` it",
+                            p.display()
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -619,6 +666,27 @@ mod tests {
         assert_eq!(h.query(None, 0).unwrap().len(), 200);
         assert_eq!(h.prune(1000 + 50 * 900).unwrap(), 100);
         assert_eq!(h.query(None, 0).unwrap().len(), 100);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Issue 21, item 10: the database, its write-ahead log and shared memory, and a folder
+    /// it creates are the owner's alone.
+    #[test]
+    fn the_database_and_its_wal_are_private() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("swy-hist-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("state/history.db");
+        let mut h = History::open(&path).unwrap();
+        h.insert_entries(&[entry(1000, "pbx1", "ok", 0.5)]).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        // While it is open: all three files exist.
+        for suffix in ["", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", path.display()));
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+        assert_eq!(mode(&dir.join("state")), 0o700);
+        drop(h);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

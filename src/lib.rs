@@ -22,7 +22,9 @@
 //!   knowing nothing of playbooks or inventories;
 //! - [`vault`]: age-encrypted secrets; [`secret`] keeps every secret out of output;
 //! - [`config`]: `switchyard.toml`, a project's defaults;
-//! - [`clock`] and [`xml`]: small leaves (time, XML escaping and well-formedness);
+//! - [`clock`], [`xml`] and [`printable`]: small leaves (time, XML escaping and
+//!   well-formedness, control characters of a PBX's text escaped before printing);
+//!   [`atomic_file`]: files the controller replaces, never through a planted link;
 //! - [`cli`]: global options and dispatch; [`commands`]: one module per verb; [`exit`]: the
 //!   one place outcomes and errors become exit codes.
 
@@ -57,6 +59,7 @@ mod output {
     }
 }
 
+pub mod atomic_file;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -76,6 +79,7 @@ pub mod measure;
 pub mod outcome;
 pub mod plan;
 pub mod playbook;
+pub mod printable;
 pub mod report;
 pub mod review;
 pub mod run;

@@ -40,6 +40,44 @@ pub struct MeasureOptions {
     /// Seconds between pings (at least [`probe::MIN_INTERVAL`]).
     pub interval: u32,
     pub forks: usize,
+    /// How long one PBX may take, from its connection to its clean-up: a PBX whose SSH
+    /// or event socket goes silent is given up then ([`default_budget`]).
+    pub budget: Duration,
+}
+
+/// Set-up before the first ping: SSH connection (its own timeout and retries), host lock,
+/// event socket, probe file, `rescan`.
+const SETUP_ALLOWANCE: u64 = 30;
+/// After the last ping: the longest an unanswered OPTIONS takes to time out (32 s, SIP
+/// timer F) and a margin.
+const LAST_PING_ALLOWANCE: u64 = 40;
+/// Clean-up: the probe file removed, `reloadxml`, `killgw`, and up to 15 s until
+/// FreeSWITCH has unloaded the probes.
+const CLEANUP_ALLOWANCE: u64 = 30;
+
+/// How long a healthy PBX takes at most: set-up, `samples + 1` intervals (the first ping
+/// leaves one interval after loading), the last ping's timeout, clean-up. With the
+/// defaults (5 samples, 5 s): 130 s, where a healthy PBX answers in about 35 s.
+pub fn default_budget(samples: u32, interval: u32) -> Duration {
+    Duration::from_secs(
+        SETUP_ALLOWANCE
+            + u64::from(interval) * (u64::from(samples) + 1)
+            + LAST_PING_ALLOWANCE
+            + CLEANUP_ALLOWANCE,
+    )
+}
+
+/// What a host's measurement is doing, for the report of one that went silent.
+#[derive(Default)]
+struct Phase(std::sync::Mutex<&'static str>);
+
+impl Phase {
+    fn set(&self, what: &'static str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what;
+    }
+    fn get(&self) -> &'static str {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What one PBX measured: its regions, best first.
@@ -51,51 +89,109 @@ pub struct HostRtt {
     pub error: Option<String>,
 }
 
-/// Measure every PBX, `forks` at a time; results in the order given.
-pub async fn measure(targets: Vec<Candidates>, o: Arc<MeasureOptions>) -> Vec<HostRtt> {
-    let gate = Arc::new(tokio::sync::Semaphore::new(o.forks.max(1)));
+/// Measure every PBX, `forks` at a time. `done` is called with each host's result as it
+/// completes (a silent PBX never holds back the others' results); the results are
+/// returned in the order given.
+///
+/// Deadlines: each PBX has `o.budget` from the moment it starts, after which it is given up
+/// and reported with what it was doing; the whole run has the budget once per round of
+/// `forks` hosts, a backstop should a host's task not end when told.
+pub async fn measure(
+    targets: Vec<Candidates>,
+    o: Arc<MeasureOptions>,
+    mut done: impl FnMut(&HostRtt),
+) -> Vec<HostRtt> {
+    let forks = o.forks.max(1);
+    let gate = Arc::new(tokio::sync::Semaphore::new(forks));
     let names: Vec<String> = targets.iter().map(|c| c.host.name.clone()).collect();
-    let tasks: Vec<_> = targets
+    let rounds = names.len().div_ceil(forks) as u32;
+    let run_deadline = tokio::time::Instant::now() + o.budget * rounds + Duration::from_secs(5);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, HostRtt)>();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, c) in targets.into_iter().enumerate() {
+        let (o, gate, tx) = (o.clone(), gate.clone(), tx.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await;
+            let mut red = crate::secret::Redactor::from_vars(&c.host.vars);
+            red.add_secrets(&c.host.secrets);
+            let phase = Phase::default();
+            let res = tokio::time::timeout(o.budget, measure_host(&c, &o, &phase)).await;
+            let r = match res {
+                Ok(Ok(regions)) => HostRtt {
+                    host: c.host.name.clone(),
+                    regions: probe::rank(regions),
+                    error: None,
+                },
+                // Host and FreeSWITCH answers are untrusted text: masked.
+                Ok(Err(e)) => HostRtt {
+                    host: c.host.name.clone(),
+                    regions: Vec::new(),
+                    error: Some(red.redact(&e)),
+                },
+                Err(_) => HostRtt {
+                    host: c.host.name.clone(),
+                    regions: Vec::new(),
+                    error: Some(format!(
+                        "silent: not finished after {} s, given up while {} (probes it may have loaded are removed by the next measure)",
+                        o.budget.as_secs(),
+                        phase.get()
+                    )),
+                },
+            };
+            let _ = tx.send((i, r));
+        });
+    }
+    drop(tx);
+    let mut out: Vec<Option<HostRtt>> = vec![None; names.len()];
+    let mut late = false;
+    loop {
+        match tokio::time::timeout_at(run_deadline, rx.recv()).await {
+            Ok(Some((i, r))) => {
+                done(&r);
+                out[i] = Some(r);
+            }
+            Ok(None) => break,
+            Err(_) => {
+                late = true;
+                break;
+            }
+        }
+    }
+    tasks.abort_all();
+    names
         .into_iter()
-        .map(|c| {
-            let (o, gate) = (o.clone(), gate.clone());
-            tokio::spawn(async move {
-                let _permit = gate.acquire().await;
-                let mut red = crate::secret::Redactor::from_vars(&c.host.vars);
-                red.add_secrets(&c.host.secrets);
-                match measure_host(&c, &o).await {
-                    Ok(regions) => HostRtt {
-                        host: c.host.name.clone(),
-                        regions: probe::rank(regions),
-                        error: None,
-                    },
-                    // Host and FreeSWITCH answers are untrusted text: masked.
-                    Err(e) => HostRtt {
-                        host: c.host.name.clone(),
-                        regions: Vec::new(),
-                        error: Some(red.redact(&e)),
-                    },
-                }
+        .zip(out)
+        .map(|(host, r)| {
+            r.unwrap_or_else(|| {
+                // A host whose task died (or outlived the run's deadline) is reported,
+                // never left out of the results.
+                let r = HostRtt {
+                    host,
+                    regions: Vec::new(),
+                    error: Some(if late {
+                        "silent: not finished by the run's deadline".into()
+                    } else {
+                        "internal error: its measurement ended without a result".into()
+                    }),
+                };
+                done(&r);
+                r
             })
         })
-        .collect();
-    let mut out = Vec::new();
-    for (t, host) in tasks.into_iter().zip(names) {
-        // A host whose task died is reported, never left out of the results.
-        out.push(t.await.unwrap_or_else(|e| HostRtt {
-            host,
-            regions: Vec::new(),
-            error: Some(format!("internal error: {e}")),
-        }));
-    }
-    out
+        .collect()
 }
 
-async fn measure_host(c: &Candidates, o: &MeasureOptions) -> Result<Vec<RegionRtt>, String> {
+async fn measure_host(
+    c: &Candidates,
+    o: &MeasureOptions,
+    phase: &Phase,
+) -> Result<Vec<RegionRtt>, String> {
+    phase.set("connecting over SSH");
     let mut tr = Transport::connect(&c.host.connection, &o.ssh)
         .await
         .map_err(|e| e.to_string())?;
     let fs = &c.host.freeswitch;
+    phase.set("taking the host lock");
     let lock = match tr
         .lock(&fs.conf_root, &crate::state::lock_owner("trunks measure"))
         .await
@@ -106,7 +202,7 @@ async fn measure_host(c: &Candidates, o: &MeasureOptions) -> Result<Vec<RegionRt
             return Err(e.to_string());
         }
     };
-    let res = probe_regions(&mut tr, c, o).await;
+    let res = probe_regions(&mut tr, c, o, phase).await;
     lock.release().await;
     tr.close().await;
     res
@@ -116,9 +212,12 @@ async fn probe_regions(
     tr: &mut Transport,
     c: &Candidates,
     o: &MeasureOptions,
+    phase: &Phase,
 ) -> Result<Vec<RegionRtt>, String> {
     let fs = &c.host.freeswitch;
+    phase.set("opening the event socket");
     let mut esl = crate::live::open_esl(tr, &c.host).await?;
+    phase.set("loading the probes");
     let api = |r: Result<String, crate::freeswitch::esl::EslError>| r.map_err(|e| e.to_string());
     // Subscribe before the probes load: no ping event can be missed.
     esl.send("event plain CUSTOM sofia::gateway_state")
@@ -152,7 +251,9 @@ async fn probe_regions(
         &[],
     )
     .await?;
+    phase.set("waiting for pings");
     let measured = sample(&mut esl, &probes, o).await;
+    phase.set("removing the probes");
     // Clean up whatever happened: file, XML in memory, gateways.
     let removed =
         crate::run::send_write(tr, &fs.conf_root, &[FileOp::Remove { path: &path }], &[]).await;

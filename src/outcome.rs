@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::freeswitch::lint::{Finding, Severity};
+use crate::freeswitch::lint::Finding;
 use crate::freeswitch::reload::Step;
 use crate::freeswitch::status::GatewayStatus;
 use crate::plan::{Difference, FilePlan, FileStatus};
@@ -223,7 +223,7 @@ impl HostReport {
 
     /// Lint findings that stop a change (errors, not warnings).
     pub fn has_lint_errors(&self) -> bool {
-        self.findings.iter().any(|f| f.severity == Severity::Error)
+        self.findings.iter().any(|f| f.blocks())
     }
 }
 

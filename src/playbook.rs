@@ -436,6 +436,10 @@ struct RawPlay {
     drain_timeout: f64,
     #[serde(default)]
     routes: Vec<RouteTest>,
+    /// Lint rules this play overrules: rule → the reason (shown with every finding it
+    /// allows). Not `allow:`, which is the disruption a play may cause (`none/profile/restart`).
+    #[serde(default)]
+    lint_allow: BTreeMap<String, String>,
 }
 
 /// A route test: where `number` must go on every host of the play (checked by `lint` and
@@ -484,6 +488,8 @@ pub struct Play {
     pub drain_timeout: f64,
     /// Route tests (`routes:`), evaluated per host before anything is pushed.
     pub routes: Vec<RouteTest>,
+    /// `lint_allow:` rule → reason: findings of these rules do not block, and say why.
+    pub lint_allow: BTreeMap<String, String>,
 }
 
 /// The fixed folder and file-name ending of a pruned task's `dest`: the folder may not
@@ -712,6 +718,22 @@ impl Playbook {
                     });
                 }
             }
+            for (rule, reason) in &rp.lint_allow {
+                let known = crate::freeswitch::lint::RULES
+                    .iter()
+                    .any(|(r, _)| r == rule);
+                if !known || reason.trim().is_empty() {
+                    return Err(PlaybookError::Play {
+                        path: path.to_path_buf(),
+                        play: play_name,
+                        message: if known {
+                            format!("`lint_allow: {rule}` needs a reason: `{rule}: why it is right here`")
+                        } else {
+                            format!("`lint_allow`: no lint rule is called `{rule}` (the rules are listed in README \"Lint\")")
+                        },
+                    });
+                }
+            }
             plays.push(Play {
                 name: play_name,
                 hosts: rp.hosts,
@@ -725,6 +747,7 @@ impl Playbook {
                 verify: rp.verify,
                 drain_timeout: rp.drain_timeout,
                 routes: rp.routes,
+                lint_allow: rp.lint_allow,
             });
         }
         Ok(Playbook {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::freeswitch::lint::{Finding, Severity};
 use crate::outcome::{HostReport, HostStatus, Mode, PlayReport};
 use crate::plan::FileStatus;
+use crate::printable::{printable, printable_block};
 
 /// Colour on the terminal: statuses and diff lines. Decided once per run by the command
 /// line (`--color auto|always|never`, `NO_COLOR`), never by the report itself.
@@ -91,19 +92,36 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode, style: Style) -> 
             ""
         }
     );
+    // Errors, answers, findings and diffs quote what a PBX said or holds: escaped, and
+    // indented so that no line of theirs can pass for a host's header (src/printable.rs).
     if let Some(e) = &r.error {
-        let _ = writeln!(s, "  {}     {e}", style.failed("error"));
+        let _ = writeln!(
+            s,
+            "  {}     {}",
+            style.failed("error"),
+            printable_block(&e.to_string(), "            ")
+        );
     }
     if let Some(rb) = &r.rollback {
-        let _ = writeln!(s, "  rollback  {rb}");
+        let _ = writeln!(s, "  rollback  {}", printable_block(rb, "            "));
     }
     for f in &r.findings {
-        let sev = if f.severity == Severity::Error {
-            "lint error"
-        } else {
-            "lint warn "
+        let sev = match (&f.allowed, f.severity) {
+            (Some(_), _) => "lint allow",
+            (None, Severity::Error) => "lint error",
+            (None, Severity::Warning) => "lint warn ",
         };
-        let _ = writeln!(s, "  {sev} {}:{}: {}", f.file, f.line, f.message);
+        let _ = writeln!(
+            s,
+            "  {sev} {}:{}: [{}] {}",
+            printable(&f.file),
+            f.line,
+            f.check,
+            printable_block(&f.message, "             ")
+        );
+        if let Some(why) = &f.allowed {
+            let _ = writeln!(s, "             allowed: {why}");
+        }
     }
     for f in &r.files {
         let mut line = format!("  {:<9} {}", f.status.to_string(), f.rel);
@@ -126,7 +144,7 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode, style: Style) -> 
         let _ = writeln!(s, "  {verb:<9} {}  # {}{mark}", st.command, st.reason);
         if !st.ok && !st.output.is_empty() {
             for l in st.output.lines() {
-                let _ = writeln!(s, "              {l}");
+                let _ = writeln!(s, "              {}", printable_block(l, ""));
             }
         }
     }
@@ -146,23 +164,23 @@ pub fn host_block(r: &HostReport, show_diff: bool, mode: Mode, style: Style) -> 
         let _ = writeln!(
             s,
             "  gateway   {} {} {}{}",
-            g.name,
+            printable(&g.name),
             if g.state == "INVALID" {
-                "Invalid Gateway!"
+                "Invalid Gateway!".into()
             } else {
-                &g.state
+                printable(&g.state)
             },
-            g.status,
+            printable(&g.status),
             g.retry
                 .as_deref()
-                .map(|x| format!(" (retry {x})"))
+                .map(|x| format!(" (retry {})", printable(x)))
                 .unwrap_or_default()
         );
     }
     if show_diff {
         for f in &r.files {
             if !f.diff.is_empty() {
-                s.push_str(&style.diff(&f.diff));
+                s.push_str(&style.diff(&printable_block(&f.diff, "")));
                 if !f.diff.ends_with('\n') {
                     s.push('\n');
                 }
@@ -244,7 +262,7 @@ pub fn recap(plays: &[PlayReport], style: Style) -> String {
             }
             if let Some(e) = &h.error {
                 let first = e.message.lines().next().unwrap_or("");
-                let _ = write!(line, "  {}", truncate(first, 160));
+                let _ = write!(line, "  {}", printable(&truncate(first, 160)));
             }
             let _ = writeln!(s, "{line}");
         }
@@ -301,10 +319,17 @@ fn truncate(s: &str, n: usize) -> String {
 pub fn findings(f: &[Finding]) -> String {
     let mut s = String::new();
     for x in f {
-        let _ = writeln!(s, "{x}");
+        // A finding quotes conf files a PBX (or anyone) wrote: escaped, continuation indented.
+        let _ = writeln!(s, "{}", printable_block(&x.to_string(), "    "));
     }
-    let e = f.iter().filter(|x| x.severity == Severity::Error).count();
-    let _ = writeln!(s, "{e} error(s), {} warning(s)", f.len() - e);
+    let allowed = f.iter().filter(|x| x.allowed.is_some()).count();
+    let e = f.iter().filter(|x| x.blocks()).count();
+    let w = f.len() - e - allowed;
+    let _ = write!(s, "{e} error(s), {w} warning(s)");
+    if allowed > 0 {
+        let _ = write!(s, ", {allowed} allowed");
+    }
+    s.push('\n');
     s
 }
 

@@ -71,6 +71,22 @@ pub fn markdown(plays: &[PlayReport]) -> String {
                 pend.join("<br>")
             );
         }
+        // Overruled lint rules: a reviewer sees every one, with its reason.
+        let allowed: Vec<String> = p
+            .hosts
+            .iter()
+            .flat_map(|h| h.findings.iter().map(move |f| (h, f)))
+            .filter_map(|(h, f)| {
+                let why = f.allowed.as_ref()?;
+                Some(format!(
+                    "- {} `{}:{}` **{}** allowed: {} ({})",
+                    h.host, f.file, f.line, f.check, why, f.message
+                ))
+            })
+            .collect();
+        if !allowed.is_empty() {
+            let _ = writeln!(s, "\nLint rules allowed:\n\n{}", allowed.join("\n"));
+        }
         // Diffs: identical diffs across hosts are shown once.
         let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for h in &p.hosts {

@@ -96,11 +96,12 @@ pub fn desired_states<'a>(
     let mut templates = Templates::new(pb.template_dirs());
     inv.select_limited(&play.hosts, limit)
         .into_iter()
-        .map(|h| {
-            (
+        .map(|h| match Inventory::unmanaged(h) {
+            Some(why) => (h, Err(why)),
+            None => (
                 h,
                 desired::build(h, play, &mut templates).map_err(|e| e.to_string()),
-            )
+            ),
         })
         .collect()
 }
@@ -145,6 +146,7 @@ pub fn route_findings(host: &Host, d: &HostDesired, play: &Play) -> Vec<Finding>
         check: "route-test",
         message: d.redactor.redact(&message),
         fix: "fix the dialplan, or the route test if the new route is intended".into(),
+        allowed: None,
     };
     let dp = match offline_dialplan(d) {
         Ok(dp) => dp,
@@ -245,7 +247,12 @@ pub fn offline_dialplan(
 }
 
 /// Lint what can be known before connecting: host settings and whole rendered files.
-pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
+/// `lint_allow` is the play's (rule → reason); files may allow rules for themselves.
+pub fn lint_desired(
+    host: &Host,
+    d: &HostDesired,
+    lint_allow: &BTreeMap<String, String>,
+) -> Vec<Finding> {
     // Whole files as rendered; files a play only edits in place, over the stock version
     // switchyard ships (an inverted RTP range is caught here, offline, not only at apply).
     let files: BTreeMap<String, String> = d
@@ -266,6 +273,7 @@ pub fn lint_desired(host: &Host, d: &HostDesired) -> Vec<Finding> {
         .collect();
     let mut out = lint::lint(Some(&host.name), &files);
     out.extend(lint::lint_install(&host.name, &host.freeswitch));
+    lint::apply_allows(&mut out, &files, lint_allow);
     for f in &mut out {
         f.message = d.redactor.redact(&f.message);
         f.fix = d.redactor.redact(&f.fix);
@@ -330,14 +338,11 @@ pub async fn run_play(
     let mut findings = Vec::new();
     for (h, d) in &hosts {
         if let Ok(d) = d {
-            findings.extend(lint_desired(h, d));
+            findings.extend(lint_desired(h, d, &play.lint_allow));
             findings.extend(route_findings(h, d, play));
         }
     }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
+    let errors = findings.iter().filter(|f| f.blocks()).count();
     if errors > 0 && opts.mode == Mode::Apply {
         return Err(RunError::Lint { errors, findings });
     }
@@ -359,6 +364,7 @@ pub async fn run_play(
         saved_plan: opts.saved_plan.clone(),
         gateway_snapshot: opts.gateway_snapshot,
         verbose: opts.verbose,
+        lint_allow: play.lint_allow.clone(),
     });
 
     let mut reports: Vec<HostReport> = Vec::new();
@@ -403,7 +409,14 @@ pub async fn run_play(
                 }
                 let started = Instant::now();
                 let mut r = process_host(&host, d, &settings, b + 1, &on_event).await;
-                r.findings.splice(0..0, host_findings);
+                // Lint before the run first; the same finding found again on the final
+                // files only once.
+                let after = std::mem::replace(&mut r.findings, host_findings);
+                for f in after {
+                    if !r.findings.contains(&f) {
+                        r.findings.push(f);
+                    }
+                }
                 r.seconds = started.elapsed().as_secs_f64();
                 on_event(Event::Done(&r));
                 (i, r)
@@ -465,6 +478,8 @@ struct HostSettings {
     saved_plan: Option<Arc<crate::plan::SavedPlan>>,
     gateway_snapshot: bool,
     verbose: u8,
+    /// The play's `lint_allow:` (rule → reason).
+    lint_allow: BTreeMap<String, String>,
 }
 
 async fn process_host(
@@ -511,11 +526,11 @@ async fn process_host(
 /// `-v`: `pbx1: gather 12.3 ms exit 0`; `-vv`: with the command, the host's `fs_cli` line
 /// (which may carry the event socket password) shown as `<fs_cli>`, every secret masked.
 fn trace(host: &Host, red: &crate::secret::Redactor, verbose: u8) -> crate::transport::Trace {
-    let (name, fs_cli, red) = (
-        host.name.clone(),
-        host.freeswitch.fs_cli.clone(),
-        red.clone(),
-    );
+    // The line as the steps program carries it: its password (if any) taken out.
+    let fs_cli = script::FsCli::parse(&host.freeswitch.fs_cli)
+        .map(|c| c.line)
+        .unwrap_or_else(|_| host.freeswitch.fs_cli.clone());
+    let (name, red) = (host.name.clone(), red.clone());
     Arc::new(
         move |cmd: &str, stdin: usize, took: Duration, outcome: &str| {
             let mut line = format!(
@@ -570,6 +585,22 @@ fn redact_report(r: &mut HostReport, red: &crate::secret::Redactor) {
     }
 }
 
+/// The host's `freeswitch_max_file_bytes` (default [`facts::DEFAULT_MAX_FILE_BYTES`]): a
+/// managed file larger than this is refused on the host, unread.
+fn max_file_bytes(host: &Host) -> Result<u64, String> {
+    let Some(v) = host.vars.get("freeswitch_max_file_bytes") else {
+        return Ok(facts::DEFAULT_MAX_FILE_BYTES);
+    };
+    let n = match v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    n.filter(|n| *n > 0).ok_or_else(|| {
+        format!("freeswitch_max_file_bytes: `{v}` is not a positive number of bytes")
+    })
+}
+
 async fn pipeline(
     t: &mut Transport,
     host: &Host,
@@ -582,7 +613,15 @@ async fn pipeline(
     let mut paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
     paths.push(&record_path);
     paths.push(&marker_path);
-    let mut facts = match facts::gather(t, &desired.conf_root, &paths).await {
+    let limit = match max_file_bytes(host) {
+        Ok(l) => l,
+        Err(e) => return r.fail(ErrorKind::Gather, e),
+    };
+    // A password fs_cli could not be handed is refused before anything is written.
+    if let Err(e) = script::FsCli::parse(&host.freeswitch.fs_cli) {
+        return r.fail(ErrorKind::Gather, e);
+    }
+    let mut facts = match facts::gather(t, &desired.conf_root, &paths, limit).await {
         Ok(f) => f,
         Err(e) => return r.fail(ErrorKind::Gather, e.to_string()),
     };
@@ -606,7 +645,7 @@ async fn pipeline(
         desired
     } else {
         let paths: Vec<&str> = stale.iter().map(|f| f.path.as_str()).collect();
-        match facts::gather(t, &desired.conf_root, &paths).await {
+        match facts::gather(t, &desired.conf_root, &paths, limit).await {
             Ok(more) => facts.extend(more),
             Err(e) => return r.fail(ErrorKind::Gather, e.to_string()),
         }
@@ -630,10 +669,11 @@ async fn pipeline(
                 .map(|t| (f.rel.clone(), t))
         })
         .collect();
-    let post = lint::lint(Some(&host.name), &finals);
+    let mut post = lint::lint(Some(&host.name), &finals);
+    lint::apply_allows(&mut post, &finals, &s.lint_allow);
     let post_errors: Vec<String> = post
         .iter()
-        .filter(|f| f.severity == Severity::Error)
+        .filter(|f| f.blocks())
         .map(|f| format!("{}:{}: {}", f.file, f.line, f.message))
         .collect();
     for f in post {
@@ -1050,12 +1090,24 @@ async fn run_steps(
     let mut from = 0;
     loop {
         let actions: Vec<Action> = steps[from..].iter().map(|x| x.0.clone()).collect();
-        let cmd = script::steps(
+        let sent = script::steps(
             &host.freeswitch.fs_cli,
             &host.freeswitch.restart_command,
             &actions,
         );
-        let out = match t.exec(&cmd, &[]).await {
+        let (cmd, stdin) = match sent {
+            Ok(x) => x,
+            Err(e) => {
+                return (
+                    results,
+                    Some(StepFailure {
+                        message: e,
+                        kind: ErrorKind::StepFailed,
+                    }),
+                )
+            }
+        };
+        let out = match t.exec(&cmd, &stdin).await {
             Ok(o) => o,
             Err(e) => {
                 return (
@@ -1125,15 +1177,15 @@ async fn run_steps(
 
 /// Before a disruptive step: wait (up to `timeout`) for active calls to end.
 async fn drain(t: &mut Transport, host: &Host, timeout: Duration) -> Result<(), String> {
-    let cmd = script::steps(
+    let (cmd, stdin) = script::steps(
         &host.freeswitch.fs_cli,
         "true",
         &[Action::Api("show calls count".into())],
-    );
+    )?;
     let deadline = Instant::now() + timeout;
     loop {
         let out = t
-            .exec(&cmd, &[])
+            .exec(&cmd, &stdin)
             .await
             .map_err(|e| format!("cannot count active calls: {e}"))?;
         let parts = script::split_steps(&out.stdout_text());

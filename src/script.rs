@@ -71,12 +71,13 @@ fn program(parts: &[&str], args: &[&str]) -> String {
 }
 
 /// Gather owner, group, mode and content of every path (absolute, under `root`) in one
-/// command (src/remote/gather.sh): a class line per path (`F` regular file, `M` missing,
-/// `E` anything else, `L` a symbolic link, `O folder` its folder resolves outside the conf
-/// root); `S`; one `owner group mode size` line per regular file; `C`; the files' contents
-/// back to back. Two processes per host whatever the number of files.
-pub fn gather(root: &str, paths: &[&str]) -> String {
-    let mut args = vec![root];
+/// command (src/remote/gather.sh). Each file is opened read-write (never blocking on a FIFO)
+/// and judged on that descriptor: only a regular file of at most `limit` bytes is read, and
+/// never more than its size. The answer comes in batches of up to 7 paths, each a class
+/// line per path, `S`, stat lines, `C`, the contents, `.` ([`crate::facts::parse`]).
+pub fn gather(root: &str, limit: u64, paths: &[&str]) -> String {
+    let limit = limit.to_string();
+    let mut args = vec![root, &limit];
     args.extend_from_slice(paths);
     program(&[GATHER], &args)
 }
@@ -103,7 +104,8 @@ pub fn describe(cmd: &str) -> String {
     if let Some(inner) = cmd.strip_prefix("sh -c ").and_then(unquote) {
         return inner
             .lines()
-            .filter(|l| !l.starts_with("printf "))
+            .filter(|l| !l.starts_with("printf ") && *l != FS_CLI_HOME)
+            .map(|l| l.strip_prefix(FS_CLI_ENV).unwrap_or(l))
             .collect::<Vec<_>>()
             .join("; ");
     }
@@ -185,16 +187,19 @@ pub fn write(
     expect: &[(&str, Option<&str>)],
 ) -> Result<(String, Vec<u8>), String> {
     let outside = |p: &str| format!("{p} is not under the conf root {root}");
+    // The expected hashes go first on stdin, one line each, never in an argument.
+    let mut head = Vec::new();
     let mut stdin = Vec::new();
     let mut words: Vec<String> = Vec::new();
     for (path, sha) in expect {
         let (dir, name) = split_under(root, path).ok_or_else(|| outside(path))?;
-        words.extend([
-            "E".into(),
-            dir.into(),
-            name.into(),
-            sha.unwrap_or("-").into(),
-        ]);
+        words.extend(["E".into(), dir.into(), name.into()]);
+        let sha = sha.unwrap_or("-");
+        if sha.is_empty() || sha.contains('\n') {
+            return Err(format!("bad expected hash for {path}"));
+        }
+        head.extend_from_slice(sha.as_bytes());
+        head.push(b'\n');
     }
     for op in ops {
         match op {
@@ -226,30 +231,259 @@ pub fn write(
     let total = stdin.len().to_string();
     let mut args: Vec<&str> = vec![root, &total];
     args.extend(words.iter().map(String::as_str));
-    Ok((program(&[COMMON, WRITE], &args), stdin))
+    head.extend_from_slice(&stdin);
+    Ok((program(&[COMMON, WRITE], &args), head))
 }
 
-/// Run FreeSWITCH steps in one command. Each step's output is framed as
-/// `REC index \n output END rc=N \n`.
+/// A host's `fs_cli` line (a command line prefix such as `fs_cli -H 127.0.0.1 -P 8021 -p
+/// ClueCon`) with its event socket password taken out.
+///
+/// No secret may appear in a process's arguments on a PBX: any local user reads
+/// `/proc/*/cmdline`. So the password (`-p X`, `-pX`, `--password X`, `--password=X`, or a
+/// short-option cluster ending in `p`, as fs_cli's `getopt_long` reads them) is removed from
+/// the line on the controller and handed to fs_cli in a file: fs_cli (libs/esl/fs_cli.c)
+/// reads `$HOME/.fs_cli_conf` (else `/etc/fs_cli.conf`), and with no profile named uses the
+/// one called `default`; its `-H`/`-P`/`-u` still override the file's. The steps program
+/// reads the password from stdin, writes `[default]` / `password => X` with the shell's
+/// builtin `printf` (no process, so no argv) into a fresh 0700 `mktemp -d` folder, runs
+/// each fs_cli with `HOME` pointed there, and removes the folder on exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsCli {
+    /// The line without its password: safe in any process's arguments and in `-vv`.
+    pub line: String,
+    /// The line with its password shown as `********` (for `inventory`).
+    pub masked: String,
+    pub password: Option<String>,
+}
+
+/// fs_cli's options that take an argument (short, long), from its `getopt_long` table.
+const FS_CLI_ARG_SHORT: &str = "HPupdxltTs";
+const FS_CLI_ARG_LONG: [&str; 10] = [
+    "host",
+    "port",
+    "user",
+    "password",
+    "debug",
+    "execute",
+    "loglevel",
+    "timeout",
+    "connect-timeout",
+    "set-log-uuid",
+];
+
+/// The words of a shell command line: (raw text as written, value after quote removal).
+fn shell_words(line: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return words;
+        }
+        let (mut raw, mut value) = (String::new(), String::new());
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                break;
+            }
+            chars.next();
+            raw.push(c);
+            match c {
+                '\'' => {
+                    for c in chars.by_ref() {
+                        raw.push(c);
+                        if c == '\'' {
+                            break;
+                        }
+                        value.push(c);
+                    }
+                }
+                '"' => {
+                    while let Some(c) = chars.next() {
+                        raw.push(c);
+                        match c {
+                            '"' => break,
+                            '\\' => {
+                                if let Some(n) = chars.next() {
+                                    raw.push(n);
+                                    if !matches!(n, '"' | '\\' | '$' | '`') {
+                                        value.push('\\');
+                                    }
+                                    value.push(n);
+                                }
+                            }
+                            c => value.push(c),
+                        }
+                    }
+                }
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        raw.push(n);
+                        value.push(n);
+                    }
+                }
+                c => value.push(c),
+            }
+        }
+        words.push((raw, value));
+    }
+}
+
+impl FsCli {
+    /// Split `line`; a password fs_cli could not read back from its conf file (a line
+    /// break, leading blanks, `;;`, which its parser strips or cuts at) is an error.
+    pub fn parse(line: &str) -> Result<FsCli, String> {
+        let c = FsCli::split(line);
+        if let Some(p) = &c.password {
+            let cut = p.find(';').is_some_and(|k| p[k + 1..].starts_with(';'));
+            if p.contains(['\n', '\r', '\0']) || p.starts_with([' ', '\t']) || cut {
+                return Err("the event socket password in `fs_cli` cannot be handed to fs_cli in its conf file (it holds a line break, starts with a blank or holds `;;`, which fs_cli's conf parser drops); choose another password".into());
+            }
+        }
+        Ok(c)
+    }
+
+    /// Split `line`, whatever its password holds (for masking it).
+    pub fn split(line: &str) -> FsCli {
+        const MASK: &str = "********";
+        let words = shell_words(line);
+        let (mut kept, mut masked) = (Vec::new(), Vec::new());
+        let mut password = None;
+        let mut i = 0;
+        while i < words.len() {
+            let (raw, value) = &words[i];
+            i += 1;
+            if value == "--" {
+                kept.push(raw.clone());
+                masked.push(raw.clone());
+                kept.extend(words[i..].iter().map(|w| w.0.clone()));
+                masked.extend(words[i..].iter().map(|w| w.0.clone()));
+                break;
+            }
+            if let Some(long) = value.strip_prefix("--") {
+                let (name, inline) = match long.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (long, None),
+                };
+                // getopt_long takes any unambiguous prefix (`--pass`; `--p` is ambiguous
+                // with `--port`).
+                let full = FS_CLI_ARG_LONG
+                    .iter()
+                    .filter(|o| !name.is_empty() && o.starts_with(name))
+                    .collect::<Vec<_>>();
+                let takes_arg = full.len() == 1 || FS_CLI_ARG_LONG.contains(&name);
+                if takes_arg && (name == "password" || (full == [&"password"] && name.len() > 2)) {
+                    match inline {
+                        Some(v) => password = Some(v.to_string()),
+                        None if i < words.len() => {
+                            password = Some(words[i].1.clone());
+                            i += 1;
+                        }
+                        None => {}
+                    }
+                    masked.push(format!("--password={MASK}"));
+                    continue;
+                }
+                kept.push(raw.clone());
+                masked.push(raw.clone());
+                if takes_arg && inline.is_none() && i < words.len() {
+                    kept.push(words[i].0.clone());
+                    masked.push(words[i].0.clone());
+                    i += 1;
+                }
+                continue;
+            }
+            if value.len() > 1 && value.starts_with('-') {
+                // A cluster of short options: flags until one that takes an argument, whose
+                // argument is the rest of the word, or the next word.
+                let body = &value[1..];
+                let at = body
+                    .char_indices()
+                    .find(|(_, c)| FS_CLI_ARG_SHORT.contains(*c));
+                if let Some((k, opt)) = at {
+                    let rest = &body[k + opt.len_utf8()..];
+                    if opt == 'p' {
+                        password = Some(if rest.is_empty() && i < words.len() {
+                            i += 1;
+                            words[i - 1].1.clone()
+                        } else {
+                            rest.to_string()
+                        });
+                        if k > 0 {
+                            kept.push(quote(&format!("-{}", &body[..k])));
+                            masked.push(quote(&format!("-{}", &body[..k])));
+                        }
+                        masked.push(format!("-p {MASK}"));
+                        continue;
+                    }
+                    kept.push(raw.clone());
+                    masked.push(raw.clone());
+                    if rest.is_empty() && i < words.len() {
+                        kept.push(words[i].0.clone());
+                        masked.push(words[i].0.clone());
+                        i += 1;
+                    }
+                    continue;
+                }
+            }
+            kept.push(raw.clone());
+            masked.push(raw.clone());
+        }
+        FsCli {
+            line: if password.is_some() {
+                kept.join(" ")
+            } else {
+                line.to_string()
+            },
+            masked: if password.is_some() {
+                masked.join(" ")
+            } else {
+                line.to_string()
+            },
+            password,
+        }
+    }
+}
+
+/// The first line of a steps program that hands fs_cli its password ([`FsCli`]): read it
+/// from stdin, write it to a conf file in a private folder removed on exit.
+const FS_CLI_HOME: &str = "umask 077; IFS= read -r sy_pw || exit 1; sy_home=$(mktemp -d) || exit 1; trap 'rm -rf -- \"$sy_home\"' EXIT; trap 'exit 129' HUP INT TERM; printf '[default]\\npassword => %s\\n' \"$sy_pw\" > \"$sy_home/.fs_cli_conf\" || exit 1; unset sy_pw";
+
+/// How each fs_cli command of such a program starts.
+const FS_CLI_ENV: &str = "HOME=\"$sy_home\" ";
+
+/// Run FreeSWITCH steps in one command: (command, stdin). Each step's output is framed as
+/// `REC index \n output END rc=N \n`. The `fs_cli` line's password, if any, travels on
+/// stdin, never in an argument ([`FsCli`]); every step's own stdin is /dev/null.
 pub fn steps(
     fs_cli: &str,
     restart_command: &str,
     steps: &[crate::freeswitch::reload::Action],
-) -> String {
+) -> Result<(String, Vec<u8>), String> {
+    let cli = FsCli::parse(fs_cli)?;
     let mut s = String::new();
+    let (env, stdin) = match &cli.password {
+        Some(p) => {
+            s.push_str(FS_CLI_HOME);
+            s.push('\n');
+            (FS_CLI_ENV, format!("{p}\n").into_bytes())
+        }
+        None => ("", Vec::new()),
+    };
     for (i, a) in steps.iter().enumerate() {
         let _ = writeln!(s, "printf '\\036{i}\\n'");
         match a {
             crate::freeswitch::reload::Action::Api(cmd) => {
-                let _ = writeln!(s, "{fs_cli} -x {} 2>&1", quote(cmd));
+                let _ = writeln!(s, "{env}{} -x {} </dev/null 2>&1", cli.line, quote(cmd));
             }
             crate::freeswitch::reload::Action::Restart => {
-                let _ = writeln!(s, "{restart_command} 2>&1");
+                let _ = writeln!(s, "{restart_command} </dev/null 2>&1");
             }
         }
         let _ = writeln!(s, "printf '\\037rc=%s\\n' \"$?\"");
     }
-    format!("sh -c {}", quote(&s))
+    Ok((format!("sh -c {}", quote(&s)), stdin))
 }
 
 /// Split the framed output of [`steps`]: (index, output, exit code).
@@ -286,6 +520,7 @@ mod tests {
         let root = "/etc/freeswitch";
         let gathered = gather(
             root,
+            8388608,
             &[
                 "/etc/freeswitch/sip_profiles/external/wavix.xml",
                 "/etc/freeswitch/dialplan/it's $(x).xml",
@@ -315,34 +550,58 @@ mod tests {
             ],
         )
         .unwrap();
-        let stepped = steps(
-            "fs_cli -p 'pw'",
+        let (stepped, step_stdin) = steps(
+            "fs_cli -H 127.0.0.1 -p 'pw'",
             "systemctl restart freeswitch",
             &[
                 crate::freeswitch::reload::Action::Api("sofia profile external rescan".into()),
                 crate::freeswitch::reload::Action::Restart,
             ],
-        );
+        )
+        .unwrap();
+        // Neither the expected hash nor the event socket password is an argument.
+        assert!(!written.contains("ab12") && !stepped.contains("pw'"));
+        assert_eq!(step_stdin, b"pw\n");
         insta::assert_snapshot!(format!(
-            "{}\n\n{}\n\n{}\nstdin: {:?}\n\n{}\n\n{}",
+            "{}\n\n{}\n\n{}\nstdin: {:?}\n\n{}\nstdin: {:?}\n\n{}",
             named(gathered, &[GATHER], "gather.sh"),
             named(locked, &[COMMON, LOCK], "common.sh+lock.sh"),
             named(written, &[COMMON, WRITE], "common.sh+write.sh"),
             String::from_utf8_lossy(&stdin),
             stepped,
+            String::from_utf8_lossy(&step_stdin),
             become_root("echo 'hi'"),
         ));
         // -vv shows the steps as the commands they are; the program files by name.
         assert_eq!(
-            describe(&steps(
-                "fs_cli -p 'it''s'",
-                "systemctl restart freeswitch",
-                &[crate::freeswitch::reload::Action::Api("reloadxml".into())]
-            )),
-            "fs_cli -p 'it''s' -x reloadxml 2>&1"
+            describe(
+                &steps(
+                    "fs_cli -p 'it'\\''s'",
+                    "systemctl restart freeswitch",
+                    &[crate::freeswitch::reload::Action::Api("reloadxml".into())]
+                )
+                .unwrap()
+                .0
+            ),
+            "fs_cli -x reloadxml </dev/null 2>&1"
+        );
+        assert_eq!(
+            describe(
+                &steps(
+                    "fs_cli -P 8021",
+                    "true",
+                    &[crate::freeswitch::reload::Action::Api("reloadxml".into())]
+                )
+                .unwrap()
+                .0
+            ),
+            "fs_cli -P 8021 -x reloadxml </dev/null 2>&1"
         );
         assert!(describe(&lock(root, "o")).starts_with("sh -c <common.sh+lock.sh> sh "));
-        assert_eq!(kind(&gather(root, &["/etc/freeswitch/a.xml"])), "gather");
+        assert_eq!(
+            kind(&gather(root, 1024, &["/etc/freeswitch/a.xml"])),
+            "gather"
+        );
         // A path outside the conf root is refused before any command exists.
         assert!(write(
             root,
@@ -352,6 +611,53 @@ mod tests {
             &[]
         )
         .is_err());
+    }
+
+    /// The password comes out of the `fs_cli` line in every spelling fs_cli's getopt_long
+    /// accepts; everything else stays as written.
+    #[test]
+    fn fs_cli_password_is_taken_out_of_the_line() {
+        let cases = [
+            (
+                "fs_cli -H 127.0.0.1 -P 8021 -p ClueCon",
+                "fs_cli -H 127.0.0.1 -P 8021",
+                "ClueCon",
+            ),
+            ("fs_cli -pClueCon -t 10000", "fs_cli -t 10000", "ClueCon"),
+            (
+                "fs_cli --password=Clue\\ Con -H h",
+                "fs_cli -H h",
+                "Clue Con",
+            ),
+            ("fs_cli --password 'it'\\''s'", "fs_cli", "it's"),
+            ("fs_cli --pass \"a\\\"b\"", "fs_cli", "a\"b"),
+            ("fs_cli -qp S3cret -x x", "fs_cli -q -x x", "S3cret"),
+            // `-H -p` is the host `-p`; `-P` is the port.
+            ("fs_cli -H -p -P 1 -p pw", "fs_cli -H -p -P 1", "pw"),
+            (
+                "/opt/fs/bin/fs_cli -p pwA -p pwB",
+                "/opt/fs/bin/fs_cli",
+                "pwB",
+            ),
+        ];
+        for (line, kept, pw) in cases {
+            let c = FsCli::parse(line).unwrap();
+            assert_eq!(c.line, kept, "{line}");
+            assert_eq!(c.password.as_deref(), Some(pw), "{line}");
+            assert!(
+                c.masked.contains("********") && !c.masked.contains(pw),
+                "{line}: {}",
+                c.masked
+            );
+        }
+        let plain = FsCli::parse("fs_cli -H 127.0.0.1 --port 8021").unwrap();
+        assert_eq!(
+            (plain.line.as_str(), plain.password),
+            ("fs_cli -H 127.0.0.1 --port 8021", None)
+        );
+        for bad in ["fs_cli -p ' lead'", "fs_cli -p 'a;;b'", "fs_cli -p 'a\nb'"] {
+            assert!(FsCli::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -500,7 +806,7 @@ mod tests {
         assert!(err.contains("`external` is a symbolic link"), "{err}");
         assert!(!outside.join("wavix.xml").exists());
         // The gather says so too, without reading through it.
-        let g = gather(&r, &[&format!("{r}/sip_profiles/external/wavix.xml")]);
+        let g = gather(&r, 1024, &[&format!("{r}/sip_profiles/external/wavix.xml")]);
         let (code, out, _) = sh(&g, b"");
         assert_eq!(code, Some(0));
         assert!(
@@ -521,7 +827,7 @@ mod tests {
         )
         .unwrap();
         let (_, out, _) = sh(
-            &gather(&r, &[&format!("{r}/sip_profiles/external/wavix.xml")]),
+            &gather(&r, 1024, &[&format!("{r}/sip_profiles/external/wavix.xml")]),
             b"",
         );
         assert!(out.starts_with("L\n"), "{out}");

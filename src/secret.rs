@@ -12,6 +12,12 @@ type Vars = std::collections::BTreeMap<String, serde_json::Value>;
 
 pub const MASK: &str = "********";
 
+/// The largest secret file read (a `{file: PATH}` value, a vault key file). A secret is a
+/// password, a key or a certificate chain (a few KiB); every secret is kept for the whole run and searched for in every line
+/// switchyard prints, so a reference to the wrong file (a log, `/dev/zero`) is refused, not
+/// read until memory runs out.
+pub const MAX_SECRET_BYTES: u64 = 1024 * 1024;
+
 /// A secret value. Its `Debug` never shows it; code that needs the value says so with
 /// [`Secret::expose`], which makes every use greppable.
 #[derive(Clone, PartialEq, Eq)]

@@ -40,17 +40,92 @@ pub fn read_text(path: &Path) -> Result<String, SourceError> {
         path: path.to_path_buf(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.len() > MAX_INPUT_BYTES {
-        return Err(SourceError::TooLarge {
+    // Bounded while reading, not by the size the file claims: `/dev/zero` claims 0 bytes.
+    // A pipe is still read (`-i <(make-inventory)` is a process substitution).
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let bytes = read_at_most(file, MAX_INPUT_BYTES).map_err(|e| match e {
+        FileRefusal::Io(e) => read_err(e),
+        _ => SourceError::TooLarge {
             path: path.to_path_buf(),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(read_err)?;
+        },
+    })?;
     String::from_utf8(bytes).map_err(|e| SourceError::NotUtf8 {
         path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to(),
     })
+}
+
+/// Why a file was not read by [`read_regular`] or [`read_at_most`]. The messages say what
+/// the file is, never what it holds (these files may hold secrets).
+#[derive(Debug, thiserror::Error)]
+pub enum FileRefusal {
+    #[error("cannot read it: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    #[error("it is larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+/// What kind of file `m` describes, for [`FileRefusal::NotRegular`].
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// Open `path` only if it is a regular file (a link to one is followed), and give its
+/// metadata as seen on the opened file. Checked before opening, so a device is never opened
+/// (opening some has effects), and again on the opened file, which is what is read: the
+/// open itself is non-blocking, so a FIFO swapped in between cannot hang the run.
+pub fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), FileRefusal> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let before = std::fs::metadata(path)?;
+    if !before.is_file() {
+        return Err(FileRefusal::NotRegular(file_kind(&before)));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(FileRefusal::NotRegular(file_kind(&meta)));
+    }
+    Ok((file, meta))
+}
+
+/// Read everything from `r`, refusing more than `limit` bytes as soon as they arrive (never
+/// trusting a size the file claims).
+pub fn read_at_most(r: impl std::io::Read, limit: u64) -> Result<Vec<u8>, FileRefusal> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    r.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(FileRefusal::TooLarge(limit));
+    }
+    Ok(buf)
+}
+
+/// A regular file's bytes, at most `limit` of them ([`open_regular`], [`read_at_most`]).
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, FileRefusal> {
+    let (file, meta) = open_regular(path)?;
+    if meta.len() > limit {
+        return Err(FileRefusal::TooLarge(limit));
+    }
+    read_at_most(file, limit)
 }
 
 /// Parse YAML text into `T`, mapping parser and type errors to `file:line:col`.
@@ -185,6 +260,81 @@ pub fn read_conf_dir(
         }
     }
     Ok(out)
+}
+
+/// Parts of a conf tree read as FreeSWITCH reads them, for `lint --conf`: FreeSWITCH passes
+/// bytes through, so a file that is not UTF-8 is read with those bytes replaced (U+FFFD),
+/// and a file too large or unreadable is left out; each is a note `(file, line, why)`
+/// instead of stopping the whole tree at the first.
+pub type ConfNotes = Vec<(String, usize, String)>;
+
+pub fn read_conf_tree(
+    dir: &Path,
+) -> Result<(std::collections::BTreeMap<String, String>, ConfNotes), SourceError> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut notes = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let read_err = |source| SourceError::Read {
+            path: d.clone(),
+            source,
+        };
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if d == dir => return Err(read_err(e)),
+            Err(e) => {
+                let rel = d
+                    .strip_prefix(dir)
+                    .unwrap_or(&d)
+                    .to_string_lossy()
+                    .into_owned();
+                notes.push((
+                    rel,
+                    0,
+                    format!("folder not read ({e}): nothing in it was checked"),
+                ));
+                continue;
+            }
+        };
+        for e in entries {
+            let p = e.map_err(read_err)?.path();
+            let rel = p
+                .strip_prefix(dir)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "xml") {
+                continue;
+            }
+            let bytes = match std::fs::metadata(&p) {
+                Ok(m) if m.len() > MAX_INPUT_BYTES => {
+                    Err(format!("larger than {MAX_INPUT_BYTES} bytes, not read"))
+                }
+                Ok(_) => std::fs::read(&p).map_err(|e| format!("not read ({e})")),
+                Err(e) => Err(format!("not read ({e})")),
+            };
+            match bytes {
+                Ok(b) => match String::from_utf8(b) {
+                    Ok(t) => {
+                        out.insert(rel, t);
+                    }
+                    Err(e) => {
+                        let at = e.utf8_error().valid_up_to();
+                        let b = e.into_bytes();
+                        let line = b[..at].iter().filter(|&&c| c == b'\n').count() + 1;
+                        notes.push((rel.clone(), line, format!("line {line} has bytes that are not UTF-8 (FreeSWITCH passes them through); checked with them replaced by U+FFFD")));
+                        out.insert(rel, String::from_utf8_lossy(&b).into_owned());
+                    }
+                },
+                Err(why) => notes.push((rel, 0, format!("{why}: nothing in it was checked"))),
+            }
+        }
+    }
+    Ok((out, notes))
 }
 
 /// One `-e/--extra-vars` argument as Ansible reads it: `@FILE` (YAML or JSON), an inline

@@ -54,11 +54,17 @@ impl std::fmt::Debug for Vault {
     }
 }
 
+/// A passphrase or identity file, bounded while reading (1 MiB: a key is a line; an
+/// identity file a few). A pipe is still read: `--vault-password-file <(pass show vault)`.
 fn read_key_file(path: &Path) -> Result<String, VaultError> {
-    std::fs::read_to_string(path).map_err(|e| VaultError::Key {
+    let key_err = |message: String| VaultError::Key {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| key_err(e.to_string()))?;
+    let bytes = crate::source::read_at_most(file, crate::secret::MAX_SECRET_BYTES)
+        .map_err(|e| key_err(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|_| key_err("it is not valid UTF-8".into()))
 }
 
 impl Vault {

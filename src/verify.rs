@@ -28,7 +28,15 @@ pub async fn gateways(
         .iter()
         .map(|g| Action::Api(format!("sofia xmlstatus gateway {}", g.name)))
         .collect();
-    let cmd = script::steps(fs_cli, "true", &actions);
+    let (cmd, stdin) = match script::steps(fs_cli, "true", &actions) {
+        Ok(x) => x,
+        Err(e) => {
+            return Verdict {
+                gateways: Vec::new(),
+                failure: Some(e),
+            }
+        }
+    };
     let deadline = Instant::now() + timeout;
     let mut polls = 0u32;
     loop {
@@ -36,7 +44,7 @@ pub async fn gateways(
         let mut states = Vec::new();
         let mut failed = Vec::new();
         let mut pending = Vec::new();
-        match t.exec(&cmd, &[]).await {
+        match t.exec(&cmd, &stdin).await {
             Ok(out) => {
                 let text = out.stdout_text();
                 let parts = script::split_steps(&text);

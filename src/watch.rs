@@ -9,12 +9,12 @@
 //! metrics.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::inventory::Inventory;
@@ -49,7 +49,15 @@ pub struct WatchOptions {
     pub run: RunOptions,
 }
 
-#[derive(Debug, Default)]
+/// Metrics connections served at once. A scrape takes milliseconds; past this many, the
+/// oldest connection is closed to make room, so idle clients (1,300 of them exhausted the
+/// service's 1,024 descriptors) can neither take the process's descriptors nor lock a
+/// scraper out.
+pub const MAX_METRICS_CONNECTIONS: usize = 64;
+/// A metrics connection's whole life: request read and page written.
+pub const METRICS_CONNECTION_TIME: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default, Clone)]
 struct Metrics {
     rounds: u64,
     round_failures: u64,
@@ -62,128 +70,179 @@ struct Metrics {
     files_pending: u64,
     corrections: u64,
     failures: u64,
+    /// (host, gateway) → state, only states FreeSWITCH reports (others are `UNKNOWN`).
     gateways: BTreeMap<(String, String), String>,
+    /// Per host: gateway states read in rounds that FreeSWITCH never reports.
+    rejected: BTreeMap<String, u64>,
 }
 
 impl Metrics {
-    fn render(&self) -> String {
-        let mut s = String::new();
-        let mut g = |name: &str, kind: &str, help: &str, v: String| {
-            let _ = writeln!(s, "# HELP switchyard_{name} {help}\n# TYPE switchyard_{name} {kind}\nswitchyard_{name} {v}");
+    /// Into `r`; the round's gateway states only when `gateways` (else the live ones are).
+    fn register(&self, r: &Registry, gateways: bool, rejected: &IntCounterVec) {
+        let counter = |name: &str, help: &str, v: u64| {
+            let c = IntCounter::new(format!("switchyard_{name}"), help).expect("constant name");
+            c.inc_by(v);
+            r.register(Box::new(c)).expect("registered once");
         };
-        g(
-            "rounds_total",
-            "counter",
-            "Drift rounds completed.",
-            self.rounds.to_string(),
-        );
-        g(
+        let gauge = |name: &str, help: &str, v: f64| {
+            let g = Gauge::new(format!("switchyard_{name}"), help).expect("constant name");
+            g.set(v);
+            r.register(Box::new(g)).expect("registered once");
+        };
+        counter("rounds_total", "Drift rounds completed.", self.rounds);
+        counter(
             "round_failures_total",
-            "counter",
             "Rounds that could not run (bad inventory or playbook).",
-            self.round_failures.to_string(),
+            self.round_failures,
         );
-        g(
+        gauge(
             "last_round_timestamp_seconds",
-            "gauge",
             "End of the last round (epoch seconds).",
-            format!("{:.0}", self.last_round),
+            self.last_round.round(),
         );
-        g(
+        gauge(
             "last_round_duration_seconds",
-            "gauge",
             "Duration of the last round.",
-            format!("{:.3}", self.last_duration),
+            self.last_duration,
         );
-        g(
+        let n = |v: u64| v as f64;
+        gauge(
             "hosts_checked",
-            "gauge",
             "Hosts checked in the last round.",
-            self.hosts_checked.to_string(),
+            n(self.hosts_checked),
         );
-        g(
+        gauge(
             "hosts_drifted",
-            "gauge",
             "Hosts with drift in the last round.",
-            self.hosts_drifted.to_string(),
+            n(self.hosts_drifted),
         );
-        g(
+        gauge(
             "hosts_unreachable",
-            "gauge",
             "Hosts unreachable or failing in the last round.",
-            self.hosts_unreachable.to_string(),
+            n(self.hosts_unreachable),
         );
-        g(
+        gauge(
             "files_drifted",
-            "gauge",
             "Files changed on hosts since switchyard wrote them.",
-            self.files_drifted.to_string(),
+            n(self.files_drifted),
         );
-        g(
+        gauge(
             "files_pending",
-            "gauge",
             "Files whose playbook or inventory changed since they were written.",
-            self.files_pending.to_string(),
+            n(self.files_pending),
         );
-        g(
+        counter(
             "corrections_total",
-            "counter",
             "Hosts corrected by --fix.",
-            self.corrections.to_string(),
+            self.corrections,
         );
-        g(
+        counter(
             "failures_total",
-            "counter",
             "Host failures (check or correction).",
-            self.failures.to_string(),
+            self.failures,
         );
-        let _ = writeln!(s, "# HELP switchyard_gateway_state Managed gateway state at the last round (1 for the current state).\n# TYPE switchyard_gateway_state gauge");
-        for ((host, gw), state) in &self.gateways {
-            let _ = writeln!(
-                s,
-                "switchyard_gateway_state{{host=\"{host}\",gateway=\"{gw}\",state=\"{state}\"}} 1"
-            );
+        for (h, k) in &self.rejected {
+            rejected.with_label_values(&[h]).inc_by(*k);
         }
-        s
+        if gateways {
+            let state = IntGaugeVec::new(
+                Opts::new(
+                    "switchyard_gateway_state",
+                    "Managed gateway state at the last round (1 for the current state).",
+                ),
+                &["host", "gateway", "state"],
+            )
+            .expect("constant name");
+            for ((host, gw), st) in &self.gateways {
+                state.with_label_values(&[host, gw, st]).set(1);
+            }
+            r.register(Box::new(state)).expect("registered once");
+        }
     }
+}
+
+/// The whole metrics page, in Prometheus's text format as its client library writes it:
+/// each family once, every label value escaped.
+fn page(m: &Metrics, live: Option<&crate::live::LiveState>) -> String {
+    let r = Registry::new();
+    let rejected = IntCounterVec::new(
+        Opts::new(
+            "switchyard_gateway_states_rejected_total",
+            "Gateway states or ping statuses a PBX reported that FreeSWITCH never does (shown as UNKNOWN).",
+        ),
+        &["host"],
+    )
+    .expect("constant name");
+    r.register(Box::new(rejected.clone()))
+        .expect("registered once");
+    // Live gateway states replace the once-per-round reading (same series names).
+    m.register(&r, live.is_none(), &rejected);
+    if let Some(l) = live {
+        l.register(&r, &rejected);
+    }
+    let mut out = String::new();
+    if let Err(e) = TextEncoder::new().encode_utf8(&r.gather(), &mut out) {
+        eprintln!("watch: metrics page: {e}");
+    }
+    out
 }
 
 async fn serve(
     listener: tokio::net::TcpListener,
-    metrics: Arc<Mutex<String>>,
+    metrics: Arc<Mutex<Metrics>>,
     live: Option<Arc<Mutex<crate::live::LiveState>>>,
 ) {
+    let mut open: std::collections::VecDeque<tokio::task::AbortHandle> = Default::default();
+    let mut warned: Option<Instant> = None;
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
+        let mut sock = match listener.accept().await {
+            Ok((sock, _)) => sock,
+            Err(e) => {
+                // Out of descriptors (or memory): retrying at once spins a core. Pause,
+                // say so at most once a minute.
+                if warned.is_none_or(|w| w.elapsed() > Duration::from_secs(60)) {
+                    eprintln!("watch: metrics: cannot accept a connection: {e}");
+                    warned = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
+        open.retain(|h| !h.is_finished());
+        if open.len() >= MAX_METRICS_CONNECTIONS {
+            if let Some(oldest) = open.pop_front() {
+                oldest.abort();
+            }
+        }
         let metrics = metrics.clone();
         let live = live.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
-                .await
-                .ok()
-                .and_then(|r| r.ok())
-                .unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if req.starts_with("GET /metrics ") || req.starts_with("GET / ") {
-                let mut text = metrics.lock().expect("metrics lock").clone();
-                // Live gateway states are rendered at request time: current to the event.
-                if let Some(l) = &live {
-                    text.push_str(&l.lock().expect("live state").render());
-                }
-                ("200 OK", text)
-            } else {
-                ("404 Not Found", "not found\n".to_string())
+        let task = tokio::spawn(async move {
+            let conn = async {
+                let mut buf = [0u8; 2048];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]);
+                let (status, body) =
+                    if req.starts_with("GET /metrics ") || req.starts_with("GET / ") {
+                        let m = metrics.lock().expect("metrics lock").clone();
+                        // Live states are read at request time: current to the event.
+                        let text = match &live {
+                            Some(l) => page(&m, Some(&l.lock().expect("live state"))),
+                            None => page(&m, None),
+                        };
+                        ("200 OK", text)
+                    } else {
+                        ("404 Not Found", "not found\n".to_string())
+                    };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
             };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
+            let _ = tokio::time::timeout(METRICS_CONNECTION_TIME, conn).await;
         });
+        open.push_back(task.abort_handle());
     }
 }
 
@@ -280,7 +339,7 @@ fn live_targets(o: &WatchOptions) -> Result<Vec<crate::live::Target>, BoxError> 
 }
 
 pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
-    let text = Arc::new(Mutex::new(Metrics::default().render()));
+    let text = Arc::new(Mutex::new(Metrics::default()));
     let live = if o.events {
         let state = Arc::new(Mutex::new(crate::live::LiveState::default()));
         let targets = live_targets(&o)?;
@@ -339,8 +398,16 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
                 m.gateways.clear();
                 for h in &hosts {
                     for g in &h.gateways {
+                        // A state FreeSWITCH never says came from whoever owns the PBX.
+                        let state = match crate::freeswitch::status::known_state(&g.state) {
+                            Some(s) => s,
+                            None => {
+                                *m.rejected.entry(h.host.clone()).or_default() += 1;
+                                "UNKNOWN"
+                            }
+                        };
                         m.gateways
-                            .insert((h.host.clone(), g.name.clone()), g.state.clone());
+                            .insert((h.host.clone(), g.name.clone()), state.to_string());
                     }
                 }
                 eprintln!(
@@ -370,11 +437,7 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
                 eprintln!("watch: round {} could not run: {e}", m.rounds);
             }
         }
-        if live.is_some() {
-            // Live states replace the once-per-round reading (same series names).
-            m.gateways.clear();
-        }
-        *text.lock().expect("metrics lock") = m.render();
+        *text.lock().expect("metrics lock") = m.clone();
         if o.rounds.is_some_and(|n| m.rounds >= n) {
             return Ok(());
         }

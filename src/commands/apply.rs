@@ -110,7 +110,10 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
 /// After a rollout where hosts failed (or never ran), their names go to a retry file for
 /// `--limit @FILE`; after one where none did, a stale retry file of that playbook is removed.
 /// *Decision*: the file lives beside the run history (`PLAYBOOK-STEM.retry`), not beside the
-/// playbook, so a rollout never leaves files in the repository it was run from.
+/// playbook, so a rollout never leaves files in the repository it was run from. That folder
+/// may be shared: the file is replaced by [`crate::atomic_file`], so a `.retry` link planted
+/// there is refused, never written through (a stale one is removed as a link, never
+/// followed).
 fn retry_file(
     history: &std::path::Path,
     playbook: &std::path::Path,
@@ -140,7 +143,7 @@ fn retry_file(
         .parent()
         .map(std::fs::create_dir_all)
         .unwrap_or(Ok(()))
-        .and_then(|_| std::fs::write(&path, text));
+        .and_then(|_| crate::atomic_file::write(&path, text.as_bytes()));
     match written {
         Ok(()) => eprintln!(
             "to retry the {} that did not succeed: --limit @{}",

@@ -45,7 +45,11 @@ pub fn drift_line(h: &HostReport) -> String {
     };
     let (drift, pending) = (of(Difference::Drift), of(Difference::Pending));
     if h.status.is_failure() {
-        format!("{}: ERROR {}", h.host, h.error_text().unwrap_or(""))
+        format!(
+            "{}: ERROR {}",
+            h.host,
+            crate::printable::printable_block(h.error_text().unwrap_or(""), "    ")
+        )
     } else if drift.is_empty() && pending.is_empty() && h.owed.is_empty() {
         format!("{}: in sync", h.host)
     } else {

@@ -34,7 +34,9 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
         .iter()
         .filter(|h| a.host.as_ref().is_none_or(|n| &h.name == n))
         .collect();
-    if hosts.is_empty() {
+    // An inventory of groups with no hosts yet lists as empty, as in Ansible; a `--host`
+    // that names no host is an error.
+    if hosts.is_empty() && a.host.is_some() {
         return Err(format!(
             "no host `{}` in {}",
             a.host.unwrap_or_default(),
@@ -54,11 +56,24 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
         // every string before anything is serialized.
         let mut r = crate::secret::Redactor::default();
         r.add_secrets(&h.secrets);
+        // The event socket password of an `fs_cli` line given in plain text: its
+        // `-p`/`--password` value shown as `********`, in the line and in `vars`.
+        let mut fs = h.freeswitch.clone();
+        let c = crate::script::FsCli::split(&fs.fs_cli);
+        if c.password.is_some() {
+            if let Some(v) = vars
+                .get_mut("fs_cli")
+                .filter(|v| v.as_str() == Some(&fs.fs_cli))
+            {
+                *v = c.masked.clone().into();
+            }
+            fs.fs_cli = c.masked;
+        }
         let mut v = serde_json::json!({
             "name": h.name,
             "groups": h.groups,
             "connection": h.connection,
-            "freeswitch": h.freeswitch,
+            "freeswitch": fs,
             "vars": vars,
         });
         r.redact_value(&mut v);

@@ -7,7 +7,6 @@ use clap::{ArgGroup, Args};
 
 use super::Context;
 use crate::exit::{CommandResult, ExitStatus};
-use crate::freeswitch::lint::Severity;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["inventory", "conf"])))]
@@ -36,9 +35,14 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
     let mut findings = Vec::new();
     let checked;
     if let Some(dir) = &a.conf {
-        let files = crate::source::read_conf_dir(dir)?;
+        let (files, notes) = crate::source::read_conf_tree(dir)?;
+        let report = crate::freeswitch::lint::lint_tree(None, &files, &notes);
         checked = format!("{} files in {}", files.len(), dir.display());
-        findings.extend(crate::freeswitch::lint::lint(None, &files));
+        findings.extend(report.findings);
+        // Say what was not judged, and why, rather than leave it silent.
+        for (file, why) in &report.not_judged {
+            eprintln!("lint: not judged: {file}: {why}");
+        }
     } else {
         let (false, Some(p)) = (a.inventory.is_empty(), &a.playbook) else {
             unreachable!("clap requires -i with PLAYBOOK, or --conf");
@@ -51,7 +55,7 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
                 let d = d.map_err(|e| format!("{}: {e}", h.name))?;
                 hosts.insert(h.name.clone());
                 files += d.files.len();
-                findings.extend(crate::run::lint_desired(h, &d));
+                findings.extend(crate::run::lint_desired(h, &d, &play.lint_allow));
                 findings.extend(crate::run::route_findings(h, &d, play));
             }
         }
@@ -68,7 +72,7 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
         print!("{}", crate::report::findings(&findings));
     }
     eprintln!("lint checked {checked}");
-    Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
+    Ok(if findings.iter().any(|f| f.blocks()) {
         ExitStatus::Failure
     } else {
         ExitStatus::Success

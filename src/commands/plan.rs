@@ -29,7 +29,11 @@ pub struct PlanArgs {
 /// The review summary's route section: the play's route tests whose route the change
 /// alters, per host (a test the change breaks also stops `apply`; this shows the ones it
 /// moves).
-fn route_section(pb: &crate::playbook::Playbook, reports: &[crate::outcome::PlayReport]) -> String {
+fn route_section(
+    inv: &crate::inventory::Inventory,
+    pb: &crate::playbook::Playbook,
+    reports: &[crate::outcome::PlayReport],
+) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     for (play, report) in pb.plays.iter().zip(reports) {
@@ -40,11 +44,12 @@ fn route_section(pb: &crate::playbook::Playbook, reports: &[crate::outcome::Play
             .hosts
             .iter()
             .flat_map(|h| {
-                super::route::test_changes(h, &play.routes).into_iter().map(
-                    move |(n, from, before, after)| {
+                let red = super::route::host_redactor(inv, &h.host);
+                super::route::test_changes(h, &play.routes, &red)
+                    .into_iter()
+                    .map(move |(n, from, before, after)| {
                         format!("| {} | `{n}` | {from} | {before} | **{after}** |", h.host)
-                    },
-                )
+                    })
             })
             .collect();
         let _ = writeln!(s, "### Routes: {}\n", play.name);
@@ -76,7 +81,7 @@ pub async fn run(a: PlanArgs, cx: &Context) -> CommandResult {
     eprintln!("plan written to {}", a.out.display());
     if let Some(md) = &a.markdown {
         let mut text = crate::review::markdown(&reports);
-        text.push_str(&route_section(&pb, &reports));
+        text.push_str(&route_section(&inv, &pb, &reports));
         std::fs::write(md, text).map_err(|e| format!("{}: {e}", md.display()))?;
         eprintln!("review summary written to {}", md.display());
     }

@@ -12,6 +12,7 @@ use super::Context;
 use crate::exit::{CommandError, CommandResult, ExitStatus};
 use crate::freeswitch::dialplan::{Call, Dialplan, Route, Target};
 use crate::freeswitch::tod::At;
+use crate::secret::Redactor;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["inventory", "conf"])))]
@@ -225,6 +226,41 @@ pub fn summary(r: &Route) -> String {
     legs.join(", then ")
 }
 
+/// The redactor of an inventory host: every value it keeps as a secret or holds under a
+/// password-like name, for what `--diff` and the review print about its routes.
+pub fn host_redactor(inv: &crate::inventory::Inventory, host: &str) -> Redactor {
+    let mut r = Redactor::default();
+    if let Some(h) = inv.hosts.iter().find(|h| h.name == host) {
+        r.merge(&Redactor::from_vars(&h.vars));
+        r.add_secrets(&h.secrets);
+    }
+    r
+}
+
+/// A host's routes as JSON, masked: the host's known secrets in every string, and the value
+/// of every password-like channel variable a call starts with (a user's `<variables>`).
+fn masked_json(h: &HostRoutes, red: &Redactor) -> Result<serde_json::Value, CommandError> {
+    fn by_name(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    if x.is_string() && crate::secret::is_secret_name(k) {
+                        *x = crate::secret::MASK.into();
+                    } else {
+                        by_name(x);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(by_name),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(h)?;
+    by_name(&mut v);
+    red.redact_value(&mut v);
+    Ok(v)
+}
+
 /// A host's dialplan before and after its plan: the stock tree with every managed file as
 /// the host has it now (`old`), and as the plan leaves it.
 fn dialplans(h: &crate::outcome::HostReport) -> Option<(Dialplan, Dialplan)> {
@@ -260,6 +296,7 @@ fn dialplans(h: &crate::outcome::HostReport) -> Option<(Dialplan, Dialplan)> {
 pub fn changes(
     h: &crate::outcome::HostReport,
     a: &RouteArgs,
+    red: &Redactor,
 ) -> Vec<(String, String, String, String)> {
     let Some((b, n)) = dialplans(h) else {
         return Vec::new();
@@ -278,7 +315,7 @@ pub fn changes(
                 .as_ref()
                 .map(summary)
                 .unwrap_or_else(|| y.error.clone().unwrap_or_default());
-            (sx != sy).then_some((x.number, y.from, sx, sy))
+            (sx != sy).then(|| (x.number, y.from, red.redact(&sx), red.redact(&sy)))
         })
         .collect()
 }
@@ -288,6 +325,7 @@ pub fn changes(
 pub fn test_changes(
     h: &crate::outcome::HostReport,
     tests: &[crate::playbook::RouteTest],
+    red: &Redactor,
 ) -> Vec<(String, String, String, String)> {
     let Some((b, n)) = dialplans(h) else {
         return Vec::new();
@@ -307,18 +345,23 @@ pub fn test_changes(
         .iter()
         .filter_map(|t| {
             let ((from, x), (_, y)) = (one(&b, t), one(&n, t));
-            (x != y).then(|| (t.number.0.clone(), from, x, y))
+            (x != y).then(|| (t.number.0.clone(), from, red.redact(&x), red.redact(&y)))
         })
         .collect()
 }
 
-fn diffs(report: &crate::outcome::PlayReport, a: &RouteArgs, style: crate::report::Style) {
+fn diffs(
+    report: &crate::outcome::PlayReport,
+    a: &RouteArgs,
+    inv: &crate::inventory::Inventory,
+    style: crate::report::Style,
+) {
     for h in &report.hosts {
         if let Some(e) = h.error_text() {
             eprintln!("{}: {}", h.host, style.failed(e));
             continue;
         }
-        let c = changes(h, a);
+        let c = changes(h, a, &host_redactor(inv, &h.host));
         if c.is_empty() {
             println!("{}: no route changes", h.host);
             continue;
@@ -341,7 +384,9 @@ pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
     if a.numbers.is_empty() {
         return Err(CommandError::usage("give at least one NUMBER to route"));
     }
-    let mut all: Vec<HostRoutes> = Vec::new();
+    // Each host's routes with the redactor that masks them: a `--conf` tree has no
+    // inventory, so only password-like params and dial-string passwords are known there.
+    let mut all: Vec<(HostRoutes, Redactor)> = Vec::new();
     if let Some(dir) = &a.conf {
         let files = crate::source::read_conf_dir(dir)?;
         let mut dp = Dialplan::load(&files)?;
@@ -355,10 +400,13 @@ pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
                 .collect();
             dp = dp.with_installed_modules(installed);
         }
-        all.push(HostRoutes {
-            host: dir.display().to_string(),
-            routes: evaluate(&dp, &a),
-        });
+        all.push((
+            HostRoutes {
+                host: dir.display().to_string(),
+                routes: evaluate(&dp, &a),
+            },
+            Redactor::default(),
+        ));
     } else {
         let Some(p) = &playbook else {
             return Err(CommandError::usage(
@@ -371,39 +419,40 @@ pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
             if a.diff {
                 let opts = a.connect.options(crate::outcome::Mode::Check, None, cx)?;
                 let report = crate::run::run_play(&inv, &pb, play, &opts, super::quiet()).await?;
-                diffs(&report, &a, cx.style);
+                diffs(&report, &a, &inv, cx.style);
                 continue;
             }
             for (h, d) in crate::run::desired_states(&inv, &pb, play, a.connect.limit.as_deref()) {
                 let d = d.map_err(|e| format!("{}: {e}", h.name))?;
                 let dp = crate::run::offline_dialplan(&d)?;
-                let mut routes = evaluate(&dp, &a);
-                // Nothing a route shows may carry a secret.
-                for r in &mut routes {
-                    if let Some(e) = r.error.as_mut() {
-                        *e = d.redactor.redact(e);
-                    }
-                }
-                all.push(HostRoutes {
-                    host: h.name.clone(),
-                    routes,
-                });
+                all.push((
+                    HostRoutes {
+                        host: h.name.clone(),
+                        routes: evaluate(&dp, &a),
+                    },
+                    d.redactor.clone(),
+                ));
             }
         }
     }
+    // Nothing a route shows may carry a secret.
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        let hosts = all
+            .iter()
+            .map(|(h, red)| masked_json(h, red))
+            .collect::<Result<Vec<_>, _>>()?;
+        println!("{}", serde_json::to_string_pretty(&hosts)?);
     } else {
-        for h in &all {
+        for (h, red) in &all {
             println!("{}:", h.host);
             for r in &h.routes {
-                print!("{}", describe(r));
+                print!("{}", red.redact(&describe(r)));
             }
         }
     }
     let unknown = all
         .iter()
-        .flat_map(|h| &h.routes)
+        .flat_map(|(h, _)| &h.routes)
         .any(|r| r.route.as_ref().is_none_or(|x| x.unknown.is_some()));
     Ok(if unknown {
         ExitStatus::Failure

@@ -38,6 +38,10 @@ pub struct MeasureArgs {
     /// Write the chosen primary and failover region of each host to host_vars/HOST.yml beside the inventory, for review
     #[arg(long, value_name = "WHERE")]
     pub write: Option<WriteTo>,
+    /// Give up on a PBX that has not finished after SECONDS (default: set-up, the pings and
+    /// the last one's timeout, clean-up: 130 s with the default samples and interval)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: Option<u64>,
     /// Print the measurements as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -70,6 +74,9 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
     let mut targets = Vec::new();
     let mut regions_of: std::collections::BTreeMap<String, Vec<Region>> = Default::default();
     let mut without = Vec::new();
+    // Each host's secrets, to mask its host_vars diff with.
+    let mut redactors: std::collections::BTreeMap<String, crate::secret::Redactor> =
+        Default::default();
     for play in &pb.plays {
         for host in inv.select_limited(&play.hosts, opts.limit.as_deref()) {
             if regions_of.contains_key(&host.name) || without.contains(&host.name) {
@@ -83,6 +90,9 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
                         regions: r.iter().map(|r| r.proxy.clone()).collect(),
                     });
                     regions_of.insert(host.name.clone(), r);
+                    let mut red = crate::secret::Redactor::from_vars(&vars);
+                    red.add_secrets(&host.secrets);
+                    redactors.insert(host.name.clone(), red);
                 }
                 None => without.push(host.name.clone()),
             }
@@ -96,12 +106,17 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
     for h in &without {
         eprintln!("{h}: no `wavix_regions`, not measured");
     }
+    let budget = a
+        .timeout
+        .map(std::time::Duration::from_secs)
+        .unwrap_or_else(|| crate::measure::default_budget(a.samples, a.interval));
     eprintln!(
-        "measuring {} PBX(es): {} OPTIONS pings per region, every {} s (about {} s)",
+        "measuring {} PBX(es): {} OPTIONS pings per region, every {} s (about {} s each; one not done after {} s is given up)",
         targets.len(),
         a.samples,
         a.interval,
-        a.interval * (a.samples + 1)
+        a.interval * (a.samples + 1),
+        budget.as_secs()
     );
     let results = crate::measure::measure(
         targets,
@@ -110,17 +125,23 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
             samples: a.samples,
             interval: a.interval,
             forks: opts.forks,
+            budget,
         }),
+        // Each PBX's ranking as soon as it is measured; JSON is one document, at the end.
+        |r| {
+            if !a.json {
+                print!("{}", render(std::slice::from_ref(r), a.samples));
+            }
+        },
     )
     .await;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
-    } else {
-        print!("{}", render(&results, a.samples));
     }
     if let Some(WriteTo::HostVars) = a.write {
         let inventories = cx.inventories(&a.inputs.inventory)?;
         let dir = host_vars_dir(&inventories[0]);
+        let mut unwritten = 0;
         for r in &results {
             let Some((primary, failover)) = choice(r, &regions_of[&r.host]) else {
                 if r.error.is_none() {
@@ -129,17 +150,23 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
                 continue;
             };
             let path = dir.join(format!("{}.yml", r.host));
-            match write_choice(&path, r, &primary, failover.as_ref()) {
+            match write_choice(&path, r, &primary, failover.as_ref(), &redactors[&r.host]) {
                 Ok(Some(diff)) => eprint!("{diff}"),
                 Ok(None) => eprintln!("{}: already {}", path.display(), primary.proxy),
+                // One host's file refused (a planted link, a block value) leaves the
+                // others written; the run fails.
                 Err(e) => {
-                    return Err(format!("{}: {e}", path.display()).into());
+                    eprintln!("{}: {e}", path.display());
+                    unwritten += 1;
                 }
             }
         }
         eprintln!(
             "review the host_vars change, commit it, then apply: nothing was changed on the PBXes"
         );
+        if unwritten > 0 {
+            return Ok(ExitStatus::Failure);
+        }
     }
     Ok(if results.iter().any(|r| r.error.is_some()) {
         ExitStatus::Failure
@@ -194,7 +221,11 @@ fn render(results: &[HostRtt], samples: u32) -> String {
     for r in results {
         let _ = writeln!(s, "{}", r.host);
         if let Some(e) = &r.error {
-            let _ = writeln!(s, "  error: {e}");
+            let _ = writeln!(
+                s,
+                "  error: {}",
+                crate::printable::printable_block(e, "    ")
+            );
             continue;
         }
         for (i, x) in r.regions.iter().enumerate() {
@@ -247,17 +278,23 @@ fn host_vars_dir(inventory: &Path) -> PathBuf {
 }
 
 /// Set the region variables in a host_vars file, keeping everything else (comments,
-/// order); returns the diff, or `None` if nothing changes.
+/// order); returns the diff, masked with `red`, or `None` if nothing changes.
+/// The folder may be writable by others (a shared checkout): the file is read and replaced
+/// by [`crate::atomic_file`], which refuses a planted link and keeps the file's mode and
+/// owner, so a 0600 host_vars file of passwords stays 0600.
 fn write_choice(
     path: &Path,
     r: &HostRtt,
     primary: &Region,
     failover: Option<&Region>,
+    red: &crate::secret::Redactor,
 ) -> Result<Option<String>, String> {
-    let old = match std::fs::read_to_string(path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.to_string()),
+    let (old, was) = match crate::atomic_file::read(path).map_err(|e| e.to_string())? {
+        Some((bytes, was)) => (
+            Some(String::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?),
+            Some(was),
+        ),
+        None => (None, None),
     };
     let median = |proxy: &str| {
         r.regions
@@ -292,15 +329,13 @@ fn write_choice(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
-    let tmp = path.with_extension("yml.switchyard-tmp");
-    std::fs::write(&tmp, &new).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
+    crate::atomic_file::replace(path, new.as_bytes(), was.as_ref()).map_err(|e| e.to_string())?;
     let label = path.display().to_string();
     Ok(Some(crate::diff::unified(
         &label,
         old.as_deref(),
         &new,
-        &crate::secret::Redactor::default(),
+        red,
     )))
 }
 
@@ -385,6 +420,68 @@ mod tests {
         assert_eq!(again, out.replace("T: x", "T2: y"));
         let block = set_keys("wavix_realm:\n  - a\n", &[("wavix_realm", "b".into())], "#");
         assert!(block.unwrap_err().contains("by hand"));
+    }
+
+    /// What an attacker with write access to a group-writable `host_vars/` plants, and what
+    /// an operator sees (issue 21, item 8).
+    #[test]
+    fn host_vars_are_written_without_following_planted_links_or_leaking() {
+        use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+        let dir = std::env::temp_dir().join(format!("switchyard-hv-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = HostRtt {
+            host: "pbx-nyc".into(),
+            regions: probe::rank(vec![probe::RegionRtt::new("nl.wavix.net", vec![9.0], 0)]),
+            error: None,
+        };
+        let nl = Region {
+            proxy: "nl.wavix.net".into(),
+            realm: "nl.wavix.net".into(),
+        };
+        let mut red = crate::secret::Redactor::default();
+        red.add("hunter2-long-secret");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+
+        // The temp name the old code used, planted as a link to root's authorized_keys.
+        let keys = dir.join("authorized_keys");
+        std::fs::write(&keys, "ssh-ed25519 AAAA root@ctl\n").unwrap();
+        let nyc = dir.join("pbx-nyc.yml");
+        symlink(&keys, dir.join("pbx-nyc.yml.switchyard-tmp")).unwrap();
+        // A 0600 host_vars file of passwords.
+        std::fs::write(&nyc, "backup_password: hunter2-long-secret\n").unwrap();
+        std::fs::set_permissions(&nyc, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let diff = write_choice(&nyc, &r, &nl, None, &red).unwrap().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&keys).unwrap(),
+            "ssh-ed25519 AAAA root@ctl\n"
+        );
+        assert_eq!(mode(&nyc), 0o600);
+        assert!(!diff.contains("hunter2"), "{diff}");
+        assert!(diff.contains("+wavix_proxy: \"nl.wavix.net\""), "{diff}");
+        let text = std::fs::read_to_string(&nyc).unwrap();
+        assert!(text.starts_with("backup_password: hunter2-long-secret\n"));
+
+        // host_vars/pbx-lon.yml planted as a link to a 0600 secrets file: refused, the
+        // secrets neither copied nor printed.
+        let secrets = dir.join("secrets.yml");
+        std::fs::write(&secrets, "root_password: hunter2-long-secret\n").unwrap();
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let lon = dir.join("pbx-lon.yml");
+        symlink(&secrets, &lon).unwrap();
+        let e = write_choice(&lon, &r, &nl, None, &red).unwrap_err();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(!e.contains("hunter2"));
+        assert!(std::fs::symlink_metadata(&lon)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(mode(&secrets), 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&secrets).unwrap(),
+            "root_password: hunter2-long-secret\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -48,20 +48,11 @@ pub enum VaultCommand {
 pub fn run(cmd: VaultCommand, cx: &Context) -> CommandResult {
     let vault = &cx.vault;
     use std::io::{Read, Write};
+    // Beside group_vars and host_vars, folders others may write to: never through a planted
+    // link, never a predictable temp name (crate::atomic_file).
     let write_private = |path: &std::path::Path, data: &[u8]| -> Result<(), CommandError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let tmp = path.with_extension("switchyard-tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(())
+        crate::atomic_file::write_private(path, data)
+            .map_err(|e| format!("{}: {e}", path.display()).into())
     };
     let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     match cmd {
@@ -86,6 +77,8 @@ pub fn run(cmd: VaultCommand, cx: &Context) -> CommandResult {
             }
         }
         VaultCommand::Edit { file } => {
+            // A link is refused before the editor opens, not after the edits are made.
+            crate::atomic_file::existing(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let plain = vault.decrypt(&read(&file)?, Some(&file.display().to_string()))?;
             let dir = std::env::temp_dir().join(format!("switchyard-vault-{}", std::process::id()));
             {

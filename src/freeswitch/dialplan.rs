@@ -218,6 +218,42 @@ pub struct Route {
 }
 
 impl Route {
+    /// Mask what a dial string can carry in clear: a URI's password (`sofia/external/
+    /// NUM@user:pass@host`, `sip:user:pass@host`) and the value of a password-like channel
+    /// variable (`{sip_auth_password=...}`, `set sip_auth_password=...`). Done on every route
+    /// the evaluator returns, so no output (route, `--json`, review, route-test findings)
+    /// shows them, whether or not the inventory knows the value as a secret.
+    fn mask_secrets(&mut self) {
+        for h in &mut self.hunts {
+            for (app, data) in &mut h.actions {
+                *data = mask_action_data(app, data);
+            }
+        }
+        for a in &mut self.attempts {
+            match &mut a.target {
+                Target::Gateway { gateway, number } => {
+                    *gateway = mask_dial_secrets(gateway);
+                    *number = mask_dial_secrets(number);
+                }
+                Target::User { user } => *user = mask_dial_secrets(user),
+                Target::Refused { why } => *why = mask_dial_secrets(why),
+                Target::Other { application, data } => *data = mask_action_data(application, data),
+                Target::Held {
+                    application, data, ..
+                } => *data = mask_action_data(application, data),
+            }
+        }
+        for (app, data) in &mut self.executed {
+            *data = mask_action_data(app, data);
+        }
+        if let Some(u) = &mut self.unknown {
+            *u = mask_dial_secrets(u);
+        }
+        for u in self.unevaluated.iter_mut().chain(self.warnings.iter_mut()) {
+            *u = mask_dial_secrets(u);
+        }
+    }
+
     /// The first attempt's target, the one a call that is answered takes.
     pub fn first(&self) -> Option<&Target> {
         self.attempts.first().map(|a| &a.target)
@@ -551,8 +587,15 @@ impl Dialplan {
     }
 
     /// Evaluate one call, time conditions at `at` (the PBX's local wall-clock time): the
-    /// hunts, then the queued actions, run as FreeSWITCH runs them, until the call leaves.
+    /// hunts, then the queued actions, run as FreeSWITCH runs them, until the call leaves;
+    /// secrets in dial strings and channel variables masked ([`Route::mask_secrets`]).
     pub fn route_at(&self, call: &Call, at: &At) -> Route {
+        let mut r = self.evaluate(call, at);
+        r.mask_secrets();
+        r
+    }
+
+    fn evaluate(&self, call: &Call, at: &At) -> Route {
         let mut r = Route {
             hunts: Vec::new(),
             executed: Vec::new(),
@@ -1466,6 +1509,63 @@ fn expand(
     Ok(out)
 }
 
+/// An action's data for output: `set`-like data whose variable is password-like has its
+/// whole value masked (it may hold spaces); any data then goes through [`mask_dial_secrets`].
+fn mask_action_data(app: &str, data: &str) -> String {
+    if matches!(
+        app,
+        "set" | "export" | "set_global" | "bridge_export" | "push" | "unshift"
+    ) {
+        if let Some((k, _)) = data.split_once('=') {
+            if crate::secret::is_secret_name(k) {
+                return format!("{k}={}", crate::secret::MASK);
+            }
+        }
+    }
+    mask_dial_secrets(data)
+}
+
+/// A dial string (or any action data) with its secrets masked: the password of every
+/// `user:password@` (after an optional `sip:`/`sips:` scheme), and the value of every
+/// `name=value` whose name is password-like (channel variables in `{...}`, `[...]`, `<...>`,
+/// URI parameters). `sip:1000@host` and `NUM@host` are left as they are.
+pub fn mask_dial_secrets(s: &str) -> String {
+    use crate::secret::{is_secret_name, MASK};
+    // Where a token before `@` or `=` starts.
+    let starts = |c: char| "/@{}[]<>,|;?&^ \t\n\"'=".contains(c);
+    // Where a variable's value ends.
+    let ends = |c: char| ",}]>;&|^ \t\n\"'".contains(c);
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i..].chars().next().expect("in bounds");
+        let token = || &s[s[..i].rfind(starts).map_or(0, |p| p + 1)..i];
+        if c == '@' {
+            let token = token();
+            let user = token
+                .strip_prefix("sips:")
+                .or_else(|| token.strip_prefix("sip:"))
+                .unwrap_or(token);
+            if let Some(colon) = user.find(':') {
+                if &user[colon + 1..] != MASK && colon + 1 < user.len() {
+                    let keep = out.len() - (user.len() - colon - 1);
+                    out.truncate(keep);
+                    out.push_str(MASK);
+                }
+            }
+        } else if c == '=' && !token().is_empty() && is_secret_name(token()) {
+            let end = s[i + 1..].find(ends).map_or(s.len(), |p| i + 1 + p);
+            out.push('=');
+            out.push_str(MASK);
+            i = end;
+            continue;
+        }
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
 /// The legs of a bridge string: `{...}`/`[...]` variables dropped, `|` and `,` split.
 fn bridge_targets(data: &str) -> Vec<Target> {
     let mut s = data.trim();
@@ -1899,6 +1999,42 @@ mod tests {
                 .unwrap_or("")
                 .contains("group_call(nosuch@d)"),
             "{r:?}"
+        );
+    }
+
+    #[test]
+    fn dial_string_secrets_are_masked() {
+        for (raw, shown) in [
+            (
+                "sofia/external/12125551234@trunk1:Lit-Pass-9@sip.example.com",
+                "sofia/external/12125551234@trunk1:********@sip.example.com",
+            ),
+            (
+                "{sip_auth_username=u,sip_auth_password=p4ss!}sofia/external/sip:1000@h",
+                "{sip_auth_username=u,sip_auth_password=********}sofia/external/sip:1000@h",
+            ),
+            (
+                "sofia/internal/sip:u:pw@[::1]:5060",
+                "sofia/internal/sip:u:********@[::1]:5060",
+            ),
+            (
+                "[api_key=k]sofia/gateway/gw/1|user/1000@d",
+                "[api_key=********]sofia/gateway/gw/1|user/1000@d",
+            ),
+            (
+                "sofia/internal/sip:1000@10.0.0.1:5060;transport=tcp",
+                "sofia/internal/sip:1000@10.0.0.1:5060;transport=tcp",
+            ),
+            (
+                "sofia/gateway/wavix/12125551234",
+                "sofia/gateway/wavix/12125551234",
+            ),
+        ] {
+            assert_eq!(mask_dial_secrets(raw), shown);
+        }
+        assert_eq!(
+            mask_action_data("set", "sip_auth_password=two words"),
+            "sip_auth_password=********"
         );
     }
 

@@ -5,13 +5,32 @@
 //! (values URL-encoded), optionally with a body of its own.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
-/// The largest body accepted (an `api` answer, an event): larger is a broken peer.
-const MAX_BODY: usize = 4 * 1024 * 1024;
-/// Events kept while waiting for a command's reply; beyond, a flooding peer's are dropped.
-const MAX_QUEUED: usize = 10_000;
+// Every read from a PBX is bounded while it is read, not after: the PBX's `freeswitch` user
+// decides what its event socket says. A peer that breaks a bound gets [`EslError::Limit`]
+// and the caller drops the connection (the stream is then mid-message, unusable).
+
+/// The longest header line. FreeSWITCH's own (`Content-Type`, `Content-Length`,
+/// `Reply-Text`, `Job-UUID`) are under 200 bytes; an event's long headers travel in its
+/// body, not here.
+pub const MAX_LINE: usize = 8 * 1024;
+/// A message's header block, all lines together.
+pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
+/// The largest body accepted (an `api` answer, an event): a `sofia xmlstatus` of a whole
+/// profile with hundreds of gateways is well under 1 MiB; larger is a broken peer.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Events kept while waiting for a command's reply, in messages and in bytes: a PBX that
+/// sends more before it answers is flooding, and is disconnected rather than buffered.
+pub const MAX_QUEUED: usize = 10_000;
+pub const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+/// A message, from its first byte to its last: mod_event_socket writes each in one go, so
+/// a message that trickles for this long is a peer holding the controller's memory.
+pub const MESSAGE_TIME: Duration = Duration::from_secs(10);
+/// A command's reply (`reloadxml` on a large tree takes a few seconds).
+pub const REPLY_TIME: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EslError {
@@ -23,6 +42,9 @@ pub enum EslError {
     Auth,
     #[error("event socket: unexpected answer: {0}")]
     Protocol(String),
+    /// The peer broke one of the bounds above (bytes or time).
+    #[error("event socket broke a limit: {0}")]
+    Limit(String),
 }
 
 /// One message: its headers and body.
@@ -80,6 +102,8 @@ pub struct Esl<S> {
     writer: tokio::io::WriteHalf<S>,
     /// Events that arrived while a command waited for its reply, oldest first.
     queued: std::collections::VecDeque<Message>,
+    /// Their bodies' bytes.
+    queued_bytes: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite> Esl<S> {
@@ -90,8 +114,12 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
             reader: BufReader::new(r),
             writer: w,
             queued: Default::default(),
+            queued_bytes: 0,
         };
-        let hello = esl.read().await?;
+        // A peer that never greets is a limit too: the caller's other PBXes wait on nothing.
+        let hello = tokio::time::timeout(REPLY_TIME, esl.read())
+            .await
+            .unwrap_or_else(|_| Err(EslError::Limit("no greeting".into())))?;
         if hello.header("Content-Type") != Some("auth/request") {
             return Err(EslError::Protocol(format!("{:?}", hello.headers)));
         }
@@ -102,24 +130,57 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
         }
     }
 
-    /// Read one message.
+    /// Read one message. Waiting for its first byte has no limit (events come when
+    /// something changes); from there, the whole message within [`MESSAGE_TIME`].
     pub async fn read(&mut self) -> Result<Message, EslError> {
+        if self.reader.fill_buf().await?.is_empty() {
+            return Err(EslError::Closed);
+        }
+        tokio::time::timeout(MESSAGE_TIME, self.read_message())
+            .await
+            .unwrap_or_else(|_| {
+                Err(EslError::Limit(format!(
+                    "no complete message within {} s",
+                    MESSAGE_TIME.as_secs()
+                )))
+            })
+    }
+
+    /// One line, at most [`MAX_LINE`] bytes, ending in `\n`.
+    async fn line(&mut self) -> Result<Vec<u8>, EslError> {
+        let mut line = Vec::new();
+        let n = (&mut self.reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if line.ends_with(b"\n") {
+            Ok(line)
+        } else if n == MAX_LINE {
+            Err(EslError::Limit(format!(
+                "a header line longer than {} KiB",
+                MAX_LINE / 1024
+            )))
+        } else {
+            Err(EslError::Closed)
+        }
+    }
+
+    async fn read_message(&mut self) -> Result<Message, EslError> {
         let mut block = String::new();
         loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).await?;
-            if n == 0 {
-                return Err(EslError::Closed);
-            }
-            if line == "\n" || line == "\r\n" {
+            let line = self.line().await?;
+            if line == b"\n" || line == b"\r\n" {
                 if block.is_empty() {
                     continue;
                 }
                 break;
             }
-            block.push_str(&line);
-            if block.len() > MAX_BODY {
-                return Err(EslError::Protocol("header block too large".into()));
+            block.push_str(&String::from_utf8_lossy(&line));
+            if block.len() > MAX_HEADER_BLOCK {
+                return Err(EslError::Limit(format!(
+                    "a header block larger than {} KiB",
+                    MAX_HEADER_BLOCK / 1024
+                )));
             }
         }
         let headers = parse_headers(&block, false);
@@ -128,11 +189,21 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
             .and_then(|l| l.trim().parse::<usize>().ok())
         {
             Some(n) if n > MAX_BODY => {
-                return Err(EslError::Protocol(format!("a body of {n} bytes")))
+                return Err(EslError::Limit(format!(
+                    "a body of {n} bytes (at most {} MiB)",
+                    MAX_BODY / 1024 / 1024
+                )))
             }
             Some(n) => {
-                let mut buf = vec![0u8; n];
-                self.reader.read_exact(&mut buf).await?;
+                // Grown as the bytes arrive, not allocated at the size the peer announced.
+                let mut buf = Vec::new();
+                (&mut self.reader)
+                    .take(n as u64)
+                    .read_to_end(&mut buf)
+                    .await?;
+                if buf.len() < n {
+                    return Err(EslError::Closed);
+                }
                 String::from_utf8_lossy(&buf).into_owned()
             }
             None => String::new(),
@@ -143,12 +214,24 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
         Ok(Message { headers, body })
     }
 
-    /// Send a command and read its reply. Events arriving meanwhile are kept for
-    /// [`Esl::event`]: an `api` call between two events loses neither.
+    /// Send a command and read its reply, within [`REPLY_TIME`]. Events arriving meanwhile
+    /// are kept for [`Esl::event`] (an `api` call between two events loses neither), up to
+    /// [`MAX_QUEUED`] messages and [`MAX_QUEUED_BYTES`]: more is a flood, and an error.
     pub async fn send(&mut self, cmd: &str) -> Result<Message, EslError> {
         if cmd.contains('\n') {
             return Err(EslError::Protocol("a command with a line break".into()));
         }
+        tokio::time::timeout(REPLY_TIME, self.exchange(cmd))
+            .await
+            .unwrap_or_else(|_| {
+                Err(EslError::Limit(format!(
+                    "no reply within {} s",
+                    REPLY_TIME.as_secs()
+                )))
+            })
+    }
+
+    async fn exchange(&mut self, cmd: &str) -> Result<Message, EslError> {
         self.writer
             .write_all(format!("{cmd}\n\n").as_bytes())
             .await?;
@@ -157,7 +240,17 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
             let m = self.read().await?;
             match m.header("Content-Type") {
                 Some("command/reply") | Some("api/response") => return Ok(m),
-                Some("text/event-plain") if self.queued.len() < MAX_QUEUED => {
+                Some("text/event-plain") => {
+                    if self.queued.len() >= MAX_QUEUED
+                        || self.queued_bytes + m.body.len() > MAX_QUEUED_BYTES
+                    {
+                        // The command is not named: `auth` carries the password.
+                        return Err(EslError::Limit(format!(
+                            "more than {} MiB or {MAX_QUEUED} events before a command's reply",
+                            MAX_QUEUED_BYTES / 1024 / 1024
+                        )));
+                    }
+                    self.queued_bytes += m.body.len();
                     self.queued.push_back(m)
                 }
                 _ => continue,
@@ -174,7 +267,10 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
     pub async fn event(&mut self) -> Result<Message, EslError> {
         loop {
             let m = match self.queued.pop_front() {
-                Some(m) => m,
+                Some(m) => {
+                    self.queued_bytes -= m.body.len();
+                    m
+                }
                 None => self.read().await?,
             };
             if m.header("Content-Type") != Some("text/event-plain") {
@@ -316,6 +412,7 @@ mod tests {
                     reader: BufReader::new(r),
                     writer: w,
                     queued: Default::default(),
+                    queued_bytes: 0,
                 };
                 let run = async {
                     for _ in 0..100 {
@@ -330,6 +427,124 @@ mod tests {
                     .unwrap_or_else(|_| panic!("case {case} hangs: {data:?}"));
             });
         }
+    }
+
+    fn over(server_side: tokio::io::DuplexStream) -> Esl<tokio::io::DuplexStream> {
+        let (r, w) = tokio::io::split(server_side);
+        Esl {
+            reader: BufReader::new(r),
+            writer: w,
+            queued: Default::default(),
+            queued_bytes: 0,
+        }
+    }
+
+    /// A header line that never ends: refused after [`MAX_LINE`] bytes, while the peer is
+    /// still sending (the old reader grew a `String` to whatever came, 1.5 GiB in the report).
+    #[tokio::test]
+    async fn a_header_line_that_never_ends_is_refused_at_the_line_limit() {
+        let (client, mut server) = tokio::io::duplex(16 * 1024);
+        let sent = tokio::spawn(async move {
+            let chunk = vec![b'X'; 4096];
+            let mut sent = 0usize;
+            while server.write_all(&chunk).await.is_ok() {
+                sent += chunk.len();
+                if sent > 64 * 1024 * 1024 {
+                    break;
+                }
+            }
+            sent
+        });
+        let mut esl = over(client);
+        let e = esl.read().await.unwrap_err();
+        assert!(
+            matches!(&e, EslError::Limit(m) if m.contains("header line longer than 8 KiB")),
+            "{e}"
+        );
+        drop(esl);
+        // The peer was cut off near the limit, not read to its end.
+        assert!(sent.await.unwrap() < 64 * 1024, "the reader kept reading");
+    }
+
+    /// Events queued before a command's reply are bounded in bytes: 3 events of 2 MiB (each
+    /// under the body limit) before the answer to `event plain` are a flood.
+    #[tokio::test]
+    async fn events_flooding_before_a_reply_are_bounded_in_bytes() {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let body =
+                "Event-Name: CUSTOM\nX: ".to_string() + &"y".repeat(2 * 1024 * 1024) + "\n\n";
+            for _ in 0..3 {
+                let m = format!(
+                    "Content-Length: {}\nContent-Type: text/event-plain\n\n{body}",
+                    body.len()
+                );
+                if server.write_all(m.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            let _ = server
+                .write_all(b"Content-Type: command/reply\nReply-Text: +OK\n\n")
+                .await;
+            let mut sink = vec![0u8; 1024];
+            while server.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        });
+        let mut esl = over(client);
+        let e = esl
+            .send("event plain CUSTOM sofia::gateway_state")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, EslError::Limit(m) if m.contains("4 MiB")),
+            "{e}"
+        );
+    }
+
+    /// Bounded in time: a message that starts and never ends, a command never answered, a
+    /// peer that never greets (virtual time: the test does not wait).
+    #[tokio::test(start_paused = true)]
+    async fn a_message_that_never_ends_or_a_reply_that_never_comes_is_a_limit() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        server.write_all(b"Content-Type: api/resp").await.unwrap();
+        let e = over(client).read().await.unwrap_err();
+        assert!(
+            matches!(&e, EslError::Limit(m) if m.contains("within 10 s")),
+            "{e}"
+        );
+        drop(server);
+
+        let (client, mut server) = tokio::io::duplex(1024);
+        let mut esl = over(client);
+        let e = esl.send("api status").await.unwrap_err();
+        assert!(
+            matches!(&e, EslError::Limit(m) if m.contains("no reply within 30 s")),
+            "{e}"
+        );
+        let mut buf = [0u8; 64];
+        let n = server.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"api status\n\n");
+
+        let (client, _server) = tokio::io::duplex(1024);
+        let e = Esl::connect(client, "ClueCon").await.err().unwrap();
+        assert!(
+            matches!(&e, EslError::Limit(m) if m == "no greeting"),
+            "{e}"
+        );
+    }
+
+    /// An announced body is not allocated up front, and a short one is a closed peer.
+    #[tokio::test]
+    async fn a_body_larger_than_the_limit_is_refused_before_reading_it() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        server
+            .write_all(b"Content-Type: api/response\nContent-Length: 999999999999\n\n")
+            .await
+            .unwrap();
+        let e = over(client).read().await.unwrap_err();
+        assert!(
+            matches!(&e, EslError::Limit(m) if m.contains("at most 4 MiB")),
+            "{e}"
+        );
     }
 
     #[test]

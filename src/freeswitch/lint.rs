@@ -27,6 +27,18 @@ pub struct Finding {
     pub check: &'static str,
     pub message: String,
     pub fix: String,
+    /// Why an operator allowed this rule here (a play's `lint_allow:` or a
+    /// `<!-- switchyard: allow(RULE): REASON -->` comment in the file). An allowed error
+    /// does not block; it is still shown, with the reason, in every plan, review and report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<String>,
+}
+
+impl Finding {
+    /// An error nobody allowed: it stops `apply` and makes `lint` exit 1.
+    pub fn blocks(&self) -> bool {
+        self.severity == Severity::Error && self.allowed.is_none()
+    }
 }
 
 impl std::fmt::Display for Finding {
@@ -42,7 +54,11 @@ impl std::fmt::Display for Finding {
             f,
             "{}:{}: {sev}[{}]: {}\n    fix: {}",
             self.file, self.line, self.check, self.message, self.fix
-        )
+        )?;
+        if let Some(why) = &self.allowed {
+            write!(f, "\n    allowed: {why}")?;
+        }
+        Ok(())
     }
 }
 
@@ -114,6 +130,7 @@ impl Ctx<'_> {
             check,
             message: crate::secret::mask_secret_params(&message),
             fix: crate::secret::mask_secret_params(&fix),
+            allowed: None,
         });
     }
 }
@@ -235,6 +252,378 @@ fn dropped_with(line: &str, visible: &str, tag: &str) -> Option<String> {
     (!lost.is_empty()).then(|| lost.to_string())
 }
 
+/// Every rule lint knows, with what it checks: the names `lint_allow:` and
+/// `<!-- switchyard: allow(RULE): REASON -->` accept (README "Lint" lists them too).
+pub const RULES: &[(&str, &str)] = &[
+    (
+        "action-order",
+        "a `set`/`export` placed after the bridge it should affect",
+    ),
+    ("allow", "an allow comment without a known rule or a reason"),
+    (
+        "condition-field",
+        "a condition on a name that is no caller-profile field",
+    ),
+    ("conf-root", "an inventory conf root in the wrong case"),
+    (
+        "context-missing",
+        "a gateway or user sent to a context no dialplan defines",
+    ),
+    ("context-unused", "a context no gateway or user reaches"),
+    ("e164", "a DID or caller ID that is not E.164"),
+    ("failover", "a second bridge that is never reached"),
+    (
+        "failover-causes",
+        "`continue_on_fail=true` between gateways",
+    ),
+    (
+        "gateway-credentials",
+        "a registering gateway without username or with an empty or placeholder password",
+    ),
+    ("gateway-duplicate", "two gateways with one name"),
+    (
+        "gateway-missing",
+        "a bridge to a gateway the host does not define",
+    ),
+    ("gateway-name", "a gateway name mod_sofia refuses"),
+    (
+        "gateway-noreg",
+        "registration params on a gateway that does not register",
+    ),
+    ("gateway-param", "a param mod_sofia does not read"),
+    ("gateway-realm", "a gateway with neither realm nor proxy"),
+    ("gateway-unincluded", "a gateway file no profile includes"),
+    (
+        "inbound-did",
+        "a registering gateway without `extension`: DIDs never reach the dialplan",
+    ),
+    (
+        "inbound-ip-auth",
+        "an IP-authenticated gateway whose calls land in another context",
+    ),
+    ("include-line", "a line the pre-processor drops whole"),
+    (
+        "not-evaluated",
+        "a part of the tree lint could not read as it is",
+    ),
+    ("owner", "an inventory owner or group in the wrong case"),
+    (
+        "password-weak",
+        "a directory password that is empty, a placeholder or easily guessed",
+    ),
+    ("preprocess-cmd", "an unknown pre-process command"),
+    ("preprocess-misspelt", "a misspelt `X-PRE-PROCESS`"),
+    (
+        "preprocess-quotes",
+        "a pre-process line without double quotes",
+    ),
+    (
+        "preprocess-split",
+        "a pre-process directive over several lines",
+    ),
+    (
+        "redial",
+        "a failover bridge that dials again after a normal call",
+    ),
+    ("regex", "an expression PCRE refuses"),
+    ("route-test", "a play's route test the configuration breaks"),
+    ("rtp-range", "an RTP port range that is invalid"),
+    ("stun-set-literal", "`stun-set` of a literal address"),
+    (
+        "toll-fraud",
+        "trunk callers routed back out through a trunk",
+    ),
+    ("undefined-var", "a `$${var}` nothing defines"),
+    (
+        "wrong-path",
+        "a file written where FreeSWITCH never reads it",
+    ),
+    ("xml", "XML that is not well-formed"),
+];
+
+/// What one lint run found, and what it did not judge and why.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// `(file, why)` for files whose findings were left out: FreeSWITCH never reads them
+    /// (not included from freeswitch.xml) or they configure a module modules.conf.xml does
+    /// not load.
+    pub not_judged: Vec<(String, String)>,
+}
+
+/// `<!-- switchyard: allow(RULE): REASON -->` comments of a file: `(line, rule, reason)`.
+/// Anything after `switchyard: allow` that is not that shape is returned with an empty rule,
+/// so it is reported rather than silently ignored.
+fn allow_comments(text: &str) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(pos) = line.find("switchyard: allow") else {
+            continue;
+        };
+        let rest = &line[pos + "switchyard: allow".len()..];
+        let rest = rest.split("-->").next().unwrap_or("");
+        let parsed = rest.strip_prefix('(').and_then(|r| {
+            let (rule, after) = r.split_once(')')?;
+            let reason = after.trim_start().strip_prefix(':')?.trim();
+            Some((rule.trim().to_string(), reason.to_string()))
+        });
+        let (rule, reason) = parsed.unwrap_or_default();
+        out.push((i + 1, rule, reason));
+    }
+    out
+}
+
+/// Mark the findings an operator allowed: `play` allows (rule → reason) apply to every
+/// file, comment allows to their own file. Allows that name no rule or give no reason
+/// are errors of their own (an allow must be knowing).
+pub fn apply_allows(
+    findings: &mut Vec<Finding>,
+    files: &BTreeMap<String, String>,
+    play: &BTreeMap<String, String>,
+) {
+    let mut bad = Vec::new();
+    let mut by_file: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    for (rel, text) in files {
+        for (line, rule, reason) in allow_comments(text) {
+            if !RULES.iter().any(|(r, _)| *r == rule) || reason.is_empty() {
+                bad.push(Finding {
+                    severity: Severity::Error,
+                    host: findings.first().and_then(|f| f.host.clone()),
+                    file: rel.clone(),
+                    line,
+                    check: "allow",
+                    message: format!("`switchyard: allow` needs a known rule and a reason; got rule `{rule}`{}", if reason.is_empty() { " and no reason" } else { "" }),
+                    fix: "write `<!-- switchyard: allow(RULE): why this is right here -->`; rules are listed in README \"Lint\"".into(),
+                    allowed: None,
+                });
+            } else {
+                by_file
+                    .entry(rel.as_str())
+                    .or_default()
+                    .push((rule, reason));
+            }
+        }
+    }
+    for f in findings.iter_mut() {
+        let from_file = by_file
+            .get(f.file.as_str())
+            .and_then(|a| a.iter().find(|(r, _)| r == f.check))
+            .map(|(_, why)| format!("{why} ({}: switchyard: allow({}))", f.file, f.check));
+        let from_play = play
+            .get(f.check)
+            .map(|why| format!("{why} (play: lint_allow: {})", f.check));
+        if let Some(why) = from_file.or(from_play) {
+            f.allowed = Some(crate::secret::mask_secret_params(&why));
+        }
+    }
+    findings.extend(bad);
+}
+
+/// The files FreeSWITCH reads, following `include` directives from freeswitch.xml
+/// (switch_xml.c `preprocess_glob()`: a relative pattern is relative to the including
+/// file's folder; `glob(3)`, so `*` skips dot-files). A directive counts even inside a
+/// comment: the pre-processor looks for it on the raw line. `None` without freeswitch.xml
+/// (a playbook's files, or part of a tree): then every file counts as read.
+fn included_files(files: &BTreeMap<String, String>) -> Option<std::collections::BTreeSet<String>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec!["freeswitch.xml".to_string()];
+    files.get("freeswitch.xml")?;
+    while let Some(rel) = todo.pop() {
+        if !seen.insert(rel.clone()) {
+            continue;
+        }
+        let Some(text) = files.get(&rel) else {
+            continue;
+        };
+        let dir = rel.rsplit_once('/').map_or("", |x| x.0);
+        for line in text.lines() {
+            let Some(pos) = line.find("<X-PRE-PROCESS") else {
+                continue;
+            };
+            let Some((cmd, data, true)) = preprocess::parse_line(&line[pos..]) else {
+                continue;
+            };
+            if !cmd.eq_ignore_ascii_case("include") || data.starts_with('/') {
+                continue;
+            }
+            let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+            for seg in data.split('/') {
+                match seg {
+                    "" | "." => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    s => parts.push(s),
+                }
+            }
+            let pattern: Vec<&str> = parts;
+            for cand in files.keys() {
+                let segs: Vec<&str> = cand.split('/').collect();
+                if segs.len() == pattern.len()
+                    && segs.iter().zip(&pattern).all(|(s, p)| glob_match(p, s))
+                {
+                    todo.push(cand.clone());
+                }
+            }
+        }
+    }
+    Some(seen)
+}
+
+/// `glob(3)` for one path segment: `*`, `?` and `[...]`; a leading `.` only matched literally.
+fn glob_match(pat: &str, name: &str) -> bool {
+    if name.starts_with('.') && !pat.starts_with('.') {
+        return false;
+    }
+    fn m(p: &[u8], n: &[u8]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some(b'*') => (0..=n.len()).any(|i| m(&p[1..], &n[i..])),
+            Some(b'?') => !n.is_empty() && m(&p[1..], &n[1..]),
+            Some(b'[') => {
+                let Some(end) = p.iter().position(|&c| c == b']') else {
+                    return n.first() == Some(&b'[') && m(&p[1..], &n[1..]);
+                };
+                let Some(&c) = n.first() else { return false };
+                let set = &p[1..end];
+                let (neg, set) = match set.first() {
+                    Some(b'!') | Some(b'^') => (true, &set[1..]),
+                    _ => (false, set),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == b'-' {
+                        hit |= set[i] <= c && c <= set[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= set[i] == c;
+                        i += 1;
+                    }
+                }
+                hit != neg && m(&p[end + 1..], &n[1..])
+            }
+            Some(&c) => n.first() == Some(&c) && m(&p[1..], &n[1..]),
+        }
+    }
+    m(pat.as_bytes(), name.as_bytes())
+}
+
+/// Modules modules.conf.xml loads (uncommented `<load module>`), or `None` when it is not
+/// among the files.
+fn loaded_modules(files: &BTreeMap<String, String>) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut any = false;
+    for f in ["pre_load_modules", "modules", "post_load_modules"] {
+        let Some(text) = files.get(&format!("autoload_configs/{f}.conf.xml")) else {
+            continue;
+        };
+        any |= f == "modules";
+        for line in preprocess::visible_lines(text) {
+            if let Some(p) = line.find("<load") {
+                if let Some(m) = xml_param::attr(&line[p..], "module") {
+                    out.push(m.to_string());
+                }
+            }
+        }
+    }
+    any.then_some(out)
+}
+
+/// The module whose configuration a file is: `autoload_configs/NAME.conf.xml` is
+/// `mod_NAME`'s, except the core's own; profile folders belong to their endpoint module.
+fn owner_module(rel: &str) -> Option<String> {
+    const CORE: &[&str] = &[
+        "switch",
+        "modules",
+        "pre_load_modules",
+        "post_load_modules",
+        "post_load_switch",
+        "acl",
+        "presence_map",
+        "timezones",
+    ];
+    // Files named otherwise than their module: `switch_xml_open_cfg("ivr.conf")` is in
+    // mod_dptools (the `ivr` application), conference_layouts.conf in mod_conference.
+    const RENAMED: &[(&str, &str)] = &[
+        ("ivr", "mod_dptools"),
+        ("conference_layouts", "mod_conference"),
+    ];
+    let first = rel.split('/').next()?;
+    match first {
+        "sip_profiles" => Some("mod_sofia".into()),
+        "skinny_profiles" => Some("mod_skinny".into()),
+        "jingle_profiles" => Some("mod_dingaling".into()),
+        "mrcp_profiles" => Some("mod_unimrcp".into()),
+        "dialplan" => Some("mod_dialplan_xml".into()),
+        "autoload_configs" => {
+            let name = rel
+                .strip_prefix("autoload_configs/")?
+                .strip_suffix(".conf.xml")?;
+            if let Some((_, m)) = RENAMED.iter().find(|(f, _)| *f == name) {
+                return Some(m.to_string());
+            }
+            (!name.contains('/') && !CORE.contains(&name)).then(|| format!("mod_{name}"))
+        }
+        _ => None,
+    }
+}
+
+/// Lint an operator's tree: [`lint`], then leave out what FreeSWITCH never reads (files
+/// freeswitch.xml does not include, configuration of modules it does not load, saying
+/// which in [`Report::not_judged`]), add `notes` (`(file, line, why)` the reader could not
+/// take as it is, e.g. bytes that are not UTF-8) for files FreeSWITCH reads, and mark what
+/// the files allow.
+pub fn lint_tree(
+    host: Option<&str>,
+    files: &BTreeMap<String, String>,
+    notes: &[(String, usize, String)],
+) -> Report {
+    let reached = included_files(files);
+    let loaded = loaded_modules(files);
+    let mut report = Report::default();
+    let mut findings = lint(host, files);
+    for (file, line, why) in notes {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            host: host.map(str::to_string),
+            file: file.clone(),
+            line: *line,
+            check: "not-evaluated",
+            message: why.clone(),
+            fix: "nothing to fix for FreeSWITCH; lint's findings in this file may be incomplete"
+                .into(),
+            allowed: None,
+        });
+    }
+    let skip_reason = |file: &str| -> Option<String> {
+        if let Some(r) = &reached {
+            if !r.contains(file) {
+                return Some("not included from freeswitch.xml: FreeSWITCH never reads it".into());
+            }
+        }
+        let (Some(m), Some(loaded)) = (owner_module(file), &loaded) else {
+            return None;
+        };
+        (!loaded.contains(&m))
+            .then(|| format!("configures {m}, which modules.conf.xml does not load"))
+    };
+    for f in findings {
+        // Not being read is what these two rules are about.
+        let about_reach = matches!(f.check, "gateway-unincluded" | "wrong-path");
+        match skip_reason(&f.file) {
+            Some(why) if !about_reach => {
+                if !report.not_judged.iter().any(|(x, _)| *x == f.file) {
+                    report.not_judged.push((f.file.clone(), why));
+                }
+            }
+            _ => report.findings.push(f),
+        }
+    }
+    apply_allows(&mut report.findings, files, &BTreeMap::new());
+    report
+}
+
 /// Lint one host's configuration.
 pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding> {
     let mut cx = Ctx {
@@ -252,7 +641,9 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
     for (rel, text) in files {
         // Paths the guide gets wrong.
         if rel.starts_with("autoload_configs/default/") && rel.ends_with("switch.conf.xml") {
-            cx.push(Severity::Error, rel, 1, "wrong-path",
+            // FreeSWITCH runs without it (on the defaults), so it is not an error; but
+            // whatever the operator meant it to set is not set.
+            cx.push(Severity::Warning, rel, 1, "wrong-path",
                 "FreeSWITCH reads switch.conf.xml from `autoload_configs/`, not `autoload_configs/default/`: this file is never loaded".into(),
                 "write it to `autoload_configs/switch.conf.xml`".into());
         }
@@ -360,6 +751,7 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
                         rel,
                         &g,
                         files.get(&format!("sip_profiles/{profile}.xml")),
+                        &gateway_context(files, rel, &g),
                     );
                     gws.insert(g.name.clone(), (rel.clone(), g));
                 }
@@ -380,10 +772,18 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
         }
     }
     let context_known = |c: &str| contexts.contains_key(c) || STOCK_CONTEXTS.contains(&c);
+    // `$${var}` values as the pre-processor sets them (the last definition wins).
+    let vars: BTreeMap<String, String> = files
+        .values()
+        .flat_map(|t| preprocess::parse(t))
+        .filter(|d| d.well_spelt)
+        .filter_map(|d| d.assignment().map(|(n, v)| (n.to_string(), v.to_string())))
+        .collect();
     let have_dialplan = !contexts.is_empty();
 
     for (name, (rel, g)) in &gws {
-        let ctx = g.param("context").unwrap_or("public");
+        let ctx = gateway_context(files, rel, g);
+        let ctx = ctx.as_str();
         if have_dialplan && !context_known(ctx) {
             let near: Vec<&String> = contexts.keys().collect();
             cx.push(Severity::Error, rel, g.line, "context-missing",
@@ -395,7 +795,7 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
     // Contexts nothing routes to: usually a name that does not match its gateway or user.
     let mut referenced: Vec<String> = gws
         .values()
-        .map(|(_, g)| g.param("context").unwrap_or("public").to_string())
+        .map(|(rel, g)| gateway_context(files, rel, g))
         .collect();
     for (rel, doc) in &parsed {
         if classify(rel) == FileKind::Directory {
@@ -449,17 +849,37 @@ pub fn lint(host: Option<&str>, files: &BTreeMap<String, String>) -> Vec<Finding
                 }
             }
             for p in doc.descendants().filter(|n| n.has_tag_name("param")) {
-                if p.attribute("name") == Some("password")
-                    && p.attribute("value").is_some_and(|v| {
-                        v.is_empty() || v == "SET_EXTENSION_PASSWORD" || v == "1234"
-                    })
-                {
+                let (Some("password"), Some(v)) = (p.attribute("name"), p.attribute("value"))
+                else {
+                    continue;
+                };
+                // A user's own `<params>`, not a `<gateway>` a user defines (stock
+                // example.com.xml): that is a provider's credential, not a login here.
+                let of_user = p
+                    .parent()
+                    .filter(|x| x.has_tag_name("params"))
+                    .and_then(|x| x.parent())
+                    .is_some_and(|x| x.has_tag_name("user"));
+                if !of_user {
+                    continue;
+                }
+                // One rule for a literal and a `$${var}` (stock vanilla's users all take
+                // `$${default_password}`, which vars.xml sets to 1234): what FreeSWITCH
+                // compares is the expanded value. FreeSWITCH accepts it, so a warning.
+                let (value, via) = match v.strip_prefix("$${").and_then(|r| r.strip_suffix('}')) {
+                    Some(var) => match vars.get(var) {
+                        Some(x) => (x.as_str(), format!(" (through `$${{{var}}}`)")),
+                        None => continue,
+                    },
+                    None => (v, String::new()),
+                };
+                if let Some(why) = weak_password(value) {
                     cx.push(
-                        Severity::Error,
+                        Severity::Warning,
                         rel,
                         doc.text_pos_at(p.range().start).row as usize,
-                        "password",
-                        "directory user password is empty or a placeholder".into(),
+                        "password-weak",
+                        format!("directory user password{via} is {why}: anyone who can reach the profile can register as this user and call out"),
                         "set a strong password (from the vault or the environment)".into(),
                     );
                 }
@@ -668,8 +1088,14 @@ fn lint_unincluded_gateways(cx: &mut Ctx<'_>, files: &BTreeMap<String, String>) 
                     dir == profile && (glob == "*.xml" || glob == name || glob == "*")
                 })
             });
-            if !included {
-                cx.push(Severity::Error, rel, 1, "gateway-unincluded",
+            // A file whose gateways are all commented out (or that has none) loses nothing;
+            // one that has some still loads and routes without them, so a warning.
+            let active = files
+                .get(rel)
+                .and_then(|t| gateways(t))
+                .is_some_and(|g| !g.is_empty());
+            if !included && active {
+                cx.push(Severity::Warning, rel, 1, "gateway-unincluded",
                     format!("no profile includes `{profile}/`: FreeSWITCH never loads the gateways in {rel}"),
                     format!("put it in a folder a profile includes (stock: `external/`), or add `<X-PRE-PROCESS cmd=\"include\" data=\"{profile}/*.xml\"/>` to a profile's `<gateways>`"));
             }
@@ -682,9 +1108,14 @@ fn lint_unincluded_gateways(cx: &mut Ctx<'_>, files: &BTreeMap<String, String>) 
 /// the gateway's `extension` gives (the username when unset; `auto_to_user` takes `To`); a
 /// call naming no gateway runs in the profile's context unless an `apply-inbound-acl`
 /// with a pass context matches its source address.
-fn lint_inbound(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway, profile: Option<&String>) {
+fn lint_inbound(
+    cx: &mut Ctx<'_>,
+    rel: &str,
+    g: &super::Gateway,
+    profile: Option<&String>,
+    context: &str,
+) {
     let name = &g.name;
-    let context = g.param("context").unwrap_or("public");
     if g.registers() {
         match g.param("extension") {
             Some("auto_to_user") | Some("auto") => {}
@@ -697,15 +1128,50 @@ fn lint_inbound(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway, profile: Option
         let acl_to_context = super::xml_param::params(profile_text, "settings")
             .iter()
             .any(|(n, v)| n == "apply-inbound-acl" && v.split(':').nth(1) == Some(context));
-        let profile_context = super::xml_param::params(profile_text, "settings")
-            .into_iter()
-            .find(|(n, _)| n == "context")
-            .map(|(_, v)| v);
-        if !acl_to_context && profile_context.as_deref() != Some(context) {
+        let profile_context = super::sofia::profile_context(profile_text);
+        if !acl_to_context && profile_context != context {
             cx.push(Severity::Error, rel, g.line, "inbound-ip-auth",
-                format!("gateway `{name}` does not register, so its provider's calls name no gateway and run in the profile's context (`{}`), never in `{context}`", profile_context.as_deref().unwrap_or("public")),
+                format!("gateway `{name}` does not register, so its provider's calls name no gateway and run in the profile's context (`{profile_context}`), never in `{context}`"),
                 format!("list the provider's addresses in an ACL and add `<param name=\"apply-inbound-acl\" value=\"LIST:{context}\"/>` to the profile"));
         }
+    }
+}
+
+/// The context a gateway's calls run in ([`super::sofia::gateway_context`]), with the
+/// profile named by the gateway's folder when that profile's file is among `files`.
+fn gateway_context(files: &BTreeMap<String, String>, rel: &str, g: &super::Gateway) -> String {
+    let profile = match classify(rel) {
+        FileKind::Gateway { profile } => files.get(&format!("sip_profiles/{profile}.xml")),
+        _ => None,
+    };
+    super::sofia::gateway_context(g.param("context"), profile.map(String::as_str))
+}
+
+/// Why a password is weak, if it is: empty, a placeholder left from an example, a value
+/// from the examples everybody copies, or all digits shorter than 8 (a registration
+/// scanner tries those first).
+fn weak_password(v: &str) -> Option<&'static str> {
+    let lower = v.to_ascii_lowercase();
+    if v.is_empty() {
+        Some("empty")
+    } else if v == "SET_EXTENSION_PASSWORD" || v.starts_with("YOUR_") || lower.contains("changeme")
+    {
+        Some("a placeholder")
+    } else if [
+        "password",
+        "secret",
+        "pass",
+        "admin",
+        "freeswitch",
+        "fusionpbx",
+    ]
+    .contains(&lower.as_str())
+    {
+        Some("a common word")
+    } else if v.len() < 8 && v.bytes().all(|b| b.is_ascii_digit()) {
+        Some("only digits, fewer than 8")
+    } else {
+        None
     }
 }
 
@@ -760,7 +1226,7 @@ fn lint_gateway(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway) {
                 Severity::Error,
                 rel,
                 g.line,
-                "password",
+                "gateway-credentials",
                 format!("registering gateway `{name}` has an empty password"),
                 "set the trunk password (from the vault or the environment)".into(),
             ),
@@ -768,7 +1234,7 @@ fn lint_gateway(cx: &mut Ctx<'_>, rel: &str, g: &super::Gateway) {
                 Severity::Error,
                 rel,
                 g.line,
-                "password",
+                "gateway-credentials",
                 format!("gateway `{name}` still has the placeholder password `{p}`"),
                 "set the real trunk password".into(),
             ),
@@ -842,12 +1308,7 @@ fn lint_dialplan(
 ) {
     let inbound_contexts: BTreeMap<String, String> = gws
         .iter()
-        .map(|(n, (_, g))| {
-            (
-                g.param("context").unwrap_or("public").to_string(),
-                n.clone(),
-            )
-        })
+        .map(|(n, (grel, g))| (gateway_context(files, grel, g), n.clone()))
         .collect();
     let have_gateway_files = files
         .keys()

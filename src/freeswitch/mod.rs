@@ -17,6 +17,7 @@ pub mod lint;
 pub mod preprocess;
 pub mod probe;
 pub mod reload;
+pub mod sofia;
 pub mod status;
 pub mod tod;
 pub mod xml_param;

@@ -99,6 +99,37 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// Every gateway state mod_sofia 1.10 names (`sofia_state_names` in mod_sofia.c, `DOWN` as
+/// /work/shared/reference/freeswitch-facts.md lists it), and `INVALID`, ours for `Invalid
+/// Gateway!`. A PBX's owner chooses what its event socket and `sofia xmlstatus` say: only
+/// these reach metrics, logs and webhooks, anything else is shown as `UNKNOWN`.
+pub const GATEWAY_STATES: &[&str] = &[
+    "UNREGED",
+    "TRYING",
+    "REGISTER",
+    "REGED",
+    "UNREGISTER",
+    "FAILED",
+    "FAIL_WAIT",
+    "EXPIRED",
+    "NOREG",
+    "DOWN",
+    "TIMEOUT",
+    "INVALID",
+];
+
+/// `state` when FreeSWITCH could have said it, else `None`.
+pub fn known_state(state: &str) -> Option<&'static str> {
+    GATEWAY_STATES.iter().copied().find(|s| *s == state)
+}
+
+/// A ping status as FreeSWITCH says it (`UP`, `DOWN`, `INVALID`, with ` (ping)` while an
+/// OPTIONS is in flight), without the suffix; `None` for anything else.
+pub fn known_ping(status: &str) -> Option<&'static str> {
+    let s = status.strip_suffix(" (ping)").unwrap_or(status);
+    ["UP", "DOWN", "INVALID"].into_iter().find(|k| *k == s)
+}
+
 /// What a verification poll makes of a gateway state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {

@@ -46,7 +46,10 @@ pub enum InventoryError {
     },
 }
 
+mod ini;
+mod pyliteral;
 mod sources;
+mod toml_source;
 
 /// An inventory as its top-level groups (`all` and any others), before walking.
 type Top = IndexMap<String, Option<RawGroup>>;
@@ -85,16 +88,68 @@ fn merge_group(into: &mut RawGroup, from: RawGroup) {
     }
 }
 
+/// *Decision*: a key other than `hosts`, `vars` and `children` is refused (Ansible warns and
+/// skips it): a typo such as `host:` would otherwise drop hosts without a word.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGroup {
     // IndexMap: hosts keep the order of the file (the default rollout order).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "name_or_map")]
     hosts: Option<IndexMap<String, Option<Vars>>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "name_or_map")]
     vars: Option<Vars>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "name_or_map")]
     children: Option<IndexMap<String, Option<RawGroup>>>,
+}
+
+/// A mapping, or (as ansible-core's yaml.py allows) one bare name standing for a mapping
+/// with that one key and no value: `hosts: pbx1` is `hosts: {pbx1: }`.
+fn name_or_map<'de, D, M, V>(d: D) -> Result<Option<M>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    M: Deserialize<'de> + Default + Extend<(String, V)>,
+    V: Default,
+{
+    use serde::de::{MapAccess, Visitor};
+    struct Vis<M, V>(std::marker::PhantomData<(M, V)>);
+    impl<'de, M, V> Visitor<'de> for Vis<M, V>
+    where
+        M: Deserialize<'de> + Default + Extend<(String, V)>,
+        V: Default,
+    {
+        type Value = Option<M>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a mapping, or one name")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+            let mut m = M::default();
+            m.extend([(name.to_string(), V::default())]);
+            Ok(Some(m))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+            M::deserialize(serde::de::value::MapAccessDeserializer::new(a)).map(Some)
+        }
+    }
+    d.deserialize_option(Vis(std::marker::PhantomData))
+}
+
+/// The group names a parsed source declares, at any depth.
+fn group_names(top: &Top, out: &mut BTreeSet<String>) {
+    for (name, g) in top {
+        out.insert(name.clone());
+        if let Some(children) = g.as_ref().and_then(|g| g.children.as_ref()) {
+            group_names(children, out);
+        }
+    }
 }
 
 /// How switchyard reaches a host.
@@ -105,6 +160,9 @@ pub enum ConnectionKind {
     Ssh,
     /// Run commands on this machine (on the PBX itself, and for the demo fleet).
     Local,
+    /// Another `ansible_connection` (`winrm`, `network_cli`, ...): the host stays in the
+    /// inventory (groups, patterns, variables) and is refused only when a play targets it.
+    Other(String),
 }
 
 /// Everything the transport needs to reach one host.
@@ -201,10 +259,16 @@ fn resolve(
             let value = match kind.as_str() {
                 "env" => std::env::var(arg)
                     .map_err(|_| err(format!("environment variable `{arg}` is not set")))?,
-                "file" => std::fs::read_to_string(arg)
-                    .map_err(|e| err(format!("cannot read secret file {arg}: {e}")))?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string(),
+                "file" => {
+                    let refused = |e: source::FileRefusal| err(format!("secret file {arg}: {e}"));
+                    let bytes =
+                        source::read_regular(Path::new(arg), crate::secret::MAX_SECRET_BYTES)
+                            .map_err(refused)?;
+                    String::from_utf8(bytes)
+                        .map_err(|_| err(format!("secret file {arg}: it is not valid UTF-8")))?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string()
+                }
                 _ => vault.decrypt_str(arg, var)?,
             };
             secrets.push(Secret::new(value.clone()));
@@ -233,6 +297,38 @@ fn resolve_vars(
 ) -> Result<(), InventoryError> {
     for (k, v) in vars.iter_mut() {
         resolve(v, k, origin, vault, secrets)?;
+    }
+    Ok(())
+}
+
+/// The secrets each group's inline variables (and its hosts' inline variables) resolved to.
+type GroupSecrets = BTreeMap<String, Vec<Secret>>;
+
+/// [`resolve_vars`] over every group of a source as written, before walking: a group's
+/// secrets are filed under its name, whichever source or place in the tree named it.
+fn resolve_top(
+    top: &mut Top,
+    origin: &str,
+    vault: &Vault,
+    secrets: &mut GroupSecrets,
+) -> Result<(), InventoryError> {
+    for (name, group) in top.iter_mut() {
+        let Some(group) = group else { continue };
+        let mine = secrets.entry(name.clone()).or_default();
+        if let Some(vars) = group.vars.as_mut() {
+            resolve_vars(vars, origin, vault, mine)?;
+        }
+        for vars in group
+            .hosts
+            .iter_mut()
+            .flat_map(|h| h.values_mut())
+            .flatten()
+        {
+            resolve_vars(vars, origin, vault, mine)?;
+        }
+        if let Some(children) = group.children.as_mut() {
+            resolve_top(children, origin, vault, secrets)?;
+        }
     }
     Ok(())
 }
@@ -269,8 +365,17 @@ impl Inventory {
             message: "no inventory given".into(),
         })?;
         let mut top: Top = IndexMap::new();
+        let mut group_secrets = GroupSecrets::new();
         for p in paths {
-            merge_top(&mut top, sources::read(p)?);
+            let mut known = BTreeSet::new();
+            group_names(&top, &mut known);
+            // Resolved per source, before merging, because only here is it known who wrote
+            // a value (see `sources::Author`).
+            let (mut t, author) = sources::read(p, &known)?;
+            if author == sources::Author::Operator {
+                resolve_top(&mut t, &p.display().to_string(), vault, &mut group_secrets)?;
+            }
+            merge_top(&mut top, t);
         }
         let mut bases: Vec<PathBuf> = Vec::new();
         for p in paths {
@@ -279,7 +384,7 @@ impl Inventory {
                 bases.push(b);
             }
         }
-        Inventory::from_top(first, &bases, top, vault)
+        Inventory::from_top(first, &bases, top, vault, group_secrets)
     }
 
     /// Parse inventory text (group_vars/ and host_vars/ are looked up beside `path`).
@@ -288,9 +393,16 @@ impl Inventory {
     }
 
     fn parse_with(path: &Path, text: &str, vault: &Vault) -> Result<Inventory, InventoryError> {
-        let top: Top = source::parse_yaml(path, text)?;
+        let mut top: Top = source::parse_yaml(path, text)?;
+        let mut group_secrets = GroupSecrets::new();
+        resolve_top(
+            &mut top,
+            &path.display().to_string(),
+            vault,
+            &mut group_secrets,
+        )?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        Inventory::from_top(path, &[base], top, vault)
+        Inventory::from_top(path, &[base], top, vault, group_secrets)
     }
 
     fn from_top(
@@ -298,6 +410,7 @@ impl Inventory {
         bases: &[PathBuf],
         top: Top,
         vault: &Vault,
+        mut group_secrets: GroupSecrets,
     ) -> Result<Inventory, InventoryError> {
         let mut nodes: BTreeMap<String, GroupNode> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
@@ -318,25 +431,16 @@ impl Inventory {
                 .extend(others);
         }
         walk(path, "all", all, None, 0, &mut nodes, &mut order)?;
+        // Ansible always has `ungrouped`, a child of `all`.
+        nodes
+            .entry("ungrouped".into())
+            .or_insert_with(|| GroupNode {
+                depth: 1,
+                vars: Vars::new(),
+                hosts: Vec::new(),
+                parents: BTreeSet::from(["all".to_string()]),
+            });
 
-        let origin = path.display().to_string();
-        let mut group_secrets: BTreeMap<String, Vec<Secret>> = BTreeMap::new();
-        for (g, node) in nodes.iter_mut() {
-            resolve_vars(
-                &mut node.vars,
-                &origin,
-                vault,
-                group_secrets.entry(g.clone()).or_default(),
-            )?;
-            for (_, hv) in node.hosts.iter_mut() {
-                resolve_vars(
-                    hv,
-                    &origin,
-                    vault,
-                    group_secrets.entry(g.clone()).or_default(),
-                )?;
-            }
-        }
         let mut group_file_vars: BTreeMap<String, Vars> = BTreeMap::new();
         for g in nodes.keys() {
             for base in bases {
@@ -375,6 +479,13 @@ impl Inventory {
                 }
             }
             member.insert("all".into());
+            // `ungrouped` as ansible-core's `reconcile_inventory` computes it: the hosts in
+            // no group but `all` (and `ungrouped`), whichever section defined them.
+            if member.iter().all(|g| g == "all" || g == "ungrouped") {
+                member.insert("ungrouped".into());
+            } else {
+                member.remove("ungrouped");
+            }
             let mut ordered: Vec<&String> = member.iter().collect();
             ordered.sort_by_key(|g| (nodes[*g].depth, (*g).clone()));
             let mut vars = Vars::new();
@@ -469,6 +580,19 @@ impl Inventory {
             h.extra = extra.clone();
         }
         Ok(())
+    }
+
+    /// Why switchyard cannot manage `host` (another `ansible_connection`), if it cannot: a
+    /// play that targets such a host fails for that host with this message, and never
+    /// connects to it; the other hosts of the play go on.
+    pub fn unmanaged(host: &Host) -> Option<String> {
+        match &host.connection.kind {
+            ConnectionKind::Other(c) => Some(format!(
+                "host `{}` has `ansible_connection: {c}`: switchyard manages only `ssh` and `local` hosts (leave it out of the play's `hosts:` or `--limit`)",
+                host.name
+            )),
+            _ => None,
+        }
     }
 
     /// Hosts a play's `hosts:` pattern selects, narrowed by `--limit` when given.
@@ -584,11 +708,15 @@ fn walk(
     }
     node.vars.extend(raw.vars.unwrap_or_default());
     for (pattern, v) in raw.hosts.unwrap_or_default() {
-        let names = expand_hosts(&pattern).map_err(|message| InventoryError::Invalid {
+        let (pattern, port) = host_port(&pattern);
+        let names = expand_hosts(pattern).map_err(|message| InventoryError::Invalid {
             path: path.to_path_buf(),
             message: format!("host `{pattern}`: {message}"),
         })?;
-        let v = v.unwrap_or_default();
+        let mut v = v.unwrap_or_default();
+        if let Some(port) = port {
+            v.entry("ansible_port".into()).or_insert(port);
+        }
         for h in names {
             check_name(path, "host", &h)?;
             if !order.contains(&h) {
@@ -613,6 +741,41 @@ fn walk(
         )?;
     }
     Ok(())
+}
+
+/// A host entry's name and port, as ansible-core's `parse_address` splits them:
+/// `badwolf.example.com:5309` and `[2001:db8::1]:5309` carry a port (which becomes the
+/// host's `ansible_port`); an IPv6 address, or a name with ranges (`www[01:50]`), is all name.
+fn host_port(entry: &str) -> (&str, Option<Value>) {
+    let port = |p: &str| {
+        (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u64>().ok().map(Value::from))
+            .flatten()
+    };
+    if let Some((inner, p)) = entry.strip_prefix('[').and_then(|r| r.rsplit_once("]:")) {
+        if let Some(p) = port(p) {
+            return (inner, Some(p));
+        }
+    }
+    let mut depth = 0i32;
+    let colons: Vec<usize> = entry
+        .char_indices()
+        .filter_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                ':' if depth == 0 => return Some(i),
+                _ => {}
+            }
+            None
+        })
+        .collect();
+    if let [i] = colons[..] {
+        if let Some(p) = port(&entry[i + 1..]).filter(|_| i > 0) {
+            return (&entry[..i], Some(p));
+        }
+    }
+    (entry, None)
 }
 
 /// The most hosts one range pattern may stand for: more is a typo (`[1:100000]`), not a fleet.
@@ -707,14 +870,16 @@ pub fn expand_hosts(pattern: &str) -> Result<Vec<String>, String> {
 }
 
 /// Host and group names end up in file names (`host_vars/NAME.yml`) and reports: refuse
-/// anything that could walk out of a folder or hide in a terminal.
+/// anything that could walk out of a folder or hide in a terminal. Letters and digits of
+/// any script are fine (`příbor`, as in Ansible's own tests); spaces, slashes, control and
+/// formatting characters (bidi overrides) are not. *Decision*: Ansible takes any name.
 fn check_name(path: &Path, what: &str, name: &str) -> Result<(), InventoryError> {
     let ok = !name.is_empty()
         && name != "."
         && name != ".."
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'));
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'));
     if ok {
         Ok(())
     } else {
@@ -840,14 +1005,49 @@ impl Host {
             var: var.to_string(),
             message,
         };
-        let kind = match var_str(&vars, &["ansible_connection", "connection"]).as_deref() {
-            None | Some("ssh") | Some("smart") => ConnectionKind::Ssh,
+        let connection = var_str(&vars, &["ansible_connection", "connection"]);
+        let plugin = connection.as_deref().map(|c| {
+            c.strip_prefix("ansible.builtin.")
+                .or_else(|| c.strip_prefix("ansible.legacy."))
+                .unwrap_or(c)
+        });
+        let kind = match plugin {
+            // paramiko speaks SSH too, as switchyard does.
+            None | Some("ssh" | "smart" | "paramiko" | "paramiko_ssh") => ConnectionKind::Ssh,
             Some("local") => ConnectionKind::Local,
-            Some(other) => {
-                return Err(bad(
-                    "connection",
-                    format!("`{other}` is not `ssh` or `local`"),
-                ))
+            // A switch, a Windows host, a container: it belongs to the inventory, and only
+            // a play that targets it is refused (`Inventory::unmanaged`). Its SSH settings
+            // mean nothing to switchyard, so they are not checked.
+            Some(_) => {
+                let other = connection.unwrap_or_default();
+                return Ok(Host {
+                    name: name.to_string(),
+                    groups,
+                    connection: Connection {
+                        kind: ConnectionKind::Other(other),
+                        address: var_str(&vars, &["ansible_host"])
+                            .unwrap_or_else(|| name.to_string()),
+                        port: 0,
+                        user: String::new(),
+                        key_file: None,
+                        become_root: false,
+                        connect_timeout: Duration::ZERO,
+                        command_timeout: Duration::ZERO,
+                        jump: Vec::new(),
+                        retries: 0,
+                    },
+                    vars,
+                    secrets: Vec::new(),
+                    freeswitch: FreeSwitch {
+                        conf_root: String::new(),
+                        owner: String::new(),
+                        group: String::new(),
+                        fs_cli: String::new(),
+                        restart_command: String::new(),
+                    },
+                    warnings: Vec::new(),
+                    extra: Vars::new(),
+                });
             }
         };
         let port = match var_str(&vars, &["ansible_port", "ssh_port"]) {

@@ -1,13 +1,25 @@
 # Gather owner, group, mode and content of every managed file in one command.
-# Arguments: CONF_ROOT PATH... (absolute paths under the conf root).
+# Arguments: CONF_ROOT LIMIT PATH... (absolute paths under the conf root; LIMIT in bytes).
 #
-# One class line per path: `F` regular file, `M` missing, `E` something else, `L` a symbolic
-# link (never followed), `O <folder>` its folder resolves outside the conf root. Then `S`,
-# one `owner group mode size` line per regular file, `C`, and the files' contents back to
-# back: two processes per host (stat, cat) whatever the number of files, plus none for the
-# checks (cd, pwd and tests are shell builtins).
+# Everything under the conf root may be swapped by the `freeswitch` user at any moment, so a
+# file is judged on the descriptor that is then read, never by its name alone: each file is
+# opened read-write from inside its folder (an open for reading blocks forever on a FIFO
+# swapped in after the name was checked; read-write never blocks, and the login must be able
+# to replace the file anyway), then `stat -L` on /dev/fd/N says what was opened: only a
+# regular file of at most LIMIT bytes is read, and the read is bounded by the sizes stat
+# gave (`head -c`), so a file grown after the check cannot make more travel.
+#
+# Files go in batches of up to 7 (descriptors 3-9: POSIX sh redirects one-digit descriptors
+# only). Each batch answers: one class line per path (`F` regular file, `M` missing, `E`
+# something else, `L` a symbolic link (never followed), `O <folder>` its folder resolves
+# outside the conf root, `B <size>` larger than LIMIT, `W` cannot be opened read-write by
+# this login); `S`; one `owner group mode size` line per `F`; `C`; the `F` files' contents
+# back to back; a `.` line. Three processes per batch (stat, cat, head) whatever the batch
+# holds; the checks are shell builtins.
+set -f   # no globbing: nothing here names files by pattern
 root=${1%/}
-shift
+limit=$2
+shift 2
 if [ -L "$root" ]; then
     printf 'switchyard: the conf root %s is a symbolic link: set freeswitch_conf_root to the folder it points to\n' "$root" >&2
     exit 1
@@ -15,27 +27,99 @@ fi
 if ! cd -P -- "$root" 2>/dev/null; then
     # No conf root yet: nothing under it exists.
     for f do echo M; done
-    echo S
-    echo C
+    printf 'S\nC\n.\n'
     exit 0
 fi
 root=$PWD
-for f do
-    shift
-    d=${f%/*}
-    # The nearest existing ancestor of the file's folder, resolved.
-    while ! cd -P -- "${d:-/}" 2>/dev/null; do d=${d%/*}; done
-    case $PWD/ in
-        "$root"/*)
-            if [ -L "$f" ]; then echo L
-            elif [ -f "$f" ]; then echo F; set -- "$@" "$f"
-            elif [ -e "$f" ]; then echo E
-            else echo M
-            fi ;;
-        *) printf 'O %s\n' "$PWD" ;;
-    esac
+
+# batch PATH...: up to 7 paths, answered as described above.
+batch() {
+    cls=
+    fd=3
+    i=0
+    for f do
+        i=$((i + 1))
+        d=${f%/*}
+        # The nearest existing ancestor of the file's folder, resolved.
+        while ! cd -P -- "${d:-/}" 2>/dev/null; do d=${d%/*}; done
+        case $PWD/ in
+            "$root"/*) ;;
+            *)
+                cls="$cls O"
+                eval "o_$i=\$PWD"
+                continue ;;
+        esac
+        n=${f##*/}
+        if [ "$d" != "${f%/*}" ]; then cls="$cls M"   # its folder does not exist
+        elif [ -L "$n" ]; then cls="$cls L"
+        elif [ ! -e "$n" ]; then cls="$cls M"
+        elif [ ! -f "$n" ]; then cls="$cls E"
+        elif { eval "command exec $fd<>\"\$n\""; } 2>/dev/null; then
+            cls="$cls ?$fd"
+            fd=$((fd + 1))
+        else cls="$cls W"
+        fi
+    done
+    set --
+    k=3
+    while [ $k -lt $fd ]; do set -- "$@" "/dev/fd/$k"; k=$((k + 1)); done
+    meta=
+    if [ $# -gt 0 ]; then meta=$(stat -L -c '%f %s %U %G %a' -- "$@") || exit 1; fi
+    # shellcheck disable=SC2086
+    set -- $meta
+    out=
+    stats=
+    reads=
+    sum=0
+    i=0
+    for c in $cls; do
+        i=$((i + 1))
+        case $c in
+            '?'*)
+                fd=${c#?}
+                if [ $((0x$1 & 61440)) -ne 32768 ]; then
+                    out="${out}E
+"
+                    eval "exec $fd<&-"
+                elif [ "$2" -gt "$limit" ]; then
+                    out="${out}B $2
+"
+                    eval "exec $fd<&-"
+                else
+                    out="${out}F
+"
+                    stats="$stats$3 $4 $5 $2
+"
+                    reads="$reads /dev/fd/$fd"
+                    sum=$((sum + $2))
+                fi
+                shift 5 ;;
+            O)
+                eval "p=\$o_$i"
+                case $p in
+                    *'
+'*) p='(a folder whose name holds a line break)' ;;
+                esac
+                out="${out}O $p
+" ;;
+            *)
+                out="$out$c
+" ;;
+        esac
+    done
+    printf '%sS\n%sC\n' "$out" "$stats"
+    # shellcheck disable=SC2086
+    if [ -n "$reads" ]; then cat -- $reads | head -c $((sum + 1)); fi
+    echo .
+    exec 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&-
+}
+
+while [ $# -gt 0 ]; do
+    if [ $# -gt 7 ]; then
+        batch "$1" "$2" "$3" "$4" "$5" "$6" "$7"
+        shift 7
+    else
+        batch "$@"
+        shift $#
+    fi
 done
-echo S
-[ $# -eq 0 ] || stat -c '%U %G %a %s' -- "$@" || exit 1
-echo C
-[ $# -eq 0 ] || exec cat -- "$@"

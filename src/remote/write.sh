@@ -1,10 +1,14 @@
 # Write files atomically, in one command. Arguments: CONF_ROOT TOTAL OP..., where each OP
 # is one of
-#   E DIR NAME SHA|-                  expect DIR/NAME to have this sha256 (- : be absent)
+#   E DIR NAME                        expect DIR/NAME to have the sha256 on the next line
+#                                     of stdin (`-`: to be absent)
 #   W DIR NAME OWNER GROUP MODE LEN   write the next LEN bytes of stdin to DIR/NAME
 #                                     (OWNER empty: keep this login as the owner)
 #   R DIR NAME                        remove DIR/NAME
-# DIR is relative to the conf root (`.` for the root itself). TOTAL is the length of stdin.
+# DIR is relative to the conf root (`.` for the root itself). Stdin: one line per E, then
+# the content, TOTAL bytes. The expected hashes never travel as arguments: any local user
+# of the PBX reads every process's arguments, and a plain sha256 of a file that holds a
+# secret, next to its masked diff, lets the secret be guessed offline.
 #
 # 1. Every expectation is checked first: if any file moved on since it was gathered (a hand
 #    edit, another tool), nothing is written (exit 5).
@@ -31,7 +35,7 @@ each() {
     i=0
     while [ $i -lt $n ]; do
         case $1 in
-            E) w=4 ;;
+            E) w=3 ;;
             W) w=7 ;;
             R) w=3 ;;
             *) sy_die "write: bad operation \`$1\`" ;;
@@ -48,11 +52,12 @@ each() {
 in_dir=
 expect() {
     [ "$1" = E ] || return 0
+    IFS= read -r sha || sy_die "write: expected hashes missing from stdin"
     if [ "$2" != "$in_dir" ]; then
         in_dir=
         if ! sy_enter "$root" "$2"; then
             # No such folder: the file is absent.
-            [ "$4" = - ] && return 0
+            [ "$sha" = - ] && return 0
             printf 'switchyard: %s changed since it was read; nothing written\n' "$2/$3" >&2
             exit 5
         fi
@@ -61,12 +66,12 @@ expect() {
     if [ -L "$3" ]; then
         sy_die "$2/$3 is a symbolic link; switchyard never follows links under the conf root"
     fi
-    if [ "$4" = - ]; then
+    if [ "$sha" = - ]; then
         if [ -e "$3" ]; then
             printf 'switchyard: %s appeared since it was read; nothing written\n' "$2/$3" >&2
             exit 5
         fi
-    elif [ ! -f "$3" ] || [ "$(sha256sum < "$3" | cut -d' ' -f1)" != "$4" ]; then
+    elif [ ! -f "$3" ] || [ "$(sha256sum < "$3" | cut -d' ' -f1)" != "$sha" ]; then
         printf 'switchyard: %s changed since it was read; nothing written\n' "$2/$3" >&2
         exit 5
     fi

@@ -38,7 +38,14 @@ impl Local {
         Ok((line, Held::Local(child)))
     }
 
-    pub async fn exec(&mut self, cmd: &str, stdin: &[u8]) -> Result<Output, TransportError> {
+    /// Run `cmd`, reading at most `max` bytes of answer (stdout and stderr together).
+    pub async fn exec(
+        &mut self,
+        cmd: &str,
+        stdin: &[u8],
+        max: usize,
+    ) -> Result<Output, TransportError> {
+        use tokio::io::AsyncReadExt;
         let mut child = spawn(cmd)?;
         let mut input = child.stdin.take().expect("piped");
         let data = stdin.to_vec();
@@ -47,15 +54,25 @@ impl Local {
             let _ = input.write_all(&data).await;
             let _ = input.shutdown().await;
         });
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(TransportError::Spawn)?;
+        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+        let (mut so, mut se) = (
+            child.stdout.take().expect("piped").take(limit),
+            child.stderr.take().expect("piped").take(limit),
+        );
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let (a, b) = tokio::join!(so.read_to_end(&mut stdout), se.read_to_end(&mut stderr));
+        a.map_err(TransportError::Spawn)?;
+        b.map_err(TransportError::Spawn)?;
+        if stdout.len() + stderr.len() > max {
+            let _ = child.kill().await;
+            return Err(TransportError::TooLarge { max });
+        }
+        let status = child.wait().await.map_err(TransportError::Spawn)?;
         let _ = feeder.await;
         Ok(Output {
-            stdout: out.stdout,
-            stderr: out.stderr,
-            exit: out.status.code().map(|c| c as u32),
+            stdout,
+            stderr,
+            exit: status.code().map(|c| c as u32),
         })
     }
 }

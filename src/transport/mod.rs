@@ -58,7 +58,21 @@ pub enum TransportError {
     Ssh(String),
     #[error("cannot run local command: {0}")]
     Spawn(std::io::Error),
+    /// The host answered more than the command can legitimately produce: reading stopped
+    /// there and the command was ended.
+    #[error("the host's answer exceeded {max} bytes; stopped reading it")]
+    TooLarge { max: usize },
 }
+
+/// The most one remote command may answer (stdout and stderr together) unless its caller
+/// bounds it otherwise ([`Transport::exec_bounded`]): FreeSWITCH's answers and switchyard's
+/// own programs' are kilobytes; a host flooding the channel is cut off here instead of
+/// filling the controller's memory.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// Seconds a remote command's processes get, after the host-side timeout's TERM, before
+/// they are KILLed.
+const KILL_GRACE_SECS: u32 = 5;
 
 /// Options for every SSH connection of a run.
 #[derive(Debug, Clone)]
@@ -198,6 +212,12 @@ impl Transport {
     ) -> Result<Transport, TransportError> {
         let backend = match conn.kind {
             ConnectionKind::Local => Backend::Local(local::Local),
+            ConnectionKind::Other(ref c) => {
+                return Err(TransportError::Connect {
+                    addr: conn.address.clone(),
+                    message: format!("`ansible_connection: {c}` is not one switchyard speaks"),
+                })
+            }
             ConnectionKind::Ssh => {
                 let fut = ssh::Ssh::connect(conn, opts);
                 match tokio::time::timeout(conn.connect_timeout, fut).await {
@@ -220,10 +240,23 @@ impl Transport {
         })
     }
 
-    /// Run `command` through the host's shell with `stdin`, as root when becoming.
+    /// Run `command` through the host's shell with `stdin`, as root when becoming; its
+    /// answer bounded by [`MAX_ANSWER_BYTES`].
     pub async fn exec(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
+        self.exec_bounded(command, stdin, MAX_ANSWER_BYTES).await
+    }
+
+    /// [`Transport::exec`], reading at most `max` bytes of answer (stdout and stderr
+    /// together): more is [`TransportError::TooLarge`], found while reading, and the
+    /// command is ended.
+    pub async fn exec_bounded(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        max: usize,
+    ) -> Result<Output, TransportError> {
         let started = std::time::Instant::now();
-        let result = self.exec_untraced(command, stdin).await;
+        let result = self.exec_untraced(command, stdin, max).await;
         if let Some(trace) = &self.trace {
             let outcome = match &result {
                 Ok(o) => match o.exit {
@@ -241,20 +274,30 @@ impl Transport {
         &mut self,
         command: &str,
         stdin: &[u8],
+        max: usize,
     ) -> Result<Output, TransportError> {
-        let wrapped;
-        let cmd = if self.become_root {
-            wrapped = script::become_root(command);
-            &wrapped
-        } else {
-            command
-        };
-        self.commands.fetch_add(1, Ordering::Relaxed);
         let timeout = self.command_timeout;
+        // The host bounds the command's time itself: coreutils' `timeout` ends the command
+        // and every process it started (its process group: TERM, then KILL after a grace)
+        // when the controller's own timeout fires, or when the controller is gone. Closing
+        // the channel alone would leave a process blocked on the PBX (a `cat` on a FIFO,
+        // a hung `fs_cli`) running as root forever. It runs inside sudo, as root, so it may
+        // signal what runs as root.
+        let bounded = format!(
+            "exec timeout -k {KILL_GRACE_SECS} {} {command}",
+            timeout.as_secs_f64().ceil().max(1.0) as u64
+        );
+        let cmd = if self.become_root {
+            script::become_root(&bounded)
+        } else {
+            bounded
+        };
+        let cmd = cmd.as_str();
+        self.commands.fetch_add(1, Ordering::Relaxed);
         let fut = async {
             match &mut self.backend {
-                Backend::Ssh(s) => s.exec(cmd, stdin).await,
-                Backend::Local(l) => l.exec(cmd, stdin).await,
+                Backend::Ssh(s) => s.exec(cmd, stdin, max).await,
+                Backend::Local(l) => l.exec(cmd, stdin, max).await,
             }
         };
         match tokio::time::timeout(timeout, fut).await {

@@ -199,7 +199,14 @@ impl Ssh {
         })
     }
 
-    pub async fn exec(&mut self, cmd: &str, stdin: &[u8]) -> Result<Output, TransportError> {
+    /// Run `cmd`, reading at most `max` bytes of answer: beyond that the channel is closed
+    /// (the host's `timeout` and SIGPIPE end the command) and the answer refused.
+    pub async fn exec(
+        &mut self,
+        cmd: &str,
+        stdin: &[u8],
+        max: usize,
+    ) -> Result<Output, TransportError> {
         let ssh = |e: russh::Error| TransportError::Ssh(e.to_string());
         let mut ch = self.handle.channel_open_session().await.map_err(ssh)?;
         ch.exec(true, cmd).await.map_err(ssh)?;
@@ -220,6 +227,10 @@ impl Ssh {
                 ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
                 ChannelMsg::ExitStatus { exit_status } => out.exit = Some(exit_status),
                 _ => {}
+            }
+            if out.stdout.len() + out.stderr.len() > max {
+                let _ = ch.close().await;
+                return Err(TransportError::TooLarge { max });
             }
         }
         Ok(out)

@@ -399,3 +399,355 @@ fn a_project_file_gives_the_defaults() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no inventory: give `-i FILE`"));
 }
+
+/// What a corpus case's groups are, as `ansible-inventory --list` shows them: every group
+/// named as a key or as anyone's child (groups with no hosts appear only as children),
+/// each with its hosts, direct or through children.
+fn ansible_groups(
+    list: &serde_json::Value,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut groups = ansible_membership(list);
+    for body in list.as_object().unwrap().values() {
+        for c in body["children"].as_array().into_iter().flatten() {
+            groups.entry(c.as_str().unwrap().to_string()).or_default();
+        }
+    }
+    groups
+}
+
+/// Cases where switchyard deliberately reads an inventory otherwise than ansible-core:
+/// (case, what switchyard says instead, why). The README's agreement table lists them.
+const DELIBERATE: &[(&str, &str, &str)] = &[(
+    "it-int-hostname-yml",
+    "switchyard loads it",
+    "a YAML host key written as a number (`1234:`) is the host named `1234`; Ansible asks for quotes",
+)];
+
+/// Ansible's own inventories (its integration tests, its inventory guide, its plugins'
+/// documentation: tests/fixtures/ansible/corpus/*/SOURCE) load as ansible-core 2.19 reads
+/// them (recorded in each case's ansible.json by tests/fixtures/ansible/record.py): the
+/// same hosts, the same groups with the same members (`ungrouped` included), every
+/// host's merged variables with their types; or both refuse the inventory.
+#[test]
+fn the_ansible_corpus_loads_as_ansible_core_reads_it() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let root = std::path::PathBuf::from(repo("tests/fixtures/ansible/corpus"));
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    let mut rows = Vec::new();
+    let mut disagreements = Vec::new();
+    for dir in &cases {
+        let case = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let source = std::fs::read_to_string(dir.join("SOURCE")).unwrap();
+        let sources: Vec<std::path::PathBuf> = source
+            .lines()
+            .find_map(|l| l.strip_prefix("inventory:"))
+            .unwrap()
+            .split_whitespace()
+            .map(|s| dir.join(s))
+            .collect();
+        let recorded: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("ansible.json")).unwrap())
+                .unwrap();
+        let ours =
+            switchyard::inventory::Inventory::load_all(&sources, &switchyard::vault::Vault::none());
+        let mut problems: Vec<String> = Vec::new();
+        let hosts_n;
+        match (&recorded.get("error"), &ours) {
+            (Some(_), Err(_)) => hosts_n = 0,
+            (Some(e), Ok(inv)) => {
+                hosts_n = inv.hosts.len();
+                problems.push(format!(
+                    "ansible-core refuses it ({e}), switchyard loads it"
+                ));
+            }
+            (None, Err(e)) => {
+                hosts_n = 0;
+                problems.push(format!("switchyard refuses it: {e}"));
+            }
+            (None, Ok(inv)) => {
+                let theirs_vars = recorded["host"].as_object().unwrap();
+                hosts_n = theirs_vars.len();
+                let want: BTreeSet<&str> = theirs_vars.keys().map(String::as_str).collect();
+                let got: BTreeSet<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+                if want != got {
+                    problems.push(format!("hosts: ansible {want:?}, switchyard {got:?}"));
+                }
+                let theirs_groups = ansible_groups(&recorded["list"]);
+                let ours_groups: BTreeMap<String, BTreeSet<String>> = inv.groups.clone();
+                for g in theirs_groups.keys().chain(ours_groups.keys()) {
+                    let (a, b) = (theirs_groups.get(g), ours_groups.get(g));
+                    if a != b {
+                        problems.push(format!("group {g}: ansible {a:?}, switchyard {b:?}"));
+                    }
+                }
+                for h in &inv.hosts {
+                    let Some(theirs) = theirs_vars.get(&h.name) else {
+                        continue;
+                    };
+                    let mine = serde_json::to_value(&h.vars).unwrap();
+                    if &mine != theirs {
+                        problems.push(format!(
+                            "variables of {}: ansible {theirs}, switchyard {mine}",
+                            h.name
+                        ));
+                    }
+                }
+            }
+        }
+        problems.dedup();
+        let deliberate = DELIBERATE.iter().find(|(c, _, _)| *c == case);
+        let verdict = match (problems.is_empty(), deliberate) {
+            (true, None) => "agree".to_string(),
+            (false, Some((_, says, why))) => {
+                assert!(
+                    problems.iter().any(|p| p.contains(says)),
+                    "{case}: a deliberate difference changed: {problems:?}"
+                );
+                format!("deliberate: {why}")
+            }
+            (true, Some(_)) => {
+                disagreements.push(format!("{case}: listed as deliberate but agrees now"));
+                "agree (listed as deliberate!)".into()
+            }
+            (false, None) => {
+                disagreements.push(format!("{case}:\n    {}", problems.join("\n    ")));
+                "DIFFERENT".into()
+            }
+        };
+        let refused = if recorded.get("error").is_some() {
+            " (refused)"
+        } else {
+            ""
+        };
+        rows.push(format!("| {case} | {hosts_n}{refused} | {verdict} |"));
+    }
+    let agree = rows.iter().filter(|r| r.ends_with("| agree |")).count();
+    eprintln!(
+        "| case | hosts | switchyard |\n|---|---|---|\n{}\n{} cases, {agree} agree, {} deliberate differences",
+        rows.join("\n"),
+        rows.len(),
+        DELIBERATE.len()
+    );
+    assert!(cases.len() >= 40, "the corpus lost cases");
+    assert!(
+        disagreements.is_empty(),
+        "{} of {} cases differ from ansible-core:\n{}",
+        disagreements.len(),
+        rows.len(),
+        disagreements.join("\n")
+    );
+}
+
+/// `switchyard inventory --json` of an inventory written into a fresh folder.
+fn load_text(tag: &str, file: &str, text: &str) -> (std::path::PathBuf, crate::harness::Out) {
+    let d = tmp(tag);
+    std::fs::write(d.join(file), text).unwrap();
+    let out = switchyard_env(
+        &["inventory", "-i", d.join(file).to_str().unwrap(), "--json"],
+        &[],
+    );
+    (d, out)
+}
+
+/// Issue 23, from Ansible's inventory guide and ini.py's documentation: `host:port` is the
+/// port, a comment after a value or a section header is a comment, and values have
+/// ansible-core's types.
+#[test]
+fn ini_ports_comments_and_types_as_ansible_reads_them() {
+    let (_, out) = load_text(
+        "ansible-ini-port",
+        "hosts",
+        "badwolf.example.com:5309\n[web]\nhost2 ansible_port=222 # defined inline\n[web:vars]\nhttp_port=8080 # all members of 'web' will inherit these\nproxy=proxy.example.com\n[pbx:children] # child groups\nweb\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let v = out.json();
+    let badwolf = &v["hosts"][0];
+    assert_eq!(badwolf["name"], "badwolf.example.com");
+    assert_eq!(badwolf["connection"]["address"], "badwolf.example.com");
+    assert_eq!(badwolf["connection"]["port"], 5309);
+    let host2 = &v["hosts"][1];
+    assert_eq!(host2["connection"]["port"], 222);
+    assert_eq!(
+        host2["vars"]["http_port"], 8080,
+        "the number, comment dropped"
+    );
+    assert_eq!(host2["vars"]["proxy"], "proxy.example.com");
+    assert_eq!(v["groups"]["pbx"], serde_json::json!(["host2"]));
+}
+
+/// Issue 23: a host with another connection stays in the inventory; a play that targets it
+/// fails for that host with a message naming it, and the other hosts still run.
+#[test]
+fn hosts_with_another_connection_stay_and_are_refused_only_when_targeted() {
+    let d = tmp("ansible-other-connection");
+    let inv = d.join("hosts.yml");
+    std::fs::write(
+        &inv,
+        "all:\n  children:\n    switches:\n      hosts:\n        sw1:\n          ansible_connection: network_cli\n          ansible_network_os: ios\n        win1:\n          ansible_connection: winrm\n    pbx:\n      hosts:\n        pbx1:\n          ansible_connection: local\n",
+    )
+    .unwrap();
+    let out = switchyard_env(&["inventory", "-i", inv.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let v = out.json();
+    assert_eq!(v["groups"]["switches"], serde_json::json!(["sw1", "win1"]));
+    assert_eq!(v["hosts"][0]["vars"]["ansible_network_os"], "ios");
+    // Listed as Ansible lists them (nothing is contacted)...
+    let pb = d.join("pb.yml");
+    let wavix = std::fs::read_to_string(repo("playbooks/wavix.yml")).unwrap();
+    std::fs::write(&pb, wavix.replacen("  hosts: pbx\n", "  hosts: all\n", 1)).unwrap();
+    let (i, p) = (inv.to_str().unwrap(), pb.to_str().unwrap());
+    let out = switchyard_env(&["apply", "-i", i, p, "--list-hosts"], &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("    sw1\n    win1\n"), "{}", out.stdout);
+    // ...but a play that targets them is refused for them, naming them.
+    let out = switchyard_env(&["lint", "-i", i, p], &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("host `sw1` has `ansible_connection: network_cli`: switchyard manages only `ssh` and `local` hosts"),
+        "{}",
+        out.stderr
+    );
+    // The shipped playbook targets `pbx`: the switches never get in its way.
+    let wavix = repo("playbooks/wavix.yml");
+    let out = switchyard_env(&["apply", "-i", i, &wavix, "--list-hosts"], &[]);
+    assert_eq!(
+        out.stdout,
+        "play: Wavix SIP trunk (1 host)\n  hosts:\n    pbx1\n"
+    );
+}
+
+/// Issue 23: `ansible.builtin.toml` inventories, from toml.py's documentation.
+#[test]
+fn toml_inventories_load() {
+    let (_, out) = load_text(
+        "ansible-toml",
+        "hosts.toml",
+        "[all.vars]\nhas_java = false\n\n[web]\nchildren = [\"apache\"]\nvars = { http_port = 8080 }\n\n[web.hosts]\nhost2 = { ansible_port = 222 }\n\n[apache.hosts]\ntomcat1 = {}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let v = out.json();
+    assert_eq!(v["hosts"][0]["connection"]["port"], 222);
+    assert_eq!(v["hosts"][1]["vars"]["http_port"], 8080);
+    assert_eq!(v["hosts"][1]["vars"]["has_java"], false);
+    assert_eq!(v["groups"]["web"], serde_json::json!(["host2", "tomcat1"]));
+}
+
+/// Issue 23: `-i inventory.sh` is the script in the current folder, not one on PATH.
+#[test]
+fn a_script_named_without_a_slash_is_the_one_in_the_current_folder() {
+    let d = tmp("ansible-script-cwd");
+    let script = d.join("inventory.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho '{\"pbx\": {\"hosts\": [\"here-1\"]}}'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["inventory", "-i", "inventory.sh", "--json"])
+        .current_dir(&d)
+        .env_remove("SWITCHYARD_INVENTORY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hosts"][0]["name"], "here-1");
+}
+
+/// Issue 23: `ungrouped` as Ansible computes it, bare-string YAML hosts, non-ASCII names,
+/// children never defined, and groups without hosts.
+#[test]
+fn ungrouped_bare_hosts_names_children_and_empty_groups_as_ansible() {
+    // Hosts defined only under `all:` (YAML) or `[all]` (INI) are ungrouped; a host in
+    // `ungrouped` and another group is not.
+    let (_, out) = load_text(
+        "ansible-ungrouped-yml",
+        "hosts.yml",
+        "all:\n  hosts:\n    lone:\n    příbor:\n  children:\n    web:\n      hosts: tomcat1 # a bare name\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let v = out.json();
+    assert_eq!(
+        v["groups"]["ungrouped"],
+        serde_json::json!(["lone", "příbor"])
+    );
+    assert_eq!(v["groups"]["web"], serde_json::json!(["tomcat1"]));
+    let (_, out) = load_text(
+        "ansible-ungrouped-ini",
+        "hosts",
+        "early\n[all]\nhostinall\n[web]\nearly\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        out.json()["groups"]["ungrouped"],
+        serde_json::json!(["hostinall"])
+    );
+    // `[usa:children]` naming a group no section declares: refused, as Ansible refuses it.
+    let (d, out) = load_text(
+        "ansible-undefined-child",
+        "hosts",
+        "[atlanta]\nhost1\n[usa:children]\natlanta\nnortheast\n",
+    );
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {}:5:1: section [usa:children] names the group `northeast`, which no `[northeast]` or `[northeast:children]` declares\n",
+            d.join("hosts").display()
+        )
+    );
+    // Groups, no hosts yet: an empty inventory, not an error.
+    let (_, out) = load_text(
+        "ansible-no-hosts",
+        "hosts.yml",
+        "a_group:\n  vars:\n    testvar: a\nb_group:\n  vars:\n    testvar: b\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let v = out.json();
+    assert_eq!(v["hosts"], serde_json::json!([]));
+    assert_eq!(v["groups"]["a_group"], serde_json::json!([]));
+}
+
+/// Issue 23: a rollout whose play also targets a host switchyard cannot reach (a Windows host
+/// on `winrm` in the PBX group) configures the PBXes and fails that host alone, by name.
+#[test]
+fn a_rollout_with_a_winrm_host_configures_the_pbxes_and_fails_that_host_alone() {
+    let fleet = crate::harness::Fleet::new("ansible-mixed-apply", 1);
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let other = fleet.dir.join("windows.yml");
+    std::fs::write(
+        &other,
+        "all:\n  children:\n    pbx:\n      hosts:\n        win1:\n          ansible_connection: winrm\n          ansible_host: 192.0.2.10\n",
+    )
+    .unwrap();
+    let out = fleet.run(
+        "apply",
+        &inv,
+        &["-i", other.to_str().unwrap(), "--no-verify"],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all()
+            .contains("host `win1` has `ansible_connection: winrm`"),
+        "{}",
+        out.all()
+    );
+    // The PBX was configured all the same.
+    let gw = fleet.hosts[0].conf("sip_profiles/external/wavix.xml");
+    assert!(gw.exists(), "{}", out.all());
+    let recap = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("pbx1 "))
+        .unwrap_or("");
+    assert!(recap.contains("changed"), "{}", out.all());
+}

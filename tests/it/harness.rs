@@ -490,7 +490,13 @@ pub fn switchyard(args: &[&str]) -> Out {
 
 /// Run the binary with extra environment variables.
 pub fn switchyard_env(args: &[&str], env: &[(&str, &str)]) -> Out {
+    switchyard_in(Path::new(env!("CARGO_MANIFEST_DIR")), args, env)
+}
+
+/// Run the binary in folder `cwd` (where it looks for `switchyard.toml`).
+pub fn switchyard_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .current_dir(cwd)
         .args(args)
         .env_remove("SSH_AUTH_SOCK")
         // Never write the developer's own run history; tests that read it pass --history

@@ -169,3 +169,305 @@ fn a_folder_linked_out_of_the_conf_root_is_refused() {
         "root's precious file\n"
     );
 }
+
+/// The sha256 of `bytes`, as `sha256sum` prints it.
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = Command::new("sh")
+        .args(["-c", "sha256sum | cut -d' ' -f1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `python3 -c PROGRAM` run directly as `user` (no runuser in between, so killing the
+/// child kills the program).
+fn python_as(user: &str, program: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let id = |flag: &str| -> u32 {
+        run(Command::new("id").args([flag, user]))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut c = Command::new("python3");
+    c.args(["-u", "-c", program])
+        .uid(id("-u"))
+        .gid(id("-g"))
+        .env("HOME", "/");
+    c
+}
+
+/// Every process's arguments on this machine (the PBX's side of the test fleet).
+fn process_list() -> Vec<(u32, String)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            v.push((pid, String::from_utf8_lossy(&c).replace('\0', " ")));
+        }
+    }
+    v
+}
+
+/// Item 2 of issue 21: `freeswitch` grows a managed file far beyond any conf file. The host
+/// refuses it by its size before any of it travels, for that host only, naming the file and
+/// the limit; the limit is the inventory's `freeswitch_max_file_bytes`.
+#[test]
+fn a_managed_file_over_the_size_limit_is_refused_on_the_host_unread() {
+    let fleet = Fleet::new("hostile-big", 2);
+    let conf = fleet.hosts[0].dir.join("conf");
+    run(Command::new("chown")
+        .args(["-R", "freeswitch:freeswitch"])
+        .arg(&conf));
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let first = fleet.run("apply", &inv, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+
+    let grow = as_freeswitch(&conf, "truncate -s 9M sip_profiles/external/wavix.xml");
+    assert!(grow.status.success(), "{grow:?}");
+    let out = fleet.run("drift", &inv, &[]);
+    let pbx1 = out
+        .all()
+        .lines()
+        .find(|l| l.starts_with("pbx1: "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        pbx1.starts_with("pbx1: ERROR ")
+            && pbx1.contains("sip_profiles/external/wavix.xml")
+            && pbx1.contains("is 9437184 bytes, larger than the limit of 8388608 bytes"),
+        "{}",
+        out.all()
+    );
+    assert!(out.all().contains("pbx2: in sync"), "{}", out.all());
+    assert_ne!(out.code, 0);
+
+    // pbx1 with its own `freeswitch_max_file_bytes`.
+    let pbx1_limit = |file: &str, limit: &str| {
+        let line = format!("freeswitch_max_file_bytes: {limit}\n");
+        fleet.inventory(file, &|i, _| {
+            if i == 0 {
+                line.clone()
+            } else {
+                String::new()
+            }
+        })
+    };
+    // A larger limit for this host: the file is read, and is drift like any other change.
+    let inv_big = pbx1_limit("inv-big.yml", "16777216");
+    let out = fleet.run("drift", &inv_big, &[]);
+    assert!(
+        out.all()
+            .contains("pbx1: drift sip_profiles/external/wavix.xml"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(out.code, 3, "{}", out.all());
+
+    // A limit that is not a number: one clear error for that host.
+    let inv_bad = pbx1_limit("inv-bad.yml", "lots");
+    let out = fleet.run("drift", &inv_bad, &[]);
+    assert!(
+        out.all().contains(
+            "pbx1: ERROR freeswitch_max_file_bytes: `\"lots\"` is not a positive number of bytes"
+        ),
+        "{}",
+        out.all()
+    );
+    assert!(out.all().contains("pbx2: in sync"), "{}", out.all());
+}
+
+/// Item 4 of issue 21: `freeswitch` swaps a managed file for a FIFO and back, over and
+/// over, while switchyard gathers. Opening a FIFO for reading blocks until someone writes:
+/// the gather used to hang until its timeout and leave a root `cat` blocked on the PBX.
+/// Now no gather ever times out (the file is opened read-write, which never blocks, and
+/// judged on its descriptor), and no switchyard process is left behind.
+#[test]
+fn a_managed_file_swapped_for_a_fifo_never_blocks_the_gather() {
+    let (fleet, _, _) = hostile("hostile-fifo");
+    let conf = fleet.hosts[0].dir.join("conf");
+    let inv = fleet.inventory("inv.yml", &|_, _| "command_timeout: 3\n".into());
+    let first = fleet.run("apply", &inv, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let dir = conf.join("sip_profiles/external");
+    // The attacker: swap the file and a FIFO by rename(2), as fast as it can.
+    let mut swapper = python_as(
+        "freeswitch",
+        "import os\nos.mkfifo('p')\nwhile True:\n    os.rename('wavix.xml', 't')\n    os.rename('p', 'wavix.xml')\n    os.rename('wavix.xml', 'p')\n    os.rename('t', 'wavix.xml')\n",
+    );
+    swapper.current_dir(&dir);
+    let mut swapper = swapper.spawn().unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..12 {
+        let out = fleet.run("drift", &inv, &[]);
+        outcomes.push(out.all());
+    }
+    let _ = swapper.kill();
+    let _ = swapper.wait();
+    for o in &outcomes {
+        assert!(!o.contains("timed out"), "a gather blocked: {o}");
+    }
+    let left: Vec<_> = process_list()
+        .into_iter()
+        .filter(|(_, c)| c.contains(&conf.display().to_string()) && !c.contains("python3"))
+        .collect();
+    assert!(left.is_empty(), "processes left on the PBX: {left:?}");
+}
+
+/// Items 14 and 15 of issue 21: any local user of a PBX reads every process's arguments.
+/// An unprivileged user watching /proc/*/cmdline throughout two applies (FreeSWITCH steps
+/// run in both) never sees the event socket password of the `fs_cli` line, nor the plain
+/// sha256 of a file that holds the trunk password; `-vv` shows neither; `inventory --host`
+/// masks the password. The stand-in's event socket accepts only that password, so the
+/// steps succeeding proves fs_cli received it (from its conf file).
+#[test]
+fn no_secret_or_secret_digest_is_ever_in_a_pbx_process_list() {
+    const ESL: &str = "EslS3cretPw";
+    let fleet = Fleet::new("hostile-ps", 1);
+    let h = &fleet.hosts[0];
+    let cfg_path = h.dir.join("bin/standin.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["esl_password"] = ESL.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let fs_cli = format!(
+        "fs_cli: \"{} -H 127.0.0.1 -P 8021 -p {ESL}\"\n",
+        h.fs_cli().display()
+    );
+    let inv = fleet.inventory("inv.yml", &|_, _| fs_cli.clone());
+
+    // The attacker: an unprivileged login printing every process's arguments it sees.
+    let mut watcher = python_as(
+        NOPRIV_USER,
+        "import os\nseen = set()\nwhile True:\n    for p in os.listdir('/proc'):\n        try:\n            c = open('/proc/%s/cmdline' % p, 'rb').read()\n        except OSError:\n            continue\n        if c not in seen:\n            seen.add(c)\n            print(c.replace(b'\\0', b' ').decode('utf-8', 'replace').replace('\\n', ' '))\n",
+    );
+    // Into a file (a pipe nobody reads while the applies run would fill and stop it).
+    let seen_path = fleet.dir.join("seen.txt");
+    let mut watcher = watcher
+        .stdout(std::fs::File::create(&seen_path).unwrap())
+        .spawn()
+        .unwrap();
+
+    let first = fleet.run("apply", &inv, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let old = std::fs::read(h.conf("sip_profiles/external/wavix.xml")).unwrap();
+    // A rotated trunk password: the write expects the old file (its hash checked on the
+    // host), and killgw + rescan run.
+    let inv2 = fleet.inventory("inv2.yml", &|_, _| {
+        format!("{fs_cli}wavix_password: rotated-pass\n")
+    });
+    h.set_provider_password("sip.test", "trunk1", "rotated-pass");
+    let second = fleet.run("apply", &inv2, &["-vv", "-D"]);
+    assert_eq!(second.code, 0, "{}", second.all());
+    let new = std::fs::read(h.conf("sip_profiles/external/wavix.xml")).unwrap();
+    assert!(
+        h.fs_log().iter().any(|c| c.contains("killgw")),
+        "{:?}",
+        h.fs_log()
+    );
+
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let seen = String::from_utf8_lossy(&std::fs::read(&seen_path).unwrap()).into_owned();
+    // The watcher did see switchyard's FreeSWITCH commands run.
+    assert!(
+        seen.lines()
+            .any(|l| l.contains("-x") && l.contains("bin/fs_cli")),
+        "the watcher saw no fs_cli process:\n{seen}"
+    );
+    let digests = [sha256_hex(&old), sha256_hex(&new)];
+    for l in seen.lines() {
+        assert!(!l.contains(ESL), "the ESL password in a process list: {l}");
+        for d in &digests {
+            assert!(
+                !l.contains(d.as_str()),
+                "a secret file's sha256 in a process list: {l}"
+            );
+        }
+    }
+    // -vv shows the commands, never the password nor a plain digest of that file.
+    assert!(second.stderr.contains("write"), "{}", second.stderr);
+    assert!(!second.all().contains(ESL), "{}", second.all());
+    for d in &digests {
+        assert!(!second.all().contains(d.as_str()), "{}", second.all());
+    }
+
+    // The inventory listing masks it too.
+    for extra in [&[][..], &["--json"][..]] {
+        let mut args = vec!["inventory", "-i", inv.to_str().unwrap(), "--host", "pbx1"];
+        args.extend_from_slice(extra);
+        let out = switchyard(&args);
+        assert_eq!(out.code, 0, "{}", out.all());
+        assert!(!out.all().contains(ESL), "{}", out.all());
+        assert!(out.all().contains("-p ********"), "{}", out.all());
+    }
+}
+
+/// A remote command that outlives its timeout is ended on the host with everything it
+/// started: closing the SSH channel alone left it running (as root) forever.
+#[test]
+fn a_command_timeout_leaves_no_process_behind_on_the_pbx() {
+    let fleet = Fleet::new("hostile-timeout", 1);
+    // An fs_cli that hangs (everything after `#` is a comment to the shell).
+    let inv = fleet.inventory("inv.yml", &|_, _| {
+        "fs_cli: \"sleep 3017 #\"\ncommand_timeout: 2\n".into()
+    });
+    let out = fleet.run("apply", &inv, &["--no-verify"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("timed out"), "{}", out.all());
+    let hung = || -> Vec<(u32, String)> {
+        process_list()
+            .into_iter()
+            .filter(|(_, c)| c.trim() == "sleep 3017")
+            .collect()
+    };
+    // The host-side timeout ends it (TERM at once, KILL after a grace of 5 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !hung().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let left = hung();
+    for (pid, _) in &left {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    assert!(left.is_empty(), "left running on the PBX: {left:?}");
+}
+
+/// What a PBX answers reaches the operator's terminal escaped: a FreeSWITCH answer carrying a
+/// line break and an escape sequence can neither print a line that passes for another host's
+/// block nor drive the terminal (issue 21, item 7).
+#[test]
+fn a_pbx_answer_cannot_forge_a_line_or_drive_the_terminal() {
+    let fleet = Fleet::new("hostile-forge", 1);
+    // An fs_cli whose every answer is an error with a forged host line and a screen clear
+    // (everything after `#` is a comment to the shell; `\055` is the `-`, which as a word's
+    // first character would be read as an fs_cli option).
+    let inv = fleet.inventory("inv.yml", &|_, _| {
+        "fs_cli: \"printf '\\\\055ERR nope\\\\npbx-forged [ok]\\\\033[2J\\\\n' #\"\n".into()
+    });
+    let out = fleet.run("apply", &inv, &["--no-verify"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("-ERR nope"), "{}", out.all());
+    assert!(
+        !out.all().contains('\u{1b}'),
+        "an escape reached the terminal: {}",
+        out.all()
+    );
+    assert!(out.all().contains("\\u{1b}[2J"), "{}", out.all());
+    for l in out.all().lines() {
+        assert!(
+            !l.starts_with("pbx-forged"),
+            "a forged host line: {}",
+            out.all()
+        );
+    }
+}

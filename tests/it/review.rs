@@ -359,7 +359,7 @@ fn watch_rounds_metrics_and_clean_stop() {
     assert_eq!(metric(&m, "switchyard_hosts_checked"), 2.0);
     assert_eq!(metric(&m, "switchyard_hosts_drifted"), 0.0);
     assert!(
-        m.contains("switchyard_gateway_state{host=\"pbx1\",gateway=\"wavix\",state=\"REGED\"} 1"),
+        m.contains("switchyard_gateway_state{gateway=\"wavix\",host=\"pbx1\",state=\"REGED\"} 1"),
         "{m}"
     );
 

@@ -223,3 +223,86 @@ fn the_review_summary_lists_the_route_tests_a_change_moves() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Item 16: passwords inside dial strings never reach route output, whether the inventory
+/// knows them as secrets (`wavix_password` rendered into a bridge string, in a URI, in a
+/// channel variable, in a parameter whose name says nothing) or they are literals of the
+/// configuration (a `--conf` tree): text, `--json` and `--diff` alike.
+#[test]
+fn route_output_never_shows_a_password_inside_a_dial_string() {
+    let (d, inv, _) = demo("route-secrets");
+    std::fs::write(
+        d.join("templates/direct.xml.j2"),
+        "<include>\n  <context name=\"direct\">\n    <extension name=\"direct-out\">\n      <condition field=\"destination_number\" expression=\"^(\\d+)$\">\n        <action application=\"set\" data=\"sip_auth_password={{ wavix_password }}\"/>\n        <action application=\"bridge\" data=\"{sip_auth_password={{ wavix_password }}}sofia/external/$1@{{ wavix_username }}:{{ wavix_password }}@{{ wavix_realm }};x-auth={{ wavix_password }}|sofia/external/$1@ops:Lit-Only-Pass@backup.example.com\"/>\n      </condition>\n    </extension>\n  </context>\n</include>\n",
+    )
+    .unwrap();
+    let pb = d.join("playbooks/direct.yml");
+    std::fs::write(
+        &pb,
+        "- name: direct\n  hosts: pbx-nyc\n  tasks:\n    - name: direct dialplan\n      template: {src: direct.xml.j2, dest: dialplan/direct.xml}\n",
+    )
+    .unwrap();
+    let pb = pb.to_string_lossy().into_owned();
+    let route = |extra: &[&str]| {
+        let mut args = vec!["route", "-i", &inv, &pb, "--context", "direct"];
+        args.extend_from_slice(extra);
+        args.push("12125551234");
+        let out = switchyard_env(&args, &[]);
+        assert_eq!(out.code, 0, "{}", out.all());
+        out.all()
+    };
+    let text = route(&[]);
+    assert!(
+        text.contains(
+            "1. bridge sofia/external/12125551234@100001:********@us.wavix.net;x-auth=********"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("2. bridge sofia/external/12125551234@ops:********@backup.example.com"),
+        "{text}"
+    );
+    let json = route(&["--json"]);
+    assert!(json.contains("sip_auth_password=********"), "{json}");
+    let diff = route(&["--diff", "--color", "never"]);
+    assert!(diff.contains("+   bridge sofia/external/"), "{diff}");
+    // The same tree as it is on disk after an apply, read with `--conf`: no inventory, so
+    // only the forms themselves say what is secret.
+    let out = switchyard_env(&["apply", "-i", &inv, &pb], &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let conf = d.join("hosts/pbx-nyc/conf");
+    let conf = conf.to_str().unwrap();
+    let outputs = [("text", text), ("--json", json), ("--diff", diff)];
+    for extra in [&[][..], &["--json"][..]] {
+        let mut args = vec!["route", "--conf", conf, "--context", "direct"];
+        args.extend_from_slice(extra);
+        args.push("12125551234");
+        let out = switchyard_env(&args, &[]);
+        assert_eq!(out.code, 0, "{}", out.all());
+        assert!(
+            out.stdout.contains("100001:********@us.wavix.net"),
+            "{}",
+            out.stdout
+        );
+        assert!(!out.all().contains("Lit-Only-Pass"), "{}", out.all());
+        // Only a parameter whose name says nothing (`x-auth`) needs the inventory to know
+        // its value is a secret.
+        assert_eq!(
+            out.all().matches("nyc-Secr3t").count(),
+            out.all().matches("x-auth=nyc-Secr3t").count(),
+            "{}",
+            out.all()
+        );
+    }
+    for (what, out) in outputs {
+        assert!(
+            !out.contains("nyc-Secr3t"),
+            "{what} shows the trunk password:\n{out}"
+        );
+        assert!(
+            !out.contains("Lit-Only-Pass"),
+            "{what} shows the literal password:\n{out}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -4,16 +4,17 @@
 use super::*;
 
 /// The untouched stock 1.10.12 tree (which loads with `+OK [Success]`) lints without an
-/// error. One warning, and it is true: internal-ipv6.xml uses `$${internal_ssl_dir}`, which
+/// error. 23 warnings, all true: internal-ipv6.xml uses `$${internal_ssl_dir}`, which
 /// nothing defines (FreeSWITCH expands it to nothing, and the empty tls-cert-dir means the
-/// default).
+/// default), and 22 users log in with `$${default_password}` (1234) or
+/// `$${default_provider_password}` (`password`).
 #[test]
 fn the_stock_tree_lints_clean() {
     let conf = prefix().join("etc/freeswitch");
     let out = crate::harness::switchyard(&["lint", "--conf", conf.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
-        out.stdout.contains("0 error(s), 1 warning(s)"),
+        out.stdout.contains("0 error(s), 23 warning(s)"),
         "{}",
         out.all()
     );
@@ -21,6 +22,12 @@ fn the_stock_tree_lints_clean() {
         out.stdout.contains(
             "sip_profiles/internal-ipv6.xml:57: warning[undefined-var]: `$${internal_ssl_dir}`"
         ),
+        "{}",
+        out.all()
+    );
+    assert_eq!(
+        out.stdout.matches("warning[password-weak]").count(),
+        22,
         "{}",
         out.all()
     );
@@ -72,7 +79,7 @@ fn gateway_mistakes_lint_flags_are_real() {
     );
     assert!(
         out.stdout
-            .contains("sip_profiles/carrier2/lost.xml:1: error[gateway-unincluded]"),
+            .contains("sip_profiles/carrier2/lost.xml:1: warning[gateway-unincluded]"),
         "{}",
         out.stdout
     );

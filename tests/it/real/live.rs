@@ -118,9 +118,9 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let reged = "switchyard_gateway_state{host=\"pbx1\",gateway=\"wavix\",state=\"REGED\"} 1";
+    let reged = "switchyard_gateway_state{gateway=\"wavix\",host=\"pbx1\",state=\"REGED\"} 1";
     wait_metric(port, reged, Duration::from_secs(30));
-    assert!(metrics(port).contains("switchyard_gateway_healthy{host=\"pbx1\",gateway=\"wavix\"} 1"));
+    assert!(metrics(port).contains("switchyard_gateway_healthy{gateway=\"wavix\",host=\"pbx1\"} 1"));
 
     // The provider goes away: once FreeSWITCH itself says the gateway is no longer REGED,
     // the metrics say so within 2 s, and the webhook is told.
@@ -139,7 +139,7 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
     };
     let lag = wait_metric(
         port,
-        "switchyard_gateway_healthy{host=\"pbx1\",gateway=\"wavix\"} 0",
+        "switchyard_gateway_healthy{gateway=\"wavix\",host=\"pbx1\"} 0",
         Duration::from_secs(10),
     );
     let _ = fs_saw;
@@ -186,7 +186,7 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
     assert!(w.pbx().kill_sessions() > 0);
     wait_metric(
         port,
-        "switchyard_gateway_state{host=\"pbx1\",gateway=\"wavix\",state=\"UNKNOWN\"} 1",
+        "switchyard_gateway_state{gateway=\"wavix\",host=\"pbx1\",state=\"UNKNOWN\"} 1",
         Duration::from_secs(5),
     );
     wait_metric(port, reged, Duration::from_secs(20));

@@ -192,3 +192,73 @@ fn the_standin_answers_as_the_real_freeswitch_does() {
         Duration::from_secs(10),
     );
 }
+
+/// switchyard hands fs_cli its event socket password in a conf file (`$HOME/.fs_cli_conf`,
+/// profile `default`), never in an argument. The real fs_cli against a real FreeSWITCH and
+/// the stand-in must both connect with the right password that way and both refuse a
+/// wrong one alike: the steps program is run exactly as it runs on a PBX.
+#[test]
+fn the_password_reaches_fs_cli_through_its_conf_file_as_on_the_real_one() {
+    use switchyard::freeswitch::reload::Action;
+    let mut fleet = crate::harness::Fleet::new("real-fscliconf", 1);
+    fleet.add_real_host("real");
+    // The stand-in's event socket now wants the real one's password.
+    let cfg_path = fleet.hosts[0].dir.join("bin/standin.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["esl_password"] = ESL_PASSWORD.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let real_line = fleet.hosts[1].freeswitch.as_ref().unwrap().fs_cli_command();
+    let standin_line = format!(
+        "{} -H 127.0.0.1 -P 8021 -p {ESL_PASSWORD}",
+        fleet.hosts[0].fs_cli().display()
+    );
+    let run_steps = |line: &str| -> (i32, String) {
+        let (cmd, stdin) =
+            switchyard::script::steps(line, "true", &[Action::Api("status".into())]).unwrap();
+        assert!(
+            !cmd.contains(ESL_PASSWORD) && !cmd.contains("WrongPw9"),
+            "{cmd}"
+        );
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let parts = switchyard::script::split_steps(&text);
+        assert_eq!(parts.len(), 1, "{text}");
+        (parts[0].2, parts[0].1.clone())
+    };
+    for (pw, connects) in [(ESL_PASSWORD, true), ("WrongPw9", false)] {
+        let mut seen = Vec::new();
+        for line in [&standin_line, &real_line] {
+            let line = line.replace(&format!("-p {ESL_PASSWORD}"), &format!("-p {pw}"));
+            let (rc, body) = run_steps(&line);
+            let class = if body.contains("UP ") {
+                "answered"
+            } else if body.contains("Error Connecting") {
+                "refused"
+            } else {
+                "other"
+            };
+            seen.push((rc, class, body));
+        }
+        assert_eq!(
+            (seen[0].0, seen[0].1),
+            (seen[1].0, seen[1].1),
+            "password {pw}: stand-in {:?}, real {:?}",
+            seen[0],
+            seen[1]
+        );
+        assert_eq!(
+            seen[1].1,
+            if connects { "answered" } else { "refused" },
+            "{seen:?}"
+        );
+    }
+}
