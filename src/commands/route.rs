@@ -156,6 +156,7 @@ pub fn describe(r: &NumberRoute) -> String {
             } => format!("{application} {data}  (the call stays there: {class})"),
         };
         let then = match (&a.target, &a.continue_on) {
+            _ if a.at_once_with_next => "  (rings at the same time as the next)".into(),
             (Target::Refused { .. } | Target::Held { .. }, _) => String::new(),
             (_, None) => "  (if it fails, the call ends)".into(),
             (_, Some(c)) if c.is_empty() => "  (if it fails: next)".into(),

@@ -181,7 +181,11 @@ pub enum Target {
 pub struct Attempt {
     pub target: Target,
     /// `None`: a failure ends the call; `Some([])`: any failure goes on; else these causes.
+    /// For legs that ring at once, what happens when all of them failed.
     pub continue_on: Option<Vec<String>>,
+    /// This leg rings at the same time as the next attempt (`,` in the dial string).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub at_once_with_next: bool,
 }
 
 /// One hunt: the context, the number, the extensions that matched and the queued actions.
@@ -658,6 +662,7 @@ impl Dialplan {
                                 why: "no route (the dialplan ends without dialling)".into(),
                             },
                             continue_on: None,
+                            at_once_with_next: false,
                         });
                     }
                     return r;
@@ -682,6 +687,7 @@ impl Dialplan {
             r.attempts.push(Attempt {
                 target,
                 continue_on: None,
+                at_once_with_next: false,
             });
             Step::Left
         };
@@ -906,19 +912,24 @@ impl Dialplan {
                             shown(&data)
                         ));
                     }
-                    let legs = bridge_targets(&data);
-                    let n = legs.len();
-                    for (i, t) in legs.into_iter().enumerate() {
-                        // Inside one bridge string, `|` tries the next leg on any failure.
+                    let groups = bridge_targets(&data);
+                    let n = groups.len();
+                    for (i, group) in groups.into_iter().enumerate() {
+                        // Inside one bridge string, `|` tries the next group on any failure;
+                        // the legs of a group ring at once and fail together.
                         let on = if i + 1 < n {
                             Some(Vec::new())
                         } else {
                             continue_on.clone()
                         };
-                        r.attempts.push(Attempt {
-                            target: t,
-                            continue_on: on,
-                        });
+                        let legs = group.len();
+                        for (j, t) in group.into_iter().enumerate() {
+                            r.attempts.push(Attempt {
+                                target: t,
+                                continue_on: on.clone(),
+                                at_once_with_next: j + 1 < legs,
+                            });
+                        }
                     }
                     if continue_on.is_none() {
                         return Step::Left;
@@ -1567,43 +1578,91 @@ pub fn mask_dial_secrets(s: &str) -> String {
 }
 
 /// The legs of a bridge string: `{...}`/`[...]` variables dropped, `|` and `,` split.
-fn bridge_targets(data: &str) -> Vec<Target> {
-    let mut s = data.trim();
-    if s.starts_with('{') || s.starts_with('<') {
-        if let Some(e) = s.find(['}', '>']) {
-            s = &s[e + 1..];
-        }
-    }
-    s.split(['|', ','])
-        .map(|leg| {
-            let mut leg = leg.trim();
-            if leg.starts_with('[') {
-                if let Some(e) = leg.find(']') {
-                    leg = &leg[e + 1..];
-                }
-            }
-            if let Some(rest) = leg.strip_prefix("sofia/gateway/") {
-                let (gw, num) = rest.split_once('/').unwrap_or((rest, ""));
-                Target::Gateway {
-                    gateway: gw.to_string(),
-                    number: num.to_string(),
-                }
-            } else if let Some(rest) = leg.strip_prefix("user/") {
-                Target::User {
-                    user: rest.split('@').next().unwrap_or("").to_string(),
-                }
-            } else if leg.starts_with("error/") {
-                Target::Refused {
-                    why: leg.to_string(),
-                }
-            } else {
-                Target::Other {
-                    application: "bridge".into(),
-                    data: leg.to_string(),
-                }
-            }
+/// A dial string's legs, as `switch_ivr_originate` reads them: groups separated by `|` are
+/// tried one after the other; the legs of one group, separated by `,`, ring at the same
+/// time. Separators inside `{...}`, `[...]` and `<...>` (channel variables such as
+/// `[leg_timeout=10,origination_caller_id_number=1]`) separate nothing.
+fn bridge_targets(data: &str) -> Vec<Vec<Target>> {
+    let s = strip_var_block(data.trim());
+    split_top(s, '|')
+        .into_iter()
+        .map(|group| {
+            split_top(group, ',')
+                .into_iter()
+                .map(|leg| leg_target(strip_var_block(leg.trim())))
+                .collect()
         })
         .collect()
+}
+
+/// `s` cut at every `sep` that is not inside brackets.
+fn split_top(s: &str, sep: char) -> Vec<&str> {
+    let (mut depth, mut start, mut out) = (0usize, 0usize, Vec::new());
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' | '[' | '<' => depth += 1,
+            '}' | ']' | '>' => depth = depth.saturating_sub(1),
+            c if c == sep && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// `s` without the channel-variable blocks (`{...}`, `[...]`, `<...>`) it starts with.
+fn strip_var_block(mut s: &str) -> &str {
+    while let Some(close) = match s.chars().next() {
+        Some('{') => Some('}'),
+        Some('[') => Some(']'),
+        Some('<') => Some('>'),
+        _ => None,
+    } {
+        let mut depth = 0usize;
+        let mut end = None;
+        for (i, c) in s.char_indices() {
+            if matches!(c, '{' | '[' | '<') {
+                depth += 1;
+            } else if matches!(c, '}' | ']' | '>') {
+                depth -= 1;
+                if depth == 0 && c == close {
+                    end = Some(i + 1);
+                    break;
+                }
+            }
+        }
+        match end {
+            Some(e) => s = s[e..].trim_start(),
+            None => break,
+        }
+    }
+    s
+}
+
+fn leg_target(leg: &str) -> Target {
+    if let Some(rest) = leg.strip_prefix("sofia/gateway/") {
+        let (gw, num) = rest.split_once('/').unwrap_or((rest, ""));
+        Target::Gateway {
+            gateway: gw.to_string(),
+            number: num.to_string(),
+        }
+    } else if let Some(rest) = leg.strip_prefix("user/") {
+        Target::User {
+            user: rest.split('@').next().unwrap_or("").to_string(),
+        }
+    } else if leg.starts_with("error/") {
+        Target::Refused {
+            why: leg.to_string(),
+        }
+    } else {
+        Target::Other {
+            application: "bridge".into(),
+            data: leg.to_string(),
+        }
+    }
 }
 
 fn parse<'a>(rel: &str, text: &'a str) -> Result<roxmltree::Document<'a>, DialplanError> {
@@ -1910,6 +1969,51 @@ mod tests {
             matches!(&r.attempts[0].target, Target::Refused { why } if why == "hangup"),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn legs_joined_by_a_comma_ring_at_once_and_brackets_separate_nothing() {
+        let groups = bridge_targets(
+            "{ignore_early_media=true,a=b}[leg_timeout=10,x=y]user/1000@d,<t=1,u=2>user/1001@d|sofia/gateway/gw/123",
+        );
+        let user = |u: &str| Target::User { user: u.into() };
+        assert_eq!(
+            groups,
+            vec![
+                vec![user("1000"), user("1001")],
+                vec![Target::Gateway {
+                    gateway: "gw".into(),
+                    number: "123".into()
+                }]
+            ]
+        );
+        let d = dp(&[(
+            "dialplan/a.xml",
+            r#"<include><context name="c">
+  <extension name="both"><condition field="destination_number" expression="^2000$">
+    <action application="bridge" data="user/1000@d,user/1001@d|user/1002@d"/>
+  </condition></extension>
+</context></include>"#,
+        )]);
+        let r = d.route(&Call {
+            context: "c".into(),
+            destination: "2000".into(),
+            caller_id_number: "1".into(),
+            vars: BTreeMap::new(),
+            fields: BTreeMap::new(),
+        });
+        let shape: Vec<(bool, bool)> = r
+            .attempts
+            .iter()
+            .map(|a| {
+                (
+                    a.at_once_with_next,
+                    a.continue_on.as_ref().is_some_and(|c| c.is_empty()),
+                )
+            })
+            .collect();
+        // 1000 and 1001 ring together; if both fail, 1002 is tried.
+        assert_eq!(shape, vec![(true, true), (false, true), (false, false)]);
     }
 
     #[test]
