@@ -1577,7 +1577,6 @@ pub fn mask_dial_secrets(s: &str) -> String {
     out
 }
 
-/// The legs of a bridge string: `{...}`/`[...]` variables dropped, `|` and `,` split.
 /// A dial string's legs, as `switch_ivr_originate` reads them: groups separated by `|` are
 /// tried one after the other; the legs of one group, separated by `,`, ring at the same
 /// time. Separators inside `{...}`, `[...]` and `<...>` (channel variables such as
