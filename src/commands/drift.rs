@@ -50,7 +50,7 @@ pub fn drift_line(h: &HostReport) -> String {
             h.host,
             crate::printable::printable_block(h.error_text().unwrap_or(""), "    ")
         )
-    } else if drift.is_empty() && pending.is_empty() && h.owed.is_empty() {
+    } else if drift.is_empty() && pending.is_empty() && h.owed.is_empty() && h.pending.is_empty() {
         format!("{}: in sync", h.host)
     } else {
         let mut parts = Vec::new();
@@ -69,6 +69,26 @@ pub fn drift_line(h: &HostReport) -> String {
         }
         if !pending.is_empty() {
             parts.push(format!("pending {}", pending.join(", ")));
+        }
+        // A disruptive step the files already need but no run was allowed to take: the
+        // files are as the playbook says, FreeSWITCH does not run them yet.
+        if !h.pending.is_empty() {
+            parts.push(format!(
+                "{} (the files need it; no run was allowed to: `--allow {}`)",
+                h.pending
+                    .iter()
+                    .map(|p| format!("`{}` pending", p.action))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if h.pending
+                    .iter()
+                    .any(|p| p.disruption == crate::freeswitch::reload::Disruption::Restart)
+                {
+                    "restart"
+                } else {
+                    "profile"
+                }
+            ));
         }
         format!("{}: {}", h.host, parts.join("; "))
     }
@@ -98,10 +118,13 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
         .filter(|h| h.has_drift())
         .map(|h| h.host.clone())
         .collect();
+    // Pending: inputs changed but not yet applied, or a step the files need still not
+    // taken (a restart no run was allowed to make).
     let pending = hosts().any(|h| {
-        h.files
-            .iter()
-            .any(|f| f.difference == Some(Difference::Pending))
+        !h.pending.is_empty()
+            || h.files
+                .iter()
+                .any(|f| f.difference == Some(Difference::Pending))
     });
     let found = if errors {
         ExitStatus::Failure

@@ -338,3 +338,32 @@ fn drift_shows_its_diff_and_has_its_own_exit_code() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A restart the files need but no run was allowed to make is not "in sync": `drift` says it
+/// is pending on every demo PBX (the demo never restarts), and `--fail-on-pending` fails on
+/// it with the drift exit code (issue 27, item 3).
+#[test]
+fn drift_shows_a_restart_still_pending_and_fails_on_it_when_asked() {
+    let dir = tmp("cli-drift-pending");
+    let d = dir.to_str().unwrap();
+    let first = switchyard_env(&["demo", "--dir", d, "--color", "never"], &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let (inv, pb) = (dir.join("inventory.yml"), dir.join("playbooks/wavix.yml"));
+    let hist = dir.join("history.db");
+    let env = [("SWITCHYARD_HISTORY", hist.to_str().unwrap())];
+    let args = ["drift", "-i", inv.to_str().unwrap(), pb.to_str().unwrap()];
+    let out = switchyard_env(&args, &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    for h in ["pbx-nyc", "pbx-dal", "pbx-ams"] {
+        assert!(
+            out.stderr
+                .contains(&format!("{h}: `restart FreeSWITCH` pending")),
+            "{}",
+            out.all()
+        );
+    }
+    assert!(!out.stderr.contains("in sync"), "{}", out.all());
+    let strict = switchyard_env(&[&args[..], &["--fail-on-pending"]].concat(), &env);
+    assert_eq!(strict.code, 3, "{}", strict.all());
+    let _ = std::fs::remove_dir_all(&dir);
+}
