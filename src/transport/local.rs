@@ -35,7 +35,7 @@ impl Local {
                 let _ = e.read_to_string(&mut line).await;
             }
         }
-        Ok((line, Held::Local(child, out)))
+        Ok((line, Held::Local(Box::new((child, out)))))
     }
 
     /// Run `cmd`, reading at most `max` bytes of answer (stdout and stderr together).

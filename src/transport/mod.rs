@@ -116,8 +116,10 @@ pub enum Held {
     Ssh(russh::Channel<russh::client::Msg>),
     /// The child and its stdout (the lock program answers each state record written).
     Local(
-        tokio::process::Child,
-        tokio::io::BufReader<tokio::process::ChildStdout>,
+        Box<(
+            tokio::process::Child,
+            tokio::io::BufReader<tokio::process::ChildStdout>,
+        )>,
     ),
 }
 
@@ -132,7 +134,8 @@ impl Held {
                 let _ = ch.eof().await;
                 while ch.wait().await.is_some() {}
             }
-            Held::Local(mut child, _) => {
+            Held::Local(local) => {
+                let (mut child, _) = *local;
                 drop(child.stdin.take());
                 let _ = child.wait().await;
             }
@@ -157,7 +160,8 @@ impl Held {
                     }
                 }
             }
-            Held::Local(child, out) => {
+            Held::Local(local) => {
+                let (child, out) = &mut **local;
                 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
                 let input = child.stdin.as_mut().ok_or("the lock's stdin is closed")?;
                 input.write_all(data).await.map_err(|e| e.to_string())?;
