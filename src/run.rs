@@ -25,7 +25,7 @@ use crate::playbook::{BatchSize, Disruption, HostOrder, Play, Playbook};
 use crate::script::{self, FileOp};
 use crate::state::{HostState, STATE_REL};
 use crate::template::Templates;
-use crate::transport::{SshOptions, Transport};
+use crate::transport::{HostLock, SshOptions, Transport};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -765,7 +765,19 @@ async fn pipeline(
             return r.fail(kind, e.to_string());
         }
     };
-    let r = apply_changes(t, host, s, p, prior_bytes, prior.as_ref(), &record_path, r).await;
+    let mut lock = lock;
+    let r = apply_changes(
+        t,
+        &mut lock,
+        host,
+        s,
+        p,
+        prior_bytes,
+        prior.as_ref(),
+        &record_path,
+        r,
+    )
+    .await;
     lock.release().await;
     r
 }
@@ -774,6 +786,7 @@ async fn pipeline(
 #[allow(clippy::too_many_arguments)]
 async fn apply_changes(
     t: &mut Transport,
+    lock: &mut HostLock,
     host: &Host,
     s: &HostSettings,
     p: HostPlan,
@@ -799,7 +812,7 @@ async fn apply_changes(
             let done = r.steps.iter().filter(|x| x.ok).count();
             let mut owed: Vec<Step> = p.reload.steps.iter().skip(done).cloned().collect();
             owed.extend(p.reload.pending.iter().cloned());
-            let note = match write_record(t, host, record_path, prior, &p, owed).await {
+            let note = match write_record(lock, prior, &p, owed).await {
                 Ok(()) => "; it stays owed and the next run performs it".to_string(),
                 Err(e) => format!("; could not record it as owed: {e}"),
             };
@@ -835,9 +848,7 @@ async fn apply_changes(
     };
     let Some((kind, reason)) = failure else {
         // Every step ran and the gateways are healthy: only what was not allowed stays owed.
-        if let Err(e) =
-            write_record(t, host, record_path, prior, &p, p.reload.pending.clone()).await
-        {
+        if let Err(e) = write_record(lock, prior, &p, p.reload.pending.clone()).await {
             r.files = p.files;
             return r.fail(
                 ErrorKind::StateRecord,
@@ -941,18 +952,15 @@ fn new_record(prior: Option<&HostState>, p: &HostPlan, owed: Vec<Step>) -> Vec<u
     .to_bytes()
 }
 
-/// Rewrite the state record alone (after the steps: what is still owed).
+/// Rewrite the state record alone (after the steps: what is still owed), through the host
+/// lock's own command: no round trip of its own (src/remote/lock.sh).
 async fn write_record(
-    t: &mut Transport,
-    host: &Host,
-    record_path: &str,
+    lock: &mut HostLock,
     prior: Option<&HostState>,
     p: &HostPlan,
     owed: Vec<Step>,
 ) -> Result<(), String> {
-    let record = new_record(prior, p, owed);
-    let op = record_op(record_path, &record);
-    send_write(t, &host.freeswitch.conf_root, &[op], &[]).await
+    lock.write_record(&new_record(prior, p, owed)).await
 }
 
 /// Writing the state record: in switchyard's private folder, owned by the login, 0600.

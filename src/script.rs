@@ -773,6 +773,73 @@ mod tests {
         .is_err());
     }
 
+    /// Expected hashes are checked on opened descriptors, five to a `sha256sum`: a file
+    /// changed in the second batch still stops the whole write, and a file swapped for a
+    /// FIFO is judged changed, never read (the write would block on it).
+    #[test]
+    fn expectations_in_batches_stop_the_whole_write() {
+        let dir = scratch("batches");
+        let root = dir.display().to_string();
+        let (me, grp) = crate::state::current_user_and_group();
+        let paths: Vec<String> = (0..8)
+            .map(|i| format!("{root}/{}/f{i}.xml", if i < 4 { "a" } else { "b" }))
+            .collect();
+        for p in &paths {
+            std::fs::create_dir_all(std::path::Path::new(p).parent().unwrap()).unwrap();
+            std::fs::write(p, format!("old {p}")).unwrap();
+        }
+        let sha = |p: &str| crate::digest::sha256_hex(&std::fs::read(p).unwrap());
+        let ops: Vec<FileOp> = paths
+            .iter()
+            .map(|p| FileOp::Write {
+                path: p,
+                content: b"new",
+                owner: &me,
+                group: &grp,
+                mode: 0o640,
+            })
+            .collect();
+        let mut shas: Vec<String> = paths.iter().map(|p| sha(p)).collect();
+        shas[6] = "0".repeat(64);
+        let expect: Vec<(&str, Option<&str>)> = paths
+            .iter()
+            .zip(&shas)
+            .map(|(p, s)| (p.as_str(), Some(s.as_str())))
+            .collect();
+        let (cmd, stdin) = write(&root, &ops, &expect).unwrap();
+        let (code, _, err) = sh(&cmd, &stdin);
+        assert_eq!(code, Some(5), "{err}");
+        assert!(err.contains("b/f6.xml changed since it was read"), "{err}");
+        for p in &paths {
+            assert_eq!(std::fs::read_to_string(p).unwrap(), format!("old {p}"));
+        }
+        // All as read: every file written.
+        shas[6] = sha(&paths[6]);
+        let expect: Vec<(&str, Option<&str>)> = paths
+            .iter()
+            .zip(&shas)
+            .map(|(p, s)| (p.as_str(), Some(s.as_str())))
+            .collect();
+        let (cmd, stdin) = write(&root, &ops, &expect).unwrap();
+        let (code, out, err) = sh(&cmd, &stdin);
+        assert_eq!(code, Some(0), "{out}{err}");
+        for p in &paths {
+            assert_eq!(std::fs::read_to_string(p).unwrap(), "new");
+        }
+        // A FIFO where a file was read: judged changed, not opened for reading.
+        std::fs::remove_file(&paths[1]).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(&paths[1])
+            .status()
+            .unwrap();
+        assert!(fifo.success());
+        let new_sha = crate::digest::sha256_hex(b"new");
+        let expect = [(paths[1].as_str(), Some(new_sha.as_str()))];
+        let (cmd, stdin) = write(&root, &ops[..2], &expect).unwrap();
+        let (code, _, err) = sh(&cmd, &stdin);
+        assert_eq!(code, Some(5), "{err}");
+    }
+
     /// What the `freeswitch` user can plant under the conf root never turns a write, the
     /// lock or a gather against the machine: links to folders and files outside, a link
     /// as switchyard's private folder, a private folder someone else owns.

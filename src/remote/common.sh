@@ -14,19 +14,36 @@ sy_die() {
     exit 6
 }
 
-# sy_ids: after a `cd` into a folder, check that `..` is the folder we came from ($sy_prev)
-# and make this one $sy_prev: one `stat` for both (the walk's cost is process start-ups).
-sy_ids() {
-    sy_both=$(stat -c %d:%i .. .) || exit 6
-    [ "${sy_both%%
-*}" = "$sy_prev" ] || return 1
-    sy_prev=${sy_both#*
+# sy_hold: hold the current folder open on descriptor 3, to compare the next folder's `..`
+# with (`test -ef`, a shell builtin: the walk starts no process). A folder this login may
+# enter but not read cannot be opened: its device and inode are kept instead (one `stat`).
+sy_hold() {
+    if { command exec 3<.; } 2>/dev/null; then
+        sy_prev=
+    else
+        exec 3<&-
+        sy_prev=$(stat -c %d:%i .) || exit 6
+    fi
 }
+
+# sy_ids: after a `cd` into a folder, check that `..` is the folder we came from, and hold
+# this one in its place.
+sy_ids() {
+    if [ -z "$sy_prev" ]; then
+        # `-ef` is not in POSIX, but dash, bash, busybox and ksh have it; a shell without
+        # it fails the test, which refuses the host rather than follow anything.
+        # shellcheck disable=SC3013
+        [ .. -ef /dev/fd/3 ] || return 1
+    else
+        [ "$(stat -c %d:%i ..)" = "$sy_prev" ] || return 1
+    fi
+    sy_hold
 }
 
 # sy_enter ROOT REL [OWNER GROUP]: make the folder ROOT/REL the current folder. With an
 # owner, missing folders are created (mode 0750, that owner and group: FreeSWITCH must be
-# able to read what goes in them); without, a missing folder returns 1.
+# able to read what goes in them; owner `=`: this login's, no chown); without, a missing
+# folder returns 1.
 sy_enter() {
     # The conf root itself: reached from its parent, never through a link (on a source
     # install its parent may belong to `freeswitch`, who could swap the root for a link).
@@ -35,7 +52,7 @@ sy_enter() {
     sy_p=${1%/}
     sy_p=${sy_p%/*}
     cd -P -- "${sy_p:-/}" || sy_die "cannot enter the conf root's folder ${sy_p:-/}"
-    sy_prev=$(stat -c %d:%i .) || exit 6
+    sy_hold
     if [ -L "$sy_c" ]; then
         sy_die "the conf root $1 is a symbolic link: set freeswitch_conf_root to the folder it points to"
     fi
@@ -55,7 +72,7 @@ sy_enter() {
         if [ ! -e "$sy_c" ]; then
             [ -n "${3:-}" ] || return 1
             mkdir -m 750 -- "$sy_c" || exit 6
-            chown -h -- "$3:$4" "$sy_c" || exit 6
+            if [ "$3" != = ]; then chown -h -- "$3:$4" "$sy_c" || exit 6; fi
         fi
         cd -P -- "$sy_c" || sy_die "$2: cannot enter \`$sy_c\`"
         sy_ids ||
@@ -75,7 +92,7 @@ sy_private() {
     fi
     [ -e .switchyard ] || mkdir -m 700 -- .switchyard || exit 6
     sy_enter "$1" .switchyard || sy_die "$1/.switchyard disappeared while switchyard entered it"
-    [ "$(stat -c %u .)" = "$(id -u)" ] ||
+    [ -O . ] ||
         sy_die "$1/.switchyard belongs to $(stat -c %U .), not to $(id -un); remove it (anyone who owns it can plant links in it)"
     case $(stat -c %a .) in
         700) ;;

@@ -48,8 +48,35 @@ each() {
 }
 
 # 1. expectations
-# Consecutive expectations in one folder are checked from inside it (walked to once).
+# Consecutive expectations in one folder are checked from inside it (walked to once). Each
+# file expected present is opened read-write from its folder (never blocking on a FIFO
+# swapped in: see gather.sh) and judged on that descriptor (`[ -f /dev/fd/N ]` is the
+# shell's own stat of what it opened); up to 5 descriptors (5-9: 3 holds the walk's folder,
+# 4 the stage) are hashed by one `sha256sum`.
 in_dir=
+xfd=5
+hashes() {
+    [ "$xfd" -gt 5 ] || return 0
+    set --
+    k=5
+    while [ $k -lt "$xfd" ]; do set -- "$@" "/dev/fd/$k"; k=$((k + 1)); done
+    # shellcheck disable=SC2046 # 64 hex digits and /dev/fd/N: no spaces in them
+    set -- $(sha256sum -- "$@") || exit 1
+    k=5
+    want=
+    what=
+    while [ $k -lt "$xfd" ]; do
+        eval "want=\$x_$k; what=\$n_$k"
+        if [ "$1" != "$want" ]; then
+            printf 'switchyard: %s changed since it was read; nothing written\n' "$what" >&2
+            exit 5
+        fi
+        eval "exec $k<&-"
+        shift 2
+        k=$((k + 1))
+    done
+    xfd=5
+}
 expect() {
     [ "$1" = E ] || return 0
     IFS= read -r sha || sy_die "write: expected hashes missing from stdin"
@@ -71,16 +98,31 @@ expect() {
             printf 'switchyard: %s appeared since it was read; nothing written\n' "$2/$3" >&2
             exit 5
         fi
-    elif [ ! -f "$3" ] || [ "$(sha256sum < "$3" | cut -d' ' -f1)" != "$sha" ]; then
+    elif [ ! -f "$3" ]; then
         printf 'switchyard: %s changed since it was read; nothing written\n' "$2/$3" >&2
         exit 5
+    elif ! { eval "command exec $xfd<>\"\$3\""; } 2>/dev/null; then
+        sy_die "$2/$3 cannot be opened read-write by this login"
+    elif [ ! -f "/dev/fd/$xfd" ]; then
+        printf 'switchyard: %s changed since it was read; nothing written\n' "$2/$3" >&2
+        exit 5
+    else
+        eval "x_$xfd=\$sha; n_$xfd=\$2/\$3"
+        xfd=$((xfd + 1))
+        [ "$xfd" -le 9 ] || hashes
     fi
 }
 each expect "$@"
+hashes
 
 # 2. stage
 sy_private "$root"
-rm -rf -- stage.* 2>/dev/null || true   # a killed run's leftovers (this run holds the lock)
+# A killed run's leftovers (this run holds the lock; its lock already removed them: the
+# glob, a builtin, finds none and no `rm` starts).
+for x in stage.*; do
+    if [ -e "$x" ]; then rm -rf -- stage.* 2>/dev/null || true; fi
+    break
+done
 # `writing` marks a write in progress: a run killed before its cleanup leaves it, and the
 # next run's gather sees it, so even a run with nothing to change cleans up (under the lock).
 : > writing
@@ -88,7 +130,7 @@ stage=$(mktemp -d stage.XXXXXX)
 cd -P -- "$stage"
 exec 4<.
 dev=$(stat -c %d .)
-trap 'cd -P /proc/self/fd/4 && rm -f -- all f* && cd .. && rmdir -- "$stage" && rm -f writing' EXIT
+trap 'cd -P /proc/self/fd/4 && cd .. && rm -rf -- "$stage" writing' EXIT
 trap 'exit 129' HUP INT TERM PIPE
 cat > all
 [ "$(wc -c < all)" -eq "$total" ] || { echo 'switchyard: upload incomplete, nothing changed' >&2; exit 3; }
@@ -131,31 +173,46 @@ if [ "$k" -gt 0 ]; then sync -- f* 2>/dev/null || sync; fi
 # 4. into place
 # Consecutive files of one folder are placed from inside it without walking to it again:
 # the working directory is the folder sy_enter checked, whatever its name has become since.
-# Each folder is synced once, when switchyard leaves it.
+# Each folder is held open (descriptors 5-9) and all are synced by one `sync` at the end
+# (or when five are held), after every rename in them.
 k=0
 here=
-leave() {
-    if [ -n "$here" ]; then sync -- . 2>/dev/null || true; fi
-    here=
+dfd=5
+dirs=
+syncdirs() {
+    [ -n "$dirs" ] || return 0
+    # shellcheck disable=SC2086 # /proc/self/fd/N: no spaces
+    sync -- $dirs 2>/dev/null || sync
+    k2=5
+    while [ $k2 -lt $dfd ]; do eval "exec $k2<&-"; k2=$((k2 + 1)); done
+    dirs=
+    dfd=5
 }
 place() {
     case $1 in
         W)
             k=$((k + 1))
             if [ "$2" != "$here" ]; then
-                leave
-                sy_enter "$root" "$2" "${4:-$(id -un)}" "${5:-$(id -gn)}"
+                [ $dfd -le 9 ] || syncdirs
+                sy_enter "$root" "$2" "${4:-=}" "${5:-=}"
                 [ "$(stat -c %d .)" = "$dev" ] ||
                     sy_die "$2 is on another file system than the conf root; cannot replace $3 atomically"
-                rm -f -- ./.*.switchyard-tmp.* 2>/dev/null || true   # older versions' temp files
+                # Older versions' temp files: a glob (a builtin), `rm` only when one is there.
+                for x in ./.*.switchyard-tmp.*; do
+                    if [ -e "$x" ] || [ -L "$x" ]; then rm -f -- ./.*.switchyard-tmp.* 2>/dev/null || true; fi
+                    break
+                done
+                eval "exec $dfd<."
+                dirs="$dirs /proc/self/fd/$dfd"
+                dfd=$((dfd + 1))
                 here=$2
             fi
             mv -fT -- "/proc/self/fd/4/f$k" "$3" ;;
         R)
-            leave
+            here=
             if sy_enter "$root" "$2"; then rm -f -- "$3"; fi ;;
     esac
 }
 each place "$@"
-leave
+syncdirs
 echo switchyard-write-ok

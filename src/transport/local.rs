@@ -24,18 +24,18 @@ fn spawn(cmd: &str) -> Result<tokio::process::Child, TransportError> {
 impl Local {
     /// Start `cmd`, wait for its first line; it runs until the guard is released or dropped.
     pub async fn hold(&mut self, cmd: &str) -> Result<(String, Held), TransportError> {
-        use tokio::io::AsyncBufReadExt;
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
         let mut child = spawn(cmd)?;
         let mut line = String::new();
         let mut out = tokio::io::BufReader::new(child.stdout.take().expect("piped"));
-        let _ = out.read_line(&mut line).await;
+        let _ = (&mut out).take(4096).read_line(&mut line).await;
         if line.is_empty() {
             if let Some(mut e) = child.stderr.take() {
                 use tokio::io::AsyncReadExt;
                 let _ = e.read_to_string(&mut line).await;
             }
         }
-        Ok((line, Held::Local(child)))
+        Ok((line, Held::Local(Box::new((child, out)))))
     }
 
     /// Run `cmd`, reading at most `max` bytes of answer (stdout and stderr together).

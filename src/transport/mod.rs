@@ -114,8 +114,17 @@ impl Output {
 /// A remote command kept running (and its channel open) on purpose: the host lock.
 pub enum Held {
     Ssh(russh::Channel<russh::client::Msg>),
-    Local(tokio::process::Child),
+    /// The child and its stdout (the lock program answers each state record written).
+    Local(
+        Box<(
+            tokio::process::Child,
+            tokio::io::BufReader<tokio::process::ChildStdout>,
+        )>,
+    ),
 }
+
+/// Most a held command may answer to one request: its answers are one short line.
+const HELD_ANSWER_BYTES: usize = 4096;
 
 impl Held {
     /// End the command: close its stdin and wait for it to exit.
@@ -125,21 +134,90 @@ impl Held {
                 let _ = ch.eof().await;
                 while ch.wait().await.is_some() {}
             }
-            Held::Local(mut child) => {
+            Held::Local(local) => {
+                let (mut child, _) = *local;
                 drop(child.stdin.take());
                 let _ = child.wait().await;
             }
         }
     }
+
+    /// Send `data` to the held command and read its answer: one line, bounded in bytes
+    /// ([`HELD_ANSWER_BYTES`]) while reading; the caller bounds the time.
+    async fn ask(&mut self, data: &[u8]) -> Result<String, String> {
+        let mut line = Vec::new();
+        match self {
+            Held::Ssh(ch) => {
+                ch.data(data).await.map_err(|e| e.to_string())?;
+                while let Some(msg) = ch.wait().await {
+                    match msg {
+                        russh::ChannelMsg::Data { data } => line.extend_from_slice(&data),
+                        russh::ChannelMsg::Eof | russh::ChannelMsg::Close => break,
+                        _ => {}
+                    }
+                    if line.contains(&b'\n') || line.len() > HELD_ANSWER_BYTES {
+                        break;
+                    }
+                }
+            }
+            Held::Local(local) => {
+                let (child, out) = &mut **local;
+                use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+                let input = child.stdin.as_mut().ok_or("the lock's stdin is closed")?;
+                input.write_all(data).await.map_err(|e| e.to_string())?;
+                input.flush().await.map_err(|e| e.to_string())?;
+                let mut bounded = out.take(HELD_ANSWER_BYTES as u64 + 1);
+                bounded
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        line.truncate(HELD_ANSWER_BYTES);
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
 }
 
 /// The per-host lock: a kernel `flock` held by a command on the run's own SSH session, so a
 /// crashed or disconnected run can never leave a stale lock behind.
-pub struct HostLock(Held);
+pub struct HostLock {
+    held: Held,
+    timeout: Duration,
+}
 
 impl HostLock {
     pub async fn release(self) {
-        self.0.release().await;
+        self.held.release().await;
+    }
+
+    /// Replace the state record (`.switchyard/state.json`) through the lock's own command
+    /// (src/remote/lock.sh): no new channel, login shell or walk to the private folder,
+    /// where the lock program already is. The record is written to a temporary file,
+    /// flushed and renamed over the old one, so a cut leaves the old record whole.
+    /// `record` is serde_json's output: a raw control character never occurs in it, so
+    /// the line holding only ASCII US (0x1f) ends it.
+    pub async fn write_record(&mut self, record: &[u8]) -> Result<(), String> {
+        if record.contains(&0x1f) || !record.ends_with(b"\n") {
+            return Err("a state record must end with a line break and hold no 0x1f".into());
+        }
+        let mut data = record.to_vec();
+        data.extend_from_slice(b"\x1f\n");
+        let answer = tokio::time::timeout(self.timeout, self.held.ask(&data))
+            .await
+            .map_err(|_| {
+                format!(
+                    "no answer within {:.0} s while writing the state record",
+                    self.timeout.as_secs_f64()
+                )
+            })??;
+        if answer.trim_end() == "switchyard-record-ok" {
+            Ok(())
+        } else {
+            Err(format!(
+                "the state record could not be written: {}",
+                crate::printable::printable(answer.trim())
+            ))
+        }
     }
 }
 
@@ -345,7 +423,10 @@ impl Transport {
             Backend::Local(l) => l.hold(&cmd).await,
         };
         match res {
-            Ok((line, held)) if line.starts_with("switchyard-locked") => Ok(HostLock(held)),
+            Ok((line, held)) if line.starts_with("switchyard-locked") => Ok(HostLock {
+                held,
+                timeout: self.command_timeout,
+            }),
             Ok((line, held)) => {
                 held.release().await;
                 Err(match line.trim().strip_prefix("LOCKED ") {

@@ -345,3 +345,46 @@ fn a_closed_output_pipe_ends_nothing_but_the_output() {
             .contains("secret1"));
     }
 }
+
+/// Issue 28: a first apply costs the PBX one gather, the lock, one write and one steps
+/// command, no more: the record of what is still owed after the steps goes through the held
+/// lock instead of a round trip of its own (5 commands before), and is whole on disk
+/// afterwards: the ran rescan no longer owed, the restart that was not allowed still owed.
+#[test]
+fn a_first_apply_is_four_remote_commands_and_records_what_is_still_owed() {
+    let fleet = Fleet::new("fourcmds", 1);
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let out = fleet.run("apply", &inv, &["--json", "--no-verify"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let h = host_report(&out, "pbx1");
+    assert_eq!(h["status"], "changed", "{}", out.all());
+    assert_eq!(commands(&h), ["sofia profile external rescan"]);
+    // gather, lock, write, steps
+    assert_eq!(h["remote_commands"], 4, "{}", out.all());
+    let host = fleet.host("pbx1");
+    let record: serde_json::Value =
+        serde_json::from_str(&host.read(".switchyard/state.json")).unwrap();
+    let owed: Vec<String> = record["owed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].to_string())
+        .collect();
+    assert_eq!(owed.len(), 1, "only the restart stays owed: {owed:?}");
+    assert!(!owed[0].contains("rescan"), "{owed:?}");
+    assert!(record["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.ends_with("sip_profiles/external/wavix.xml")));
+    // Nothing staged or half-written is left in the private folder.
+    let mut left: Vec<String> = std::fs::read_dir(host.conf(".switchyard"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["lock", "lock.owner", "state.json"]);
+    // And the next run is a no-op: one command.
+    let again = fleet.run("apply", &inv, &["--json", "--no-verify"]);
+    assert_eq!(host_report(&again, "pbx1")["remote_commands"], 1);
+}
