@@ -32,7 +32,9 @@ impl Local {
         if line.is_empty() {
             if let Some(mut e) = child.stderr.take() {
                 use tokio::io::AsyncReadExt;
-                let _ = e.read_to_string(&mut line).await;
+                let mut buf = Vec::new();
+                let _ = e.take(4096).read_to_end(&mut buf).await;
+                line = String::from_utf8_lossy(&buf).into_owned();
             }
         }
         Ok((line, Held::Local(Box::new((child, out)))))

@@ -418,9 +418,18 @@ impl Transport {
             body
         };
         self.commands.fetch_add(1, Ordering::Relaxed);
+        // Bounded in time like every other command: a host that never answers the lock
+        // command fails this host, not the run.
+        let timeout = self.command_timeout;
         let res = match &mut self.backend {
-            Backend::Ssh(s) => s.hold(&cmd).await,
-            Backend::Local(l) => l.hold(&cmd).await,
+            Backend::Ssh(s) => tokio::time::timeout(timeout, s.hold(&cmd)).await,
+            Backend::Local(l) => tokio::time::timeout(timeout, l.hold(&cmd)).await,
+        };
+        let Ok(res) = res else {
+            return Err(LockError::Failed(format!(
+                "cannot take the host lock {path}: no answer within {} s",
+                timeout.as_secs()
+            )));
         };
         match res {
             Ok((line, held)) if line.starts_with("switchyard-locked") => Ok(HostLock {

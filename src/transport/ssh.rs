@@ -244,16 +244,23 @@ impl Ssh {
         ch.exec(true, cmd).await.map_err(ssh)?;
         // Only stdout decides: stderr arrives on its own stream, in no fixed order with it,
         // and is reported only when no line came.
+        // Bounded while reading, as every answer from a host: the lock's first line is a few
+        // dozen bytes; a host that sends more without a line break is cut at this size.
+        const MAX_LINE: usize = 4096;
         let (mut out, mut err) = (Vec::new(), Vec::new());
         while let Some(msg) = ch.wait().await {
             match msg {
                 ChannelMsg::Data { data } => {
-                    out.extend_from_slice(&data);
-                    if out.contains(&b'\n') {
+                    let room = MAX_LINE.saturating_sub(out.len());
+                    out.extend_from_slice(&data[..data.len().min(room)]);
+                    if out.contains(&b'\n') || out.len() >= MAX_LINE {
                         break;
                     }
                 }
-                ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, .. } => {
+                    let room = MAX_LINE.saturating_sub(err.len());
+                    err.extend_from_slice(&data[..data.len().min(room)]);
+                }
                 ChannelMsg::Eof | ChannelMsg::Close => break,
                 _ => {}
             }
