@@ -30,7 +30,7 @@ impl Local {
         let mut out = tokio::io::BufReader::new(child.stdout.take().expect("piped"));
         let _ = (&mut out).take(4096).read_line(&mut line).await;
         if line.is_empty() {
-            if let Some(mut e) = child.stderr.take() {
+            if let Some(e) = child.stderr.take() {
                 use tokio::io::AsyncReadExt;
                 let mut buf = Vec::new();
                 let _ = e.take(4096).read_to_end(&mut buf).await;
