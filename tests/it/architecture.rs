@@ -1,9 +1,10 @@
 //! The shape of the crate, checked: no import cycles between modules, FreeSWITCH knowledge
 //! that knows nothing of playbooks, and a command line that stays a thin layer.
 //!
-//! Modules are the top-level ones (`src/plan.rs`, `src/freeswitch/…`): a cycle between them
+//! Modules are the top-level ones (`src/clock.rs`, `src/freeswitch/…`) and, inside the layer
+//! folders (`src/engine/`, …), the layer's own modules (`engine::plan`): a cycle between them
 //! is what makes a change in one ripple into the other. References are read from the source
-//! text (`crate::name`, `use crate::{a, b::c}`), comments excluded.
+//! text (`crate::name`, `crate::engine::plan`, `use crate::{a, b::c}`), comments excluded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -23,11 +24,24 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The top-level module a file belongs to (`src/freeswitch/lint.rs` → `freeswitch`).
+/// The folders that group modules by their place in the pipeline: inside them, each module
+/// is a node of the graph (`engine::plan`).
+const LAYERS: [&str; 4] = ["inputs", "engine", "host", "agent"];
+
+/// The module a file belongs to (`src/freeswitch/lint.rs` → `freeswitch`,
+/// `src/engine/plan/saved.rs` → `engine::plan`); a layer's own `mod.rs` is the layer.
 fn module_of(path: &Path) -> Option<String> {
     let rel = path.strip_prefix(src()).unwrap();
-    let first = rel.components().next()?.as_os_str().to_string_lossy();
-    let name = first.trim_end_matches(".rs").to_string();
+    let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
+    let name = parts.next()?.trim_end_matches(".rs").to_string();
+    if LAYERS.contains(&name.as_str()) {
+        let inner = parts.next()?.trim_end_matches(".rs").to_string();
+        return Some(if inner == "mod" {
+            name
+        } else {
+            format!("{name}::{inner}")
+        });
+    }
     (name != "lib" && name != "main").then_some(name)
 }
 
@@ -42,11 +56,22 @@ fn references(text: &str) -> BTreeSet<String> {
         .collect::<Vec<_>>()
         .join("\n");
     let mut out = BTreeSet::new();
-    let ident = |s: &str| -> String {
+    let word = |s: &str| -> String {
         s.trim_start()
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect()
+    };
+    // `engine::plan` inside a layer, `clock` outside.
+    let ident = |s: &str| -> String {
+        let first = word(s);
+        let rest = s.trim_start()[first.len()..].strip_prefix("::");
+        match rest {
+            Some(r) if LAYERS.contains(&first.as_str()) && !word(r).is_empty() => {
+                format!("{first}::{}", word(r))
+            }
+            _ => first,
+        }
     };
     let mut rest = code.as_str();
     while let Some(i) = rest.find("crate::") {
@@ -158,9 +183,9 @@ fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 #[test]
 fn the_reference_reader_sees_every_form() {
     let refs = references(
-        "use crate::{plan::{self, X}, outcome,\n  report::y};\nlet a = crate::clock::now(); // crate::ignored\n",
+        "use crate::{engine::plan::{self, X}, engine::outcome,\n  report::y};\nlet a = crate::clock::now(); // crate::ignored\nuse crate::host::{self};",
     );
-    let want: BTreeSet<String> = ["clock", "outcome", "plan", "report"]
+    let want: BTreeSet<String> = ["clock", "engine::outcome", "engine::plan", "host", "report"]
         .map(String::from)
         .into();
     assert_eq!(refs, want);
