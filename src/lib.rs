@@ -11,13 +11,15 @@
 //!   (`switchyard.toml`);
 //! - [`engine`]: from inputs to an outcome per host: [`engine::desired`] (files rendered
 //!   without connecting), [`engine::facts`] (gathered in one round trip), [`engine::plan`]
-//!   (desired vs actual, pure; diffs via [`engine::diff`]), [`engine::run`] (hosts and
-//!   batches; check, drift and review stop after the plan), [`engine::verify`] (gateway
-//!   registration), [`engine::outcome`] (reports and typed errors), [`engine::review`]
-//!   (pull-request summaries);
+//!   (desired vs actual, pure; diffs via [`engine::diff`]), [`engine::offline`] (lint and
+//!   route tests before connecting), [`engine::run`] (batches), [`engine::pipeline`] (one
+//!   host: gather, plan, stop for check, drift and review, else lock, write, run
+//!   [`engine::steps`], verify, roll back), [`engine::verify`] (gateway registration),
+//!   [`engine::outcome`] (reports and typed errors), [`engine::review`] (pull-request
+//!   summaries);
 //! - [`host`]: how a host is reached and changed: [`host::transport`] (SSH or local),
 //!   [`host::script`] (the fixed `sh` programs in `src/host/remote/`), [`host::state`] (the
-//!   record kept on each host);
+//!   record kept on each host), [`host::write`] (the write round trip and its record);
 //! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors),
 //!   knowing nothing of playbooks, inventories or runs;
 //! - [`agent`]: what runs on or keeps records: [`agent::watch`] (the drift agent),

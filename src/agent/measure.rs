@@ -241,7 +241,7 @@ async fn probe_regions(
         .collect();
     let path = format!("{}/{}", fs.conf_root, probe::PROBE_FILE);
     let xml = probe::probe_xml(&probes, o.interval);
-    crate::engine::run::send_write(
+    crate::host::write::send(
         tr,
         &fs.conf_root,
         &[FileOp::Write {
@@ -259,8 +259,7 @@ async fn probe_regions(
     phase.set("removing the probes");
     // Clean up whatever happened: file, XML in memory, gateways.
     let removed =
-        crate::engine::run::send_write(tr, &fs.conf_root, &[FileOp::Remove { path: &path }], &[])
-            .await;
+        crate::host::write::send(tr, &fs.conf_root, &[FileOp::Remove { path: &path }], &[]).await;
     let reloaded = api(esl.api("reloadxml").await);
     for (g, _) in &probes {
         let _ = esl

@@ -55,8 +55,12 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
                 let d = d.map_err(|e| format!("{}: {e}", h.name))?;
                 hosts.insert(h.name.clone());
                 files += d.files.len();
-                findings.extend(crate::engine::run::lint_desired(h, &d, &play.lint_allow));
-                findings.extend(crate::engine::run::route_findings(h, &d, play));
+                findings.extend(crate::engine::offline::lint_desired(
+                    h,
+                    &d,
+                    &play.lint_allow,
+                ));
+                findings.extend(crate::engine::offline::route_findings(h, &d, play));
             }
         }
         checked = format!(

@@ -429,7 +429,7 @@ pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
                 crate::engine::run::desired_states(&inv, &pb, play, a.connect.limit.as_deref())
             {
                 let d = d.map_err(|e| format!("{}: {e}", h.name))?;
-                let dp = crate::engine::run::offline_dialplan(&d)?;
+                let dp = crate::engine::offline::offline_dialplan(&d)?;
                 all.push((
                     HostRoutes {
                         host: h.name.clone(),

@@ -4,7 +4,11 @@
 //! - [`facts`]: every managed file's state gathered in one round trip;
 //! - [`plan`]: desired vs actual, a pure function (diffs via [`diff`], masked by
 //!   [`crate::secret`]); [`plan::saved`] keeps a reviewed plan for a later apply;
-//! - [`run`]: the pipeline over hosts and batches; check, drift and review stop after the plan;
+//! - [`offline`]: what is checked before connecting (lint of the desired files, route tests);
+//! - [`run`]: the batches (order, size, when the rollout stops), each host through
+//!   [`pipeline`], the per-host state machine (gather → plan → [check, drift and review stop
+//!   here] → lock → write → [`steps`] → verify → roll back), which fills the report in one
+//!   place;
 //! - [`verify`]: polling gateway registration after a change;
 //! - [`outcome`]: the per-host reports and typed errors everything downstream reads;
 //! - [`review`]: pull-request summaries of a plan.
@@ -15,8 +19,11 @@
 pub mod desired;
 pub mod diff;
 pub mod facts;
+pub mod offline;
 pub mod outcome;
+pub mod pipeline;
 pub mod plan;
 pub mod review;
 pub mod run;
+pub mod steps;
 pub mod verify;
