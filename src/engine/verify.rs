@@ -41,51 +41,17 @@ pub async fn gateways(
     let mut polls = 0u32;
     loop {
         polls += 1;
-        let mut states = Vec::new();
-        let mut failed = Vec::new();
-        let mut pending = Vec::new();
-        match t.exec(&cmd, &stdin).await {
-            Ok(out) => {
-                let text = out.stdout_text();
-                let parts = script::split_steps(&text);
-                for (i, g) in gws.iter().enumerate() {
-                    let body = parts
-                        .iter()
-                        .find(|p| p.0 == i)
-                        .map(|p| p.1.as_str())
-                        .unwrap_or("");
-                    match status::parse_xmlstatus(&g.name, body) {
-                        Ok(s) => {
-                            match s.health(g.registers) {
-                                Health::Healthy => {}
-                                Health::Pending => pending.push(format!("{} {}", g.name, s.state)),
-                                Health::Failed => failed.push(format!(
-                                    "gateway `{}` is {}{}{}",
-                                    g.name,
-                                    s.state,
-                                    if s.state == "NOREG" && s.status == "DOWN" {
-                                        "/DOWN (the provider did not answer its OPTIONS ping)"
-                                    } else {
-                                        ""
-                                    },
-                                    s.retry
-                                        .as_deref()
-                                        .map(|r| format!(" (retry in {r})"))
-                                        .unwrap_or_default()
-                                )),
-                            }
-                            states.push(s);
-                        }
-                        // FreeSWITCH still starting (after a restart): not an answer yet.
-                        Err(status::ApiFailure::NotConnected(_)) => {
-                            pending.push(format!("{} (FreeSWITCH not answering yet)", g.name))
-                        }
-                        Err(e) => failed.push(format!("gateway `{}`: {e}", g.name)),
-                    }
-                }
-            }
-            Err(e) => failed.push(format!("cannot poll gateways: {e}")),
-        }
+        let Poll {
+            states,
+            failed,
+            pending,
+        } = match t.exec(&cmd, &stdin).await {
+            Ok(out) => read_poll(gws, &out.stdout_text()),
+            Err(e) => Poll {
+                failed: vec![format!("cannot poll gateways: {e}")],
+                ..Poll::default()
+            },
+        };
         if !failed.is_empty() {
             return Verdict {
                 gateways: states,
@@ -115,6 +81,58 @@ pub async fn gateways(
         }
         tokio::time::sleep(interval).await;
     }
+}
+
+/// What one poll says of every gateway.
+#[derive(Default)]
+struct Poll {
+    states: Vec<GatewayStatus>,
+    /// Gateways that failed, in words.
+    failed: Vec<String>,
+    /// Gateways not registered yet (or FreeSWITCH not answering yet).
+    pending: Vec<String>,
+}
+
+/// Judge each gateway's `sofia xmlstatus gateway` answer in one poll's output.
+fn read_poll(gws: &[ManagedGateway], text: &str) -> Poll {
+    let mut poll = Poll::default();
+    let parts = script::split_steps(text);
+    for (i, g) in gws.iter().enumerate() {
+        let body = parts
+            .iter()
+            .find(|p| p.0 == i)
+            .map(|p| p.1.as_str())
+            .unwrap_or("");
+        match status::parse_xmlstatus(&g.name, body) {
+            Ok(s) => {
+                match s.health(g.registers) {
+                    Health::Healthy => {}
+                    Health::Pending => poll.pending.push(format!("{} {}", g.name, s.state)),
+                    Health::Failed => poll.failed.push(format!(
+                        "gateway `{}` is {}{}{}",
+                        g.name,
+                        s.state,
+                        if s.state == "NOREG" && s.status == "DOWN" {
+                            "/DOWN (the provider did not answer its OPTIONS ping)"
+                        } else {
+                            ""
+                        },
+                        s.retry
+                            .as_deref()
+                            .map(|r| format!(" (retry in {r})"))
+                            .unwrap_or_default()
+                    )),
+                }
+                poll.states.push(s);
+            }
+            // FreeSWITCH still starting (after a restart): not an answer yet.
+            Err(status::ApiFailure::NotConnected(_)) => poll
+                .pending
+                .push(format!("{} (FreeSWITCH not answering yet)", g.name)),
+            Err(e) => poll.failed.push(format!("gateway `{}`: {e}", g.name)),
+        }
+    }
+    poll
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::engine::desired::{apply_edits, HostDesired};
+use crate::engine::desired::{apply_edits, DesiredFile, Edit, HostDesired};
 use crate::engine::facts::FileFact;
 use crate::freeswitch::reload::{self, Change, ReloadPlan};
 use crate::freeswitch::{self, classify, FileKind};
@@ -161,28 +161,7 @@ pub fn plan(
     let mut files = Vec::new();
     let mut vars_set = prior.map(|p| p.vars.clone()).unwrap_or_default();
     for (d, fact) in desired.files.iter().zip(facts) {
-        // A removal applies only to variables switchyard itself defined in this file.
-        let ours = vars_set.entry(d.path.clone()).or_default();
-        let edits: Vec<crate::engine::desired::Edit> = d
-            .edits
-            .iter()
-            .filter(|e| match e {
-                crate::engine::desired::Edit::PreProcessRemove { name, .. } => ours.contains(name),
-                _ => true,
-            })
-            .cloned()
-            .collect();
-        for e in &d.edits {
-            match e {
-                crate::engine::desired::Edit::PreProcess { name, .. } => {
-                    ours.insert(name.clone());
-                }
-                crate::engine::desired::Edit::PreProcessRemove { name, .. } => {
-                    ours.remove(name);
-                }
-                _ => {}
-            }
-        }
+        let edits = own_edits(d, vars_set.entry(d.path.clone()).or_default());
         let err = |message: String| PlanError::File {
             path: d.path.clone(),
             message,
@@ -200,157 +179,17 @@ pub fn plan(
             ),
             FileFact::Unreadable(m) => return Err(err(m.clone())),
         };
-        if d.absent {
-            // `state: absent`: nothing to do when it is already gone; else remove it.
-            let Some(old_bytes) = old else { continue };
-            let text = String::from_utf8_lossy(&old_bytes).into_owned();
-            let old_sha256 = Some(sha256_hex(&old_bytes));
-            let difference = difference_of(prior, &d.path, old_sha256.as_deref());
-            let secret = holds_secret(desired, &[&text]);
-            files.push(FilePlan {
-                rel: d.rel.clone(),
-                path: d.path.clone(),
-                status: FileStatus::Removed,
-                difference: Some(difference),
-                content_changed: true,
-                meta_changes: Vec::new(),
-                old_sha256,
-                new_sha256: String::new(),
-                diff: crate::engine::diff::unified(
-                    &format!("{}:{}", desired.host, d.path),
-                    Some(&text),
-                    "",
-                    &desired.redactor,
-                ),
-                tasks: d.tasks.clone(),
-                secret,
-                remove: true,
-                old: Some(old_bytes),
-                old_meta,
-                new: Vec::new(),
-                owner: None,
-                group: None,
-                mode: None,
-            });
-            continue;
-        }
-        let old_text = match &old {
-            Some(b) => match std::str::from_utf8(b) {
-                Ok(t) => Some(t.to_string()),
-                Err(_) if d.base.is_some() && d.edits.is_empty() => None,
-                Err(_) => return Err(err("not UTF-8 text: cannot edit it in place".into())),
-            },
-            None => None,
-        };
-        let new_text = match (&d.base, &old_text) {
-            (Some(b), _) => apply_edits(b, &edits).map_err(err)?,
-            (None, Some(cur)) => apply_edits(cur, &edits).map_err(err)?,
-            (None, None) if old.is_none() => {
-                return Err(err(format!(
-                    "does not exist, and task{} `{}` only edit{} an existing file",
-                    if d.tasks.len() > 1 { "s" } else { "" },
-                    d.tasks.join("`, `"),
-                    if d.tasks.len() > 1 { "" } else { "s" }
-                )))
-            }
-            (None, None) => unreachable!("non-UTF-8 edits are refused above"),
-        };
-        if d.rel.ends_with(".xml")
-            && (!d.edits.is_empty() || d.base.is_some())
-            && Some(&new_text) != old_text.as_ref()
-        {
-            crate::inputs::template::check_well_formed(&d.rel, &new_text)
-                .map_err(|e| err(e.to_string()))?;
-        }
-        // A file that holds a secret is never made readable by every user.
-        let mode_after = d.mode.or(old_meta.as_ref().map(|m| m.2)).unwrap_or(0o640);
-        if mode_after & 0o007 != 0 && desired.redactor.contains_known(&new_text) {
-            return Err(err(format!(
-                "holds a secret, and mode {mode_after:04o} would let every user on the host read it: set `mode: \"0640\"` or tighter"
-            )));
-        }
-        let new = new_text.into_bytes();
-        let content_changed = old.as_deref() != Some(new.as_slice());
-        let mut meta_changes = Vec::new();
-        if let Some((o, g, m)) = &old_meta {
-            if let Some(w) = &d.owner {
-                if w != o {
-                    meta_changes.push(format!("owner {o} -> {w}"));
-                }
-            }
-            if let Some(w) = &d.group {
-                if w != g {
-                    meta_changes.push(format!("group {g} -> {w}"));
-                }
-            }
-            if let Some(w) = d.mode {
-                if w != *m {
-                    meta_changes.push(format!("mode {m:04o} -> {w:04o}"));
-                }
-            }
-        }
-        let status = if old.is_none() {
-            FileStatus::Created
-        } else if content_changed || !meta_changes.is_empty() {
-            FileStatus::Changed
-        } else {
-            FileStatus::Ok
-        };
-        let old_sha256 = old.as_deref().map(sha256_hex);
-        let difference = (status != FileStatus::Ok)
-            .then(|| difference_of(prior, &d.path, old_sha256.as_deref()));
-        let diff = if content_changed {
-            match (&old, &old_text) {
-                (Some(_), None) => "(binary content replaced)\n".to_string(),
-                _ => crate::engine::diff::unified(
-                    &format!("{}:{}", desired.host, d.path),
-                    old_text.as_deref(),
-                    std::str::from_utf8(&new).expect("built from a String"),
-                    &desired.redactor,
-                ),
-            }
-        } else {
-            String::new()
-        };
-        // Perms of an existing file are kept unless a task sets them; new files get the
-        // host's owner and a mode that never exposes a secret.
-        let (owner, group, mode) = match &old_meta {
-            Some((o, g, m)) => (
-                Some(d.owner.clone().unwrap_or_else(|| o.clone())),
-                Some(d.group.clone().unwrap_or_else(|| g.clone())),
-                Some(d.mode.unwrap_or(*m)),
-            ),
-            None => (
-                d.owner.clone(),
-                d.group.clone(),
-                Some(d.mode.unwrap_or(0o640)),
-            ),
-        };
-        let texts: Vec<&str> = [old_text.as_deref(), std::str::from_utf8(&new).ok()]
-            .into_iter()
-            .flatten()
-            .collect();
-        let secret = holds_secret(desired, &texts);
-        files.push(FilePlan {
-            rel: d.rel.clone(),
-            path: d.path.clone(),
-            status,
-            difference,
-            content_changed,
-            meta_changes,
-            old_sha256,
-            new_sha256: sha256_hex(&new),
-            diff,
-            tasks: d.tasks.clone(),
-            secret,
-            remove: false,
+        let before = Before {
             old,
             old_meta,
-            new,
-            owner,
-            group,
-            mode,
-        });
+            prior,
+        };
+        if d.absent {
+            // `state: absent`: nothing to do when it is already gone; else remove it.
+            files.extend(plan_removal(desired, d, before));
+        } else {
+            files.push(plan_file(desired, d, &edits, before).map_err(err)?);
+        }
     }
 
     let changes: Vec<Change> = files
@@ -368,27 +207,7 @@ pub fn plan(
         .collect();
     let owed = prior.map(|p| p.owed.as_slice()).unwrap_or(&[]);
     let reload = reload::plan(&changes, allow).with_owed(owed, allow);
-
-    let changed_tasks: Vec<&String> = files
-        .iter()
-        .filter(|f| f.status != FileStatus::Ok)
-        .flat_map(|f| f.tasks.iter())
-        .collect();
-    let planned: Vec<String> = reload.steps.iter().map(|s| s.action.to_string()).collect();
-    let handlers = desired
-        .handlers
-        .iter()
-        .filter(|h| {
-            if h.on_change.is_empty() {
-                !changed_tasks.is_empty()
-            } else {
-                h.on_change.iter().any(|t| changed_tasks.contains(&t))
-            }
-        })
-        .map(|h| h.command.clone())
-        .filter(|c| !planned.contains(c))
-        .collect();
-
+    let handlers = handlers_to_run(desired, &files, &reload);
     let gateways = managed_gateways(
         files
             .iter()
@@ -403,6 +222,241 @@ pub fn plan(
         gateways,
         vars_set,
     })
+}
+
+/// A file's edits, with the removal of a pre-process variable kept only when switchyard
+/// itself defined it there (`ours`, the state record's list for the file, updated).
+fn own_edits(d: &DesiredFile, ours: &mut std::collections::BTreeSet<String>) -> Vec<Edit> {
+    let edits: Vec<Edit> = d
+        .edits
+        .iter()
+        .filter(|e| match e {
+            Edit::PreProcessRemove { name, .. } => ours.contains(name),
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    for e in &d.edits {
+        match e {
+            Edit::PreProcess { name, .. } => {
+                ours.insert(name.clone());
+            }
+            Edit::PreProcessRemove { name, .. } => {
+                ours.remove(name);
+            }
+            _ => {}
+        }
+    }
+    edits
+}
+
+/// What the host has of one file, as gathered, and the state record.
+struct Before<'a> {
+    old: Option<Vec<u8>>,
+    /// (owner, group, mode)
+    old_meta: Option<(String, String, u32)>,
+    prior: Option<&'a HostState>,
+}
+
+/// `state: absent`: the file's removal, or nothing when it is already gone.
+fn plan_removal(desired: &HostDesired, d: &DesiredFile, before: Before<'_>) -> Option<FilePlan> {
+    let old_bytes = before.old?;
+    let text = String::from_utf8_lossy(&old_bytes).into_owned();
+    let old_sha256 = Some(sha256_hex(&old_bytes));
+    let difference = difference_of(before.prior, &d.path, old_sha256.as_deref());
+    let secret = holds_secret(desired, &[&text]);
+    Some(FilePlan {
+        rel: d.rel.clone(),
+        path: d.path.clone(),
+        status: FileStatus::Removed,
+        difference: Some(difference),
+        content_changed: true,
+        meta_changes: Vec::new(),
+        old_sha256,
+        new_sha256: String::new(),
+        diff: crate::engine::diff::unified(
+            &format!("{}:{}", desired.host, d.path),
+            Some(&text),
+            "",
+            &desired.redactor,
+        ),
+        tasks: d.tasks.clone(),
+        secret,
+        remove: true,
+        old: Some(old_bytes),
+        old_meta: before.old_meta,
+        new: Vec::new(),
+        owner: None,
+        group: None,
+        mode: None,
+    })
+}
+
+/// One file to be present: its new content (rendered, or edited in place), what changes,
+/// and the owner and mode it ends with.
+fn plan_file(
+    desired: &HostDesired,
+    d: &DesiredFile,
+    edits: &[Edit],
+    before: Before<'_>,
+) -> Result<FilePlan, String> {
+    let Before {
+        old,
+        old_meta,
+        prior,
+    } = before;
+    let (old_text, new_text) = new_content(d, edits, old.as_deref())?;
+    // A file that holds a secret is never made readable by every user.
+    let mode_after = d.mode.or(old_meta.as_ref().map(|m| m.2)).unwrap_or(0o640);
+    if mode_after & 0o007 != 0 && desired.redactor.contains_known(&new_text) {
+        return Err(format!(
+            "holds a secret, and mode {mode_after:04o} would let every user on the host read it: set `mode: \"0640\"` or tighter"
+        ));
+    }
+    let new = new_text.into_bytes();
+    let content_changed = old.as_deref() != Some(new.as_slice());
+    let meta_changes = meta_changes(d, old_meta.as_ref());
+    let status = if old.is_none() {
+        FileStatus::Created
+    } else if content_changed || !meta_changes.is_empty() {
+        FileStatus::Changed
+    } else {
+        FileStatus::Ok
+    };
+    let old_sha256 = old.as_deref().map(sha256_hex);
+    let difference =
+        (status != FileStatus::Ok).then(|| difference_of(prior, &d.path, old_sha256.as_deref()));
+    let diff = if content_changed {
+        match (&old, &old_text) {
+            (Some(_), None) => "(binary content replaced)\n".to_string(),
+            _ => crate::engine::diff::unified(
+                &format!("{}:{}", desired.host, d.path),
+                old_text.as_deref(),
+                std::str::from_utf8(&new).expect("built from a String"),
+                &desired.redactor,
+            ),
+        }
+    } else {
+        String::new()
+    };
+    // Perms of an existing file are kept unless a task sets them; new files get the
+    // host's owner and a mode that never exposes a secret.
+    let (owner, group, mode) = match &old_meta {
+        Some((o, g, m)) => (
+            Some(d.owner.clone().unwrap_or_else(|| o.clone())),
+            Some(d.group.clone().unwrap_or_else(|| g.clone())),
+            Some(d.mode.unwrap_or(*m)),
+        ),
+        None => (
+            d.owner.clone(),
+            d.group.clone(),
+            Some(d.mode.unwrap_or(0o640)),
+        ),
+    };
+    let texts: Vec<&str> = [old_text.as_deref(), std::str::from_utf8(&new).ok()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let secret = holds_secret(desired, &texts);
+    Ok(FilePlan {
+        rel: d.rel.clone(),
+        path: d.path.clone(),
+        status,
+        difference,
+        content_changed,
+        meta_changes,
+        old_sha256,
+        new_sha256: sha256_hex(&new),
+        diff,
+        tasks: d.tasks.clone(),
+        secret,
+        remove: false,
+        old,
+        old_meta,
+        new,
+        owner,
+        group,
+        mode,
+    })
+}
+
+/// The file's current text (`None`: absent, or binary and replaced whole) and its text
+/// after the run, checked well-formed when switchyard changed XML.
+fn new_content(
+    d: &DesiredFile,
+    edits: &[Edit],
+    old: Option<&[u8]>,
+) -> Result<(Option<String>, String), String> {
+    let old_text = match old {
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(t) => Some(t.to_string()),
+            Err(_) if d.base.is_some() && d.edits.is_empty() => None,
+            Err(_) => return Err("not UTF-8 text: cannot edit it in place".into()),
+        },
+        None => None,
+    };
+    let new_text = match (&d.base, &old_text) {
+        (Some(b), _) => apply_edits(b, edits)?,
+        (None, Some(cur)) => apply_edits(cur, edits)?,
+        (None, None) if old.is_none() => {
+            return Err(format!(
+                "does not exist, and task{} `{}` only edit{} an existing file",
+                if d.tasks.len() > 1 { "s" } else { "" },
+                d.tasks.join("`, `"),
+                if d.tasks.len() > 1 { "" } else { "s" }
+            ))
+        }
+        (None, None) => unreachable!("non-UTF-8 edits are refused above"),
+    };
+    if d.rel.ends_with(".xml")
+        && (!d.edits.is_empty() || d.base.is_some())
+        && Some(&new_text) != old_text.as_ref()
+    {
+        crate::inputs::template::check_well_formed(&d.rel, &new_text).map_err(|e| e.to_string())?;
+    }
+    Ok((old_text, new_text))
+}
+
+/// The owner, group and mode a task sets that differ from the file's, in words.
+fn meta_changes(d: &DesiredFile, old_meta: Option<&(String, String, u32)>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some((o, g, m)) = old_meta else {
+        return out;
+    };
+    if let Some(w) = d.owner.as_ref().filter(|w| *w != o) {
+        out.push(format!("owner {o} -> {w}"));
+    }
+    if let Some(w) = d.group.as_ref().filter(|w| *w != g) {
+        out.push(format!("group {g} -> {w}"));
+    }
+    if let Some(w) = d.mode.filter(|w| w != m) {
+        out.push(format!("mode {m:04o} -> {w:04o}"));
+    }
+    out
+}
+
+/// The handlers to run: those whose tasks changed a file (any change, for a handler that
+/// names no task), minus commands the reload plan already runs.
+fn handlers_to_run(desired: &HostDesired, files: &[FilePlan], reload: &ReloadPlan) -> Vec<String> {
+    let changed_tasks: Vec<&String> = files
+        .iter()
+        .filter(|f| f.status != FileStatus::Ok)
+        .flat_map(|f| f.tasks.iter())
+        .collect();
+    let planned: Vec<String> = reload.steps.iter().map(|s| s.action.to_string()).collect();
+    desired
+        .handlers
+        .iter()
+        .filter(|h| {
+            if h.on_change.is_empty() {
+                !changed_tasks.is_empty()
+            } else {
+                h.on_change.iter().any(|t| changed_tasks.contains(&t))
+            }
+        })
+        .map(|h| h.command.clone())
+        .filter(|c| !planned.contains(c))
+        .collect()
 }
 
 /// The gateways defined by gateway files (relative path, content; `None`: no content),
