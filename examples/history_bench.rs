@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use switchyard::history::{Entry, History};
+use switchyard::agent::history::{Entry, History};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 pub const NEW_FILE_MODE: u32 = 0o600;
 
 /// The largest file [`read`] accepts: the same bound as every YAML input.
-pub const MAX_READ_BYTES: u64 = crate::source::MAX_INPUT_BYTES;
+pub const MAX_READ_BYTES: u64 = crate::inputs::source::MAX_INPUT_BYTES;
 
 /// The file at a name, as [`read`] or [`existing`] found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -130,7 +130,7 @@ fn run(cli: Cli) -> CommandResult {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let config = crate::config::Config::discover(
+    let config = crate::inputs::config::Config::discover(
         &std::env::current_dir().map_err(|e| format!("the current folder: {e}"))?,
         std::env::var_os("HOME")
             .as_deref()
@@ -143,7 +143,7 @@ fn run(cli: Cli) -> CommandResult {
         eprintln!("using {}", p.display());
     }
     let cx = Context {
-        vault: crate::vault::Vault::from_sources(
+        vault: crate::inputs::vault::Vault::from_sources(
             cli.global.vault_password_file.as_deref(),
             cli.global.vault_identity.as_deref(),
         )?,

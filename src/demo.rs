@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::script::quote;
+use crate::host::script::quote;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -102,7 +102,7 @@ pub fn prepare(dir: &Path, reset: bool) -> Result<PathBuf, BoxError> {
         ),
     ];
     if fresh {
-        let (user, group) = crate::state::current_user_and_group();
+        let (user, group) = crate::host::state::current_user_and_group();
         let mut inv = String::from("# Demo fleet: three PBX folders reached with the local transport.\nall:\n  children:\n    pbx:\n      vars:\n        ansible_connection: local\n");
         inv.push_str(&format!("        freeswitch_owner: {user}\n        freeswitch_group: {group}\n        wavix_username: \"100001\"\n        emergency_calls: trunk\n      hosts:\n"));
         for (name, realm, failover, pw, did) in hosts {

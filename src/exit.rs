@@ -11,7 +11,7 @@
 //! Drift has its own code so that a CI job or a timer can tell "the fleet drifted" from
 //! "the command was mistyped" and from "a host is down".
 
-use crate::outcome::PlayReport;
+use crate::engine::outcome::PlayReport;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,30 +3,39 @@
 //!
 //! # Layout
 //!
-//! Data flows one way, one module per step:
+//! The folders are the pipeline; data flows one way, down this list:
 //!
-//! - [`source`]: reading YAML with `file:line:col` errors;
-//! - [`inventory`] and [`playbook`]: the fleet and the tasks, parsed and validated;
-//! - [`template`] and [`desired`]: each host's desired files, rendered without connecting;
-//! - [`transport`]: one SSH (russh) or local connection per host behind one interface;
-//! - [`facts`]: every managed file's state gathered in one round trip;
-//! - [`plan`]: desired vs actual, a pure function (diffs via [`diff`], masked by [`secret`]);
-//! - [`script`]: the `sh` programs that write files atomically and run FreeSWITCH commands;
-//! - [`state`]: the record kept on each host (last written hashes, steps still owed);
-//! - [`verify`]: polling gateway registration;
-//! - [`run`]: the pipeline over hosts and batches; check, drift and review stop after the plan;
-//! - [`outcome`]: the per-host reports and typed errors everything downstream reads;
-//! - [`report`]: human and JSON output; [`review`]: pull-request summaries of a plan;
-//! - [`history`]: the local run history; [`watch`]: the scheduled drift agent;
+//! - [`inputs`]: what is read on the controller before connecting: [`inputs::source`] (YAML
+//!   with `file:line:col` errors), [`inputs::inventory`], [`inputs::playbook`],
+//!   [`inputs::template`], [`inputs::vault`] (age-encrypted secrets), [`inputs::config`]
+//!   (`switchyard.toml`);
+//! - [`engine`]: from inputs to an outcome per host: [`engine::desired`] (files rendered
+//!   without connecting), [`engine::facts`] (gathered in one round trip), [`engine::plan`]
+//!   (desired vs actual, pure; diffs via [`engine::diff`]), [`engine::offline`] (lint and
+//!   route tests before connecting), [`engine::run`] (batches), [`engine::pipeline`] (one
+//!   host: gather, plan, stop for check, drift and review, else lock, write, run
+//!   [`engine::steps`], verify, roll back), [`engine::verify`] (gateway registration),
+//!   [`engine::outcome`] (reports and typed errors), [`engine::review`] (pull-request
+//!   summaries);
+//! - [`host`]: how a host is reached and changed: [`host::transport`] (SSH or local),
+//!   [`host::script`] (the fixed `sh` programs in `src/host/remote/`), [`host::state`] (the
+//!   record kept on each host), [`host::write`] (the write round trip and its record);
 //! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors),
-//!   knowing nothing of playbooks or inventories;
-//! - [`vault`]: age-encrypted secrets; [`secret`] keeps every secret out of output;
-//! - [`config`]: `switchyard.toml`, a project's defaults;
-//! - [`clock`], [`xml`] and [`printable`]: small leaves (time, XML escaping and
-//!   well-formedness, control characters of a PBX's text escaped before printing);
-//!   [`atomic_file`]: files the controller replaces, never through a planted link;
-//! - [`cli`]: global options and dispatch; [`commands`]: one module per verb; [`exit`]: the
-//!   one place outcomes and errors become exit codes.
+//!   knowing nothing of playbooks, inventories or runs;
+//! - [`agent`]: what runs on or keeps records: [`agent::watch`] (the drift agent),
+//!   [`agent::live`] (live trunk state), [`agent::measure`] (`trunks measure`),
+//!   [`agent::history`] (the local run history);
+//! - on top: [`cli`] (global options and dispatch), [`commands`] (one module per verb),
+//!   [`report`] (human and JSON output), [`exit`] (the one place outcomes and errors become
+//!   exit codes), [`demo`] (the built-in demo fleet `switchyard demo` prepares).
+//!
+//! Small leaves stay at the top because every layer uses them and they import (almost)
+//! nothing: putting one inside a layer would make the others reach into it. [`clock`] (time),
+//! [`xml`] (escaping and well-formedness), [`printable`] (a PBX's control characters escaped
+//! before printing), [`secret`] (every secret kept out of output) over [`digest`] (keyed
+//! digests safe to publish), [`atomic_file`] (files the controller replaces, never through a
+//! planted link), [`interrupt`] (Ctrl-C and SIGTERM during a rollout), [`stock`] (the stock
+//! FreeSWITCH conf the binary ships).
 
 /// `println!`/`eprintln!`/`print!`/`eprint!` that never panic: a closed stdout or stderr
 /// (`switchyard apply ... | head`) loses the text, not the run: hosts in flight still finish
@@ -59,38 +68,21 @@ mod output {
     }
 }
 
+pub mod agent;
 pub mod atomic_file;
 pub mod cli;
 pub mod clock;
 pub mod commands;
-pub mod config;
 pub mod demo;
-pub mod desired;
-pub mod diff;
 pub mod digest;
+pub mod engine;
 pub mod exit;
-pub mod facts;
 pub mod freeswitch;
-pub mod history;
+pub mod host;
+pub mod inputs;
 pub mod interrupt;
-pub mod inventory;
-pub mod live;
-pub mod measure;
-pub mod outcome;
-pub mod plan;
-pub mod playbook;
 pub mod printable;
 pub mod report;
-pub mod review;
-pub mod run;
-pub mod script;
 pub mod secret;
-pub mod source;
-pub mod state;
 pub mod stock;
-pub mod template;
-pub mod transport;
-pub mod vault;
-pub mod verify;
-pub mod watch;
 pub mod xml;

@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::engine::outcome::{HostReport, HostStatus, Mode, PlayReport};
+use crate::engine::plan::FileStatus;
 use crate::freeswitch::lint::{Finding, Severity};
-use crate::outcome::{HostReport, HostStatus, Mode, PlayReport};
-use crate::plan::FileStatus;
 use crate::printable::{printable, printable_block};
 
 /// Colour on the terminal: statuses and diff lines. Decided once per run by the command

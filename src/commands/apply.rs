@@ -7,10 +7,10 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{AllowArg, ConnectArgs, Context, Inputs, Output};
+use crate::engine::outcome::Mode;
+use crate::engine::run::RunOptions;
 use crate::exit::{CommandError, CommandResult};
-use crate::outcome::Mode;
-use crate::playbook::BatchSize;
-use crate::run::RunOptions;
+use crate::inputs::playbook::BatchSize;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -90,7 +90,7 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
         return list(&inv, &pb, &opts, a.list_hosts, a.list_tasks);
     }
     if let Some(p) = &a.plan {
-        opts.saved_plan = Some(Arc::new(crate::plan::SavedPlan::load(p)?));
+        opts.saved_plan = Some(Arc::new(crate::engine::plan::SavedPlan::load(p)?));
     }
     let output = if a.json_lines {
         Output::JsonLines
@@ -117,7 +117,7 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
 fn retry_file(
     history: &std::path::Path,
     playbook: &std::path::Path,
-    reports: &[crate::outcome::PlayReport],
+    reports: &[crate::engine::outcome::PlayReport],
 ) {
     let stem = playbook
         .file_stem()
@@ -130,7 +130,7 @@ fn retry_file(
     let mut names: Vec<&str> = reports
         .iter()
         .flat_map(|p| &p.hosts)
-        .filter(|h| h.status.is_failure() || h.status == crate::outcome::HostStatus::NotRun)
+        .filter(|h| h.status.is_failure() || h.status == crate::engine::outcome::HostStatus::NotRun)
         .map(|h| h.host.as_str())
         .collect();
     names.dedup();
@@ -160,8 +160,8 @@ fn retry_file(
 /// `--list-hosts` / `--list-tasks`, as Ansible prints them: per play, its hosts (after
 /// `--limit`) and its tasks. Nothing is rendered or contacted.
 fn list(
-    inv: &crate::inventory::Inventory,
-    pb: &crate::playbook::Playbook,
+    inv: &crate::inputs::inventory::Inventory,
+    pb: &crate::inputs::playbook::Playbook,
     opts: &RunOptions,
     hosts: bool,
     tasks: bool,

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Context, Output};
+use crate::engine::outcome::Mode;
 use crate::exit::CommandResult;
-use crate::outcome::Mode;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -25,15 +25,15 @@ pub struct DemoArgs {
 pub async fn run(a: DemoArgs, cx: &Context) -> CommandResult {
     let dir = crate::demo::prepare(&a.dir, a.reset)?;
     let inv = super::load_inventory(&[dir.join("inventory.yml")], &cx.vault)?;
-    let pb = crate::playbook::Playbook::load(&dir.join("playbooks/wavix.yml"))?;
-    let ssh = crate::transport::SshOptions {
-        known_hosts: crate::transport::SshOptions::default_known_hosts(),
+    let pb = crate::inputs::playbook::Playbook::load(&dir.join("playbooks/wavix.yml"))?;
+    let ssh = crate::host::transport::SshOptions {
+        known_hosts: crate::host::transport::SshOptions::default_known_hosts(),
         accept_new_host_keys: false,
     };
     let mode = if a.check { Mode::Check } else { Mode::Apply };
-    let opts = crate::run::RunOptions {
+    let opts = crate::engine::run::RunOptions {
         forks: 10,
-        ..crate::run::RunOptions::new(mode, ssh)
+        ..crate::engine::run::RunOptions::new(mode, ssh)
     };
     let (status, _) = super::execute(&inv, &pb, &opts, true, Output::Human, cx.style).await?;
     eprintln!(

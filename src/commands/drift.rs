@@ -5,9 +5,9 @@
 use clap::Args;
 
 use super::{AllowArg, ConnectArgs, Context, Inputs, Output};
+use crate::engine::outcome::{HostReport, Mode};
+use crate::engine::plan::Difference;
 use crate::exit::{CommandResult, ExitStatus};
-use crate::outcome::{HostReport, Mode};
-use crate::plan::Difference;
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
@@ -101,7 +101,7 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
     opts.tags = a.inputs.tag_filter();
     let mut reports = Vec::new();
     for play in &pb.plays {
-        reports.push(crate::run::run_play(&inv, &pb, play, &opts, super::quiet()).await?);
+        reports.push(crate::engine::run::run_play(&inv, &pb, play, &opts, super::quiet()).await?);
     }
     for h in reports.iter().flat_map(|p| &p.hosts) {
         eprintln!("{}", drift_line(h));

@@ -33,7 +33,7 @@ pub fn run(a: HistoryArgs) -> CommandResult {
             ),
         },
     };
-    let mut history = crate::history::History::open(&path)?;
+    let mut history = crate::agent::history::History::open(&path)?;
     if let Some(keep) = keep {
         let n = history.prune(crate::clock::now().saturating_sub(keep))?;
         eprintln!(

@@ -29,7 +29,7 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
     let sources = cx.inventories(&a.inventory)?;
     let mut inv = super::load_inventory(&sources, &cx.vault)?;
     inv.override_vars(&extra)?;
-    let hosts: Vec<&crate::inventory::Host> = inv
+    let hosts: Vec<&crate::inputs::inventory::Host> = inv
         .hosts
         .iter()
         .filter(|h| a.host.as_ref().is_none_or(|n| &h.name == n))
@@ -48,7 +48,7 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
         )
         .into());
     }
-    let masked = |h: &crate::inventory::Host| -> serde_json::Value {
+    let masked = |h: &crate::inputs::inventory::Host| -> serde_json::Value {
         let mut vars = serde_json::to_value(&h.vars).unwrap_or_default();
         mask(&mut vars, false);
         // Values from the vault, the environment or secret files, whatever they are called,
@@ -59,7 +59,7 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
         // The event socket password of an `fs_cli` line given in plain text: its
         // `-p`/`--password` value shown as `********`, in the line and in `vars`.
         let mut fs = h.freeswitch.clone();
-        let c = crate::script::FsCli::split(&fs.fs_cli);
+        let c = crate::host::script::FsCli::split(&fs.fs_cli);
         if c.password.is_some() {
             if let Some(v) = vars
                 .get_mut("fs_cli")

@@ -35,7 +35,7 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
     let mut findings = Vec::new();
     let checked;
     if let Some(dir) = &a.conf {
-        let (files, notes) = crate::source::read_conf_tree(dir)?;
+        let (files, notes) = crate::inputs::source::read_conf_tree(dir)?;
         let report = crate::freeswitch::lint::lint_tree(None, &files, &notes);
         checked = format!("{} files in {}", files.len(), dir.display());
         findings.extend(report.findings);
@@ -48,15 +48,19 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
             unreachable!("clap requires -i with PLAYBOOK, or --conf");
         };
         let inv = super::load_inventory(&a.inventory, &cx.vault)?;
-        let pb = crate::playbook::Playbook::load(p)?;
+        let pb = crate::inputs::playbook::Playbook::load(p)?;
         let (mut hosts, mut files) = (std::collections::BTreeSet::new(), 0);
         for play in &pb.plays {
-            for (h, d) in crate::run::desired_states(&inv, &pb, play, None) {
+            for (h, d) in crate::engine::run::desired_states(&inv, &pb, play, None) {
                 let d = d.map_err(|e| format!("{}: {e}", h.name))?;
                 hosts.insert(h.name.clone());
                 files += d.files.len();
-                findings.extend(crate::run::lint_desired(h, &d, &play.lint_allow));
-                findings.extend(crate::run::route_findings(h, &d, play));
+                findings.extend(crate::engine::offline::lint_desired(
+                    h,
+                    &d,
+                    &play.lint_allow,
+                ));
+                findings.extend(crate::engine::offline::route_findings(h, &d, play));
             }
         }
         checked = format!(

@@ -24,15 +24,15 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Args, ValueEnum};
 
+use crate::engine::outcome::{Event, HostStatus, OnEvent, PlayReport};
+use crate::engine::run::{self, RunOptions};
 use crate::exit::{CommandError, ExitStatus};
 use crate::freeswitch::reload::Disruption;
-use crate::inventory::Inventory;
-use crate::outcome::{Event, HostStatus, OnEvent, PlayReport};
-use crate::playbook::Playbook;
+use crate::host::transport::SshOptions;
+use crate::inputs::inventory::Inventory;
+use crate::inputs::playbook::Playbook;
+use crate::inputs::vault::Vault;
 use crate::report::{self, Style};
-use crate::run::{self, RunOptions};
-use crate::transport::SshOptions;
-use crate::vault::Vault;
 
 /// What every command gets from the global options.
 pub struct Context {
@@ -42,7 +42,7 @@ pub struct Context {
     /// `-v` count: remote commands and timings on stderr.
     pub verbose: u8,
     /// `switchyard.toml` (or the defaults).
-    pub config: crate::config::Config,
+    pub config: crate::inputs::config::Config,
 }
 
 impl Context {
@@ -56,7 +56,7 @@ impl Context {
         }
         Err(CommandError::usage(format!(
             "no inventory: give `-i FILE`, set SWITCHYARD_INVENTORY, or set `inventory` in a {} of this folder or a parent",
-            crate::config::FILE
+            crate::inputs::config::FILE
         )))
     }
 }
@@ -103,15 +103,15 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    pub fn tag_filter(&self) -> crate::playbook::TagFilter {
-        crate::playbook::TagFilter {
+    pub fn tag_filter(&self) -> crate::inputs::playbook::TagFilter {
+        crate::inputs::playbook::TagFilter {
             only: self.tags.clone(),
             skip: self.skip_tags.clone(),
         }
     }
 
     /// Every `-e`, merged in order.
-    pub fn extra(&self) -> Result<crate::inventory::Vars, CommandError> {
+    pub fn extra(&self) -> Result<crate::inputs::inventory::Vars, CommandError> {
         extra_vars(&self.extra_vars)
     }
 }
@@ -146,14 +146,14 @@ impl ConnectArgs {
     /// line, from FILE (the retry file a failed rollout writes).
     pub fn options(
         &self,
-        mode: crate::outcome::Mode,
+        mode: crate::engine::outcome::Mode,
         allow: Option<AllowArg>,
         cx: &Context,
     ) -> Result<RunOptions, CommandError> {
         let limit = match self.limit.as_deref() {
             Some(l) if l.starts_with('@') => {
                 let path = std::path::Path::new(&l[1..]);
-                let text = crate::source::read_text(path)?;
+                let text = crate::inputs::source::read_text(path)?;
                 let names: Vec<&str> = text
                     .lines()
                     .map(str::trim)
@@ -185,10 +185,10 @@ impl ConnectArgs {
 }
 
 /// `-e` arguments, merged in order (later wins).
-pub fn extra_vars(args: &[String]) -> Result<crate::inventory::Vars, CommandError> {
-    let mut vars = crate::inventory::Vars::new();
+pub fn extra_vars(args: &[String]) -> Result<crate::inputs::inventory::Vars, CommandError> {
+    let mut vars = crate::inputs::inventory::Vars::new();
     for (i, arg) in args.iter().enumerate() {
-        vars.extend(crate::source::extra_vars(i + 1, arg)?);
+        vars.extend(crate::inputs::source::extra_vars(i + 1, arg)?);
     }
     Ok(vars)
 }
@@ -226,7 +226,7 @@ impl HistoryFile {
     pub fn path(&self) -> std::path::PathBuf {
         self.file
             .clone()
-            .unwrap_or_else(crate::history::default_path)
+            .unwrap_or_else(crate::agent::history::default_path)
     }
 
     /// `--keep` in seconds.
@@ -242,8 +242,13 @@ impl HistoryFile {
     }
 
     /// Record a run; a history that cannot be written is a warning, never a failed rollout.
-    pub fn record(&self, keep: Option<u64>, kind: &str, plays: &[crate::outcome::PlayReport]) {
-        if let Err(e) = crate::history::record(&self.path(), keep, kind, plays) {
+    pub fn record(
+        &self,
+        keep: Option<u64>,
+        kind: &str,
+        plays: &[crate::engine::outcome::PlayReport],
+    ) {
+        if let Err(e) = crate::agent::history::record(&self.path(), keep, kind, plays) {
             eprintln!("warning: cannot record history: {e}");
         }
     }
@@ -411,7 +416,7 @@ pub fn quiet() -> OnEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{ErrorKind, HostReport};
+    use crate::engine::outcome::{ErrorKind, HostReport};
 
     #[test]
     fn the_progress_line_counts_against_the_total_and_names_retries() {

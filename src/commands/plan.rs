@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{AllowArg, ConnectArgs, Context, Inputs, Output};
+use crate::engine::outcome::Mode;
 use crate::exit::CommandResult;
-use crate::outcome::Mode;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -30,9 +30,9 @@ pub struct PlanArgs {
 /// alters, per host (a test the change breaks also stops `apply`; this shows the ones it
 /// moves).
 fn route_section(
-    inv: &crate::inventory::Inventory,
-    pb: &crate::playbook::Playbook,
-    reports: &[crate::outcome::PlayReport],
+    inv: &crate::inputs::inventory::Inventory,
+    pb: &crate::inputs::playbook::Playbook,
+    reports: &[crate::engine::outcome::PlayReport],
 ) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -80,7 +80,7 @@ pub async fn run(a: PlanArgs, cx: &Context) -> CommandResult {
         .map_err(|e| format!("{}: {e}", a.out.display()))?;
     eprintln!("plan written to {}", a.out.display());
     if let Some(md) = &a.markdown {
-        let mut text = crate::review::markdown(&reports);
+        let mut text = crate::engine::review::markdown(&reports);
         text.push_str(&route_section(&inv, &pb, &reports));
         std::fs::write(md, text).map_err(|e| format!("{}: {e}", md.display()))?;
         eprintln!("review summary written to {}", md.display());

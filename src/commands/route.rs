@@ -229,7 +229,7 @@ pub fn summary(r: &Route) -> String {
 
 /// The redactor of an inventory host: every value it keeps as a secret or holds under a
 /// password-like name, for what `--diff` and the review print about its routes.
-pub fn host_redactor(inv: &crate::inventory::Inventory, host: &str) -> Redactor {
+pub fn host_redactor(inv: &crate::inputs::inventory::Inventory, host: &str) -> Redactor {
     let mut r = Redactor::default();
     if let Some(h) = inv.hosts.iter().find(|h| h.name == host) {
         r.merge(&Redactor::from_vars(&h.vars));
@@ -264,7 +264,7 @@ fn masked_json(h: &HostRoutes, red: &Redactor) -> Result<serde_json::Value, Comm
 
 /// A host's dialplan before and after its plan: the stock tree with every managed file as
 /// the host has it now (`old`), and as the plan leaves it.
-fn dialplans(h: &crate::outcome::HostReport) -> Option<(Dialplan, Dialplan)> {
+fn dialplans(h: &crate::engine::outcome::HostReport) -> Option<(Dialplan, Dialplan)> {
     use std::collections::BTreeMap;
     let stock: BTreeMap<String, String> = crate::stock::STOCK_CONF
         .iter()
@@ -295,7 +295,7 @@ fn dialplans(h: &crate::outcome::HostReport) -> Option<(Dialplan, Dialplan)> {
 
 /// Numbers whose route a host's plan changes: (number, from, before, after).
 pub fn changes(
-    h: &crate::outcome::HostReport,
+    h: &crate::engine::outcome::HostReport,
     a: &RouteArgs,
     red: &Redactor,
 ) -> Vec<(String, String, String, String)> {
@@ -324,14 +324,14 @@ pub fn changes(
 /// Route tests (`routes:` of a play) whose route a host's plan changes, for the review
 /// summary: (number, from, before, after).
 pub fn test_changes(
-    h: &crate::outcome::HostReport,
-    tests: &[crate::playbook::RouteTest],
+    h: &crate::engine::outcome::HostReport,
+    tests: &[crate::inputs::playbook::RouteTest],
     red: &Redactor,
 ) -> Vec<(String, String, String, String)> {
     let Some((b, n)) = dialplans(h) else {
         return Vec::new();
     };
-    let one = |dp: &Dialplan, t: &crate::playbook::RouteTest| {
+    let one = |dp: &Dialplan, t: &crate::inputs::playbook::RouteTest| {
         let (from, call) = dp.call_for(
             t.from.as_ref().map(|s| s.0.as_str()),
             t.from_trunk.as_deref(),
@@ -352,9 +352,9 @@ pub fn test_changes(
 }
 
 fn diffs(
-    report: &crate::outcome::PlayReport,
+    report: &crate::engine::outcome::PlayReport,
     a: &RouteArgs,
-    inv: &crate::inventory::Inventory,
+    inv: &crate::inputs::inventory::Inventory,
     style: crate::report::Style,
 ) {
     for h in &report.hosts {
@@ -389,7 +389,7 @@ pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
     // inventory, so only password-like params and dial-string passwords are known there.
     let mut all: Vec<(HostRoutes, Redactor)> = Vec::new();
     if let Some(dir) = &a.conf {
-        let files = crate::source::read_conf_dir(dir)?;
+        let files = crate::inputs::source::read_conf_dir(dir)?;
         let mut dp = Dialplan::load(&files)?;
         if let Some(m) = &a.mod_dir {
             let installed = std::fs::read_dir(m)
@@ -415,17 +415,22 @@ pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
             ));
         };
         let inv = super::load_inventory(&a.inventory, &cx.vault)?;
-        let pb = crate::playbook::Playbook::load(p)?;
+        let pb = crate::inputs::playbook::Playbook::load(p)?;
         for play in &pb.plays {
             if a.diff {
-                let opts = a.connect.options(crate::outcome::Mode::Check, None, cx)?;
-                let report = crate::run::run_play(&inv, &pb, play, &opts, super::quiet()).await?;
+                let opts = a
+                    .connect
+                    .options(crate::engine::outcome::Mode::Check, None, cx)?;
+                let report =
+                    crate::engine::run::run_play(&inv, &pb, play, &opts, super::quiet()).await?;
                 diffs(&report, &a, &inv, cx.style);
                 continue;
             }
-            for (h, d) in crate::run::desired_states(&inv, &pb, play, a.connect.limit.as_deref()) {
+            for (h, d) in
+                crate::engine::run::desired_states(&inv, &pb, play, a.connect.limit.as_deref())
+            {
                 let d = d.map_err(|e| format!("{}: {e}", h.name))?;
-                let dp = crate::run::offline_dialplan(&d)?;
+                let dp = crate::engine::offline::offline_dialplan(&d)?;
                 all.push((
                     HostRoutes {
                         host: h.name.clone(),

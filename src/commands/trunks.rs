@@ -1,5 +1,5 @@
 //! `switchyard trunks measure`: rank each PBX's candidate provider regions by the SIP
-//! round-trip time its own FreeSWITCH measures ([`crate::measure`]), and with
+//! round-trip time its own FreeSWITCH measures ([`crate::agent::measure`]), and with
 //! `--write host_vars` propose the primary and failover region per host as an inventory
 //! change to review (never applied by this command).
 //!
@@ -12,10 +12,10 @@ use std::sync::Arc;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{ConnectArgs, Context, Inputs};
+use crate::agent::measure::{Candidates, HostRtt, MeasureOptions};
+use crate::engine::outcome::Mode;
 use crate::exit::{CommandError, CommandResult, ExitStatus};
 use crate::freeswitch::probe;
-use crate::measure::{Candidates, HostRtt, MeasureOptions};
-use crate::outcome::Mode;
 
 #[derive(Debug, Subcommand)]
 pub enum TrunksCommand {
@@ -82,7 +82,7 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
             if regions_of.contains_key(&host.name) || without.contains(&host.name) {
                 continue;
             }
-            let vars = crate::desired::context(host, &play.vars);
+            let vars = crate::engine::desired::context(host, &play.vars);
             match candidates(&host.name, vars.get("wavix_regions"))? {
                 Some(r) => {
                     targets.push(Candidates {
@@ -109,7 +109,7 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
     let budget = a
         .timeout
         .map(std::time::Duration::from_secs)
-        .unwrap_or_else(|| crate::measure::default_budget(a.samples, a.interval));
+        .unwrap_or_else(|| crate::agent::measure::default_budget(a.samples, a.interval));
     eprintln!(
         "measuring {} PBX(es): {} OPTIONS pings per region, every {} s (about {} s each; one not done after {} s is given up)",
         targets.len(),
@@ -118,7 +118,7 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
         a.interval * (a.samples + 1),
         budget.as_secs()
     );
-    let results = crate::measure::measure(
+    let results = crate::agent::measure::measure(
         targets,
         Arc::new(MeasureOptions {
             ssh: opts.ssh.clone(),
@@ -325,13 +325,14 @@ fn write_choice(
         return Ok(None);
     }
     // The result must still be a mapping our own loader reads.
-    crate::source::parse_yaml::<yaml_serde::Mapping>(path, &new).map_err(|e| e.to_string())?;
+    crate::inputs::source::parse_yaml::<yaml_serde::Mapping>(path, &new)
+        .map_err(|e| e.to_string())?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
     crate::atomic_file::replace(path, new.as_bytes(), was.as_ref()).map_err(|e| e.to_string())?;
     let label = path.display().to_string();
-    Ok(Some(crate::diff::unified(
+    Ok(Some(crate::engine::diff::unified(
         &label,
         old.as_deref(),
         &new,

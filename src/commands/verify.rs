@@ -4,8 +4,8 @@
 use clap::Args;
 
 use super::{ConnectArgs, Context, Inputs, Output};
+use crate::engine::outcome::Mode;
 use crate::exit::CommandResult;
-use crate::outcome::Mode;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {

@@ -1,10 +1,10 @@
-//! `switchyard watch`: the scheduled drift agent (see `crate::watch`).
+//! `switchyard watch`: the scheduled drift agent (see `crate::agent::watch`).
 
 use clap::Args;
 
 use super::{AllowArg, ConnectArgs, Context, Inputs};
+use crate::engine::outcome::Mode;
 use crate::exit::{CommandError, CommandResult};
-use crate::outcome::Mode;
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -50,16 +50,16 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
     };
     let every = duration("--every", &a.every)?;
     if let Some(w) = &a.webhook {
-        crate::live::parse_webhook(w).map_err(CommandError::usage)?;
+        crate::agent::live::parse_webhook(w).map_err(CommandError::usage)?;
     }
     let jitter = duration("--jitter", &a.jitter)?;
     let extra_vars = a.inputs.extra()?;
     let tags = a.inputs.tag_filter();
-    let run = crate::run::RunOptions {
+    let run = crate::engine::run::RunOptions {
         tags,
         ..a.connect.options(Mode::Check, a.allow, &cx)?
     };
-    crate::watch::watch(crate::watch::WatchOptions {
+    crate::agent::watch::watch(crate::agent::watch::WatchOptions {
         extra_vars,
         inventory: cx.inventories(&a.inputs.inventory)?,
         playbook: a.inputs.playbook,

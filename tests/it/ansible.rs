@@ -452,8 +452,10 @@ fn the_ansible_corpus_loads_as_ansible_core_reads_it() {
         let recorded: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("ansible.json")).unwrap())
                 .unwrap();
-        let ours =
-            switchyard::inventory::Inventory::load_all(&sources, &switchyard::vault::Vault::none());
+        let ours = switchyard::inputs::inventory::Inventory::load_all(
+            &sources,
+            &switchyard::inputs::vault::Vault::none(),
+        );
         let mut problems: Vec<String> = Vec::new();
         let hosts_n;
         match (&recorded.get("error"), &ours) {

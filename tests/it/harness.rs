@@ -1,6 +1,7 @@
 //! Test fleet: real OpenSSH `sshd` processes on 127.0.0.x, each with its own host key, a
-//! FreeSWITCH-like conf tree and the stand-in `fs_cli` (tests/fixtures), and a
-//! known_hosts file written by the test. The tool under test is the real binary.
+//! FreeSWITCH-like conf tree (the shipped `stock/conf`) and the stand-in `fs_cli`
+//! (tests/fixtures), and a known_hosts file written by the test. The tool under test is the
+//! real binary.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};

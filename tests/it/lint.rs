@@ -192,7 +192,7 @@ fn shipped_playbook_and_stock_conf_lint_clean() {
         &repo("inventory/example-vault-identity.txt"),
     ]);
     assert_eq!((code, f.len()), (0, 0), "{f:#?}");
-    let (code, f) = lint_json(&["--conf", &repo("tests/fixtures/conf")]);
+    let (code, f) = lint_json(&["--conf", &repo("stock/conf")]);
     assert_eq!(code, 0, "{f:#?}");
 }
 

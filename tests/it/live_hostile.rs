@@ -564,7 +564,7 @@ fn a_flapping_trunk_and_idle_metrics_clients_leave_the_others_monitored() {
     assert!(!err.contains("cannot record history"), "{err}");
     let most = hook.lock().unwrap().1;
     assert!(
-        most <= switchyard::live::WEBHOOK_POSTS,
+        most <= switchyard::agent::live::WEBHOOK_POSTS,
         "{most} webhook connections at once"
     );
 }

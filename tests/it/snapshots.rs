@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use switchyard::facts::FileFact;
-use switchyard::inventory::Inventory;
-use switchyard::playbook::{Disruption, Playbook};
+use switchyard::engine::facts::FileFact;
+use switchyard::inputs::inventory::Inventory;
+use switchyard::inputs::playbook::{Disruption, Playbook};
 
 use crate::harness::repo;
 
@@ -25,17 +25,19 @@ fn stock_fact(rel: &str) -> FileFact {
 fn shipped_wavix_playbook_renders() {
     // The example fleet's trunk password is vault-encrypted (group_vars/pbx.age).
     let key = repo("inventory/example-vault-identity.txt");
-    let vault = switchyard::vault::Vault::from_sources(None, Some(Path::new(&key))).unwrap();
+    let vault =
+        switchyard::inputs::vault::Vault::from_sources(None, Some(Path::new(&key))).unwrap();
     let inv = Inventory::load_with(Path::new(&repo("inventory/pbx.yml")), &vault).unwrap();
     let pb = Playbook::load(Path::new(&repo("playbooks/wavix.yml"))).unwrap();
     let play = &pb.plays[0];
-    let states = switchyard::run::desired_states(&inv, &pb, play, None);
+    let states = switchyard::engine::run::desired_states(&inv, &pb, play, None);
     assert_eq!(states.len(), 3);
     let mut seen = 0;
     for (host, desired) in states {
         let desired = desired.unwrap();
         let facts: Vec<FileFact> = desired.files.iter().map(|f| stock_fact(&f.rel)).collect();
-        let plan = switchyard::plan::plan(&desired, &facts, Disruption::None, None).unwrap();
+        let plan =
+            switchyard::engine::plan::plan(&desired, &facts, Disruption::None, None).unwrap();
         for f in &plan.files {
             let text = String::from_utf8(f.new.clone()).unwrap();
             insta::assert_snapshot!(format!("{}__{}", host.name, f.rel.replace('/', "__")), text);

@@ -215,7 +215,7 @@ fn the_password_reaches_fs_cli_through_its_conf_file_as_on_the_real_one() {
     );
     let run_steps = |line: &str| -> (i32, String) {
         let (cmd, stdin) =
-            switchyard::script::steps(line, "true", &[Action::Api("status".into())]).unwrap();
+            switchyard::host::script::steps(line, "true", &[Action::Api("status".into())]).unwrap();
         assert!(
             !cmd.contains(ESL_PASSWORD) && !cmd.contains("WrongPw9"),
             "{cmd}"
@@ -230,7 +230,7 @@ fn the_password_reaches_fs_cli_through_its_conf_file_as_on_the_real_one() {
         child.stdin.take().unwrap().write_all(&stdin).unwrap();
         let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let parts = switchyard::script::split_steps(&text);
+        let parts = switchyard::host::script::split_steps(&text);
         assert_eq!(parts.len(), 1, "{text}");
         (parts[0].2, parts[0].1.clone())
     };

@@ -1,0 +1,12 @@
+//! The long-lived and after-the-fact parts: what keeps running, or keeps records, once a
+//! command's pipeline is done.
+//!
+//! - [`watch`]: the scheduled drift agent (and its `/metrics`);
+//! - [`live`]: live trunk state over one ESL tunnel per PBX (`watch --events`);
+//! - [`measure`]: `trunks measure`, each PBX's own SIP round-trip times;
+//! - [`history`]: the local run history every run appends to.
+
+pub mod history;
+pub mod live;
+pub mod measure;
+pub mod watch;

@@ -1,0 +1,451 @@
+//! `switchyard watch`: a long-lived drift agent.
+//!
+//! Each round re-reads the inventory and playbook, checks every host (the same pipeline as
+//! `drift`, stopped after the plan, plus one read of each managed gateway's state), and with
+//! `--fix` corrects drifted hosts through the normal apply path. Rounds never overlap; a
+//! round in progress is finished before a SIGTERM or SIGINT stops the agent, so no host is
+//! left between a write and its reload. It keeps no state of its own (the hosts' records
+//! and the history file survive restarts). The latest results are served as Prometheus
+//! metrics.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::engine::outcome::{HostReport, HostStatus, Mode, OnEvent, PlayReport};
+use crate::engine::plan::Difference;
+use crate::engine::run::{self, RunOptions};
+use crate::inputs::inventory::Inventory;
+use crate::inputs::playbook::Playbook;
+use crate::inputs::vault::Vault;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub struct WatchOptions {
+    pub inventory: Vec<PathBuf>,
+    pub playbook: PathBuf,
+    /// Every round re-reads the inventory, vault-encrypted values included.
+    pub vault: Vault,
+    /// `-e` variables, applied over the inventory every round.
+    pub extra_vars: crate::inputs::inventory::Vars,
+    pub every: Duration,
+    pub jitter: Duration,
+    pub fix: bool,
+    pub listen: Option<SocketAddr>,
+    pub history: Option<PathBuf>,
+    /// History retention in seconds (`--keep`).
+    pub keep: Option<u64>,
+    /// Stop after this many rounds (for tests and one-shot timers).
+    pub rounds: Option<u64>,
+    /// Keep each PBX's gateway states current from its event socket (`--events`).
+    pub events: bool,
+    /// POST trunk alerts here (`--webhook`).
+    pub webhook: Option<String>,
+    pub run: RunOptions,
+}
+
+/// Metrics connections served at once. A scrape takes milliseconds; past this many, the
+/// oldest connection is closed to make room, so idle clients (1,300 of them exhausted the
+/// service's 1,024 descriptors) can neither take the process's descriptors nor lock a
+/// scraper out.
+pub const MAX_METRICS_CONNECTIONS: usize = 64;
+/// A metrics connection's whole life: request read and page written.
+pub const METRICS_CONNECTION_TIME: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default, Clone)]
+struct Metrics {
+    rounds: u64,
+    round_failures: u64,
+    last_round: f64,
+    last_duration: f64,
+    hosts_checked: u64,
+    hosts_drifted: u64,
+    hosts_unreachable: u64,
+    files_drifted: u64,
+    files_pending: u64,
+    corrections: u64,
+    failures: u64,
+    /// (host, gateway) → state, only states FreeSWITCH reports (others are `UNKNOWN`).
+    gateways: BTreeMap<(String, String), String>,
+    /// Per host: gateway states read in rounds that FreeSWITCH never reports.
+    rejected: BTreeMap<String, u64>,
+}
+
+impl Metrics {
+    /// Into `r`; the round's gateway states only when `gateways` (else the live ones are).
+    fn register(&self, r: &Registry, gateways: bool, rejected: &IntCounterVec) {
+        let counter = |name: &str, help: &str, v: u64| {
+            let c = IntCounter::new(format!("switchyard_{name}"), help).expect("constant name");
+            c.inc_by(v);
+            r.register(Box::new(c)).expect("registered once");
+        };
+        let gauge = |name: &str, help: &str, v: f64| {
+            let g = Gauge::new(format!("switchyard_{name}"), help).expect("constant name");
+            g.set(v);
+            r.register(Box::new(g)).expect("registered once");
+        };
+        counter("rounds_total", "Drift rounds completed.", self.rounds);
+        counter(
+            "round_failures_total",
+            "Rounds that could not run (bad inventory or playbook).",
+            self.round_failures,
+        );
+        gauge(
+            "last_round_timestamp_seconds",
+            "End of the last round (epoch seconds).",
+            self.last_round.round(),
+        );
+        gauge(
+            "last_round_duration_seconds",
+            "Duration of the last round.",
+            self.last_duration,
+        );
+        let n = |v: u64| v as f64;
+        gauge(
+            "hosts_checked",
+            "Hosts checked in the last round.",
+            n(self.hosts_checked),
+        );
+        gauge(
+            "hosts_drifted",
+            "Hosts with drift in the last round.",
+            n(self.hosts_drifted),
+        );
+        gauge(
+            "hosts_unreachable",
+            "Hosts unreachable or failing in the last round.",
+            n(self.hosts_unreachable),
+        );
+        gauge(
+            "files_drifted",
+            "Files changed on hosts since switchyard wrote them.",
+            n(self.files_drifted),
+        );
+        gauge(
+            "files_pending",
+            "Files whose playbook or inventory changed since they were written.",
+            n(self.files_pending),
+        );
+        counter(
+            "corrections_total",
+            "Hosts corrected by --fix.",
+            self.corrections,
+        );
+        counter(
+            "failures_total",
+            "Host failures (check or correction).",
+            self.failures,
+        );
+        for (h, k) in &self.rejected {
+            rejected.with_label_values(&[h]).inc_by(*k);
+        }
+        if gateways {
+            let state = IntGaugeVec::new(
+                Opts::new(
+                    "switchyard_gateway_state",
+                    "Managed gateway state at the last round (1 for the current state).",
+                ),
+                &["host", "gateway", "state"],
+            )
+            .expect("constant name");
+            for ((host, gw), st) in &self.gateways {
+                state.with_label_values(&[host, gw, st]).set(1);
+            }
+            r.register(Box::new(state)).expect("registered once");
+        }
+    }
+}
+
+/// The whole metrics page, in Prometheus's text format as its client library writes it:
+/// each family once, every label value escaped.
+fn page(m: &Metrics, live: Option<&crate::agent::live::LiveState>) -> String {
+    let r = Registry::new();
+    let rejected = IntCounterVec::new(
+        Opts::new(
+            "switchyard_gateway_states_rejected_total",
+            "Gateway states or ping statuses a PBX reported that FreeSWITCH never does (shown as UNKNOWN).",
+        ),
+        &["host"],
+    )
+    .expect("constant name");
+    r.register(Box::new(rejected.clone()))
+        .expect("registered once");
+    // Live gateway states replace the once-per-round reading (same series names).
+    m.register(&r, live.is_none(), &rejected);
+    if let Some(l) = live {
+        l.register(&r, &rejected);
+    }
+    let mut out = String::new();
+    if let Err(e) = TextEncoder::new().encode_utf8(&r.gather(), &mut out) {
+        eprintln!("watch: metrics page: {e}");
+    }
+    out
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Mutex<Metrics>>,
+    live: Option<Arc<Mutex<crate::agent::live::LiveState>>>,
+) {
+    let mut open: std::collections::VecDeque<tokio::task::AbortHandle> = Default::default();
+    let mut warned: Option<Instant> = None;
+    loop {
+        let mut sock = match listener.accept().await {
+            Ok((sock, _)) => sock,
+            Err(e) => {
+                // Out of descriptors (or memory): retrying at once spins a core. Pause,
+                // say so at most once a minute.
+                if warned.is_none_or(|w| w.elapsed() > Duration::from_secs(60)) {
+                    eprintln!("watch: metrics: cannot accept a connection: {e}");
+                    warned = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        open.retain(|h| !h.is_finished());
+        if open.len() >= MAX_METRICS_CONNECTIONS {
+            if let Some(oldest) = open.pop_front() {
+                oldest.abort();
+            }
+        }
+        let metrics = metrics.clone();
+        let live = live.clone();
+        let task = tokio::spawn(async move {
+            let conn = async {
+                let mut buf = [0u8; 2048];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]);
+                let (status, body) =
+                    if req.starts_with("GET /metrics ") || req.starts_with("GET / ") {
+                        let m = metrics.lock().expect("metrics lock").clone();
+                        // Live states are read at request time: current to the event.
+                        let text = match &live {
+                            Some(l) => page(&m, Some(&l.lock().expect("live state"))),
+                            None => page(&m, None),
+                        };
+                        ("200 OK", text)
+                    } else {
+                        ("404 Not Found", "not found\n".to_string())
+                    };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            };
+            let _ = tokio::time::timeout(METRICS_CONNECTION_TIME, conn).await;
+        });
+        open.push_back(task.abort_handle());
+    }
+}
+
+fn jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return max;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
+    Duration::from_millis((nanos / 1000) % (max.as_millis() as u64 + 1))
+}
+
+/// One round: check, optionally fix; returns the reports (check, then fix).
+async fn round(
+    o: &WatchOptions,
+    m: &mut Metrics,
+) -> Result<(Vec<PlayReport>, Vec<PlayReport>), BoxError> {
+    let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
+    inv.override_vars(&o.extra_vars)?;
+    let pb = Playbook::load(&o.playbook)?;
+    let quiet: OnEvent = Arc::new(|_| {});
+    let mut checks = Vec::new();
+    let mut fixes = Vec::new();
+    let check_opts = RunOptions {
+        mode: Mode::Check,
+        gateway_snapshot: true,
+        ..o.run.clone()
+    };
+    for play in &pb.plays {
+        let report = run::run_play(&inv, &pb, play, &check_opts, quiet.clone()).await?;
+        let drifted: Vec<String> = report
+            .hosts
+            .iter()
+            .filter(|h| h.has_drift())
+            .map(|h| h.host.clone())
+            .collect();
+        if o.fix && !drifted.is_empty() {
+            let fix_opts = RunOptions {
+                mode: Mode::Apply,
+                limit: Some(drifted.join(":")),
+                ..o.run.clone()
+            };
+            match run::run_play(&inv, &pb, play, &fix_opts, quiet.clone()).await {
+                Ok(f) => {
+                    m.corrections += f
+                        .hosts
+                        .iter()
+                        .filter(|h| h.status == HostStatus::Changed)
+                        .count() as u64;
+                    m.failures += f.hosts.iter().filter(|h| h.status.is_failure()).count() as u64;
+                    fixes.push(f);
+                }
+                Err(e) => {
+                    m.failures += drifted.len() as u64;
+                    eprintln!("watch: correction refused: {e}");
+                }
+            }
+        }
+        checks.push(report);
+    }
+    Ok((checks, fixes))
+}
+
+/// The PBXes and managed gateways `--events` watches: every host of every play, with the
+/// gateways its rendered configuration defines.
+fn live_targets(o: &WatchOptions) -> Result<Vec<crate::agent::live::Target>, BoxError> {
+    let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
+    inv.override_vars(&o.extra_vars)?;
+    let pb = Playbook::load(&o.playbook)?;
+    let mut out: Vec<crate::agent::live::Target> = Vec::new();
+    for play in &pb.plays {
+        for (h, d) in run::desired_states(&inv, &pb, play, o.run.limit.as_deref()) {
+            let d = d.map_err(|e| format!("{}: {e}", h.name))?;
+            let gateways: Vec<(String, bool)> = crate::engine::plan::managed_gateways(
+                d.files
+                    .iter()
+                    .filter(|f| !f.absent)
+                    .map(|f| (f.rel.as_str(), f.base.as_deref())),
+            )
+            .into_iter()
+            .map(|g| (g.name, g.registers))
+            .collect();
+            if !gateways.is_empty() && !out.iter().any(|t| t.host.name == h.name) {
+                out.push(crate::agent::live::Target {
+                    host: h.clone(),
+                    gateways,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
+    let text = Arc::new(Mutex::new(Metrics::default()));
+    let live = if o.events {
+        let state = Arc::new(Mutex::new(crate::agent::live::LiveState::default()));
+        let targets = live_targets(&o)?;
+        eprintln!(
+            "watch: events from {} PBX(es), {} gateway(s)",
+            targets.len(),
+            targets.iter().map(|t| t.gateways.len()).sum::<usize>()
+        );
+        crate::agent::live::spawn(
+            targets,
+            Arc::new(crate::agent::live::LiveOptions {
+                ssh: o.run.ssh.clone(),
+                webhook: o.webhook.clone(),
+            }),
+            state.clone(),
+        );
+        Some(state)
+    } else {
+        None
+    };
+    if let Some(addr) = o.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        eprintln!(
+            "watch: metrics on http://{}/metrics",
+            listener.local_addr()?
+        );
+        tokio::spawn(serve(listener, text.clone(), live.clone()));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut m = Metrics::default();
+    loop {
+        let started = Instant::now();
+        // A round is never interrupted: a signal during it is handled when it ends.
+        let result = round(&o, &mut m).await;
+        m.rounds += 1;
+        m.last_round = crate::clock::now() as f64;
+        m.last_duration = started.elapsed().as_secs_f64();
+        match result {
+            Ok((checks, fixes)) => {
+                let hosts: Vec<&HostReport> = checks.iter().flat_map(|p| &p.hosts).collect();
+                m.hosts_checked = hosts.len() as u64;
+                m.hosts_drifted = hosts.iter().filter(|h| h.has_drift()).count() as u64;
+                m.hosts_unreachable = hosts.iter().filter(|h| h.status.is_failure()).count() as u64;
+                m.failures += m.hosts_unreachable;
+                let files = hosts.iter().flat_map(|h| &h.files);
+                m.files_drifted = files
+                    .clone()
+                    .filter(|f| f.difference == Some(Difference::Drift))
+                    .count() as u64;
+                m.files_pending = files
+                    .filter(|f| f.difference == Some(Difference::Pending))
+                    .count() as u64;
+                m.gateways.clear();
+                for h in &hosts {
+                    for g in &h.gateways {
+                        // A state FreeSWITCH never says came from whoever owns the PBX.
+                        let state = match crate::freeswitch::status::known_state(&g.state) {
+                            Some(s) => s,
+                            None => {
+                                *m.rejected.entry(h.host.clone()).or_default() += 1;
+                                "UNKNOWN"
+                            }
+                        };
+                        m.gateways
+                            .insert((h.host.clone(), g.name.clone()), state.to_string());
+                    }
+                }
+                eprintln!(
+                    "watch: round {}: {} hosts, {} drifted ({} files), {} pending files, {} unreachable/failed, {} corrected",
+                    m.rounds,
+                    m.hosts_checked,
+                    m.hosts_drifted,
+                    m.files_drifted,
+                    m.files_pending,
+                    m.hosts_unreachable,
+                    fixes.iter().flat_map(|p| &p.hosts).filter(|h| h.status == HostStatus::Changed).count()
+                );
+                if let Some(path) = &o.history {
+                    let record = |kind, plays: &[crate::engine::outcome::PlayReport]| {
+                        if let Err(e) = crate::agent::history::record(path, o.keep, kind, plays) {
+                            eprintln!("watch: cannot record history: {e}");
+                        }
+                    };
+                    record("drift", &checks);
+                    if !fixes.is_empty() {
+                        record("fix", &fixes);
+                    }
+                }
+            }
+            Err(e) => {
+                m.round_failures += 1;
+                eprintln!("watch: round {} could not run: {e}", m.rounds);
+            }
+        }
+        *text.lock().expect("metrics lock") = m.clone();
+        if o.rounds.is_some_and(|n| m.rounds >= n) {
+            return Ok(());
+        }
+        let pause = o.every + jitter(o.jitter);
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = term.recv() => { eprintln!("watch: SIGTERM, stopping"); return Ok(()); }
+            _ = int.recv() => { eprintln!("watch: interrupted, stopping"); return Ok(()); }
+        }
+    }
+}

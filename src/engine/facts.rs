@@ -1,0 +1,223 @@
+//! Facts: the current state of every managed file of a host, gathered in one round trip.
+
+use crate::host::script;
+use crate::host::transport::{Transport, TransportError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileFact {
+    Missing,
+    Present {
+        owner: String,
+        group: String,
+        mode: u32,
+        content: Vec<u8>,
+    },
+    /// Exists but is not switchyard's to read or replace: not a regular file, a symbolic
+    /// link, or in a folder that resolves outside the conf root. Says why, as a sentence.
+    Unreadable(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactsError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("gathering file state failed ({}): {}", exit_text(*.exit), reason(*.exit, .stderr))]
+    Failed { exit: Option<u32>, stderr: String },
+    #[error("unexpected answer while gathering file state: {0}")]
+    Garbled(String),
+}
+
+fn exit_text(exit: Option<u32>) -> String {
+    match exit {
+        Some(c) => format!("exit {c}"),
+        None => "no exit status".into(),
+    }
+}
+
+/// What the host said, or what its silence means.
+fn reason(exit: Option<u32>, stderr: &str) -> String {
+    let s = stderr.trim();
+    if !s.is_empty() {
+        return s.to_string();
+    }
+    match exit {
+        // sshd runs every command through the login's shell; /bin/false and nologin fail
+        // at once, silently.
+        Some(1) => "the command printed nothing: the login's shell refused to run it (is it /bin/false or nologin? switchyard needs a login that runs `sh`)".into(),
+        _ => "the command printed nothing".into(),
+    }
+}
+
+/// The default for `freeswitch_max_file_bytes`: the largest managed file switchyard reads.
+/// A FreeSWITCH conf file is kilobytes; a file beyond this is refused on the host before
+/// its content travels (a `freeswitch` user truncating one to 1 GiB used to cost the
+/// controller about nine copies of it in memory).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 8 << 20;
+
+/// Bytes of a gather's answer besides the files' contents, per path (class and stat lines,
+/// a folder name): the rest of the bound on what is read from the host.
+const HEADER_BYTES_PER_PATH: u64 = 8 << 10;
+
+/// Gather the state of `paths` (absolute, under `root`) in one remote command. A file over
+/// `max_file_bytes` is never read (see [`script::gather`]); the whole answer is bounded
+/// while it is read by what the paths may hold.
+pub async fn gather(
+    t: &mut Transport,
+    root: &str,
+    paths: &[&str],
+    max_file_bytes: u64,
+) -> Result<Vec<FileFact>, FactsError> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = paths.len() as u64;
+    let bound = n
+        .saturating_mul(max_file_bytes.saturating_add(HEADER_BYTES_PER_PATH))
+        .saturating_add(HEADER_BYTES_PER_PATH);
+    let out = t
+        .exec_bounded(
+            &script::gather(root, max_file_bytes, paths),
+            &[],
+            usize::try_from(bound).unwrap_or(usize::MAX),
+        )
+        .await?;
+    if !out.ok() {
+        return Err(FactsError::Failed {
+            exit: out.exit,
+            stderr: out.stderr_text(),
+        });
+    }
+    parse(&out.stdout, paths.len(), max_file_bytes).map_err(FactsError::Garbled)
+}
+
+/// One line of `out` from `*at` (without its newline); `*at` moves past it.
+fn line<'a>(out: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let rest = out.get(*at..)?;
+    let end = rest.iter().position(|b| *b == b'\n')?;
+    *at += end + 1;
+    Some(&rest[..end])
+}
+
+/// Parse the output of [`script::gather`]: batches of class lines, `S`, stat lines, `C`,
+/// contents, `.`, until `n` paths are answered.
+pub fn parse(out: &[u8], n: usize, limit: u64) -> Result<Vec<FileFact>, String> {
+    let mut at = 0;
+    let mut facts = Vec::with_capacity(n);
+    while facts.len() < n {
+        let mut batch: Vec<FileFact> = Vec::new();
+        let mut present = Vec::new();
+        loop {
+            let i = facts.len() + batch.len();
+            let l = line(out, &mut at).ok_or("answer truncated")?;
+            batch.push(match l {
+                b"S" => break,
+                _ if i >= n => return Err("more answers than paths".into()),
+                b"F" => {
+                    present.push(batch.len());
+                    FileFact::Missing // replaced below
+                }
+                b"M" => FileFact::Missing,
+                b"E" => FileFact::Unreadable("is not a regular file".into()),
+                b"L" => FileFact::Unreadable(
+                    "is a symbolic link; switchyard never follows links under the conf root (replace the link with the file itself)".into(),
+                ),
+                b"W" => FileFact::Unreadable(
+                    "cannot be opened for reading and writing by this login (Permission denied): switchyard opens managed files read-write, which never blocks on a FIFO swapped in, and the login must be able to replace them anyway".into(),
+                ),
+                l if l.starts_with(b"O ") => FileFact::Unreadable(format!(
+                    "its folder resolves to {}, outside the conf root (a link on the way); refusing to write there",
+                    String::from_utf8_lossy(&l[2..])
+                )),
+                l if l.starts_with(b"B ") => FileFact::Unreadable(format!(
+                    "is {} bytes, larger than the limit of {limit} bytes (freeswitch_max_file_bytes); not read",
+                    String::from_utf8_lossy(&l[2..])
+                )),
+                other => {
+                    return Err(format!(
+                        "record {i}: unexpected `{}`",
+                        String::from_utf8_lossy(other)
+                    ))
+                }
+            });
+        }
+        let mut metas = Vec::with_capacity(present.len());
+        for _ in &present {
+            let text = line(out, &mut at).ok_or("stat section truncated")?;
+            let text = std::str::from_utf8(text).map_err(|_| "stat line not UTF-8")?;
+            let w: Vec<&str> = text.split(' ').collect();
+            if w.len() != 4 {
+                return Err(format!("bad stat line `{text}`"));
+            }
+            let mode = u32::from_str_radix(w[2], 8).map_err(|_| format!("bad mode `{}`", w[2]))?;
+            let size: usize = w[3].parse().map_err(|_| format!("bad size `{}`", w[3]))?;
+            metas.push((w[0].to_string(), w[1].to_string(), mode, size));
+        }
+        if line(out, &mut at) != Some(b"C") {
+            return Err("missing content section".into());
+        }
+        for (k, (owner, group, mode, size)) in present.into_iter().zip(metas) {
+            let content = out
+                .get(at..at + size)
+                .ok_or("a file changed while it was read")?;
+            at += size;
+            batch[k] = FileFact::Present {
+                owner,
+                group,
+                mode,
+                content: content.to_vec(),
+            };
+        }
+        // Anything but the end mark here: a file grew or shrank while it was read.
+        if out.get(at..at + 2) != Some(b".\n") {
+            return Err("a file changed while it was read".into());
+        }
+        at += 2;
+        facts.extend(batch);
+    }
+    if at != out.len() {
+        return Err("a file changed while it was read".into());
+    }
+    Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_framed_records() {
+        let out = b"F\nM\nE\nF\nS\nfreeswitch freeswitch 640 5\nroot root 644 0\nC\n<a/>\n.\n";
+        let f = parse(out, 4, 100).unwrap();
+        assert_eq!(
+            f[0],
+            FileFact::Present {
+                owner: "freeswitch".into(),
+                group: "freeswitch".into(),
+                mode: 0o640,
+                content: b"<a/>\n".to_vec()
+            }
+        );
+        assert_eq!(f[1], FileFact::Missing);
+        assert!(matches!(f[2], FileFact::Unreadable(_)));
+        assert!(matches!(&f[3], FileFact::Present { content, .. } if content.is_empty()));
+        assert!(parse(b"F\nS\na b 640 10\nC\nshort\n.\n", 1, 100).is_err());
+        // A file that grew by a byte after its size was taken.
+        assert!(parse(b"F\nS\na b 640 2\nC\nabc.\n", 1, 100).is_err());
+        // Content may hold newlines and look like headers; batches follow one another.
+        let f = parse(
+            b"F\nF\nS\na b 600 4\na b 600 2\nC\nM\nS\nC\n.\nB 200\nS\nC\n.\n",
+            3,
+            100,
+        )
+        .unwrap();
+        assert!(matches!(&f[0], FileFact::Present { content, .. } if content == b"M\nS\n"));
+        assert!(matches!(&f[1], FileFact::Present { content, .. } if content == b"C\n"));
+        assert!(
+            matches!(&f[2], FileFact::Unreadable(m) if m.contains("200 bytes, larger than the limit of 100 bytes")),
+            "{f:?}"
+        );
+        // Trailing bytes, or more answers than paths, are refused.
+        assert!(parse(b"M\nS\nC\n.\nx", 1, 100).is_err());
+        assert!(parse(b"M\nM\nS\nC\n.\n", 1, 100).is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! What happened on each host: the reports the runner produces and everything downstream
+//! (terminal output, JSON, review summaries, history, the drift agent, exit codes) reads.
+//!
+//! A host that did not end as planned carries a typed [`HostError`]: its [`ErrorKind`]
+//! decides the host's status, the JSON's `error_kind` and the exit code; its message is
+//! only for people.
+
+use serde::Serialize;
+
+use crate::engine::plan::{Difference, FilePlan, FileStatus};
+use crate::freeswitch::lint::Finding;
+use crate::freeswitch::reload::Step;
+use crate::freeswitch::status::GatewayStatus;
+
+/// How far the pipeline goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Stop after the plan: change nothing anywhere.
+    Check,
+    /// Apply, run the FreeSWITCH steps, verify, roll back on failure.
+    Apply,
+    /// Only poll the managed gateways.
+    Verify,
+}
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Check => "check",
+            Mode::Apply => "apply",
+            Mode::Verify => "verify",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostStatus {
+    Ok,
+    Changed,
+    Failed,
+    Unreachable,
+    RolledBack,
+    /// Never touched: the rollout stopped before its batch.
+    NotRun,
+}
+
+impl HostStatus {
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            HostStatus::Failed | HostStatus::Unreachable | HostStatus::RolledBack
+        )
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            HostStatus::Ok => "ok",
+            HostStatus::Changed => "changed",
+            HostStatus::Failed => "failed",
+            HostStatus::Unreachable => "unreachable",
+            HostStatus::RolledBack => "rolled back",
+            HostStatus::NotRun => "not run",
+        }
+    }
+}
+
+/// Why a host did not end as planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Its desired state could not be built (a template or variable error): nothing was
+    /// contacted.
+    Render,
+    /// No connection (after the retries the inventory allows).
+    Unreachable,
+    /// Another switchyard run holds the host's lock.
+    LockHeld,
+    /// Reading the managed files failed (or one is unsafe to touch).
+    Gather,
+    /// The change cannot be planned safely (e.g. a secret in a world-readable file).
+    Plan,
+    /// `apply --plan`: what would be done is not what was reviewed.
+    NotReviewed,
+    /// The final configuration has lint errors: nothing was written.
+    Lint,
+    /// Writing the files failed (nothing half-written: each file is renamed into place).
+    Write,
+    /// Calls stayed up past the drain timeout: the disruptive step was not run.
+    CallsActive,
+    /// FreeSWITCH declined a step for now: the files are right, the step stays owed.
+    StepRefused,
+    /// A FreeSWITCH step failed.
+    StepFailed,
+    /// The managed gateways did not become healthy.
+    VerifyFailed,
+    /// Restoring the previous files after a failure failed too.
+    RollbackFailed,
+    /// The change is in effect but the host's state record could not be updated.
+    StateRecord,
+    /// The rollout stopped, or the run was interrupted, before this host started.
+    NotRun,
+    /// A bug in switchyard (a host task panicked).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The status of a host that ends with this error (a rolled-back change is marked by
+    /// [`HostReport::rolled_back`] instead).
+    pub fn status(self) -> HostStatus {
+        match self {
+            ErrorKind::Unreachable => HostStatus::Unreachable,
+            ErrorKind::NotRun => HostStatus::NotRun,
+            _ => HostStatus::Failed,
+        }
+    }
+}
+
+/// A host's error: the kind decides, the message explains (masked before it is reported).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostError {
+    #[serde(rename = "error_kind")]
+    pub kind: ErrorKind,
+    #[serde(rename = "error")]
+    pub message: String,
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub command: String,
+    pub reason: String,
+    pub output: String,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub batch: usize,
+    pub status: HostStatus,
+    /// JSON: `"error"` (text) and `"error_kind"` (one of [`ErrorKind`]), absent when none.
+    #[serde(flatten)]
+    pub error: Option<HostError>,
+    pub files: Vec<FilePlan>,
+    /// FreeSWITCH steps: planned (check) or run (apply).
+    pub steps: Vec<StepResult>,
+    pub pending: Vec<Step>,
+    /// Steps a past apply wrote files for but never confirmed done (killed, refused, cut
+    /// off), which this run performs (or, checking, would): FreeSWITCH runs other than what
+    /// its files say until they run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owed: Vec<Step>,
+    pub restart_pending: bool,
+    pub gateways: Vec<GatewayStatus>,
+    pub rollback: Option<String>,
+    pub findings: Vec<Finding>,
+    /// Remote commands run for this host after authentication.
+    pub remote_commands: u64,
+    pub seconds: f64,
+}
+
+impl HostReport {
+    pub fn new(host: &str, batch: usize) -> HostReport {
+        HostReport {
+            host: host.to_string(),
+            batch,
+            status: HostStatus::Ok,
+            error: None,
+            files: Vec::new(),
+            steps: Vec::new(),
+            pending: Vec::new(),
+            owed: Vec::new(),
+            restart_pending: false,
+            gateways: Vec::new(),
+            rollback: None,
+            findings: Vec::new(),
+            remote_commands: 0,
+            seconds: 0.0,
+        }
+    }
+
+    /// End the host with an error; its status follows from the kind.
+    pub fn fail(mut self, kind: ErrorKind, message: impl Into<String>) -> HostReport {
+        self.status = kind.status();
+        self.error = Some(HostError {
+            kind,
+            message: message.into(),
+        });
+        self
+    }
+
+    /// The change failed (`kind`) and the previous files were put back.
+    pub fn rolled_back(self, kind: ErrorKind, message: impl Into<String>) -> HostReport {
+        let mut r = self.fail(kind, message);
+        r.status = HostStatus::RolledBack;
+        r
+    }
+
+    pub fn error_text(&self) -> Option<&str> {
+        self.error.as_ref().map(|e| e.message.as_str())
+    }
+
+    /// Some file changed on the host since switchyard last wrote it, or FreeSWITCH was
+    /// never told about files a past apply wrote (steps owed).
+    pub fn has_drift(&self) -> bool {
+        !self.owed.is_empty()
+            || self
+                .files
+                .iter()
+                .any(|f| f.difference == Some(Difference::Drift))
+    }
+
+    /// Managed files whose content or metadata differ (would be, or were, written).
+    pub fn files_with(&self, status: FileStatus) -> usize {
+        self.files.iter().filter(|f| f.status == status).count()
+    }
+
+    /// Lint findings that stop a change (errors, not warnings).
+    pub fn has_lint_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.blocks())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayReport {
+    pub play: String,
+    pub mode: Mode,
+    pub hosts: Vec<HostReport>,
+    /// Why the rollout stopped early, if it did.
+    pub aborted: Option<String>,
+}
+
+impl PlayReport {
+    /// How many hosts ended with `status`.
+    pub fn count(&self, status: HostStatus) -> usize {
+        self.hosts.iter().filter(|h| h.status == status).count()
+    }
+}
+
+/// What the runner tells its caller while it works, for progress lines.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The play selected this many hosts.
+    Selected { hosts: usize },
+    /// A connection attempt failed in a way worth retrying; `attempt` of `of` comes next.
+    Retrying {
+        host: &'a str,
+        attempt: u32,
+        of: u32,
+    },
+    /// A host is done.
+    Done(&'a HostReport),
+}
+
+/// Called as the runner works; host reports arrive as soon as each host is done.
+pub type OnEvent = std::sync::Arc<dyn Fn(Event<'_>) + Send + Sync>;

@@ -1,0 +1,840 @@
+//! Playbooks: plays of typed, idempotent tasks, read from YAML.
+//!
+//! One struct per task kind, and [`TaskKind`] as the one enum over them (the mini-redis
+//! `Command` shape). Unknown fields are refused at parse time with the file, line and
+//! column; a task that names no kind or two kinds is refused with its name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::inputs::inventory::Vars;
+use crate::inputs::source::{self, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybookError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{}: play `{play}`, task `{task}`: {message}", path.display())]
+    Task {
+        path: PathBuf,
+        play: String,
+        task: String,
+        message: String,
+    },
+    #[error("{}: play `{play}`: {message}", path.display())]
+    Play {
+        path: PathBuf,
+        play: String,
+        message: String,
+    },
+}
+
+/// A YAML scalar taken as text: `10000`, `true` and `"10000"` all mean the string `10000`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Any {
+            Text(String),
+            Int(i64),
+            Float(f64),
+            Bool(bool),
+        }
+        Ok(Scalar(match Any::deserialize(d)? {
+            Any::Text(s) => s,
+            Any::Int(i) => i.to_string(),
+            Any::Float(f) => f.to_string(),
+            Any::Bool(b) => b.to_string(),
+        }))
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// File permission bits, written as in Ansible: `"0640"`, `0640` or `416`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Mode(pub u32);
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Scalar::deserialize(d)?.0;
+        // A YAML `0640` without quotes arrives as the decimal 640 in YAML 1.2: read every
+        // form as octal digits, which is what operators mean.
+        let digits = s.trim_start_matches("0o");
+        u32::from_str_radix(digits, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .map(Mode)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not an octal file mode")))
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// Render a template file to `dest`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateTask {
+    /// Template path, looked up in `templates/` beside or above the playbook.
+    pub src: String,
+    /// Destination, relative to the host's conf root (or absolute inside it).
+    pub dest: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+/// Set `<param name=".." value=".."/>` entries inside an existing XML file, in place.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmlParamsTask {
+    pub dest: String,
+    pub params: BTreeMap<String, Scalar>,
+    /// The element whose `<param>` children are edited.
+    #[serde(default = "default_section")]
+    pub section: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+fn default_section() -> String {
+    "settings".into()
+}
+
+/// Ensure `<X-PRE-PROCESS cmd=".." data="name=value"/>` lines (vars.xml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreProcessTask {
+    #[serde(default = "default_vars_xml")]
+    pub dest: String,
+    /// `set`, `stun-set`, `env-set` or `exec-set`.
+    #[serde(default = "default_cmd")]
+    pub cmd: String,
+    pub vars: BTreeMap<String, Scalar>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Mode>,
+    /// `absent`: remove the `cmd` definitions of these variables (values ignored).
+    #[serde(default)]
+    pub state: FileState,
+}
+
+fn default_vars_xml() -> String {
+    "vars.xml".into()
+}
+fn default_cmd() -> String {
+    "set".into()
+}
+
+/// Ensure owner, group and mode of an existing file, or (`state: absent`) that it is gone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTask {
+    pub dest: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub state: FileState,
+}
+
+/// Whether a `file` task wants the file there (default) or removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileState {
+    #[default]
+    Present,
+    /// Removed: a gateway file's removal plans `killgw`, any other XML `reloadxml`.
+    Absent,
+}
+
+/// Run an `fs_cli -x` command, handler-style: only when a task it watches changed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsCliTask {
+    pub command: String,
+    /// Names of tasks whose change triggers the command; empty means any task of the play.
+    #[serde(default)]
+    pub on_change: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TaskKind {
+    Template(TemplateTask),
+    XmlParams(XmlParamsTask),
+    PreProcess(PreProcessTask),
+    File(FileTask),
+    FsCli(FsCliTask),
+}
+
+impl TaskKind {
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            TaskKind::Template(_) => "template",
+            TaskKind::XmlParams(_) => "xml_params",
+            TaskKind::PreProcess(_) => "preprocess",
+            TaskKind::File(_) => "file",
+            TaskKind::FsCli(_) => "fs_cli",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    name: Option<String>,
+    when: Option<String>,
+    #[serde(default)]
+    vars: Vars,
+    /// Let this task's destination be an absolute path outside the host's conf root.
+    #[serde(default)]
+    outside_conf_root: bool,
+    template: Option<TemplateTask>,
+    xml_params: Option<XmlParamsTask>,
+    preprocess: Option<PreProcessTask>,
+    file: Option<FileTask>,
+    fs_cli: Option<FsCliTask>,
+    #[serde(default)]
+    tags: Option<Tags>,
+    #[serde(rename = "loop")]
+    looping: Option<serde_json::Value>,
+    loop_control: Option<LoopControl>,
+    /// With `loop`: files this task wrote for items that are gone are removed.
+    #[serde(default)]
+    prune: bool,
+}
+
+/// `tags: web` or `tags: [web, db]` (a comma-separated string too, as Ansible takes it).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Tags {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopControl {
+    /// The name of the loop variable (default `item`), for loops inside included templates.
+    pub loop_var: Option<String>,
+    /// What to show for each item (a template), instead of the item itself.
+    pub label: Option<String>,
+}
+
+/// What a task loops over.
+#[derive(Debug, Clone)]
+pub enum LoopItems {
+    /// A list written in the playbook.
+    List(Vec<serde_json::Value>),
+    /// An expression over the host's variables (`loop: "{{ users }}"` → `users`).
+    Expr(String),
+}
+
+/// Ansible's `loop:` on a task: the task runs once per item, with the item in `loop_var`.
+#[derive(Debug, Clone)]
+pub struct Loop {
+    pub items: LoopItems,
+    pub var: String,
+    pub label: Option<String>,
+}
+
+/// Which tasks a run selects (`--tags`, `--skip-tags`), with Ansible's special tags:
+/// `always` runs unless skipped by name, `never` only when asked for by name, and `all`,
+/// `tagged`, `untagged` select by whether a task has tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagFilter {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl TagFilter {
+    pub fn is_empty(&self) -> bool {
+        self.only.is_empty() && self.skip.is_empty()
+    }
+
+    pub fn selects(&self, task_tags: &[String]) -> bool {
+        let has = |t: &str| task_tags.iter().any(|x| x == t);
+        let named = |list: &[String]| {
+            list.iter().any(|t| {
+                has(t)
+                    || (t == "tagged" && !task_tags.is_empty())
+                    || (t == "untagged" && task_tags.is_empty())
+            })
+        };
+        let wanted = if self.only.is_empty() {
+            !has("never")
+        } else {
+            named(&self.only)
+                || has("always")
+                || (self.only.iter().any(|t| t == "all") && !has("never"))
+        };
+        wanted && !named(&self.skip)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    /// A minijinja expression over the host's variables; the task is skipped when false.
+    pub when: Option<String>,
+    /// Variables for this task only (over the host's), e.g. one gateway template rendered
+    /// twice with different names.
+    pub vars: Vars,
+    /// The destination may lie outside the conf root (an explicit opt-in per task).
+    pub outside_conf_root: bool,
+    pub kind: TaskKind,
+    /// `tags:`, for `--tags` / `--skip-tags`.
+    pub tags: Vec<String>,
+    /// `loop:`: one run of the task per item, each its own managed file.
+    pub looping: Option<Loop>,
+    /// `prune: true` (with `loop`): the folder and file-name ending its `dest` names
+    /// (`directory/default/{{ u.id }}.xml` → `directory/default`, `.xml`); files switchyard
+    /// wrote there for items no longer in the loop are removed.
+    pub prune: Option<(String, String)>,
+}
+
+/// How many hosts a batch takes: `serial: 2`, `serial: "25%"`, or a list for canaries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum BatchSize {
+    Count(usize),
+    Percent(u32),
+}
+
+impl<'de> Deserialize<'de> for BatchSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Scalar::deserialize(d)?.0;
+        BatchSize::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl BatchSize {
+    pub fn parse(s: &str) -> Result<BatchSize, String> {
+        let t = s.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            match p.trim().parse::<u32>() {
+                Ok(p) if (1..=100).contains(&p) => Ok(BatchSize::Percent(p)),
+                _ => Err(format!("`{s}` is not a percentage from 1% to 100%")),
+            }
+        } else {
+            match t.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(BatchSize::Count(n)),
+                _ => Err(format!(
+                    "`{s}` is not a positive host count or a percentage"
+                )),
+            }
+        }
+    }
+
+    /// Hosts in this batch out of `total` (Ansible rounds percentages down, minimum one).
+    pub fn of(&self, total: usize) -> usize {
+        match self {
+            BatchSize::Count(n) => *n,
+            BatchSize::Percent(p) => ((total * *p as usize) / 100).max(1),
+        }
+    }
+}
+
+/// `serial:` as one batch size or a list, each checked with a clear message.
+#[derive(Debug, Clone)]
+struct RawSerial(Vec<BatchSize>);
+
+impl<'de> Deserialize<'de> for RawSerial {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            One(Scalar),
+            Many(Vec<Scalar>),
+        }
+        let items = match Shape::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("`serial` must be a count, a percentage or a list of them")
+        })? {
+            Shape::One(s) => vec![s],
+            Shape::Many(v) => v,
+        };
+        items
+            .iter()
+            .map(|s| BatchSize::parse(&s.0).map_err(serde::de::Error::custom))
+            .collect::<Result<_, _>>()
+            .map(RawSerial)
+    }
+}
+
+pub use crate::freeswitch::reload::Disruption;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostOrder {
+    #[default]
+    Inventory,
+    Sorted,
+    Shuffle,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySettings {
+    /// Seconds to wait for every managed gateway to reach its healthy state.
+    #[serde(default = "default_verify_timeout")]
+    pub timeout: f64,
+    #[serde(default = "default_verify_interval")]
+    pub interval: f64,
+}
+
+fn default_verify_timeout() -> f64 {
+    30.0
+}
+fn default_verify_interval() -> f64 {
+    1.0
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            timeout: default_verify_timeout(),
+            interval: default_verify_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlay {
+    name: Option<String>,
+    hosts: String,
+    #[serde(default)]
+    vars: Vars,
+    #[serde(default)]
+    tasks: Vec<RawTask>,
+    serial: Option<RawSerial>,
+    max_fail_percentage: Option<f64>,
+    #[serde(default)]
+    any_errors_fatal: bool,
+    #[serde(default)]
+    order: HostOrder,
+    #[serde(default)]
+    allow: Disruption,
+    #[serde(default)]
+    verify: VerifySettings,
+    /// Seconds to wait for active calls to drain before a disruptive step.
+    #[serde(default = "default_drain")]
+    drain_timeout: f64,
+    #[serde(default)]
+    routes: Vec<RouteTest>,
+    /// Lint rules this play overrules: rule → the reason (shown with every finding it
+    /// allows). Not `allow:`, which is the disruption a play may cause (`none/profile/restart`).
+    #[serde(default)]
+    lint_allow: BTreeMap<String, String>,
+}
+
+/// A route test: where `number` must go on every host of the play (checked by `lint` and
+/// before `apply` pushes anything, with `switchyard route`'s evaluator).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTest {
+    pub number: Scalar,
+    /// Dialled by this directory user (default: the host's lowest user id).
+    pub from: Option<Scalar>,
+    /// Or delivered by the provider through this gateway.
+    pub from_trunk: Option<String>,
+    pub expect: RouteExpect,
+}
+
+/// What a route test expects of the call's first attempt.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum RouteExpect {
+    /// `refused`: the call is answered with a refusal (or finds no route).
+    Word(String),
+    /// `{gateway: wavix, number: "12125551234"}` or `{user: "1000"}`.
+    Target {
+        gateway: Option<String>,
+        number: Option<Scalar>,
+        user: Option<Scalar>,
+    },
+}
+
+fn default_drain() -> f64 {
+    300.0
+}
+
+#[derive(Debug, Clone)]
+pub struct Play {
+    pub name: String,
+    pub hosts: String,
+    pub vars: Vars,
+    pub tasks: Vec<Task>,
+    pub serial: Vec<BatchSize>,
+    pub max_fail_percentage: Option<f64>,
+    pub any_errors_fatal: bool,
+    pub order: HostOrder,
+    pub allow: Disruption,
+    pub verify: VerifySettings,
+    pub drain_timeout: f64,
+    /// Route tests (`routes:`), evaluated per host before anything is pushed.
+    pub routes: Vec<RouteTest>,
+    /// `lint_allow:` rule → reason: findings of these rules do not block, and say why.
+    pub lint_allow: BTreeMap<String, String>,
+}
+
+/// The fixed folder and file-name ending of a pruned task's `dest`: the folder may not
+/// depend on the item (else nothing says which files were the task's), and the name must
+/// end in fixed text after its last `}}`.
+fn prune_pattern(dest: &str) -> Result<(String, String), String> {
+    let bad = || {
+        format!("`prune` needs a `dest` whose folder is fixed and whose file name ends in fixed text, like `directory/default/{{{{ item.id }}}}.xml` (got `{dest}`)")
+    };
+    let first = dest.find("{{").ok_or_else(bad)?;
+    let (dir, _) = dest[..first].rsplit_once('/').ok_or_else(bad)?;
+    let last = dest.rfind("}}").ok_or_else(bad)? + 2;
+    let suffix = &dest[last..];
+    if dir.is_empty()
+        || dir.contains("{%")
+        || suffix.is_empty()
+        || suffix.contains('/')
+        || dest[first..].contains('/')
+    {
+        return Err(bad());
+    }
+    Ok((dir.trim_end_matches('/').to_string(), suffix.to_string()))
+}
+
+impl Play {
+    /// The play with only the tasks `filter` selects (`--tags`, `--skip-tags`).
+    pub fn with_tags(&self, filter: &TagFilter) -> Play {
+        Play {
+            tasks: self
+                .tasks
+                .iter()
+                .filter(|t| filter.selects(&t.tags))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub path: PathBuf,
+    pub plays: Vec<Play>,
+}
+
+impl Playbook {
+    pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
+        let text = source::read_text(path)?;
+        Playbook::parse_str(path, &text)
+    }
+
+    /// Parse playbook text; `path` names it in errors and locates its templates.
+    pub fn parse_str(path: &Path, text: &str) -> Result<Playbook, PlaybookError> {
+        let raw: Vec<RawPlay> = source::parse_yaml(path, text)?;
+        let mut plays = Vec::new();
+        for (i, rp) in raw.into_iter().enumerate() {
+            let play_name = rp.name.clone().unwrap_or_else(|| format!("play {}", i + 1));
+            let mut tasks = Vec::new();
+            for (j, rt) in rp.tasks.into_iter().enumerate() {
+                let task_name = rt.name.clone().unwrap_or_else(|| format!("task {}", j + 1));
+                let err = |message: String| PlaybookError::Task {
+                    path: path.to_path_buf(),
+                    play: play_name.clone(),
+                    task: task_name.clone(),
+                    message,
+                };
+                let mut kinds = Vec::new();
+                if let Some(t) = rt.template {
+                    kinds.push(TaskKind::Template(t));
+                }
+                if let Some(t) = rt.xml_params {
+                    kinds.push(TaskKind::XmlParams(t));
+                }
+                if let Some(t) = rt.preprocess {
+                    kinds.push(TaskKind::PreProcess(t));
+                }
+                if let Some(t) = rt.file {
+                    kinds.push(TaskKind::File(t));
+                }
+                if let Some(t) = rt.fs_cli {
+                    kinds.push(TaskKind::FsCli(t));
+                }
+                if kinds.len() != 1 {
+                    return Err(err(format!(
+                        "a task needs exactly one of `template`, `xml_params`, `preprocess`, `file`, `fs_cli` (found {})",
+                        if kinds.is_empty() {
+                            "none".to_string()
+                        } else {
+                            kinds.iter().map(|k| format!("`{}`", k.keyword())).collect::<Vec<_>>().join(", ")
+                        }
+                    )));
+                }
+                let kind = kinds.pop().expect("one kind");
+                if let TaskKind::PreProcess(p) = &kind {
+                    if !crate::freeswitch::preprocess::KNOWN_CMDS.contains(&p.cmd.as_str()) {
+                        return Err(err(format!(
+                            "pre-process cmd `{}` is not one of {}",
+                            p.cmd,
+                            crate::freeswitch::preprocess::KNOWN_CMDS.join(", ")
+                        )));
+                    }
+                }
+                if tasks.iter().any(|t: &Task| t.name == task_name) {
+                    return Err(err("two tasks of the play have this name".into()));
+                }
+                let tags = match rt.tags {
+                    None => Vec::new(),
+                    Some(Tags::One(s)) => s
+                        .split(',')
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect(),
+                    Some(Tags::Many(v)) => v,
+                };
+                let looping = match (rt.looping, rt.loop_control) {
+                    (None, None) => None,
+                    (None, Some(_)) => return Err(err("`loop_control` without `loop`".into())),
+                    (Some(items), control) => {
+                        let items = match items {
+                            serde_json::Value::Array(a) => LoopItems::List(a),
+                            serde_json::Value::String(s) => {
+                                let t = s.trim();
+                                match t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+                                    Some(expr) if !expr.contains("{{") => LoopItems::Expr(expr.trim().to_string()),
+                                    _ => return Err(err(format!("`loop: {s}` is neither a list nor one `{{{{ expression }}}}` naming a list"))),
+                                }
+                            }
+                            other => {
+                                return Err(err(format!(
+                                    "`loop` takes a list or `{{{{ variable }}}}`, not `{other}`"
+                                )))
+                            }
+                        };
+                        let control = control.unwrap_or(LoopControl {
+                            loop_var: None,
+                            label: None,
+                        });
+                        let var = control.loop_var.unwrap_or_else(|| "item".into());
+                        if var.is_empty()
+                            || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        {
+                            return Err(err(format!("`loop_var: {var}` is not a variable name")));
+                        }
+                        if matches!(kind, TaskKind::FsCli(_)) {
+                            return Err(err("`loop` on an `fs_cli` handler is not supported: write one handler per command".into()));
+                        }
+                        Some(Loop {
+                            items,
+                            var,
+                            label: control.label,
+                        })
+                    }
+                };
+                let prune = if rt.prune {
+                    let dest = match &kind {
+                        TaskKind::Template(t) => &t.dest,
+                        _ => return Err(err("`prune` is for looped `template` tasks".into())),
+                    };
+                    if looping.is_none() {
+                        return Err(err(
+                            "`prune` needs `loop` (it removes the files of items that are gone)"
+                                .into(),
+                        ));
+                    }
+                    Some(prune_pattern(dest).map_err(err)?)
+                } else {
+                    None
+                };
+                tasks.push(Task {
+                    name: task_name,
+                    when: rt.when,
+                    vars: rt.vars,
+                    outside_conf_root: rt.outside_conf_root,
+                    kind,
+                    tags,
+                    looping,
+                    prune,
+                });
+            }
+            // Handler references must name real tasks: a typo would silently never fire.
+            for t in &tasks {
+                if let TaskKind::FsCli(f) = &t.kind {
+                    for n in &f.on_change {
+                        if !tasks.iter().any(|o| &o.name == n) {
+                            return Err(PlaybookError::Task {
+                                path: path.to_path_buf(),
+                                play: play_name.clone(),
+                                task: t.name.clone(),
+                                message: format!(
+                                    "`on_change` names `{n}`, which is no task of this play"
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+            if let Some(p) = rp.max_fail_percentage {
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(PlaybookError::Play {
+                        path: path.to_path_buf(),
+                        play: play_name,
+                        message: format!("max_fail_percentage `{p}` is not between 0 and 100"),
+                    });
+                }
+            }
+            for t in &rp.routes {
+                let ok = match &t.expect {
+                    RouteExpect::Word(w) => w == "refused",
+                    RouteExpect::Target {
+                        gateway,
+                        user,
+                        number,
+                    } => {
+                        gateway.is_some() != user.is_some()
+                            && (number.is_none() || gateway.is_some())
+                    }
+                };
+                if !ok || (t.from.is_some() && t.from_trunk.is_some()) {
+                    return Err(PlaybookError::Play {
+                        path: path.to_path_buf(),
+                        play: play_name,
+                        message: format!(
+                            "route test for `{}`: `expect` is `refused`, `{{gateway: NAME, number: N}}` (number optional) or `{{user: ID}}`, and a test is `from` a user or `from_trunk`, not both",
+                            t.number.0
+                        ),
+                    });
+                }
+            }
+            for (rule, reason) in &rp.lint_allow {
+                let known = crate::freeswitch::lint::RULES
+                    .iter()
+                    .any(|(r, _)| r == rule);
+                if !known || reason.trim().is_empty() {
+                    return Err(PlaybookError::Play {
+                        path: path.to_path_buf(),
+                        play: play_name,
+                        message: if known {
+                            format!("`lint_allow: {rule}` needs a reason: `{rule}: why it is right here`")
+                        } else {
+                            format!("`lint_allow`: no lint rule is called `{rule}` (the rules are listed in README \"Lint\")")
+                        },
+                    });
+                }
+            }
+            plays.push(Play {
+                name: play_name,
+                hosts: rp.hosts,
+                vars: rp.vars,
+                tasks,
+                serial: rp.serial.map(|s| s.0).unwrap_or_default(),
+                max_fail_percentage: rp.max_fail_percentage,
+                any_errors_fatal: rp.any_errors_fatal,
+                order: rp.order,
+                allow: rp.allow,
+                verify: rp.verify,
+                drain_timeout: rp.drain_timeout,
+                routes: rp.routes,
+                lint_allow: rp.lint_allow,
+            });
+        }
+        Ok(Playbook {
+            path: path.to_path_buf(),
+            plays,
+        })
+    }
+
+    /// Folders searched for template sources, in order.
+    pub fn template_dirs(&self) -> Vec<PathBuf> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        vec![dir.join("templates"), dir.join("../templates"), dir]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_select_as_ansible_selects_them() {
+        let f = |only: &[&str], skip: &[&str]| TagFilter {
+            only: only.iter().map(|s| s.to_string()).collect(),
+            skip: skip.iter().map(|s| s.to_string()).collect(),
+        };
+        let t = |tags: &[&str]| tags.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let none = f(&[], &[]);
+        assert!(none.selects(&t(&[])) && none.selects(&t(&["users"])));
+        assert!(!none.selects(&t(&["never"])), "never runs only when named");
+        let users = f(&["users"], &[]);
+        assert!(users.selects(&t(&["users", "x"])));
+        assert!(!users.selects(&t(&["trunks"])) && !users.selects(&t(&[])));
+        assert!(
+            users.selects(&t(&["always"])),
+            "always runs with any --tags"
+        );
+        assert!(f(&["never"], &[]).selects(&t(&["never"])));
+        assert!(f(&["untagged"], &[]).selects(&t(&[])));
+        assert!(!f(&["tagged"], &[]).selects(&t(&[])));
+        assert!(!f(&["all"], &[]).selects(&t(&["never"])));
+        let skip = f(&[], &["users"]);
+        assert!(!skip.selects(&t(&["users"])) && skip.selects(&t(&["trunks"])));
+        assert!(!f(&[], &["always"]).selects(&t(&["always"])));
+    }
+
+    fn parse(text: &str) -> Result<Playbook, PlaybookError> {
+        let dir = std::env::temp_dir().join(format!(
+            "sy-pb-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("play.yml");
+        std::fs::write(&p, text).unwrap();
+        Playbook::load(&p)
+    }
+
+    #[test]
+    fn unknown_task_field_is_located() {
+        let err = parse("- hosts: all\n  tasks:\n    - name: gw\n      template:\n        src: a\n        dest: b\n        mdoe: '0640'\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(":7:9: "), "{text}");
+        assert!(text.contains("unknown field `mdoe`"), "{text}");
+    }
+
+    #[test]
+    fn task_needs_exactly_one_kind() {
+        let err = parse("- hosts: all\n  tasks:\n    - name: both\n      file: {dest: a}\n      fs_cli: {command: reloadxml}\n").unwrap_err();
+        assert!(err.to_string().contains("task `both`"), "{err}");
+    }
+
+    #[test]
+    fn serial_and_modes() {
+        let pb = parse("- hosts: all\n  serial: [1, \"10%\", \"100%\"]\n  tasks:\n    - file: {dest: a, mode: 0640}\n").unwrap();
+        let play = &pb.plays[0];
+        assert_eq!(
+            play.serial,
+            vec![
+                BatchSize::Count(1),
+                BatchSize::Percent(10),
+                BatchSize::Percent(100)
+            ]
+        );
+        assert_eq!(BatchSize::Percent(10).of(5), 1);
+        match &play.tasks[0].kind {
+            TaskKind::File(f) => assert_eq!(f.mode, Some(Mode(0o640))),
+            _ => panic!(),
+        }
+    }
+}
