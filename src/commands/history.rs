@@ -55,12 +55,27 @@ pub fn run(a: HistoryArgs) -> CommandResult {
             .map(|f| format!("{} {}", f.rel, f.difference.as_deref().unwrap_or(&f.status)))
             .collect();
         let steps: Vec<&str> = r.steps.iter().map(|s| s.command.as_str()).collect();
+        // A drift check changes nothing: its report's `changed` means "would change", so it
+        // is shown as what the check found.
+        let status = match (e.kind.as_str(), r.status.as_str()) {
+            (_, "") => "?",
+            ("drift", "changed")
+                if r.files
+                    .iter()
+                    .any(|f| f.difference.as_deref() == Some("drift")) =>
+            {
+                "drift found"
+            }
+            ("drift", "changed") => "pending",
+            ("drift", "ok") => "in sync",
+            (_, s) => s,
+        };
         println!(
             "{}  {:<6} {:<12} {:<18} {}{}{}",
             crate::clock::iso(e.at),
             e.kind,
             e.host,
-            if r.status.is_empty() { "?" } else { &r.status },
+            status,
             files.join(", "),
             if steps.is_empty() {
                 String::new()

@@ -276,9 +276,10 @@ fn drift_is_labelled_fixed_and_recorded() {
     assert_eq!(h.code, 0);
     let lines: Vec<&str> = h.stdout.lines().collect();
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(" drift ") && l.contains("sip_profiles/external/wavix.xml drift")),
+        lines.iter().any(|l| l.contains(" drift ")
+            && l.contains("drift found")
+            && !l.contains("changed")
+            && l.contains("sip_profiles/external/wavix.xml drift")),
         "{}",
         h.stdout
     );
