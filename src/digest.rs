@@ -20,11 +20,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 /// The prefix that marks a keyed digest in reports and plans.
@@ -40,12 +36,21 @@ fn key_path() -> Option<PathBuf> {
     Some(state.join("switchyard/digest.key"))
 }
 
+/// 32 bytes from the kernel's random source: getrandom(2), else /dev/urandom (a container
+/// without the device still has the system call, an old kernel without the call has the
+/// device).
 fn random_key() -> Result<Vec<u8>, String> {
     use std::io::Read;
     let mut k = vec![0u8; 32];
+    // SAFETY: the buffer is valid for k.len() bytes; flags 0 blocks only until the pool is
+    // initialised at boot.
+    let n = unsafe { libc::getrandom(k.as_mut_ptr().cast(), k.len(), 0) };
+    if usize::try_from(n).is_ok_and(|n| n == k.len()) {
+        return Ok(k);
+    }
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut k))
-        .map_err(|e| format!("/dev/urandom: {e}"))?;
+        .map_err(|e| format!("getrandom and /dev/urandom: {e}"))?;
     Ok(k)
 }
 
@@ -93,43 +98,38 @@ fn key() -> &'static [u8] {
     static KEY: OnceLock<Vec<u8>> = OnceLock::new();
     KEY.get_or_init(|| match load_or_create() {
         Ok(k) => k,
-        Err(e) => {
+        Err(e) => match random_key() {
             // Still never a plain hash of a secret: a key for this process only (plans it
             // writes then verify only within this run).
-            eprintln!("warning: digest key: {e}; using a key for this run only");
-            random_key().unwrap_or_else(|_| vec![0x5a; 32])
-        }
+            Ok(k) => {
+                eprintln!("warning: digest key: {e}; using a key for this run only");
+                k
+            }
+            // No key can be made at all. A fixed key would make every keyed digest as
+            // guessable as a plain hash, so switchyard stops rather than publish one.
+            Err(r) => {
+                eprintln!(
+                    "error: digest key: {e}, and no random key can be made ({r}): refusing to \
+                     publish any digest of a secret-bearing file"
+                );
+                // Exit status 1, failure (src/exit.rs).
+                std::process::exit(1)
+            }
+        },
     })
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    data_encoding::HEXLOWER_PERMISSIVE.decode(s.as_bytes()).ok()
 }
 
-/// HMAC-SHA256 (RFC 2104).
+/// HMAC-SHA256 (RFC 2104), by the `hmac` crate already in the build for known_hosts.
 fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(msg);
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// What reports publish for a file whose plain sha256 is `plain_hex`.
@@ -149,6 +149,16 @@ pub fn keyed(plain_hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_file_reads_back_as_written_in_either_case() {
+        let k = random_key().unwrap();
+        assert_eq!(k.len(), 32);
+        assert_ne!(k, vec![0u8; 32]);
+        assert_eq!(hex_decode(&hex(&k)), Some(k.clone()));
+        assert_eq!(hex_decode(&hex(&k).to_uppercase()), Some(k));
+        assert_eq!(hex_decode("abc"), None);
+    }
 
     #[test]
     fn hmac_matches_rfc_4231_case_2() {
