@@ -76,13 +76,15 @@ pub async fn run(a: PlanArgs, cx: &Context) -> CommandResult {
     opts.tags = a.inputs.tag_filter();
     let (status, reports) =
         super::execute(&inv, &pb, &opts, false, Output::Human, cx.style).await?;
-    std::fs::write(&a.out, crate::report::json(&reports))
+    // Never through a link planted at the name (a shared checkout): src/atomic_file.rs.
+    crate::atomic_file::write(&a.out, crate::report::json(&reports).as_bytes())
         .map_err(|e| format!("{}: {e}", a.out.display()))?;
     eprintln!("plan written to {}", a.out.display());
     if let Some(md) = &a.markdown {
         let mut text = crate::engine::review::markdown(&reports);
         text.push_str(&route_section(&inv, &pb, &reports));
-        std::fs::write(md, text).map_err(|e| format!("{}: {e}", md.display()))?;
+        crate::atomic_file::write(md, text.as_bytes())
+            .map_err(|e| format!("{}: {e}", md.display()))?;
         eprintln!("review summary written to {}", md.display());
     }
     Ok(status)

@@ -68,7 +68,7 @@ fn host_row(h: &HostReport) -> String {
         .map(|st| format!("`{}`", st.action))
         .collect();
     let files = if let Some(e) = &h.error {
-        format!("**{}**: {}", h.status.label(), e)
+        format!("**{}**: {}", h.status.label(), table_cell(&e.to_string()))
     } else {
         files.join("<br>")
     };
@@ -113,9 +113,31 @@ fn allowed_and_diffs(p: &PlayReport) -> String {
     if !seen.is_empty() {
         s.push_str("\n<details><summary>Diffs (secrets masked)</summary>\n\n");
         for (diff, whom) in seen {
-            let _ = writeln!(s, "{}\n\n```diff\n{}```\n", whom.join(", "), diff);
+            // A fence longer than any run of backticks in the diff: a PBX's line of ```
+            // cannot close it and write markdown of its own into the review.
+            let fence = "`".repeat(3.max(longest_run(&diff, '`') + 1));
+            let _ = writeln!(s, "{}\n\n{fence}diff\n{}{fence}\n", whom.join(", "), diff);
         }
         s.push_str("</details>\n");
     }
     s
+}
+
+/// The longest run of `c` in `s`.
+fn longest_run(s: &str, c: char) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for x in s.chars() {
+        run = if x == c { run + 1 } else { 0 };
+        best = best.max(run);
+    }
+    best
+}
+
+/// Text a host wrote (an error) made safe for one markdown table cell: no line break, no `|`
+/// that would open a cell of its own, no HTML.
+fn table_cell(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace(['\n', '\r'], " ")
 }

@@ -54,6 +54,16 @@ pub struct Message {
     pub body: String,
 }
 
+/// What a queued message holds in memory, headers included: an event with no body can still
+/// carry a 64 KiB header block, and 10,000 of them must not pass for nothing.
+fn queued_size(m: &Message) -> usize {
+    m.body.len()
+        + m.headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>()
+}
+
 impl Message {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
@@ -241,8 +251,10 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
             match m.header("Content-Type") {
                 Some("command/reply") | Some("api/response") => return Ok(m),
                 Some("text/event-plain") => {
+                    // Headers count too: an event with no body can carry a 64 KiB block.
+                    let size = queued_size(&m);
                     if self.queued.len() >= MAX_QUEUED
-                        || self.queued_bytes + m.body.len() > MAX_QUEUED_BYTES
+                        || self.queued_bytes + size > MAX_QUEUED_BYTES
                     {
                         // The command is not named: `auth` carries the password.
                         return Err(EslError::Limit(format!(
@@ -250,7 +262,7 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
                             MAX_QUEUED_BYTES / 1024 / 1024
                         )));
                     }
-                    self.queued_bytes += m.body.len();
+                    self.queued_bytes += size;
                     self.queued.push_back(m)
                 }
                 _ => continue,
@@ -268,7 +280,7 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
         loop {
             let m = match self.queued.pop_front() {
                 Some(m) => {
-                    self.queued_bytes -= m.body.len();
+                    self.queued_bytes -= queued_size(&m);
                     m
                 }
                 None => self.read().await?,

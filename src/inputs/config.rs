@@ -96,7 +96,9 @@ impl Config {
         };
         let (file, meta) = match source::open_regular(path) {
             Ok(x) => x,
-            Err(source::FileRefusal::Io(e)) => return Err(read_err(e)),
+            // Not readable (a dangling link, a file of another user's that is not ours to
+            // read): ignored like any untrusted file, so nobody can stop switchyard by
+            // planting one.
             Err(e) => return ignored(e.to_string()),
         };
         if let Some(why) = untrusted("it", &meta, me) {

@@ -246,8 +246,13 @@ pub fn read_conf_dir(
             source,
         };
         for e in std::fs::read_dir(&d).map_err(read_err)? {
-            let p = e.map_err(read_err)?.path();
-            if p.is_dir() {
+            let e = e.map_err(read_err)?;
+            let p = e.path();
+            // The entry's own type, never a link's target: a tree its owner wrote may hold
+            // `a -> .` loops, links to /dev/zero and FIFOs (read_regular refuses the last two
+            // without blocking).
+            let kind = e.file_type().map_err(read_err)?;
+            if kind.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "xml") {
                 let rel = p
@@ -255,7 +260,24 @@ pub fn read_conf_dir(
                     .unwrap_or(&p)
                     .to_string_lossy()
                     .into_owned();
-                out.insert(rel, read_text(&p)?);
+                if kind.is_symlink() {
+                    return Err(SourceError::Read {
+                        path: p,
+                        source: std::io::Error::other("a symbolic link: not followed"),
+                    });
+                }
+                let bytes = read_regular(&p, MAX_INPUT_BYTES).map_err(|e| SourceError::Read {
+                    path: p.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                let text = String::from_utf8(bytes).map_err(|e| SourceError::Read {
+                    path: p.clone(),
+                    source: std::io::Error::other(format!(
+                        "not valid UTF-8 (byte offset {})",
+                        e.utf8_error().valid_up_to()
+                    )),
+                })?;
+                out.insert(rel, text);
             }
         }
     }
@@ -297,25 +319,32 @@ pub fn read_conf_tree(
             }
         };
         for e in entries {
-            let p = e.map_err(read_err)?.path();
+            let e = e.map_err(read_err)?;
+            let p = e.path();
             let rel = p
                 .strip_prefix(dir)
                 .unwrap_or(&p)
                 .to_string_lossy()
                 .into_owned();
-            if p.is_dir() {
+            // The entry's own type: a linked folder is not walked (`a -> .` loops forever),
+            // a linked or special file not read (see read_conf_dir).
+            let kind = e.file_type().map_err(read_err)?;
+            if kind.is_dir() {
                 stack.push(p);
                 continue;
             }
-            if p.extension().is_none_or(|x| x != "xml") {
+            let xml = p.extension().is_some_and(|x| x == "xml");
+            if kind.is_symlink() && !xml {
+                notes.push((rel, 1, "a symbolic link: not followed".into()));
                 continue;
             }
-            let bytes = match std::fs::metadata(&p) {
-                Ok(m) if m.len() > MAX_INPUT_BYTES => {
-                    Err(format!("larger than {MAX_INPUT_BYTES} bytes, not read"))
-                }
-                Ok(_) => std::fs::read(&p).map_err(|e| format!("not read ({e})")),
-                Err(e) => Err(format!("not read ({e})")),
+            if !xml {
+                continue;
+            }
+            let bytes = if kind.is_symlink() {
+                Err("a symbolic link: not followed".to_string())
+            } else {
+                read_regular(&p, MAX_INPUT_BYTES).map_err(|e| format!("not read ({e})"))
             };
             match bytes {
                 Ok(b) => match String::from_utf8(b) {

@@ -345,6 +345,44 @@ fn a_managed_file_swapped_for_a_fifo_never_blocks_the_gather() {
     assert!(left.is_empty(), "processes left on the PBX: {left:?}");
 }
 
+/// A managed file swapped for a link to a root-only file, as fast as the `freeswitch` user
+/// can, while `drift` gathers again and again: the gather opens by name (`<>` follows a link),
+/// so it must check that what it opened is what the name holds now and is no link; the
+/// root-only content never reaches a diff (and no file appears at a dangling target).
+#[test]
+fn a_managed_file_swapped_for_a_link_never_shows_another_files_content() {
+    let (fleet, _, _) = hostile("hostile-linkswap");
+    let conf = fleet.hosts[0].dir.join("conf");
+    let inv = fleet.inventory("inv.yml", &|_, _| "command_timeout: 10\n".into());
+    let first = fleet.run("apply", &inv, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let secret = fleet.dir.join("root-only.txt");
+    std::fs::write(&secret, "Root-Only-Shadow-Line-91\n").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let dir = conf.join("sip_profiles/external");
+    let mut swapper = python_as(
+        "freeswitch",
+        &format!(
+            "import os\nos.symlink({:?}, 'l')\nwhile True:\n    os.rename('wavix.xml', 't')\n    os.rename('l', 'wavix.xml')\n    os.rename('wavix.xml', 'l')\n    os.rename('t', 'wavix.xml')\n",
+            secret.display().to_string()
+        ),
+    );
+    swapper.current_dir(&dir);
+    let mut swapper = swapper.spawn().unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..12 {
+        outcomes.push(fleet.run("drift", &inv, &["--diff"]).all());
+    }
+    let _ = swapper.kill();
+    let _ = swapper.wait();
+    for o in &outcomes {
+        assert!(
+            !o.contains("Root-Only-Shadow-Line-91"),
+            "another file's content: {o}"
+        );
+    }
+}
+
 /// Items 14 and 15 of issue 21: any local user of a PBX reads every process's arguments.
 /// An unprivileged user watching /proc/*/cmdline throughout two applies (FreeSWITCH steps
 /// run in both) never sees the event socket password of the `fs_cli` line, nor the plain

@@ -55,8 +55,16 @@ batch() {
         elif [ ! -e "$n" ]; then cls="$cls M"
         elif [ ! -f "$n" ]; then cls="$cls E"
         elif { eval "command exec $fd<>\"\$n\""; } 2>/dev/null; then
-            cls="$cls ?$fd"
-            fd=$((fd + 1))
+            # The name may have been swapped for a link between the checks and the open
+            # (`<>` follows it): what was opened must be the file the name holds now, and
+            # that must not be a link, or it is not read (`E`, no content travels).
+            if [ ! -L "$n" ] && [ "$n" -ef "/dev/fd/$fd" ]; then
+                cls="$cls ?$fd"
+                fd=$((fd + 1))
+            else
+                eval "exec $fd<&-"
+                cls="$cls E"
+            fi
         else cls="$cls W"
         fi
     done

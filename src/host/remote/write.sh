@@ -103,7 +103,8 @@ expect() {
         exit 5
     elif ! { eval "command exec $xfd<>\"\$3\""; } 2>/dev/null; then
         sy_die "$2/$3 cannot be opened read-write by this login"
-    elif [ ! -f "/dev/fd/$xfd" ]; then
+    elif [ ! -f "/dev/fd/$xfd" ] || [ -L "$3" ] || ! [ "$3" -ef "/dev/fd/$xfd" ]; then
+        # Swapped for a special file or a link between the check and the open: changed.
         printf 'switchyard: %s changed since it was read; nothing written\n' "$2/$3" >&2
         exit 5
     else

@@ -186,8 +186,11 @@ pub struct HostLock {
 }
 
 impl HostLock {
+    /// Bounded like every command (a hung global `sync` on a host's stalled mount must not
+    /// hold the rollout): after the command timeout the channel is dropped, which ends the
+    /// lock with the session's command.
     pub async fn release(self) {
-        self.held.release().await;
+        let _ = tokio::time::timeout(self.timeout, self.held.release()).await;
     }
 
     /// Replace the state record (`.switchyard/state.json`) through the lock's own command
