@@ -58,6 +58,8 @@ batch() {
             # The name may have been swapped for a link between the checks and the open
             # (`<>` follows it): what was opened must be the file the name holds now, and
             # that must not be a link, or it is not read (`E`, no content travels).
+            # -ef: not POSIX, but in dash, bash, busybox and ksh (as common.sh's walk).
+            # shellcheck disable=SC3013
             if [ ! -L "$n" ] && [ "$n" -ef "/dev/fd/$fd" ]; then
                 cls="$cls ?$fd"
                 fd=$((fd + 1))

@@ -93,6 +93,8 @@ expect() {
     if [ -L "$3" ]; then
         sy_die "$2/$3 is a symbolic link; switchyard never follows links under the conf root"
     fi
+    # -ef below: not POSIX, but in dash, bash, busybox and ksh (as common.sh's walk).
+    # shellcheck disable=SC3013
     if [ "$sha" = - ]; then
         if [ -e "$3" ]; then
             printf 'switchyard: %s appeared since it was read; nothing written\n' "$2/$3" >&2
@@ -103,8 +105,8 @@ expect() {
         exit 5
     elif ! { eval "command exec $xfd<>\"\$3\""; } 2>/dev/null; then
         sy_die "$2/$3 cannot be opened read-write by this login"
+    # Swapped for a special file or a link between the check and the open: changed.
     elif [ ! -f "/dev/fd/$xfd" ] || [ -L "$3" ] || ! [ "$3" -ef "/dev/fd/$xfd" ]; then
-        # Swapped for a special file or a link between the check and the open: changed.
         printf 'switchyard: %s changed since it was read; nothing written\n' "$2/$3" >&2
         exit 5
     else
