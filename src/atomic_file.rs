@@ -87,13 +87,10 @@ pub fn read(path: &Path) -> io::Result<Option<(Vec<u8>, Existing)>> {
     if !m.is_file() {
         return Err(refused(NOT_REGULAR));
     }
-    let mut data = Vec::new();
-    f.take(MAX_READ_BYTES + 1).read_to_end(&mut data)?;
-    if data.len() as u64 > MAX_READ_BYTES {
-        return Err(refused(&format!(
-            "is larger than {MAX_READ_BYTES} bytes: refused"
-        )));
-    }
+    let data = crate::inputs::source::read_at_most(f, MAX_READ_BYTES).map_err(|e| match e {
+        crate::inputs::source::FileRefusal::Io(e) => e,
+        _ => refused(&format!("is larger than {MAX_READ_BYTES} bytes: refused")),
+    })?;
     Ok(Some((data, Existing::of(&m))))
 }
 

@@ -337,29 +337,11 @@ impl Dialplan {
                 let text = substitute(text, &dp.globals);
                 if let Ok(doc) = roxmltree::Document::parse(&strip_preprocess(&text)) {
                     for u in doc.descendants().filter(|n| n.has_tag_name("user")) {
-                        let vars = u
-                            .descendants()
-                            .filter(|n| n.has_tag_name("variable"))
-                            .filter_map(|v| {
-                                Some((
-                                    v.attribute("name")?.to_string(),
-                                    v.attribute("value")?.to_string(),
-                                ))
-                            })
-                            .collect();
                         if let Some(id) = u.attribute("id") {
-                            let params = u
-                                .descendants()
-                                .filter(|n| n.has_tag_name("param"))
-                                .filter_map(|v| {
-                                    Some((
-                                        v.attribute("name")?.to_string(),
-                                        v.attribute("value")?.to_string(),
-                                    ))
-                                })
-                                .collect();
-                            dp.user_params.insert(id.to_string(), params);
-                            dp.users.insert(id.to_string(), vars);
+                            dp.user_params
+                                .insert(id.to_string(), super::name_values(u, "param"));
+                            dp.users
+                                .insert(id.to_string(), super::name_values(u, "variable"));
                         }
                     }
                 }

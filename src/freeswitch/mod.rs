@@ -148,27 +148,33 @@ pub fn gateways(text: &str) -> Option<Vec<Gateway>> {
             .filter(|n| n.has_tag_name("gateway"))
             .filter_map(|g| {
                 let name = g.attribute("name")?.to_string();
-                let collect = |tag: &str| {
-                    g.descendants()
-                        .filter(|p| p.has_tag_name(tag))
-                        .filter_map(|p| {
-                            Some((
-                                p.attribute("name")?.to_string(),
-                                p.attribute("value")?.to_string(),
-                            ))
-                        })
-                        .collect()
-                };
                 let line = doc.text_pos_at(g.range().start).row as usize;
                 Some(Gateway {
                     name,
-                    params: collect("param"),
-                    variables: collect("variable"),
+                    params: name_values(g, "param"),
+                    variables: name_values(g, "variable"),
                     line,
                 })
             })
             .collect(),
     )
+}
+
+/// The `name`/`value` pairs of the `tag` elements under `node` (`<param>`s of a gateway or a
+/// user, `<variable>`s), in document order; an element missing either is skipped.
+pub(crate) fn name_values<T: FromIterator<(String, String)>>(
+    node: roxmltree::Node,
+    tag: &str,
+) -> T {
+    node.descendants()
+        .filter(|n| n.has_tag_name(tag))
+        .filter_map(|n| {
+            Some((
+                n.attribute("name")?.to_string(),
+                n.attribute("value")?.to_string(),
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -776,6 +776,15 @@ mod tests {
     /// Expected hashes are checked on opened descriptors, five to a `sha256sum`: a file
     /// changed in the second batch still stops the whole write, and a file swapped for a
     /// FIFO is judged changed, never read (the write would block on it).
+    /// Each path expected to have its sha.
+    fn expected<'a>(paths: &'a [String], shas: &'a [String]) -> Vec<(&'a str, Option<&'a str>)> {
+        paths
+            .iter()
+            .zip(shas)
+            .map(|(p, s)| (p.as_str(), Some(s.as_str())))
+            .collect()
+    }
+
     #[test]
     fn expectations_in_batches_stop_the_whole_write() {
         let dir = scratch("batches");
@@ -801,11 +810,7 @@ mod tests {
             .collect();
         let mut shas: Vec<String> = paths.iter().map(|p| sha(p)).collect();
         shas[6] = "0".repeat(64);
-        let expect: Vec<(&str, Option<&str>)> = paths
-            .iter()
-            .zip(&shas)
-            .map(|(p, s)| (p.as_str(), Some(s.as_str())))
-            .collect();
+        let expect = expected(&paths, &shas);
         let (cmd, stdin) = write(&root, &ops, &expect).unwrap();
         let (code, _, err) = sh(&cmd, &stdin);
         assert_eq!(code, Some(5), "{err}");
@@ -815,11 +820,7 @@ mod tests {
         }
         // All as read: every file written.
         shas[6] = sha(&paths[6]);
-        let expect: Vec<(&str, Option<&str>)> = paths
-            .iter()
-            .zip(&shas)
-            .map(|(p, s)| (p.as_str(), Some(s.as_str())))
-            .collect();
+        let expect = expected(&paths, &shas);
         let (cmd, stdin) = write(&root, &ops, &expect).unwrap();
         let (code, out, err) = sh(&cmd, &stdin);
         assert_eq!(code, Some(0), "{out}{err}");

@@ -235,12 +235,7 @@ fn a_managed_file_over_the_size_limit_is_refused_on_the_host_unread() {
     let grow = as_freeswitch(&conf, "truncate -s 9M sip_profiles/external/wavix.xml");
     assert!(grow.status.success(), "{grow:?}");
     let out = fleet.run("drift", &inv, &[]);
-    let pbx1 = out
-        .all()
-        .lines()
-        .find(|l| l.starts_with("pbx1: "))
-        .unwrap_or_default()
-        .to_string();
+    let pbx1 = host_line(&out, "pbx1");
     assert!(
         pbx1.starts_with("pbx1: ERROR ")
             && pbx1.contains("sip_profiles/external/wavix.xml")
@@ -248,18 +243,7 @@ fn a_managed_file_over_the_size_limit_is_refused_on_the_host_unread() {
         "{}",
         out.all()
     );
-    // pbx2 has nothing to correct (its restart is still owed: the harness allows none).
-    let pbx2 = out
-        .all()
-        .lines()
-        .find(|l| l.starts_with("pbx2: "))
-        .unwrap_or("")
-        .to_string();
-    assert!(
-        !pbx2.is_empty() && !pbx2.contains("ERROR") && !pbx2.contains("drift "),
-        "{}",
-        out.all()
-    );
+    nothing_to_correct(&out, "pbx2");
     assert_ne!(out.code, 0);
 
     // pbx1 with its own `freeswitch_max_file_bytes`.
@@ -294,18 +278,7 @@ fn a_managed_file_over_the_size_limit_is_refused_on_the_host_unread() {
         "{}",
         out.all()
     );
-    // pbx2 has nothing to correct (its restart is still owed: the harness allows none).
-    let pbx2 = out
-        .all()
-        .lines()
-        .find(|l| l.starts_with("pbx2: "))
-        .unwrap_or("")
-        .to_string();
-    assert!(
-        !pbx2.is_empty() && !pbx2.contains("ERROR") && !pbx2.contains("drift "),
-        "{}",
-        out.all()
-    );
+    nothing_to_correct(&out, "pbx2");
 }
 
 /// Item 4 of issue 21: `freeswitch` swaps a managed file for a FIFO and back, over and
@@ -530,4 +503,25 @@ fn a_pbx_answer_cannot_forge_a_line_or_drive_the_terminal() {
             out.all()
         );
     }
+}
+
+/// The drift line of `host` in `out` (empty when there is none).
+fn host_line(out: &Out, host: &str) -> String {
+    let prefix = format!("{host}: ");
+    out.all()
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `host` has a drift line and nothing to correct on it (its restart is still owed: the
+/// harness allows none).
+fn nothing_to_correct(out: &Out, host: &str) {
+    let l = host_line(out, host);
+    assert!(
+        !l.is_empty() && !l.contains("ERROR") && !l.contains("drift "),
+        "{}",
+        out.all()
+    );
 }
