@@ -4,16 +4,30 @@
 //! A file's content is either rendered whole from a template, or the host's current content
 //! with in-place edits (`xml_params`, `preprocess`) applied; several tasks may touch one
 //! file, in play order. Owner, group and mode come from the tasks or the host's defaults.
+//!
+//! [`build`] walks the play (loops, `when`, variables, labels) and hands each run to its
+//! task kind's behaviour, one file per kind under `desired/` (`task.rs` says why there).
 
 use std::collections::BTreeMap;
 
 use minijinja::value::Value;
 use serde::Serialize;
 
+use crate::freeswitch::preprocess::PreProcessError;
+use crate::freeswitch::xml_param::XmlParamError;
 use crate::inputs::inventory::{Host, Vars};
-use crate::inputs::playbook::{LoopItems, Play, TaskKind};
+use crate::inputs::playbook::{LoopItems, Play, Task};
 use crate::inputs::template::{FromSerde, TemplateError, Templates};
 use crate::secret::Redactor;
+
+mod file;
+mod fs_cli;
+mod preprocess;
+mod task;
+mod template;
+mod xml_params;
+
+use task::{behaviour, Cx, Destination, Reload};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DesiredError {
@@ -23,12 +37,51 @@ pub enum DesiredError {
         task: String,
         source: Box<TemplateError>,
     },
-    #[error("host `{host}`, task `{task}`: {message}")]
+    #[error("host `{host}`, task `{task}`: {problem}")]
     Task {
         host: String,
         task: String,
-        message: String,
+        problem: TaskProblem,
     },
+}
+
+/// What is wrong with one task on one host (named by [`DesiredError::Task`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TaskProblem {
+    #[error("`loop`: `{expr}` is {what}, not a list")]
+    LoopNotAList { expr: String, what: &'static str },
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    #[error("`{dest}` is not a `{suffix}` file directly in `{dir}`, where `prune` looks")]
+    OutsidePrune {
+        dest: String,
+        suffix: String,
+        dir: String,
+    },
+    #[error(transparent)]
+    PreProcess(#[from] PreProcessError),
+    #[error("{rel}: tasks `{}` both write and remove it", tasks.join("`, `"))]
+    WriteAndRemove { rel: String, tasks: Vec<String> },
+}
+
+/// A task's `dest` that names no file switchyard may manage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DestinationError {
+    #[error("destination `{0}` is not a file path")]
+    NotAFile(String),
+    #[error("destination `{0}` may not contain `.`, `..` or empty path components")]
+    Relative(String),
+    #[error("destination `{dest}` is outside the conf root `{conf_root}` (set `outside_conf_root: true` on the task if that is intended)")]
+    OutsideConfRoot { dest: String, conf_root: String },
+}
+
+/// Why a file's in-place edits cannot be applied to its content.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("cannot set param `{name}`: {source}")]
+    Param { name: String, source: XmlParamError },
+    #[error(transparent)]
+    PreProcess(#[from] PreProcessError),
 }
 
 /// An in-place edit of an existing file.
@@ -162,306 +215,319 @@ pub fn resolve_dest(
     conf_root: &str,
     dest: &str,
     outside: bool,
-) -> Result<(String, String), String> {
+) -> Result<(String, String), DestinationError> {
     let d = dest.trim();
     if d.is_empty() || d.ends_with('/') {
-        return Err(format!("destination `{dest}` is not a file path"));
+        return Err(DestinationError::NotAFile(dest.to_string()));
     }
     if d.split('/').any(|c| c == ".." || c == ".") || d.contains("//") || d.contains('\0') {
-        return Err(format!(
-            "destination `{dest}` may not contain `.`, `..` or empty path components"
-        ));
+        return Err(DestinationError::Relative(dest.to_string()));
     }
     if let Some(abs) = d.strip_prefix('/') {
         let root = conf_root.trim_start_matches('/');
         match abs.strip_prefix(root).and_then(|r| r.strip_prefix('/')) {
             Some(rel) => Ok((rel.to_string(), d.to_string())),
             None if outside => Ok((d.to_string(), d.to_string())),
-            None => Err(format!(
-                "destination `{dest}` is outside the conf root `{conf_root}` (set `outside_conf_root: true` on the task if that is intended)"
-            )),
+            None => Err(DestinationError::OutsideConfRoot {
+                dest: dest.to_string(),
+                conf_root: conf_root.to_string(),
+            }),
         }
     } else {
         Ok((d.to_string(), format!("{conf_root}/{d}")))
     }
 }
 
-/// Build the desired state of one host for one play.
+/// Build the desired state of one host for one play: each task's runs (one, or one per
+/// loop item) in play order, each handed to its kind's behaviour (`desired/task.rs`).
 pub fn build(
     host: &Host,
     play: &Play,
     templates: &mut Templates,
 ) -> Result<HostDesired, DesiredError> {
     let vars = context(host, &play.vars);
-    let host_ctx = Value::from_serde(&vars);
     let mut redactor = Redactor::from_vars(&vars);
     redactor.add_secrets(&host.secrets);
-    let mut files: Vec<DesiredFile> = Vec::new();
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut handlers = Vec::new();
-    let mut prune = Vec::new();
-    let conf_root = host.freeswitch.conf_root.clone();
-
+    let mut b = Builder {
+        host,
+        templates,
+        vars,
+        redactor,
+        files: Vec::new(),
+        index: BTreeMap::new(),
+        handlers: Vec::new(),
+        prune: Vec::new(),
+    };
     for task in &play.tasks {
-        let terr = |source| DesiredError::Template {
-            host: host.name.clone(),
-            task: task.name.clone(),
-            source: Box::new(source),
-        };
-        let err = |message: String| DesiredError::Task {
-            host: host.name.clone(),
-            task: task.name.clone(),
-            message,
-        };
-        // One run of the task, or one per item of its `loop`: (the item's variable, if any).
-        let items: Vec<Option<(String, serde_json::Value)>> = match &task.looping {
-            None => vec![None],
-            Some(l) => {
-                let list = match &l.items {
-                    LoopItems::List(a) => a.clone(),
-                    LoopItems::Expr(e) => {
-                        match templates
-                            .eval_value(&format!("loop of `{}`", task.name), e, &host_ctx)
-                            .map_err(terr)?
-                        {
-                            serde_json::Value::Array(a) => a,
-                            serde_json::Value::Null => {
-                                return Err(err(format!("`loop`: `{e}` is undefined, not a list")))
-                            }
-                            other => {
-                                return Err(err(format!(
-                                    "`loop`: `{e}` is {}, not a list",
-                                    json_kind(&other)
-                                )))
-                            }
-                        }
-                    }
-                };
-                list.into_iter()
-                    .map(|item| Some((l.var.clone(), item)))
-                    .collect()
-            }
-        };
+        b.task(task)?;
+    }
+    b.finish()
+}
+
+/// The desired state of one host while its play's tasks are added to it.
+struct Builder<'a> {
+    host: &'a Host,
+    templates: &'a mut Templates,
+    /// The host's template variables ([`context`]).
+    vars: Vars,
+    redactor: Redactor,
+    files: Vec<DesiredFile>,
+    /// Absolute path → position in `files`: several tasks may touch one file.
+    index: BTreeMap<String, usize>,
+    handlers: Vec<Handler>,
+    prune: Vec<(String, String, String)>,
+}
+
+/// One run of a task: the loop variable and its item, or `None` for a task without `loop`.
+type Item = Option<(String, serde_json::Value)>;
+
+impl Builder<'_> {
+    fn task(&mut self, task: &Task) -> Result<(), DesiredError> {
+        let items = self.items(task)?;
         if let Some((dir, suffix)) = &task.prune {
             let (_, abs) = resolve_dest(
-                &conf_root,
+                &self.host.freeswitch.conf_root,
                 &format!("{dir}/x{suffix}"),
                 task.outside_conf_root,
             )
-            .map_err(err)?;
+            .map_err(|e| self.fail(&task.name, e))?;
             let abs_dir = abs
                 .rsplit_once('/')
                 .map(|x| x.0.to_string())
                 .unwrap_or_default();
-            prune.push((abs_dir, suffix.clone(), task.name.clone()));
+            self.prune
+                .push((abs_dir, suffix.clone(), task.name.clone()));
         }
         for (position, item) in items.into_iter().enumerate() {
-            let mut vars = vars.clone();
-            if let Some((var, value)) = &item {
-                // Secrets inside items (a user's password) are masked like any other.
-                let mut one = Vars::new();
-                one.insert(var.clone(), value.clone());
-                redactor.merge(&Redactor::from_vars(&one));
-                vars.insert(var.clone(), value.clone());
-            }
-            let item_ctx = Value::from_serde(&vars);
-            let ctx = if task.vars.is_empty() {
-                item_ctx.clone()
-            } else {
-                // Task vars may refer to host vars (and the item): render them first.
-                let mut v = vars.clone();
-                for (k, val) in &task.vars {
-                    let rendered = match val {
-                        serde_json::Value::String(s) => serde_json::Value::String(
-                            templates
-                                .render_str(
-                                    &format!("task `{}` var `{k}`", task.name),
-                                    s,
-                                    &item_ctx,
-                                )
-                                .map_err(terr)?,
-                        ),
-                        other => other.clone(),
-                    };
-                    if crate::secret::is_secret_name(k) {
-                        if let Some(s) = rendered.as_str() {
-                            redactor.add(s);
-                        }
-                    }
-                    v.insert(k.clone(), rendered);
-                }
-                // `-e` wins over task vars too (Ansible's extra variables).
-                v.extend(host.extra.clone());
-                Value::from_serde(&v)
-            };
-            // The task as reports name it: with a short, masked label per item.
-            let shown = match (&task.looping, &item) {
-                (Some(l), Some((_, value))) => {
-                    let label = match &l.label {
-                        Some(t) => templates
-                            .render_str(&format!("label of `{}`", task.name), t, &ctx)
-                            .map_err(terr)?,
-                        None => default_label(value, position),
-                    };
-                    let label = redactor.redact(&label);
-                    let label: String = if label.chars().count() > 40 {
-                        format!("{}...", label.chars().take(40).collect::<String>())
-                    } else {
-                        label
-                    };
-                    format!("{} ({label})", task.name)
-                }
-                _ => task.name.clone(),
-            };
-            let err = |message: String| DesiredError::Task {
-                host: host.name.clone(),
-                task: shown.clone(),
-                message,
-            };
-            if let Some(w) = &task.when {
-                if !templates
-                    .eval_bool(&format!("when of `{}`", task.name), w, &ctx)
-                    .map_err(terr)?
+            self.run(task, position, item)?;
+        }
+        Ok(())
+    }
+
+    /// The task's runs: one, or one per item of its `loop`.
+    fn items(&self, task: &Task) -> Result<Vec<Item>, DesiredError> {
+        let Some(l) = &task.looping else {
+            return Ok(vec![None]);
+        };
+        let list = match &l.items {
+            LoopItems::List(a) => a.clone(),
+            LoopItems::Expr(expr) => {
+                let host_ctx = Value::from_serde(&self.vars);
+                let not_a_list = |what| TaskProblem::LoopNotAList {
+                    expr: expr.clone(),
+                    what,
+                };
+                match self
+                    .templates
+                    .eval_value(&format!("loop of `{}`", task.name), expr, &host_ctx)
+                    .map_err(|e| self.template_error(&task.name, e))?
                 {
-                    continue;
-                }
-            }
-            let render = |s: &str| templates.render_str(&format!("task `{}`", shown), s, &ctx);
-            let (dest, owner, group, mode) = match &task.kind {
-                TaskKind::Template(t) => (&t.dest, &t.owner, &t.group, t.mode),
-                TaskKind::XmlParams(t) => (&t.dest, &t.owner, &t.group, t.mode),
-                TaskKind::PreProcess(t) => (&t.dest, &t.owner, &t.group, t.mode),
-                TaskKind::File(t) => (&t.dest, &t.owner, &t.group, t.mode),
-                TaskKind::FsCli(f) => {
-                    handlers.push(Handler {
-                        task: task.name.clone(),
-                        command: render(&f.command).map_err(terr)?,
-                        on_change: f.on_change.clone(),
-                    });
-                    continue;
-                }
-            };
-            let dest = render(dest).map_err(terr)?;
-            let (rel, path) =
-                resolve_dest(&conf_root, &dest, task.outside_conf_root).map_err(err)?;
-            if let Some((dir, suffix)) = &task.prune {
-                let inside = rel
-                    .rsplit_once('/')
-                    .is_some_and(|(d, name)| d == dir && name.ends_with(suffix.as_str()));
-                if !inside {
-                    return Err(err(format!(
-                        "`{dest}` is not a `{suffix}` file directly in `{dir}`, where `prune` looks"
-                    )));
-                }
-            }
-            let i = *index.entry(path.clone()).or_insert_with(|| {
-                files.push(DesiredFile {
-                    rel: rel.clone(),
-                    path: path.clone(),
-                    base: None,
-                    edits: Vec::new(),
-                    owner: None,
-                    group: None,
-                    mode: None,
-                    tasks: Vec::new(),
-                    absent: false,
-                });
-                files.len() - 1
-            });
-            let f = &mut files[i];
-            f.tasks.push(shown.clone());
-            if let Some(o) = owner {
-                f.owner = Some(render(o).map_err(terr)?);
-            }
-            if let Some(g) = group {
-                f.group = Some(render(g).map_err(terr)?);
-            }
-            if let Some(m) = mode {
-                f.mode = Some(m.0);
-            }
-            match &task.kind {
-                TaskKind::Template(t) => {
-                    let text = templates.render_file(&t.src, &ctx).map_err(terr)?;
-                    if rel.ends_with(".xml") {
-                        crate::inputs::template::check_well_formed(&t.src, &text).map_err(terr)?;
+                    serde_json::Value::Array(a) => a,
+                    serde_json::Value::Null => {
+                        return Err(self.fail(&task.name, not_a_list("undefined")))
                     }
-                    // A template replaces whatever earlier edits did.
-                    f.base = Some(text);
-                    f.edits.clear();
-                    // Whole files written by switchyard default to the host's owner and 0640:
-                    // gateway files hold trunk passwords.
-                    f.owner.get_or_insert_with(|| host.freeswitch.owner.clone());
-                    f.group.get_or_insert_with(|| host.freeswitch.group.clone());
-                    f.mode.get_or_insert(0o640);
+                    other => return Err(self.fail(&task.name, not_a_list(json_kind(&other)))),
                 }
-                TaskKind::XmlParams(t) => {
-                    for (name, value) in &t.params {
-                        let value = render(&value.0).map_err(terr)?;
-                        if crate::secret::is_secret_name(name) {
-                            redactor.add(&value);
-                        }
-                        f.edits.push(Edit::Param {
-                            section: t.section.clone(),
-                            name: name.clone(),
-                            value,
-                        });
-                    }
-                }
-                TaskKind::PreProcess(t)
-                    if t.state == crate::inputs::playbook::FileState::Absent =>
-                {
-                    for name in t.vars.keys() {
-                        f.edits.push(Edit::PreProcessRemove {
-                            cmd: t.cmd.clone(),
-                            name: name.clone(),
-                        });
-                    }
-                }
-                TaskKind::PreProcess(t) => {
-                    for (name, value) in &t.vars {
-                        let value = render(&value.0).map_err(terr)?;
-                        if let Some(what) = crate::freeswitch::preprocess::unsafe_data(&value) {
-                            return Err(err(format!("value of `{name}` contains {what}, which a pre-process line cannot carry")));
-                        }
-                        if crate::secret::is_secret_name(name) {
-                            redactor.add(&value);
-                        }
-                        f.edits.push(Edit::PreProcess {
-                            cmd: t.cmd.clone(),
-                            name: name.clone(),
-                            value,
-                        });
-                    }
-                }
-                TaskKind::File(t) if t.state == crate::inputs::playbook::FileState::Absent => {
-                    f.absent = true;
-                }
-                TaskKind::File(_) | TaskKind::FsCli(_) => {}
+            }
+        };
+        Ok(list
+            .into_iter()
+            .map(|item| Some((l.var.clone(), item)))
+            .collect())
+    }
+
+    /// One run of a task: its variables, its `when`, then its kind's contribution.
+    fn run(&mut self, task: &Task, position: usize, item: Item) -> Result<(), DesiredError> {
+        let ctx = self.run_context(task, &item)?;
+        let shown = self.shown(task, position, &item, &ctx)?;
+        if let Some(w) = &task.when {
+            if !self
+                .templates
+                .eval_bool(&format!("when of `{}`", task.name), w, &ctx)
+                .map_err(|e| self.template_error(&task.name, e))?
+            {
+                return Ok(());
             }
         }
+        let kind = behaviour(&task.kind);
+        let mut cx = Cx {
+            host: self.host,
+            templates: self.templates,
+            ctx: &ctx,
+            redactor: &mut self.redactor,
+            task: &task.name,
+            shown: &shown,
+        };
+        if let Reload::Handler { command, on_change } = kind.reload() {
+            self.handlers.push(Handler {
+                task: task.name.clone(),
+                command: cx.render(command)?,
+                on_change: on_change.to_vec(),
+            });
+        }
+        let Some(d) = kind.destination() else {
+            return Ok(());
+        };
+        let file = place(&mut self.files, &mut self.index, task, &d, &cx)?;
+        kind.contribute(file, &mut cx)
     }
-    if let Some(f) = files
-        .iter()
-        .find(|f| f.absent && (f.base.is_some() || !f.edits.is_empty()))
-    {
-        return Err(DesiredError::Task {
-            host: host.name.clone(),
-            task: f.tasks.last().cloned().unwrap_or_default(),
-            message: format!(
-                "{}: tasks `{}` both write and remove it",
-                f.rel,
-                f.tasks.join("`, `")
-            ),
+
+    /// The variables of one run: the host's, the item (its secrets masked), then the task's
+    /// own (rendered over those) and `-e` over all.
+    fn run_context(&mut self, task: &Task, item: &Item) -> Result<Value, DesiredError> {
+        let mut vars = self.vars.clone();
+        if let Some((var, value)) = item {
+            // Secrets inside items (a user's password) are masked like any other.
+            let mut one = Vars::new();
+            one.insert(var.clone(), value.clone());
+            self.redactor.merge(&Redactor::from_vars(&one));
+            vars.insert(var.clone(), value.clone());
+        }
+        let item_ctx = Value::from_serde(&vars);
+        if task.vars.is_empty() {
+            return Ok(item_ctx);
+        }
+        // Task vars may refer to host vars (and the item): render them first.
+        for (k, val) in &task.vars {
+            let rendered = match val {
+                serde_json::Value::String(s) => serde_json::Value::String(
+                    self.templates
+                        .render_str(&format!("task `{}` var `{k}`", task.name), s, &item_ctx)
+                        .map_err(|e| self.template_error(&task.name, e))?,
+                ),
+                other => other.clone(),
+            };
+            if crate::secret::is_secret_name(k) {
+                if let Some(s) = rendered.as_str() {
+                    self.redactor.add(s);
+                }
+            }
+            vars.insert(k.clone(), rendered);
+        }
+        // `-e` wins over task vars too (Ansible's extra variables).
+        vars.extend(self.host.extra.clone());
+        Ok(Value::from_serde(&vars))
+    }
+
+    /// The task as reports name it: with a short, masked label per item.
+    fn shown(
+        &self,
+        task: &Task,
+        position: usize,
+        item: &Item,
+        ctx: &Value,
+    ) -> Result<String, DesiredError> {
+        let (Some(l), Some((_, value))) = (&task.looping, item) else {
+            return Ok(task.name.clone());
+        };
+        let label = match &l.label {
+            Some(t) => self
+                .templates
+                .render_str(&format!("label of `{}`", task.name), t, ctx)
+                .map_err(|e| self.template_error(&task.name, e))?,
+            None => default_label(value, position),
+        };
+        let label = self.redactor.redact(&label);
+        let label: String = if label.chars().count() > 40 {
+            format!("{}...", label.chars().take(40).collect::<String>())
+        } else {
+            label
+        };
+        Ok(format!("{} ({label})", task.name))
+    }
+
+    /// The desired state, refused when one file is both written and removed.
+    fn finish(self) -> Result<HostDesired, DesiredError> {
+        if let Some(f) = self
+            .files
+            .iter()
+            .find(|f| f.absent && (f.base.is_some() || !f.edits.is_empty()))
+        {
+            return Err(self.fail(
+                f.tasks.last().map(String::as_str).unwrap_or_default(),
+                TaskProblem::WriteAndRemove {
+                    rel: f.rel.clone(),
+                    tasks: f.tasks.clone(),
+                },
+            ));
+        }
+        Ok(HostDesired {
+            host: self.host.name.clone(),
+            conf_root: self.host.freeswitch.conf_root.clone(),
+            files: self.files,
+            handlers: self.handlers,
+            redactor: self.redactor,
+            prune: self.prune,
+        })
+    }
+
+    fn template_error(&self, task: &str, source: TemplateError) -> DesiredError {
+        DesiredError::Template {
+            host: self.host.name.clone(),
+            task: task.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    fn fail(&self, task: &str, problem: impl Into<TaskProblem>) -> DesiredError {
+        DesiredError::Task {
+            host: self.host.name.clone(),
+            task: task.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The file a run's destination names (found, or added in play order), with the task
+/// recorded on it and the owner, group and mode it asks for.
+fn place<'f>(
+    files: &'f mut Vec<DesiredFile>,
+    index: &mut BTreeMap<String, usize>,
+    task: &Task,
+    d: &Destination<'_>,
+    cx: &Cx<'_>,
+) -> Result<&'f mut DesiredFile, DesiredError> {
+    let dest = cx.render(d.dest)?;
+    let (rel, path) = resolve_dest(&cx.host.freeswitch.conf_root, &dest, task.outside_conf_root)
+        .map_err(|e| cx.fail(e))?;
+    if let Some((dir, suffix)) = &task.prune {
+        let inside = rel
+            .rsplit_once('/')
+            .is_some_and(|(d, name)| d == dir && name.ends_with(suffix.as_str()));
+        if !inside {
+            return Err(cx.fail(TaskProblem::OutsidePrune {
+                dest,
+                suffix: suffix.clone(),
+                dir: dir.clone(),
+            }));
+        }
+    }
+    let i = *index.entry(path.clone()).or_insert_with(|| {
+        files.push(DesiredFile {
+            rel,
+            path,
+            base: None,
+            edits: Vec::new(),
+            owner: None,
+            group: None,
+            mode: None,
+            tasks: Vec::new(),
+            absent: false,
         });
+        files.len() - 1
+    });
+    let f = &mut files[i];
+    f.tasks.push(cx.shown.to_string());
+    if let Some(o) = d.owner {
+        f.owner = Some(cx.render(o)?);
     }
-    Ok(HostDesired {
-        host: host.name.clone(),
-        conf_root,
-        files,
-        handlers,
-        redactor,
-        prune,
-    })
+    if let Some(g) = d.group {
+        f.group = Some(cx.render(g)?);
+    }
+    if let Some(m) = d.mode {
+        f.mode = Some(m.0);
+    }
+    Ok(f)
 }
 
 /// What a loop item is called when the task gives no `label`: a scalar itself; a mapping
@@ -494,7 +560,7 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 /// Apply a file's edits to `base`.
-pub fn apply_edits(base: &str, edits: &[Edit]) -> Result<String, String> {
+pub fn apply_edits(base: &str, edits: &[Edit]) -> Result<String, EditError> {
     let mut text = base.to_string();
     for e in edits {
         text = match e {
@@ -502,11 +568,14 @@ pub fn apply_edits(base: &str, edits: &[Edit]) -> Result<String, String> {
                 section,
                 name,
                 value,
-            } => crate::freeswitch::xml_param::set_param(&text, section, name, value)
-                .map_err(|e| format!("cannot set param `{name}`: {e}"))?,
+            } => crate::freeswitch::xml_param::set_param(&text, section, name, value).map_err(
+                |source| EditError::Param {
+                    name: name.clone(),
+                    source,
+                },
+            )?,
             Edit::PreProcess { cmd, name, value } => {
-                crate::freeswitch::preprocess::ensure(&text, cmd, name, value)
-                    .map_err(|e| e.to_string())?
+                crate::freeswitch::preprocess::ensure(&text, cmd, name, value)?
             }
             Edit::PreProcessRemove { cmd, name } => {
                 crate::freeswitch::preprocess::remove(&text, cmd, name)
@@ -636,5 +705,46 @@ mod tests {
             e.contains("`loop` takes a list or `{{ variable }}`, not `5`"),
             "{e}"
         );
+    }
+
+    /// The errors are typed now; their words are what operators already read, unchanged.
+    #[test]
+    fn each_tasks_refusal_reads_as_before() {
+        for (task, want) in [
+            (
+                "template: {src: user.xml.j2, dest: /etc/passwd}",
+                "host `pbx1`, task `t`: destination `/etc/passwd` is outside the conf root `/usr/local/freeswitch/conf` (set `outside_conf_root: true` on the task if that is intended)",
+            ),
+            (
+                "file: {dest: a/../b.xml}",
+                "host `pbx1`, task `t`: destination `a/../b.xml` may not contain `.`, `..` or empty path components",
+            ),
+            (
+                "xml_params: {dest: \"dir/\", params: {a: b}}",
+                "host `pbx1`, task `t`: destination `dir/` is not a file path",
+            ),
+            (
+                "preprocess: {vars: {v: \"a\\\"b\"}}",
+                "host `pbx1`, task `t`: value of `v` contains a double quote, which a pre-process line cannot carry",
+            ),
+            (
+                "template: {src: user.xml.j2, dest: \"d/{{ item.id }}.xml\"}\n      loop: [{id: \"x/1\", password: p}]\n      prune: true",
+                "host `pbx1`, task `t (x/1)`: `d/x/1.xml` is not a `.xml` file directly in `d`, where `prune` looks",
+            ),
+        ] {
+            let e = build_one(INV, &format!("- hosts: all\n  tasks:\n    - name: t\n      {task}\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, want);
+        }
+        let e = build_one(INV, "- hosts: all\n  tasks:\n    - name: w\n      xml_params: {dest: a.xml, params: {x: y}}\n    - name: r\n      file: {dest: a.xml, state: absent}\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "host `pbx1`, task `r`: a.xml: tasks `w`, `r` both write and remove it"
+        );
+        // A handler writes no file, and its command is rendered over the host's variables.
+        let d = build_one(INV, "- hosts: all\n  tasks:\n    - name: h\n      fs_cli: {command: \"reload {{ inventory_hostname }}\"}\n").unwrap();
+        assert!(d.files.is_empty());
+        assert_eq!(d.handlers[0].command, "reload pbx1");
     }
 }

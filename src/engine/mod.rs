@@ -1,6 +1,7 @@
 //! The engine: from inputs to a per-host outcome, in the order the data flows.
 //!
-//! - [`desired`]: each host's desired files, rendered without connecting;
+//! - [`desired`]: each host's desired files, rendered without connecting; what each task
+//!   kind contributes is its own file (`desired/template.rs`, `desired/fs_cli.rs`, …);
 //! - [`facts`]: every managed file's state gathered in one round trip;
 //! - [`plan`]: desired vs actual, a pure function (diffs via [`diff`], masked by
 //!   [`crate::secret`]); [`plan::saved`] keeps a reviewed plan for a later apply;

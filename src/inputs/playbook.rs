@@ -1,8 +1,9 @@
 //! Playbooks: plays of typed, idempotent tasks, read from YAML.
 //!
-//! One struct per task kind, and [`TaskKind`] as the one enum over them (the mini-redis
-//! `Command` shape). Unknown fields are refused at parse time with the file, line and
-//! column; a task that names no kind or two kinds is refused with its name.
+//! A play's own keys are here; a task's fields, one struct per kind with [`TaskKind`] as
+//! the one enum over them (the mini-redis `Command` shape), are in `playbook/task.rs`.
+//! Unknown fields are refused at parse time with the file, line and column; a task that
+//! names no kind or two kinds is refused with its name.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +13,13 @@ use serde::{Deserialize, Deserializer};
 
 use crate::inputs::inventory::Vars;
 use crate::inputs::source::{self, SourceError};
+
+mod task;
+use task::RawTask;
+pub use task::{
+    FileState, FileTask, FsCliTask, Loop, LoopControl, LoopItems, PreProcessTask, Task, TaskKind,
+    TemplateTask, XmlParamsTask,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlaybookError {
@@ -85,174 +93,6 @@ impl fmt::Display for Mode {
     }
 }
 
-/// Render a template file to `dest`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateTask {
-    /// Template path, looked up in `templates/` beside or above the playbook.
-    pub src: String,
-    /// Destination, relative to the host's conf root (or absolute inside it).
-    pub dest: String,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    pub mode: Option<Mode>,
-}
-
-/// Set `<param name=".." value=".."/>` entries inside an existing XML file, in place.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct XmlParamsTask {
-    pub dest: String,
-    pub params: BTreeMap<String, Scalar>,
-    /// The element whose `<param>` children are edited.
-    #[serde(default = "default_section")]
-    pub section: String,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    pub mode: Option<Mode>,
-}
-
-fn default_section() -> String {
-    "settings".into()
-}
-
-/// Ensure `<X-PRE-PROCESS cmd=".." data="name=value"/>` lines (vars.xml).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PreProcessTask {
-    #[serde(default = "default_vars_xml")]
-    pub dest: String,
-    /// `set`, `stun-set`, `env-set` or `exec-set`.
-    #[serde(default = "default_cmd")]
-    pub cmd: String,
-    pub vars: BTreeMap<String, Scalar>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    pub mode: Option<Mode>,
-    /// `absent`: remove the `cmd` definitions of these variables (values ignored).
-    #[serde(default)]
-    pub state: FileState,
-}
-
-fn default_vars_xml() -> String {
-    "vars.xml".into()
-}
-fn default_cmd() -> String {
-    "set".into()
-}
-
-/// Ensure owner, group and mode of an existing file, or (`state: absent`) that it is gone.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileTask {
-    pub dest: String,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    pub mode: Option<Mode>,
-    #[serde(default)]
-    pub state: FileState,
-}
-
-/// Whether a `file` task wants the file there (default) or removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileState {
-    #[default]
-    Present,
-    /// Removed: a gateway file's removal plans `killgw`, any other XML `reloadxml`.
-    Absent,
-}
-
-/// Run an `fs_cli -x` command, handler-style: only when a task it watches changed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FsCliTask {
-    pub command: String,
-    /// Names of tasks whose change triggers the command; empty means any task of the play.
-    #[serde(default)]
-    pub on_change: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub enum TaskKind {
-    Template(TemplateTask),
-    XmlParams(XmlParamsTask),
-    PreProcess(PreProcessTask),
-    File(FileTask),
-    FsCli(FsCliTask),
-}
-
-impl TaskKind {
-    pub fn keyword(&self) -> &'static str {
-        match self {
-            TaskKind::Template(_) => "template",
-            TaskKind::XmlParams(_) => "xml_params",
-            TaskKind::PreProcess(_) => "preprocess",
-            TaskKind::File(_) => "file",
-            TaskKind::FsCli(_) => "fs_cli",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTask {
-    name: Option<String>,
-    when: Option<String>,
-    #[serde(default)]
-    vars: Vars,
-    /// Let this task's destination be an absolute path outside the host's conf root.
-    #[serde(default)]
-    outside_conf_root: bool,
-    template: Option<TemplateTask>,
-    xml_params: Option<XmlParamsTask>,
-    preprocess: Option<PreProcessTask>,
-    file: Option<FileTask>,
-    fs_cli: Option<FsCliTask>,
-    #[serde(default)]
-    tags: Option<Tags>,
-    #[serde(rename = "loop")]
-    looping: Option<serde_json::Value>,
-    loop_control: Option<LoopControl>,
-    /// With `loop`: files this task wrote for items that are gone are removed.
-    #[serde(default)]
-    prune: bool,
-}
-
-/// `tags: web` or `tags: [web, db]` (a comma-separated string too, as Ansible takes it).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Tags {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoopControl {
-    /// The name of the loop variable (default `item`), for loops inside included templates.
-    pub loop_var: Option<String>,
-    /// What to show for each item (a template), instead of the item itself.
-    pub label: Option<String>,
-}
-
-/// What a task loops over.
-#[derive(Debug, Clone)]
-pub enum LoopItems {
-    /// A list written in the playbook.
-    List(Vec<serde_json::Value>),
-    /// An expression over the host's variables (`loop: "{{ users }}"` → `users`).
-    Expr(String),
-}
-
-/// Ansible's `loop:` on a task: the task runs once per item, with the item in `loop_var`.
-#[derive(Debug, Clone)]
-pub struct Loop {
-    pub items: LoopItems,
-    pub var: String,
-    pub label: Option<String>,
-}
-
 /// Which tasks a run selects (`--tags`, `--skip-tags`), with Ansible's special tags:
 /// `always` runs unless skipped by name, `never` only when asked for by name, and `all`,
 /// `tagged`, `untagged` select by whether a task has tags.
@@ -285,27 +125,6 @@ impl TagFilter {
         };
         wanted && !named(&self.skip)
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct Task {
-    pub name: String,
-    /// A minijinja expression over the host's variables; the task is skipped when false.
-    pub when: Option<String>,
-    /// Variables for this task only (over the host's), e.g. one gateway template rendered
-    /// twice with different names.
-    pub vars: Vars,
-    /// The destination may lie outside the conf root (an explicit opt-in per task).
-    pub outside_conf_root: bool,
-    pub kind: TaskKind,
-    /// `tags:`, for `--tags` / `--skip-tags`.
-    pub tags: Vec<String>,
-    /// `loop:`: one run of the task per item, each its own managed file.
-    pub looping: Option<Loop>,
-    /// `prune: true` (with `loop`): the folder and file-name ending its `dest` names
-    /// (`directory/default/{{ u.id }}.xml` → `directory/default`, `.xml`); files switchyard
-    /// wrote there for items no longer in the loop are removed.
-    pub prune: Option<(String, String)>,
 }
 
 /// How many hosts a batch takes: `serial: 2`, `serial: "25%"`, or a list for canaries.
@@ -492,28 +311,6 @@ pub struct Play {
     pub lint_allow: BTreeMap<String, String>,
 }
 
-/// The fixed folder and file-name ending of a pruned task's `dest`: the folder may not
-/// depend on the item (else nothing says which files were the task's), and the name must
-/// end in fixed text after its last `}}`.
-fn prune_pattern(dest: &str) -> Result<(String, String), String> {
-    let bad = || {
-        format!("`prune` needs a `dest` whose folder is fixed and whose file name ends in fixed text, like `directory/default/{{{{ item.id }}}}.xml` (got `{dest}`)")
-    };
-    let first = dest.find("{{").ok_or_else(bad)?;
-    let (dir, _) = dest[..first].rsplit_once('/').ok_or_else(bad)?;
-    let last = dest.rfind("}}").ok_or_else(bad)? + 2;
-    let suffix = &dest[last..];
-    if dir.is_empty()
-        || dir.contains("{%")
-        || suffix.is_empty()
-        || suffix.contains('/')
-        || dest[first..].contains('/')
-    {
-        return Err(bad());
-    }
-    Ok((dir.trim_end_matches('/').to_string(), suffix.to_string()))
-}
-
 impl Play {
     /// The play with only the tasks `filter` selects (`--tags`, `--skip-tags`).
     pub fn with_tags(&self, filter: &TagFilter) -> Play {
@@ -547,127 +344,18 @@ impl Playbook {
         let mut plays = Vec::new();
         for (i, rp) in raw.into_iter().enumerate() {
             let play_name = rp.name.clone().unwrap_or_else(|| format!("play {}", i + 1));
-            let mut tasks = Vec::new();
+            let mut tasks: Vec<Task> = Vec::new();
             for (j, rt) in rp.tasks.into_iter().enumerate() {
                 let task_name = rt.name.clone().unwrap_or_else(|| format!("task {}", j + 1));
-                let err = |message: String| PlaybookError::Task {
-                    path: path.to_path_buf(),
-                    play: play_name.clone(),
-                    task: task_name.clone(),
-                    message,
-                };
-                let mut kinds = Vec::new();
-                if let Some(t) = rt.template {
-                    kinds.push(TaskKind::Template(t));
-                }
-                if let Some(t) = rt.xml_params {
-                    kinds.push(TaskKind::XmlParams(t));
-                }
-                if let Some(t) = rt.preprocess {
-                    kinds.push(TaskKind::PreProcess(t));
-                }
-                if let Some(t) = rt.file {
-                    kinds.push(TaskKind::File(t));
-                }
-                if let Some(t) = rt.fs_cli {
-                    kinds.push(TaskKind::FsCli(t));
-                }
-                if kinds.len() != 1 {
-                    return Err(err(format!(
-                        "a task needs exactly one of `template`, `xml_params`, `preprocess`, `file`, `fs_cli` (found {})",
-                        if kinds.is_empty() {
-                            "none".to_string()
-                        } else {
-                            kinds.iter().map(|k| format!("`{}`", k.keyword())).collect::<Vec<_>>().join(", ")
-                        }
-                    )));
-                }
-                let kind = kinds.pop().expect("one kind");
-                if let TaskKind::PreProcess(p) = &kind {
-                    if !crate::freeswitch::preprocess::KNOWN_CMDS.contains(&p.cmd.as_str()) {
-                        return Err(err(format!(
-                            "pre-process cmd `{}` is not one of {}",
-                            p.cmd,
-                            crate::freeswitch::preprocess::KNOWN_CMDS.join(", ")
-                        )));
+                let task = rt.into_task(task_name.clone(), &tasks).map_err(|message| {
+                    PlaybookError::Task {
+                        path: path.to_path_buf(),
+                        play: play_name.clone(),
+                        task: task_name,
+                        message,
                     }
-                }
-                if tasks.iter().any(|t: &Task| t.name == task_name) {
-                    return Err(err("two tasks of the play have this name".into()));
-                }
-                let tags = match rt.tags {
-                    None => Vec::new(),
-                    Some(Tags::One(s)) => s
-                        .split(',')
-                        .map(|t| t.trim().to_string())
-                        .filter(|t| !t.is_empty())
-                        .collect(),
-                    Some(Tags::Many(v)) => v,
-                };
-                let looping = match (rt.looping, rt.loop_control) {
-                    (None, None) => None,
-                    (None, Some(_)) => return Err(err("`loop_control` without `loop`".into())),
-                    (Some(items), control) => {
-                        let items = match items {
-                            serde_json::Value::Array(a) => LoopItems::List(a),
-                            serde_json::Value::String(s) => {
-                                let t = s.trim();
-                                match t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
-                                    Some(expr) if !expr.contains("{{") => LoopItems::Expr(expr.trim().to_string()),
-                                    _ => return Err(err(format!("`loop: {s}` is neither a list nor one `{{{{ expression }}}}` naming a list"))),
-                                }
-                            }
-                            other => {
-                                return Err(err(format!(
-                                    "`loop` takes a list or `{{{{ variable }}}}`, not `{other}`"
-                                )))
-                            }
-                        };
-                        let control = control.unwrap_or(LoopControl {
-                            loop_var: None,
-                            label: None,
-                        });
-                        let var = control.loop_var.unwrap_or_else(|| "item".into());
-                        if var.is_empty()
-                            || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        {
-                            return Err(err(format!("`loop_var: {var}` is not a variable name")));
-                        }
-                        if matches!(kind, TaskKind::FsCli(_)) {
-                            return Err(err("`loop` on an `fs_cli` handler is not supported: write one handler per command".into()));
-                        }
-                        Some(Loop {
-                            items,
-                            var,
-                            label: control.label,
-                        })
-                    }
-                };
-                let prune = if rt.prune {
-                    let dest = match &kind {
-                        TaskKind::Template(t) => &t.dest,
-                        _ => return Err(err("`prune` is for looped `template` tasks".into())),
-                    };
-                    if looping.is_none() {
-                        return Err(err(
-                            "`prune` needs `loop` (it removes the files of items that are gone)"
-                                .into(),
-                        ));
-                    }
-                    Some(prune_pattern(dest).map_err(err)?)
-                } else {
-                    None
-                };
-                tasks.push(Task {
-                    name: task_name,
-                    when: rt.when,
-                    vars: rt.vars,
-                    outside_conf_root: rt.outside_conf_root,
-                    kind,
-                    tags,
-                    looping,
-                    prune,
-                });
+                })?;
+                tasks.push(task);
             }
             // Handler references must name real tasks: a typo would silently never fire.
             for t in &tasks {

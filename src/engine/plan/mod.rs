@@ -396,8 +396,8 @@ fn new_content(
         None => None,
     };
     let new_text = match (&d.base, &old_text) {
-        (Some(b), _) => apply_edits(b, edits)?,
-        (None, Some(cur)) => apply_edits(cur, edits)?,
+        (Some(b), _) => apply_edits(b, edits).map_err(|e| e.to_string())?,
+        (None, Some(cur)) => apply_edits(cur, edits).map_err(|e| e.to_string())?,
         (None, None) if old.is_none() => {
             return Err(format!(
                 "does not exist, and task{} `{}` only edit{} an existing file",
