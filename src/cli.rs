@@ -97,6 +97,8 @@ pub enum Command {
     Demo(commands::demo::DemoArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::CompletionsArgs),
+    /// Print the JSON Schema of a playbook, inventory or vars file, for editors
+    Schema(commands::schema::SchemaArgs),
     /// Print the man page (roff): `switchyard man > switchyard.1`
     Man,
 }
@@ -171,5 +173,6 @@ async fn dispatch(cmd: Command, cx: Context) -> CommandResult {
         Command::Demo(a) => demo::run(a, &cx).await,
         Command::Completions(a) => completions::completions(a, Cli::command()),
         Command::Man => completions::man(Cli::command()),
+        Command::Schema(a) => schema::run(a),
     }
 }

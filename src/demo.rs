@@ -124,8 +124,14 @@ pub fn prepare(dir: &Path, reset: bool) -> Result<PathBuf, BoxError> {
         write(&dir.join("inventory.yml"), &inv)?;
         eprintln!("demo fleet created in {}", dir.display());
     }
-    // The playbook and templates are the shipped ones, as built into this binary.
+    // The playbook and templates are the shipped ones, as built into this binary; the
+    // playbook's first line names ../schema/playbook.schema.json for editors.
     write(&dir.join("playbooks/wavix.yml"), PLAYBOOK)?;
+    let schema = crate::inputs::playbook::Playbook::json_schema();
+    write(
+        &dir.join("schema/playbook.schema.json"),
+        &serde_json::to_string_pretty(&schema)?,
+    )?;
     for (n, t) in TEMPLATES {
         write(&dir.join("templates").join(n), t)?;
     }

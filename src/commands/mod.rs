@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod lint;
 pub mod plan;
 pub mod route;
+pub mod schema;
 pub mod trunks;
 pub mod vault;
 pub mod verify;

@@ -34,6 +34,7 @@ use super::{classify, gateways, preprocess, xml_param, FileKind};
     Ord,
     serde::Deserialize,
     serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Disruption {

@@ -5,10 +5,12 @@
 //! Unknown fields are refused at parse time with the file, line and column; a task that
 //! names no kind or two kinds is refused with its name.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer};
 
 use crate::inputs::inventory::Vars;
@@ -63,6 +65,18 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+impl JsonSchema for Scalar {
+    fn schema_name() -> Cow<'static, str> {
+        "Scalar".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Text; a number or a boolean is taken as its text.",
+            "type": ["string", "number", "boolean"]
+        })
+    }
+}
+
 impl fmt::Display for Scalar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -84,6 +98,19 @@ impl<'de> Deserialize<'de> for Mode {
             .filter(|m| *m <= 0o7777)
             .map(Mode)
             .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not an octal file mode")))
+    }
+}
+
+impl JsonSchema for Mode {
+    fn schema_name() -> Cow<'static, str> {
+        "Mode".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "File permission bits in octal, as in Ansible: \"0640\" (quoted) or 0640.",
+            "type": ["string", "integer"],
+            "pattern": "^(0o)?[0-7]{1,4}$"
+        })
     }
 }
 
@@ -172,6 +199,21 @@ impl BatchSize {
 #[derive(Debug, Clone)]
 struct RawSerial(Vec<BatchSize>);
 
+impl JsonSchema for RawSerial {
+    fn schema_name() -> Cow<'static, str> {
+        "Serial".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let one = json_schema!({
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": "^\\s*\\+?[0-9]+(\\s*%)?\\s*$"}
+            ]
+        });
+        json_schema!({"anyOf": [one, {"type": "array", "items": one}]})
+    }
+}
+
 impl<'de> Deserialize<'de> for RawSerial {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -196,7 +238,9 @@ impl<'de> Deserialize<'de> for RawSerial {
 
 pub use crate::freeswitch::reload::Disruption;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+/// The order a play takes its hosts in: the inventory's (default), sorted by name, or
+/// shuffled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HostOrder {
     #[default]
@@ -205,12 +249,14 @@ pub enum HostOrder {
     Shuffle,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// After a change: how long to wait for every managed gateway to be healthy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifySettings {
     /// Seconds to wait for every managed gateway to reach its healthy state.
     #[serde(default = "default_verify_timeout")]
     pub timeout: f64,
+    /// Seconds between two looks at the gateways.
     #[serde(default = "default_verify_interval")]
     pub interval: f64,
 }
@@ -231,21 +277,33 @@ impl Default for VerifySettings {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A play: tasks run on the hosts a pattern selects, in batches.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Play")]
 struct RawPlay {
+    /// Shown in reports (default `play N`).
     name: Option<String>,
+    /// A host pattern over the inventory: `pbx`, `pbx:!pbx_eu`, `pbx-nyc-*`, `all`.
     hosts: String,
+    /// Variables for every host of the play: defaults that the inventory overrides.
     #[serde(default)]
     vars: Vars,
     #[serde(default)]
     tasks: Vec<RawTask>,
+    /// Batch size: a host count, a percentage (`"25%"`), or a list for canaries
+    /// (`[1, "100%"]`).
     serial: Option<RawSerial>,
+    /// Stop the rollout when more than this percentage of a batch's hosts failed (0-100).
     max_fail_percentage: Option<f64>,
+    /// Stop the rollout at the first failed host.
     #[serde(default)]
     any_errors_fatal: bool,
     #[serde(default)]
     order: HostOrder,
+    /// The most disruptive step the play may take: `none` (reloadxml, rescan, killgw),
+    /// `profile` (sofia profile restarts) or `restart` (FreeSWITCH restarts); steps beyond
+    /// it are reported pending.
     #[serde(default)]
     allow: Disruption,
     #[serde(default)]
@@ -253,6 +311,7 @@ struct RawPlay {
     /// Seconds to wait for active calls to drain before a disruptive step.
     #[serde(default = "default_drain")]
     drain_timeout: f64,
+    /// Route tests: where numbers must go on every host of the play.
     #[serde(default)]
     routes: Vec<RouteTest>,
     /// Lint rules this play overrules: rule → the reason (shown with every finding it
@@ -263,9 +322,10 @@ struct RawPlay {
 
 /// A route test: where `number` must go on every host of the play (checked by `lint` and
 /// before `apply` pushes anything, with `switchyard route`'s evaluator).
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteTest {
+    /// The number dialled.
     pub number: Scalar,
     /// Dialled by this directory user (default: the host's lowest user id).
     pub from: Option<Scalar>,
@@ -275,12 +335,13 @@ pub struct RouteTest {
 }
 
 /// What a route test expects of the call's first attempt.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RouteExpect {
     /// `refused`: the call is answered with a refusal (or finds no route).
     Word(String),
     /// `{gateway: wavix, number: "12125551234"}` or `{user: "1000"}`.
+    #[schemars(extend("additionalProperties" = false))]
     Target {
         gateway: Option<String>,
         number: Option<Scalar>,
@@ -442,6 +503,20 @@ impl Playbook {
             path: path.to_path_buf(),
             plays,
         })
+    }
+
+    /// The JSON Schema of a playbook file (`switchyard schema playbook`), from the very
+    /// types [`Playbook::parse_str`] reads; draft-07, what editors read best.
+    pub fn json_schema() -> Schema {
+        let mut s = schemars::generate::SchemaSettings::draft07()
+            .into_generator()
+            .into_root_schema_for::<Vec<RawPlay>>();
+        s.insert("title".into(), "switchyard playbook".into());
+        s.insert(
+            "description".into(),
+            "A list of plays, each of typed tasks (README \"Playbooks\").".into(),
+        );
+        s
     }
 
     /// Folders searched for template sources, in order.

@@ -348,6 +348,7 @@ fn the_command_line_stays_thin() {
         "completions",
         "route",
         "trunks",
+        "schema",
     ] {
         assert!(
             src().join("commands").join(format!("{verb}.rs")).exists(),

@@ -23,6 +23,7 @@ mod reload;
 mod review;
 mod rollout;
 mod route;
+mod schema;
 mod secrets;
 mod snapshots;
 mod trust;

@@ -48,8 +48,11 @@ pub enum InventoryError {
 
 mod ini;
 mod pyliteral;
+mod schema;
 mod sources;
 mod toml_source;
+
+pub use schema::{inventory_schema, vars_schema};
 
 /// An inventory as its top-level groups (`all` and any others), before walking.
 type Top = IndexMap<String, Option<RawGroup>>;
@@ -90,15 +93,22 @@ fn merge_group(into: &mut RawGroup, from: RawGroup) {
 
 /// *Decision*: a key other than `hosts`, `vars` and `children` is refused (Ansible warns and
 /// skips it): a typo such as `host:` would otherwise drop hosts without a word.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    rename = "Group",
+    description = "A group: `hosts:`, `vars:` and `children:`, nothing else."
+)]
 struct RawGroup {
     // IndexMap: hosts keep the order of the file (the default rollout order).
     #[serde(default, deserialize_with = "name_or_map")]
+    #[schemars(schema_with = "schema::hosts")]
     hosts: Option<IndexMap<String, Option<Vars>>>,
     #[serde(default, deserialize_with = "name_or_map")]
+    #[schemars(schema_with = "schema::vars")]
     vars: Option<Vars>,
     #[serde(default, deserialize_with = "name_or_map")]
+    #[schemars(schema_with = "schema::children")]
     children: Option<IndexMap<String, Option<RawGroup>>>,
 }
 

@@ -8,35 +8,44 @@
 
 use std::collections::BTreeMap;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
 use super::{Mode, Scalar};
 use crate::inputs::inventory::Vars;
 
 /// Render a template file to `dest`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateTask {
     /// Template path, looked up in `templates/` beside or above the playbook.
     pub src: String,
     /// Destination, relative to the host's conf root (or absolute inside it).
     pub dest: String,
+    /// Owner of the file (a template); default for whole files: the host's `freeswitch_owner`.
     pub owner: Option<String>,
+    /// Group of the file (a template); default for whole files: the host's `freeswitch_group`.
     pub group: Option<String>,
+    /// Permission bits (`"0640"`); default for whole files: 0640.
     pub mode: Option<Mode>,
 }
 
 /// Set `<param name=".." value=".."/>` entries inside an existing XML file, in place.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XmlParamsTask {
+    /// The file, relative to the host's conf root (or absolute inside it); a template.
     pub dest: String,
+    /// `<param>` name → value (a template).
     pub params: BTreeMap<String, Scalar>,
     /// The element whose `<param>` children are edited.
     #[serde(default = "default_section")]
     pub section: String,
+    /// Owner of the file (a template); default for whole files: the host's `freeswitch_owner`.
     pub owner: Option<String>,
+    /// Group of the file (a template); default for whole files: the host's `freeswitch_group`.
     pub group: Option<String>,
+    /// Permission bits (`"0640"`); default for whole files: 0640.
     pub mode: Option<Mode>,
 }
 
@@ -45,21 +54,37 @@ fn default_section() -> String {
 }
 
 /// Ensure `<X-PRE-PROCESS cmd=".." data="name=value"/>` lines (vars.xml).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreProcessTask {
+    /// The file, relative to the host's conf root (or absolute inside it); a template.
     #[serde(default = "default_vars_xml")]
     pub dest: String,
     /// `set`, `stun-set`, `env-set` or `exec-set`.
     #[serde(default = "default_cmd")]
+    #[schemars(schema_with = "cmd_schema")]
     pub cmd: String,
+    /// Pre-processor variable name → value (a template).
     pub vars: BTreeMap<String, Scalar>,
+    /// Owner of the file (a template); default for whole files: the host's `freeswitch_owner`.
     pub owner: Option<String>,
+    /// Group of the file (a template); default for whole files: the host's `freeswitch_group`.
     pub group: Option<String>,
+    /// Permission bits (`"0640"`); default for whole files: 0640.
     pub mode: Option<Mode>,
     /// `absent`: remove the `cmd` definitions of these variables (values ignored).
     #[serde(default)]
     pub state: FileState,
+}
+
+/// The pre-process commands the loader accepts, as the loader's own list.
+fn cmd_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "The pre-process command: `set` (default), `stun-set`, `env-set`, `exec-set`, ...",
+        "type": "string",
+        "enum": crate::freeswitch::preprocess::KNOWN_CMDS,
+        "default": "set"
+    })
 }
 
 fn default_vars_xml() -> String {
@@ -70,19 +95,24 @@ fn default_cmd() -> String {
 }
 
 /// Ensure owner, group and mode of an existing file, or (`state: absent`) that it is gone.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileTask {
+    /// The file, relative to the host's conf root (or absolute inside it); a template.
     pub dest: String,
+    /// Owner of the file (a template); default for whole files: the host's `freeswitch_owner`.
     pub owner: Option<String>,
+    /// Group of the file (a template); default for whole files: the host's `freeswitch_group`.
     pub group: Option<String>,
+    /// Permission bits (`"0640"`); default for whole files: 0640.
     pub mode: Option<Mode>,
+    /// `present` (default) or `absent`.
     #[serde(default)]
     pub state: FileState,
 }
 
 /// Whether a `file` task wants the file there (default) or removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileState {
     #[default]
@@ -92,9 +122,10 @@ pub enum FileState {
 }
 
 /// Run an `fs_cli -x` command, handler-style: only when a task it watches changed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FsCliTask {
+    /// The API command, as `fs_cli -x` takes it (a template).
     pub command: String,
     /// Names of tasks whose change triggers the command; empty means any task of the play.
     #[serde(default)]
@@ -122,11 +153,24 @@ impl TaskKind {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A task: exactly one of `template`, `xml_params`, `preprocess`, `file`, `fs_cli`, with
+/// the keys every kind shares.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Task")]
+#[schemars(extend("oneOf" = [
+    {"required": ["template"]},
+    {"required": ["xml_params"]},
+    {"required": ["preprocess"]},
+    {"required": ["file"]},
+    {"required": ["fs_cli"]}
+]))]
 pub(super) struct RawTask {
+    /// Shown in reports, named by `on_change` (default `task N`); unique in its play.
     pub(super) name: Option<String>,
+    /// An expression over the host's variables, as Ansible's `when`; false skips the task.
     when: Option<String>,
+    /// Variables for this task only, over the host's (their values may be templates).
     #[serde(default)]
     vars: Vars,
     /// Let this task's destination be an absolute path outside the host's conf root.
@@ -137,9 +181,12 @@ pub(super) struct RawTask {
     preprocess: Option<PreProcessTask>,
     file: Option<FileTask>,
     fs_cli: Option<FsCliTask>,
+    /// `--tags` / `--skip-tags` select tasks by these (Ansible's `always`, `never` too).
     #[serde(default)]
     tags: Option<Tags>,
-    #[serde(rename = "loop")]
+    /// Run the task once per item: a list, or one `{{ expression }}` naming a list.
+    #[serde(rename = "loop", default)]
+    #[schemars(schema_with = "loop_schema")]
     looping: Option<serde_json::Value>,
     loop_control: Option<LoopControl>,
     /// With `loop`: files this task wrote for items that are gone are removed.
@@ -148,14 +195,18 @@ pub(super) struct RawTask {
 }
 
 /// `tags: web` or `tags: [web, db]` (a comma-separated string too, as Ansible takes it).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum Tags {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+fn loop_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"anyOf": [{"type": "array"}, {"type": "string", "pattern": "^\\s*\\{\\{.*\\}\\}\\s*$"}]})
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoopControl {
     /// The name of the loop variable (default `item`), for loops inside included templates.
