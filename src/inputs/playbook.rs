@@ -288,6 +288,7 @@ struct RawPlay {
     hosts: String,
     /// Variables for every host of the play: defaults that the inventory overrides.
     #[serde(default)]
+    #[schemars(with = "crate::inputs::inventory::HostVars")]
     vars: Vars,
     #[serde(default)]
     tasks: Vec<RawTask>,

@@ -52,7 +52,7 @@ mod schema;
 mod sources;
 mod toml_source;
 
-pub use schema::{inventory_schema, vars_schema};
+pub use schema::{inventory_schema, vars_schema, HostVars};
 
 /// An inventory as its top-level groups (`all` and any others), before walking.
 type Top = IndexMap<String, Option<RawGroup>>;

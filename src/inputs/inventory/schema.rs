@@ -169,8 +169,8 @@ fn shape_schema(shape: Shape) -> Value {
     }
 }
 
-/// A host's (or group's) variables: free-form, the known ones described.
-pub(super) struct HostVars;
+/// A host's (or group's, or a play's) variables: free-form, the known ones described.
+pub struct HostVars;
 
 impl JsonSchema for HostVars {
     fn schema_name() -> Cow<'static, str> {
