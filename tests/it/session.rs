@@ -101,6 +101,10 @@ impl<'f> Session<'f> {
         &self.inventory
     }
 
+    pub fn fleet(&self) -> &'f Fleet {
+        self.fleet
+    }
+
     /// `command -i INVENTORY PLAYBOOK --known-hosts KH` then the rest of `args`.
     pub fn run<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Run {
         self.run_raw(self.full_args(args))
@@ -220,6 +224,11 @@ impl std::ops::Deref for Run {
 }
 
 impl Run {
+    /// The arguments the binary was given.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
     /// Assert the exit code, showing the whole session when it is not `code`.
     #[track_caller]
     pub fn expect(self, code: i32) -> Self {
