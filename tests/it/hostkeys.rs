@@ -17,8 +17,10 @@ fn keygen(path: &std::path::Path, kind: &str) -> String {
 }
 
 fn check(fleet: &Fleet, extra: &[&str]) -> Out {
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    fleet.run("apply", &inv, &[&["--check"][..], extra].concat())
+    fleet
+        .session()
+        .run([&["apply", "--check"][..], extra].concat())
+        .out
 }
 
 #[test]
@@ -92,10 +94,9 @@ fn a_login_that_cannot_run_commands_is_told_so() {
         "login `switchyard-noshell` (scripts/test)",
     );
     let fleet = Fleet::new("noshell", 1);
-    let inv = fleet.inventory("inv.yml", &|_, _| {
-        "ansible_user: switchyard-noshell\nansible_become: false\n".into()
-    });
-    let out = fleet.run("apply", &inv, &["--check"]);
+    let session = fleet
+        .session_with(&|_, _| "ansible_user: switchyard-noshell\nansible_become: false\n".into());
+    let out = session.run(["apply", "--check"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("(exit 1)"), "{}", out.stderr);
     assert!(

@@ -17,7 +17,6 @@ use crate::harness::{repo, switchyard_command, Fleet, Out, TestHost};
 pub mod exit {
     pub const OK: i32 = 0;
     pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
     pub const DRIFT: i32 = 3;
 }
 
@@ -140,15 +139,19 @@ impl<'f> Session<'f> {
         switchyard_command(Path::new(env!("CARGO_MANIFEST_DIR")), &argv, &env)
     }
 
-    fn full_args<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Vec<String> {
+    /// The whole argument list `run` would give the binary.
+    pub fn full_args<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Vec<String> {
         let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string()).collect();
-        let (command, rest) = args.split_first().expect("a command");
-        let mut full = vec![
-            command.clone(),
+        // `trunks measure` is one command of two words.
+        let words = if args.first().is_some_and(|a| a == "trunks") { 2 } else { 1 };
+        let (command, rest) = args.split_at(words.min(args.len()));
+        assert!(!command.is_empty(), "a command");
+        let mut full = command.to_vec();
+        full.extend([
             "-i".into(),
             self.inventory.to_string_lossy().into_owned(),
             self.playbook.clone(),
-        ];
+        ]);
         if self.known_hosts {
             full.push("--known-hosts".into());
             full.push(self.fleet.known_hosts.to_string_lossy().into_owned());
