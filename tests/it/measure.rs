@@ -29,6 +29,12 @@ fn esl_listener(addr: &str, hang_up: bool) -> (String, Arc<Mutex<Vec<TcpStream>>
     (at, held)
 }
 
+/// `trunks measure`: one sample, 5 s apart, with this time limit per host.
+fn measure_once(timeout: &str) -> Vec<&str> {
+    let once = ["trunks", "measure", "--samples", "1", "--interval", "5"];
+    [&once[..], &["--timeout", timeout]].concat()
+}
+
 #[test]
 fn a_silent_pbx_is_given_up_and_never_holds_back_the_others() {
     let fleet = Fleet::new("measure-silent", 2);
@@ -42,18 +48,8 @@ fn a_silent_pbx_is_given_up_and_never_holds_back_the_others() {
         )
     });
     let history = tmp("measure-silent-history").join("history.db");
-    let measure = [
-        "trunks",
-        "measure",
-        "--samples",
-        "1",
-        "--interval",
-        "5",
-        "--timeout",
-        "8",
-    ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(session.full_args(measure))
+        .args(session.full_args(measure_once("8")))
         .env("SWITCHYARD_HISTORY", &history)
         .env_remove("SSH_AUTH_SOCK")
         .stdout(Stdio::piped())
@@ -134,16 +130,7 @@ fn a_local_host_without_an_event_socket_is_never_given_this_machines() {
             "SWITCHYARD_HISTORY",
             tmp("measure-local-history").join("h.db"),
         )
-        .run([
-            "trunks",
-            "measure",
-            "--samples",
-            "1",
-            "--interval",
-            "5",
-            "--timeout",
-            "20",
-        ]);
+        .run(measure_once("20"));
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
         out.all()

@@ -780,26 +780,22 @@ fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
     assert!(!ext.iter().any(|e| e == "enum"));
 }
 
-/// `route --json` on the installed stock tree at a fixed time, `from` then `numbers`: the
-/// routes it reports.
-fn stock_route(from: &[&str], numbers: &[&str]) -> Vec<serde_json::Value> {
+/// `route` on the installed stock tree at a fixed weekday 10:00, then `args`.
+fn route_stock_tree(args: &[&str]) -> crate::harness::Out {
     let (conf, mods) = (
         prefix().join("etc/freeswitch"),
         prefix().join("lib/freeswitch/mod"),
     );
-    let mut args = vec![
-        "route",
-        "--conf",
-        conf.to_str().unwrap(),
-        "--mod-dir",
-        mods.to_str().unwrap(),
-        "--at",
-        "2026-01-13 10:00",
-        "--json",
-    ];
-    args.extend_from_slice(from);
-    args.extend_from_slice(numbers);
-    let out = crate::harness::switchyard(&args);
+    let (conf, mods) = (conf.to_str().unwrap(), mods.to_str().unwrap());
+    let at = "2026-01-13 10:00";
+    let base = ["route", "--conf", conf, "--mod-dir", mods, "--at", at];
+    crate::harness::switchyard(&[&base[..], args].concat())
+}
+
+/// `route --json` on the installed stock tree at a fixed time, `from` then `numbers`: the
+/// routes it reports.
+fn stock_route(from: &[&str], numbers: &[&str]) -> Vec<serde_json::Value> {
+    let out = route_stock_tree(&[&["--json"][..], from, numbers].concat());
     assert!(out.code == 0 || out.code == 1, "{}", out.all());
     out.json()[0]["routes"].as_array().unwrap().clone()
 }
@@ -848,23 +844,7 @@ fn route_on_the_stock_vanilla_tree_rings_a_group_call_member_by_member() {
 /// so, and never shows a blank gateway.
 #[test]
 fn route_on_the_stock_vanilla_tree_says_when_the_default_gateway_is_unset() {
-    let (conf, mods) = (
-        prefix().join("etc/freeswitch"),
-        prefix().join("lib/freeswitch/mod"),
-    );
-    let out = crate::harness::switchyard(&[
-        "route",
-        "--conf",
-        conf.to_str().unwrap(),
-        "--mod-dir",
-        mods.to_str().unwrap(),
-        "--at",
-        "2026-01-13 10:00",
-        "--from",
-        "1000",
-        "5551234",
-        "12125551234",
-    ]);
+    let out = route_stock_tree(&["--from", "1000", "5551234", "12125551234"]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(!out.stdout.contains("gateway , sends"), "{}", out.stdout);
     assert!(
