@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::session::exit;
 
 /// Numbers as users dial them (context `wavix`, the users' `user_context`).
 const FROM_USER: &[&str] = &[
@@ -570,20 +571,64 @@ const PHONE: Via = Via::Phone {
     password: "ext-pass-1000",
 };
 
+/// The `n`th attempt (from 0) of the route of `number` in a `route --json` document.
+fn attempt(v: &serde_json::Value, number: &str, n: usize) -> serde_json::Value {
+    v[0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["number"] == number)
+        .unwrap()["route"]["attempts"][n]
+        .clone()
+}
+
+/// The first attempt's target of the route of `number`.
+fn first(v: &serde_json::Value, number: &str) -> serde_json::Value {
+    attempt(v, number, 0)["target"].clone()
+}
+
+/// The corpus predictions an operator would check, a few spelled out: from user 1000 (the
+/// failover gateway second and last) and from the trunk.
+fn spelled_out_predictions(user: &serde_json::Value, trunk: &serde_json::Value) {
+    assert_eq!(
+        first(user, "2125551234"),
+        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "12125551234"})
+    );
+    let second = attempt(user, "2125551234", 1);
+    assert_eq!(second["target"]["gateway"], "wavix_fo");
+    assert!(
+        second["continue_on"].is_null(),
+        "the last gateway ends the call"
+    );
+    assert_eq!(
+        first(user, "011442071234567"),
+        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "442071234567"})
+    );
+    assert_eq!(
+        first(user, "911"),
+        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "911"})
+    );
+    assert_eq!(
+        first(user, "1001"),
+        serde_json::json!({"kind": "user", "user": "1001"})
+    );
+    assert_eq!(
+        first(trunk, "+16468097065"),
+        serde_json::json!({"kind": "user", "user": "1000"})
+    );
+    assert_eq!(first(trunk, "12125551234")["kind"], "refused");
+}
+
 #[test]
 fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     let w = World::new("route", WrongPassword::Forbidden);
     // Registration with a failover gateway, three DIDs (one to another user, one to an
     // extension of the stock dialplan).
-    let inv = w.inventory(
-        "inv.yml",
-        &format!(
-            "wavix_failover_proxy: \"{0}\"\nwavix_failover_realm: sip.test\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}, {{number: \"+16465550123\", extension: \"1001\"}}, {{number: \"16465550199\", transfer: \"9196\"}}]\n",
-            w.provider.addr
-        ),
+    let vars = format!(
+        "wavix_failover_proxy: \"{0}\"\nwavix_failover_realm: sip.test\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}, {{number: \"+16465550123\", extension: \"1001\"}}, {{number: \"16465550199\", transfer: \"9196\"}}]\n",
+        w.provider.addr
     );
-    let out = w.apply(&inv, &[]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    w.session(&vars).run(["apply", "--json"]).expect(exit::OK);
     let fs = w.fs();
     let conf = w.pbx().dir.join("conf");
 
@@ -592,93 +637,34 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     let user = predicted(&conf, &at, &["--from", "1000"], FROM_USER);
     let trunk = predicted(&conf, &at, &["--from-trunk", "wavix"], FROM_TRUNK);
     // The predictions are the ones an operator would check (a few spelled out).
-    let first = |v: &serde_json::Value, n: &str| {
-        v[0]["routes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["number"] == n)
-            .unwrap()["route"]["attempts"][0]["target"]
-            .clone()
-    };
-    assert_eq!(
-        first(&user, "2125551234"),
-        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "12125551234"})
-    );
-    let second = |v: &serde_json::Value, n: &str| {
-        v[0]["routes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["number"] == n)
-            .unwrap()["route"]["attempts"][1]
-            .clone()
-    };
-    assert_eq!(second(&user, "2125551234")["target"]["gateway"], "wavix_fo");
-    assert!(
-        second(&user, "2125551234")["continue_on"].is_null(),
-        "the last gateway ends the call"
-    );
-    assert_eq!(
-        first(&user, "011442071234567"),
-        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "442071234567"})
-    );
-    assert_eq!(
-        first(&user, "911"),
-        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "911"})
-    );
-    assert_eq!(
-        first(&user, "1001"),
-        serde_json::json!({"kind": "user", "user": "1001"})
-    );
-    assert_eq!(
-        first(&trunk, "+16468097065"),
-        serde_json::json!({"kind": "user", "user": "1000"})
-    );
-    assert_eq!(first(&trunk, "12125551234")["kind"], "refused");
+    spelled_out_predictions(&user, &trunk);
 
     let trunk_via = Via::Trunk {
         provider: &w.provider.addr,
     };
-    let n = check(
-        dir,
-        fs,
-        &conf,
-        &["--from", "1000"],
-        FROM_USER,
-        PHONE,
-        "wavix",
-    ) + check(
-        dir,
-        fs,
-        &conf,
-        &["--from-trunk", "wavix"],
-        FROM_TRUNK,
-        trunk_via,
-        "wavix_inbound",
-    ) + check(
-        dir,
-        fs,
-        &conf,
-        &["--context", "public"],
-        IN_PUBLIC,
-        Via::Outside,
-        "public",
-    );
+    let check = |from: &[&str], numbers: &[&str], via: Via, context: &str| {
+        check(dir, fs, &conf, from, numbers, via, context)
+    };
+    let n = check(&["--from", "1000"], FROM_USER, PHONE, "wavix")
+        + check(
+            &["--from-trunk", "wavix"],
+            FROM_TRUNK,
+            trunk_via,
+            "wavix_inbound",
+        )
+        + check(&["--context", "public"], IN_PUBLIC, Via::Outside, "public");
     assert_eq!(n, FROM_USER.len() + FROM_TRUNK.len() + IN_PUBLIC.len());
     assert!(n >= 40);
 
     // The same PBX switched to IP authentication: one gateway, calls from the provider's
     // address land in the inbound context by ACL.
-    let ip = w.inventory(
-        "ip.yml",
-        &format!(
-            "wavix_ip_auth: true\nwavix_inbound_addresses: [\"{}\"]\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}]\n",
-            w.provider.addr
-        ),
+    let vars = format!(
+        "wavix_ip_auth: true\nwavix_inbound_addresses: [\"{}\"]\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}]\n",
+        w.provider.addr
     );
-    let out = w.apply(&ip, &["--allow", "profile"]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    w.session(&vars)
+        .run(["apply", "--json", "--allow", "profile"])
+        .expect(exit::OK);
     let numbers = &[
         "2125551234",
         "+442071234567",
@@ -697,19 +683,14 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     let from_provider = Via::FromProviderAddress {
         provider: &w.provider.addr,
     };
-    assert_eq!(
-        check(dir, fs, &conf, &["--from", "1000"], numbers, PHONE, "wavix")
-            + check(
-                dir,
-                fs,
-                &conf,
-                &["--context", "wavix_inbound"],
-                acl,
-                from_provider,
-                "wavix_inbound"
-            ),
-        9
-    );
+    let n = check(&["--from", "1000"], numbers, PHONE, "wavix")
+        + check(
+            &["--context", "wavix_inbound"],
+            acl,
+            from_provider,
+            "wavix_inbound",
+        );
+    assert_eq!(n, 9);
 }
 
 /// `route --conf` on the stock vanilla tree as installed (tod/holiday examples included),
