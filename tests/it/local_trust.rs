@@ -232,8 +232,7 @@ fn an_inventory_scripts_values_are_never_resolved() {
     );
 
     let out = fleet
-        .session()
-        .inventory(&script)
+        .session_on(&script)
         .env("SWITCHYARD_VAULT_PASSWORD", passphrase)
         .run(["apply", "--no-verify"]);
     let pushed = std::fs::read_dir(fleet.hosts[0].conf("sip_profiles/external"))

@@ -124,7 +124,7 @@ fn host_reached_only_through_a_bastion() {
     let (baddr, bport) = (fleet.hosts[b].addr.clone(), fleet.hosts[b].port);
     let jump = format!("ssh_jump: \"{TEST_USER}@{baddr}:{bport}\"\n");
     let inv = fleet.inventory_of("inv.yml", &|h| h.name == "pbx-behind", &|_, _| jump.clone());
-    let session = fleet.session().inventory(&inv);
+    let session = fleet.session_on(&inv);
 
     let out = apply(&session, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -141,7 +141,7 @@ fn host_reached_only_through_a_bastion() {
 
     // Without the bastion the host is unreachable.
     fleet.hosts[b].stop();
-    let out = apply(&fleet.session().inventory(&inv), &[]);
+    let out = apply(&fleet.session_on(&inv), &[]);
     assert_eq!(out.code, 1);
     assert_eq!(
         statuses(&out),

@@ -46,10 +46,14 @@ impl Fleet {
             })
             .find(|f| !self.dir.join(f).exists())
             .unwrap();
-        let inventory = self.inventory(&name, extra);
+        self.session_on(&self.inventory(&name, extra))
+    }
+
+    /// A session on an inventory file the test wrote itself.
+    pub fn session_on(&self, inventory: &Path) -> Session<'_> {
         Session {
             fleet: self,
-            inventory,
+            inventory: inventory.to_path_buf(),
             playbook: repo("playbooks/wavix.yml"),
             known_hosts: true,
             env: Vec::new(),
@@ -58,12 +62,6 @@ impl Fleet {
 }
 
 impl<'f> Session<'f> {
-    /// Use this inventory file instead of the one the session wrote.
-    pub fn inventory(mut self, path: impl AsRef<Path>) -> Self {
-        self.inventory = path.as_ref().to_path_buf();
-        self
-    }
-
     /// The same session with another inventory written from `extra` vars per host.
     pub fn vars(&self, extra: &dyn Fn(usize, &TestHost) -> String) -> Session<'f> {
         let s = self.fleet.session_with(extra);
@@ -143,7 +141,11 @@ impl<'f> Session<'f> {
     pub fn full_args<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Vec<String> {
         let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string()).collect();
         // `trunks measure` is one command of two words.
-        let words = if args.first().is_some_and(|a| a == "trunks") { 2 } else { 1 };
+        let words = if args.first().is_some_and(|a| a == "trunks") {
+            2
+        } else {
+            1
+        };
         let (command, rest) = args.split_at(words.min(args.len()));
         assert!(!command.is_empty(), "a command");
         let mut full = command.to_vec();
