@@ -341,3 +341,30 @@ fn host_blocks_are_sorted_and_nothing_else_moves() {
         "warning: x\npbx1 [changed]\n  created b\npbx2 [ok]\n  ok a\n\nRECAP apply: y\n  pbx2  ok\n  pbx1  changed\n"
     );
 }
+
+/// The demo fleet (`switchyard demo`) laid out in a fresh scratch folder: PBX folders on this
+/// machine, its inventory and the playbook it copies, for tests that need no sshd.
+pub struct Demo {
+    pub dir: PathBuf,
+    pub inventory: String,
+    pub playbook: String,
+}
+
+impl Demo {
+    /// `demo --dir` in a fresh folder named by `tag`: with `applied`, the demo's first
+    /// apply ran (its PBXes are configured); without, only laid out (`--check`).
+    pub fn new(tag: &str, applied: bool) -> Demo {
+        let dir = crate::harness::tmp(tag);
+        let d = dir.to_str().unwrap();
+        let check: &[&str] = if applied { &[] } else { &["--check"] };
+        let args = [&["demo", "--dir", d, "--color", "never"][..], check].concat();
+        let out = crate::harness::switchyard_env(&args, &[]);
+        assert_eq!(out.code, 0, "{}", out.all());
+        let path = |rel: &str| dir.join(rel).to_string_lossy().into_owned();
+        Demo {
+            inventory: path("inventory.yml"),
+            playbook: path("playbooks/wavix.yml"),
+            dir,
+        }
+    }
+}
