@@ -2,18 +2,13 @@
 //! killgw+rescan for a changed gateway, verification, rollback, restarts only when allowed.
 
 use crate::harness::*;
-use crate::session::{Run, Session};
-
-fn apply(session: &Session, extra: &[&str]) -> Run {
-    session.run([&["apply", "--json"][..], extra].concat())
-}
 
 #[test]
 fn changed_password_is_applied_with_killgw_rescan_and_verified() {
     let fleet = Fleet::new("pwchange", 1);
     let h = &fleet.hosts[0];
     let session = fleet.session();
-    let first = apply(&session, &[]);
+    let first = session.apply_json(&[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(host_report(&first, "pbx1")["gateways"][0]["state"], "REGED");
 
@@ -21,7 +16,7 @@ fn changed_password_is_applied_with_killgw_rescan_and_verified() {
     h.set_provider_password("sip.test", "trunk1", "secret2");
     let session2 = fleet.session_with(&|_, _| "wavix_password: secret2\n".into());
     let log_before = h.fs_log().len();
-    let out = apply(&session2, &[]);
+    let out = session2.apply_json(&[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = host_report(&out, "pbx1");
     assert_eq!(r["status"], "changed");
@@ -59,11 +54,11 @@ fn wrong_password_fails_verification_and_rolls_back() {
     let fleet = Fleet::new("wrongpw", 1);
     let h = &fleet.hosts[0];
     let session = fleet.session();
-    assert_eq!(apply(&session, &[]).code, 0);
+    assert_eq!(session.apply_json(&[]).code, 0);
     let good = h.read("sip_profiles/external/wavix.xml");
 
     let bad = fleet.session_with(&|_, _| "wavix_password: wrongpass\n".into());
-    let out = apply(&bad, &[]);
+    let out = bad.apply_json(&[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let r = host_report(&out, "pbx1");
     assert_eq!(r["status"], "rolled_back", "{}", out.stderr);
@@ -132,7 +127,7 @@ fn xml_rejected_by_freeswitch_is_rolled_back() {
     let fleet = Fleet::new("rejected", 1);
     let h = &fleet.hosts[0];
     let session = fleet.session();
-    assert_eq!(apply(&session, &[]).code, 0);
+    assert_eq!(session.apply_json(&[]).code, 0);
     let dialplan = h.read("dialplan/wavix.xml");
     // Someone left a broken file in the dialplan (not managed by switchyard): FreeSWITCH
     // will refuse the whole configuration at the next reloadxml, answering +OK [error].
@@ -144,7 +139,7 @@ fn xml_rejected_by_freeswitch_is_rolled_back() {
     let session2 = fleet.session_with(&|_, _| {
         "did_routes: [{number: \"16468097066\", extension: \"1000\"}]\n".into()
     });
-    let out = apply(&session2, &[]);
+    let out = session2.apply_json(&[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let r = host_report(&out, "pbx1");
     assert_eq!(r["status"], "rolled_back");
@@ -168,7 +163,7 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
     let fleet = Fleet::new("rtp", 1);
     let h = &fleet.hosts[0];
     let session = fleet.session();
-    let out = apply(&session, &[]);
+    let out = session.apply_json(&[]);
     assert_eq!(out.code, 0);
     let r = host_report(&out, "pbx1");
     assert_eq!(r["restart_pending"], true);
@@ -181,7 +176,7 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
     );
 
     // Still owed on the next run, which changes nothing.
-    let again = apply(&session, &[]);
+    let again = session.apply_json(&[]);
     let r = host_report(&again, "pbx1");
     assert_eq!(
         (r["status"].as_str(), r["restart_pending"].as_bool()),
@@ -190,7 +185,7 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
 
     // Allowed: calls are counted first, then FreeSWITCH restarts and reads the new range,
     // and every gateway registers again: verified after the restart.
-    let allowed = apply(&session, &["--allow", "restart"]);
+    let allowed = session.apply_json(&["--allow", "restart"]);
     assert_eq!(allowed.code, 0, "{}", allowed.stderr);
     let r = host_report(&allowed, "pbx1");
     assert_eq!(commands(&r), ["restart FreeSWITCH"]);
@@ -210,7 +205,7 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
         serde_json::from_str(&std::fs::read_to_string(h.dir.join("state/state.json")).unwrap())
             .unwrap();
     assert_eq!(st["rtp"], serde_json::json!(["10000", "20000"]));
-    let done = apply(&session, &[]);
+    let done = session.apply_json(&[]);
     assert_eq!(host_report(&done, "pbx1")["restart_pending"], false);
 }
 
@@ -222,7 +217,7 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
     let fleet = Fleet::new("absent", 1);
     let h = &fleet.hosts[0];
     let session = fleet.session_with(&|_, _| "wavix_failover_proxy: sip.test\n".into());
-    let first = apply(&session, &[]);
+    let first = session.apply_json(&[]);
     assert_eq!(first.code, 0, "{}", first.all());
     assert!(
         h.exists("sip_profiles/external/wavix.xml")
@@ -235,7 +230,7 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
     let bad = fleet.session_with(&|_, _| {
         "wavix_ip_auth: true\nwavix_proxy: nowhere.test\nwavix_failover_proxy: sip.test\nwavix_inbound_addresses: [\"192.0.2.10\"]\n".into()
     });
-    let out = apply(&bad, &[]);
+    let out = bad.apply_json(&[]);
     assert_eq!(out.code, 1, "{}", out.all());
     let r = host_report(&out, "pbx1");
     assert_eq!(r["status"], "rolled_back", "{r:#}");
@@ -246,7 +241,7 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
     let ip = fleet.session_with(&|_, _| {
         "wavix_ip_auth: true\nwavix_failover_proxy: sip.test\nwavix_inbound_addresses: [\"192.0.2.10\"]\n".into()
     });
-    let out = apply(&ip, &["--diff"]);
+    let out = ip.apply_json(&["--diff"]);
     assert_eq!(out.code, 0, "{}", out.all());
     let r = host_report(&out, "pbx1");
     let removed: Vec<&str> = r["files"]
@@ -280,7 +275,7 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
     // The removal diff is masked like any other.
     assert!(!out.stdout.contains("secret1"), "{}", out.stdout);
     // And it stays removed: the next run changes nothing.
-    let again = apply(&ip, &[]);
+    let again = ip.apply_json(&[]);
     assert_eq!(
         host_report(&again, "pbx1")["status"],
         "ok",
@@ -295,7 +290,7 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
 fn removing_external_ip_removes_only_switchyards_own_lines() {
     let fleet = Fleet::new("extip", 2);
     let ext = fleet.session_with(&|_, _| "external_ip: 203.0.113.7\n".into());
-    let out = apply(&ext, &[]);
+    let out = ext.apply_json(&[]);
     assert_eq!(out.code, 0, "{}", out.all());
     let h = &fleet.hosts[0];
     assert!(h
@@ -311,7 +306,7 @@ fn removing_external_ip_removes_only_switchyards_own_lines() {
     std::fs::write(&record, st.to_string()).unwrap();
 
     let none = fleet.session();
-    let out = apply(&none, &[]);
+    let out = none.apply_json(&[]);
     assert_eq!(out.code, 0, "{}", out.all());
     let vars = h.read("vars.xml");
     assert!(!vars.contains("203.0.113.7"), "{vars}");
@@ -328,7 +323,7 @@ fn removing_external_ip_removes_only_switchyards_own_lines() {
         .read("vars.xml")
         .contains("data=\"external_rtp_ip=203.0.113.7\""));
     // Converged: nothing more to do.
-    let again = apply(&none, &[]);
+    let again = none.apply_json(&[]);
     assert_eq!(
         host_report(&again, "pbx1")["files"]
             .as_array()

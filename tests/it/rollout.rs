@@ -1,11 +1,6 @@
 //! Fleet rollouts over real sshd: canary batches, failure budgets, unreachable hosts, bastions.
 
 use crate::harness::*;
-use crate::session::{Run, Session};
-
-fn apply(session: &Session, extra: &[&str]) -> Run {
-    session.run([&["apply", "--json"][..], extra].concat())
-}
 
 fn statuses(out: &Out) -> Vec<(String, String)> {
     out.json()["plays"][0]["hosts"]
@@ -27,7 +22,7 @@ fn failed_canary_stops_the_rollout_before_the_next_batch() {
     // The canary's trunk account does not accept the password: verification fails.
     fleet.hosts[0].set_provider_password("sip.test", "trunk1", "something-else");
     let session = fleet.session();
-    let out = apply(&session, &["--serial", "1,50%"]);
+    let out = session.apply_json(&["--serial", "1,50%"]);
     assert_eq!(out.code, 1);
     let st = statuses(&out);
     assert_eq!(st[0], ("pbx1".into(), "rolled_back".into()), "{st:?}");
@@ -68,10 +63,7 @@ fn max_fail_percentage_boundary_and_an_unreachable_host() {
     let session = fleet.session_with(&|_, _| "ssh_retries: 1\nssh_connect_timeout: 3\n".into());
 
     // Above the budget (25% > 24%): the second batch never runs.
-    let out = apply(
-        &session,
-        &["--serial", "4,1", "--max-fail-percentage", "24"],
-    );
+    let out = session.apply_json(&["--serial", "4,1", "--max-fail-percentage", "24"]);
     assert_eq!(out.code, 1);
     let st = statuses(&out);
     assert_eq!(
@@ -94,10 +86,7 @@ fn max_fail_percentage_boundary_and_an_unreachable_host() {
     assert!(!fleet.hosts[4].exists("dialplan/wavix.xml"));
 
     // Exactly at the budget (25% = 25%): the rollout continues.
-    let out = apply(
-        &session,
-        &["--serial", "4,1", "--max-fail-percentage", "25"],
-    );
+    let out = session.apply_json(&["--serial", "4,1", "--max-fail-percentage", "25"]);
     assert_eq!(out.code, 1, "an unreachable host still makes the run fail");
     let st = statuses(&out);
     assert_eq!(
@@ -126,7 +115,7 @@ fn host_reached_only_through_a_bastion() {
     let inv = fleet.inventory_of("inv.yml", &|h| h.name == "pbx-behind", &|_, _| jump.clone());
     let session = fleet.session_on(&inv);
 
-    let out = apply(&session, &[]);
+    let out = session.apply_json(&[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         statuses(&out),
@@ -141,7 +130,7 @@ fn host_reached_only_through_a_bastion() {
 
     // Without the bastion the host is unreachable.
     fleet.hosts[b].stop();
-    let out = apply(&fleet.session_on(&inv), &[]);
+    let out = fleet.session_on(&inv).apply_json(&[]);
     assert_eq!(out.code, 1);
     assert_eq!(
         statuses(&out),

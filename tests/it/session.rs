@@ -107,6 +107,11 @@ impl<'f> Session<'f> {
         self.run_raw(self.full_args(args))
     }
 
+    /// `apply --json`, then `extra`: the run most tests make.
+    pub fn apply_json(&self, extra: &[&str]) -> Run {
+        self.run([&["apply", "--json"][..], extra].concat())
+    }
+
     /// Run exactly `args`, with the session's environment (commands that take no inventory).
     pub fn run_raw<S: AsRef<str>>(&self, args: impl IntoIterator<Item = S>) -> Run {
         let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string()).collect();
