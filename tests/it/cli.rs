@@ -286,7 +286,7 @@ fn a_new_users_session_with_the_demo_fleet() {
     assert!(coloured.stderr.contains("\x1b[33m~"), "{}", coloured.stderr);
     let plain = switchyard_env(&["apply", "-i", inv, pb, "--check", "--diff"], &[]);
     assert!(!plain.stderr.contains('\x1b'), "{}", plain.stderr);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
