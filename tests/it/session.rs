@@ -198,8 +198,13 @@ fn filters(fleet: &Fleet) -> Vec<(String, String)> {
         "[TIME]".into(),
     ));
     f.push((r"SHA256:[A-Za-z0-9+/]{43}".into(), "[FINGERPRINT]".into()));
-    // A recap line is cut to the terminal's width, so how much of a message it shows
-    // depends on the lengths of the paths before it; the host's block shows it whole.
+    // A recap line is cut to a fixed width, so how much of an error it shows (and whether
+    // it is cut at all) depends on the lengths of the paths in it; the host's block above
+    // shows the error whole.
+    f.push((
+        r"(?m)^(  \S+ +(?:failed|unreachable|rolled back) +)\S.*$".into(),
+        "${1}[ERROR, AS ABOVE]".into(),
+    ));
     f.push((
         r"(?m)^(  \S+ +\S+ +)[^\n]*\.\.\.$".into(),
         "${1}[CUT]".into(),
