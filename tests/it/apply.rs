@@ -1,40 +1,22 @@
 //! The shipped Wavix playbook over real SSH: files, owners, modes, idempotence, dry runs.
 
+use crate::assert_session;
 use crate::harness::*;
+use crate::session::exit;
 
-fn wavix() -> String {
-    repo("playbooks/wavix.yml")
-}
-
-#[test]
-fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
-    let fleet = Fleet::new("wavix3", 3);
-    // Three hosts, three shapes: plain registration, a second DID and caller-ID passthrough
-    // off, and IP authentication with an external address.
-    let extra = |i: usize, _h: &TestHost| {
-        match i {
+/// Three hosts, three shapes: plain registration with failover, a second DID and caller-ID
+/// passthrough off, and IP authentication with an external address.
+fn three_shapes(i: usize, _h: &TestHost) -> String {
+    match i {
         0 => "wavix_failover_proxy: sip.test\n".to_string(),
         1 => "caller_id_passthrough: false\ndid_routes: [{number: \"16468097065\", extension: \"1000\"}, {number: \"442071234567\", extension: \"1001\"}]\n".to_string(),
         _ => "wavix_ip_auth: true\nexternal_ip: 203.0.113.7\nwavix_inbound_addresses: [\"192.0.2.10\"]\n".to_string(),
     }
-    };
-    let inv = fleet.inventory("inv.yml", &extra);
-    let inv = inv.to_str().unwrap();
-    let kh = fleet.known_hosts.to_str().unwrap();
+}
 
-    let first = switchyard(&["apply", "-i", inv, &wavix(), "--known-hosts", kh, "--json"]);
-    assert_eq!(first.code, 0, "{}", first.all());
-    let report = first.json();
-    let hosts = report["plays"][0]["hosts"].as_array().unwrap();
-    assert_eq!(hosts.len(), 3);
-    assert!(
-        hosts.iter().all(|h| h["status"] == "changed"),
-        "{}",
-        first.stderr
-    );
-
-    // Host 1: registration + failover gateways, verified REGED.
-    let h1 = fleet.host("pbx1");
+/// Host 1: registration + failover gateways, owned and moded as FreeSWITCH's, verified REGED;
+/// the dialplan fails over on a down gateway only and ends a completed call with its bridge.
+fn registration_with_failover_is_written_and_verified(h1: &TestHost, report: &serde_json::Value) {
     let gw = h1.read("sip_profiles/external/wavix.xml");
     assert!(gw.contains("<gateway name=\"wavix\">"));
     assert!(gw.contains("<param name=\"password\" value=\"secret1\"/>"));
@@ -70,8 +52,7 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
         !sw.contains("16384"),
         "the commented stock line was replaced in place"
     );
-    let h1_report = hosts.iter().find(|h| h["host"] == "pbx1").unwrap();
-    let states: Vec<&str> = h1_report["gateways"]
+    let states: Vec<&str> = report["gateways"]
         .as_array()
         .unwrap()
         .iter()
@@ -79,7 +60,7 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
         .collect();
     assert_eq!(states, ["REGED", "REGED"]);
     assert_eq!(
-        h1_report["restart_pending"], true,
+        report["restart_pending"], true,
         "the RTP range needs a restart that was not allowed"
     );
     assert!(h1
@@ -89,9 +70,10 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
         !h1.fs_log().iter().any(|c| c.contains("restart")),
         "no restart without --allow"
     );
+}
 
-    // Host 2: second DID, no passthrough.
-    let h2 = fleet.host("pbx2");
+/// Host 2: second DID, no passthrough, no failover gateway.
+fn second_did_without_passthrough(h2: &TestHost) {
     assert!(h2
         .read("dialplan/wavix.xml")
         .contains("^\\+?(442071234567)$"));
@@ -99,9 +81,11 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
         .read("sip_profiles/external/wavix.xml")
         .contains("caller-id-in-from"));
     assert!(!h2.exists("sip_profiles/external/wavix_fo.xml"));
+}
 
-    // Host 3: IP authentication.
-    let h3 = fleet.host("pbx3");
+/// Host 3: IP authentication; the external address replaces the stun-set definitions, and
+/// the profile restart it needs is pending.
+fn ip_authentication_with_an_external_address(h3: &TestHost, report: &serde_json::Value) {
     assert!(!h3.exists("sip_profiles/external/wavix.xml"));
     let ip = h3.read("sip_profiles/external/wavix_ip.xml");
     assert!(ip.contains("<param name=\"register\" value=\"false\"/>") && !ip.contains("password"));
@@ -115,10 +99,9 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
     assert!(h3
         .read("dialplan/wavix.xml")
         .contains("sofia/gateway/wavix_ip/$1"));
-    let h3_report = hosts.iter().find(|h| h["host"] == "pbx3").unwrap();
-    assert_eq!(h3_report["gateways"][0]["state"], "NOREG");
-    assert_eq!(h3_report["gateways"][0]["status"], "UP");
-    let pending: Vec<String> = h3_report["pending"]
+    assert_eq!(report["gateways"][0]["state"], "NOREG");
+    assert_eq!(report["gateways"][0]["status"], "UP");
+    let pending: Vec<String> = report["pending"]
         .as_array()
         .unwrap()
         .iter()
@@ -133,19 +116,37 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
         pending.contains(&"sofia profile external restart".to_string()),
         "ext IP change needs a profile restart: {pending:?}"
     );
+}
+
+#[test]
+fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
+    let fleet = Fleet::new("wavix3", 3);
+    let session = fleet.session_with(&three_shapes);
+    let first = session.run(["apply", "--json"]).expect(exit::OK);
+    let hosts = first.json()["plays"][0]["hosts"].clone();
+    assert_eq!(hosts.as_array().unwrap().len(), 3);
+    for h in ["pbx1", "pbx2", "pbx3"] {
+        assert_eq!(
+            host_report(&first, h)["status"],
+            "changed",
+            "{}",
+            first.stderr
+        );
+    }
+    registration_with_failover_is_written_and_verified(
+        fleet.host("pbx1"),
+        &host_report(&first, "pbx1"),
+    );
+    second_did_without_passthrough(fleet.host("pbx2"));
+    ip_authentication_with_an_external_address(fleet.host("pbx3"), &host_report(&first, "pbx3"));
 
     // Second run: nothing to change, no FreeSWITCH command at all.
     let logs: Vec<usize> = fleet.hosts.iter().map(|h| h.fs_log().len()).collect();
-    let second = switchyard(&["apply", "-i", inv, &wavix(), "--known-hosts", kh, "--json"]);
-    assert_eq!(second.code, 0, "{}", second.all());
-    let r2 = second.json();
-    for h in r2["plays"][0]["hosts"].as_array().unwrap() {
+    let second = session.run(["apply", "--json"]).expect(exit::OK);
+    for h in second.json()["plays"][0]["hosts"].as_array().unwrap() {
         assert_eq!(h["status"], "ok", "{}", second.stderr);
-        assert!(h["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["status"] == "ok"));
+        let files = h["files"].as_array().unwrap();
+        assert!(files.iter().all(|f| f["status"] == "ok"));
         assert!(h["steps"].as_array().unwrap().is_empty());
         // One command after authentication: the fact gathering.
         assert_eq!(h["remote_commands"], 1);
@@ -153,77 +154,45 @@ fn wavix_playbook_on_three_hosts_then_idempotent_then_check_diff() {
     let logs2: Vec<usize> = fleet.hosts.iter().map(|h| h.fs_log().len()).collect();
     assert_eq!(logs, logs2, "a no-op run sends FreeSWITCH nothing");
 
-    // A password change, checked with --diff: shown as changed, masked, nothing written.
+    // A password change, checked with --diff: shown as changed (one line that says so, not
+    // two lines that look the same), masked, nothing written.
+    let h1 = fleet.host("pbx1");
     let before = h1.read("sip_profiles/external/wavix.xml");
-    let inv2 = fleet.inventory("inv2.yml", &|i, h| {
-        if i == 0 {
-            "wavix_password: N3w-Pa55\"<&\n".into()
-        } else {
-            extra(i, h)
-        }
+    let changed = session.vars(&|i, h| match i {
+        0 => "wavix_password: N3w-Pa55\"<&\n".into(),
+        _ => three_shapes(i, h),
     });
-    let check = switchyard(&[
-        "apply",
-        "--check",
-        "--diff",
-        "-i",
-        inv2.to_str().unwrap(),
-        &wavix(),
-        "--known-hosts",
-        kh,
-    ]);
-    assert_eq!(check.code, 0, "{}", check.all());
-    // The changed password: one line that says so, not two lines that look the same.
-    assert!(
-        check
-            .stderr
-            .contains("~    <param name=\"password\" value=\"********\"/>  (secret changed)\n"),
-        "{}",
-        check.stderr
-    );
-    assert!(
-        !check
-            .stderr
-            .contains("+    <param name=\"password\" value=\"********\"/>"),
-        "{}",
-        check.stderr
-    );
-    assert!(
-        check
-            .stderr
-            .contains("would run sofia profile external killgw wavix"),
-        "{}",
-        check.stderr
-    );
-    for secret in ["secret1", "N3w-Pa55", "N3w-Pa55&quot;&lt;&amp;"] {
-        assert!(
-            !check.all().contains(secret),
-            "`{secret}` leaked into the output"
-        );
-    }
-    assert_eq!(
-        h1.read("sip_profiles/external/wavix.xml"),
-        before,
-        "--check wrote nothing"
-    );
+    let check = changed.run(["apply", "--check", "--diff"]).expect(exit::OK);
+    check
+        .shows(&[
+            "~    <param name=\"password\" value=\"********\"/>  (secret changed)\n",
+            "would run sofia profile external killgw wavix",
+        ])
+        .never_shows(&["+    <param name=\"password\" value=\"********\"/>"])
+        .never_shows(&["secret1", "N3w-Pa55", "N3w-Pa55&quot;&lt;&amp;"]);
+    assert_session!(check);
+    let after = h1.read("sip_profiles/external/wavix.xml");
+    assert_eq!(after, before, "--check wrote nothing");
 
     // Applied, the hostile password lands XML-escaped and the file stays well-formed.
-    let applied = switchyard(&[
-        "apply",
-        "-i",
-        inv2.to_str().unwrap(),
-        &wavix(),
-        "--known-hosts",
-        kh,
-        "--no-verify",
-        "--limit",
-        "pbx1",
-    ]);
-    assert_eq!(applied.code, 0, "{}", applied.all());
+    let applied = changed.run(["apply", "--no-verify", "--limit", "pbx1"]);
+    applied.expect(exit::OK).never_shows(&["N3w-Pa55"]);
     let gw = h1.read("sip_profiles/external/wavix.xml");
     assert!(gw.contains("value=\"N3w-Pa55&quot;&lt;&amp;\""), "{gw}");
     roxmltree::Document::parse(&gw).expect("well-formed");
-    assert!(!applied.all().contains("N3w-Pa55"));
+}
+
+/// Replace a host's key in known_hosts by another key, as after a reinstall or an attack.
+fn forget_key_for_another(fleet: &Fleet, host: &TestHost) {
+    let other = fleet.dir.join("other_key");
+    run(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other));
+    let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut p = pubkey.split_whitespace();
+    let (kind, key) = (p.next().unwrap(), p.next().unwrap());
+    let line = format!("[{}]:{} {kind} {key}\n", host.addr, host.port);
+    std::fs::write(&fleet.known_hosts, line).unwrap();
 }
 
 #[test]
@@ -231,86 +200,25 @@ fn unknown_and_changed_host_keys_are_refused() {
     let mut fleet = Fleet::new("hostkeys", 0);
     fleet.add_host("stranger", false);
     fleet.wait_ready();
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    let kh = fleet.known_hosts.to_str().unwrap();
-    let pb = repo("playbooks/wavix.yml");
+    let session = fleet.session();
 
-    let refused = switchyard(&[
-        "apply",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb,
-        "--known-hosts",
-        kh,
-    ]);
-    assert_eq!(refused.code, 1);
-    assert!(
-        refused.stderr.contains("stranger [unreachable]"),
-        "{}",
-        refused.stderr
-    );
-    assert!(refused.stderr.contains("is not in"), "{}", refused.stderr);
+    let refused = session.run(["apply"]).expect(exit::FAILED);
+    refused.shows(&["stranger [unreachable]", "is not in"]);
+    assert_session!(refused);
     assert!(!fleet.hosts[0].exists("sip_profiles/external/wavix.xml"));
 
     // Accepting new keys records the key, then works without the flag.
-    let learned = switchyard(&[
-        "apply",
-        "--check",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb,
-        "--known-hosts",
-        kh,
-        "--accept-new-host-keys",
-    ]);
-    assert_eq!(learned.code, 0, "{}", learned.all());
-    assert!(std::fs::read_to_string(kh).unwrap().contains(&format!(
-        "[{}]:{}",
-        fleet.hosts[0].addr, fleet.hosts[0].port
-    )));
-    let again = switchyard(&[
-        "apply",
-        "--check",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb,
-        "--known-hosts",
-        kh,
-    ]);
-    assert_eq!(again.code, 0, "{}", again.all());
+    let learned = session.run(["apply", "--check", "--accept-new-host-keys"]);
+    learned.expect(exit::OK);
+    let known = std::fs::read_to_string(&fleet.known_hosts).unwrap();
+    let stranger = &fleet.hosts[0];
+    assert!(known.contains(&format!("[{}]:{}", stranger.addr, stranger.port)));
+    session.run(["apply", "--check"]).expect(exit::OK);
 
     // A changed key is refused even with --accept-new-host-keys.
-    let other = fleet.dir.join("other_key");
-    std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .status()
-        .unwrap();
-    let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
-    let mut p = pubkey.split_whitespace();
-    std::fs::write(
-        kh,
-        format!(
-            "[{}]:{} {} {}\n",
-            fleet.hosts[0].addr,
-            fleet.hosts[0].port,
-            p.next().unwrap(),
-            p.next().unwrap()
-        ),
-    )
-    .unwrap();
-    let changed = switchyard(&[
-        "apply",
-        "--check",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb,
-        "--known-hosts",
-        kh,
-        "--accept-new-host-keys",
-    ]);
-    assert_eq!(changed.code, 1);
-    assert!(changed.stderr.contains("HAS CHANGED"), "{}", changed.stderr);
+    forget_key_for_another(&fleet, stranger);
+    let changed = session.run(["apply", "--check", "--accept-new-host-keys"]);
+    changed.expect(exit::FAILED).shows(&["HAS CHANGED"]);
 }
 
 /// `switchyard apply ... 2>&1 | head` closes the pipe early: the run must not panic (it used
@@ -318,18 +226,10 @@ fn unknown_and_changed_host_keys_are_refused() {
 #[test]
 fn a_closed_output_pipe_ends_nothing_but_the_output() {
     let fleet = Fleet::new("epipe", 2);
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "apply",
-            "-i",
-            inv.to_str().unwrap(),
-            &wavix(),
-            "--known-hosts",
-        ])
-        .arg(&fleet.known_hosts)
-        .arg("--json")
+    let mut child = fleet
+        .session()
         .env("SWITCHYARD_HISTORY", fleet.dir.join("h.db"))
+        .command(["apply", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -353,9 +253,10 @@ fn a_closed_output_pipe_ends_nothing_but_the_output() {
 #[test]
 fn a_first_apply_is_four_remote_commands_and_records_what_is_still_owed() {
     let fleet = Fleet::new("fourcmds", 1);
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    let out = fleet.run("apply", &inv, &["--json", "--no-verify"]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    let session = fleet.session();
+    let out = session
+        .run(["apply", "--json", "--no-verify"])
+        .expect(exit::OK);
     let h = host_report(&out, "pbx1");
     assert_eq!(h["status"], "changed", "{}", out.all());
     assert_eq!(commands(&h), ["sofia profile external rescan"]);
@@ -385,6 +286,6 @@ fn a_first_apply_is_four_remote_commands_and_records_what_is_still_owed() {
     left.sort();
     assert_eq!(left, ["lock", "lock.owner", "state.json"]);
     // And the next run is a no-op: one command.
-    let again = fleet.run("apply", &inv, &["--json", "--no-verify"]);
+    let again = session.run(["apply", "--json", "--no-verify"]);
     assert_eq!(host_report(&again, "pbx1")["remote_commands"], 1);
 }

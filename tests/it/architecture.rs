@@ -356,3 +356,67 @@ fn the_command_line_stays_thin() {
         );
     }
 }
+
+/// A test a reader takes in at once: longer ones are split by what they check, and their
+/// set-up goes into the harness or a session (tests/it/session.rs).
+const MAX_TEST_LINES: usize = 80;
+
+/// Every `#[test]` function under `dir` as (file, name, lines from `fn` to its closing
+/// brace), read from the text: the brace is the first line at the `fn`'s own indentation.
+fn test_functions(dir: &Path) -> Vec<(String, String, usize)> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let attr = lines[i].trim();
+            if attr == "#[test]" || attr.starts_with("#[tokio::test") {
+                let Some(start) = (i + 1..lines.len()).find(|&j| {
+                    let t = lines[j].trim_start();
+                    t.starts_with("fn ") || t.starts_with("async fn ")
+                }) else {
+                    break;
+                };
+                let indent = lines[start].len() - lines[start].trim_start().len();
+                let close = format!("{}}}", " ".repeat(indent));
+                let end = (start..lines.len())
+                    .find(|&j| lines[j] == close)
+                    .unwrap_or(lines.len() - 1);
+                let name = lines[start].trim_start().trim_start_matches("async ")["fn ".len()..]
+                    .split(['(', '<'])
+                    .next()
+                    .unwrap()
+                    .to_string();
+                out.push((f.display().to_string(), name, end - start + 1));
+                i = end;
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn no_test_function_is_over_80_lines() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let all = test_functions(&tests);
+    assert!(all.len() > 100, "the tests were not read: {}", all.len());
+    assert!(
+        all.iter()
+            .any(|(_, n, _)| n == "no_test_function_is_over_80_lines"),
+        "this test was not found"
+    );
+    let long: Vec<String> = all
+        .iter()
+        .filter(|(_, _, n)| *n > MAX_TEST_LINES)
+        .map(|(f, name, n)| format!("{f}: {name}: {n} lines"))
+        .collect();
+    assert!(
+        long.is_empty(),
+        "tests over {MAX_TEST_LINES} lines (split them by what they check, move set-up into \
+         tests/it/session.rs): {long:#?}"
+    );
+}

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::harness::{repo, switchyard_env, tmp};
+use crate::harness::{repo, switchyard_env};
+use crate::session::Demo;
 
 /// Replace what changes from run to run: the temporary folder, the repository path, and
 /// durations (`0.42 s`, `1.3s`).
@@ -189,26 +190,12 @@ fn lint_says_what_it_checked() {
         "{}",
         out.stderr
     );
-    let dir = tmp("cli-lint");
-    let demo = switchyard_env(
-        &[
-            "demo",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--check",
-            "--color",
-            "never",
-        ],
-        &[],
-    );
-    assert_eq!(demo.code, 0, "{}", demo.all());
-    let inv = dir.join("inventory.yml");
-    let pb = dir.join("playbooks/wavix.yml");
-    insta::assert_snapshot!(session(
-        &["lint", "-i", inv.to_str().unwrap(), pb.to_str().unwrap()],
-        &[],
-        Some(&dir)
-    ));
+    let Demo {
+        dir,
+        inventory: inv,
+        playbook: pb,
+    } = Demo::new("cli-lint", false);
+    insta::assert_snapshot!(session(&["lint", "-i", &inv, &pb], &[], Some(&dir)));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -237,19 +224,15 @@ fn completions_and_man_page_come_from_the_real_command_line() {
 /// order is fixed with `--forks 1` so the snapshot is stable.
 #[test]
 fn a_new_users_session_with_the_demo_fleet() {
-    let dir = tmp("cli-demo");
-    let d = dir.to_str().unwrap();
-    let prepare = switchyard_env(&["demo", "--dir", d, "--check", "--color", "never"], &[]);
-    assert_eq!(prepare.code, 0, "{}", prepare.all());
-    let inv = dir.join("inventory.yml");
-    let pb = dir.join("playbooks/wavix.yml");
-    let (inv, pb) = (inv.to_str().unwrap(), pb.to_str().unwrap());
+    let demo = Demo::new("cli-demo", false);
+    let dir = &demo.dir;
+    let (inv, pb) = (demo.inventory.as_str(), demo.playbook.as_str());
     let hist = dir.join("history.db");
     let env = [("SWITCHYARD_HISTORY", hist.to_str().unwrap())];
     let run = |extra: &[&str]| {
         let mut args = vec!["apply", "-i", inv, pb, "--forks", "1", "--color", "never"];
         args.extend_from_slice(extra);
-        session(&args, &env, Some(&dir))
+        session(&args, &env, Some(dir))
     };
     insta::assert_snapshot!("demo_check", run(&["--check", "--limit", "pbx-nyc"]));
     insta::assert_snapshot!("demo_apply", run(&[]));
@@ -303,17 +286,16 @@ fn a_new_users_session_with_the_demo_fleet() {
     assert!(coloured.stderr.contains("\x1b[33m~"), "{}", coloured.stderr);
     let plain = switchyard_env(&["apply", "-i", inv, pb, "--check", "--diff"], &[]);
     assert!(!plain.stderr.contains('\x1b'), "{}", plain.stderr);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn drift_shows_its_diff_and_has_its_own_exit_code() {
-    let dir = tmp("cli-drift");
-    let d = dir.to_str().unwrap();
-    let first = switchyard_env(&["demo", "--dir", d, "--color", "never"], &[]);
-    assert_eq!(first.code, 0, "{}", first.all());
-    let inv = dir.join("inventory.yml");
-    let pb = dir.join("playbooks/wavix.yml");
+    let Demo {
+        dir,
+        inventory: inv,
+        playbook: pb,
+    } = Demo::new("cli-drift", true);
     // Someone edits a managed file on one PBX.
     let gw = dir.join("hosts/pbx-dal/conf/sip_profiles/external/wavix.xml");
     let text = std::fs::read_to_string(&gw).unwrap();
@@ -324,15 +306,7 @@ fn drift_shows_its_diff_and_has_its_own_exit_code() {
     .unwrap();
     let hist = dir.join("history.db");
     insta::assert_snapshot!(session(
-        &[
-            "drift",
-            "-i",
-            inv.to_str().unwrap(),
-            pb.to_str().unwrap(),
-            "--diff",
-            "--color",
-            "never"
-        ],
+        &["drift", "-i", &inv, &pb, "--diff", "--color", "never"],
         &[("SWITCHYARD_HISTORY", hist.to_str().unwrap())],
         Some(&dir)
     ));
@@ -344,14 +318,14 @@ fn drift_shows_its_diff_and_has_its_own_exit_code() {
 /// it with the drift exit code (issue 27, item 3).
 #[test]
 fn drift_shows_a_restart_still_pending_and_fails_on_it_when_asked() {
-    let dir = tmp("cli-drift-pending");
-    let d = dir.to_str().unwrap();
-    let first = switchyard_env(&["demo", "--dir", d, "--color", "never"], &[]);
-    assert_eq!(first.code, 0, "{}", first.all());
-    let (inv, pb) = (dir.join("inventory.yml"), dir.join("playbooks/wavix.yml"));
+    let Demo {
+        dir,
+        inventory: inv,
+        playbook: pb,
+    } = Demo::new("cli-drift-pending", true);
     let hist = dir.join("history.db");
     let env = [("SWITCHYARD_HISTORY", hist.to_str().unwrap())];
-    let args = ["drift", "-i", inv.to_str().unwrap(), pb.to_str().unwrap()];
+    let args = ["drift", "-i", &inv, &pb];
     let out = switchyard_env(&args, &env);
     assert_eq!(out.code, 0, "{}", out.all());
     for h in ["pbx-nyc", "pbx-dal", "pbx-ams"] {

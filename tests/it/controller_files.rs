@@ -29,9 +29,9 @@ fn a_retry_link_planted_in_a_shared_history_folder_is_never_written_through() {
     let fs_uid = run(std::process::Command::new("id").args(["-u", "freeswitch"]));
     std::os::unix::fs::lchown(&planted, Some(fs_uid.trim().parse().unwrap()), None).unwrap();
     // pbx1 cannot be rendered: the rollout fails and names it in a retry file.
-    let inv = fleet.inventory("inv.yml", &|_, _| "numbering_plan: atlantis\n".into());
+    let session = fleet.session_with(&|_, _| "numbering_plan: atlantis\n".into());
     let history = shared.join("history.db");
-    let out = fleet.run("apply", &inv, &["--history", history.to_str().unwrap()]);
+    let out = session.run(["apply", "--history", history.to_str().unwrap()]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root only\n");
     assert_eq!(mode(&victim), 0o600);
@@ -55,7 +55,7 @@ fn a_retry_link_planted_in_a_shared_history_folder_is_never_written_through() {
 
     // Without the link, the retry file is written, private to its owner.
     std::fs::remove_file(&planted).unwrap();
-    let out = fleet.run("apply", &inv, &["--history", history.to_str().unwrap()]);
+    let out = session.run(["apply", "--history", history.to_str().unwrap()]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert_eq!(std::fs::read_to_string(&planted).unwrap(), "pbx1\n");
     assert_eq!(mode(&planted), 0o600);

@@ -2,6 +2,7 @@
 //! idempotent, and a user removed from the list is removed from the PBX.
 
 use crate::harness::*;
+use crate::session::{exit, Session};
 
 /// Host variables for a PBX with `users` users (1000, 1001, ...) and 20 DIDs: DID k rings
 /// user 1000+k, the last two go to a ring group and an IVR the operator defines.
@@ -40,15 +41,17 @@ fn carrier_fleet(name: &str) -> Fleet {
     fleet
 }
 
+/// The fleet-size PBX (50 users, 20 DIDs) with both carriers.
+fn two_carriers(fleet: &Fleet) -> Session<'_> {
+    fleet.session_with(&|_, _| format!("{}{TWO_CARRIERS}", big_pbx(50, None)))
+}
+
 #[test]
 fn fifty_users_twenty_dids_two_carriers_then_no_change_then_one_user_removed() {
     let fleet = carrier_fleet("bigpbx");
     let h = fleet.host("pbx1");
-    let inv = fleet.inventory("inv.yml", &|_, _| {
-        format!("{}{TWO_CARRIERS}", big_pbx(50, None))
-    });
-    let first = fleet.run("apply", &inv, &["--json"]);
-    assert_eq!(first.code, 0, "{}", first.all());
+    let session = two_carriers(&fleet);
+    let first = session.run(["apply", "--json"]).expect(exit::OK);
     for i in 0..50 {
         let f = h.read(&format!("directory/default/{}.xml", 1000 + i));
         assert!(f.contains(&format!("value=\"ext-pw-{i}-x9\"")), "{f}");
@@ -77,19 +80,15 @@ fn fifty_users_twenty_dids_two_carriers_then_no_change_then_one_user_removed() {
 
     // The second run changes nothing and sends FreeSWITCH nothing.
     h.clear_fs_log();
-    let again = fleet.run("apply", &inv, &["--json"]);
-    assert_eq!(again.code, 0, "{}", again.all());
+    let again = session.run(["apply", "--json"]).expect(exit::OK);
     let host = &again.json()["plays"][0]["hosts"][0];
     assert_eq!(host["status"], "ok", "{}", again.stderr);
     assert_eq!(host["remote_commands"], 1, "one round trip for a no-op");
     assert!(h.fs_log().is_empty(), "{:?}", h.fs_log());
 
     // User 1007 leaves: its file goes, FreeSWITCH re-reads the directory, nothing else moves.
-    let inv2 = fleet.inventory("inv2.yml", &|_, _| {
-        format!("{}{TWO_CARRIERS}", big_pbx(50, Some(7)))
-    });
-    let removed = fleet.run("apply", inv2.as_path(), &["--json"]);
-    assert_eq!(removed.code, 0, "{}", removed.all());
+    let left = session.vars(&|_, _| format!("{}{TWO_CARRIERS}", big_pbx(50, Some(7))));
+    let removed = left.run(["apply", "--json"]).expect(exit::OK);
     assert!(!h.exists("directory/default/1007.xml"));
     assert!(h.exists("directory/default/1008.xml"));
     let host = &removed.json()["plays"][0]["hosts"][0];
@@ -103,7 +102,7 @@ fn fifty_users_twenty_dids_two_carriers_then_no_change_then_one_user_removed() {
     assert_eq!(changed, [("directory/default/1007.xml", "removed")]);
     assert_eq!(h.fs_log(), ["reloadxml"], "{}", removed.stderr);
     // And then it is settled.
-    let settled = fleet.run("apply", inv2.as_path(), &["--json"]);
+    let settled = left.run(["apply", "--json"]);
     assert_eq!(settled.json()["plays"][0]["hosts"][0]["status"], "ok");
 }
 
@@ -119,17 +118,36 @@ carriers:
     gateways: [{name: backup1, realm: backup.test}]
 ";
 
+/// Outbound: every gateway in list order, failover only on route failures, the last bridge
+/// ending the call with its own cause.
+fn outbound_tries_every_gateway_in_order(dp: &str) {
+    let out = &dp[dp.find("<extension name=\"out-e164\">").unwrap()..];
+    let out = &out[..out.find("</extension>").unwrap()];
+    let order: Vec<usize> = [
+        "sofia/gateway/wavix/",
+        "sofia/gateway/wavix_eu/",
+        "sofia/gateway/backup1/",
+    ]
+    .iter()
+    .map(|g| out.find(g).unwrap_or_else(|| panic!("{g} missing: {out}")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    assert_eq!(
+        out.matches("continue_on_fail=GATEWAY_DOWN,").count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("continue_on_fail=false"), "{out}");
+}
+
 /// The documented fleet-size PBX: 50 users, 20 DIDs, two carriers (Wavix with two
 /// regions, then a backup provider), all from lists.
 #[test]
 fn two_carriers_in_failover_order_and_one_removed() {
     let fleet = carrier_fleet("carriers");
     let h = fleet.host("pbx1");
-    let inv = fleet.inventory("inv.yml", &|_, _| {
-        format!("{}{TWO_CARRIERS}", big_pbx(50, None))
-    });
-    let first = fleet.run("apply", &inv, &["--json"]);
-    assert_eq!(first.code, 0, "{}", first.all());
+    let session = two_carriers(&fleet);
+    let first = session.run(["apply", "--json"]).expect(exit::OK);
     // One file per carrier, every gateway verified registered.
     let wavix = h.read("sip_profiles/external/carrier_wavix.xml");
     assert!(
@@ -154,31 +172,12 @@ fn two_carriers_in_failover_order_and_one_removed() {
             ("backup1", "REGED")
         ]
     );
-    // Outbound: every gateway in list order, failover only on route failures, the last
-    // bridge ending the call with its own cause.
-    let dp = h.read("dialplan/wavix.xml");
-    let out = &dp[dp.find("<extension name=\"out-e164\">").unwrap()..];
-    let out = &out[..out.find("</extension>").unwrap()];
-    let order: Vec<usize> = [
-        "sofia/gateway/wavix/",
-        "sofia/gateway/wavix_eu/",
-        "sofia/gateway/backup1/",
-    ]
-    .iter()
-    .map(|g| out.find(g).unwrap_or_else(|| panic!("{g} missing: {out}")))
-    .collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
-    assert_eq!(
-        out.matches("continue_on_fail=GATEWAY_DOWN,").count(),
-        2,
-        "{out}"
-    );
-    assert!(out.contains("continue_on_fail=false"), "{out}");
+    outbound_tries_every_gateway_in_order(&h.read("dialplan/wavix.xml"));
     assert!(!first.all().contains("b-secret-7"));
 
     // Idempotent.
     h.clear_fs_log();
-    let again = fleet.run("apply", &inv, &["--json"]);
+    let again = session.run(["apply", "--json"]);
     assert_eq!(
         again.json()["plays"][0]["hosts"][0]["status"],
         "ok",
@@ -194,9 +193,8 @@ fn two_carriers_in_failover_order_and_one_removed() {
         .next()
         .unwrap()
         .to_string();
-    let inv2 = fleet.inventory("inv2.yml", &|_, _| format!("{}{one}", big_pbx(50, None)));
-    let removed = fleet.run("apply", &inv2, &["--json"]);
-    assert_eq!(removed.code, 0, "{}", removed.all());
+    let one_left = session.vars(&|_, _| format!("{}{one}", big_pbx(50, None)));
+    one_left.run(["apply", "--json"]).expect(exit::OK);
     assert!(!h.exists("sip_profiles/external/carrier_backup.xml"));
     assert!(!h.read("dialplan/wavix.xml").contains("backup1"));
     let log = h.fs_log();

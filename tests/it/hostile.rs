@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::harness::*;
+use crate::session::exit;
 
 /// Run a shell command as the `freeswitch` user (the attacker), in `dir`.
 fn as_freeswitch(dir: &Path, cmd: &str) -> std::process::Output {
@@ -39,8 +40,8 @@ fn hostile(tag: &str) -> (Fleet, std::path::PathBuf, std::path::PathBuf) {
 fn the_lock_and_state_record_never_follow_a_planted_link() {
     let (fleet, victim, _) = hostile("hostile-lock");
     let conf = fleet.hosts[0].dir.join("conf");
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    let first = fleet.run("apply", &inv, &[]);
+    let session = fleet.session();
+    let first = session.run(["apply"]);
     assert_eq!(first.code, 0, "{}", first.all());
 
     // switchyard's folder is its own: 0700, owned by the login; `freeswitch` cannot plant
@@ -64,8 +65,8 @@ fn the_lock_and_state_record_never_follow_a_planted_link() {
         ),
     );
     assert!(swap.status.success(), "{swap:?}");
-    let inv2 = fleet.inventory("inv2.yml", &|_, _| "wavix_password: rotated-pass\n".into());
-    let out = fleet.run("apply", &inv2, &[]);
+    let session2 = fleet.session_with(&|_, _| "wavix_password: rotated-pass\n".into());
+    let out = session2.run(["apply"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains("belongs to freeswitch"), "{}", out.all());
     assert_eq!(
@@ -79,7 +80,7 @@ fn the_lock_and_state_record_never_follow_a_planted_link() {
         &format!("ln -s {} .switchyard/state.json", victim.display()),
     );
     assert!(swap.status.success(), "{swap:?}");
-    let out = fleet.run("apply", &inv2, &[]);
+    let out = session2.run(["apply"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
         out.all().contains("state.json is a symbolic link"),
@@ -100,7 +101,7 @@ fn the_lock_and_state_record_never_follow_a_planted_link() {
         ),
     );
     assert!(swap.status.success(), "{swap:?}");
-    let out = fleet.run("apply", &inv2, &[]);
+    let out = session2.run(["apply"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains(".switchyard"), "{}", out.all());
     assert_eq!(
@@ -112,7 +113,7 @@ fn the_lock_and_state_record_never_follow_a_planted_link() {
     // The operator removes it; the next run converges.
     std::fs::remove_file(conf.join(".switchyard")).unwrap();
     fleet.hosts[0].set_provider_password("sip.test", "trunk1", "rotated-pass");
-    let out = fleet.run("apply", &inv2, &[]);
+    let out = session2.run(["apply"]);
     assert_eq!(out.code, 0, "{}", out.all());
 }
 
@@ -120,7 +121,7 @@ fn the_lock_and_state_record_never_follow_a_planted_link() {
 fn a_folder_linked_out_of_the_conf_root_is_refused() {
     let (fleet, victim, outside) = hostile("hostile-dir");
     let conf = fleet.hosts[0].dir.join("conf");
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let session = fleet.session();
     // Before the first run: the gateway folder is a link to a folder outside.
     let swap = as_freeswitch(
         &conf,
@@ -131,7 +132,7 @@ fn a_folder_linked_out_of_the_conf_root_is_refused() {
     );
     assert!(swap.status.success(), "{swap:?}");
     for extra in [&[][..], &["--check"][..]] {
-        let out = fleet.run("apply", &inv, extra);
+        let out = session.run([&["apply"][..], extra].concat());
         assert_eq!(out.code, 1, "{extra:?}: {}", out.all());
         assert!(
             out.all().contains("outside the conf root"),
@@ -156,7 +157,7 @@ fn a_folder_linked_out_of_the_conf_root_is_refused() {
         &format!("ln -s {} sip_profiles/external/wavix.xml", victim.display()),
     );
     assert!(link.status.success(), "{link:?}");
-    let out = fleet.run("apply", &inv, &["--check", "--diff"]);
+    let out = session.run(["apply", "--check", "--diff"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains("is a symbolic link"), "{}", out.all());
     assert!(
@@ -228,13 +229,13 @@ fn a_managed_file_over_the_size_limit_is_refused_on_the_host_unread() {
     run(Command::new("chown")
         .args(["-R", "freeswitch:freeswitch"])
         .arg(&conf));
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    let first = fleet.run("apply", &inv, &[]);
+    let session = fleet.session();
+    let first = session.run(["apply"]);
     assert_eq!(first.code, 0, "{}", first.all());
 
     let grow = as_freeswitch(&conf, "truncate -s 9M sip_profiles/external/wavix.xml");
     assert!(grow.status.success(), "{grow:?}");
-    let out = fleet.run("drift", &inv, &[]);
+    let out = session.run(["drift"]);
     let pbx1 = host_line(&out, "pbx1");
     assert!(
         pbx1.starts_with("pbx1: ERROR ")
@@ -247,19 +248,15 @@ fn a_managed_file_over_the_size_limit_is_refused_on_the_host_unread() {
     assert_ne!(out.code, 0);
 
     // pbx1 with its own `freeswitch_max_file_bytes`.
-    let pbx1_limit = |file: &str, limit: &str| {
+    let pbx1_limit = |limit: &str| {
         let line = format!("freeswitch_max_file_bytes: {limit}\n");
-        fleet.inventory(file, &|i, _| {
-            if i == 0 {
-                line.clone()
-            } else {
-                String::new()
-            }
+        fleet.session_with(&|i, _| match i {
+            0 => line.clone(),
+            _ => String::new(),
         })
     };
     // A larger limit for this host: the file is read, and is drift like any other change.
-    let inv_big = pbx1_limit("inv-big.yml", "16777216");
-    let out = fleet.run("drift", &inv_big, &[]);
+    let out = pbx1_limit("16777216").run(["drift"]);
     assert!(
         out.all()
             .contains("pbx1: drift sip_profiles/external/wavix.xml"),
@@ -269,8 +266,7 @@ fn a_managed_file_over_the_size_limit_is_refused_on_the_host_unread() {
     assert_eq!(out.code, 3, "{}", out.all());
 
     // A limit that is not a number: one clear error for that host.
-    let inv_bad = pbx1_limit("inv-bad.yml", "lots");
-    let out = fleet.run("drift", &inv_bad, &[]);
+    let out = pbx1_limit("lots").run(["drift"]);
     assert!(
         out.all().contains(
             "pbx1: ERROR freeswitch_max_file_bytes: `\"lots\"` is not a positive number of bytes"
@@ -290,8 +286,8 @@ fn a_managed_file_over_the_size_limit_is_refused_on_the_host_unread() {
 fn a_managed_file_swapped_for_a_fifo_never_blocks_the_gather() {
     let (fleet, _, _) = hostile("hostile-fifo");
     let conf = fleet.hosts[0].dir.join("conf");
-    let inv = fleet.inventory("inv.yml", &|_, _| "command_timeout: 3\n".into());
-    let first = fleet.run("apply", &inv, &[]);
+    let session = fleet.session_with(&|_, _| "command_timeout: 3\n".into());
+    let first = session.run(["apply"]);
     assert_eq!(first.code, 0, "{}", first.all());
     let dir = conf.join("sip_profiles/external");
     // The attacker: swap the file and a FIFO by rename(2), as fast as it can.
@@ -303,7 +299,7 @@ fn a_managed_file_swapped_for_a_fifo_never_blocks_the_gather() {
     let mut swapper = swapper.spawn().unwrap();
     let mut outcomes = Vec::new();
     for _ in 0..12 {
-        let out = fleet.run("drift", &inv, &[]);
+        let out = session.run(["drift"]);
         outcomes.push(out.all());
     }
     let _ = swapper.kill();
@@ -326,8 +322,8 @@ fn a_managed_file_swapped_for_a_fifo_never_blocks_the_gather() {
 fn a_managed_file_swapped_for_a_link_never_shows_another_files_content() {
     let (fleet, _, _) = hostile("hostile-linkswap");
     let conf = fleet.hosts[0].dir.join("conf");
-    let inv = fleet.inventory("inv.yml", &|_, _| "command_timeout: 10\n".into());
-    let first = fleet.run("apply", &inv, &[]);
+    let session = fleet.session_with(&|_, _| "command_timeout: 10\n".into());
+    let first = session.run(["apply"]);
     assert_eq!(first.code, 0, "{}", first.all());
     let secret = fleet.dir.join("root-only.txt");
     std::fs::write(&secret, "Root-Only-Shadow-Line-91\n").unwrap();
@@ -344,7 +340,7 @@ fn a_managed_file_swapped_for_a_link_never_shows_another_files_content() {
     let mut swapper = swapper.spawn().unwrap();
     let mut outcomes = Vec::new();
     for _ in 0..12 {
-        outcomes.push(fleet.run("drift", &inv, &["--diff"]).all());
+        outcomes.push(session.run(["drift", "--diff"]).all());
     }
     let _ = swapper.kill();
     let _ = swapper.wait();
@@ -354,6 +350,22 @@ fn a_managed_file_swapped_for_a_link_never_shows_another_files_content() {
             "another file's content: {o}"
         );
     }
+}
+
+/// The attacker of the process-list test: an unprivileged login printing every process's
+/// arguments it sees, into a file (a pipe nobody reads while the applies run would fill
+/// and stop it). The watcher and the file.
+fn watch_process_lists(fleet: &Fleet) -> (std::process::Child, std::path::PathBuf) {
+    let mut watcher = python_as(
+        NOPRIV_USER,
+        "import os\nseen = set()\nwhile True:\n    for p in os.listdir('/proc'):\n        try:\n            c = open('/proc/%s/cmdline' % p, 'rb').read()\n        except OSError:\n            continue\n        if c not in seen:\n            seen.add(c)\n            print(c.replace(b'\\0', b' ').decode('utf-8', 'replace').replace('\\n', ' '))\n",
+    );
+    let seen_path = fleet.dir.join("seen.txt");
+    let watcher = watcher
+        .stdout(std::fs::File::create(&seen_path).unwrap())
+        .spawn()
+        .unwrap();
+    (watcher, seen_path)
 }
 
 /// Items 14 and 15 of issue 21: any local user of a PBX reads every process's arguments.
@@ -376,31 +388,15 @@ fn no_secret_or_secret_digest_is_ever_in_a_pbx_process_list() {
         "fs_cli: \"{} -H 127.0.0.1 -P 8021 -p {ESL}\"\n",
         h.fs_cli().display()
     );
-    let inv = fleet.inventory("inv.yml", &|_, _| fs_cli.clone());
-
-    // The attacker: an unprivileged login printing every process's arguments it sees.
-    let mut watcher = python_as(
-        NOPRIV_USER,
-        "import os\nseen = set()\nwhile True:\n    for p in os.listdir('/proc'):\n        try:\n            c = open('/proc/%s/cmdline' % p, 'rb').read()\n        except OSError:\n            continue\n        if c not in seen:\n            seen.add(c)\n            print(c.replace(b'\\0', b' ').decode('utf-8', 'replace').replace('\\n', ' '))\n",
-    );
-    // Into a file (a pipe nobody reads while the applies run would fill and stop it).
-    let seen_path = fleet.dir.join("seen.txt");
-    let mut watcher = watcher
-        .stdout(std::fs::File::create(&seen_path).unwrap())
-        .spawn()
-        .unwrap();
-
-    let first = fleet.run("apply", &inv, &[]);
-    assert_eq!(first.code, 0, "{}", first.all());
+    let session = fleet.session_with(&|_, _| fs_cli.clone());
+    let (mut watcher, seen_path) = watch_process_lists(&fleet);
+    session.run(["apply"]).expect(exit::OK);
     let old = std::fs::read(h.conf("sip_profiles/external/wavix.xml")).unwrap();
     // A rotated trunk password: the write expects the old file (its hash checked on the
     // host), and killgw + rescan run.
-    let inv2 = fleet.inventory("inv2.yml", &|_, _| {
-        format!("{fs_cli}wavix_password: rotated-pass\n")
-    });
+    let rotated = session.vars(&|_, _| format!("{fs_cli}wavix_password: rotated-pass\n"));
     h.set_provider_password("sip.test", "trunk1", "rotated-pass");
-    let second = fleet.run("apply", &inv2, &["-vv", "-D"]);
-    assert_eq!(second.code, 0, "{}", second.all());
+    let second = rotated.run(["apply", "-vv", "-D"]).expect(exit::OK);
     let new = std::fs::read(h.conf("sip_profiles/external/wavix.xml")).unwrap();
     assert!(
         h.fs_log().iter().any(|c| c.contains("killgw")),
@@ -429,19 +425,14 @@ fn no_secret_or_secret_digest_is_ever_in_a_pbx_process_list() {
     }
     // -vv shows the commands, never the password nor a plain digest of that file.
     assert!(second.stderr.contains("write"), "{}", second.stderr);
-    assert!(!second.all().contains(ESL), "{}", second.all());
-    for d in &digests {
-        assert!(!second.all().contains(d.as_str()), "{}", second.all());
-    }
+    second.never_shows(&[ESL, &digests[0], &digests[1]]);
 
     // The inventory listing masks it too.
+    let inv = session.inventory_path().to_str().unwrap();
     for extra in [&[][..], &["--json"][..]] {
-        let mut args = vec!["inventory", "-i", inv.to_str().unwrap(), "--host", "pbx1"];
-        args.extend_from_slice(extra);
-        let out = switchyard(&args);
-        assert_eq!(out.code, 0, "{}", out.all());
-        assert!(!out.all().contains(ESL), "{}", out.all());
-        assert!(out.all().contains("-p ********"), "{}", out.all());
+        let args = [&["inventory", "-i", inv, "--host", "pbx1"][..], extra].concat();
+        let out = session.run_raw(args).expect(exit::OK);
+        out.never_shows(&[ESL]).shows(&["-p ********"]);
     }
 }
 
@@ -451,10 +442,9 @@ fn no_secret_or_secret_digest_is_ever_in_a_pbx_process_list() {
 fn a_command_timeout_leaves_no_process_behind_on_the_pbx() {
     let fleet = Fleet::new("hostile-timeout", 1);
     // An fs_cli that hangs (everything after `#` is a comment to the shell).
-    let inv = fleet.inventory("inv.yml", &|_, _| {
-        "fs_cli: \"sleep 3017 #\"\ncommand_timeout: 2\n".into()
-    });
-    let out = fleet.run("apply", &inv, &["--no-verify"]);
+    let session =
+        fleet.session_with(&|_, _| "fs_cli: \"sleep 3017 #\"\ncommand_timeout: 2\n".into());
+    let out = session.run(["apply", "--no-verify"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains("timed out"), "{}", out.all());
     let hung = || -> Vec<(u32, String)> {
@@ -484,10 +474,10 @@ fn a_pbx_answer_cannot_forge_a_line_or_drive_the_terminal() {
     // An fs_cli whose every answer is an error with a forged host line and a screen clear
     // (everything after `#` is a comment to the shell; `\055` is the `-`, which as a word's
     // first character would be read as an fs_cli option).
-    let inv = fleet.inventory("inv.yml", &|_, _| {
+    let session = fleet.session_with(&|_, _| {
         "fs_cli: \"printf '\\\\055ERR nope\\\\npbx-forged [ok]\\\\033[2J\\\\n' #\"\n".into()
     });
-    let out = fleet.run("apply", &inv, &["--no-verify"]);
+    let out = session.run(["apply", "--no-verify"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains("-ERR nope"), "{}", out.all());
     assert!(

@@ -4,7 +4,9 @@
 
 use std::process::Command;
 
+use crate::assert_session;
 use crate::harness::*;
+use crate::session::{exit, Run};
 
 fn keygen(path: &std::path::Path, kind: &str) -> String {
     let _ = std::fs::remove_file(path);
@@ -16,9 +18,11 @@ fn keygen(path: &std::path::Path, kind: &str) -> String {
     format!("{} {}", w.next().unwrap(), w.next().unwrap())
 }
 
-fn check(fleet: &Fleet, extra: &[&str]) -> Out {
+/// `apply --check` on the fleet, then `extra`.
+fn check(fleet: &Fleet, extra: &[&str]) -> Run {
     let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    fleet.run("apply", &inv, &[&["--check"][..], extra].concat())
+    let session = fleet.session_on(&inv);
+    session.run([&["apply", "--check"][..], extra].concat())
 }
 
 #[test]
@@ -39,8 +43,7 @@ fn known_hosts_is_judged_as_openssh_does() {
 
     // known_hosts lists only its RSA key: switchyard asks for RSA first and connects.
     std::fs::write(kh, format!("{name} {rsa}\n")).unwrap();
-    let out = check(&fleet, &[]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    check(&fleet, &[]).expect(exit::OK);
 
     // known_hosts lists an RSA key the host no longer has; the host presents ed25519:
     // changed, even with --accept-new-host-keys, and known_hosts is left alone.
@@ -58,9 +61,9 @@ fn known_hosts_is_judged_as_openssh_does() {
     fleet.hosts.insert(i, other);
     fleet.wait_ready();
     std::fs::write(kh, format!("{name} {stale}\n")).unwrap();
-    let out = check(&fleet, &["--accept-new-host-keys"]);
-    assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.all().contains("HAS CHANGED"), "{}", out.all());
+    let out = check(&fleet, &["--accept-new-host-keys"]).expect(exit::FAILED);
+    out.shows(&["HAS CHANGED"]);
+    assert_session!("changed", out);
     assert_eq!(
         std::fs::read_to_string(kh).unwrap(),
         format!("{name} {stale}\n")
@@ -68,19 +71,15 @@ fn known_hosts_is_judged_as_openssh_does() {
 
     // The right key, but revoked.
     std::fs::write(kh, format!("{name} {ed}\n@revoked * {ed}\n")).unwrap();
-    let out = check(&fleet, &[]);
-    assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.all().contains("IS REVOKED (line 2"), "{}", out.all());
+    let out = check(&fleet, &[]).expect(exit::FAILED);
+    out.shows(&["IS REVOKED (line 2"]);
+    assert_session!("revoked", out);
 
     // Only a certificate authority for the host: said plainly.
     std::fs::write(kh, format!("@cert-authority {name} {ed}\n")).unwrap();
-    let out = check(&fleet, &["--accept-new-host-keys"]);
-    assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        out.all().contains("host certificates are not supported"),
-        "{}",
-        out.all()
-    );
+    let out = check(&fleet, &["--accept-new-host-keys"]).expect(exit::FAILED);
+    out.shows(&["host certificates are not supported"]);
+    assert_session!("cert_authority", out);
 }
 
 /// A login whose shell is /bin/false: the host error says what happened, not an empty
@@ -92,11 +91,10 @@ fn a_login_that_cannot_run_commands_is_told_so() {
         "login `switchyard-noshell` (scripts/test)",
     );
     let fleet = Fleet::new("noshell", 1);
-    let inv = fleet.inventory("inv.yml", &|_, _| {
-        "ansible_user: switchyard-noshell\nansible_become: false\n".into()
-    });
-    let out = fleet.run("apply", &inv, &["--check"]);
-    assert_eq!(out.code, 1, "{}", out.all());
+    let session = fleet
+        .session_with(&|_, _| "ansible_user: switchyard-noshell\nansible_become: false\n".into());
+    let out = session.run(["apply", "--check"]).expect(exit::FAILED);
+    assert_session!(out);
     assert!(out.stderr.contains("(exit 1)"), "{}", out.stderr);
     assert!(
         out.stderr.contains("shell refused to run it"),

@@ -2,6 +2,7 @@
 //! the guide's mistakes is reported, with file and line.
 
 use crate::harness::*;
+use crate::session::exit;
 
 fn lint_json(args: &[&str]) -> (i32, Vec<serde_json::Value>) {
     let mut a = vec!["lint", "--json"];
@@ -434,15 +435,14 @@ fn stock_trees_lint_without_errors() {
 /// without one (`default`, as sofia.c decides), a literal `1234` password, and a mistake in
 /// the configuration of a module modules.conf.xml does not load. FreeSWITCH loads and
 /// routes all of it: 0 errors, every other finding still reported.
-#[test]
-fn a_tree_freeswitch_loads_is_never_an_error() {
-    let dir = tmp("lint-working");
+/// A copy of the stock vanilla tree in `dir` with what working PBXes have (see below).
+fn what_working_pbxes_have(dir: &std::path::Path) {
     let src = std::path::PathBuf::from(repo("tests/fixtures/stock/freeswitch-1.10.12/vanilla"));
     crate::harness::run(
         std::process::Command::new("cp")
             .arg("-r")
             .arg(format!("{}/.", src.display()))
-            .arg(&dir),
+            .arg(dir),
     );
     // ISO-8859-1 `é` in a comment of an included dialplan file.
     let mut latin1 = b"<include>\n  <!-- appel entrant: caf".to_vec();
@@ -485,38 +485,26 @@ fn a_tree_freeswitch_loads_is_never_an_error() {
         ),
     )
     .unwrap();
+}
 
+#[test]
+fn a_tree_freeswitch_loads_is_never_an_error() {
+    let dir = tmp("lint-working");
+    what_working_pbxes_have(&dir);
     let out = switchyard(&["lint", "--json", "--conf", dir.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.all());
     let f: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     assert!(f.iter().all(|x| x["severity"] == "warning"), "{f:#?}");
-    // The literal 1234 is the same warning as vanilla's `$${default_password}`.
-    assert!(
-        has(
-            &f,
-            "password-weak",
-            "directory/default/1000.xml",
-            4,
-            "warning"
-        ),
-        "{f:#?}"
-    );
-    assert!(
-        has(
-            &f,
-            "password-weak",
-            "directory/default/1001.xml",
-            4,
-            "warning"
-        ),
-        "{f:#?}"
-    );
-    // The non-UTF-8 file is read (its context counts) and said to be read with a
-    // replacement, on the line that holds the byte.
-    assert!(
-        has(&f, "not-evaluated", "dialplan/latin.xml", 2, "warning"),
-        "{f:#?}"
-    );
+    // The literal 1234 is the same warning as vanilla's `$${default_password}`; the
+    // non-UTF-8 file is read (its context counts) and said to be read with a replacement,
+    // on the line that holds the byte.
+    for (check, file, line) in [
+        ("password-weak", "directory/default/1000.xml", 4),
+        ("password-weak", "directory/default/1001.xml", 4),
+        ("not-evaluated", "dialplan/latin.xml", 2),
+    ] {
+        assert!(has(&f, check, file, line, "warning"), "{f:#?}");
+    }
     assert!(
         !f.iter()
             .any(|x| x["file"] == "sip_profiles/old_external/carrier.xml"),
@@ -616,8 +604,6 @@ fn an_allowed_rule_passes_and_says_why() {
 fn a_play_allows_a_rule_and_every_report_shows_it() {
     let fleet = Fleet::new("lint-allow-play", 1);
     let h = &fleet.hosts[0];
-    let kh = fleet.known_hosts.to_str().unwrap();
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
     let tdir = fleet.dir.join("playbooks/templates");
     std::fs::create_dir_all(&tdir).unwrap();
     std::fs::write(
@@ -625,89 +611,39 @@ fn a_play_allows_a_rule_and_every_report_shows_it() {
         "<include>\n  <gateway name=\"wavix\">\n    <param name=\"username\" value=\"trunk1\"/>\n    <param name=\"password\" value=\"{{ wavix_password }}\"/>\n    <param name=\"realm\" value=\"sip.test\"/>\n    <param name=\"register\" value=\"true\"/>\n  </gateway>\n</include>\n",
     )
     .unwrap();
+    // The play, rewritten in place with each `lint_allow` the test tries.
     let play = |allow: &str| {
-        format!("- hosts: pbx\n{allow}  tasks:\n    - name: gw\n      template: {{src: gw.xml.j2, dest: sip_profiles/external/wavix.xml}}\n")
+        let text = format!("- hosts: pbx\n{allow}  tasks:\n    - name: gw\n      template: {{src: gw.xml.j2, dest: sip_profiles/external/wavix.xml}}\n");
+        playbook(&fleet.dir, "gw.yml", &text)
     };
-    let pb = playbook(&fleet.dir, "gw.yml", &play(""));
-    let out = switchyard(&[
-        "apply",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb,
-        "--known-hosts",
-        kh,
-    ]);
-    assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.all().contains("inbound-did"), "{}", out.all());
+    let session = fleet.session().playbook(play(""));
+    let out = session.run(["apply"]).expect(exit::FAILED);
+    out.shows(&["inbound-did"]);
     assert!(!h.exists("sip_profiles/external/wavix.xml"));
 
     // An allow must name a rule and give a reason.
-    let pb = playbook(
-        &fleet.dir,
-        "gw.yml",
-        &play("  lint_allow: {inbound-dids: \"x\"}\n"),
-    );
-    let plan = fleet.dir.join("plan.json");
-    let plan = plan.to_str().unwrap();
-    let out = switchyard(&[
-        "plan",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb,
-        "-o",
-        plan,
-        "--known-hosts",
-        kh,
-    ]);
+    play("  lint_allow: {inbound-dids: \"x\"}\n");
+    let (plan, md) = (fleet.dir.join("plan.json"), fleet.dir.join("plan.md"));
+    let (plan, md) = (plan.to_str().unwrap(), md.to_str().unwrap());
+    let out = session.run(["plan", "-o", plan]);
     assert_ne!(out.code, 0, "{}", out.all());
-    assert!(
-        out.all().contains("no lint rule is called `inbound-dids`"),
-        "{}",
-        out.all()
-    );
+    out.shows(&["no lint rule is called `inbound-dids`"]);
 
     let why = "DIDs reach us by the provider's IP into public";
-    let pb = playbook(
-        &fleet.dir,
-        "gw.yml",
-        &play(&format!("  lint_allow:\n    inbound-did: \"{why}\"\n")),
-    );
-    let md = fleet.dir.join("plan.md");
-    let out = switchyard(&[
-        "plan",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb,
-        "-o",
-        plan,
-        "--markdown",
-        md.to_str().unwrap(),
-        "--known-hosts",
-        kh,
-    ]);
-    assert_eq!(out.code, 0, "{}", out.all());
-    assert!(
-        out.all().contains("lint allow") && out.all().contains(why),
-        "{}",
-        out.all()
-    );
+    play(&format!("  lint_allow:\n    inbound-did: \"{why}\"\n"));
+    let out = session
+        .run(["plan", "-o", plan, "--markdown", md])
+        .expect(exit::OK);
+    out.shows(&["lint allow", why]);
     assert_eq!(out.all().matches("lint allow").count(), 1, "{}", out.all());
-    let md_text = std::fs::read_to_string(&md).unwrap();
+    crate::assert_session!(out);
+    let md_text = std::fs::read_to_string(md).unwrap();
     assert!(
         md_text.contains("Lint rules allowed")
             && md_text.contains("**inbound-did** allowed: DIDs reach us"),
         "{md_text}"
     );
-    let out = switchyard(&[
-        "apply",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb,
-        "--known-hosts",
-        kh,
-        "--json",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    let out = session.run(["apply", "--json"]).expect(exit::OK);
     let r = host_report(&out, &h.name);
     assert!(
         r["findings"]

@@ -195,27 +195,16 @@ struct Agent {
 
 impl Agent {
     fn start(fleet: &Fleet, esl: &[&FakeEsl], extra: &[&str], nofile: Option<u32>) -> Agent {
-        let inv = fleet.inventory("inv.yml", &|i, _| {
+        let session = fleet.session_with(&|i, _| {
             format!(
                 "freeswitch_esl: \"{}\"\nfreeswitch_esl_password: ClueCon\n",
                 esl[i].addr
             )
         });
         let port = free_port();
-        let pb = repo("playbooks/wavix.yml");
         let metrics = format!("127.0.0.1:{port}");
-        let mut args = vec![
-            "watch",
-            "-i",
-            inv.to_str().unwrap(),
-            &pb,
-            "--known-hosts",
-            fleet.known_hosts.to_str().unwrap(),
-            "--events",
-            "--metrics",
-            &metrics,
-        ];
-        args.extend_from_slice(extra);
+        let args =
+            session.full_args([&["watch", "--events", "--metrics", &metrics][..], extra].concat());
         let mut cmd = match nofile {
             // The descriptor limit a systemd service gets by default, scaled to the test.
             Some(n) => {
@@ -416,21 +405,11 @@ fn forged_gateway_states_neither_add_metrics_lines_nor_log_lines() {
 #[test]
 fn the_round_metrics_page_passes_promtool() {
     let fleet = Fleet::new("live-promtool", 1);
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let session = fleet.session();
     let port = free_port();
+    let metrics = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "watch",
-            "-i",
-            inv.to_str().unwrap(),
-            &repo("playbooks/wavix.yml"),
-            "--known-hosts",
-            fleet.known_hosts.to_str().unwrap(),
-            "--every",
-            "1h",
-            "--metrics",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(session.full_args(["watch", "--every", "1h", "--metrics", &metrics]))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -3,7 +3,7 @@
 //! folder such as `/tmp`, or whoever feeds an inventory script.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::harness::*;
@@ -25,20 +25,25 @@ fn mode(p: &Path, m: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
 }
 
-/// Item 11: a `switchyard.toml` another user planted above the job folder, in a sticky
-/// world-writable folder, names an inventory script that would run as root and a
-/// known_hosts of theirs: it is ignored, with a warning naming it and why. A root-owned
-/// file in such a folder is ignored too (its relative paths point where anyone can plant).
-/// A safe one is used and named in one line; the walk stops at a repository root and at the
-/// home folder; `-i` and `--known-hosts` on the command line beat the file.
-#[test]
-fn a_switchyard_toml_is_used_only_when_its_owner_and_modes_are_trusted() {
-    let d = tmp("config-trust");
+/// A shared sticky world-writable folder `shared` with a job folder in it, under a fresh
+/// scratch folder: (scratch, shared, job).
+fn shared_folder(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let d = tmp(tag);
     mode(&d, 0o755);
     let shared = d.join("shared");
     let job = shared.join("job");
     std::fs::create_dir_all(&job).unwrap();
     mode(&shared, 0o1777);
+    (d, shared, job)
+}
+
+/// Item 11: a `switchyard.toml` another user planted above the job folder, in a sticky
+/// world-writable folder, names an inventory script that would run as root and a
+/// known_hosts of theirs: it is ignored, with a warning naming it and why. A root-owned
+/// file in such a folder is ignored too (its relative paths point where anyone can plant).
+#[test]
+fn a_switchyard_toml_in_a_shared_folder_is_ignored_whoever_owns_it() {
+    let (d, shared, job) = shared_folder("config-trust");
     let marker = d.join("ran-as-root");
     // The other user plants a project file and the script it names, as themselves.
     as_nopriv(&format!(
@@ -76,18 +81,28 @@ fn a_switchyard_toml_is_used_only_when_its_owner_and_modes_are_trusted() {
         "{}",
         out.stderr
     );
+}
 
-    // A safe project: used from a subfolder, and named.
-    let fleet = Fleet::new("config-trust", 1);
+/// A project folder `proj` with a subfolder `sub`, the inventory `inv` copied in and a
+/// `switchyard.toml` naming it and an empty known_hosts (so a host is only reachable with
+/// `--known-hosts`): (proj, sub, toml).
+fn project(d: &Path, inv: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let proj = d.join("proj");
     std::fs::create_dir_all(proj.join("sub")).unwrap();
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    std::fs::copy(&inv, proj.join("inv.yml")).unwrap();
-    // known_hosts of the project: empty, so a host is only reachable with --known-hosts.
+    std::fs::copy(inv, proj.join("inv.yml")).unwrap();
     std::fs::write(proj.join("kh"), "").unwrap();
     let toml = proj.join("switchyard.toml");
     std::fs::write(&toml, "inventory = \"inv.yml\"\nknown_hosts = \"kh\"\n").unwrap();
-    let sub = proj.join("sub");
+    (proj.clone(), proj.join("sub"), toml)
+}
+
+/// A safe one is used and named in one line; `-i` and `--known-hosts` on the command line
+/// beat the file.
+#[test]
+fn a_trusted_switchyard_toml_is_used_and_the_command_line_beats_it() {
+    let d = tmp("config-used");
+    let fleet = Fleet::new("config-used", 1);
+    let (proj, sub, toml) = project(&d, fleet.session().inventory_path());
     let out = switchyard_in(&sub, &["inventory"], &[]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(
@@ -106,12 +121,8 @@ fn a_switchyard_toml_is_used_only_when_its_owner_and_modes_are_trusted() {
     let pb = repo("playbooks/wavix.yml");
     let out = switchyard_in(&sub, &["apply", &pb, "--check"], &[]);
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        out.all()
-            .contains(&format!("is not in {}", proj.join("kh").display())),
-        "{}",
-        out.all()
-    );
+    let unknown = format!("is not in {}", proj.join("kh").display());
+    assert!(out.all().contains(&unknown), "{}", out.all());
     let fleet_kh = fleet.known_hosts.to_str().unwrap();
     let out = switchyard_in(
         &sub,
@@ -127,8 +138,17 @@ fn a_switchyard_toml_is_used_only_when_its_owner_and_modes_are_trusted() {
         "{}",
         out.all()
     );
+}
 
-    // Group-writable is refused as well.
+/// A group-writable file is refused as well; the walk stops at a repository root and at the
+/// home folder.
+#[test]
+fn the_walk_for_switchyard_toml_stops_at_a_repository_and_at_home() {
+    let d = tmp("config-walk");
+    let inv = d.join("fleet.yml");
+    let yaml = "all:\n  hosts:\n    pbx1:\n      ansible_connection: local\n";
+    std::fs::write(&inv, yaml).unwrap();
+    let (proj, sub, toml) = project(&d, &inv);
     mode(&toml, 0o664);
     let out = switchyard_in(&sub, &["inventory"], &[]);
     assert!(
@@ -139,7 +159,6 @@ fn a_switchyard_toml_is_used_only_when_its_owner_and_modes_are_trusted() {
     );
     mode(&toml, 0o644);
 
-    // The walk stops at a repository root, and at the home folder.
     std::fs::create_dir(sub.join(".git")).unwrap();
     let out = switchyard_in(&sub, &["inventory"], &[]);
     assert_eq!(
@@ -175,10 +194,8 @@ fn an_inventory_scripts_values_are_never_resolved() {
     std::fs::write(&secret_file, "Root-Only-Content-77\n").unwrap();
     mode(&secret_file, 0o600);
     // The fleet's inventory as an inventory script prints it (Ansible's `--list` JSON).
-    let yaml: serde_json::Value = yaml_serde::from_str(
-        &std::fs::read_to_string(fleet.inventory("inv.yml", &|_, _| String::new())).unwrap(),
-    )
-    .unwrap();
+    let inv = std::fs::read_to_string(fleet.session().inventory_path()).unwrap();
+    let yaml: serde_json::Value = yaml_serde::from_str(&inv).unwrap();
     let pbx = &yaml["all"]["children"]["pbx"];
     let mut vars = pbx["vars"].clone();
     vars["wavix_password"] = serde_json::json!({"env": "SWITCHYARD_VAULT_PASSWORD"});
@@ -214,12 +231,10 @@ fn an_inventory_scripts_values_are_never_resolved() {
         out.stdout
     );
 
-    let pb = repo("playbooks/wavix.yml");
-    let kh = fleet.known_hosts.to_str().unwrap();
-    let out = switchyard_env(
-        &["apply", "-i", s, &pb, "--known-hosts", kh, "--no-verify"],
-        &env,
-    );
+    let out = fleet
+        .session_on(&script)
+        .env("SWITCHYARD_VAULT_PASSWORD", passphrase)
+        .run(["apply", "--no-verify"]);
     let pushed = std::fs::read_dir(fleet.hosts[0].conf("sip_profiles/external"))
         .map(|d| {
             d.flatten()

@@ -2,6 +2,7 @@
 //! One test binary, so the crate is linked once.
 
 mod harness;
+mod session;
 
 mod ansible;
 mod apply;

@@ -29,13 +29,19 @@ fn esl_listener(addr: &str, hang_up: bool) -> (String, Arc<Mutex<Vec<TcpStream>>
     (at, held)
 }
 
+/// `trunks measure`: one sample, 5 s apart, with this time limit per host.
+fn measure_once(timeout: &str) -> Vec<&str> {
+    let once = ["trunks", "measure", "--samples", "1", "--interval", "5"];
+    [&once[..], &["--timeout", timeout]].concat()
+}
+
 #[test]
 fn a_silent_pbx_is_given_up_and_never_holds_back_the_others() {
     let fleet = Fleet::new("measure-silent", 2);
     let (silent, held) = esl_listener(&fleet.hosts[0].addr, false);
     let (hangs_up, _) = esl_listener(&fleet.hosts[1].addr, true);
     // pbx1, the silent one, comes first in the inventory.
-    let inv = fleet.inventory("inv.yml", &|i, _| {
+    let session = fleet.session_with(&|i, _| {
         format!(
             "freeswitch_esl: \"{}\"\nwavix_regions: [\"127.0.0.1:5060\"]\n",
             if i == 0 { &silent } else { &hangs_up }
@@ -43,12 +49,7 @@ fn a_silent_pbx_is_given_up_and_never_holds_back_the_others() {
     });
     let history = tmp("measure-silent-history").join("history.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["trunks", "measure", "-i"])
-        .arg(&inv)
-        .arg(repo("playbooks/wavix.yml"))
-        .arg("--known-hosts")
-        .arg(&fleet.known_hosts)
-        .args(["--samples", "1", "--interval", "5", "--timeout", "8"])
+        .args(session.full_args(measure_once("8")))
         .env("SWITCHYARD_HISTORY", &history)
         .env_remove("SSH_AUTH_SOCK")
         .stdout(Stdio::piped())
@@ -117,31 +118,19 @@ fn a_silent_pbx_is_given_up_and_never_holds_back_the_others() {
 fn a_local_host_without_an_event_socket_is_never_given_this_machines() {
     let fleet = Fleet::new("measure-local", 1);
     let root = tmp("measure-local-root");
-    let inv = fleet.inventory("inv.yml", &|_, _| {
+    let session = fleet.session_with(&|_, _| {
         format!(
             "ansible_connection: local\nfreeswitch_conf_root: \"{}\"\nwavix_regions: [\"127.0.0.1:5060\"]\n",
             root.display()
         )
     });
-    let out = switchyard_env(
-        &[
-            "trunks",
-            "measure",
-            "-i",
-            inv.to_str().unwrap(),
-            &repo("playbooks/wavix.yml"),
-            "--samples",
-            "1",
-            "--interval",
-            "5",
-            "--timeout",
-            "20",
-        ],
-        &[(
+    let out = session
+        .without_known_hosts()
+        .env(
             "SWITCHYARD_HISTORY",
-            tmp("measure-local-history").join("h.db").to_str().unwrap(),
-        )],
-    );
+            tmp("measure-local-history").join("h.db"),
+        )
+        .run(measure_once("20"));
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
         out.all()

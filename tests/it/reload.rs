@@ -2,29 +2,22 @@
 //! killgw+rescan for a changed gateway, verification, rollback, restarts only when allowed.
 
 use crate::harness::*;
-
-fn wavix() -> String {
-    repo("playbooks/wavix.yml")
-}
-
-fn apply(fleet: &Fleet, inv: &std::path::Path, extra: &[&str]) -> Out {
-    fleet.run("apply", inv, &[&["--json"], extra].concat())
-}
+use crate::session::exit;
 
 #[test]
 fn changed_password_is_applied_with_killgw_rescan_and_verified() {
     let fleet = Fleet::new("pwchange", 1);
     let h = &fleet.hosts[0];
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    let first = apply(&fleet, &inv, &[]);
+    let session = fleet.session();
+    let first = session.apply_json(&[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(host_report(&first, "pbx1")["gateways"][0]["state"], "REGED");
 
     // The provider rotates the password; the inventory follows.
     h.set_provider_password("sip.test", "trunk1", "secret2");
-    let inv2 = fleet.inventory("inv2.yml", &|_, _| "wavix_password: secret2\n".into());
+    let session2 = fleet.session_with(&|_, _| "wavix_password: secret2\n".into());
     let log_before = h.fs_log().len();
-    let out = apply(&fleet, &inv2, &[]);
+    let out = session2.apply_json(&[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = host_report(&out, "pbx1");
     assert_eq!(r["status"], "changed");
@@ -61,12 +54,12 @@ fn changed_password_is_applied_with_killgw_rescan_and_verified() {
 fn wrong_password_fails_verification_and_rolls_back() {
     let fleet = Fleet::new("wrongpw", 1);
     let h = &fleet.hosts[0];
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    assert_eq!(apply(&fleet, &inv, &[]).code, 0);
+    let session = fleet.session();
+    assert_eq!(session.apply_json(&[]).code, 0);
     let good = h.read("sip_profiles/external/wavix.xml");
 
-    let bad = fleet.inventory("bad.yml", &|_, _| "wavix_password: wrongpass\n".into());
-    let out = apply(&fleet, &bad, &[]);
+    let bad = fleet.session_with(&|_, _| "wavix_password: wrongpass\n".into());
+    let out = bad.apply_json(&[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let r = host_report(&out, "pbx1");
     assert_eq!(r["status"], "rolled_back", "{}", out.stderr);
@@ -96,15 +89,7 @@ fn wrong_password_fails_verification_and_rolls_back() {
         "the failed password is not printed"
     );
     // The record still describes the good state: the next run sees the same change again.
-    let again = switchyard(&[
-        "apply",
-        "--check",
-        "-i",
-        bad.to_str().unwrap(),
-        &wavix(),
-        "--known-hosts",
-        fleet.known_hosts.to_str().unwrap(),
-    ]);
+    let again = bad.run(["apply", "--check"]);
     assert!(
         again
             .stderr
@@ -118,39 +103,27 @@ fn wrong_password_fails_verification_and_rolls_back() {
 fn malformed_template_never_reaches_a_host() {
     let fleet = Fleet::new("malformed", 1);
     let h = &fleet.hosts[0];
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let session = fleet.session();
     let tdir = fleet.dir.join("playbooks/templates");
     std::fs::create_dir_all(&tdir).unwrap();
     // An unclosed attribute quote: the real FreeSWITCH answered +OK [Success] to this and
     // silently swallowed the next line (fs-outputs.md), so it must be caught before upload.
     std::fs::write(tdir.join("gw.xml.j2"), "<include>\n  <gateway name=\"wavix\">\n    <param name=\"password\" value=\"{{ wavix_password }}/>\n    <param name=\"realm\" value=\"sip.test\"/>\n  </gateway>\n</include>\n").unwrap();
     let pb = playbook(&fleet.dir, "broken.yml", "- hosts: pbx\n  tasks:\n    - name: gw\n      template: {src: gw.xml.j2, dest: sip_profiles/external/wavix.xml}\n");
-    let out = switchyard(&[
-        "apply",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb,
-        "--known-hosts",
-        fleet.known_hosts.to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("rendered to XML that is not well-formed"),
-        "{}",
-        out.stderr
-    );
+    let out = session.playbook(pb).run(["apply"]).expect(exit::FAILED);
+    out.shows(&["rendered to XML that is not well-formed"])
+        .never_shows(&["secret1"]);
+    crate::assert_session!(out);
     assert!(!h.exists("sip_profiles/external/wavix.xml"));
     assert!(h.fs_log().is_empty(), "FreeSWITCH was never asked anything");
-    assert!(!out.all().contains("secret1"));
 }
 
 #[test]
 fn xml_rejected_by_freeswitch_is_rolled_back() {
     let fleet = Fleet::new("rejected", 1);
     let h = &fleet.hosts[0];
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    assert_eq!(apply(&fleet, &inv, &[]).code, 0);
+    let session = fleet.session();
+    assert_eq!(session.apply_json(&[]).code, 0);
     let dialplan = h.read("dialplan/wavix.xml");
     // Someone left a broken file in the dialplan (not managed by switchyard): FreeSWITCH
     // will refuse the whole configuration at the next reloadxml, answering +OK [error].
@@ -159,10 +132,10 @@ fn xml_rejected_by_freeswitch_is_rolled_back() {
         "this is not xml <<< & >\n<extension name=\"x\">\n",
     )
     .unwrap();
-    let inv2 = fleet.inventory("inv2.yml", &|_, _| {
+    let session2 = fleet.session_with(&|_, _| {
         "did_routes: [{number: \"16468097066\", extension: \"1000\"}]\n".into()
     });
-    let out = apply(&fleet, &inv2, &[]);
+    let out = session2.apply_json(&[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let r = host_report(&out, "pbx1");
     assert_eq!(r["status"], "rolled_back");
@@ -185,8 +158,8 @@ fn xml_rejected_by_freeswitch_is_rolled_back() {
 fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
     let fleet = Fleet::new("rtp", 1);
     let h = &fleet.hosts[0];
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    let out = apply(&fleet, &inv, &[]);
+    let session = fleet.session();
+    let out = session.apply_json(&[]);
     assert_eq!(out.code, 0);
     let r = host_report(&out, "pbx1");
     assert_eq!(r["restart_pending"], true);
@@ -199,7 +172,7 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
     );
 
     // Still owed on the next run, which changes nothing.
-    let again = apply(&fleet, &inv, &[]);
+    let again = session.apply_json(&[]);
     let r = host_report(&again, "pbx1");
     assert_eq!(
         (r["status"].as_str(), r["restart_pending"].as_bool()),
@@ -208,7 +181,7 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
 
     // Allowed: calls are counted first, then FreeSWITCH restarts and reads the new range,
     // and every gateway registers again: verified after the restart.
-    let allowed = apply(&fleet, &inv, &["--allow", "restart"]);
+    let allowed = session.apply_json(&["--allow", "restart"]);
     assert_eq!(allowed.code, 0, "{}", allowed.stderr);
     let r = host_report(&allowed, "pbx1");
     assert_eq!(commands(&r), ["restart FreeSWITCH"]);
@@ -228,7 +201,7 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
         serde_json::from_str(&std::fs::read_to_string(h.dir.join("state/state.json")).unwrap())
             .unwrap();
     assert_eq!(st["rtp"], serde_json::json!(["10000", "20000"]));
-    let done = apply(&fleet, &inv, &[]);
+    let done = session.apply_json(&[]);
     assert_eq!(host_report(&done, "pbx1")["restart_pending"], false);
 }
 
@@ -239,8 +212,8 @@ fn rtp_range_change_is_pending_until_a_restart_is_allowed() {
 fn switching_to_ip_auth_removes_the_registering_gateways() {
     let fleet = Fleet::new("absent", 1);
     let h = &fleet.hosts[0];
-    let inv = fleet.inventory("inv.yml", &|_, _| "wavix_failover_proxy: sip.test\n".into());
-    let first = apply(&fleet, &inv, &[]);
+    let session = fleet.session_with(&|_, _| "wavix_failover_proxy: sip.test\n".into());
+    let first = session.apply_json(&[]);
     assert_eq!(first.code, 0, "{}", first.all());
     assert!(
         h.exists("sip_profiles/external/wavix.xml")
@@ -250,10 +223,10 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
 
     // IP auth towards a provider that does not answer pings: verification fails, and the
     // removed files come back.
-    let bad = fleet.inventory("bad.yml", &|_, _| {
+    let bad = fleet.session_with(&|_, _| {
         "wavix_ip_auth: true\nwavix_proxy: nowhere.test\nwavix_failover_proxy: sip.test\nwavix_inbound_addresses: [\"192.0.2.10\"]\n".into()
     });
-    let out = apply(&fleet, &bad, &[]);
+    let out = bad.apply_json(&[]);
     assert_eq!(out.code, 1, "{}", out.all());
     let r = host_report(&out, "pbx1");
     assert_eq!(r["status"], "rolled_back", "{r:#}");
@@ -261,10 +234,10 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
     assert!(h.exists("sip_profiles/external/wavix_fo.xml"));
     assert!(!h.exists("sip_profiles/external/wavix_ip.xml"));
 
-    let ip = fleet.inventory("ip.yml", &|_, _| {
+    let ip = fleet.session_with(&|_, _| {
         "wavix_ip_auth: true\nwavix_failover_proxy: sip.test\nwavix_inbound_addresses: [\"192.0.2.10\"]\n".into()
     });
-    let out = apply(&fleet, &ip, &["--diff"]);
+    let out = ip.apply_json(&["--diff"]);
     assert_eq!(out.code, 0, "{}", out.all());
     let r = host_report(&out, "pbx1");
     let removed: Vec<&str> = r["files"]
@@ -298,7 +271,7 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
     // The removal diff is masked like any other.
     assert!(!out.stdout.contains("secret1"), "{}", out.stdout);
     // And it stays removed: the next run changes nothing.
-    let again = apply(&fleet, &ip, &[]);
+    let again = ip.apply_json(&[]);
     assert_eq!(
         host_report(&again, "pbx1")["status"],
         "ok",
@@ -312,8 +285,8 @@ fn switching_to_ip_auth_removes_the_registering_gateways() {
 #[test]
 fn removing_external_ip_removes_only_switchyards_own_lines() {
     let fleet = Fleet::new("extip", 2);
-    let ext = fleet.inventory("ext.yml", &|_, _| "external_ip: 203.0.113.7\n".into());
-    let out = apply(&fleet, &ext, &[]);
+    let ext = fleet.session_with(&|_, _| "external_ip: 203.0.113.7\n".into());
+    let out = ext.apply_json(&[]);
     assert_eq!(out.code, 0, "{}", out.all());
     let h = &fleet.hosts[0];
     assert!(h
@@ -328,8 +301,8 @@ fn removing_external_ip_removes_only_switchyards_own_lines() {
     st.as_object_mut().unwrap().remove("vars");
     std::fs::write(&record, st.to_string()).unwrap();
 
-    let none = fleet.inventory("none.yml", &|_, _| String::new());
-    let out = apply(&fleet, &none, &[]);
+    let none = fleet.session();
+    let out = none.apply_json(&[]);
     assert_eq!(out.code, 0, "{}", out.all());
     let vars = h.read("vars.xml");
     assert!(!vars.contains("203.0.113.7"), "{vars}");
@@ -346,7 +319,7 @@ fn removing_external_ip_removes_only_switchyards_own_lines() {
         .read("vars.xml")
         .contains("data=\"external_rtp_ip=203.0.113.7\""));
     // Converged: nothing more to do.
-    let again = apply(&fleet, &none, &[]);
+    let again = none.apply_json(&[]);
     assert_eq!(
         host_report(&again, "pbx1")["files"]
             .as_array()

@@ -4,11 +4,9 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use crate::assert_session;
 use crate::harness::*;
-
-fn pb() -> String {
-    repo("playbooks/wavix.yml")
-}
+use crate::session::exit;
 
 fn statuses(json: &serde_json::Value) -> Vec<(String, String, String)> {
     json["plays"][0]["hosts"]
@@ -25,35 +23,11 @@ fn statuses(json: &serde_json::Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-#[test]
-fn reviewed_plan_is_applied_exactly_and_refused_where_the_host_changed() {
-    let fleet = Fleet::new("plan", 3);
-    let kh = fleet.known_hosts.to_str().unwrap();
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    assert_eq!(fleet.run("apply", &inv, &[]).code, 0);
-
-    // The change under review: a new trunk password everywhere.
-    for h in &fleet.hosts {
-        h.set_provider_password("sip.test", "trunk1", "Rotated-42");
-    }
-    let inv2 = fleet.inventory("inv2.yml", &|_, _| "wavix_password: Rotated-42\n".into());
-    let plan = fleet.dir.join("plan.json");
-    let md = fleet.dir.join("plan.md");
-    let out = switchyard(&[
-        "plan",
-        "-i",
-        inv2.to_str().unwrap(),
-        &pb(),
-        "-o",
-        plan.to_str().unwrap(),
-        "--markdown",
-        md.to_str().unwrap(),
-        "--known-hosts",
-        kh,
-    ]);
-    assert_eq!(out.code, 0, "{}", out.all());
-    let plan_text = std::fs::read_to_string(&plan).unwrap();
-    let md_text = std::fs::read_to_string(&md).unwrap();
+/// A saved plan and its Markdown are for review: counts, commands and diffs, no secret, and
+/// making them changed nothing on the hosts.
+fn plan_is_reviewable_and_secret_free(fleet: &Fleet, plan: &std::path::Path, md: &std::path::Path) {
+    let plan_text = std::fs::read_to_string(plan).unwrap();
+    let md_text = std::fs::read_to_string(md).unwrap();
     for secret in ["secret1", "Rotated-42", "ext-pass-1000"] {
         assert!(
             !plan_text.contains(secret) && !md_text.contains(secret),
@@ -72,6 +46,23 @@ fn reviewed_plan_is_applied_exactly_and_refused_where_the_host_changed() {
             .contains("secret1")),
         "plan changed nothing"
     );
+}
+
+#[test]
+fn reviewed_plan_is_applied_exactly_and_refused_where_the_host_changed() {
+    let fleet = Fleet::new("plan", 3);
+    fleet.session().run(["apply"]).expect(exit::OK);
+
+    // The change under review: a new trunk password everywhere.
+    for h in &fleet.hosts {
+        h.set_provider_password("sip.test", "trunk1", "Rotated-42");
+    }
+    let rotated = fleet.session_with(&|_, _| "wavix_password: Rotated-42\n".into());
+    let (plan, md) = (fleet.dir.join("plan.json"), fleet.dir.join("plan.md"));
+    let (plan_s, md_s) = (plan.to_str().unwrap(), md.to_str().unwrap());
+    let planned = rotated.run(["plan", "-o", plan_s, "--markdown", md_s]);
+    assert_session!(planned.expect(exit::OK));
+    plan_is_reviewable_and_secret_free(&fleet, &plan, &md);
 
     // After review, someone edits pbx2 by hand.
     let p2 = fleet.host("pbx2");
@@ -80,21 +71,8 @@ fn reviewed_plan_is_applied_exactly_and_refused_where_the_host_changed() {
         .replace("</include>", "<!-- hand edit -->\n</include>");
     std::fs::write(p2.conf("sip_profiles/external/wavix.xml"), &edited).unwrap();
 
-    let out = switchyard(&[
-        "apply",
-        "--plan",
-        plan.to_str().unwrap(),
-        "-i",
-        inv2.to_str().unwrap(),
-        &pb(),
-        "--known-hosts",
-        kh,
-        "--json",
-        "--serial",
-        "100%",
-    ]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    let st = statuses(&out.json());
+    let out = rotated.run(["apply", "--plan", plan_s, "--json", "--serial", "100%"]);
+    let st = statuses(&out.expect(exit::FAILED).json());
     assert_eq!(
         (st[0].1.as_str(), st[2].1.as_str()),
         ("changed", "changed"),
@@ -108,27 +86,19 @@ fn reviewed_plan_is_applied_exactly_and_refused_where_the_host_changed() {
         "{}",
         st[1].2
     );
-    assert_eq!(
-        p2.read("sip_profiles/external/wavix.xml"),
-        edited,
-        "the refused host was not touched"
-    );
+    let after = p2.read("sip_profiles/external/wavix.xml");
+    assert_eq!(after, edited, "the refused host was not touched");
     assert!(fleet
         .host("pbx1")
         .read("sip_profiles/external/wavix.xml")
         .contains("Rotated-42"));
 
     // Inputs changed since review: refused too.
-    let inv3 = fleet.inventory("inv3.yml", &|_, _| "wavix_password: Other-43\n".into());
-    let out = switchyard(&[
+    let other = fleet.session_with(&|_, _| "wavix_password: Other-43\n".into());
+    let out = other.run([
         "apply",
         "--plan",
-        plan.to_str().unwrap(),
-        "-i",
-        inv3.to_str().unwrap(),
-        &pb(),
-        "--known-hosts",
-        kh,
+        plan_s,
         "--json",
         "--limit",
         "pbx3",
@@ -139,140 +109,19 @@ fn reviewed_plan_is_applied_exactly_and_refused_where_the_host_changed() {
         st[0].2.contains("the inputs changed since review"),
         "{st:?}"
     );
-    assert!(!out.all().contains("Other-43"));
+    out.never_shows(&["Other-43"]);
 }
 
-#[test]
-fn drift_is_labelled_fixed_and_recorded() {
-    let fleet = Fleet::new("drift", 2);
-    let kh = fleet.known_hosts.to_str().unwrap();
-    let hist = fleet.dir.join("history.db");
-    let hist_s = hist.to_str().unwrap();
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    assert_eq!(
-        switchyard(&[
-            "apply",
-            "-i",
-            inv.to_str().unwrap(),
-            &pb(),
-            "--known-hosts",
-            kh,
-            "--history",
-            hist_s
-        ])
-        .code,
-        0
-    );
-    let ok = switchyard(&[
-        "drift",
-        "-i",
-        inv.to_str().unwrap(),
-        &pb(),
-        "--known-hosts",
-        kh,
+/// The history of pbx1 has the drift check (found, changed nothing) and the correction, and
+/// no secret is in its files.
+fn history_has_the_drift_and_the_fix(hist: &std::path::Path) {
+    let h = switchyard(&[
+        "history",
         "--history",
-        hist_s,
+        hist.to_str().unwrap(),
+        "--host",
+        "pbx1",
     ]);
-    assert_eq!(ok.code, 0, "{}", ok.stderr);
-    // Nothing drifted: only the restart the harness never allows is still pending.
-    for h in ["pbx1: ", "pbx2: "] {
-        let l = ok.stderr.lines().find(|l| l.starts_with(h)).unwrap_or("");
-        assert!(
-            l.ends_with("`restart FreeSWITCH` pending (the files need it; no run was allowed to: `--allow restart`)"),
-            "{}",
-            ok.stderr
-        );
-    }
-
-    // A hand edit on pbx1 (drift) and a playbook input change for pbx2 (pending).
-    let p1 = fleet.host("pbx1");
-    let good = p1.read("sip_profiles/external/wavix.xml");
-    std::fs::write(
-        p1.conf("sip_profiles/external/wavix.xml"),
-        good.replace("sip.test", "evil.example"),
-    )
-    .unwrap();
-    let inv2 = fleet.inventory("inv2.yml", &|i, _| {
-        if i == 1 {
-            "rtp_end_port: 30000\n".into()
-        } else {
-            String::new()
-        }
-    });
-    let out = switchyard(&[
-        "drift",
-        "-i",
-        inv2.to_str().unwrap(),
-        &pb(),
-        "--known-hosts",
-        kh,
-        "--history",
-        hist_s,
-        "--json",
-    ]);
-    // Drift has its own exit code (3): never confused with a mistyped command line (2).
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("pbx1: drift sip_profiles/external/wavix.xml"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("pbx2: pending autoload_configs/switch.conf.xml"),
-        "{}",
-        out.stderr
-    );
-    let j = out.json();
-    let f = &j["drift"][0]["hosts"][0]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["rel"] == "sip_profiles/external/wavix.xml")
-        .unwrap()
-        .clone();
-    assert_eq!(f["difference"], "drift");
-    assert!(f["diff"]
-        .as_str()
-        .unwrap()
-        .contains("-    <param name=\"realm\" value=\"evil.example\"/>"));
-
-    // --fix corrects the drifted host only, through the normal apply path.
-    let fix = switchyard(&[
-        "drift",
-        "--fix",
-        "-i",
-        inv2.to_str().unwrap(),
-        &pb(),
-        "--known-hosts",
-        kh,
-        "--history",
-        hist_s,
-    ]);
-    assert_eq!(fix.code, 0, "{}", fix.all());
-    assert_eq!(p1.read("sip_profiles/external/wavix.xml"), good);
-    assert!(
-        fix.stderr
-            .contains("ran       sofia profile external killgw wavix"),
-        "{}",
-        fix.stderr
-    );
-    assert!(
-        fix.stderr.contains("gateway   wavix REGED"),
-        "{}",
-        fix.stderr
-    );
-    assert!(
-        !fleet
-            .host("pbx2")
-            .read("autoload_configs/switch.conf.xml")
-            .contains("30000"),
-        "pending changes are not drift"
-    );
-
-    // The history has the drift check and the correction.
-    let h = switchyard(&["history", "--history", hist_s, "--host", "pbx1"]);
     assert_eq!(h.code, 0);
     let lines: Vec<&str> = h.stdout.lines().collect();
     assert!(
@@ -290,7 +139,75 @@ fn drift_is_labelled_fixed_and_recorded() {
         "{}",
         h.stdout
     );
-    assert!(!history_bytes(&hist).contains("secret1"));
+    assert!(!history_bytes(hist).contains("secret1"));
+}
+
+#[test]
+fn drift_is_labelled_fixed_and_recorded() {
+    let fleet = Fleet::new("drift", 2);
+    let hist = fleet.dir.join("history.db");
+    let with_history = ["--history", hist.to_str().unwrap()];
+    let session = fleet.session();
+    session
+        .run([&["apply"][..], &with_history].concat())
+        .expect(exit::OK);
+    let ok = session.run([&["drift"][..], &with_history].concat());
+    // Nothing drifted: only the restart the harness never allows is still pending.
+    for h in ["pbx1: ", "pbx2: "] {
+        let l = ok.stderr.lines().find(|l| l.starts_with(h)).unwrap_or("");
+        assert!(
+            l.ends_with("`restart FreeSWITCH` pending (the files need it; no run was allowed to: `--allow restart`)"),
+            "{}",
+            ok.stderr
+        );
+    }
+    assert_session!("nothing_drifted", ok.expect(exit::OK));
+
+    // A hand edit on pbx1 (drift) and a playbook input change for pbx2 (pending).
+    let p1 = fleet.host("pbx1");
+    let good = p1.read("sip_profiles/external/wavix.xml");
+    let bad = good.replace("sip.test", "evil.example");
+    std::fs::write(p1.conf("sip_profiles/external/wavix.xml"), bad).unwrap();
+    let changed = session.vars(&|i, _| match i {
+        1 => "rtp_end_port: 30000\n".into(),
+        _ => String::new(),
+    });
+    let out = changed.run([&["drift", "--json"][..], &with_history].concat());
+    // Drift has its own exit code (3): never confused with a mistyped command line (2).
+    let out = out.expect(exit::DRIFT);
+    out.shows(&[
+        "pbx1: drift sip_profiles/external/wavix.xml",
+        "pbx2: pending autoload_configs/switch.conf.xml",
+    ]);
+    let j = out.json();
+    let files = j["drift"][0]["hosts"][0]["files"].as_array().unwrap();
+    let f = files
+        .iter()
+        .find(|f| f["rel"] == "sip_profiles/external/wavix.xml")
+        .unwrap();
+    assert_eq!(f["difference"], "drift");
+    assert!(f["diff"]
+        .as_str()
+        .unwrap()
+        .contains("-    <param name=\"realm\" value=\"evil.example\"/>"));
+
+    // --fix corrects the drifted host only, through the normal apply path.
+    let fix = changed.run([&["drift", "--fix"][..], &with_history].concat());
+    let fix = fix.expect(exit::OK);
+    fix.shows(&[
+        "ran       sofia profile external killgw wavix",
+        "gateway   wavix REGED",
+    ]);
+    assert_session!("fixed", fix);
+    assert_eq!(p1.read("sip_profiles/external/wavix.xml"), good);
+    assert!(
+        !fleet
+            .host("pbx2")
+            .read("autoload_configs/switch.conf.xml")
+            .contains("30000"),
+        "pending changes are not drift"
+    );
+    history_has_the_drift_and_the_fix(&hist);
 }
 
 fn metrics(port: u16) -> Option<String> {
@@ -328,36 +245,42 @@ fn wait_for(port: u16, what: &str, cond: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// SIGTERM: the agent finishes its round and exits; its status and what it printed.
+fn stop_with_sigterm(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    send_signal(child.id(), 15);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, err)
+}
+
 #[test]
 fn watch_rounds_metrics_and_clean_stop() {
     let fleet = Fleet::new("watch", 2);
-    let kh = fleet.known_hosts.to_str().unwrap();
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    assert_eq!(fleet.run("apply", &inv, &[]).code, 0);
+    let session = fleet.session();
+    session.run(["apply"]).expect(exit::OK);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let hist = fleet.dir.join("history.db");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "watch",
-            "-i",
-            inv.to_str().unwrap(),
-            &pb(),
-            "--known-hosts",
-            kh,
-            "--every",
-            "1s",
-            "--fix",
-        ])
-        .args([
-            "--metrics",
-            &format!("127.0.0.1:{port}"),
-            "--history",
-            hist.to_str().unwrap(),
-        ])
+    let child = session
+        .command(["watch", "--every", "1s", "--fix"])
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .args(["--history", hist.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -375,11 +298,8 @@ fn watch_rounds_metrics_and_clean_stop() {
     // Drift appears, and is corrected by the agent.
     let p2 = fleet.host("pbx2");
     let good = p2.read("sip_profiles/external/wavix.xml");
-    std::fs::write(
-        p2.conf("sip_profiles/external/wavix.xml"),
-        good.replace("secret1", "tampered"),
-    )
-    .unwrap();
+    let tampered = good.replace("secret1", "tampered");
+    std::fs::write(p2.conf("sip_profiles/external/wavix.xml"), tampered).unwrap();
     let m = wait_for(port, "a correction", |m| {
         metric(m, "switchyard_corrections_total") >= 1.0
     });
@@ -396,24 +316,8 @@ fn watch_rounds_metrics_and_clean_stop() {
     });
     assert_eq!(metric(&m, "switchyard_hosts_drifted"), 0.0);
 
-    // SIGTERM: the agent finishes its round and exits 0.
-    send_signal(child.id(), 15);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (status, err) = stop_with_sigterm(child);
     assert_eq!(status.code(), Some(0));
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
     assert!(err.contains("SIGTERM, stopping"), "{err}");
     assert!(!err.contains("secret1") && !err.contains("tampered"));
 }

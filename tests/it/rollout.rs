@@ -2,10 +2,6 @@
 
 use crate::harness::*;
 
-fn apply(fleet: &Fleet, inv: &std::path::Path, extra: &[&str]) -> Out {
-    fleet.run("apply", inv, &[&["--json"], extra].concat())
-}
-
 fn statuses(out: &Out) -> Vec<(String, String)> {
     out.json()["plays"][0]["hosts"]
         .as_array()
@@ -25,8 +21,8 @@ fn failed_canary_stops_the_rollout_before_the_next_batch() {
     let fleet = Fleet::new("canary", 4);
     // The canary's trunk account does not accept the password: verification fails.
     fleet.hosts[0].set_provider_password("sip.test", "trunk1", "something-else");
-    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
-    let out = apply(&fleet, &inv, &["--serial", "1,50%"]);
+    let session = fleet.session();
+    let out = session.apply_json(&["--serial", "1,50%"]);
     assert_eq!(out.code, 1);
     let st = statuses(&out);
     assert_eq!(st[0], ("pbx1".into(), "rolled_back".into()), "{st:?}");
@@ -64,16 +60,10 @@ fn max_fail_percentage_boundary_and_an_unreachable_host() {
     let mut fleet = Fleet::new("maxfail", 5);
     // pbx3 is down: 1 of the 4 hosts of the first batch (25%) fails.
     fleet.hosts[2].stop();
-    let inv = fleet.inventory("inv.yml", &|_, _| {
-        "ssh_retries: 1\nssh_connect_timeout: 3\n".into()
-    });
+    let session = fleet.session_with(&|_, _| "ssh_retries: 1\nssh_connect_timeout: 3\n".into());
 
     // Above the budget (25% > 24%): the second batch never runs.
-    let out = apply(
-        &fleet,
-        &inv,
-        &["--serial", "4,1", "--max-fail-percentage", "24"],
-    );
+    let out = session.apply_json(&["--serial", "4,1", "--max-fail-percentage", "24"]);
     assert_eq!(out.code, 1);
     let st = statuses(&out);
     assert_eq!(
@@ -96,11 +86,7 @@ fn max_fail_percentage_boundary_and_an_unreachable_host() {
     assert!(!fleet.hosts[4].exists("dialplan/wavix.xml"));
 
     // Exactly at the budget (25% = 25%): the rollout continues.
-    let out = apply(
-        &fleet,
-        &inv,
-        &["--serial", "4,1", "--max-fail-percentage", "25"],
-    );
+    let out = session.apply_json(&["--serial", "4,1", "--max-fail-percentage", "25"]);
     assert_eq!(out.code, 1, "an unreachable host still makes the run fail");
     let st = statuses(&out);
     assert_eq!(
@@ -127,8 +113,9 @@ fn host_reached_only_through_a_bastion() {
     let (baddr, bport) = (fleet.hosts[b].addr.clone(), fleet.hosts[b].port);
     let jump = format!("ssh_jump: \"{TEST_USER}@{baddr}:{bport}\"\n");
     let inv = fleet.inventory_of("inv.yml", &|h| h.name == "pbx-behind", &|_, _| jump.clone());
+    let session = fleet.session_on(&inv);
 
-    let out = apply(&fleet, &inv, &[]);
+    let out = session.apply_json(&[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         statuses(&out),
@@ -143,7 +130,7 @@ fn host_reached_only_through_a_bastion() {
 
     // Without the bastion the host is unreachable.
     fleet.hosts[b].stop();
-    let out = apply(&fleet, &inv, &[]);
+    let out = fleet.session_on(&inv).apply_json(&[]);
     assert_eq!(out.code, 1);
     assert_eq!(
         statuses(&out),
@@ -161,14 +148,14 @@ fn retry_files_and_verbose_output() {
     let history = dir.join("h.db");
     let h = history.to_str().unwrap();
     // pbx2 cannot be rendered: a numbering plan nobody defined.
-    let bad = fleet.inventory("bad.yml", &|i, _| {
+    let bad = fleet.session_with(&|i, _| {
         if i == 1 {
             "numbering_plan: atlantis\n".into()
         } else {
             String::new()
         }
     });
-    let out = fleet.run("apply", &bad, &["--history", h, "-v"]);
+    let out = bad.run(["apply", "--history", h, "-v"]);
     assert_eq!(out.code, 1, "{}", out.all());
     let retry = dir.join("wavix.retry");
     assert_eq!(
@@ -190,13 +177,9 @@ fn retry_files_and_verbose_output() {
     assert!(out.stderr.contains("pbx1: write "), "{}", out.stderr);
     assert!(!out.stderr.contains("pbx2: gather"), "{}", out.stderr);
 
-    let good = fleet.inventory("good.yml", &|_, _| String::new());
+    let good = fleet.session();
     let at = format!("@{}", retry.display());
-    let again = fleet.run(
-        "apply",
-        &good,
-        &["--history", h, "--limit", &at, "--json", "-vv"],
-    );
+    let again = good.run(["apply", "--history", h, "--limit", &at, "--json", "-vv"]);
     assert_eq!(again.code, 0, "{}", again.all());
     let hosts: Vec<String> = again.json()["plays"][0]["hosts"]
         .as_array()
@@ -223,7 +206,7 @@ fn retry_files_and_verbose_output() {
     assert!(!again.stderr.contains("secret1"), "{}", again.stderr);
     // An empty or missing retry file is an error, not "every host".
     std::fs::write(&retry, "\n").unwrap();
-    let none = fleet.run("apply", &good, &["--history", h, "--limit", &at]);
+    let none = good.run(["apply", "--history", h, "--limit", &at]);
     assert_eq!(none.code, 1, "{}", none.all());
     assert!(
         none.stderr.contains("the file names no host"),

@@ -2,26 +2,13 @@
 //! configuration, nothing contacted. (Agreement with the real FreeSWITCH:
 //! tests/it/real/route.rs.)
 
-use crate::harness::{switchyard_env, tmp};
+use crate::harness::switchyard_env;
+use crate::session::Demo;
 
 /// The demo fleet laid out in a fresh folder; returns (folder, inventory, playbook).
 fn demo(tag: &str) -> (std::path::PathBuf, String, String) {
-    let d = tmp(tag);
-    let out = switchyard_env(
-        &[
-            "demo",
-            "--dir",
-            d.to_str().unwrap(),
-            "--check",
-            "--color",
-            "never",
-        ],
-        &[],
-    );
-    assert_eq!(out.code, 0, "{}", out.all());
-    let inv = d.join("inventory.yml").to_string_lossy().into_owned();
-    let pb = d.join("playbooks/wavix.yml").to_string_lossy().into_owned();
-    (d, inv, pb)
+    let d = Demo::new(tag, false);
+    (d.dir, d.inventory, d.playbook)
 }
 
 #[test]
@@ -111,12 +98,11 @@ fn a_broken_route_test_stops_lint_and_apply_naming_host_number_and_path() {
 /// whose route the change alters are shown, before and after.
 #[test]
 fn diff_shows_only_the_routes_a_change_alters() {
-    let d = tmp("route-diff");
-    let dir = d.to_str().unwrap();
-    let first = switchyard_env(&["demo", "--dir", dir, "--color", "never"], &[]);
-    assert_eq!(first.code, 0, "{}", first.all());
-    let inv = d.join("inventory.yml");
-    let pb = d.join("playbooks/wavix.yml").to_string_lossy().into_owned();
+    let Demo {
+        dir: d,
+        inventory: inv,
+        playbook: pb,
+    } = Demo::new("route-diff", true);
     // The DID of pbx-nyc moves from user 1000 to the IVR.
     let text = std::fs::read_to_string(&inv).unwrap();
     std::fs::write(
@@ -131,7 +117,7 @@ fn diff_shows_only_the_routes_a_change_alters() {
         &[
             "route",
             "-i",
-            inv.to_str().unwrap(),
+            &inv,
             &pb,
             "--diff",
             "--color",
@@ -163,12 +149,11 @@ fn diff_shows_only_the_routes_a_change_alters() {
 /// `plan --markdown`: the play's route tests whose route the change moves, per host.
 #[test]
 fn the_review_summary_lists_the_route_tests_a_change_moves() {
-    let d = tmp("route-plan");
-    let dir = d.to_str().unwrap();
-    let first = switchyard_env(&["demo", "--dir", dir, "--color", "never"], &[]);
-    assert_eq!(first.code, 0, "{}", first.all());
-    let inv = d.join("inventory.yml");
-    let pb = d.join("playbooks/wavix.yml");
+    let Demo {
+        dir: d,
+        inventory: inv,
+        playbook: pb,
+    } = Demo::new("route-plan", true);
     let text = std::fs::read_to_string(&pb).unwrap();
     let tested = d.join("playbooks/tested.yml");
     std::fs::write(
@@ -194,7 +179,7 @@ fn the_review_summary_lists_the_route_tests_a_change_moves() {
         &[
             "plan",
             "-i",
-            inv.to_str().unwrap(),
+            &inv,
             tested.to_str().unwrap(),
             "-o",
             d.join("plan.json").to_str().unwrap(),

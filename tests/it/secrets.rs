@@ -2,6 +2,7 @@
 //! answers, lint findings quoting configuration.
 
 use crate::harness::*;
+use crate::session::exit;
 
 /// An `fs_cli` answer that quotes the secret (here the stand-in echoing an unknown command
 /// built from it) is masked in the terminal, `--json` and the history alike.
@@ -13,21 +14,13 @@ fn freeswitch_answers_are_masked_everywhere() {
         "echo.yml",
         "- hosts: pbx\n  tasks:\n    - name: gw\n      vars: {gateway_name: wavix, gateway_register: true, gateway_realm: sip.test, gateway_proxy: sip.test, wavix_expire_seconds: 600, wavix_ping_seconds: 0, wavix_inbound_context: in, caller_id_passthrough: false}\n      template: {src: gateway.xml.j2, dest: sip_profiles/external/wavix.xml}\n    - fs_cli: {command: \"{{ wavix_password }}-probe status\", on_change: [gw]}\n",
     );
-    let inv = fleet.inventory("inv.yml", &|_, _| "wavix_password: Hunter2-s3cret\n".into());
     let hist = fleet.dir.join("h.db");
-    let out = switchyard_env(
-        &[
-            "apply",
-            "-i",
-            inv.to_str().unwrap(),
-            &pb,
-            "--known-hosts",
-            fleet.known_hosts.to_str().unwrap(),
-            "--json",
-        ],
-        &[("SWITCHYARD_HISTORY", hist.to_str().unwrap())],
-    );
-    assert_eq!(out.code, 1, "{}", out.all());
+    let out = fleet
+        .session_with(&|_, _| "wavix_password: Hunter2-s3cret\n".into())
+        .playbook(pb)
+        .env("SWITCHYARD_HISTORY", &hist)
+        .run(["apply", "--json"])
+        .expect(exit::FAILED);
     // The answer really was about the command (not some other failure).
     assert!(out.stdout.contains("Command not found"), "{}", out.stdout);
     // The database and its write-ahead log, as bytes: a secret would be there in clear.
@@ -81,71 +74,10 @@ fn sha256(data: &[u8]) -> String {
 /// dictionary password or a 4-digit PIN would fall to an offline brute force. Secret-bearing
 /// files get keyed digests: the brute force over a small dictionary and every 4-digit PIN
 /// finds nothing, and the real content's sha256 appears nowhere.
-#[test]
-fn plans_and_reports_cannot_be_brute_forced() {
-    let fleet = Fleet::new("bruteforce", 1);
-    let inv = fleet.inventory("inv.yml", &|_, _| {
-        "wavix_password: letmein\nuser: {id: \"1000\", password: password1, vm_password: \"4711\", caller_id_name: Main, caller_id_number: \"16468097065\"}\n".into()
-    });
-    fleet.hosts[0].set_provider_password("sip.test", "trunk1", "letmein");
-    // Both secret-bearing files are created, so their whole content is in the diff.
-    std::fs::remove_file(fleet.hosts[0].conf("directory/default/1000.xml")).unwrap();
-    let plan = fleet.dir.join("plan.json");
-    let hist = fleet.dir.join("h.db");
-    let env = [("SWITCHYARD_HISTORY", hist.to_str().unwrap())];
-    let kh = fleet.known_hosts.to_str().unwrap();
-    let pb = repo("playbooks/wavix.yml");
-    let inv_s = inv.to_str().unwrap();
-    let made = switchyard_env(
-        &[
-            "plan",
-            "-i",
-            inv_s,
-            &pb,
-            "--known-hosts",
-            kh,
-            "-o",
-            plan.to_str().unwrap(),
-        ],
-        &env,
-    );
-    assert_eq!(made.code, 0, "{}", made.all());
-    let check = switchyard_env(
-        &[
-            "apply",
-            "-i",
-            inv_s,
-            &pb,
-            "--known-hosts",
-            kh,
-            "--check",
-            "--json",
-        ],
-        &env,
-    );
-    let applied = switchyard_env(
-        &["apply", "-i", inv_s, &pb, "--known-hosts", kh, "--json"],
-        &env,
-    );
-    assert_eq!(applied.code, 0, "{}", applied.all());
-    let published = [
-        std::fs::read_to_string(&plan).unwrap(),
-        check.stdout.clone(),
-        applied.stdout.clone(),
-        switchyard(&["history", "--json", "--history", hist.to_str().unwrap()]).stdout,
-    ]
-    .join("\n");
-
-    // The real content of every secret-bearing file: its sha256 is nowhere.
-    for rel in [
-        "sip_profiles/external/wavix.xml",
-        "directory/default/1000.xml",
-    ] {
-        let real = sha256(fleet.hosts[0].read(rel).as_bytes());
-        assert!(!published.contains(&real), "{rel}: plain sha256 published");
-    }
-
-    // The brute force an attacker would run on plan.json.
+/// The brute force an attacker would run on plan.json: every created secret-bearing file's
+/// masked diff, filled with a small dictionary and every 4-digit PIN, against its published
+/// sha256. Returns how many guesses were tried.
+fn brute_force(plan_json: &serde_json::Value) -> usize {
     let words = [
         "123456",
         "password",
@@ -156,8 +88,6 @@ fn plans_and_reports_cannot_be_brute_forced() {
     ];
     let mut candidates: Vec<String> = words.iter().map(|w| w.to_string()).collect();
     candidates.extend((0..10_000).map(|n| format!("{n:04}")));
-    let plan_json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
     let mut tried = 0usize;
     for h in plan_json["plays"][0]["hosts"].as_array().unwrap() {
         for f in h["files"].as_array().unwrap() {
@@ -199,6 +129,49 @@ fn plans_and_reports_cannot_be_brute_forced() {
             }
         }
     }
+    tried
+}
+
+/// Plans, `--json` and the history show masked diffs; with a plain sha256 next to them a
+/// dictionary password or a 4-digit PIN would fall to an offline brute force. Secret-bearing
+/// files get keyed digests: the brute force over a small dictionary and every 4-digit PIN
+/// finds nothing, and the real content's sha256 appears nowhere.
+#[test]
+fn plans_and_reports_cannot_be_brute_forced() {
+    let fleet = Fleet::new("bruteforce", 1);
+    let hist = fleet.dir.join("h.db");
+    let session = fleet
+        .session_with(&|_, _| {
+            "wavix_password: letmein\nuser: {id: \"1000\", password: password1, vm_password: \"4711\", caller_id_name: Main, caller_id_number: \"16468097065\"}\n".into()
+        })
+        .env("SWITCHYARD_HISTORY", &hist);
+    fleet.hosts[0].set_provider_password("sip.test", "trunk1", "letmein");
+    // Both secret-bearing files are created, so their whole content is in the diff.
+    std::fs::remove_file(fleet.hosts[0].conf("directory/default/1000.xml")).unwrap();
+    let plan = fleet.dir.join("plan.json");
+    let plan_s = plan.to_str().unwrap();
+    session.run(["plan", "-o", plan_s]).expect(exit::OK);
+    let check = session.run(["apply", "--check", "--json"]);
+    let applied = session.run(["apply", "--json"]).expect(exit::OK);
+    let published = [
+        std::fs::read_to_string(&plan).unwrap(),
+        check.stdout.clone(),
+        applied.stdout.clone(),
+        switchyard(&["history", "--json", "--history", hist.to_str().unwrap()]).stdout,
+    ]
+    .join("\n");
+
+    // The real content of every secret-bearing file: its sha256 is nowhere.
+    for rel in [
+        "sip_profiles/external/wavix.xml",
+        "directory/default/1000.xml",
+    ] {
+        let real = sha256(fleet.hosts[0].read(rel).as_bytes());
+        assert!(!published.contains(&real), "{rel}: plain sha256 published");
+    }
+
+    let plan_json = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let tried = brute_force(&plan_json);
     assert!(tried > 60_000, "brute force tried only {tried} guesses");
 }
 

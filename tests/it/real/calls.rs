@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::session::exit;
 
 const USER: &str = "1000";
 const USER_PW: &str = "ext-pass-1000";
@@ -213,6 +214,45 @@ fn inbound_dids_ring_their_user_and_nothing_else_gets_through() {
     );
 }
 
+/// The header line `name` of the first `method` request `sipp` received.
+fn header_received(sipp: &Sipp, method: &str, name: &str) -> String {
+    let request = sipp
+        .messages()
+        .into_iter()
+        .find(|m| !m.sent && m.first.starts_with(method))
+        .unwrap();
+    request
+        .text
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap()
+        .to_string()
+}
+
+/// The provider's DID call, as the provider makes it, but sent from address `from`.
+fn provider_call_from(dir: &std::path::Path, pbx: &str, from: &str) -> Sipp {
+    Sipp::run(
+        dir,
+        "provider_call.xml",
+        Some(&format!("{pbx}:5080")),
+        from,
+        5091,
+        &[
+            "-s",
+            DID,
+            "-key",
+            "did",
+            DID,
+            "-key",
+            "caller",
+            "12125550000",
+            "-key",
+            "domain",
+            PROVIDER_REALM,
+        ],
+    )
+}
+
 /// IP authentication: the gateway is healthy only after a real OPTIONS answer; calls from
 /// the provider's address are routed by DID, calls from any other address are not; the
 /// provider sees the From host it knows this PBX by; a provider that goes away is DOWN.
@@ -226,8 +266,8 @@ fn ip_auth_trunk_on_a_real_freeswitch() {
             w.provider.addr
         ),
     );
-    let out = w.apply(&inv, &[]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    let session = w.fleet.session_on(&inv);
+    let out = session.run(["apply", "--json"]).expect(exit::OK);
     let r = host_report(&out, "pbx1");
     let gw = &r["gateways"][0];
     assert_eq!(
@@ -250,17 +290,7 @@ fn ip_auth_trunk_on_a_real_freeswitch() {
     let call = Sipp::dial(&w.fleet.dir, &w.pbx().addr, USER, USER_PW, "2125551234");
     callee.finish(Duration::from_secs(5));
     assert_eq!(call.final_code(), Some(200), "{:#?}", call.messages());
-    let invite = callee
-        .messages()
-        .into_iter()
-        .find(|m| !m.sent && m.first.starts_with("INVITE"))
-        .unwrap();
-    let from = invite
-        .text
-        .lines()
-        .find(|l| l.starts_with("From:"))
-        .unwrap()
-        .to_string();
+    let from = header_received(&callee, "INVITE", "From:");
     assert!(from.contains("@pbx1.example.net"), "{from}");
 
     // Inbound from the provider's address: routed by DID to the user.
@@ -274,27 +304,7 @@ fn ip_auth_trunk_on_a_real_freeswitch() {
 
     // The same call from another address is not let into the inbound context.
     let mut phone = Sipp::phone_answering(dir, &pbx, USER, USER_PW);
-    let stranger = next_addr();
-    let call = Sipp::run(
-        dir,
-        "provider_call.xml",
-        Some(&format!("{pbx}:5080")),
-        &stranger,
-        5091,
-        &[
-            "-s",
-            DID,
-            "-key",
-            "did",
-            DID,
-            "-key",
-            "caller",
-            "12125550000",
-            "-key",
-            "domain",
-            PROVIDER_REALM,
-        ],
-    );
+    let call = provider_call_from(dir, &pbx, &next_addr());
     phone.finish(Duration::from_secs(3));
     assert!(
         phone.invites_received().is_empty(),
@@ -310,18 +320,12 @@ fn ip_auth_trunk_on_a_real_freeswitch() {
     w.provider.stop();
     w.fs()
         .wait_gateway("wavix_ip", "NOREG", Some("DOWN"), Duration::from_secs(45));
-    let v = w.fleet.run("verify", &inv, &[]);
-    assert_eq!(v.code, 1, "{}", v.all());
-    assert!(
-        v.all().contains("did not answer its OPTIONS ping"),
-        "{}",
-        v.all()
-    );
+    let v = session.run(["verify"]).expect(exit::FAILED);
+    v.shows(&["did not answer its OPTIONS ping"]);
 
     // It comes back: the next ping finds it, and `verify` passes again.
     w.provider.resume();
     w.fs()
         .wait_gateway("wavix_ip", "NOREG", Some("UP"), Duration::from_secs(45));
-    let v = w.fleet.run("verify", &inv, &[]);
-    assert_eq!(v.code, 0, "{}", v.all());
+    session.run(["verify"]).expect(exit::OK);
 }

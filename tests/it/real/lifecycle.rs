@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::session::exit;
 
 fn conf_digest(h: &crate::harness::TestHost) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -96,14 +97,12 @@ fn registering_trunk_from_check_to_drift_on_a_real_freeswitch() {
     let gw = w.pbx().conf("sip_profiles/external/wavix.xml");
     let text = std::fs::read_to_string(&gw).unwrap();
     std::fs::write(&gw, text.replace("900", "1200")).unwrap();
-    let drift = w.fleet.run("drift", &inv3, &["--json"]);
-    assert_eq!(drift.code, 3, "{}", drift.all());
-    let fixed = w.fleet.run("drift", &inv3, &["--fix"]);
-    assert_eq!(fixed.code, 0, "{}", fixed.all());
+    let session = w.fleet.session_on(&inv3);
+    session.run(["drift", "--json"]).expect(exit::DRIFT);
+    session.run(["drift", "--fix"]).expect(exit::OK);
     assert!(std::fs::read_to_string(&gw).unwrap().contains("\"900\""));
     fs.wait_gateway("wavix", "REGED", None, Duration::from_secs(10));
-    let clean = w.fleet.run("drift", &inv3, &[]);
-    assert_eq!(clean.code, 0, "{}", clean.all());
+    session.run(["drift"]).expect(exit::OK);
 }
 
 /// A wrong password is refused by the provider (403, or a new 401 challenge): the gateway
@@ -244,19 +243,9 @@ fn refused_profile_restart_is_not_counted_as_done() {
             .unwrap()
             .replace("  allow: none\n", "  allow: none\n  drain_timeout: 1\n"),
     );
-    let kh = w.fleet.known_hosts.to_str().unwrap();
-    let out = crate::harness::switchyard(&[
-        "apply",
-        "-i",
-        inv.to_str().unwrap(),
-        &hurried,
-        "--known-hosts",
-        kh,
-        "--json",
-        "--allow",
-        "profile",
-    ]);
-    assert_eq!(out.code, 1, "{}", out.all());
+    let session = w.fleet.session_on(&inv).playbook(hurried);
+    let out = session.run(["apply", "--json", "--allow", "profile"]);
+    let out = out.expect(exit::FAILED);
     let r = host_report(&out, "pbx1");
     let err = r["error"].as_str().unwrap();
     assert!(err.contains("must be up for at least 10 seconds"), "{err}");

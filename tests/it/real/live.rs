@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::session::exit;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -83,37 +84,69 @@ fn webhook() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
     (port, got)
 }
 
+/// Wait (up to 60 s) until FreeSWITCH itself says gateway `wavix` is no longer REGED, or
+/// DOWN; when it did.
+fn when_freeswitch_sees_the_gateway_leave(fs: &FreeSwitch) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (state, status) = fs.gateway("wavix");
+        if state != "REGED" || status == "DOWN" {
+            break Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "FreeSWITCH never noticed the provider left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The first webhook whose `healthy` is `healthy`, waiting for it up to 5 s.
+fn wait_for_hook(
+    hooks: &Arc<Mutex<Vec<serde_json::Value>>>,
+    healthy: bool,
+    never: &str,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(h) = hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|h| h["healthy"] == healthy)
+        {
+            return h.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{never}: {:?}",
+            hooks.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
     let mut w = World::new("live", WrongPassword::Forbidden);
     let fs_addr = w.fs().addr.clone();
-    let inv = w.inventory(
-        "inv.yml",
-        &format!("freeswitch_esl: \"{fs_addr}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\n"),
-    );
-    let out = w.apply(&inv, &[]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    let esl =
+        format!("freeswitch_esl: \"{fs_addr}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\n");
+    let session = w.session(&esl);
+    session.run(["apply", "--json"]).expect(exit::OK);
 
     let (hook_port, hooks) = webhook();
     let port = free_port();
+    let (metrics_at, hook) = (
+        format!("127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{hook_port}/hook"),
+    );
+    let history = w.fleet.dir.join("h.db");
     let agent = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "watch",
-            "-i",
-            inv.to_str().unwrap(),
-            &crate::harness::repo("playbooks/wavix.yml"),
-            "--known-hosts",
-            w.fleet.known_hosts.to_str().unwrap(),
-            "--events",
-            "--every",
-            "1h",
-            "--metrics",
-            &format!("127.0.0.1:{port}"),
-            "--webhook",
-            &format!("http://127.0.0.1:{hook_port}/hook"),
-            "--history",
-            w.fleet.dir.join("h.db").to_str().unwrap(),
-        ])
+        .args(session.full_args(["watch", "--events", "--every", "1h"]))
+        .args(["--metrics", &metrics_at, "--webhook", &hook])
+        .arg("--history")
+        .arg(&history)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -125,18 +158,7 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
     // The provider goes away: once FreeSWITCH itself says the gateway is no longer REGED,
     // the metrics say so within 2 s, and the webhook is told.
     w.provider.stop();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let fs_saw = loop {
-        let (state, status) = w.fs().gateway("wavix");
-        if state != "REGED" || status == "DOWN" {
-            break Instant::now();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "FreeSWITCH never noticed the provider left"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let fs_saw = when_freeswitch_sees_the_gateway_leave(w.fs());
     let lag = wait_metric(
         port,
         "switchyard_gateway_healthy{gateway=\"wavix\",host=\"pbx1\"} 0",
@@ -147,22 +169,7 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
         lag <= Duration::from_secs(2),
         "the change took {lag:?} to reach the metrics"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !hooks.lock().unwrap().iter().any(|h| h["healthy"] == false) {
-        assert!(
-            Instant::now() < deadline,
-            "no webhook for the trunk going down: {:?}",
-            hooks.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let down = hooks
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|h| h["healthy"] == false)
-        .cloned()
-        .unwrap();
+    let down = wait_for_hook(&hooks, false, "no webhook for the trunk going down");
     assert_eq!(down["host"], "pbx1");
     assert_eq!(down["gateway"], "wavix");
 
@@ -171,15 +178,7 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
     w.fs()
         .wait_gateway("wavix", "REGED", None, Duration::from_secs(60));
     wait_metric(port, reged, Duration::from_secs(3));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !hooks.lock().unwrap().iter().any(|h| h["healthy"] == true) {
-        assert!(
-            Instant::now() < deadline,
-            "no recovery webhook: {:?}",
-            hooks.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_hook(&hooks, true, "no recovery webhook");
 
     // The connection to the PBX is cut: unknown, never healthy; then reconnected, the state
     // read again.

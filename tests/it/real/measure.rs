@@ -86,15 +86,14 @@ impl Drop for DelayRelay {
     }
 }
 
-#[test]
-fn measured_regions_choose_the_near_registrar() {
-    let w = World::new("measure", WrongPassword::Forbidden);
-    let near = w.provider.addr.clone();
-    let far_registrar = Provider::start(&w.fleet.dir, WrongPassword::Forbidden);
-    let far = DelayRelay::start(&far_registrar.addr);
-    let fs_addr = w.fs().addr.clone();
-    let pid = w.fs().pid();
-    // A killed run left a probe loaded (and its file): the next run unloads it.
+/// Every gateway of the external profile: `gwlist` names only gateways that are UP,
+/// `gwlist down` the others.
+fn gateways_listed(fs: &FreeSwitch) -> String {
+    fs.api("sofia profile external gwlist up") + &fs.api("sofia profile external gwlist down")
+}
+
+/// A killed run left a probe loaded (and its file): the next run unloads it.
+fn plant_a_leftover_probe(w: &World, near: &str) {
     std::fs::write(
         w.pbx().conf("sip_profiles/external/switchyard-probe.xml"),
         // `<include>` on a line of its own: switch_xml.c drops every line that has it.
@@ -102,11 +101,7 @@ fn measured_regions_choose_the_near_registrar() {
     )
     .unwrap();
     w.fs().api("sofia profile external rescan");
-    // `gwlist` names only gateways that are UP; `gwlist down` the others.
-    let all = || {
-        w.fs().api("sofia profile external gwlist up")
-            + &w.fs().api("sofia profile external gwlist down")
-    };
+    let all = || gateways_listed(w.fs());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !all().contains("switchyard_probe_7") {
         assert!(
@@ -116,28 +111,24 @@ fn measured_regions_choose_the_near_registrar() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn measured_regions_choose_the_near_registrar() {
+    let w = World::new("measure", WrongPassword::Forbidden);
+    let near = w.provider.addr.clone();
+    let far_registrar = Provider::start(&w.fleet.dir, WrongPassword::Forbidden);
+    let far = DelayRelay::start(&far_registrar.addr);
+    let fs_addr = w.fs().addr.clone();
+    let pid = w.fs().pid();
+    plant_a_leftover_probe(&w, &near);
     // The far region first: the order given must not decide.
-    let inv = w.inventory(
-        "inv.yml",
-        &format!(
-            "freeswitch_esl: \"{fs_addr}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\nwavix_regions:\n  - {{proxy: \"{}\", realm: sip.test}}\n  - {{proxy: \"{near}\", realm: sip.test}}\n",
-            far.front
-        ),
-    );
-    let out = crate::harness::switchyard(&[
-        "trunks",
-        "measure",
-        "-i",
-        inv.to_str().unwrap(),
-        &crate::harness::repo("playbooks/wavix.yml"),
-        "--known-hosts",
-        w.fleet.known_hosts.to_str().unwrap(),
-        "--samples",
-        "3",
-        "--json",
-        "--write",
-        "host_vars",
-    ]);
+    let session = w.session(&format!(
+        "freeswitch_esl: \"{fs_addr}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\nwavix_regions:\n  - {{proxy: \"{}\", realm: sip.test}}\n  - {{proxy: \"{near}\", realm: sip.test}}\n",
+        far.front
+    ));
+    let measure = ["trunks", "measure", "--samples", "3", "--json"];
+    let out = session.run([&measure[..], &["--write", "host_vars"]].concat());
     assert_eq!(out.code, 0, "{}", out.all());
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let regions = v[0]["regions"].as_array().unwrap();
@@ -162,7 +153,14 @@ fn measured_regions_choose_the_near_registrar() {
     assert!(near_ms < 50.0, "near {near_ms} ms");
 
     // The proposal, for review: primary near, failover far, in host_vars beside the inventory.
-    let hv = std::fs::read_to_string(inv.parent().unwrap().join("host_vars/pbx1.yml")).unwrap();
+    let hv = std::fs::read_to_string(
+        session
+            .inventory_path()
+            .parent()
+            .unwrap()
+            .join("host_vars/pbx1.yml"),
+    )
+    .unwrap();
     for line in [
         format!("wavix_proxy: \"{near}\""),
         "wavix_realm: \"sip.test\"".to_string(),
@@ -180,7 +178,7 @@ fn measured_regions_choose_the_near_registrar() {
 
     // The PBX is as it was: same FreeSWITCH, no probe gateway loaded, no probe file.
     assert_eq!(w.fs().pid(), pid);
-    assert!(!all().contains("switchyard_probe"), "{}", all());
+    assert!(!gateways_listed(w.fs()).contains("switchyard_probe"));
     assert!(!w
         .pbx()
         .conf("sip_profiles/external/switchyard-probe.xml")
@@ -192,5 +190,5 @@ fn measured_regions_choose_the_near_registrar() {
     // The XML in memory has no probe either: a rescan loads none again.
     w.fs().api("sofia profile external rescan");
     std::thread::sleep(Duration::from_secs(1));
-    assert!(!all().contains("switchyard_probe"), "{}", all());
+    assert!(!gateways_listed(w.fs()).contains("switchyard_probe"));
 }

@@ -758,16 +758,26 @@ impl World {
     /// The test inventory for this PBX: the trunk registers with the provider
     /// (`wavix_proxy` = its address, realm `sip.test`), pings every 5 s, then `extra` vars.
     pub fn inventory(&self, file: &str, extra: &str) -> PathBuf {
-        let base = format!(
+        let vars = self.vars(extra);
+        self.fleet.inventory(file, &|_, _| vars.clone())
+    }
+
+    fn vars(&self, extra: &str) -> String {
+        format!(
             "wavix_proxy: \"{}\"\nwavix_ping_seconds: 5\n{extra}",
             self.provider.addr
-        );
-        self.fleet.inventory(file, &|_, _| base.clone())
+        )
+    }
+
+    /// A session whose inventory is [`World::inventory`]'s with `extra` vars.
+    pub fn session(&self, extra: &str) -> crate::session::Session<'_> {
+        let vars = self.vars(extra);
+        self.fleet.session_with(&|_, _| vars.clone())
     }
 
     /// `switchyard apply --json` with the shipped playbook.
     pub fn apply(&self, inv: &Path, extra: &[&str]) -> crate::harness::Out {
-        self.fleet
-            .run("apply", inv, &[&["--json"][..], extra].concat())
+        let session = self.fleet.session_on(inv);
+        session.run([&["apply", "--json"][..], extra].concat()).out
     }
 }

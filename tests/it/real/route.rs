@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::session::exit;
 
 /// Numbers as users dial them (context `wavix`, the users' `user_context`).
 const FROM_USER: &[&str] = &[
@@ -570,20 +571,64 @@ const PHONE: Via = Via::Phone {
     password: "ext-pass-1000",
 };
 
+/// The `n`th attempt (from 0) of the route of `number` in a `route --json` document.
+fn attempt(v: &serde_json::Value, number: &str, n: usize) -> serde_json::Value {
+    v[0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["number"] == number)
+        .unwrap()["route"]["attempts"][n]
+        .clone()
+}
+
+/// The first attempt's target of the route of `number`.
+fn first(v: &serde_json::Value, number: &str) -> serde_json::Value {
+    attempt(v, number, 0)["target"].clone()
+}
+
+/// The corpus predictions an operator would check, a few spelled out: from user 1000 (the
+/// failover gateway second and last) and from the trunk.
+fn spelled_out_predictions(user: &serde_json::Value, trunk: &serde_json::Value) {
+    assert_eq!(
+        first(user, "2125551234"),
+        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "12125551234"})
+    );
+    let second = attempt(user, "2125551234", 1);
+    assert_eq!(second["target"]["gateway"], "wavix_fo");
+    assert!(
+        second["continue_on"].is_null(),
+        "the last gateway ends the call"
+    );
+    assert_eq!(
+        first(user, "011442071234567"),
+        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "442071234567"})
+    );
+    assert_eq!(
+        first(user, "911"),
+        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "911"})
+    );
+    assert_eq!(
+        first(user, "1001"),
+        serde_json::json!({"kind": "user", "user": "1001"})
+    );
+    assert_eq!(
+        first(trunk, "+16468097065"),
+        serde_json::json!({"kind": "user", "user": "1000"})
+    );
+    assert_eq!(first(trunk, "12125551234")["kind"], "refused");
+}
+
 #[test]
 fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     let w = World::new("route", WrongPassword::Forbidden);
     // Registration with a failover gateway, three DIDs (one to another user, one to an
     // extension of the stock dialplan).
-    let inv = w.inventory(
-        "inv.yml",
-        &format!(
-            "wavix_failover_proxy: \"{0}\"\nwavix_failover_realm: sip.test\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}, {{number: \"+16465550123\", extension: \"1001\"}}, {{number: \"16465550199\", transfer: \"9196\"}}]\n",
-            w.provider.addr
-        ),
+    let vars = format!(
+        "wavix_failover_proxy: \"{0}\"\nwavix_failover_realm: sip.test\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}, {{number: \"+16465550123\", extension: \"1001\"}}, {{number: \"16465550199\", transfer: \"9196\"}}]\n",
+        w.provider.addr
     );
-    let out = w.apply(&inv, &[]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    w.session(&vars).run(["apply", "--json"]).expect(exit::OK);
     let fs = w.fs();
     let conf = w.pbx().dir.join("conf");
 
@@ -592,93 +637,34 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     let user = predicted(&conf, &at, &["--from", "1000"], FROM_USER);
     let trunk = predicted(&conf, &at, &["--from-trunk", "wavix"], FROM_TRUNK);
     // The predictions are the ones an operator would check (a few spelled out).
-    let first = |v: &serde_json::Value, n: &str| {
-        v[0]["routes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["number"] == n)
-            .unwrap()["route"]["attempts"][0]["target"]
-            .clone()
-    };
-    assert_eq!(
-        first(&user, "2125551234"),
-        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "12125551234"})
-    );
-    let second = |v: &serde_json::Value, n: &str| {
-        v[0]["routes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["number"] == n)
-            .unwrap()["route"]["attempts"][1]
-            .clone()
-    };
-    assert_eq!(second(&user, "2125551234")["target"]["gateway"], "wavix_fo");
-    assert!(
-        second(&user, "2125551234")["continue_on"].is_null(),
-        "the last gateway ends the call"
-    );
-    assert_eq!(
-        first(&user, "011442071234567"),
-        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "442071234567"})
-    );
-    assert_eq!(
-        first(&user, "911"),
-        serde_json::json!({"kind": "gateway", "gateway": "wavix", "number": "911"})
-    );
-    assert_eq!(
-        first(&user, "1001"),
-        serde_json::json!({"kind": "user", "user": "1001"})
-    );
-    assert_eq!(
-        first(&trunk, "+16468097065"),
-        serde_json::json!({"kind": "user", "user": "1000"})
-    );
-    assert_eq!(first(&trunk, "12125551234")["kind"], "refused");
+    spelled_out_predictions(&user, &trunk);
 
     let trunk_via = Via::Trunk {
         provider: &w.provider.addr,
     };
-    let n = check(
-        dir,
-        fs,
-        &conf,
-        &["--from", "1000"],
-        FROM_USER,
-        PHONE,
-        "wavix",
-    ) + check(
-        dir,
-        fs,
-        &conf,
-        &["--from-trunk", "wavix"],
-        FROM_TRUNK,
-        trunk_via,
-        "wavix_inbound",
-    ) + check(
-        dir,
-        fs,
-        &conf,
-        &["--context", "public"],
-        IN_PUBLIC,
-        Via::Outside,
-        "public",
-    );
+    let check = |from: &[&str], numbers: &[&str], via: Via, context: &str| {
+        check(dir, fs, &conf, from, numbers, via, context)
+    };
+    let n = check(&["--from", "1000"], FROM_USER, PHONE, "wavix")
+        + check(
+            &["--from-trunk", "wavix"],
+            FROM_TRUNK,
+            trunk_via,
+            "wavix_inbound",
+        )
+        + check(&["--context", "public"], IN_PUBLIC, Via::Outside, "public");
     assert_eq!(n, FROM_USER.len() + FROM_TRUNK.len() + IN_PUBLIC.len());
     assert!(n >= 40);
 
     // The same PBX switched to IP authentication: one gateway, calls from the provider's
     // address land in the inbound context by ACL.
-    let ip = w.inventory(
-        "ip.yml",
-        &format!(
-            "wavix_ip_auth: true\nwavix_inbound_addresses: [\"{}\"]\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}]\n",
-            w.provider.addr
-        ),
+    let vars = format!(
+        "wavix_ip_auth: true\nwavix_inbound_addresses: [\"{}\"]\ndid_routes: [{{number: \"16468097065\", extension: \"1000\"}}]\n",
+        w.provider.addr
     );
-    let out = w.apply(&ip, &["--allow", "profile"]);
-    assert_eq!(out.code, 0, "{}", out.all());
+    w.session(&vars)
+        .run(["apply", "--json", "--allow", "profile"])
+        .expect(exit::OK);
     let numbers = &[
         "2125551234",
         "+442071234567",
@@ -697,19 +683,14 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
     let from_provider = Via::FromProviderAddress {
         provider: &w.provider.addr,
     };
-    assert_eq!(
-        check(dir, fs, &conf, &["--from", "1000"], numbers, PHONE, "wavix")
-            + check(
-                dir,
-                fs,
-                &conf,
-                &["--context", "wavix_inbound"],
-                acl,
-                from_provider,
-                "wavix_inbound"
-            ),
-        9
-    );
+    let n = check(&["--from", "1000"], numbers, PHONE, "wavix")
+        + check(
+            &["--context", "wavix_inbound"],
+            acl,
+            from_provider,
+            "wavix_inbound",
+        );
+    assert_eq!(n, 9);
 }
 
 /// `route --conf` on the stock vanilla tree as installed (tod/holiday examples included),
@@ -718,50 +699,12 @@ fn route_agrees_with_the_real_freeswitch_on_every_number_of_the_corpus() {
 /// examples), as FreeSWITCH 1.10.12 routes them on this install.
 #[test]
 fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
-    let conf = prefix().join("etc/freeswitch");
-    let mods = prefix().join("lib/freeswitch/mod");
-    let route = |from: &[&str], numbers: &[&str]| {
-        let mut args = vec![
-            "route",
-            "--conf",
-            conf.to_str().unwrap(),
-            "--mod-dir",
-            mods.to_str().unwrap(),
-            "--at",
-            "2026-01-13 10:00",
-            "--json",
-        ];
-        args.extend_from_slice(from);
-        args.extend_from_slice(numbers);
-        let out = crate::harness::switchyard(&args);
-        assert!(out.code == 0 || out.code == 1, "{}", out.all());
-        out.json()[0]["routes"].as_array().unwrap().clone()
-    };
-    let user = route(
+    let user = stock_route(
         &["--from", "1000"],
         &[
             "1001", "9000", "0", "operator", "6001", "9196", "5000", "99",
         ],
     );
-    let get = |rs: &[serde_json::Value], n: &str| {
-        rs.iter().find(|r| r["number"] == n).unwrap()["route"].clone()
-    };
-    let contexts = |r: &serde_json::Value| -> Vec<String> {
-        r["hunts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["context"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let apps = |r: &serde_json::Value| -> Vec<String> {
-        r["executed"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a[0].as_str().unwrap().to_string())
-            .collect()
-    };
     for r in &user {
         assert!(r["route"]["unknown"].is_null(), "{r}");
         // The time conditions were evaluated, and the output says at what time.
@@ -769,7 +712,7 @@ fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
     }
     // Local_Extension: bind_meta_app and the rest return; the call rings user/1001, then
     // (continue_on_fail=true) goes to voicemail through loopback.
-    let r = get(&user, "1001");
+    let r = route_of(&user, "1001");
     assert_eq!(r["hunts"][0]["extensions"][0], "tod_example");
     assert_eq!(
         r["attempts"][0]["target"],
@@ -777,19 +720,19 @@ fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
     );
     assert!(apps(&r).contains(&"bind_meta_app".to_string()));
     // 9000: eval and playback return; the queue runs out.
-    let r = get(&user, "9000");
+    let r = route_of(&user, "9000");
     assert_eq!(apps(&r)[apps(&r).len() - 2..], ["eval", "playback"]);
     // 0 and operator: three hunts (default, features, default).
     for n in ["0", "operator"] {
         assert_eq!(
-            contexts(&get(&user, n)),
+            contexts(&route_of(&user, n)),
             ["default", "features", "default"],
             "{n}"
         );
     }
     // valet_park's look-ahead `^((?!6000)60\d{2})$` runs on PCRE; mod_valet_parking is not
     // built here, so FreeSWITCH hangs up.
-    let r = get(&user, "6001");
+    let r = route_of(&user, "6001");
     assert_eq!(
         r["hunts"][0]["extensions"]
             .as_array()
@@ -802,21 +745,72 @@ fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
         .as_str()
         .unwrap()
         .contains("mod_valet_parking is not loaded"));
-    assert_eq!(get(&user, "9196")["attempts"][0]["target"]["kind"], "held");
     assert_eq!(
-        get(&user, "5000")["attempts"][0]["target"]["application"],
+        route_of(&user, "9196")["attempts"][0]["target"]["kind"],
+        "held"
+    );
+    assert_eq!(
+        route_of(&user, "5000")["attempts"][0]["target"]["application"],
         "ivr"
     );
     // `${module_exists(mod_enum)}` is false here (not built): acknowledge_call, ring_ready
     // and playback return, and the queue runs out.
-    let r = get(&user, "99");
+    let r = route_of(&user, "99");
     let ext = r["hunts"][0]["extensions"].as_array().unwrap();
     assert_eq!(ext.last().unwrap(), "acknowledge_call");
     assert!(!ext.iter().any(|e| e == "enum"));
+}
 
-    // `2000` rings the directory's `sales` group: `${group_call(sales@...)}`, each member
-    // at once (mod_commands.c:985).
-    let r = get(&route(&["--from", "1000"], &["2000"]), "2000");
+/// `route` on the installed stock tree at a fixed weekday 10:00, then `args`.
+fn route_stock_tree(args: &[&str]) -> crate::harness::Out {
+    let (conf, mods) = (
+        prefix().join("etc/freeswitch"),
+        prefix().join("lib/freeswitch/mod"),
+    );
+    let (conf, mods) = (conf.to_str().unwrap(), mods.to_str().unwrap());
+    let at = "2026-01-13 10:00";
+    let base = ["route", "--conf", conf, "--mod-dir", mods, "--at", at];
+    crate::harness::switchyard(&[&base[..], args].concat())
+}
+
+/// `route --json` on the installed stock tree at a fixed time, `from` then `numbers`: the
+/// routes it reports.
+fn stock_route(from: &[&str], numbers: &[&str]) -> Vec<serde_json::Value> {
+    let out = route_stock_tree(&[&["--json"][..], from, numbers].concat());
+    assert!(out.code == 0 || out.code == 1, "{}", out.all());
+    out.json()[0]["routes"].as_array().unwrap().clone()
+}
+
+/// The route of `number` among `routes`.
+fn route_of(routes: &[serde_json::Value], number: &str) -> serde_json::Value {
+    routes.iter().find(|r| r["number"] == number).unwrap()["route"].clone()
+}
+
+/// The contexts a route hunted, in order.
+fn contexts(r: &serde_json::Value) -> Vec<String> {
+    r["hunts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["context"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The applications a route executed, in order.
+fn apps(r: &serde_json::Value) -> Vec<String> {
+    r["executed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a[0].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `2000` rings the directory's `sales` group: `${group_call(sales@...)}`, each member at
+/// once (mod_commands.c:985).
+#[test]
+fn route_on_the_stock_vanilla_tree_rings_a_group_call_member_by_member() {
+    let r = route_of(&stock_route(&["--from", "1000"], &["2000"]), "2000");
     let rung: Vec<&str> = r["attempts"]
         .as_array()
         .unwrap()
@@ -824,23 +818,14 @@ fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
         .map(|a| a["target"]["user"].as_str().unwrap())
         .collect();
     assert_eq!(rung, ["1000", "1001", "1002", "1003", "1004"], "{r}");
+}
 
-    // The example gateway's extensions dial `sofia/gateway/${default_gateway}/...`, and
-    // vanilla's `default_gateway` is `$${default_provider}`, which no file sets: the route
-    // says so, and never shows a blank gateway.
-    let out = crate::harness::switchyard(&[
-        "route",
-        "--conf",
-        conf.to_str().unwrap(),
-        "--mod-dir",
-        mods.to_str().unwrap(),
-        "--at",
-        "2026-01-13 10:00",
-        "--from",
-        "1000",
-        "5551234",
-        "12125551234",
-    ]);
+/// The example gateway's extensions dial `sofia/gateway/${default_gateway}/...`, and
+/// vanilla's `default_gateway` is `$${default_provider}`, which no file sets: the route says
+/// so, and never shows a blank gateway.
+#[test]
+fn route_on_the_stock_vanilla_tree_says_when_the_default_gateway_is_unset() {
+    let out = route_stock_tree(&["--from", "1000", "5551234", "12125551234"]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(!out.stdout.contains("gateway , sends"), "{}", out.stdout);
     assert!(
@@ -856,19 +841,22 @@ fn route_on_the_stock_vanilla_tree_follows_freeswitchs_applications() {
         "{}",
         out.stdout
     );
-    let r = get(
-        &route(&["--from", "1000"], &["12125551234", "1001"]),
+    let r = route_of(
+        &stock_route(&["--from", "1000"], &["12125551234", "1001"]),
         "12125551234",
     );
     assert_eq!(
         r["warnings"],
         serde_json::json!(["`bridge sofia/gateway/${default_gateway}/12125551234`: `${default_gateway}` is unset, so FreeSWITCH dials `sofia/gateway//12125551234`"])
     );
+}
 
-    // From outside, into `public`: the DID of the stock example goes to 1000 in default.
-    let public = route(&["--context", "public"], &["5551212", "1000"]);
+/// From outside, into `public`: the DID of the stock example goes to 1000 in default.
+#[test]
+fn route_on_the_stock_vanilla_tree_takes_a_did_from_public_to_default() {
+    let public = stock_route(&["--context", "public"], &["5551212", "1000"]);
     for n in ["5551212", "1000"] {
-        let r = get(&public, n);
+        let r = route_of(&public, n);
         assert_eq!(contexts(&r), ["public", "default"], "{n}");
         assert_eq!(r["attempts"][0]["target"]["user"], "1000", "{n}");
     }

@@ -91,6 +91,47 @@ fn gateway(name: &str, proxy: &str, password: &str, register: bool) -> String {
     )
 }
 
+/// Each side's provider: the stand-in's accounts answer for `sip.test`, the real Kamailio
+/// at its own address. Gateway files differ only in the proxy.
+fn gateway_on_both(p: &Pair, provider: &str, text: &dyn Fn(&str) -> String) {
+    for host in [p.standin, p.real] {
+        let proxy = if host.freeswitch.is_some() {
+            provider
+        } else {
+            "sip.test"
+        };
+        std::fs::write(host.conf("sip_profiles/external/cmp.xml"), text(proxy)).unwrap();
+    }
+}
+
+/// Broken XML anywhere: rejected, old configuration kept.
+fn broken_xml_is_rejected_and_the_old_configuration_kept(p: &Pair) {
+    p.write(
+        "dialplan/zz_broken.xml",
+        "<include>\n  <context name=\"x\">\n</include>\n",
+    );
+    p.same("reloadxml");
+    p.same("sofia profile external rescan");
+    p.remove("dialplan/zz_broken.xml");
+    p.same("reloadxml");
+}
+
+/// After 10 s up, a profile restart is done (the real one first, waiting until it is
+/// allowed, then the stand-in).
+fn restart_both_profiles_once_allowed(p: &Pair) {
+    let real = p.real.freeswitch.as_ref().unwrap();
+    let up = Instant::now();
+    while real
+        .api("sofia profile external restart")
+        .contains("must be up")
+    {
+        assert!(up.elapsed() < Duration::from_secs(15));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    p.standin.fs("sofia profile external restart");
+}
+
 #[test]
 fn the_standin_answers_as_the_real_freeswitch_does() {
     let mut fleet = crate::harness::Fleet::new("real-standin", 1);
@@ -100,20 +141,7 @@ fn the_standin_answers_as_the_real_freeswitch_does() {
         standin: &fleet.hosts[0],
         real: &fleet.hosts[1],
     };
-    // Each side's provider: the stand-in's accounts answer for `sip.test`, the real
-    // Kamailio at its own address. Gateway files differ only in the proxy.
-    let gw = |host: &TestHost, text: &dyn Fn(&str) -> String| {
-        let proxy = if host.freeswitch.is_some() {
-            provider.addr.clone()
-        } else {
-            "sip.test".to_string()
-        };
-        std::fs::write(host.conf("sip_profiles/external/cmp.xml"), text(&proxy)).unwrap();
-    };
-    let both = |text: &dyn Fn(&str) -> String| {
-        gw(p.standin, text);
-        gw(p.real, text);
-    };
+    let both = |text: &dyn Fn(&str) -> String| gateway_on_both(&p, &provider.addr, text);
 
     // Within 10 s of starting, a profile restart is refused (no -ERR).
     p.same("sofia profile external restart");
@@ -152,15 +180,7 @@ fn the_standin_answers_as_the_real_freeswitch_does() {
         Duration::from_secs(10),
     );
 
-    // Broken XML anywhere: rejected, old configuration kept.
-    p.write(
-        "dialplan/zz_broken.xml",
-        "<include>\n  <context name=\"x\">\n</include>\n",
-    );
-    p.same("reloadxml");
-    p.same("sofia profile external rescan");
-    p.remove("dialplan/zz_broken.xml");
-    p.same("reloadxml");
+    broken_xml_is_rejected_and_the_old_configuration_kept(&p);
 
     // An IP-auth gateway: UP as it loads, before any ping; then one ping answered.
     p.same("sofia profile external killgw cmp");
@@ -173,18 +193,7 @@ fn the_standin_answers_as_the_real_freeswitch_does() {
         Duration::from_secs(12),
     );
 
-    // After 10 s up, a profile restart is done.
-    let real = p.real.freeswitch.as_ref().unwrap();
-    let up = Instant::now();
-    while real
-        .api("sofia profile external restart")
-        .contains("must be up")
-    {
-        assert!(up.elapsed() < Duration::from_secs(15));
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    p.standin.fs("sofia profile external restart");
+    restart_both_profiles_once_allowed(&p);
     // Both come back with the gateway loaded again.
     p.both_reach(
         "sofia xmlstatus gateway cmp",
