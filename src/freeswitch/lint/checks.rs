@@ -137,6 +137,8 @@ pub const CHECKS: &[Check] = &[
         "switchyard's own (lint_tree)", Elsewhere),
     check("route-test", "a play's route test the configuration breaks",
         "mod_dialplan_xml/mod_dialplan_xml.c: parse_exten (engine/offline.rs)", Elsewhere),
+    check("unused-var", "an inventory variable no template, task or playbook reads",
+        "switchyard's own (inputs/unread.rs)", Elsewhere),
 ];
 
 /// How a check is walked; consecutive checks walked alike run together per item.
@@ -247,6 +249,6 @@ mod tests {
         let ids: std::collections::BTreeSet<&str> = CHECKS.iter().map(|c| c.rule).collect();
         let rules: Vec<&str> = super::super::RULES.iter().map(|(r, _)| *r).collect();
         assert_eq!(rules, ids.into_iter().collect::<Vec<_>>());
-        assert_eq!(rules.len(), 36);
+        assert_eq!(rules.len(), 37);
     }
 }
