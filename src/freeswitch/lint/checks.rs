@@ -18,7 +18,7 @@ pub(super) enum Run {
     /// Each file, in path order.
     File(fn(&mut Ctx<'_>, &Tree<'_>, &str)),
     /// The configuration as a whole, once.
-    Tree(fn(&mut Ctx<'_>, &Tree<'_>)),
+    Once(fn(&mut Ctx<'_>, &Tree<'_>)),
     /// Each gateway, in file and then document order.
     Gateway(fn(&mut Ctx<'_>, &Tree<'_>, &GatewayAt)),
     /// Each dialplan `<condition>`, before its actions.
@@ -52,7 +52,7 @@ const fn check(rule: &'static str, what: &'static str, source: &'static str, run
     }
 }
 
-use Run::{Action, Condition, Elsewhere, File, Gateway, Install, Tree as Once};
+use Run::{Action, Condition, Elsewhere, File, Gateway, Install, Once};
 
 /// Every check, in the order findings are made.
 #[rustfmt::skip]
