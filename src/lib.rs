@@ -8,7 +8,7 @@
 //! - [`inputs`]: what is read on the controller before connecting: [`inputs::source`] (YAML
 //!   with `file:line:col` errors), [`inputs::inventory`], [`inputs::playbook`],
 //!   [`inputs::template`], [`inputs::vault`] (age-encrypted secrets), [`inputs::config`]
-//!   (`switchyard.toml`);
+//!   (`switchyard.toml`), [`inputs::unread`] (inventory variables nothing reads);
 //! - [`engine`]: from inputs to an outcome per host: [`engine::desired`] (files rendered
 //!   without connecting), [`engine::facts`] (gathered in one round trip), [`engine::plan`]
 //!   (desired vs actual, pure; diffs via [`engine::diff`]), [`engine::offline`] (lint and

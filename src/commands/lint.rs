@@ -63,6 +63,12 @@ pub fn run(a: LintArgs, cx: &Context) -> CommandResult {
                 findings.extend(crate::engine::offline::route_findings(h, &d, play));
             }
         }
+        // Inventory variables no play reads (a misspelt `wavix_relam`): warnings.
+        let (unread, notes) = crate::inputs::unread::unread_vars(&inv, &a.inventory, &pb);
+        findings.extend(unread);
+        for n in &notes {
+            eprintln!("lint: {n}");
+        }
         checked = format!(
             "{} rendered for {} ({})",
             p.display(),

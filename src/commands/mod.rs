@@ -206,9 +206,16 @@ pub fn load_inventory(paths: &[PathBuf], vault: &Vault) -> Result<Inventory, Com
 /// Load both inputs of a host-facing verb.
 pub fn load(inputs: &Inputs, cx: &Context) -> Result<(Inventory, Playbook), CommandError> {
     let extra = inputs.extra()?;
-    let mut inv = load_inventory(&cx.inventories(&inputs.inventory)?, &cx.vault)?;
+    let paths = cx.inventories(&inputs.inventory)?;
+    let mut inv = load_inventory(&paths, &cx.vault)?;
     inv.override_vars(&extra)?;
     let pb = Playbook::load(&inputs.playbook)?;
+    // An inventory variable nothing reads changes nothing: say so before any host is
+    // touched (`lint` lists it as a finding; here it is a warning and changes no exit code).
+    let (unread, _) = crate::inputs::unread::unread_vars(&inv, &paths, &pb);
+    for f in unread.iter().filter(|f| f.allowed.is_none()) {
+        eprintln!("warning: {}:{}: {}", f.file, f.line, f.message);
+    }
     Ok((inv, pb))
 }
 

@@ -7,11 +7,13 @@
 //! - [`playbook`]: plays of typed tasks, parsed and validated;
 //! - [`template`]: minijinja rendering with strict undefined variables and XML escaping;
 //! - [`vault`]: age-encrypted secrets;
-//! - [`config`]: `switchyard.toml`, a project's defaults.
+//! - [`config`]: `switchyard.toml`, a project's defaults;
+//! - [`unread`]: inventory variables no template, task or playbook reads.
 
 pub mod config;
 pub mod inventory;
 pub mod playbook;
 pub mod source;
 pub mod template;
+pub mod unread;
 pub mod vault;

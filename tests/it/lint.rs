@@ -655,3 +655,171 @@ fn a_play_allows_a_rule_and_every_report_shows_it() {
     );
     assert!(h.exists("sip_profiles/external/wavix.xml"));
 }
+
+/// The shipped fleet (inventory, playbook, templates) copied to a folder of its own.
+fn shipped_copy(tag: &str) -> std::path::PathBuf {
+    let dir = tmp(tag);
+    for d in ["inventory", "playbooks", "templates"] {
+        crate::harness::run(
+            std::process::Command::new("cp")
+                .arg("-r")
+                .arg(repo(d))
+                .arg(&dir),
+        );
+    }
+    dir
+}
+
+/// `lint` of the shipped playbook on an inventory folder, run from that folder, text.
+fn lint_shipped(dir: &std::path::Path) -> Out {
+    switchyard_in(
+        dir,
+        &[
+            "lint",
+            "--vault-identity",
+            "inventory/example-vault-identity.txt",
+            "-i",
+            "inventory/pbx.yml",
+            "playbooks/wavix.yml",
+        ],
+        &[],
+    )
+}
+
+/// `lint` exited 0 and printed each of `want` and the `summary` line.
+fn assert_warned(out: &Out, want: &[String], summary: &str) {
+    assert_eq!(out.code, 0, "a warning, not an error: {}", out.all());
+    for w in want {
+        assert!(out.stdout.contains(w), "{w}\n{}", out.all());
+    }
+    assert!(out.stdout.contains(summary), "{}", out.all());
+}
+
+/// Issue 27 item 2: `wavix_relam: de.wavix.net` in host_vars changed nothing, silently.
+/// Now it is a warning at its file and line with the variable it was meant to be; the
+/// correctly spelt `wavix_realm` (set in pbx.yml for pbx_eu) is not flagged, and the
+/// shipped inventory as it is has no such warning.
+#[test]
+fn a_misspelt_inventory_variable_is_named_with_its_line() {
+    let dir = shipped_copy("unread-shipped");
+    let out = lint_shipped(&dir);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(!out.stdout.contains("unused-var"), "{}", out.all());
+
+    let host_vars = dir.join("inventory/host_vars/pbx-ams-1.yml");
+    let mut text = std::fs::read_to_string(&host_vars).unwrap();
+    let line = text.lines().count() + 1;
+    text.push_str("wavix_relam: de.wavix.net\n");
+    std::fs::write(&host_vars, text).unwrap();
+    let out = lint_shipped(&dir);
+    let want = format!(
+        "inventory/host_vars/pbx-ams-1.yml:{line}: warning[unused-var]: `wavix_relam` is set for `pbx-ams-1` but no template, task or playbook reads it, so it changes nothing; did you mean `wavix_realm`?\n        fix: rename it to `wavix_realm`\n"
+    );
+    assert_warned(&out, &[want], "0 error(s), 1 warning(s)");
+    assert!(
+        !out.stdout.contains("`wavix_realm` is set"),
+        "{}",
+        out.all()
+    );
+}
+
+/// The same in an INI inventory, inline host and group vars, with a play of its own: each
+/// place is named, with its did-you-mean when one is close; a variable nothing resembles
+/// gets none; `ansible_*` and switchyard's own variables (`freeswitch_conf_root`) are never
+/// flagged. `apply --check` says it on stderr before touching the host, exit code as before.
+#[test]
+fn unread_variables_in_an_ini_inventory_and_in_apply_check() {
+    let dir = tmp("unread-ini");
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let (me, grp) = switchyard::host::state::current_user_and_group();
+    std::fs::write(
+        dir.join("hosts.ini"),
+        format!(
+            "[pbx]\npbx1 ansible_connection=local freeswitch_conf_root={} freeswitch_owner={me} freeswitch_group={grp} relam=eu.example.net\n\n[pbx:vars]\nrealm=us.example.net\nproxy_port=5060\nzzz_unrelated=1\n",
+            conf.display()
+        ),
+    )
+    .unwrap();
+    let play = realm_play(&dir);
+    let inv = dir.join("hosts.ini");
+    let (inv, play) = (inv.to_str().unwrap(), play.as_str());
+    let out = switchyard(&["lint", "-i", inv, play]);
+    let want = [
+        format!("{inv}:2: warning[unused-var]: `relam` is set for `pbx1` but no template, task or playbook reads it, so it changes nothing; did you mean `realm`?"),
+        format!("{inv}:7: warning[unused-var]: `zzz_unrelated` is set for `pbx1` but no template, task or playbook reads it, so it changes nothing\n        fix: remove `zzz_unrelated`, or read it in a template or task"),
+    ];
+    assert_warned(&out, &want, "0 error(s), 2 warning(s)");
+
+    let out = switchyard(&["apply", "--check", "-i", inv, play]);
+    assert!(
+        out.stderr
+            .contains(&format!("warning: {inv}:2: `relam` is set for `pbx1`"))
+            && out.stderr.contains("did you mean `realm`?"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.stderr.contains("`realm` is set"), "{}", out.all());
+    assert_eq!(out.code, 0, "a warning changes no exit code: {}", out.all());
+    assert!(
+        !conf.join("vars_test.xml").exists(),
+        "--check writes nothing"
+    );
+}
+
+/// A play reading `realm` and `proxy_port` through a template, in `dir`.
+fn realm_play(dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("templates/t.xml.j2"),
+        "<include>\n  <x realm=\"{{ realm }}\" port=\"{{ proxy_port }}\"/>\n</include>\n",
+    )
+    .unwrap();
+    let play = dir.join("play.yml");
+    std::fs::write(
+        &play,
+        "- hosts: pbx\n  tasks:\n    - template: {src: t.xml.j2, dest: vars_test.xml}\n",
+    )
+    .unwrap();
+    play.to_str().unwrap().to_string()
+}
+
+/// Inline group vars and a `group_vars/` file of a YAML inventory, and a TOML inventory's
+/// host table: each misspelling at its own file and line.
+#[test]
+fn unread_variables_in_group_vars_and_toml_inventories() {
+    let dir = tmp("unread-groups");
+    let play = realm_play(&dir);
+    std::fs::create_dir_all(dir.join("group_vars")).unwrap();
+    let yml = dir.join("inv.yml");
+    std::fs::write(
+        &yml,
+        "all:\n  children:\n    pbx:\n      vars:\n        realm: r.example.net\n        proxy_prot: 5060\n      hosts:\n        pbx1:\n          ansible_connection: local\n          freeswitch_conf_root: /nonexistent/conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("group_vars/pbx.yml"),
+        "# ports\nproxy_port: 5060\nrelm: x\n",
+    )
+    .unwrap();
+    let yml = yml.to_str().unwrap();
+    let out = switchyard(&["lint", "-i", yml, &play]);
+    let gv = dir.join("group_vars/pbx.yml");
+    let want = [
+        format!("{yml}:6: warning[unused-var]: `proxy_prot` is set for `pbx1` but no template, task or playbook reads it, so it changes nothing; did you mean `proxy_port`?"),
+        format!("{}:3: warning[unused-var]: `relm` is set for `pbx1` but no template, task or playbook reads it, so it changes nothing; did you mean `realm`?", gv.display()),
+    ];
+    assert_warned(&out, &want, "0 error(s), 2 warning(s)");
+
+    let toml = dir.join("hosts.toml");
+    std::fs::write(
+        &toml,
+        "[pbx.vars]\nrealm = \"r.example.net\"\nproxy_port = 5060\n\n[pbx.hosts.pbx1]\nansible_connection = \"local\"\nfreeswitch_conf_root = \"/nonexistent/conf\"\nrelam = \"eu.example.net\"\n",
+    )
+    .unwrap();
+    std::fs::remove_file(&gv).unwrap();
+    let toml = toml.to_str().unwrap();
+    let out = switchyard(&["lint", "-i", toml, &play]);
+    let want = [format!("{toml}:8: warning[unused-var]: `relam` is set for `pbx1` but no template, task or playbook reads it, so it changes nothing; did you mean `realm`?")];
+    assert_warned(&out, &want, "0 error(s), 1 warning(s)");
+}

@@ -903,6 +903,19 @@ fn check_name(path: &Path, what: &str, name: &str) -> Result<(), InventoryError>
     }
 }
 
+/// The names a group's or host's vars file may have in `group_vars/` or `host_vars/`, in
+/// the order they are read (a bare name may be a folder of files).
+pub(crate) fn vars_file_names(name: &str) -> [String; 6] {
+    [
+        format!("{name}.yml"),
+        format!("{name}.yaml"),
+        name.to_string(),
+        format!("{name}.age"),
+        format!("{name}.yml.age"),
+        format!("{name}.yaml.age"),
+    ]
+}
+
 /// `group_vars/NAME.yml`, `NAME.yaml`, `NAME` or every YAML file of the folder `NAME/`,
 /// then the vault-encrypted `NAME.age` (also spelt `NAME.yml.age`, as older versions of
 /// `vault encrypt` named it; all of whose values are secret).
@@ -954,14 +967,7 @@ fn load_vars_dir(
         found.get_or_insert_with(Vars::new).extend(v);
         Ok(())
     };
-    for candidate in [
-        format!("{name}.yml"),
-        format!("{name}.yaml"),
-        name.to_string(),
-        format!("{name}.age"),
-        format!("{name}.yml.age"),
-        format!("{name}.yaml.age"),
-    ] {
+    for candidate in vars_file_names(name) {
         let p = dir.join(&candidate);
         if p.is_file() && candidate.ends_with(".age") {
             let bytes = std::fs::read(&p).map_err(|e| SourceError::Read {
