@@ -5,12 +5,35 @@
 //! presents an ed25519 key where known_hosts holds its RSA key is a host whose key changed
 //! (OpenSSH: `REMOTE HOST IDENTIFICATION HAS CHANGED`), whatever the type.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use data_encoding::BASE64;
 use hmac::{Hmac, KeyInit, Mac};
 use russh::keys::PublicKey;
 use sha1::Sha1;
+
+/// Why known_hosts could not vouch for a host's key (other than the key being unknown,
+/// changed or revoked, which are [`TransportError`](super::TransportError)s of their own).
+#[derive(Debug, thiserror::Error)]
+pub enum KnownHostsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--accept-new-host-keys` could not append the key.
+    #[error("cannot record host key in {}: {source}", path.display())]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: russh::keys::Error,
+    },
+    #[error("{} names this host only in @cert-authority line(s) {lines:?}: host certificates are not supported; list the host's own key", path.display())]
+    CertificateOnly { path: PathBuf, lines: Vec<usize> },
+    #[error("the host presented a certificate: host certificates (@cert-authority) are not supported; list the host's own key in known_hosts")]
+    Certificate,
+}
 
 /// What known_hosts says about a host's presented key.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,11 +166,21 @@ pub fn host_name(host: &str, port: u16) -> String {
 
 /// Judge `key` presented by `host:port` against the known_hosts file at `path` (a missing
 /// file knows nothing).
-pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<Verdict, String> {
+pub fn check(
+    path: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<Verdict, KnownHostsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => {
+            return Err(KnownHostsError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
     Ok(judge(&parse(&text), &host_name(host, port), key))
 }
