@@ -49,6 +49,7 @@ pub enum InventoryError {
 mod ini;
 mod pyliteral;
 mod sources;
+mod ssh_args;
 mod toml_source;
 
 /// An inventory as its top-level groups (`all` and any others), before walking.
@@ -1089,8 +1090,8 @@ impl Host {
             None => match vars.get("ansible_ssh_common_args") {
                 None => Vec::new(),
                 Some(Value::String(s)) => {
-                    let (jump, ignored) =
-                        ssh_common_args(s).map_err(|m| bad("ansible_ssh_common_args", m))?;
+                    let (jump, ignored) = ssh_args::ssh_common_args(s)
+                        .map_err(|m| bad("ansible_ssh_common_args", m))?;
                     if !ignored.is_empty() {
                         warnings.push(format!(
                             "`ansible_ssh_common_args`: switchyard ignores `{}` (only ProxyJump, -J and `ProxyCommand=ssh -W %h:%p` are used)",
@@ -1208,142 +1209,6 @@ fn unused_ansible_vars(vars: &Vars) -> Vec<String> {
     out
 }
 
-/// The jump hosts in Ansible's `ansible_ssh_common_args` (`-o ProxyJump=a,b`, `-J a`,
-/// `-o ProxyCommand="ssh -W %h:%p [-p N] [user@]host"`), and the options it leaves unused.
-fn ssh_common_args(s: &str) -> Result<(Vec<String>, Vec<String>), String> {
-    let words = shell_words(s)?;
-    let mut jump = Vec::new();
-    let mut ignored = Vec::new();
-    let mut i = 0;
-    let split_jumps = |v: &str| -> Vec<String> {
-        v.split(',')
-            .map(|x| x.trim().to_string())
-            .filter(|x| !x.is_empty())
-            .collect()
-    };
-    while i < words.len() {
-        let w = &words[i];
-        let option = if w == "-o" {
-            i += 1;
-            words.get(i).cloned()
-        } else {
-            w.strip_prefix("-o").map(String::from)
-        };
-        if let Some(o) = option {
-            let (k, v) = o
-                .split_once(['=', ' '])
-                .map(|(k, v)| (k.trim(), v.trim()))
-                .unwrap_or((o.as_str(), ""));
-            if k.eq_ignore_ascii_case("ProxyJump") {
-                jump.extend(split_jumps(v));
-            } else if k.eq_ignore_ascii_case("ProxyCommand") {
-                jump.push(proxy_command(v)?);
-            } else {
-                ignored.push(format!("-o {o}"));
-            }
-        } else if w == "-J" {
-            i += 1;
-            jump.extend(split_jumps(words.get(i).map(String::as_str).unwrap_or("")));
-        } else if let Some(v) = w.strip_prefix("-J") {
-            jump.extend(split_jumps(v));
-        } else {
-            ignored.push(w.clone());
-        }
-        i += 1;
-    }
-    Ok((jump, ignored))
-}
-
-/// `ssh -W %h:%p [-q] [-p N] [-l user] [user@]host` → `user@host:port`.
-fn proxy_command(cmd: &str) -> Result<String, String> {
-    let w = shell_words(cmd)?;
-    let unsupported = || {
-        format!("ProxyCommand `{cmd}` is not `ssh -W %h:%p [user@]host`: set `ssh_jump` instead")
-    };
-    if w.first().map(String::as_str) != Some("ssh") || !w.iter().any(|x| x == "-W") {
-        return Err(unsupported());
-    }
-    let (mut port, mut user, mut host) = (None, None, None);
-    let mut i = 1;
-    while i < w.len() {
-        match w[i].as_str() {
-            "-W" => i += 1,
-            "-p" => {
-                i += 1;
-                port = w.get(i).cloned();
-            }
-            "-l" => {
-                i += 1;
-                user = w.get(i).cloned();
-            }
-            "-q" | "-T" | "-4" | "-6" | "-C" => {}
-            x if x.starts_with('-') => return Err(unsupported()),
-            x => host = Some(x.to_string()),
-        }
-        i += 1;
-    }
-    let host = host.ok_or_else(unsupported)?;
-    let host = match (user, host.contains('@')) {
-        (Some(u), false) => format!("{u}@{host}"),
-        _ => host,
-    };
-    Ok(match port {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    })
-}
-
-/// Split like a POSIX shell (single and double quotes, backslash), without expansions.
-fn shell_words(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut any = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                any = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(x) => cur.push(x),
-                        None => return Err(format!("unclosed ' in `{s}`")),
-                    }
-                }
-            }
-            '"' => {
-                any = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => cur.extend(chars.next()),
-                        Some(x) => cur.push(x),
-                        None => return Err(format!("unclosed \" in `{s}`")),
-                    }
-                }
-            }
-            '\\' => {
-                any = true;
-                cur.extend(chars.next());
-            }
-            c if c.is_whitespace() => {
-                if any {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            c => {
-                any = true;
-                cur.push(c);
-            }
-        }
-    }
-    if any {
-        out.push(cur);
-    }
-    Ok(out)
-}
-
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Some(true),
@@ -1355,45 +1220,6 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proxyjump_in_ssh_common_args_becomes_the_jump_chain() {
-        let j = |s: &str| ssh_common_args(s).unwrap();
-        assert_eq!(j("-o ProxyJump=ops@bastion:2222").0, ["ops@bastion:2222"]);
-        assert_eq!(j("-J a,b").0, ["a", "b"]);
-        assert_eq!(
-            j("-o ProxyCommand=\"ssh -W %h:%p -q -p 2200 ops@bastion\"").0,
-            ["ops@bastion:2200"]
-        );
-        assert_eq!(
-            j("-o StrictHostKeyChecking=no -J b"),
-            (
-                vec!["b".to_string()],
-                vec!["-o StrictHostKeyChecking=no".to_string()]
-            )
-        );
-        assert!(
-            ssh_common_args("-o ProxyCommand=\"nc -X 5 -x proxy %h %p\"")
-                .unwrap_err()
-                .contains("set `ssh_jump` instead")
-        );
-        let mut vars = Vars::new();
-        vars.insert("ansible_password".into(), "x".into());
-        vars.insert(
-            "ansible_python_interpreter".into(),
-            "/usr/bin/python3".into(),
-        );
-        vars.insert("ansible_become_method".into(), "sudo".into());
-        vars.insert(
-            "ansible_ssh_common_args".into(),
-            "-o ProxyJump=b -o Compression=yes".into(),
-        );
-        let h = Host::from_vars("pbx1", BTreeSet::new(), vars).unwrap();
-        assert_eq!(h.connection.jump, ["b"]);
-        assert_eq!(h.warnings.len(), 2, "{:?}", h.warnings);
-        assert!(h.warnings[0].contains("`ansible_password` is ignored: password logins"));
-        assert!(h.warnings[1].contains("ignores `-o Compression=yes`"));
-    }
 
     #[test]
     fn host_ranges_expand_as_ansible_expands_them() {
