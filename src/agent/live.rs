@@ -281,7 +281,7 @@ pub fn spawn(targets: Vec<Target>, o: Arc<LiveOptions>, state: Arc<Mutex<LiveSta
 /// Why a PBX's live session ended (or never began).
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    /// See [`esl_address`].
+    /// A `connection: local` host names no event socket (see `esl_address`).
     #[error("host `{host}` is `connection: local` and names no event socket: set `freeswitch_esl` (and `freeswitch_esl_password`); switchyard never assumes the FreeSWITCH on this machine is this host's")]
     NoEventSocket { host: String },
     #[error(transparent)]

@@ -8,10 +8,14 @@
 //! Variable precedence, lowest first (as in Ansible): `all` vars, then each group by depth
 //! (parents before children, siblings by name), group vars inline in the inventory before
 //! `group_vars/` files, then host vars inline, then `host_vars/` files.
+//!
+//! This file loads, merges and walks the groups; beside it: `sources.rs` (which reader a
+//! source needs: YAML, INI, TOML, an inventory script), `vars_dir.rs` (`group_vars/`,
+//! `host_vars/`), `host.rs` (a host's settings from its variables), `ssh_args.rs`
+//! (`ansible_ssh_common_args`), `patterns.rs` (host patterns and ranges).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -46,11 +50,18 @@ pub enum InventoryError {
     },
 }
 
+mod host;
 mod ini;
+mod patterns;
 mod pyliteral;
 mod sources;
 mod ssh_args;
 mod toml_source;
+mod vars_dir;
+
+pub use host::{parse_bool, Connection, ConnectionKind};
+pub use patterns::{expand_hosts, glob_match, MAX_RANGE_HOSTS};
+use vars_dir::load_vars_dir;
 
 /// An inventory as its top-level groups (`all` and any others), before walking.
 type Top = IndexMap<String, Option<RawGroup>>;
@@ -150,48 +161,6 @@ fn group_names(top: &Top, out: &mut BTreeSet<String>) {
         if let Some(children) = g.as_ref().and_then(|g| g.children.as_ref()) {
             group_names(children, out);
         }
-    }
-}
-
-/// How switchyard reaches a host.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConnectionKind {
-    /// russh to `address:port`.
-    Ssh,
-    /// Run commands on this machine (on the PBX itself, and for the demo fleet).
-    Local,
-    /// Another `ansible_connection` (`winrm`, `network_cli`, ...): the host stays in the
-    /// inventory (groups, patterns, variables) and is refused only when a play targets it.
-    Other(String),
-}
-
-/// Everything the transport needs to reach one host.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Connection {
-    pub kind: ConnectionKind,
-    pub address: String,
-    pub port: u16,
-    pub user: String,
-    pub key_file: Option<PathBuf>,
-    /// Run remote commands through `sudo -n` (defaults to on when `user` is not root).
-    pub become_root: bool,
-    #[serde(with = "secs")]
-    pub connect_timeout: Duration,
-    #[serde(with = "secs")]
-    pub command_timeout: Duration,
-    /// ProxyJump-style chain of `user@host:port` jump hosts, outermost first.
-    pub jump: Vec<String>,
-    /// Extra connection attempts after a refused or timed-out connection.
-    pub retries: u32,
-}
-
-mod secs {
-    pub fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
     }
 }
 
@@ -595,90 +564,6 @@ impl Inventory {
             _ => None,
         }
     }
-
-    /// Hosts a play's `hosts:` pattern selects, narrowed by `--limit` when given.
-    pub fn select_limited(&self, pattern: &str, limit: Option<&str>) -> Vec<&Host> {
-        let limited: Option<Vec<&Host>> = limit.map(|l| self.select(l));
-        self.select(pattern)
-            .into_iter()
-            .filter(|h| {
-                limited
-                    .as_ref()
-                    .is_none_or(|l| l.iter().any(|x| x.name == h.name))
-            })
-            .collect()
-    }
-
-    /// Hosts matching an Ansible-style pattern, in inventory order.
-    ///
-    /// Supported: `all`, `*`, host or group names, globs with `*`, unions with `:` or `,`,
-    /// intersections with `&name` and exclusions with `!name`.
-    pub fn select(&self, pattern: &str) -> Vec<&Host> {
-        let mut include: BTreeSet<&str> = BTreeSet::new();
-        let mut intersect: Vec<BTreeSet<&str>> = Vec::new();
-        let mut exclude: BTreeSet<&str> = BTreeSet::new();
-        for term in pattern
-            .split([':', ','])
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            if let Some(t) = term.strip_prefix('!') {
-                exclude.extend(self.expand(t));
-            } else if let Some(t) = term.strip_prefix('&') {
-                intersect.push(self.expand(t));
-            } else {
-                include.extend(self.expand(term));
-            }
-        }
-        self.hosts
-            .iter()
-            .filter(|h| include.contains(h.name.as_str()))
-            .filter(|h| intersect.iter().all(|s| s.contains(h.name.as_str())))
-            .filter(|h| !exclude.contains(h.name.as_str()))
-            .collect()
-    }
-
-    fn expand(&self, term: &str) -> BTreeSet<&str> {
-        let mut out = BTreeSet::new();
-        for (g, members) in &self.groups {
-            if glob_match(term, g) {
-                out.extend(members.iter().map(String::as_str));
-            }
-        }
-        for h in &self.hosts {
-            if glob_match(term, &h.name) {
-                out.insert(h.name.as_str());
-            }
-        }
-        out
-    }
-}
-
-/// `*` matches any run of characters; everything else matches itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let mut rest = text;
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            match rest.strip_prefix(part) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else if let Some(idx) = rest.find(part) {
-            rest = &rest[idx + part.len()..];
-        } else {
-            return false;
-        }
-    }
-    true
 }
 
 fn walk(
@@ -779,97 +664,6 @@ fn host_port(entry: &str) -> (&str, Option<Value>) {
     (entry, None)
 }
 
-/// The most hosts one range pattern may stand for: more is a typo (`[1:100000]`), not a fleet.
-pub const MAX_RANGE_HOSTS: usize = 10_000;
-
-/// Ansible's host ranges: `pbx-us-[01:50].example.net` (leading zeros kept: both ends must
-/// then have the same width), `[a:f]` (single letters), `[1:9:2]` (a step), several in one
-/// name. A name without `[` is itself. A range that runs backwards or expands to more than
-/// [`MAX_RANGE_HOSTS`] names is an error, never a silent empty or huge group.
-pub fn expand_hosts(pattern: &str) -> Result<Vec<String>, String> {
-    let Some(open) = pattern.find('[') else {
-        return Ok(vec![pattern.to_string()]);
-    };
-    let close = pattern[open..]
-        .find(']')
-        .map(|i| open + i)
-        .ok_or("`[` without `]`")?;
-    let (head, spec, tail) = (
-        &pattern[..open],
-        &pattern[open + 1..close],
-        &pattern[close + 1..],
-    );
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (beg, end, step) = match parts.as_slice() {
-        [b, e] => (*b, *e, 1usize),
-        [b, e, s] => (
-            *b,
-            *e,
-            s.parse::<usize>().ok().filter(|s| *s > 0).ok_or_else(|| {
-                format!("range `[{spec}]`: the step `{s}` is not a positive number")
-            })?,
-        ),
-        _ => {
-            return Err(format!(
-                "range `[{spec}]` is not `[start:end]` or `[start:end:step]`"
-            ))
-        }
-    };
-    let items: Vec<String> = if let (Ok(b), Ok(e)) = (beg.parse::<usize>(), end.parse::<usize>()) {
-        let width = if beg.len() > 1 && beg.starts_with('0') {
-            if beg.len() != end.len() {
-                return Err(format!(
-                    "range `[{spec}]`: with leading zeros, start and end need the same width"
-                ));
-            }
-            beg.len()
-        } else {
-            0
-        };
-        if b > e {
-            return Err(format!("range `[{spec}]` runs backwards and names no host"));
-        }
-        if (e - b) / step + 1 > MAX_RANGE_HOSTS {
-            return Err(format!(
-                "range `[{spec}]` names {} hosts, more than {MAX_RANGE_HOSTS}",
-                (e - b) / step + 1
-            ));
-        }
-        (b..=e)
-            .step_by(step)
-            .map(|n| format!("{n:0width$}"))
-            .collect()
-    } else {
-        let letter = |s: &str| {
-            let mut c = s.chars();
-            match (c.next(), c.next()) {
-                (Some(x), None) if x.is_ascii_alphabetic() => Some(x),
-                _ => None,
-            }
-        };
-        let (Some(b), Some(e)) = (letter(beg), letter(end)) else {
-            return Err(format!(
-                "range `[{spec}]`: ends must both be numbers or both single letters"
-            ));
-        };
-        if b > e {
-            return Err(format!("range `[{spec}]` runs backwards and names no host"));
-        }
-        (b..=e).step_by(step).map(String::from).collect()
-    };
-    let rest = expand_hosts(tail)?;
-    if items.len() * rest.len() > MAX_RANGE_HOSTS {
-        return Err(format!(
-            "names {} hosts, more than {MAX_RANGE_HOSTS}",
-            items.len() * rest.len()
-        ));
-    }
-    Ok(items
-        .iter()
-        .flat_map(|i| rest.iter().map(move |r| format!("{head}{i}{r}")))
-        .collect())
-}
-
 /// Host and group names end up in file names (`host_vars/NAME.yml`) and reports: refuse
 /// anything that could walk out of a folder or hide in a terminal. Letters and digits of
 /// any script are fine (`příbor`, as in Ansible's own tests); spaces, slashes, control and
@@ -894,364 +688,9 @@ fn check_name(path: &Path, what: &str, name: &str) -> Result<(), InventoryError>
     }
 }
 
-/// `group_vars/NAME.yml`, `NAME.yaml`, `NAME` or every YAML file of the folder `NAME/`,
-/// then the vault-encrypted `NAME.age` (also spelt `NAME.yml.age`, as older versions of
-/// `vault encrypt` named it; all of whose values are secret).
-fn load_vars_dir(
-    dir: &Path,
-    name: &str,
-    vault: &Vault,
-    secrets: &mut Vec<Secret>,
-) -> Result<Option<Vars>, InventoryError> {
-    let mut found: Option<Vars> = None;
-    let mut merge = |p: &Path,
-                     text: &str,
-                     all_secret: bool,
-                     secrets: &mut Vec<Secret>|
-     -> Result<(), InventoryError> {
-        let mut v: Vars = match source::parse_yaml::<Option<Vars>>(p, text) {
-            Ok(v) => v.unwrap_or_default(),
-            // Errors about a decrypted file never quote it: the location only.
-            Err(SourceError::Yaml {
-                path, line, column, ..
-            }) if all_secret => {
-                return Err(SourceError::Yaml {
-                    path,
-                    line,
-                    column,
-                    message: "the decrypted content is not a YAML map of variables (its text is secret, so not shown)".into(),
-                }
-                .into())
-            }
-            Err(e) if all_secret => {
-                return Err(SourceError::Invalid {
-                    path: p.to_path_buf(),
-                    message: format!(
-                        "the decrypted content is not a YAML map of variables ({})",
-                        match e {
-                            SourceError::TooLarge { .. } => "too large",
-                            _ => "unreadable",
-                        }
-                    ),
-                }
-                .into())
-            }
-            Err(e) => return Err(e.into()),
-        };
-        resolve_vars(&mut v, &p.display().to_string(), vault, secrets)?;
-        if all_secret {
-            v.values().for_each(|x| all_values(x, secrets));
-        }
-        found.get_or_insert_with(Vars::new).extend(v);
-        Ok(())
-    };
-    for candidate in [
-        format!("{name}.yml"),
-        format!("{name}.yaml"),
-        name.to_string(),
-        format!("{name}.age"),
-        format!("{name}.yml.age"),
-        format!("{name}.yaml.age"),
-    ] {
-        let p = dir.join(&candidate);
-        if p.is_file() && candidate.ends_with(".age") {
-            let bytes = std::fs::read(&p).map_err(|e| SourceError::Read {
-                path: p.clone(),
-                source: e,
-            })?;
-            let plain = vault.decrypt(&bytes, Some(&p.display().to_string()))?;
-            let text = String::from_utf8(plain).map_err(|e| SourceError::NotUtf8 {
-                path: p.clone(),
-                offset: e.utf8_error().valid_up_to(),
-            })?;
-            merge(&p, &text, true, secrets)?;
-        } else if p.is_file() {
-            merge(&p, &source::read_text(&p)?, false, secrets)?;
-        } else if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
-                .map_err(|e| SourceError::Read {
-                    path: p.clone(),
-                    source: e,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| matches!(f.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
-                .collect();
-            files.sort();
-            for f in files {
-                merge(&f, &source::read_text(&f)?, false, secrets)?;
-            }
-        }
-    }
-    Ok(found)
-}
-
-fn var_str(vars: &Vars, names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| match vars.get(*n) {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
-        _ => None,
-    })
-}
-
-impl Host {
-    /// Resolve connection and FreeSWITCH settings from merged variables.
-    pub fn from_vars(
-        name: &str,
-        groups: BTreeSet<String>,
-        vars: Vars,
-    ) -> Result<Host, InventoryError> {
-        let bad = |var: &str, message: String| InventoryError::BadVar {
-            host: name.to_string(),
-            var: var.to_string(),
-            message,
-        };
-        let connection = var_str(&vars, &["ansible_connection", "connection"]);
-        let plugin = connection.as_deref().map(|c| {
-            c.strip_prefix("ansible.builtin.")
-                .or_else(|| c.strip_prefix("ansible.legacy."))
-                .unwrap_or(c)
-        });
-        let kind = match plugin {
-            // paramiko speaks SSH too, as switchyard does.
-            None | Some("ssh" | "smart" | "paramiko" | "paramiko_ssh") => ConnectionKind::Ssh,
-            Some("local") => ConnectionKind::Local,
-            // A switch, a Windows host, a container: it belongs to the inventory, and only
-            // a play that targets it is refused (`Inventory::unmanaged`). Its SSH settings
-            // mean nothing to switchyard, so they are not checked.
-            Some(_) => {
-                let other = connection.unwrap_or_default();
-                return Ok(Host {
-                    name: name.to_string(),
-                    groups,
-                    connection: Connection {
-                        kind: ConnectionKind::Other(other),
-                        address: var_str(&vars, &["ansible_host"])
-                            .unwrap_or_else(|| name.to_string()),
-                        port: 0,
-                        user: String::new(),
-                        key_file: None,
-                        become_root: false,
-                        connect_timeout: Duration::ZERO,
-                        command_timeout: Duration::ZERO,
-                        jump: Vec::new(),
-                        retries: 0,
-                    },
-                    vars,
-                    secrets: Vec::new(),
-                    freeswitch: FreeSwitch {
-                        conf_root: String::new(),
-                        owner: String::new(),
-                        group: String::new(),
-                        fs_cli: String::new(),
-                        restart_command: String::new(),
-                    },
-                    warnings: Vec::new(),
-                    extra: Vars::new(),
-                });
-            }
-        };
-        let port = match var_str(&vars, &["ansible_port", "ssh_port"]) {
-            None => 22,
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| bad("ssh_port", format!("`{p}` is not a port number")))?,
-        };
-        let user = var_str(&vars, &["ansible_user", "ssh_user"]).unwrap_or_else(|| "root".into());
-        let become_root = match var_str(&vars, &["ansible_become", "become"]) {
-            Some(b) => {
-                parse_bool(&b).ok_or_else(|| bad("become", format!("`{b}` is not a boolean")))?
-            }
-            None => user != "root",
-        };
-        let secs = |names: &[&str], default: f64| -> Result<Duration, InventoryError> {
-            match var_str(&vars, names) {
-                None => Ok(Duration::from_secs_f64(default)),
-                Some(s) => s
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| *v > 0.0 && *v < 86400.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| bad(names[0], format!("`{s}` is not a number of seconds"))),
-            }
-        };
-        let mut warnings = unused_ansible_vars(&vars);
-        let jump = match vars.get("ssh_jump") {
-            Some(Value::String(s)) => s
-                .split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect(),
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            Some(_) => return Err(bad("ssh_jump", "takes `user@host:port[,...]`".into())),
-            None => match vars.get("ansible_ssh_common_args") {
-                None => Vec::new(),
-                Some(Value::String(s)) => {
-                    let (jump, ignored) = ssh_args::ssh_common_args(s)
-                        .map_err(|m| bad("ansible_ssh_common_args", m))?;
-                    if !ignored.is_empty() {
-                        warnings.push(format!(
-                            "`ansible_ssh_common_args`: switchyard ignores `{}` (only ProxyJump, -J and `ProxyCommand=ssh -W %h:%p` are used)",
-                            ignored.join(" ")
-                        ));
-                    }
-                    jump
-                }
-                Some(_) => {
-                    return Err(bad(
-                        "ansible_ssh_common_args",
-                        "takes a string of ssh options".into(),
-                    ))
-                }
-            },
-        };
-        let connection = Connection {
-            kind,
-            address: var_str(&vars, &["ansible_host", "ssh_host"])
-                .unwrap_or_else(|| name.to_string()),
-            port,
-            user,
-            key_file: var_str(
-                &vars,
-                &["ansible_ssh_private_key_file", "ssh_private_key_file"],
-            )
-            .map(PathBuf::from),
-            become_root,
-            connect_timeout: secs(&["ssh_connect_timeout", "ansible_ssh_timeout"], 10.0)?,
-            command_timeout: secs(&["command_timeout"], 120.0)?,
-            jump,
-            retries: match var_str(&vars, &["ssh_retries", "ansible_ssh_retries"]) {
-                None => 2,
-                Some(r) => r.parse().ok().filter(|r| *r <= 10).ok_or_else(|| {
-                    bad("ssh_retries", format!("`{r}` is not a count from 0 to 10"))
-                })?,
-            },
-        };
-        let conf_root = var_str(&vars, &["freeswitch_conf_root"])
-            .unwrap_or_else(|| "/usr/local/freeswitch/conf".into());
-        if !conf_root.starts_with('/') || conf_root.split('/').any(|c| c == "..") {
-            return Err(bad(
-                "freeswitch_conf_root",
-                format!("`{conf_root}` must be an absolute path without `..`"),
-            ));
-        }
-        let freeswitch = FreeSwitch {
-            conf_root: conf_root.trim_end_matches('/').to_string(),
-            owner: var_str(&vars, &["freeswitch_owner"]).unwrap_or_else(|| "freeswitch".into()),
-            group: var_str(&vars, &["freeswitch_group"]).unwrap_or_else(|| "freeswitch".into()),
-            fs_cli: var_str(&vars, &["fs_cli"]).unwrap_or_else(|| "fs_cli".into()),
-            restart_command: var_str(&vars, &["freeswitch_restart_command"])
-                .unwrap_or_else(|| "systemctl restart freeswitch".into()),
-        };
-        Ok(Host {
-            name: name.to_string(),
-            groups,
-            vars,
-            secrets: Vec::new(),
-            connection,
-            freeswitch,
-            warnings: warnings
-                .into_iter()
-                .map(|w| format!("host `{name}`: {w}"))
-                .collect(),
-            extra: Vars::new(),
-        })
-    }
-}
-
-/// `ansible_*` variables that would change how Ansible connects or runs, which switchyard
-/// does not act on: named, so nobody believes they took effect.
-fn unused_ansible_vars(vars: &Vars) -> Vec<String> {
-    const USED: &[&str] = &[
-        "ansible_host",
-        "ansible_port",
-        "ansible_user",
-        "ansible_connection",
-        "ansible_become",
-        "ansible_ssh_private_key_file",
-        "ansible_ssh_common_args",
-        "ansible_ssh_timeout",
-        "ansible_ssh_retries",
-    ];
-    // Harmless for switchyard: it runs `sh`, never Python.
-    const IRRELEVANT: &[&str] = &["ansible_python_interpreter"];
-    let mut out = Vec::new();
-    for k in vars.keys().filter(|k| k.starts_with("ansible_")) {
-        if USED.contains(&k.as_str()) || IRRELEVANT.contains(&k.as_str()) {
-            continue;
-        }
-        let why = match k.as_str() {
-            "ansible_password" | "ansible_ssh_pass" | "ansible_ssh_password" => {
-                "password logins are not used (keys or the SSH agent only)"
-            }
-            "ansible_become_password" | "ansible_become_pass" => {
-                "`sudo -n` is used: give the login passwordless sudo for sh"
-            }
-            "ansible_become_method" | "ansible_become_user" => {
-                "becoming root is always `sudo -n` to root"
-            }
-            "ansible_become_method_flags" | "ansible_become_exe" | "ansible_become_flags" => {
-                "becoming root is always `sudo -n` to root"
-            }
-            _ => "not used by switchyard",
-        };
-        if k == "ansible_become_method" && vars[k] == "sudo" {
-            continue;
-        }
-        if k == "ansible_become_user" && vars[k] == "root" {
-            continue;
-        }
-        out.push(format!("`{k}` is ignored: {why}"));
-    }
-    out
-}
-
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Some(true),
-        "false" | "no" | "off" | "0" => Some(false),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_ranges_expand_as_ansible_expands_them() {
-        assert_eq!(
-            expand_hosts("pbx-us-[01:03].example.net").unwrap(),
-            [
-                "pbx-us-01.example.net",
-                "pbx-us-02.example.net",
-                "pbx-us-03.example.net"
-            ]
-        );
-        assert_eq!(expand_hosts("db-[a:c]").unwrap(), ["db-a", "db-b", "db-c"]);
-        assert_eq!(expand_hosts("n[1:9:4]").unwrap(), ["n1", "n5", "n9"]);
-        assert_eq!(
-            expand_hosts("r[1:2]-[a:b]").unwrap(),
-            ["r1-a", "r1-b", "r2-a", "r2-b"]
-        );
-        assert_eq!(expand_hosts("[8:10]").unwrap(), ["8", "9", "10"]);
-        assert_eq!(expand_hosts("plain").unwrap(), ["plain"]);
-        for (bad, why) in [
-            ("x[5:1]", "runs backwards"),
-            ("x[1:100000]", "100000 hosts, more than 10000"),
-            ("x[001:10]", "same width"),
-            ("x[1:3", "without `]`"),
-            ("x[1:3:0]", "not a positive number"),
-            ("x[a:3]", "both be numbers or both single letters"),
-            ("x[1:200][1:100]", "more than 10000"),
-        ] {
-            let e = expand_hosts(bad).unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
-        }
-    }
 
     fn write(dir: &Path, rel: &str, text: &str) {
         let p = dir.join(rel);
