@@ -42,8 +42,20 @@ pub enum NoDesired {
     /// The inventory's own sentence on why switchyard does not manage the host.
     #[error("{0}")]
     Unmanaged(String),
-    #[error(transparent)]
+    /// Shown after the host's name (a report's host line, `lint`'s `pbx1: ...`): its own
+    /// `host `pbx1`, ` is left out, not said twice.
+    #[error("{}", without_host(.0))]
     Build(#[from] crate::engine::desired::DesiredError),
+}
+
+/// A desired-state error's text without its leading ``host `NAME`, `` (host names hold no
+/// backquote: the inventory refuses them).
+fn without_host(e: &crate::engine::desired::DesiredError) -> String {
+    let text = e.to_string();
+    text.strip_prefix("host `")
+        .and_then(|r| r.split_once("`, "))
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or(text)
 }
 
 impl From<&NoDesired> for ErrorKind {
@@ -239,7 +251,7 @@ async fn pipeline(
         Ok(g) => {
             let desired = g.with_stale.as_ref().unwrap_or(desired);
             match plan::plan(desired, &g.facts, s.allow, g.prior.as_ref()) {
-                Err(e) => Err(failed(e)),
+                Err(e) => Err(plan_failed(t, &desired.conf_root, e).await),
                 Ok(p) => {
                     let mut cx = Cx {
                         t,
@@ -261,6 +273,30 @@ async fn pipeline(
         Err(End::Fail(kind, message)) => r.fail(kind, message),
         Err(End::RolledBack(kind, message)) => r.rolled_back(kind, message),
     }
+}
+
+/// The plan failed. A file to edit that does not exist may mean the whole conf root is
+/// not there (a wrong `freeswitch_conf_root`): then that is what is said. Checked with one
+/// command, on this error path only.
+async fn plan_failed(t: &mut Transport, conf_root: &str, e: plan::PlanError) -> End {
+    let plan::PlanError::File {
+        problem: plan::FileProblem::NothingToEdit { .. },
+        ..
+    } = &e
+    else {
+        return failed(e);
+    };
+    let missing = t
+        .exec(&format!("test -d {}", script::quote(conf_root)), b"")
+        .await
+        .is_ok_and(|out| out.exit == Some(1));
+    if !missing {
+        return failed(e);
+    }
+    let message = format!(
+        "the conf root {conf_root} does not exist on the host: is `freeswitch_conf_root` right? ({e})"
+    );
+    fail((&e).into(), message)
 }
 
 /// Gather every managed file, the state record and the write marker in one round trip

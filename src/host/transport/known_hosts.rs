@@ -27,7 +27,7 @@ pub enum KnownHostsError {
     Record {
         path: PathBuf,
         #[source]
-        source: russh::keys::Error,
+        source: std::io::Error,
     },
     #[error("{} names this host only in @cert-authority line(s) {lines:?}: host certificates are not supported; list the host's own key", path.display())]
     CertificateOnly { path: PathBuf, lines: Vec<usize> },
@@ -216,6 +216,51 @@ fn judge(entries: &[Entry], name: &str, key: &PublicKey) -> Verdict {
         return Verdict::CertificateOnly(ca);
     }
     Verdict::Unknown
+}
+
+/// Append `key` for `host:port` to the known_hosts file at `path` (created, with its
+/// folder, when missing), as OpenSSH's `StrictHostKeyChecking=accept-new` does, and say so
+/// on stderr (host, key type, fingerprint, file), as OpenSSH's "Permanently added" does.
+/// A line break is written first only when the file does not already end with one: a new
+/// file starts with the entry (russh's own helper started it with an empty line).
+pub fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(), KnownHostsError> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let record = |source: std::io::Error| KnownHostsError::Record {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(record)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(record)?;
+    let len = file.metadata().map_err(record)?.len();
+    let mut last = [b'\n'];
+    if len > 0 {
+        file.seek(SeekFrom::End(-1)).map_err(record)?;
+        file.read_exact(&mut last).map_err(record)?;
+    }
+    let openssh = key
+        .to_openssh()
+        .map_err(|e| record(std::io::Error::other(e.to_string())))?;
+    let mut line = String::new();
+    if last[0] != b'\n' {
+        line.push('\n');
+    }
+    line.push_str(&format!("{} {openssh}\n", host_name(host, port)));
+    file.write_all(line.as_bytes()).map_err(record)?;
+    eprintln!(
+        "added the host key of {} to {} (--accept-new-host-keys): {} {}",
+        host_name(host, port),
+        path.display(),
+        key.algorithm(),
+        key.fingerprint(russh::keys::HashAlg::Sha256)
+    );
+    Ok(())
 }
 
 /// The key algorithms known_hosts lists for the host, to offer the server first (so a host

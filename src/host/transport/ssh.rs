@@ -77,12 +77,7 @@ fn check_key(
             }))
         }
         Verdict::Unknown if accept_new => {
-            keys::known_hosts::learn_known_hosts_path(host, port, key, path).map_err(|source| {
-                KeyProblem::KnownHosts(KnownHostsError::Record {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            })
+            super::known_hosts::learn(path, host, port, key).map_err(KeyProblem::KnownHosts)
         }
         Verdict::Unknown => Err(KeyProblem::Unknown(
             key.fingerprint(HashAlg::Sha256).to_string(),

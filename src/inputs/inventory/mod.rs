@@ -36,9 +36,12 @@ pub enum InventoryError {
     Invalid { path: PathBuf, message: String },
     #[error(transparent)]
     Vault(#[from] crate::inputs::vault::VaultError),
-    #[error("{origin}: variable `{var}`: {message}")]
+    /// A `{env: ...}`, `{file: ...}` or `{vault: ...}` value that cannot be resolved:
+    /// `origin` is the file (and line, when found), `place` the host or group it is under.
+    #[error("{origin}: {}variable `{var}`: {message}", place.as_deref().map(|p| format!("{p}: ")).unwrap_or_default())]
     Secret {
         origin: String,
+        place: Option<String>,
         var: String,
         message: String,
     },
@@ -54,6 +57,7 @@ mod host;
 mod ini;
 mod patterns;
 mod pyliteral;
+mod secrets;
 mod sources;
 mod ssh_args;
 mod toml_source;
@@ -61,6 +65,7 @@ mod vars_dir;
 
 pub use host::{parse_bool, Connection, ConnectionKind};
 pub use patterns::{expand_hosts, glob_match, MAX_RANGE_HOSTS};
+use secrets::{all_values, resolve_top, resolve_vars, GroupSecrets};
 use vars_dir::load_vars_dir;
 
 /// An inventory as its top-level groups (`all` and any others), before walking.
@@ -202,116 +207,6 @@ struct GroupNode {
     vars: Vars,
     hosts: Vec<(String, Vars)>,
     parents: BTreeSet<String>,
-}
-
-/// Replace `{env: NAME}`, `{file: PATH}` and `{vault: ARMORED}` values by what they point at,
-/// collecting the results as secrets.
-fn resolve(
-    v: &mut Value,
-    var: &str,
-    origin: &str,
-    vault: &Vault,
-    secrets: &mut Vec<Secret>,
-) -> Result<(), InventoryError> {
-    let err = |message: String| InventoryError::Secret {
-        origin: origin.to_string(),
-        var: var.to_string(),
-        message,
-    };
-    match v {
-        Value::Object(o)
-            if o.len() == 1 && ["env", "file", "vault"].iter().any(|k| o.contains_key(*k)) =>
-        {
-            let (kind, arg) = o.iter().next().expect("one entry");
-            let arg = arg
-                .as_str()
-                .ok_or_else(|| err(format!("`{kind}:` takes a string")))?;
-            let value = match kind.as_str() {
-                "env" => std::env::var(arg)
-                    .map_err(|_| err(format!("environment variable `{arg}` is not set")))?,
-                "file" => {
-                    let refused = |e: source::FileRefusal| err(format!("secret file {arg}: {e}"));
-                    let bytes =
-                        source::read_regular(Path::new(arg), crate::secret::MAX_SECRET_BYTES)
-                            .map_err(refused)?;
-                    String::from_utf8(bytes)
-                        .map_err(|_| err(format!("secret file {arg}: it is not valid UTF-8")))?
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string()
-                }
-                _ => vault.decrypt_str(arg, var)?,
-            };
-            secrets.push(Secret::new(value.clone()));
-            *v = Value::String(value);
-        }
-        Value::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                resolve(x, k, origin, vault, secrets)?;
-            }
-        }
-        Value::Array(a) => {
-            for x in a.iter_mut() {
-                resolve(x, var, origin, vault, secrets)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn resolve_vars(
-    vars: &mut Vars,
-    origin: &str,
-    vault: &Vault,
-    secrets: &mut Vec<Secret>,
-) -> Result<(), InventoryError> {
-    for (k, v) in vars.iter_mut() {
-        resolve(v, k, origin, vault, secrets)?;
-    }
-    Ok(())
-}
-
-/// The secrets each group's inline variables (and its hosts' inline variables) resolved to.
-type GroupSecrets = BTreeMap<String, Vec<Secret>>;
-
-/// [`resolve_vars`] over every group of a source as written, before walking: a group's
-/// secrets are filed under its name, whichever source or place in the tree named it.
-fn resolve_top(
-    top: &mut Top,
-    origin: &str,
-    vault: &Vault,
-    secrets: &mut GroupSecrets,
-) -> Result<(), InventoryError> {
-    for (name, group) in top.iter_mut() {
-        let Some(group) = group else { continue };
-        let mine = secrets.entry(name.clone()).or_default();
-        if let Some(vars) = group.vars.as_mut() {
-            resolve_vars(vars, origin, vault, mine)?;
-        }
-        for vars in group
-            .hosts
-            .iter_mut()
-            .flat_map(|h| h.values_mut())
-            .flatten()
-        {
-            resolve_vars(vars, origin, vault, mine)?;
-        }
-        if let Some(children) = group.children.as_mut() {
-            resolve_top(children, origin, vault, secrets)?;
-        }
-    }
-    Ok(())
-}
-
-/// Every string and number of an encrypted vars file is a secret.
-fn all_values(v: &Value, out: &mut Vec<Secret>) {
-    match v {
-        Value::String(s) => out.push(Secret::new(s.clone())),
-        Value::Number(n) => out.push(Secret::new(n.to_string())),
-        Value::Array(a) => a.iter().for_each(|x| all_values(x, out)),
-        Value::Object(o) => o.values().for_each(|x| all_values(x, out)),
-        _ => {}
-    }
 }
 
 impl Inventory {
