@@ -9,8 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::host::script::quote;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
 
 pub use crate::stock::STOCK_CONF;
 

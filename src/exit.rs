@@ -12,6 +12,7 @@
 //! "the command was mistyped" and from "a host is down".
 
 use crate::engine::outcome::PlayReport;
+use crate::BoxError;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +78,6 @@ pub const HELP: &str = "Exit codes:
   2    usage: the command line is wrong
   3    drift found (`drift`; pending changes too with --fail-on-pending)
   130  interrupted (SIGINT/SIGTERM): hosts not started are reported `not run`";
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a command could not do its work. Not a `std::error::Error` itself, so that any error
 /// (and any message) converts into it with `?`.

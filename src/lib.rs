@@ -68,6 +68,10 @@ mod output {
     }
 }
 
+/// Any error, for the few places that carry errors of several kinds to the command that
+/// reports them (`demo`, `watch`, [`exit::CommandError`]): the one definition.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 pub mod agent;
 pub mod atomic_file;
 pub mod cli;

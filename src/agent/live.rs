@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::freeswitch::esl::{Esl, EslError};
 use crate::freeswitch::status::{self, Health};
-use crate::host::transport::{SshOptions, Transport};
+use crate::host::transport::{SshOptions, Transport, TransportError};
 use crate::inputs::inventory::Host;
 use crate::printable::printable;
 
@@ -253,7 +253,7 @@ pub fn spawn(targets: Vec<Target>, o: Arc<LiveOptions>, state: Arc<Mutex<LiveSta
             let mut backoff = 1u64;
             loop {
                 let connected = std::sync::atomic::AtomicBool::new(false);
-                let (why, broke_limit) = session(&t, &shared, &connected).await;
+                let why = session(&t, &shared, &connected).await;
                 unknown(&t, &shared);
                 {
                     let mut s = shared.state.lock().expect("live state");
@@ -263,13 +263,13 @@ pub fn spawn(targets: Vec<Target>, o: Arc<LiveOptions>, state: Arc<Mutex<LiveSta
                 }
                 // A PBX that broke a limit keeps its backoff growing: it is not let back in
                 // every second to do it again.
-                if connected.load(std::sync::atomic::Ordering::Relaxed) && !broke_limit {
+                if connected.load(std::sync::atomic::Ordering::Relaxed) && !why.broke_limit() {
                     backoff = 1;
                 }
                 eprintln!(
                     "watch: {}: gateways UNKNOWN: {}; again in {backoff} s",
                     t.host.name,
-                    printable(&why)
+                    printable(&why.to_string())
                 );
                 tokio::time::sleep(Duration::from_secs(backoff)).await;
                 backoff = (backoff * 2).min(30);
@@ -278,36 +278,38 @@ pub fn spawn(targets: Vec<Target>, o: Arc<LiveOptions>, state: Arc<Mutex<LiveSta
     }
 }
 
+/// Why a PBX's live session ended (or never began).
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// A `connection: local` host names no event socket (see `esl_address`).
+    #[error("host `{host}` is `connection: local` and names no event socket: set `freeswitch_esl` (and `freeswitch_esl_password`); switchyard never assumes the FreeSWITCH on this machine is this host's")]
+    NoEventSocket { host: String },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Esl(#[from] EslError),
+}
+
+impl LiveError {
+    /// The PBX broke one of the event socket's limits (its backoff keeps growing).
+    fn broke_limit(&self) -> bool {
+        matches!(self, LiveError::Esl(EslError::Limit(_)))
+    }
+}
+
 /// The PBX's event socket through an SSH `direct-tcpip` channel of `tr`, authenticated.
 pub async fn open_esl(
     tr: &mut Transport,
     host: &Host,
-) -> Result<Esl<crate::host::transport::Tunnel>, String> {
-    open(tr, host).await.map_err(|(why, _)| why)
-}
-
-/// [`open_esl`], telling also whether the PBX broke one of the event socket's limits.
-async fn open(
-    tr: &mut Transport,
-    host: &Host,
-) -> Result<Esl<crate::host::transport::Tunnel>, (String, bool)> {
-    let (addr, port) = esl_address(host).map_err(|why| (why, false))?;
-    let stream = tr
-        .tunnel(&addr, port)
-        .await
-        .map_err(|e| (e.to_string(), false))?;
+) -> Result<Esl<crate::host::transport::Tunnel>, LiveError> {
+    let (addr, port) = esl_address(host)?;
+    let stream = tr.tunnel(&addr, port).await?;
     let password = host
         .vars
         .get("freeswitch_esl_password")
         .and_then(|v| v.as_str())
         .unwrap_or("ClueCon");
-    Esl::connect(stream, password).await.map_err(failed)
-}
-
-/// An event-socket error as the reason a session ended, and whether it broke a limit.
-fn failed(e: EslError) -> (String, bool) {
-    let limit = matches!(e, EslError::Limit(_));
-    (e.to_string(), limit)
+    Ok(Esl::connect(stream, password).await?)
 }
 
 /// Where the host's event socket listens, as seen from the host: `freeswitch_esl`, else
@@ -316,16 +318,13 @@ fn failed(e: EslError) -> (String, bool) {
 /// *Decision*: a `connection: local` host must say where its FreeSWITCH is. There the
 /// default would be this machine's own port 8021: the demo fleet (local hosts) once sent
 /// `rescan` and reloads to whatever FreeSWITCH the operator runs on their laptop.
-fn esl_address(h: &Host) -> Result<(String, u16), String> {
+fn esl_address(h: &Host) -> Result<(String, u16), LiveError> {
     let v = match h.vars.get("freeswitch_esl").and_then(|v| v.as_str()) {
         Some(v) => v,
         None if h.connection.kind == crate::inputs::inventory::ConnectionKind::Local => {
-            return Err(format!(
-                "host `{}` is `connection: local` and names no event socket: set \
-                 `freeswitch_esl` (and `freeswitch_esl_password`); switchyard never assumes \
-                 the FreeSWITCH on this machine is this host's",
-                h.name
-            ))
+            return Err(LiveError::NoEventSocket {
+                host: h.name.clone(),
+            })
         }
         None => "127.0.0.1:8021",
     };
@@ -353,23 +352,19 @@ fn sanitize(t: &Target, sh: &Shared, state: &str, ping: &str) -> (&'static str, 
     }
 }
 
-/// One connection's life; the reason it ended, and whether the PBX broke a limit.
-async fn session(
-    t: &Target,
-    sh: &Shared,
-    connected: &std::sync::atomic::AtomicBool,
-) -> (String, bool) {
+/// One connection's life, until it ends: why.
+async fn session(t: &Target, sh: &Shared, connected: &std::sync::atomic::AtomicBool) -> LiveError {
     let mut tr = match Transport::connect(&t.host.connection, &sh.o.ssh).await {
         Ok(tr) => tr,
-        Err(e) => return (e.to_string(), false),
+        Err(e) => return e.into(),
     };
-    let mut esl = match open(&mut tr, &t.host).await {
+    let mut esl = match open_esl(&mut tr, &t.host).await {
         Ok(e) => e,
         Err(why) => return why,
     };
     // Subscribe first, then read the state: a change in between is not lost.
     if let Err(e) = esl.send("event plain CUSTOM sofia::gateway_state").await {
-        return failed(e);
+        return e.into();
     }
     for (g, _) in &t.gateways {
         match esl.api(&format!("sofia xmlstatus gateway {g}")).await {
@@ -379,7 +374,7 @@ async fn session(
                     update(t, sh, g, st, ping);
                 }
             }
-            Err(e) => return failed(e),
+            Err(e) => return e.into(),
         }
     }
     connected.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -393,7 +388,7 @@ async fn session(
     loop {
         let e = match esl.event().await {
             Ok(e) => e,
-            Err(e) => return failed(e),
+            Err(e) => return e.into(),
         };
         if e.header("Event-Subclass") != Some("sofia::gateway_state") {
             continue;

@@ -22,10 +22,42 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::agent::live::LiveError;
+use crate::freeswitch::esl::{Esl, EslError};
 use crate::freeswitch::probe::{self, RegionRtt};
 use crate::host::script::FileOp;
-use crate::host::transport::{SshOptions, Transport};
+use crate::host::transport::{LockError, SshOptions, Transport, TransportError, Tunnel};
+use crate::host::write::WriteError;
 use crate::inputs::inventory::Host;
+
+/// Why a PBX's measurement failed (reported, masked, as that host's `error`).
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The event socket could not be opened.
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    #[error(transparent)]
+    Esl(#[from] EslError),
+    /// Writing the probe file failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// FreeSWITCH's answer to the rescan (the host's text).
+    #[error("sofia profile {profile} rescan: {answer}")]
+    Rescan {
+        profile: &'static str,
+        answer: String,
+    },
+    #[error("measured, but the probe file stays: {0}")]
+    ProbeFileStays(#[source] WriteError),
+    #[error("measured, but reloadxml failed: {0}")]
+    ReloadFailed(#[source] EslError),
+    #[error("measured, but FreeSWITCH still has the probe gateways {} loaded", .0.join(", "))]
+    ProbesLoaded(Vec<String>),
+}
 
 /// One PBX and the regions to measure from it.
 pub struct Candidates {
@@ -126,7 +158,7 @@ pub async fn measure(
                 Ok(Err(e)) => HostRtt {
                     host: c.host.name.clone(),
                     regions: Vec::new(),
-                    error: Some(red.redact(&e)),
+                    error: Some(red.redact(&e.to_string())),
                 },
                 Err(_) => HostRtt {
                     host: c.host.name.clone(),
@@ -185,11 +217,9 @@ async fn measure_host(
     c: &Candidates,
     o: &MeasureOptions,
     phase: &Phase,
-) -> Result<Vec<RegionRtt>, String> {
+) -> Result<Vec<RegionRtt>, MeasureError> {
     phase.set("connecting over SSH");
-    let mut tr = Transport::connect(&c.host.connection, &o.ssh)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut tr = Transport::connect(&c.host.connection, &o.ssh).await?;
     let fs = &c.host.freeswitch;
     phase.set("taking the host lock");
     let lock = match tr
@@ -202,7 +232,7 @@ async fn measure_host(
         Ok(l) => l,
         Err(e) => {
             tr.close().await;
-            return Err(e.to_string());
+            return Err(e.into());
         }
     };
     let res = probe_regions(&mut tr, c, o, phase).await;
@@ -216,22 +246,18 @@ async fn probe_regions(
     c: &Candidates,
     o: &MeasureOptions,
     phase: &Phase,
-) -> Result<Vec<RegionRtt>, String> {
+) -> Result<Vec<RegionRtt>, MeasureError> {
     let fs = &c.host.freeswitch;
     phase.set("opening the event socket");
     let mut esl = crate::agent::live::open_esl(tr, &c.host).await?;
     phase.set("loading the probes");
-    let api = |r: Result<String, crate::freeswitch::esl::EslError>| r.map_err(|e| e.to_string());
     // Subscribe before the probes load: no ping event can be missed.
-    esl.send("event plain CUSTOM sofia::gateway_state")
-        .await
-        .map_err(|e| e.to_string())?;
+    esl.send("event plain CUSTOM sofia::gateway_state").await?;
     let profile = probe::PROBE_PROFILE;
     // A killed run's probes: unloaded first, so none pings under a reused name.
     for g in loaded_probes(&mut esl).await? {
-        api(esl
-            .api(&format!("sofia profile {profile} killgw {g}"))
-            .await)?;
+        esl.api(&format!("sofia profile {profile} killgw {g}"))
+            .await?;
     }
     let probes: Vec<(String, String)> = c
         .regions
@@ -260,7 +286,7 @@ async fn probe_regions(
     // Clean up whatever happened: file, XML in memory, gateways.
     let removed =
         crate::host::write::send(tr, &fs.conf_root, &[FileOp::Remove { path: &path }], &[]).await;
-    let reloaded = api(esl.api("reloadxml").await);
+    let reloaded = esl.api("reloadxml").await;
     for (g, _) in &probes {
         let _ = esl
             .api(&format!("sofia profile {profile} killgw {g}"))
@@ -270,17 +296,15 @@ async fn probe_regions(
     // a second or so. The PBX is left as found before this returns.
     let gone = wait_unloaded(&mut esl).await;
     let regions = measured?;
-    removed.map_err(|e| format!("measured, but the probe file stays: {e}"))?;
-    reloaded.map_err(|e| format!("measured, but reloadxml failed: {e}"))?;
+    removed.map_err(MeasureError::ProbeFileStays)?;
+    reloaded.map_err(MeasureError::ReloadFailed)?;
     gone?;
     Ok(regions)
 }
 
 /// Probe gateways FreeSWITCH has loaded. `gwlist` names only the gateways that are UP,
 /// `gwlist down` the others (sofia_glue.c `sofia_glue_gateway_list`): both are asked.
-async fn loaded_probes(
-    esl: &mut crate::freeswitch::esl::Esl<crate::host::transport::Tunnel>,
-) -> Result<Vec<String>, String> {
+async fn loaded_probes(esl: &mut Esl<Tunnel>) -> Result<Vec<String>, EslError> {
     let mut all = String::new();
     for which in ["up", "down"] {
         let list = esl
@@ -288,17 +312,14 @@ async fn loaded_probes(
                 "sofia profile {} gwlist {which}",
                 probe::PROBE_PROFILE
             ))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         all.push_str(&list);
         all.push(' ');
     }
     Ok(probe::leftover_probes(&all))
 }
 
-async fn wait_unloaded(
-    esl: &mut crate::freeswitch::esl::Esl<crate::host::transport::Tunnel>,
-) -> Result<(), String> {
+async fn wait_unloaded(esl: &mut Esl<Tunnel>) -> Result<(), MeasureError> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let left = loaded_probes(esl).await?;
@@ -306,10 +327,7 @@ async fn wait_unloaded(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "measured, but FreeSWITCH still has the probe gateways {} loaded",
-                left.join(", ")
-            ));
+            return Err(MeasureError::ProbesLoaded(left));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -318,17 +336,17 @@ async fn wait_unloaded(
 /// Load the probes and read one sample per ping event until every region has `samples`
 /// or the time is up (a region that never answers loses its pings to timeouts).
 async fn sample(
-    esl: &mut crate::freeswitch::esl::Esl<crate::host::transport::Tunnel>,
+    esl: &mut Esl<Tunnel>,
     probes: &[(String, String)],
     o: &MeasureOptions,
-) -> Result<Vec<RegionRtt>, String> {
+) -> Result<Vec<RegionRtt>, MeasureError> {
     let profile = probe::PROBE_PROFILE;
-    let answer = esl
-        .api(&format!("sofia profile {profile} rescan"))
-        .await
-        .map_err(|e| e.to_string())?;
+    let answer = esl.api(&format!("sofia profile {profile} rescan")).await?;
     if !answer.contains("+OK") {
-        return Err(format!("sofia profile {profile} rescan: {}", answer.trim()));
+        return Err(MeasureError::Rescan {
+            profile,
+            answer: answer.trim().to_string(),
+        });
     }
     let mut got: BTreeMap<&str, (Vec<f64>, u32)> = probes
         .iter()
@@ -348,7 +366,7 @@ async fn sample(
             break;
         }
         let ev = match tokio::time::timeout(left, esl.event()).await {
-            Ok(e) => e.map_err(|e| e.to_string())?,
+            Ok(e) => e?,
             Err(_) => break,
         };
         let Some(g) = ev.header("Gateway") else {
@@ -368,10 +386,7 @@ async fn sample(
             entry.1 += 1;
             continue;
         }
-        let x = esl
-            .api(&format!("sofia xmlstatus gateway {g}"))
-            .await
-            .map_err(|e| e.to_string())?;
+        let x = esl.api(&format!("sofia xmlstatus gateway {g}")).await?;
         match probe::ping_time(&x) {
             Some(ms) => entry.0.push(ms),
             None => entry.1 += 1,

@@ -23,8 +23,7 @@ use crate::engine::run::{self, RunOptions};
 use crate::inputs::inventory::Inventory;
 use crate::inputs::playbook::Playbook;
 use crate::inputs::vault::Vault;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
 
 pub struct WatchOptions {
     pub inventory: Vec<PathBuf>,

@@ -99,23 +99,29 @@ pub fn run(a: InventoryArgs, cx: &Context) -> CommandResult {
                     .unwrap_or("")
                     .to_string()
             };
-            println!(
-                "  connection: {} {}@{}:{}{}",
-                v.pointer("/connection/kind")
-                    .map(|k| k
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| k.to_string()))
-                    .unwrap_or_default(),
-                text("/connection/user"),
-                text("/connection/address"),
-                h.connection.port,
-                if h.connection.become_root {
-                    " (sudo)"
-                } else {
-                    ""
-                }
-            );
+            let sudo = if h.connection.become_root {
+                " (sudo)"
+            } else {
+                ""
+            };
+            // A local host is reached by no address, user or port: none is shown.
+            if h.connection.kind == crate::inputs::inventory::ConnectionKind::Local {
+                println!("  connection: local (commands run on this machine){sudo}");
+            } else {
+                println!(
+                    "  connection: {} {}@{}:{}{}",
+                    v.pointer("/connection/kind")
+                        .map(|k| k
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| k.to_string()))
+                        .unwrap_or_default(),
+                    text("/connection/user"),
+                    text("/connection/address"),
+                    h.connection.port,
+                    sudo
+                );
+            }
             println!(
                 "  freeswitch: conf_root={} owner={}:{} fs_cli={}",
                 text("/freeswitch/conf_root"),

@@ -277,6 +277,22 @@ fn host_vars_dir(inventory: &Path) -> PathBuf {
     }
 }
 
+/// Why a host's measured regions were not written to its host_vars file (that file is
+/// left as it was).
+#[derive(Debug, thiserror::Error)]
+enum HostVarsError {
+    /// Reading or replacing the file (a planted link, no permission).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    #[error("`{key}` is not a one-line value here; set it by hand")]
+    NotOneLine { key: String },
+    /// The file after the change would not load (a bug in the edit, caught before writing).
+    #[error("{0}")]
+    Unloadable(#[from] Box<crate::inputs::source::SourceError>),
+}
+
 /// Set the region variables in a host_vars file, keeping everything else (comments,
 /// order); returns the diff, masked with `red`, or `None` if nothing changes.
 /// The folder may be writable by others (a shared checkout): the file is read and replaced
@@ -288,10 +304,10 @@ fn write_choice(
     primary: &Region,
     failover: Option<&Region>,
     red: &crate::secret::Redactor,
-) -> Result<Option<String>, String> {
-    let (old, was) = match crate::atomic_file::read(path).map_err(|e| e.to_string())? {
+) -> Result<Option<String>, HostVarsError> {
+    let (old, was) = match crate::atomic_file::read(path)? {
         Some((bytes, was)) => (
-            Some(String::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?),
+            Some(String::from_utf8(bytes).map_err(|_| HostVarsError::NotUtf8)?),
             Some(was),
         ),
         None => (None, None),
@@ -325,12 +341,11 @@ fn write_choice(
         return Ok(None);
     }
     // The result must still be a mapping our own loader reads.
-    crate::inputs::source::parse_yaml::<yaml_serde::Mapping>(path, &new)
-        .map_err(|e| e.to_string())?;
+    crate::inputs::source::parse_yaml::<yaml_serde::Mapping>(path, &new).map_err(Box::new)?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir)?;
     }
-    crate::atomic_file::replace(path, new.as_bytes(), was.as_ref()).map_err(|e| e.to_string())?;
+    crate::atomic_file::replace(path, new.as_bytes(), was.as_ref())?;
     let label = path.display().to_string();
     Ok(Some(crate::engine::diff::unified(
         &label,
@@ -342,7 +357,7 @@ fn write_choice(
 
 /// Replace top-level `key: value` lines in place, append the others under `note`. A key
 /// whose value spans lines (a block) is refused: it is for a person to edit.
-fn set_keys(text: &str, keys: &[(&str, String)], note: &str) -> Result<String, String> {
+fn set_keys(text: &str, keys: &[(&str, String)], note: &str) -> Result<String, HostVarsError> {
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     let mut missing = Vec::new();
     for (key, value) in keys {
@@ -357,9 +372,9 @@ fn set_keys(text: &str, keys: &[(&str, String)], note: &str) -> Result<String, S
                     .get(i + 1)
                     .is_some_and(|n| n.starts_with([' ', '\t', '-']) && !n.trim().is_empty());
                 if rest.is_empty() || rest.starts_with(['|', '>', '&', '*', '!']) || next_indented {
-                    return Err(format!(
-                        "`{key}` is not a one-line value here; set it by hand"
-                    ));
+                    return Err(HostVarsError::NotOneLine {
+                        key: key.to_string(),
+                    });
                 }
                 lines[i] = line;
             }
@@ -420,7 +435,7 @@ mod tests {
         .unwrap();
         assert_eq!(again, out.replace("T: x", "T2: y"));
         let block = set_keys("wavix_realm:\n  - a\n", &[("wavix_realm", "b".into())], "#");
-        assert!(block.unwrap_err().contains("by hand"));
+        assert!(block.unwrap_err().to_string().contains("by hand"));
     }
 
     /// What an attacker with write access to a group-writable `host_vars/` plants, and what
@@ -470,7 +485,9 @@ mod tests {
         std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
         let lon = dir.join("pbx-lon.yml");
         symlink(&secrets, &lon).unwrap();
-        let e = write_choice(&lon, &r, &nl, None, &red).unwrap_err();
+        let e = write_choice(&lon, &r, &nl, None, &red)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("symbolic link"), "{e}");
         assert!(!e.contains("hunter2"));
         assert!(std::fs::symlink_metadata(&lon)

@@ -7,10 +7,13 @@
 
 use serde::Serialize;
 
-use crate::engine::plan::{Difference, FilePlan, FileStatus};
+use crate::engine::facts::FactsError;
+use crate::engine::plan::{Difference, FilePlan, FileStatus, PlanError};
 use crate::freeswitch::lint::Finding;
 use crate::freeswitch::reload::Step;
 use crate::freeswitch::status::GatewayStatus;
+use crate::host::transport::{LockError, RecordError, TransportError};
+use crate::host::write::WriteError;
 
 /// How far the pipeline goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,6 +119,59 @@ impl ErrorKind {
     }
 }
 
+/// The kind is read from the error, never chosen where it is reported: a connection that
+/// was never made is [`ErrorKind::Unreachable`] wherever it is met; a command that failed on
+/// an open connection is [`ErrorKind::Gather`] (reading the host: the gather, the lock),
+/// unless the stage that met it has its own error (a write is [`WriteError`]).
+impl From<&TransportError> for ErrorKind {
+    fn from(e: &TransportError) -> ErrorKind {
+        if e.is_unreachable() {
+            ErrorKind::Unreachable
+        } else {
+            ErrorKind::Gather
+        }
+    }
+}
+
+impl From<&FactsError> for ErrorKind {
+    fn from(e: &FactsError) -> ErrorKind {
+        match e {
+            FactsError::Transport(t) => t.into(),
+            FactsError::Failed { .. } | FactsError::Garbled(_) => ErrorKind::Gather,
+        }
+    }
+}
+
+/// Held by another run is its own kind (try again later); any other lock failure is met
+/// while reading the host.
+impl From<&LockError> for ErrorKind {
+    fn from(e: &LockError) -> ErrorKind {
+        match e {
+            LockError::Held { .. } => ErrorKind::LockHeld,
+            LockError::NoAnswer { .. } | LockError::Refused { .. } => ErrorKind::Gather,
+            LockError::Transport { source, .. } => source.into(),
+        }
+    }
+}
+
+impl From<&PlanError> for ErrorKind {
+    fn from(_: &PlanError) -> ErrorKind {
+        ErrorKind::Plan
+    }
+}
+
+impl From<&WriteError> for ErrorKind {
+    fn from(_: &WriteError) -> ErrorKind {
+        ErrorKind::Write
+    }
+}
+
+impl From<&RecordError> for ErrorKind {
+    fn from(_: &RecordError) -> ErrorKind {
+        ErrorKind::StateRecord
+    }
+}
+
 /// A host's error: the kind decides, the message explains (masked before it is reported).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostError {
@@ -195,6 +251,15 @@ impl HostReport {
         self
     }
 
+    /// End the host with a typed error: the kind is read from it, the message is its text.
+    pub fn failed<E>(self, e: &E) -> HostReport
+    where
+        E: std::fmt::Display,
+        for<'e> &'e E: Into<ErrorKind>,
+    {
+        self.fail(e.into(), e.to_string())
+    }
+
     /// The change failed (`kind`) and the previous files were put back.
     pub fn rolled_back(self, kind: ErrorKind, message: impl Into<String>) -> HostReport {
         let mut r = self.fail(kind, message);
@@ -260,3 +325,80 @@ pub enum Event<'a> {
 
 /// Called as the runner works; host reports arrive as soon as each host is done.
 pub type OnEvent = std::sync::Arc<dyn Fn(Event<'_>) + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn refused() -> TransportError {
+        TransportError::Connect {
+            addr: "127.0.0.9:22".into(),
+            source: Box::new(russh::Error::Kex),
+        }
+    }
+
+    /// The host's failure kind is read from the error, wherever it was met: a connection
+    /// never made is unreachable, however many attempts were made; a command that failed
+    /// on an open connection is not.
+    #[test]
+    fn the_kind_is_read_from_the_error() {
+        let retried = TransportError::Retried {
+            attempts: 3,
+            source: Box::new(refused()),
+        };
+        assert_eq!(ErrorKind::from(&retried), ErrorKind::Unreachable);
+        assert!(retried.is_transient());
+        let changed = TransportError::ChangedHostKey {
+            host: "pbx:22".into(),
+            line: 4,
+            known_hosts: "/k".into(),
+        };
+        assert_eq!(ErrorKind::from(&changed), ErrorKind::Unreachable);
+        assert!(!changed.is_transient(), "a changed key is never retried");
+        let timeout = TransportError::CommandTimeout { secs: 30.0 };
+        assert_eq!(ErrorKind::from(&timeout), ErrorKind::Gather);
+        let facts = FactsError::Transport(TransportError::TooLarge { max: 10 });
+        assert_eq!(ErrorKind::from(&facts), ErrorKind::Gather);
+        let held = LockError::Held {
+            path: "/c/.switchyard/lock".into(),
+            owner: "alice".into(),
+        };
+        assert_eq!(ErrorKind::from(&held), ErrorKind::LockHeld);
+        let write = WriteError::Transport(TransportError::from(russh::Error::Inconsistent));
+        assert_eq!(ErrorKind::from(&write), ErrorKind::Write);
+        let r = HostReport::new("pbx", 1).failed(&retried);
+        assert_eq!(r.status, HostStatus::Unreachable);
+    }
+
+    /// Typed all the way: the texts are the ones users saw before, and russh's error is
+    /// still there to be asked for (not flattened into a string).
+    #[test]
+    fn transport_errors_keep_their_text_and_their_source() {
+        let retried = TransportError::Retried {
+            attempts: 3,
+            source: Box::new(refused()),
+        };
+        assert_eq!(
+            retried.to_string(),
+            "cannot connect to 127.0.0.9:22: Key exchange failed (3 attempts)"
+        );
+        let inner = retried.source().and_then(|s| s.source()).expect("russh's");
+        assert!(inner.downcast_ref::<Box<russh::Error>>().is_some());
+        let ssh = TransportError::from(russh::Error::Inconsistent);
+        assert_eq!(ssh.to_string(), "ssh: Inconsistent state of the protocol");
+        assert!(ssh.source().is_some());
+    }
+
+    /// What the lock program answered is the host's text: escaped, as before.
+    #[test]
+    fn a_hosts_answer_in_a_record_error_is_escaped() {
+        let e = RecordError::Refused {
+            answer: "no\x1b[2J\nswitchyard-record-ok".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the state record could not be written: no\\u{1b}[2J\\nswitchyard-record-ok"
+        );
+    }
+}

@@ -15,8 +15,8 @@ use crate::engine::steps::{planned_steps, run_steps};
 use crate::freeswitch::reload::{Action, Step};
 use crate::host::script::{self, FileOp};
 use crate::host::state::{HostState, STATE_REL};
-use crate::host::transport::{HostLock, LockError, SshOptions, Transport};
-use crate::host::write;
+use crate::host::transport::{HostLock, SshOptions, Transport};
+use crate::host::write::{self, WriteError};
 use crate::inputs::inventory::Host;
 use crate::inputs::playbook::Disruption;
 
@@ -36,6 +36,34 @@ pub(crate) struct HostSettings {
     pub lint_allow: BTreeMap<String, String>,
 }
 
+/// Why a selected host has no desired state: nothing about it was contacted.
+#[derive(Debug, thiserror::Error)]
+pub enum NoDesired {
+    /// The inventory's own sentence on why switchyard does not manage the host.
+    #[error("{0}")]
+    Unmanaged(String),
+    /// Shown after the host's name (a report's host line, `lint`'s `pbx1: ...`): its own
+    /// `host `pbx1`, ` is left out, not said twice.
+    #[error("{}", without_host(.0))]
+    Build(#[from] crate::engine::desired::DesiredError),
+}
+
+/// A desired-state error's text without its leading ``host `NAME`, `` (host names hold no
+/// backquote: the inventory refuses them).
+fn without_host(e: &crate::engine::desired::DesiredError) -> String {
+    let text = e.to_string();
+    text.strip_prefix("host `")
+        .and_then(|r| r.split_once("`, "))
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or(text)
+}
+
+impl From<&NoDesired> for ErrorKind {
+    fn from(_: &NoDesired) -> ErrorKind {
+        ErrorKind::Render
+    }
+}
+
 /// How a host's run ends when it does not simply finish.
 enum End {
     /// It stopped with this error; what was changed stays (nothing, or all of it).
@@ -48,10 +76,43 @@ fn fail(kind: ErrorKind, message: impl Into<String>) -> End {
     End::Fail(kind, message.into())
 }
 
+/// Stop with a typed error, its kind read from it.
+fn failed<E>(e: E) -> End
+where
+    E: std::fmt::Display,
+    for<'e> &'e E: Into<ErrorKind>,
+{
+    End::Fail((&e).into(), e.to_string())
+}
+
+/// Why the gather round trip found nothing to plan from.
+#[derive(Debug, thiserror::Error)]
+enum GatherError {
+    #[error("freeswitch_max_file_bytes: `{0}` is not a positive number of bytes")]
+    MaxFileBytes(serde_json::Value),
+    /// The host's `fs_cli` line cannot be run as given (its own sentence).
+    #[error("{0}")]
+    FsCli(String),
+    #[error(transparent)]
+    Facts(#[from] facts::FactsError),
+    /// The state record exists but is not switchyard's to read.
+    #[error("{path} {why}")]
+    Record { path: String, why: String },
+}
+
+impl From<&GatherError> for ErrorKind {
+    fn from(e: &GatherError) -> ErrorKind {
+        match e {
+            GatherError::Facts(f) => f.into(),
+            _ => ErrorKind::Gather,
+        }
+    }
+}
+
 /// Connect, run the host's pipeline, and close: the host's report, every secret masked.
 pub(crate) async fn process_host(
     host: &Host,
-    desired: Result<HostDesired, String>,
+    desired: Result<HostDesired, NoDesired>,
     s: &HostSettings,
     batch: usize,
     on_event: &OnEvent,
@@ -59,7 +120,7 @@ pub(crate) async fn process_host(
     let report = HostReport::new(&host.name, batch);
     let desired = match desired {
         Ok(d) => d,
-        Err(e) => return report.fail(ErrorKind::Render, e),
+        Err(e) => return report.failed(&e),
     };
     let retrying = |attempt, of| {
         on_event(Event::Retrying {
@@ -73,7 +134,7 @@ pub(crate) async fn process_host(
         Transport::connect_with_retries(connection, &s.ssh, connection.retries, retrying).await;
     let mut t = match connected {
         Ok(t) => t,
-        Err(e) => return report.fail(ErrorKind::Unreachable, e),
+        Err(e) => return report.failed(&e),
     };
     if s.verbose > 0 {
         t.trace = Some(trace(host, &desired.redactor, s.verbose));
@@ -151,7 +212,7 @@ fn redact_report(r: &mut HostReport, red: &crate::secret::Redactor) {
 
 /// The host's `freeswitch_max_file_bytes` (default [`facts::DEFAULT_MAX_FILE_BYTES`]): a
 /// managed file larger than this is refused on the host, unread.
-fn max_file_bytes(host: &Host) -> Result<u64, String> {
+fn max_file_bytes(host: &Host) -> Result<u64, GatherError> {
     let Some(v) = host.vars.get("freeswitch_max_file_bytes") else {
         return Ok(facts::DEFAULT_MAX_FILE_BYTES);
     };
@@ -160,9 +221,8 @@ fn max_file_bytes(host: &Host) -> Result<u64, String> {
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
-    n.filter(|n| *n > 0).ok_or_else(|| {
-        format!("freeswitch_max_file_bytes: `{v}` is not a positive number of bytes")
-    })
+    n.filter(|n| *n > 0)
+        .ok_or_else(|| GatherError::MaxFileBytes(v.clone()))
 }
 
 /// What the gather round trip(s) found on the host.
@@ -191,7 +251,7 @@ async fn pipeline(
         Ok(g) => {
             let desired = g.with_stale.as_ref().unwrap_or(desired);
             match plan::plan(desired, &g.facts, s.allow, g.prior.as_ref()) {
-                Err(e) => Err(fail(ErrorKind::Plan, e.to_string())),
+                Err(e) => Err(plan_failed(t, &desired.conf_root, e).await),
                 Ok(p) => {
                     let mut cx = Cx {
                         t,
@@ -215,6 +275,30 @@ async fn pipeline(
     }
 }
 
+/// The plan failed. A file to edit that does not exist may mean the whole conf root is
+/// not there (a wrong `freeswitch_conf_root`): then that is what is said. Checked with one
+/// command, on this error path only.
+async fn plan_failed(t: &mut Transport, conf_root: &str, e: plan::PlanError) -> End {
+    let plan::PlanError::File {
+        problem: plan::FileProblem::NothingToEdit { .. },
+        ..
+    } = &e
+    else {
+        return failed(e);
+    };
+    let missing = t
+        .exec(&format!("test -d {}", script::quote(conf_root)), b"")
+        .await
+        .is_ok_and(|out| out.exit == Some(1));
+    if !missing {
+        return failed(e);
+    }
+    let message = format!(
+        "the conf root {conf_root} does not exist on the host: is `freeswitch_conf_root` right? ({e})"
+    );
+    fail((&e).into(), message)
+}
+
 /// Gather every managed file, the state record and the write marker in one round trip
 /// (and the files of a pruned loop's gone items in a second one, only when there are).
 async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result<Gathered, End> {
@@ -223,10 +307,10 @@ async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result
     let mut paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
     paths.push(&record_path);
     paths.push(&marker_path);
-    let limit = max_file_bytes(host).map_err(|e| fail(ErrorKind::Gather, e))?;
+    let limit = max_file_bytes(host).map_err(failed)?;
     // A password fs_cli could not be handed is refused before anything is written.
-    script::FsCli::parse(&host.freeswitch.fs_cli).map_err(|e| fail(ErrorKind::Gather, e))?;
-    let gathered = |e: facts::FactsError| fail(ErrorKind::Gather, e.to_string());
+    script::FsCli::parse(&host.freeswitch.fs_cli).map_err(|e| failed(GatherError::FsCli(e)))?;
+    let gathered = |e: facts::FactsError| failed(GatherError::Facts(e));
     let mut facts = facts::gather(t, &desired.conf_root, &paths, limit)
         .await
         .map_err(gathered)?;
@@ -234,7 +318,10 @@ async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result
     let prior_bytes = match facts.pop() {
         Some(FileFact::Present { content, .. }) => Some(content),
         Some(FileFact::Unreadable(why)) => {
-            return Err(fail(ErrorKind::Gather, format!("{record_path} {why}")))
+            return Err(failed(GatherError::Record {
+                path: record_path,
+                why,
+            }))
         }
         _ => None,
     };
@@ -334,13 +421,7 @@ async fn after_plan(cx: &mut Cx<'_, '_>, r: &mut HostReport) -> Result<(), End> 
     }
     // The host lock covers write, steps, verification and rollback.
     let owner = crate::host::state::lock_owner("apply");
-    let mut lock = cx.t.lock(cx.conf_root, &owner).await.map_err(|e| {
-        let kind = match e {
-            LockError::Held(_) => ErrorKind::LockHeld,
-            LockError::Failed(_) => ErrorKind::Gather,
-        };
-        fail(kind, e.to_string())
-    })?;
+    let mut lock = cx.t.lock(cx.conf_root, &owner).await.map_err(failed)?;
     let end = apply_changes(cx, &mut lock, r).await;
     lock.release().await;
     end
@@ -415,9 +496,7 @@ async fn apply_changes(
     // 1. write (the state record goes in the same round trip)
     let record = record_after(cx, p.reload.owed());
     let op = write::record_op(&g.record_path, &record);
-    write_files(cx, p, Some(op))
-        .await
-        .map_err(|e| fail(ErrorKind::Write, e))?;
+    write_files(cx, p, Some(op)).await.map_err(failed)?;
     // 2. FreeSWITCH steps
     let (results, failure) = run_steps(cx.t, cx.host, p, cx.s.drain_timeout).await;
     r.steps = results;
@@ -435,7 +514,7 @@ async fn apply_changes(
         if let Err(e) = lock.write_record(&record).await {
             let message =
                 format!("the change is in effect, but the state record could not be updated: {e}");
-            return Err(fail(ErrorKind::StateRecord, message));
+            return Err(fail((&e).into(), message));
         }
         // Owed steps run with no file to write still changed the host (a profile
         // restart is never reported as plain `ok`).
@@ -560,7 +639,7 @@ async fn write_files(
     cx: &mut Cx<'_, '_>,
     p: &HostPlan,
     extra: Option<FileOp<'_>>,
-) -> Result<(), String> {
+) -> Result<(), WriteError> {
     let fs = &cx.host.freeswitch;
     let mut ops: Vec<FileOp> = p
         .changed()

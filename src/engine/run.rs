@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use crate::engine::desired::{self, HostDesired};
 use crate::engine::offline;
 use crate::engine::outcome::{ErrorKind, Event, HostReport, Mode, OnEvent, PlayReport};
-use crate::engine::pipeline::{process_host, HostSettings};
+use crate::engine::pipeline::{process_host, HostSettings, NoDesired};
 use crate::freeswitch::lint::Finding;
 use crate::host::transport::SshOptions;
 use crate::inputs::inventory::{Host, Inventory};
@@ -81,7 +81,7 @@ pub enum RunError {
 }
 
 /// The selected hosts, each with its desired state or why it has none.
-pub type Selected<'a> = Vec<(&'a Host, Result<HostDesired, String>)>;
+pub type Selected<'a> = Vec<(&'a Host, Result<HostDesired, NoDesired>)>;
 
 /// Build every selected host's desired state (no connection).
 pub fn desired_states<'a>(
@@ -94,10 +94,10 @@ pub fn desired_states<'a>(
     inv.select_limited(&play.hosts, limit)
         .into_iter()
         .map(|h| match Inventory::unmanaged(h) {
-            Some(why) => (h, Err(why)),
+            Some(why) => (h, Err(NoDesired::Unmanaged(why))),
             None => (
                 h,
-                desired::build(h, play, &mut templates).map_err(|e| e.to_string()),
+                desired::build(h, play, &mut templates).map_err(NoDesired::from),
             ),
         })
         .collect()
@@ -275,7 +275,7 @@ impl Rollout {
     async fn run_batch(
         &self,
         batch: usize,
-        hosts: Vec<(&Host, Result<HostDesired, String>)>,
+        hosts: Vec<(&Host, Result<HostDesired, NoDesired>)>,
     ) -> Vec<HostReport> {
         let mut set = tokio::task::JoinSet::new();
         for (i, (h, d)) in hosts.into_iter().enumerate() {
@@ -317,7 +317,7 @@ impl Rollout {
 /// findings, the same finding found again on the final files only once.
 async fn run_host(
     host: &Host,
-    d: Result<HostDesired, String>,
+    d: Result<HostDesired, NoDesired>,
     settings: &HostSettings,
     batch: usize,
     on_event: &OnEvent,

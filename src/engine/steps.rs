@@ -79,8 +79,8 @@ pub(crate) async fn run_steps(
         .any(|st| st.disruption > Disruption::None)
     {
         if let Err(e) = drain(t, host, drain_timeout).await {
-            let kind = ErrorKind::CallsActive;
-            return (Vec::new(), Some(StepFailure { message: e, kind }));
+            let (kind, message) = ((&e).into(), e.to_string());
+            return (Vec::new(), Some(StepFailure { message, kind }));
         }
     }
     let deadline = Instant::now() + drain_timeout;
@@ -184,31 +184,52 @@ fn read_answers(
     Answers::Done(failure)
 }
 
+/// Why a disruptive step was not run: calls stayed up, or they could not be counted.
+#[derive(Debug, thiserror::Error)]
+enum DrainError {
+    /// The host's `fs_cli` line cannot be run as given (its own sentence).
+    #[error("{0}")]
+    FsCli(String),
+    #[error("cannot count active calls: {0}")]
+    Transport(#[from] crate::host::transport::TransportError),
+    #[error("{calls} call(s) still active after waiting {secs:.0} s; disruptive step not run")]
+    Active { calls: u64, secs: f64 },
+    /// FreeSWITCH's answer (the host's text, masked with the rest of the report).
+    #[error("cannot read `show calls count`: {0}")]
+    Unreadable(String),
+}
+
+/// Whatever kept the calls from being counted, the step is not run for fear of cutting
+/// them: every drain failure is [`ErrorKind::CallsActive`].
+impl From<&DrainError> for ErrorKind {
+    fn from(_: &DrainError) -> ErrorKind {
+        ErrorKind::CallsActive
+    }
+}
+
 /// Before a disruptive step: wait (up to `timeout`) for active calls to end.
-async fn drain(t: &mut Transport, host: &Host, timeout: Duration) -> Result<(), String> {
+async fn drain(t: &mut Transport, host: &Host, timeout: Duration) -> Result<(), DrainError> {
     let (cmd, stdin) = script::steps(
         &host.freeswitch.fs_cli,
         "true",
         &[Action::Api("show calls count".into())],
-    )?;
+    )
+    .map_err(DrainError::FsCli)?;
     let deadline = Instant::now() + timeout;
     loop {
-        let out = t
-            .exec(&cmd, &stdin)
-            .await
-            .map_err(|e| format!("cannot count active calls: {e}"))?;
+        let out = t.exec(&cmd, &stdin).await?;
         let parts = script::split_steps(&out.stdout_text());
         let body = parts.first().map(|p| p.1.clone()).unwrap_or_default();
         match status::parse_calls_count(&body) {
             Some(0) => return Ok(()),
             Some(n) if Instant::now() >= deadline => {
-                return Err(format!(
-                    "{n} call(s) still active after waiting {:.0} s; disruptive step not run",
-                    timeout.as_secs_f64()
-                ))
+                return Err(DrainError::Active {
+                    calls: n,
+                    secs: timeout.as_secs_f64(),
+                })
             }
             Some(_) => tokio::time::sleep(Duration::from_secs(2).min(timeout)).await,
-            None => return Err(format!("cannot read `show calls count`: {}", body.trim())),
+            None => return Err(DrainError::Unreadable(body.trim().to_string())),
         }
     }
 }

@@ -271,63 +271,38 @@ const FS_CLI_ARG_LONG: [&str; 10] = [
     "set-log-uuid",
 ];
 
-/// The words of a shell command line: (raw text as written, value after quote removal).
+/// The words of a shell command line: (raw text as written, value after quote removal),
+/// split by the shlex crate as sh splits them. A word ends at the first blank after which
+/// the text so far splits cleanly (no open quote, no dangling backslash): a blank inside
+/// quotes or after a backslash does not end it. A `#` that starts a word starts a comment,
+/// which sh skips: so are its words. A line sh could not read (an unclosed quote) ends in
+/// one last word, its value the text without quotes and backslashes.
 fn shell_words(line: &str) -> Vec<(String, String)> {
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\n');
     let mut words = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            return words;
-        }
-        let (mut raw, mut value) = (String::new(), String::new());
-        while let Some(&c) = chars.peek() {
-            if c.is_whitespace() {
-                break;
-            }
-            chars.next();
-            raw.push(c);
-            match c {
-                '\'' => {
-                    for c in chars.by_ref() {
-                        raw.push(c);
-                        if c == '\'' {
-                            break;
-                        }
-                        value.push(c);
-                    }
+    let mut start: Option<usize> = None;
+    let ends = line
+        .char_indices()
+        .chain(std::iter::once((line.len(), ' ')));
+    for (i, c) in ends {
+        match start {
+            None if !blank(c) => start = Some(i),
+            Some(s) if blank(c) => match shlex::split(&line[s..i]) {
+                Some(mut value) if value.len() == 1 => {
+                    words.push((line[s..i].to_string(), value.remove(0)));
+                    start = None;
                 }
-                '"' => {
-                    while let Some(c) = chars.next() {
-                        raw.push(c);
-                        match c {
-                            '"' => break,
-                            '\\' => {
-                                if let Some(n) = chars.next() {
-                                    raw.push(n);
-                                    if !matches!(n, '"' | '\\' | '$' | '`') {
-                                        value.push('\\');
-                                    }
-                                    value.push(n);
-                                }
-                            }
-                            c => value.push(c),
-                        }
-                    }
-                }
-                '\\' => {
-                    if let Some(n) = chars.next() {
-                        raw.push(n);
-                        value.push(n);
-                    }
-                }
-                c => value.push(c),
-            }
+                Some(value) if value.is_empty() => return words,
+                _ => {}
+            },
+            _ => {}
         }
-        words.push((raw, value));
     }
+    if let Some(s) = start {
+        let raw = &line[s..];
+        words.push((raw.to_string(), raw.replace(['\'', '"', '\\'], "")));
+    }
+    words
 }
 
 impl FsCli {
@@ -933,5 +908,44 @@ mod tests {
             assert_eq!(code, Some(6), "{err}");
             assert!(err.contains("belongs to nobody"), "{err}");
         }
+    }
+
+    /// Backslashes in the `fs_cli` line: every expected value is what Python's
+    /// `shlex.split` returns, and what sh itself passes to a command (checked here with
+    /// `printf`), since sh runs the line on the PBX.
+    #[test]
+    fn fs_cli_words_keep_backslashes_as_sh_does() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "fs_cli -p a\\ b -x status",
+                &["fs_cli", "-p", "a b", "-x", "status"],
+            ),
+            ("fs_cli -p \"a\\\\b\"", &["fs_cli", "-p", "a\\b"]),
+            ("fs_cli -p \"a\\qb\"", &["fs_cli", "-p", "a\\qb"]),
+            ("fs_cli -p 'a\\b'", &["fs_cli", "-p", "a\\b"]),
+            ("fs_cli -p a\\\\b", &["fs_cli", "-p", "a\\b"]),
+            ("fs_cli -p a\\qb", &["fs_cli", "-p", "aqb"]),
+            ("fs_cli -p \"a\\\"b c\"", &["fs_cli", "-p", "a\"b c"]),
+            (
+                "fs_cli --password=\"x\\ y\" -H h",
+                &["fs_cli", "--password=x\\ y", "-H", "h"],
+            ),
+        ];
+        for (line, want) in cases {
+            let words = shell_words(line);
+            let values: Vec<&str> = words.iter().map(|w| w.1.as_str()).collect();
+            assert_eq!(values, *want, "{line}");
+            let raw: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
+            assert_eq!(raw.join(" "), *line, "the words as written");
+            let (_, out, _) = sh(&format!("printf '%s\\n' {}", &line[7..]), b"");
+            assert_eq!(out.lines().collect::<Vec<_>>(), want[1..], "sh: {line}");
+            let c = FsCli::parse(line).unwrap();
+            let pw = want[1].strip_prefix("--password=").unwrap_or(want[2]);
+            assert_eq!(c.password.as_deref(), Some(pw), "{line}");
+            assert!(!c.masked.contains(pw) && !c.line.contains(pw), "{line}");
+        }
+        // A comment is skipped, as sh skips it; an unclosed quote ends the line.
+        assert_eq!(shell_words("fs_cli -x a #-p pw").len(), 3);
+        assert_eq!(shell_words("fs_cli -p 'a b")[2].1, "a b");
     }
 }

@@ -10,7 +10,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::freeswitch::reload::Step;
 use crate::host::script::{self, FileOp};
 use crate::host::state::HostState;
-use crate::host::transport::Transport;
+use crate::host::transport::{Transport, TransportError};
+
+/// Why a write round trip changed nothing (each file is renamed into place, so a failed
+/// write leaves every file as it was or as it should be, never half-written).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The operations themselves were refused before anything was sent (a path outside
+    /// the conf root).
+    #[error("{0}")]
+    Refused(String),
+    /// The write program failed on the host: its exit status and what it said.
+    #[error("writing files failed (exit {}): {stderr}", exit.map(|c| c.to_string()).unwrap_or_else(|| "none".into()))]
+    Failed { exit: Option<u32>, stderr: String },
+    #[error("writing files failed: {0}")]
+    Transport(#[from] TransportError),
+}
 
 /// One write round trip (src/host/remote/write.sh), its outcome read from its answer.
 /// `expect` lists, for files about to change, the sha256 they had when gathered: if any
@@ -20,19 +35,16 @@ pub async fn send(
     conf_root: &str,
     ops: &[FileOp<'_>],
     expect: &[(&str, Option<&str>)],
-) -> Result<(), String> {
-    let (cmd, stdin) = script::write(conf_root, ops, expect)?;
-    match t.exec(&cmd, &stdin).await {
-        Ok(out) if out.ok() && out.stdout_text().contains("switchyard-write-ok") => Ok(()),
-        Ok(out) => Err(format!(
-            "writing files failed (exit {}): {}",
-            out.exit
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "none".into()),
-            out.stderr_text()
-        )),
-        Err(e) => Err(format!("writing files failed: {e}")),
+) -> Result<(), WriteError> {
+    let (cmd, stdin) = script::write(conf_root, ops, expect).map_err(WriteError::Refused)?;
+    let out = t.exec(&cmd, &stdin).await?;
+    if out.ok() && out.stdout_text().contains("switchyard-write-ok") {
+        return Ok(());
     }
+    Err(WriteError::Failed {
+        exit: out.exit,
+        stderr: out.stderr_text(),
+    })
 }
 
 /// Writing the state record: in switchyard's private folder, owned by the login, 0600.

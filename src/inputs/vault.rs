@@ -24,8 +24,9 @@ use age::secrecy::SecretString;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("this inventory holds vault-encrypted values, but no vault key was given: set SWITCHYARD_VAULT_PASSWORD, or pass --vault-password-file or --vault-identity")]
-    NoKey,
+    /// `what`: the file (or value) that needed the key.
+    #[error("{}no vault key was given to decrypt it: set SWITCHYARD_VAULT_IDENTITY (an age identity file) or SWITCHYARD_VAULT_PASSWORD, or pass --vault-identity or --vault-password-file", what.as_deref().map(|w| format!("{w}: ")).unwrap_or_default())]
+    NoKey { what: Option<String> },
     #[error("cannot read vault key {}: {message}", path.display())]
     Key { path: PathBuf, message: String },
     #[error("cannot decrypt{}: {message} (wrong vault key?)", what.as_deref().map(|w| format!(" {w}")).unwrap_or_default())]
@@ -81,7 +82,12 @@ impl Vault {
         password_file: Option<&Path>,
         identity: Option<&Path>,
     ) -> Result<Vault, VaultError> {
-        let env_path = |n: &str| std::env::var_os(n).map(PathBuf::from);
+        // Set but empty (`SWITCHYARD_VAULT_IDENTITY=`) is unset, not a file named "".
+        let env_path = |n: &str| {
+            std::env::var_os(n)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let key = if let Some(id) = identity
             .map(Path::to_path_buf)
             .or_else(|| env_path("SWITCHYARD_VAULT_IDENTITY"))
@@ -131,7 +137,7 @@ impl Vault {
     /// Encrypt to armored text (for files and `encrypt-string`).
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<String, VaultError> {
         let err = |e: age::EncryptError| VaultError::Encrypt(e.to_string());
-        match self.key.as_ref().ok_or(VaultError::NoKey)? {
+        match self.key.as_ref().ok_or(VaultError::NoKey { what: None })? {
             Key::Passphrase(p) => {
                 age::encrypt_and_armor(&age::scrypt::Recipient::new(p.clone()), plaintext)
                     .map_err(err)
@@ -148,7 +154,10 @@ impl Vault {
             what: what.map(str::to_string),
             message: e.to_string(),
         };
-        match self.key.as_ref().ok_or(VaultError::NoKey)? {
+        let no_key = || VaultError::NoKey {
+            what: what.map(str::to_string),
+        };
+        match self.key.as_ref().ok_or_else(no_key)? {
             Key::Passphrase(p) => {
                 age::decrypt(&age::scrypt::Identity::new(p.clone()), ciphertext).map_err(err)
             }
@@ -216,7 +225,7 @@ mod tests {
         );
         assert!(matches!(
             Vault::none().decrypt_str(&armored, "x"),
-            Err(VaultError::NoKey)
+            Err(VaultError::NoKey { .. })
         ));
     }
 }

@@ -747,3 +747,35 @@ fn a_rollout_with_a_winrm_host_configures_the_pbxes_and_fails_that_host_alone() 
         .unwrap_or("");
     assert!(recap.contains("changed"), "{}", out.all());
 }
+
+/// `ansible_ssh_common_args` is split as ansible-core splits it (Python's `shlex.split`): a
+/// backslash inside double quotes stays, one outside quotes escapes the next character.
+/// The jump hosts `inventory` shows are the ones Ansible's ssh would be given.
+#[test]
+fn ssh_common_args_keep_backslashes_as_ansible_does() {
+    let d = tmp("ansible-ssh-args");
+    std::fs::write(
+        d.join("hosts.yml"),
+        "all:\n  hosts:\n    pbx-quoted:\n      ansible_ssh_common_args: '-J \"ops@jump\\host\"'\n    pbx-bare:\n      ansible_ssh_common_args: '-o \"ProxyJump=a\\$b\" -J ops@jump\\host'\n",
+    )
+    .unwrap();
+    let v = inventory_json(&d, &[]);
+    let jump = |i: usize| v["hosts"][i]["connection"]["jump"].clone();
+    // Python: ['-J', 'ops@jump\\host'] and ['-o', 'ProxyJump=a\\$b', '-J', 'ops@jumphost'].
+    assert_eq!(jump(0), serde_json::json!(["ops@jump\\host"]));
+    assert_eq!(jump(1), serde_json::json!(["a\\$b", "ops@jumphost"]));
+    // An unclosed quote (Python: "No closing quotation") is refused, naming the variable.
+    std::fs::write(
+        d.join("open.yml"),
+        "all:\n  hosts:\n    pbx-open:\n      ansible_ssh_common_args: '-J \"ops@jump'\n",
+    )
+    .unwrap();
+    let open = d.join("open.yml");
+    let out = switchyard_env(&["inventory", "-i", open.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("ansible_ssh_common_args") && out.stderr.contains("unclosed quote"),
+        "{}",
+        out.stderr
+    );
+}

@@ -103,3 +103,48 @@ fn a_login_that_cannot_run_commands_is_told_so() {
     );
     assert!(!out.stderr.contains("Some(1)"), "{}", out.stderr);
 }
+
+/// `--accept-new-host-keys` with no known_hosts yet: the file starts with the host's entry
+/// (no empty first line), and the run says which key it recorded, where.
+#[test]
+fn accepting_a_new_host_key_says_which_and_starts_no_empty_line() {
+    let mut fleet = Fleet::new("hostkeys-new", 0);
+    fleet.add_host("pbx1", false);
+    fleet.wait_ready();
+    let h = &fleet.hosts[0];
+    let name = format!("[{}]:{}", h.addr, h.port);
+    let kh = fleet.dir.join("fresh/known_hosts");
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let pb = repo("playbooks/wavix.yml");
+    let args = [
+        "apply",
+        "--check",
+        "-i",
+        inv.to_str().unwrap(),
+        &pb,
+        "--known-hosts",
+        kh.to_str().unwrap(),
+        "--accept-new-host-keys",
+    ];
+    let out = switchyard(&args);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let text = std::fs::read_to_string(&kh).unwrap();
+    let mut key = h.host_pub.split_whitespace();
+    let entry = format!("{name} {} {}\n", key.next().unwrap(), key.next().unwrap());
+    assert_eq!(text, entry, "one line, the host's");
+    let said = format!(
+        "added the host key of {name} to {} (--accept-new-host-keys): ",
+        kh.display()
+    );
+    assert!(out.stderr.contains(&said), "{}", out.stderr);
+    assert!(out.stderr.contains("SHA256:"), "{}", out.stderr);
+    // Known now: nothing more is added, nothing said.
+    let again = switchyard(&args);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(std::fs::read_to_string(&kh).unwrap(), entry);
+    assert!(
+        !again.stderr.contains("added the host key"),
+        "{}",
+        again.stderr
+    );
+}

@@ -316,7 +316,7 @@ fn file_secrets_are_regular_files_of_bounded_size() {
         assert_eq!(
             out.stderr.trim(),
             format!(
-                "error: {}: variable `trunk_password`: secret file {file}: {why}",
+                "error: {}:5: host `pbx1`: variable `trunk_password`: secret file {file}: {why}",
                 inv.display()
             ),
         );

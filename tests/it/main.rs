@@ -19,6 +19,7 @@ mod lint;
 mod live_hostile;
 mod local_trust;
 mod measure;
+mod messages;
 mod real;
 mod reload;
 mod review;

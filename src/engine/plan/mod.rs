@@ -14,8 +14,31 @@ use crate::inputs::playbook::Disruption;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("{path}: {message}")]
-    File { path: String, message: String },
+    #[error("{path}: {problem}")]
+    File {
+        path: String,
+        #[source]
+        problem: FileProblem,
+    },
+}
+
+/// Why one managed file cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum FileProblem {
+    /// The gather's sentence on why the file is not switchyard's to read or replace.
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("not UTF-8 text: cannot edit it in place")]
+    NotUtf8,
+    #[error("does not exist, and task{} `{}` only edit{} an existing file", if tasks.len() > 1 { "s" } else { "" }, tasks.join("`, `"), if tasks.len() > 1 { "" } else { "s" })]
+    NothingToEdit { tasks: Vec<String> },
+    /// An edit that cannot be applied (its own sentence).
+    #[error(transparent)]
+    Edit(#[from] crate::engine::desired::EditError),
+    #[error(transparent)]
+    NotWellFormed(#[from] Box<crate::inputs::template::TemplateError>),
+    #[error("holds a secret, and mode {mode:04o} would let every user on the host read it: set `mode: \"0640\"` or tighter")]
+    WorldReadableSecret { mode: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -162,9 +185,9 @@ pub fn plan(
     let mut vars_set = prior.map(|p| p.vars.clone()).unwrap_or_default();
     for (d, fact) in desired.files.iter().zip(facts) {
         let edits = own_edits(d, vars_set.entry(d.path.clone()).or_default());
-        let err = |message: String| PlanError::File {
+        let err = |problem: FileProblem| PlanError::File {
             path: d.path.clone(),
-            message,
+            problem,
         };
         let (old, old_meta) = match fact {
             FileFact::Missing => (None, None),
@@ -177,7 +200,7 @@ pub fn plan(
                 Some(content.clone()),
                 Some((owner.clone(), group.clone(), *mode)),
             ),
-            FileFact::Unreadable(m) => return Err(err(m.clone())),
+            FileFact::Unreadable(m) => return Err(err(FileProblem::Unreadable(m.clone()))),
         };
         let before = Before {
             old,
@@ -299,7 +322,7 @@ fn plan_file(
     d: &DesiredFile,
     edits: &[Edit],
     before: Before<'_>,
-) -> Result<FilePlan, String> {
+) -> Result<FilePlan, FileProblem> {
     let Before {
         old,
         old_meta,
@@ -309,9 +332,7 @@ fn plan_file(
     // A file that holds a secret is never made readable by every user.
     let mode_after = d.mode.or(old_meta.as_ref().map(|m| m.2)).unwrap_or(0o640);
     if mode_after & 0o007 != 0 && desired.redactor.contains_known(&new_text) {
-        return Err(format!(
-            "holds a secret, and mode {mode_after:04o} would let every user on the host read it: set `mode: \"0640\"` or tighter"
-        ));
+        return Err(FileProblem::WorldReadableSecret { mode: mode_after });
     }
     let new = new_text.into_bytes();
     let content_changed = old.as_deref() != Some(new.as_slice());
@@ -386,25 +407,22 @@ fn new_content(
     d: &DesiredFile,
     edits: &[Edit],
     old: Option<&[u8]>,
-) -> Result<(Option<String>, String), String> {
+) -> Result<(Option<String>, String), FileProblem> {
     let old_text = match old {
         Some(b) => match std::str::from_utf8(b) {
             Ok(t) => Some(t.to_string()),
             Err(_) if d.base.is_some() && d.edits.is_empty() => None,
-            Err(_) => return Err("not UTF-8 text: cannot edit it in place".into()),
+            Err(_) => return Err(FileProblem::NotUtf8),
         },
         None => None,
     };
     let new_text = match (&d.base, &old_text) {
-        (Some(b), _) => apply_edits(b, edits).map_err(|e| e.to_string())?,
-        (None, Some(cur)) => apply_edits(cur, edits).map_err(|e| e.to_string())?,
+        (Some(b), _) => apply_edits(b, edits).map_err(FileProblem::Edit)?,
+        (None, Some(cur)) => apply_edits(cur, edits).map_err(FileProblem::Edit)?,
         (None, None) if old.is_none() => {
-            return Err(format!(
-                "does not exist, and task{} `{}` only edit{} an existing file",
-                if d.tasks.len() > 1 { "s" } else { "" },
-                d.tasks.join("`, `"),
-                if d.tasks.len() > 1 { "" } else { "s" }
-            ))
+            return Err(FileProblem::NothingToEdit {
+                tasks: d.tasks.clone(),
+            })
         }
         (None, None) => unreachable!("non-UTF-8 edits are refused above"),
     };
@@ -412,7 +430,7 @@ fn new_content(
         && (!d.edits.is_empty() || d.base.is_some())
         && Some(&new_text) != old_text.as_ref()
     {
-        crate::inputs::template::check_well_formed(&d.rel, &new_text).map_err(|e| e.to_string())?;
+        crate::inputs::template::check_well_formed(&d.rel, &new_text).map_err(Box::new)?;
     }
     Ok((old_text, new_text))
 }

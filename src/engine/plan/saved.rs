@@ -37,6 +37,19 @@ struct RawFile {
     new_sha256: String,
 }
 
+/// Why `apply --plan FILE` cannot use the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error(transparent)]
+    Read(#[from] crate::inputs::source::SourceError),
+    #[error("{}: not a switchyard plan: {source}", path.display())]
+    NotAPlan {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// What was reviewed: host → path → (hash before, hash after) for every file that differed.
 #[derive(Debug, Clone, Default)]
 pub struct SavedPlan {
@@ -44,10 +57,13 @@ pub struct SavedPlan {
 }
 
 impl SavedPlan {
-    pub fn load(path: &Path) -> Result<SavedPlan, String> {
-        let text = crate::inputs::source::read_text(path).map_err(|e| e.to_string())?;
-        let raw: RawPlan = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a switchyard plan: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<SavedPlan, SavedPlanError> {
+        let text = crate::inputs::source::read_text(path)?;
+        let raw: RawPlan =
+            serde_json::from_str(&text).map_err(|source| SavedPlanError::NotAPlan {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let mut hosts: BTreeMap<String, BTreeMap<String, (Option<String>, String)>> =
             BTreeMap::new();
         for p in raw.plays {

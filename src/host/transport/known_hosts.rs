@@ -5,12 +5,35 @@
 //! presents an ed25519 key where known_hosts holds its RSA key is a host whose key changed
 //! (OpenSSH: `REMOTE HOST IDENTIFICATION HAS CHANGED`), whatever the type.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use data_encoding::BASE64;
 use hmac::{Hmac, KeyInit, Mac};
 use russh::keys::PublicKey;
 use sha1::Sha1;
+
+/// Why known_hosts could not vouch for a host's key (other than the key being unknown,
+/// changed or revoked, which are [`TransportError`](super::TransportError)s of their own).
+#[derive(Debug, thiserror::Error)]
+pub enum KnownHostsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--accept-new-host-keys` could not append the key.
+    #[error("cannot record host key in {}: {source}", path.display())]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} names this host only in @cert-authority line(s) {lines:?}: host certificates are not supported; list the host's own key", path.display())]
+    CertificateOnly { path: PathBuf, lines: Vec<usize> },
+    #[error("the host presented a certificate: host certificates (@cert-authority) are not supported; list the host's own key in known_hosts")]
+    Certificate,
+}
 
 /// What known_hosts says about a host's presented key.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,11 +166,21 @@ pub fn host_name(host: &str, port: u16) -> String {
 
 /// Judge `key` presented by `host:port` against the known_hosts file at `path` (a missing
 /// file knows nothing).
-pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<Verdict, String> {
+pub fn check(
+    path: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<Verdict, KnownHostsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => {
+            return Err(KnownHostsError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
     Ok(judge(&parse(&text), &host_name(host, port), key))
 }
@@ -183,6 +216,51 @@ fn judge(entries: &[Entry], name: &str, key: &PublicKey) -> Verdict {
         return Verdict::CertificateOnly(ca);
     }
     Verdict::Unknown
+}
+
+/// Append `key` for `host:port` to the known_hosts file at `path` (created, with its
+/// folder, when missing), as OpenSSH's `StrictHostKeyChecking=accept-new` does, and say so
+/// on stderr (host, key type, fingerprint, file), as OpenSSH's "Permanently added" does.
+/// A line break is written first only when the file does not already end with one: a new
+/// file starts with the entry (russh's own helper started it with an empty line).
+pub fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(), KnownHostsError> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let record = |source: std::io::Error| KnownHostsError::Record {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(record)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(record)?;
+    let len = file.metadata().map_err(record)?.len();
+    let mut last = [b'\n'];
+    if len > 0 {
+        file.seek(SeekFrom::End(-1)).map_err(record)?;
+        file.read_exact(&mut last).map_err(record)?;
+    }
+    let openssh = key
+        .to_openssh()
+        .map_err(|e| record(std::io::Error::other(e.to_string())))?;
+    let mut line = String::new();
+    if last[0] != b'\n' {
+        line.push('\n');
+    }
+    line.push_str(&format!("{} {openssh}\n", host_name(host, port)));
+    file.write_all(line.as_bytes()).map_err(record)?;
+    eprintln!(
+        "added the host key of {} to {} (--accept-new-host-keys): {} {}",
+        host_name(host, port),
+        path.display(),
+        key.algorithm(),
+        key.fingerprint(russh::keys::HashAlg::Sha256)
+    );
+    Ok(())
 }
 
 /// The key algorithms known_hosts lists for the host, to offer the server first (so a host

@@ -19,19 +19,78 @@ use crate::inputs::inventory::{Connection, ConnectionKind};
 /// Why the host lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    /// Another run holds it (its owner named in the message).
-    #[error("{0}")]
-    Held(String),
-    #[error("{0}")]
-    Failed(String),
+    /// Another run holds it (its owner as the lock program reported it).
+    #[error("another switchyard run is changing this host (lock {path} held by {owner})")]
+    Held { path: String, owner: String },
+    /// The lock command gave no answer within the command timeout.
+    #[error("cannot take the host lock {path}: no answer within {secs} s")]
+    NoAnswer { path: String, secs: u64 },
+    /// The lock program answered something else (no permission, no flock, a planted link).
+    #[error("cannot take the host lock {path}: {answer}")]
+    Refused { path: String, answer: String },
+    /// The lock command could not be started.
+    #[error("cannot take the host lock {path}: {source}")]
+    Transport {
+        path: String,
+        #[source]
+        source: TransportError,
+    },
 }
 
+/// Why the state record could not be replaced through the lock's command.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// A bug: the record would end the lock program's input early.
+    #[error("a state record must end with a line break and hold no 0x1f")]
+    Malformed,
+    #[error("no answer within {secs:.0} s while writing the state record")]
+    NoAnswer { secs: f64 },
+    #[error("the lock's stdin is closed")]
+    StdinClosed,
+    #[error("{0}")]
+    Ssh(#[from] russh::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The lock program's answer (escaped: it is the host's text).
+    #[error("the state record could not be written: {}", crate::printable::printable(.answer))]
+    Refused { answer: String },
+}
+
+/// Why a host could not be reached, or a command on it did not run to its end.
+///
+/// Sources are kept (russh's, the I/O error's) so that what went wrong is a type, not a
+/// sentence: [`TransportError::is_transient`] and the host's
+/// [`ErrorKind`](crate::engine::outcome::ErrorKind) are read from it.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("cannot connect to {addr}: {message}")]
-    Connect { addr: String, message: String },
-    #[error("{what} timed out after {secs:.0} s")]
-    Timeout { what: String, secs: f64 },
+    /// The TCP connection or the SSH handshake failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: Box<russh::Error>,
+    },
+    /// The jump host would not open a channel to the next hop.
+    #[error("cannot connect to {addr}: through jump host {jump}: {source}")]
+    Jump {
+        addr: String,
+        jump: String,
+        #[source]
+        source: Box<russh::Error>,
+    },
+    /// A plain TCP connection (the local transport's tunnel) failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Tcp {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {addr}: `ansible_connection: {kind}` is not one switchyard speaks")]
+    Unsupported { addr: String, kind: String },
+    #[error("connecting to {addr} timed out after {secs:.0} s")]
+    ConnectTimeout { addr: String, secs: f64 },
+    #[error("remote command timed out after {secs:.0} s")]
+    CommandTimeout { secs: f64 },
     #[error("host key of {host} is not in {} (fingerprint {fingerprint}); check it and add it, or pass `--accept-new-host-keys`", known_hosts.display())]
     UnknownHostKey {
         host: String,
@@ -50,18 +109,40 @@ pub enum TransportError {
         line: usize,
         known_hosts: PathBuf,
     },
+    /// known_hosts could not be read or written, or speaks of certificates only.
+    #[error("ssh: {0}")]
+    KnownHosts(#[from] Box<known_hosts::KnownHostsError>),
     #[error("authentication as `{user}` failed (tried: {tried})")]
     Auth { user: String, tried: String },
-    #[error("cannot load key {}: {message}", path.display())]
-    Key { path: PathBuf, message: String },
+    #[error("cannot load key {}: {source}", path.display())]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: Box<russh::keys::Error>,
+    },
+    /// The SSH session failed on an open connection (a channel refused, the peer gone).
     #[error("ssh: {0}")]
-    Ssh(String),
+    Ssh(#[source] Box<russh::Error>),
+    /// The host refused a `direct-tcpip` channel.
+    #[error("ssh: tunnel to {target}: {source}")]
+    Tunnel {
+        target: String,
+        #[source]
+        source: Box<russh::Error>,
+    },
     #[error("cannot run local command: {0}")]
-    Spawn(std::io::Error),
+    Spawn(#[source] std::io::Error),
     /// The host answered more than the command can legitimately produce: reading stopped
     /// there and the command was ended.
     #[error("the host's answer exceeded {max} bytes; stopped reading it")]
     TooLarge { max: usize },
+    /// The last of several connection attempts failed with this.
+    #[error("{source} ({attempts} attempts)")]
+    Retried {
+        attempts: u32,
+        #[source]
+        source: Box<TransportError>,
+    },
 }
 
 /// The most one remote command may answer (stdout and stderr together) unless its caller
@@ -144,11 +225,11 @@ impl Held {
 
     /// Send `data` to the held command and read its answer: one line, bounded in bytes
     /// ([`HELD_ANSWER_BYTES`]) while reading; the caller bounds the time.
-    async fn ask(&mut self, data: &[u8]) -> Result<String, String> {
+    async fn ask(&mut self, data: &[u8]) -> Result<String, RecordError> {
         let mut line = Vec::new();
         match self {
             Held::Ssh(ch) => {
-                ch.data(data).await.map_err(|e| e.to_string())?;
+                ch.data(data).await?;
                 while let Some(msg) = ch.wait().await {
                     match msg {
                         russh::ChannelMsg::Data { data } => line.extend_from_slice(&data),
@@ -163,14 +244,11 @@ impl Held {
             Held::Local(local) => {
                 let (child, out) = &mut **local;
                 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-                let input = child.stdin.as_mut().ok_or("the lock's stdin is closed")?;
-                input.write_all(data).await.map_err(|e| e.to_string())?;
-                input.flush().await.map_err(|e| e.to_string())?;
+                let input = child.stdin.as_mut().ok_or(RecordError::StdinClosed)?;
+                input.write_all(data).await?;
+                input.flush().await?;
                 let mut bounded = out.take(HELD_ANSWER_BYTES as u64 + 1);
-                bounded
-                    .read_until(b'\n', &mut line)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                bounded.read_until(b'\n', &mut line).await?;
             }
         }
         line.truncate(HELD_ANSWER_BYTES);
@@ -199,27 +277,23 @@ impl HostLock {
     /// flushed and renamed over the old one, so a cut leaves the old record whole.
     /// `record` is serde_json's output: a raw control character never occurs in it, so
     /// the line holding only ASCII US (0x1f) ends it.
-    pub async fn write_record(&mut self, record: &[u8]) -> Result<(), String> {
+    pub async fn write_record(&mut self, record: &[u8]) -> Result<(), RecordError> {
         if record.contains(&0x1f) || !record.ends_with(b"\n") {
-            return Err("a state record must end with a line break and hold no 0x1f".into());
+            return Err(RecordError::Malformed);
         }
         let mut data = record.to_vec();
         data.extend_from_slice(b"\x1f\n");
         let answer = tokio::time::timeout(self.timeout, self.held.ask(&data))
             .await
-            .map_err(|_| {
-                format!(
-                    "no answer within {:.0} s while writing the state record",
-                    self.timeout.as_secs_f64()
-                )
+            .map_err(|_| RecordError::NoAnswer {
+                secs: self.timeout.as_secs_f64(),
             })??;
         if answer.trim_end() == "switchyard-record-ok" {
             Ok(())
         } else {
-            Err(format!(
-                "the state record could not be written: {}",
-                crate::printable::printable(answer.trim())
-            ))
+            Err(RecordError::Refused {
+                answer: answer.trim().to_string(),
+            })
         }
     }
 }
@@ -249,14 +323,49 @@ pub type Tunnel = Box<dyn Stream>;
 /// See [`Transport::trace`].
 pub type Trace = Arc<dyn Fn(&str, usize, Duration, &str) + Send + Sync>;
 
+/// russh's errors are boxed (one of them holds three lists): a `Result` carrying a
+/// `TransportError` stays small on the happy path.
+impl From<russh::Error> for TransportError {
+    fn from(e: russh::Error) -> TransportError {
+        TransportError::Ssh(Box::new(e))
+    }
+}
+
 impl TransportError {
     /// Worth another try: the network or the host may be back in a moment. Host-key,
     /// authentication and key-file problems will not fix themselves.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            TransportError::Connect { .. } | TransportError::Timeout { .. }
-        )
+        match self {
+            TransportError::Connect { .. }
+            | TransportError::Jump { .. }
+            | TransportError::Tcp { .. }
+            | TransportError::ConnectTimeout { .. } => true,
+            TransportError::Retried { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// The connection was never made (as opposed to a command failing on an open one).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            TransportError::Connect { .. }
+            | TransportError::Jump { .. }
+            | TransportError::Tcp { .. }
+            | TransportError::Unsupported { .. }
+            | TransportError::ConnectTimeout { .. }
+            | TransportError::UnknownHostKey { .. }
+            | TransportError::ChangedHostKey { .. }
+            | TransportError::RevokedHostKey { .. }
+            | TransportError::KnownHosts(_)
+            | TransportError::Auth { .. }
+            | TransportError::Key { .. } => true,
+            TransportError::Retried { source, .. } => source.is_unreachable(),
+            TransportError::Ssh(_)
+            | TransportError::Tunnel { .. }
+            | TransportError::CommandTimeout { .. }
+            | TransportError::Spawn(_)
+            | TransportError::TooLarge { .. } => false,
+        }
     }
 }
 
@@ -269,7 +378,7 @@ impl Transport {
         opts: &SshOptions,
         retries: u32,
         on_retry: impl Fn(u32, u32),
-    ) -> Result<Transport, String> {
+    ) -> Result<Transport, TransportError> {
         let mut delay = std::time::Duration::from_millis(250);
         let mut attempt = 1;
         loop {
@@ -280,8 +389,13 @@ impl Transport {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(e) if attempt > 1 => return Err(format!("{e} ({attempt} attempts)")),
-                Err(e) => return Err(e.to_string()),
+                Err(e) if attempt > 1 => {
+                    return Err(TransportError::Retried {
+                        attempts: attempt,
+                        source: Box::new(e),
+                    })
+                }
+                Err(e) => return Err(e),
                 Ok(t) => return Ok(t),
             }
         }
@@ -294,9 +408,9 @@ impl Transport {
         let backend = match conn.kind {
             ConnectionKind::Local => Backend::Local(local::Local),
             ConnectionKind::Other(ref c) => {
-                return Err(TransportError::Connect {
+                return Err(TransportError::Unsupported {
                     addr: conn.address.clone(),
-                    message: format!("`ansible_connection: {c}` is not one switchyard speaks"),
+                    kind: c.clone(),
                 })
             }
             ConnectionKind::Ssh => {
@@ -304,8 +418,8 @@ impl Transport {
                 match tokio::time::timeout(conn.connect_timeout, fut).await {
                     Ok(r) => Backend::Ssh(r?),
                     Err(_) => {
-                        return Err(TransportError::Timeout {
-                            what: format!("connecting to {}:{}", conn.address, conn.port),
+                        return Err(TransportError::ConnectTimeout {
+                            addr: format!("{}:{}", conn.address, conn.port),
                             secs: conn.connect_timeout.as_secs_f64(),
                         })
                     }
@@ -383,8 +497,7 @@ impl Transport {
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(TransportError::Timeout {
-                what: "remote command".into(),
+            Err(_) => Err(TransportError::CommandTimeout {
                 secs: timeout.as_secs_f64(),
             }),
         }
@@ -399,9 +512,9 @@ impl Transport {
             Backend::Local(_) => {
                 let s = tokio::net::TcpStream::connect((host, port))
                     .await
-                    .map_err(|e| TransportError::Connect {
+                    .map_err(|source| TransportError::Tcp {
                         addr: format!("{host}:{port}"),
-                        message: e.to_string(),
+                        source,
                     })?;
                 Ok(Box::new(s))
             }
@@ -429,10 +542,10 @@ impl Transport {
             Backend::Local(l) => tokio::time::timeout(timeout, l.hold(&cmd)).await,
         };
         let Ok(res) = res else {
-            return Err(LockError::Failed(format!(
-                "cannot take the host lock {path}: no answer within {} s",
-                timeout.as_secs()
-            )));
+            return Err(LockError::NoAnswer {
+                path,
+                secs: timeout.as_secs(),
+            });
         };
         match res {
             Ok((line, held)) if line.starts_with("switchyard-locked") => Ok(HostLock {
@@ -442,18 +555,17 @@ impl Transport {
             Ok((line, held)) => {
                 held.release().await;
                 Err(match line.trim().strip_prefix("LOCKED ") {
-                    Some(who) => LockError::Held(format!(
-                        "another switchyard run is changing this host (lock {path} held by {who})"
-                    )),
-                    None => LockError::Failed(format!(
-                        "cannot take the host lock {path}: {}",
-                        line.trim()
-                    )),
+                    Some(who) => LockError::Held {
+                        path,
+                        owner: who.to_string(),
+                    },
+                    None => LockError::Refused {
+                        path,
+                        answer: line.trim().to_string(),
+                    },
                 })
             }
-            Err(e) => Err(LockError::Failed(format!(
-                "cannot take the host lock {path}: {e}"
-            ))),
+            Err(source) => Err(LockError::Transport { path, source }),
         }
     }
 

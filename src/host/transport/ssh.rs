@@ -7,6 +7,7 @@ use russh::client::{self, Handle};
 use russh::keys::{self, HashAlg, PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, Disconnect};
 
+use super::known_hosts::KnownHostsError;
 use super::{Held, Output, SshOptions, TransportError};
 use crate::inputs::inventory::Connection;
 
@@ -15,7 +16,7 @@ enum KeyProblem {
     Unknown(String),
     Changed(usize),
     Revoked(usize),
-    Io(String),
+    KnownHosts(KnownHostsError),
 }
 
 struct Checker {
@@ -34,9 +35,8 @@ impl client::Handler for Checker {
         key: &russh::keys::PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.problem.lock().expect("lock") = Some(KeyProblem::Io(
-                "the host presented a certificate: host certificates (@cert-authority) are not supported; list the host's own key in known_hosts".into(),
-            ));
+            *self.problem.lock().expect("lock") =
+                Some(KeyProblem::KnownHosts(KnownHostsError::Certificate));
             return Ok(false);
         };
         let verdict = check_key(
@@ -64,20 +64,20 @@ fn check_key(
     accept_new: bool,
 ) -> Result<(), KeyProblem> {
     use super::known_hosts::Verdict;
-    match super::known_hosts::check(path, host, port, key).map_err(KeyProblem::Io)? {
+    match super::known_hosts::check(path, host, port, key).map_err(KeyProblem::KnownHosts)? {
         Verdict::Known => Ok(()),
         Verdict::Revoked(line) => Err(KeyProblem::Revoked(line)),
         // Any key on record for the host, of any type: a different one is a changed key,
         // never a new one (even with --accept-new-host-keys).
         Verdict::Changed(lines) => Err(KeyProblem::Changed(lines[0])),
-        Verdict::CertificateOnly(lines) => Err(KeyProblem::Io(format!(
-            "{} names this host only in @cert-authority line(s) {lines:?}: host certificates are not supported; list the host's own key",
-            path.display()
-        ))),
+        Verdict::CertificateOnly(lines) => {
+            Err(KeyProblem::KnownHosts(KnownHostsError::CertificateOnly {
+                path: path.to_path_buf(),
+                lines,
+            }))
+        }
         Verdict::Unknown if accept_new => {
-            keys::known_hosts::learn_known_hosts_path(host, port, key, path).map_err(|e| {
-                KeyProblem::Io(format!("cannot record host key in {}: {e}", path.display()))
-            })
+            super::known_hosts::learn(path, host, port, key).map_err(KeyProblem::KnownHosts)
         }
         Verdict::Unknown => Err(KeyProblem::Unknown(
             key.fingerprint(HashAlg::Sha256).to_string(),
@@ -154,9 +154,10 @@ impl Ssh {
                     let ch = prev
                         .channel_open_direct_tcpip(host.clone(), *port as u32, "127.0.0.1", 0)
                         .await
-                        .map_err(|e| TransportError::Connect {
+                        .map_err(|source| TransportError::Jump {
                             addr: addr.clone(),
-                            message: format!("through jump host {}: {e}", hops[i - 1].1),
+                            jump: hops[i - 1].1.clone(),
+                            source: Box::new(source),
                         })?;
                     client::connect_stream(cfg, ch.into_stream(), checker).await
                 }
@@ -181,10 +182,10 @@ impl Ssh {
                             line,
                             known_hosts: opts.known_hosts.clone(),
                         },
-                        Some(KeyProblem::Io(m)) => TransportError::Ssh(m),
+                        Some(KeyProblem::KnownHosts(k)) => TransportError::KnownHosts(Box::new(k)),
                         None => TransportError::Connect {
                             addr,
-                            message: e.to_string(),
+                            source: Box::new(e),
                         },
                     });
                 }
@@ -207,13 +208,12 @@ impl Ssh {
         stdin: &[u8],
         max: usize,
     ) -> Result<Output, TransportError> {
-        let ssh = |e: russh::Error| TransportError::Ssh(e.to_string());
-        let mut ch = self.handle.channel_open_session().await.map_err(ssh)?;
-        ch.exec(true, cmd).await.map_err(ssh)?;
+        let mut ch = self.handle.channel_open_session().await?;
+        ch.exec(true, cmd).await?;
         if !stdin.is_empty() {
-            ch.data(stdin).await.map_err(ssh)?;
+            ch.data(stdin).await?;
         }
-        ch.eof().await.map_err(ssh)?;
+        ch.eof().await?;
         let mut out = Output {
             stdout: Vec::new(),
             stderr: Vec::new(),
@@ -239,9 +239,8 @@ impl Ssh {
     /// Start `cmd` and wait for its first line of output; the channel stays open (and the
     /// command running) until the returned guard is released or the connection ends.
     pub async fn hold(&mut self, cmd: &str) -> Result<(String, Held), TransportError> {
-        let ssh = |e: russh::Error| TransportError::Ssh(e.to_string());
-        let mut ch = self.handle.channel_open_session().await.map_err(ssh)?;
-        ch.exec(true, cmd).await.map_err(ssh)?;
+        let mut ch = self.handle.channel_open_session().await?;
+        ch.exec(true, cmd).await?;
         // Only stdout decides: stderr arrives on its own stream, in no fixed order with it,
         // and is reported only when no line came.
         // Bounded while reading, as every answer from a host: the lock's first line is a few
@@ -282,7 +281,10 @@ impl Ssh {
             .handle
             .channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0)
             .await
-            .map_err(|e| TransportError::Ssh(format!("tunnel to {host}:{port}: {e}")))?;
+            .map_err(|source| TransportError::Tunnel {
+                target: format!("{host}:{port}"),
+                source: Box::new(source),
+            })?;
         Ok(ch.into_stream())
     }
 
@@ -341,14 +343,13 @@ async fn authenticate(
     }
     for path in candidates {
         tried.push(path.display().to_string());
-        let key = keys::load_secret_key(&path, None).map_err(|e| TransportError::Key {
+        let key = keys::load_secret_key(&path, None).map_err(|source| TransportError::Key {
             path: path.clone(),
-            message: e.to_string(),
+            source: Box::new(source),
         })?;
         let r = handle
             .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
-            .await
-            .map_err(|e| TransportError::Ssh(e.to_string()))?;
+            .await?;
         if r.success() {
             return Ok(());
         }

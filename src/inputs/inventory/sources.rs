@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::{ini, toml_source, InventoryError, RawGroup, Top, Vars};
-use crate::inputs::source;
+use crate::inputs::source::{self, SourceError};
 
 /// How long an inventory script may take to print its inventory.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,7 +56,25 @@ pub(super) fn read(path: &Path, known: &BTreeSet<String>) -> Result<(Top, Author
     if name.ends_with(".ini") || (!data_file && ini::looks_like_ini(&text)) {
         return Ok((ini::ini(path, &text, known)?, Author::Operator));
     }
-    Ok((source::parse_yaml(path, &text)?, Author::Operator))
+    let top = source::parse_yaml(path, &text).map_err(|e| {
+        // A playbook is a list of plays; an inventory a map of groups. A list given to
+        // `-i` is most likely the playbook, the two arguments swapped.
+        let listed = matches!(
+            yaml_serde::from_str::<yaml_serde::Value>(&text),
+            Ok(yaml_serde::Value::Sequence(_))
+        );
+        match e {
+            SourceError::Yaml { .. } if listed => InventoryError::Invalid {
+                path: path.to_path_buf(),
+                message: "read as an inventory (`-i`), but it is a list, as a playbook is: \
+                          are the inventory and the playbook swapped? (an inventory is a map \
+                          of groups: `all:`, `pbx:`, ...)"
+                    .into(),
+            },
+            e => e.into(),
+        }
+    })?;
+    Ok((top, Author::Operator))
 }
 
 fn is_executable(path: &Path) -> bool {
