@@ -211,10 +211,24 @@ pub fn load(inputs: &Inputs, cx: &Context) -> Result<(Inventory, Playbook), Comm
     inv.override_vars(&extra)?;
     let pb = Playbook::load(&inputs.playbook)?;
     // An inventory variable nothing reads changes nothing: say so before any host is
-    // touched (`lint` lists it as a finding; here it is a warning and changes no exit code).
+    // touched, with no change to the exit code. *Decision*: only the likely misspellings
+    // (a read variable is close) are spelt out here; an inventory is often shared by several
+    // playbooks, and the variables only another playbook reads would otherwise be repeated on
+    // every run of this one. The rest is one line; `lint` lists every one as a finding.
     let (unread, _) = crate::inputs::unread::unread_vars(&inv, &paths, &pb);
-    for f in unread.iter().filter(|f| f.allowed.is_none()) {
+    let open: Vec<_> = unread.iter().filter(|f| f.allowed.is_none()).collect();
+    let (misspelt, others): (Vec<_>, Vec<_>) = open
+        .into_iter()
+        .partition(|f| crate::inputs::unread::has_near_name(f));
+    for f in misspelt {
         eprintln!("warning: {}:{}: {}", f.file, f.line, f.message);
+    }
+    if !others.is_empty() {
+        eprintln!(
+            "note: {} inventory variable setting(s) for these hosts are read by nothing in this \
+             playbook (perhaps by another); `switchyard lint -i INVENTORY PLAYBOOK` lists them",
+            others.len()
+        );
     }
     Ok((inv, pb))
 }

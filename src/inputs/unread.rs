@@ -385,6 +385,12 @@ pub fn unread_vars(
     (findings, notes)
 }
 
+/// Whether a finding names a read variable close to the unread one (a likely misspelling,
+/// which the run commands spell out; the others they only count).
+pub fn has_near_name(f: &Finding) -> bool {
+    f.check == RULE && f.fix.starts_with("rename it to ")
+}
+
 fn finding(file: String, line: usize, var: &str, p: &Place, allowed: Option<String>) -> Finding {
     let (hosts, near) = (&p.hosts, &p.near);
     let shown: Vec<String> = hosts.iter().take(3).map(|h| format!("`{h}`")).collect();
