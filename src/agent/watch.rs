@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use http_body_util::Full;
+use hyper::body::Bytes;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::engine::outcome::{HostReport, HostStatus, Mode, OnEvent, PlayReport};
 use crate::engine::plan::Difference;
@@ -44,8 +45,8 @@ pub struct WatchOptions {
     pub rounds: Option<u64>,
     /// Keep each PBX's gateway states current from its event socket (`--events`).
     pub events: bool,
-    /// POST trunk alerts here (`--webhook`).
-    pub webhook: Option<String>,
+    /// POST trunk alerts here (`--webhook`, `--webhook-ca`).
+    pub webhook: Option<crate::agent::webhook::Webhook>,
     pub run: RunOptions,
 }
 
@@ -56,6 +57,9 @@ pub struct WatchOptions {
 pub const MAX_METRICS_CONNECTIONS: usize = 64;
 /// A metrics connection's whole life: request read and page written.
 pub const METRICS_CONNECTION_TIME: Duration = Duration::from_secs(10);
+/// A metrics request's head must have arrived this soon after the connection opened (a
+/// scraper sends it at once; an idle client is cut).
+pub const METRICS_REQUEST_TIME: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default, Clone)]
 struct Metrics {
@@ -187,6 +191,36 @@ fn page(m: &Metrics, live: Option<&crate::agent::live::LiveState>) -> String {
     out
 }
 
+/// One request's answer: the page at `/metrics` (and `/`), else 404.
+fn answer(
+    req: &hyper::Request<hyper::body::Incoming>,
+    metrics: &Mutex<Metrics>,
+    live: Option<&Mutex<crate::agent::live::LiveState>>,
+) -> hyper::Response<Full<Bytes>> {
+    let (status, body) =
+        if req.method() == hyper::Method::GET && matches!(req.uri().path(), "/metrics" | "/") {
+            let m = metrics.lock().expect("metrics lock").clone();
+            // Live states are read at request time: current to the event.
+            let text = match live {
+                Some(l) => page(&m, Some(&l.lock().expect("live state"))),
+                None => page(&m, None),
+            };
+            (hyper::StatusCode::OK, text)
+        } else {
+            (hyper::StatusCode::NOT_FOUND, "not found\n".to_string())
+        };
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}
+
+/// Serve `/metrics` with hyper's HTTP/1 server: one request per connection, its head read
+/// within [`METRICS_REQUEST_TIME`] and at most 8 KiB, the whole connection within
+/// [`METRICS_CONNECTION_TIME`], at most [`MAX_METRICS_CONNECTIONS`] at once.
 async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Mutex<Metrics>>,
@@ -195,7 +229,7 @@ async fn serve(
     let mut open: std::collections::VecDeque<tokio::task::AbortHandle> = Default::default();
     let mut warned: Option<Instant> = None;
     loop {
-        let mut sock = match listener.accept().await {
+        let sock = match listener.accept().await {
             Ok((sock, _)) => sock,
             Err(e) => {
                 // Out of descriptors (or memory): retrying at once spins a core. Pause,
@@ -217,29 +251,17 @@ async fn serve(
         let metrics = metrics.clone();
         let live = live.clone();
         let task = tokio::spawn(async move {
-            let conn = async {
-                let mut buf = [0u8; 2048];
-                let n = sock.read(&mut buf).await.unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]);
-                let (status, body) =
-                    if req.starts_with("GET /metrics ") || req.starts_with("GET / ") {
-                        let m = metrics.lock().expect("metrics lock").clone();
-                        // Live states are read at request time: current to the event.
-                        let text = match &live {
-                            Some(l) => page(&m, Some(&l.lock().expect("live state"))),
-                            None => page(&m, None),
-                        };
-                        ("200 OK", text)
-                    } else {
-                        ("404 Not Found", "not found\n".to_string())
-                    };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            };
+            let service = hyper::service::service_fn(move |req| {
+                let resp = answer(&req, &metrics, live.as_deref());
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .title_case_headers(true)
+                .max_buf_size(8192)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(METRICS_REQUEST_TIME)
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), service);
             let _ = tokio::time::timeout(METRICS_CONNECTION_TIME, conn).await;
         });
         open.push_back(task.abort_handle());
