@@ -74,6 +74,24 @@ fn vec_of<T: prometheus::core::Collector + Clone + 'static>(
 }
 
 impl LiveState {
+    /// One PBX with one gateway, for listing the metrics this state produces.
+    pub fn example() -> LiveState {
+        let mut s = LiveState::default();
+        s.hosts.insert("pbx1".into(), Connection::default());
+        s.gateways.insert(
+            ("pbx1".into(), "wavix".into()),
+            Gateway {
+                state: "REGED".into(),
+                ping: "UP".into(),
+                healthy: Some(true),
+                changes: 1,
+                since: 0.0,
+                registers: true,
+            },
+        );
+        s
+    }
+
     /// The live gateways' metrics, into `r` (rendered by the Prometheus client library,
     /// which escapes every label value). `rejected` is shared with the round's readings.
     pub fn register(&self, r: &Registry, rejected: &IntCounterVec) {

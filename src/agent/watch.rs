@@ -78,6 +78,12 @@ struct Metrics {
     gateways: BTreeMap<(String, String), String>,
     /// Per host: gateway states read in rounds that FreeSWITCH never reports.
     rejected: BTreeMap<String, u64>,
+    /// Per host checked in the last round: whether drift was found on it.
+    drifted: BTreeMap<String, bool>,
+    /// `--fix` corrections that did not complete (refused, stopped, a host failed).
+    rollouts_failed: u64,
+    /// History records that could not be written.
+    history_failures: u64,
 }
 
 impl Metrics {
@@ -145,6 +151,28 @@ impl Metrics {
             "Host failures (check or correction).",
             self.failures,
         );
+        counter(
+            "rollouts_failed_total",
+            "--fix corrections that did not complete: refused, stopped by the rollout policy, or a host failed or was rolled back.",
+            self.rollouts_failed,
+        );
+        counter(
+            "history_write_failures_total",
+            "Round results that could not be written to the history database.",
+            self.history_failures,
+        );
+        let drifted = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_host_drifted",
+                "1 if the last round found drift on the host (files changed behind switchyard's back), else 0.",
+            ),
+            &["host"],
+        )
+        .expect("constant name");
+        for (h, d) in &self.drifted {
+            drifted.with_label_values(&[h]).set(i64::from(*d));
+        }
+        r.register(Box::new(drifted)).expect("registered once");
         for (h, k) in &self.rejected {
             rejected.with_label_values(&[h]).inc_by(*k);
         }
@@ -168,6 +196,32 @@ impl Metrics {
 /// The whole metrics page, in Prometheus's text format as its client library writes it:
 /// each family once, every label value escaped.
 fn page(m: &Metrics, live: Option<&crate::agent::live::LiveState>) -> String {
+    let mut out = String::new();
+    if let Err(e) = TextEncoder::new().encode_utf8(&registry(m, live).gather(), &mut out) {
+        eprintln!("watch: metrics page: {e}");
+    }
+    out
+}
+
+/// The name of every metric family the page can hold, with and without `--events`: what
+/// the alerting rules and the dashboard in `contrib/` may use (a test fails when they use
+/// a name this does not list, so a renamed metric cannot silently break an alert).
+pub fn metric_names() -> std::collections::BTreeSet<String> {
+    let mut m = Metrics::default();
+    let host = || "pbx1".to_string();
+    m.gateways.insert((host(), "wavix".into()), "REGED".into());
+    m.rejected.insert(host(), 1);
+    m.drifted.insert(host(), true);
+    let live = crate::agent::live::LiveState::example();
+    [registry(&m, None), registry(&m, Some(&live))]
+        .iter()
+        .flat_map(|r| r.gather())
+        .map(|f| f.name().to_string())
+        .collect()
+}
+
+/// The page's one registry, filled from the last round (and the live states).
+fn registry(m: &Metrics, live: Option<&crate::agent::live::LiveState>) -> Registry {
     let r = Registry::new();
     let rejected = IntCounterVec::new(
         Opts::new(
@@ -184,11 +238,7 @@ fn page(m: &Metrics, live: Option<&crate::agent::live::LiveState>) -> String {
     if let Some(l) = live {
         l.register(&r, &rejected);
     }
-    let mut out = String::new();
-    if let Err(e) = TextEncoder::new().encode_utf8(&r.gather(), &mut out) {
-        eprintln!("watch: metrics page: {e}");
-    }
-    out
+    r
 }
 
 /// One request's answer: the page at `/metrics` (and `/`), else 404.
@@ -311,6 +361,9 @@ async fn round(
             };
             match run::run_play(&inv, &pb, play, &fix_opts, quiet.clone()).await {
                 Ok(f) => {
+                    if f.aborted.is_some() || f.hosts.iter().any(|h| h.status.is_failure()) {
+                        m.rollouts_failed += 1;
+                    }
                     m.corrections += f
                         .hosts
                         .iter()
@@ -321,6 +374,7 @@ async fn round(
                 }
                 Err(e) => {
                     m.failures += drifted.len() as u64;
+                    m.rollouts_failed += 1;
                     eprintln!("watch: correction refused: {e}");
                 }
             }
@@ -407,6 +461,10 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
                 let hosts: Vec<&HostReport> = checks.iter().flat_map(|p| &p.hosts).collect();
                 m.hosts_checked = hosts.len() as u64;
                 m.hosts_drifted = hosts.iter().filter(|h| h.has_drift()).count() as u64;
+                m.drifted = hosts
+                    .iter()
+                    .map(|h| (h.host.clone(), h.has_drift()))
+                    .collect();
                 m.hosts_unreachable = hosts.iter().filter(|h| h.status.is_failure()).count() as u64;
                 m.failures += m.hosts_unreachable;
                 let files = hosts.iter().flat_map(|h| &h.files);
@@ -443,9 +501,10 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
                     fixes.iter().flat_map(|p| &p.hosts).filter(|h| h.status == HostStatus::Changed).count()
                 );
                 if let Some(path) = &o.history {
-                    let record = |kind, plays: &[crate::engine::outcome::PlayReport]| {
+                    let mut record = |kind, plays: &[crate::engine::outcome::PlayReport]| {
                         if let Err(e) = crate::agent::history::record(path, o.keep, kind, plays) {
                             eprintln!("watch: cannot record history: {e}");
+                            m.history_failures += 1;
                         }
                     };
                     record("drift", &checks);
