@@ -74,6 +74,24 @@ fn vec_of<T: prometheus::core::Collector + Clone + 'static>(
 }
 
 impl LiveState {
+    /// One PBX with one gateway, for listing the metrics this state produces.
+    pub fn example() -> LiveState {
+        let mut s = LiveState::default();
+        s.hosts.insert("pbx1".into(), Connection::default());
+        s.gateways.insert(
+            ("pbx1".into(), "wavix".into()),
+            Gateway {
+                state: "REGED".into(),
+                ping: "UP".into(),
+                healthy: Some(true),
+                changes: 1,
+                since: 0.0,
+                registers: true,
+            },
+        );
+        s
+    }
+
     /// The live gateways' metrics, into `r` (rendered by the Prometheus client library,
     /// which escapes every label value). `rejected` is shared with the round's readings.
     pub fn register(&self, r: &Registry, rejected: &IntCounterVec) {
@@ -156,8 +174,8 @@ pub struct Target {
 
 pub struct LiveOptions {
     pub ssh: SshOptions,
-    /// `http://host:port/path` to POST each trunk alert to.
-    pub webhook: Option<String>,
+    /// Where to POST each trunk alert.
+    pub webhook: Option<crate::agent::webhook::Webhook>,
 }
 
 /// What every PBX's task shares.
@@ -170,7 +188,7 @@ struct Shared {
 /// Trunk alerts waiting for the webhook: at most [`WEBHOOK_POSTS`] in flight, at most
 /// [`WEBHOOK_QUEUE`] waiting.
 struct Hooks {
-    url: String,
+    hook: crate::agent::webhook::Webhook,
     queue: Mutex<VecDeque<String>>,
     ready: tokio::sync::Notify,
 }
@@ -192,7 +210,7 @@ impl Hooks {
             if n == 1 || n % 1000 == 0 {
                 eprintln!(
                     "watch: webhook {}: not keeping up; {n} alert(s) dropped so far, oldest first",
-                    self.url
+                    self.hook.url()
                 );
             }
         }
@@ -204,8 +222,8 @@ impl Hooks {
             let next = self.queue.lock().expect("webhook queue").pop_front();
             match next {
                 Some(body) => {
-                    if let Err(e) = post(&self.url, &body).await {
-                        eprintln!("watch: webhook {}: {}", self.url, printable(&e));
+                    if let Err(e) = self.hook.post(body).await {
+                        eprintln!("watch: webhook {}: {}", self.hook.url(), printable(&e));
                     }
                 }
                 None => self.ready.notified().await,
@@ -235,9 +253,9 @@ pub fn spawn(targets: Vec<Target>, o: Arc<LiveOptions>, state: Arc<Mutex<LiveSta
             }
         }
     }
-    let hooks = o.webhook.clone().map(|url| {
+    let hooks = o.webhook.clone().map(|hook| {
         let h = Arc::new(Hooks {
-            url,
+            hook,
             queue: Mutex::new(VecDeque::new()),
             ready: tokio::sync::Notify::new(),
         });
@@ -469,81 +487,5 @@ fn update(t: &Target, sh: &Shared, g: &str, st: &str, ping: &str) {
             .to_string();
             hooks.push(body, &sh.state);
         }
-    }
-}
-
-/// `http://host:port/path` → (host:port, path); anything else is refused up front.
-pub fn parse_webhook(url: &str) -> Result<(String, String), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!("--webhook `{url}`: only http:// URLs (a local relay for anything else)")
-    })?;
-    let (hostport, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    if hostport.is_empty() {
-        return Err(format!("--webhook `{url}`: no host"));
-    }
-    let hostport = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
-    Ok((hostport, path))
-}
-
-/// POST `body` as JSON; succeeds on a 2xx answer.
-async fn post(url: &str, body: &str) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (hostport, path) = parse_webhook(url)?;
-    let io = async {
-        let mut s = tokio::net::TcpStream::connect(&hostport)
-            .await
-            .map_err(|e| e.to_string())?;
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        // Only the status line matters: a webhook that streams an endless answer is cut.
-        let mut resp = Vec::new();
-        let _ = (&mut s).take(4096).read_to_end(&mut resp).await;
-        let line = String::from_utf8_lossy(&resp)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if line
-            .split_whitespace()
-            .nth(1)
-            .is_some_and(|c| c.starts_with('2'))
-        {
-            Ok(())
-        } else {
-            Err(format!("answered `{line}`"))
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), io)
-        .await
-        .map_err(|_| "no answer within 5 s".to_string())?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_urls() {
-        assert_eq!(
-            parse_webhook("http://127.0.0.1:9000/hook").unwrap(),
-            ("127.0.0.1:9000".into(), "/hook".into())
-        );
-        assert_eq!(
-            parse_webhook("http://alerts.example").unwrap(),
-            ("alerts.example:80".into(), "/".into())
-        );
-        assert!(parse_webhook("https://x").is_err());
     }
 }

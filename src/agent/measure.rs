@@ -87,16 +87,23 @@ const LAST_PING_ALLOWANCE: u64 = 40;
 /// FreeSWITCH has unloaded the probes.
 const CLEANUP_ALLOWANCE: u64 = 30;
 
-/// How long a healthy PBX takes at most: set-up, `samples + 1` intervals (the first ping
-/// leaves one interval after loading), the last ping's timeout, clean-up. With the
-/// defaults (5 samples, 5 s): 130 s, where a healthy PBX answers in about 35 s.
+/// How long a healthy PBX takes at most: set-up, the pings ([`ping_limit`]), clean-up.
+/// With the defaults (5 samples, 5 s): 130 s, where a healthy PBX answers in about 35 s.
 pub fn default_budget(samples: u32, interval: u32) -> Duration {
-    Duration::from_secs(
-        SETUP_ALLOWANCE
-            + u64::from(interval) * (u64::from(samples) + 1)
-            + LAST_PING_ALLOWANCE
-            + CLEANUP_ALLOWANCE,
-    )
+    Duration::from_secs(SETUP_ALLOWANCE + CLEANUP_ALLOWANCE) + ping_limit(samples, interval)
+}
+
+/// The pings' phase when every region answers: the last of `samples` pings leaves
+/// `samples × interval` s after the probes load (the first leaves one interval after).
+pub fn pings_answered(samples: u32, interval: u32) -> Duration {
+    Duration::from_secs(u64::from(interval) * u64::from(samples))
+}
+
+/// The pings' phase at most, when a region does not answer: an unanswered ping is reported
+/// only when its SIP transaction times out (32 s), so the phase ends `samples + 1`
+/// intervals and the last ping's timeout after the probes load.
+pub fn ping_limit(samples: u32, interval: u32) -> Duration {
+    Duration::from_secs(u64::from(interval) * (u64::from(samples) + 1) + LAST_PING_ALLOWANCE)
 }
 
 /// What a host's measurement is doing, for the report of one that went silent.
@@ -119,6 +126,9 @@ pub struct HostRtt {
     pub regions: Vec<RegionRtt>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why no region answered, from what FreeSWITCH reported ([`probe::no_answer_hint`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// Measure every PBX, `forks` at a time. `done` is called with each host's result as it
@@ -149,16 +159,21 @@ pub async fn measure(
             let phase = Phase::default();
             let res = tokio::time::timeout(o.budget, measure_host(&c, &o, &phase)).await;
             let r = match res {
-                Ok(Ok(regions)) => HostRtt {
-                    host: c.host.name.clone(),
-                    regions: probe::rank(regions),
-                    error: None,
-                },
+                Ok(Ok(regions)) => {
+                    let waited = ping_limit(o.samples, o.interval).as_secs();
+                    HostRtt {
+                        host: c.host.name.clone(),
+                        hint: probe::no_answer_hint(&regions, waited),
+                        regions: probe::rank(regions),
+                        error: None,
+                    }
+                }
                 // Host and FreeSWITCH answers are untrusted text: masked.
                 Ok(Err(e)) => HostRtt {
                     host: c.host.name.clone(),
                     regions: Vec::new(),
                     error: Some(red.redact(&e.to_string())),
+                    hint: None,
                 },
                 Err(_) => HostRtt {
                     host: c.host.name.clone(),
@@ -168,6 +183,7 @@ pub async fn measure(
                         o.budget.as_secs(),
                         phase.get()
                     )),
+                    hint: None,
                 },
             };
             let _ = tx.send((i, r));
@@ -205,6 +221,7 @@ pub async fn measure(
                     } else {
                         "internal error: its measurement ended without a result".into()
                     }),
+                    hint: None,
                 };
                 done(&r);
                 r
@@ -348,18 +365,15 @@ async fn sample(
             answer: answer.trim().to_string(),
         });
     }
-    let mut got: BTreeMap<&str, (Vec<f64>, u32)> = probes
+    // Per probe: answered round trips, and the SIP status of each lost ping.
+    let mut got: BTreeMap<&str, (Vec<f64>, Vec<u16>)> = probes
         .iter()
-        .map(|(g, _)| (g.as_str(), (Vec::new(), 0)))
+        .map(|(g, _)| (g.as_str(), (Vec::new(), Vec::new())))
         .collect();
-    // The first ping leaves `interval` s after loading; an unanswered one ends when the
-    // SIP transaction times out (32 s).
-    let deadline = Instant::now()
-        + Duration::from_secs(u64::from(o.interval) * (u64::from(o.samples) + 1) + 40);
-    let done = |got: &BTreeMap<&str, (Vec<f64>, u32)>| {
-        got.values()
-            .all(|(s, lost)| s.len() as u32 + lost >= o.samples)
-    };
+    let deadline = Instant::now() + ping_limit(o.samples, o.interval);
+    let count = |(s, lost): &(Vec<f64>, Vec<u16>)| (s.len() + lost.len()) as u32;
+    let done =
+        |got: &BTreeMap<&str, (Vec<f64>, Vec<u16>)>| got.values().all(|e| count(e) >= o.samples);
     while !done(&got) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -375,7 +389,7 @@ async fn sample(
         let Some(entry) = got.get_mut(g) else {
             continue;
         };
-        if entry.0.len() as u32 + entry.1 >= o.samples {
+        if count(entry) >= o.samples {
             continue;
         }
         let status: u16 = ev
@@ -383,22 +397,27 @@ async fn sample(
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         if !probe::ping_answered(status) {
-            entry.1 += 1;
+            entry.1.push(status);
             continue;
         }
         let x = esl.api(&format!("sofia xmlstatus gateway {g}")).await?;
         match probe::ping_time(&x) {
             Some(ms) => entry.0.push(ms),
-            None => entry.1 += 1,
+            None => entry.1.push(status),
         }
     }
     Ok(probes
         .iter()
         .map(|(g, region)| {
-            let (samples, lost) = got.remove(g.as_str()).unwrap_or_default();
-            // Pings never answered nor timed out before the deadline count as lost.
-            let missing = o.samples.saturating_sub(samples.len() as u32 + lost);
-            RegionRtt::new(region, samples, lost + missing)
+            let (samples, mut lost) = got.remove(g.as_str()).unwrap_or_default();
+            // Pings never answered nor timed out before the deadline count as lost (0).
+            let missing = o
+                .samples
+                .saturating_sub((samples.len() + lost.len()) as u32);
+            lost.extend(std::iter::repeat_n(0, missing as usize));
+            let mut r = RegionRtt::new(region, samples, lost.len() as u32);
+            r.lost_status = lost;
+            r
         })
         .collect())
 }

@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use http_body_util::Full;
+use hyper::body::Bytes;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::engine::outcome::{HostReport, HostStatus, Mode, OnEvent, PlayReport};
 use crate::engine::plan::Difference;
@@ -43,8 +44,8 @@ pub struct WatchOptions {
     pub rounds: Option<u64>,
     /// Keep each PBX's gateway states current from its event socket (`--events`).
     pub events: bool,
-    /// POST trunk alerts here (`--webhook`).
-    pub webhook: Option<String>,
+    /// POST trunk alerts here (`--webhook`, `--webhook-ca`).
+    pub webhook: Option<crate::agent::webhook::Webhook>,
     pub run: RunOptions,
 }
 
@@ -55,6 +56,9 @@ pub struct WatchOptions {
 pub const MAX_METRICS_CONNECTIONS: usize = 64;
 /// A metrics connection's whole life: request read and page written.
 pub const METRICS_CONNECTION_TIME: Duration = Duration::from_secs(10);
+/// A metrics request's head must have arrived this soon after the connection opened (a
+/// scraper sends it at once; an idle client is cut).
+pub const METRICS_REQUEST_TIME: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default, Clone)]
 struct Metrics {
@@ -73,6 +77,12 @@ struct Metrics {
     gateways: BTreeMap<(String, String), String>,
     /// Per host: gateway states read in rounds that FreeSWITCH never reports.
     rejected: BTreeMap<String, u64>,
+    /// Per host checked in the last round: whether drift was found on it.
+    drifted: BTreeMap<String, bool>,
+    /// `--fix` corrections that did not complete (refused, stopped, a host failed).
+    rollouts_failed: u64,
+    /// History records that could not be written.
+    history_failures: u64,
 }
 
 impl Metrics {
@@ -140,6 +150,28 @@ impl Metrics {
             "Host failures (check or correction).",
             self.failures,
         );
+        counter(
+            "rollouts_failed_total",
+            "--fix corrections that did not complete: refused, stopped by the rollout policy, or a host failed or was rolled back.",
+            self.rollouts_failed,
+        );
+        counter(
+            "history_write_failures_total",
+            "Round results that could not be written to the history database.",
+            self.history_failures,
+        );
+        let drifted = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_host_drifted",
+                "1 if the last round found drift on the host (files changed behind switchyard's back), else 0.",
+            ),
+            &["host"],
+        )
+        .expect("constant name");
+        for (h, d) in &self.drifted {
+            drifted.with_label_values(&[h]).set(i64::from(*d));
+        }
+        r.register(Box::new(drifted)).expect("registered once");
         for (h, k) in &self.rejected {
             rejected.with_label_values(&[h]).inc_by(*k);
         }
@@ -163,6 +195,32 @@ impl Metrics {
 /// The whole metrics page, in Prometheus's text format as its client library writes it:
 /// each family once, every label value escaped.
 fn page(m: &Metrics, live: Option<&crate::agent::live::LiveState>) -> String {
+    let mut out = String::new();
+    if let Err(e) = TextEncoder::new().encode_utf8(&registry(m, live).gather(), &mut out) {
+        eprintln!("watch: metrics page: {e}");
+    }
+    out
+}
+
+/// The name of every metric family the page can hold, with and without `--events`: what
+/// the alerting rules and the dashboard in `contrib/` may use (a test fails when they use
+/// a name this does not list, so a renamed metric cannot silently break an alert).
+pub fn metric_names() -> std::collections::BTreeSet<String> {
+    let mut m = Metrics::default();
+    let host = || "pbx1".to_string();
+    m.gateways.insert((host(), "wavix".into()), "REGED".into());
+    m.rejected.insert(host(), 1);
+    m.drifted.insert(host(), true);
+    let live = crate::agent::live::LiveState::example();
+    [registry(&m, None), registry(&m, Some(&live))]
+        .iter()
+        .flat_map(|r| r.gather())
+        .map(|f| f.name().to_string())
+        .collect()
+}
+
+/// The page's one registry, filled from the last round (and the live states).
+fn registry(m: &Metrics, live: Option<&crate::agent::live::LiveState>) -> Registry {
     let r = Registry::new();
     let rejected = IntCounterVec::new(
         Opts::new(
@@ -179,13 +237,39 @@ fn page(m: &Metrics, live: Option<&crate::agent::live::LiveState>) -> String {
     if let Some(l) = live {
         l.register(&r, &rejected);
     }
-    let mut out = String::new();
-    if let Err(e) = TextEncoder::new().encode_utf8(&r.gather(), &mut out) {
-        eprintln!("watch: metrics page: {e}");
-    }
-    out
+    r
 }
 
+/// One request's answer: the page at `/metrics` (and `/`), else 404.
+fn answer(
+    req: &hyper::Request<hyper::body::Incoming>,
+    metrics: &Mutex<Metrics>,
+    live: Option<&Mutex<crate::agent::live::LiveState>>,
+) -> hyper::Response<Full<Bytes>> {
+    let (status, body) =
+        if req.method() == hyper::Method::GET && matches!(req.uri().path(), "/metrics" | "/") {
+            let m = metrics.lock().expect("metrics lock").clone();
+            // Live states are read at request time: current to the event.
+            let text = match live {
+                Some(l) => page(&m, Some(&l.lock().expect("live state"))),
+                None => page(&m, None),
+            };
+            (hyper::StatusCode::OK, text)
+        } else {
+            (hyper::StatusCode::NOT_FOUND, "not found\n".to_string())
+        };
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}
+
+/// Serve `/metrics` with hyper's HTTP/1 server: one request per connection, its head read
+/// within [`METRICS_REQUEST_TIME`] and at most 8 KiB, the whole connection within
+/// [`METRICS_CONNECTION_TIME`], at most [`MAX_METRICS_CONNECTIONS`] at once.
 async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Mutex<Metrics>>,
@@ -194,7 +278,7 @@ async fn serve(
     let mut open: std::collections::VecDeque<tokio::task::AbortHandle> = Default::default();
     let mut warned: Option<Instant> = None;
     loop {
-        let mut sock = match listener.accept().await {
+        let sock = match listener.accept().await {
             Ok((sock, _)) => sock,
             Err(e) => {
                 // Out of descriptors (or memory): retrying at once spins a core. Pause,
@@ -216,29 +300,17 @@ async fn serve(
         let metrics = metrics.clone();
         let live = live.clone();
         let task = tokio::spawn(async move {
-            let conn = async {
-                let mut buf = [0u8; 2048];
-                let n = sock.read(&mut buf).await.unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]);
-                let (status, body) =
-                    if req.starts_with("GET /metrics ") || req.starts_with("GET / ") {
-                        let m = metrics.lock().expect("metrics lock").clone();
-                        // Live states are read at request time: current to the event.
-                        let text = match &live {
-                            Some(l) => page(&m, Some(&l.lock().expect("live state"))),
-                            None => page(&m, None),
-                        };
-                        ("200 OK", text)
-                    } else {
-                        ("404 Not Found", "not found\n".to_string())
-                    };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            };
+            let service = hyper::service::service_fn(move |req| {
+                let resp = answer(&req, &metrics, live.as_deref());
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .title_case_headers(true)
+                .max_buf_size(8192)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(METRICS_REQUEST_TIME)
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), service);
             let _ = tokio::time::timeout(METRICS_CONNECTION_TIME, conn).await;
         });
         open.push_back(task.abort_handle());
@@ -288,6 +360,9 @@ async fn round(
             };
             match run::run_play(&inv, &pb, play, &fix_opts, quiet.clone()).await {
                 Ok(f) => {
+                    if f.aborted.is_some() || f.hosts.iter().any(|h| h.status.is_failure()) {
+                        m.rollouts_failed += 1;
+                    }
                     m.corrections += f
                         .hosts
                         .iter()
@@ -298,6 +373,7 @@ async fn round(
                 }
                 Err(e) => {
                     m.failures += drifted.len() as u64;
+                    m.rollouts_failed += 1;
                     eprintln!("watch: correction refused: {e}");
                 }
             }
@@ -384,6 +460,10 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
                 let hosts: Vec<&HostReport> = checks.iter().flat_map(|p| &p.hosts).collect();
                 m.hosts_checked = hosts.len() as u64;
                 m.hosts_drifted = hosts.iter().filter(|h| h.has_drift()).count() as u64;
+                m.drifted = hosts
+                    .iter()
+                    .map(|h| (h.host.clone(), h.has_drift()))
+                    .collect();
                 m.hosts_unreachable = hosts.iter().filter(|h| h.status.is_failure()).count() as u64;
                 m.failures += m.hosts_unreachable;
                 let files = hosts.iter().flat_map(|h| &h.files);
@@ -420,9 +500,10 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
                     fixes.iter().flat_map(|p| &p.hosts).filter(|h| h.status == HostStatus::Changed).count()
                 );
                 if let Some(path) = &o.history {
-                    let record = |kind, plays: &[crate::engine::outcome::PlayReport]| {
+                    let mut record = |kind, plays: &[crate::engine::outcome::PlayReport]| {
                         if let Err(e) = crate::agent::history::record(path, o.keep, kind, plays) {
                             eprintln!("watch: cannot record history: {e}");
+                            m.history_failures += 1;
                         }
                     };
                     record("drift", &checks);

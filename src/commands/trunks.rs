@@ -99,9 +99,10 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
         }
     }
     if targets.is_empty() {
-        return Err(CommandError::usage(
-            "no host has candidate regions: set `wavix_regions` (a list of regions) for the hosts to measure",
-        ));
+        // A value missing from the inventory, not a mistyped command line: exit 1, as for
+        // any refused inventory, naming the hosts and where the value goes.
+        let inventories = cx.inventories(&a.inputs.inventory)?;
+        return Err(no_regions(&without, &inventories).into());
     }
     for h in &without {
         eprintln!("{h}: no `wavix_regions`, not measured");
@@ -110,14 +111,7 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
         .timeout
         .map(std::time::Duration::from_secs)
         .unwrap_or_else(|| crate::agent::measure::default_budget(a.samples, a.interval));
-    eprintln!(
-        "measuring {} PBX(es): {} OPTIONS pings per region, every {} s (about {} s each; one not done after {} s is given up)",
-        targets.len(),
-        a.samples,
-        a.interval,
-        a.interval * (a.samples + 1),
-        budget.as_secs()
-    );
+    eprintln!("{}", announcement(targets.len(), &a, opts.forks, budget));
     let results = crate::agent::measure::measure(
         targets,
         Arc::new(MeasureOptions {
@@ -168,11 +162,71 @@ async fn measure(a: MeasureArgs, cx: &Context) -> CommandResult {
             return Ok(ExitStatus::Failure);
         }
     }
-    Ok(if results.iter().any(|r| r.error.is_some()) {
-        ExitStatus::Failure
+    // A PBX where no region answered measured nothing to choose from: a failure, with its
+    // hint printed under it.
+    Ok(
+        if results
+            .iter()
+            .any(|r| r.error.is_some() || r.hint.is_some())
+        {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        },
+    )
+}
+
+/// What the run will do and how long it takes, from the same limits the measurement uses:
+/// the pings' phase when every region answers and at most (a region that does not answer
+/// is reported only when its ping times out), `forks` PBXes at a time, set-up and clean-up
+/// on top (seconds, mostly the SSH connection and FreeSWITCH unloading the probes).
+fn announcement(
+    hosts: usize,
+    a: &MeasureArgs,
+    forks: usize,
+    budget: std::time::Duration,
+) -> String {
+    use crate::agent::measure::{ping_limit, pings_answered};
+    let rounds = hosts.div_ceil(forks.max(1)) as u64;
+    let answered = pings_answered(a.samples, a.interval).as_secs();
+    let most = ping_limit(a.samples, a.interval).as_secs();
+    let batches = if rounds > 1 {
+        format!(
+            " ({rounds} batches of {forks}: about {} s in all, up to {} s)",
+            answered * rounds,
+            most * rounds
+        )
     } else {
-        ExitStatus::Success
-    })
+        String::new()
+    };
+    format!(
+        "measuring {hosts} PBX(es): {} OPTIONS pings per region, every {} s: pinging takes about {answered} s per PBX when every region answers, up to {most} s when one does not (an unanswered ping is reported after 32 s), plus set-up and clean-up{batches}; one not done after {} s is given up",
+        a.samples,
+        a.interval,
+        budget.as_secs()
+    )
+}
+
+/// The error when no targeted host has `wavix_regions`: the hosts, and where to set it.
+fn no_regions(hosts: &[String], inventories: &[PathBuf]) -> String {
+    let files: Vec<String> = inventories
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let host_vars = inventories
+        .first()
+        .map(|i| host_vars_dir(i).display().to_string())
+        .unwrap_or_else(|| "host_vars".into());
+    format!(
+        "no host to measure: {} in {} {} no `wavix_regions`; set it (a list of regions, e.g. `wavix_regions: [us.wavix.net, nl.wavix.net]`) in the inventory or in {host_vars}/HOST.yml",
+        if hosts.is_empty() {
+            "the play targets no host".to_string()
+        } else {
+            hosts.join(", ")
+        },
+        files.join(", "),
+        if hosts.len() == 1 { "has" } else { "have" }
+    )
 }
 
 /// `wavix_regions` of one host; `None` when it has none.
@@ -181,7 +235,8 @@ fn candidates(
     v: Option<&serde_json::Value>,
 ) -> Result<Option<Vec<Region>>, CommandError> {
     let Some(v) = v else { return Ok(None) };
-    let bad = |why: &str| CommandError::usage(format!("{host}: wavix_regions: {why}"));
+    // A bad inventory value: exit 1 like any refused inventory (not 2: the command line is fine).
+    let bad = |why: &str| CommandError::from(format!("{host}: wavix_regions: {why}"));
     let list = v
         .as_array()
         .ok_or_else(|| bad("a list of regions is expected"))?;
@@ -248,6 +303,9 @@ fn render(results: &[HostRtt], samples: u32) -> String {
                 x.samples_ms.len(),
                 samples,
             );
+        }
+        if let Some(h) = &r.hint {
+            let _ = writeln!(s, "  hint: {h}");
         }
     }
     s
@@ -450,6 +508,7 @@ mod tests {
             host: "pbx-nyc".into(),
             regions: probe::rank(vec![probe::RegionRtt::new("nl.wavix.net", vec![9.0], 0)]),
             error: None,
+            hint: None,
         };
         let nl = Region {
             proxy: "nl.wavix.net".into(),
@@ -512,11 +571,13 @@ mod tests {
                 probe::RegionRtt::new("sg.wavix.net", vec![], 3),
             ]),
             error: None,
+            hint: None,
         };
         let failed = HostRtt {
             host: "pbx-lon-1".into(),
             regions: vec![],
             error: Some("cannot take the host lock".into()),
+            hint: None,
         };
         assert_eq!(
             render(&[r, failed], 3),

@@ -28,9 +28,12 @@ pub struct WatchArgs {
     /// Keep every managed gateway's state current from the PBX's event socket (through the SSH connection): metrics at once, alerts on changes
     #[arg(long)]
     pub events: bool,
-    /// With --events: POST a JSON alert here when a trunk leaves its healthy state or comes back (http://host:port/path)
+    /// With --events: POST a JSON alert here when a trunk leaves its healthy state or comes back (https://host/path, or http:// for a local relay)
     #[arg(long, value_name = "URL", requires = "events")]
     pub webhook: Option<String>,
+    /// PEM file of the CA(s) an https:// webhook's certificate must chain to, instead of the system's roots (also `webhook_ca` in switchyard.toml)
+    #[arg(long, value_name = "FILE", requires = "webhook")]
+    pub webhook_ca: Option<std::path::PathBuf>,
     /// Disruptive steps a correction may take (overrides the play's `allow:`)
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub allow: Option<AllowArg>,
@@ -50,9 +53,21 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
     };
     let every = duration("--every", &a.every)?;
     if let Some(w) = &a.webhook {
-        crate::agent::live::parse_webhook(w).map_err(CommandError::usage)?;
+        crate::agent::webhook::check_url(w).map_err(CommandError::usage)?;
     }
     let jitter = duration("--jitter", &a.jitter)?;
+    // The CA file (or the system's roots) is read now: a bad one stops the agent at start,
+    // not every alert later. The command line's CA wins over switchyard.toml's.
+    let webhook = match &a.webhook {
+        Some(url) => {
+            let ca = a
+                .webhook_ca
+                .clone()
+                .or_else(|| cx.config.webhook_ca.clone());
+            Some(crate::agent::webhook::Webhook::new(url, ca.as_deref())?)
+        }
+        None => None,
+    };
     let extra_vars = a.inputs.extra()?;
     let tags = a.inputs.tag_filter();
     let run = crate::engine::run::RunOptions {
@@ -72,7 +87,7 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         keep: a.history.keep()?,
         rounds: a.rounds,
         events: a.events,
-        webhook: a.webhook.clone(),
+        webhook,
         run,
     })
     .await?;

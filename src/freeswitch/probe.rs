@@ -90,6 +90,10 @@ pub struct RegionRtt {
     pub median_ms: Option<f64>,
     /// Max minus min of the answered pings.
     pub spread_ms: Option<f64>,
+    /// The SIP status of each lost ping as FreeSWITCH reported it (408 timed out, 503 could
+    /// not be sent or refused); 0 for a ping it never reported before the deadline.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost_status: Vec<u16>,
 }
 
 impl RegionRtt {
@@ -108,8 +112,55 @@ impl RegionRtt {
             lost,
             median_ms,
             spread_ms,
+            lost_status: Vec::new(),
         }
     }
+}
+
+/// Why no region answered a PBX's pings, from the statuses FreeSWITCH reported for them
+/// (`regions` all without an answer); `None` if one answered. What each means in mod_sofia
+/// (`sofia_reg.c`, `sofia_handle_sip_r_options`, and sofia-sip's own answers):
+/// - 408: the OPTIONS got no answer before SIP timer F (32 s): nothing answers SIP there;
+/// - 503: sofia-sip could not send it (the name does not resolve from the PBX, no route) or
+///   the region refused it as overloaded;
+/// - nothing reported: the probe gateway never pinged (not loaded, profile not running).
+pub fn no_answer_hint(regions: &[RegionRtt], waited_s: u64) -> Option<String> {
+    if regions.is_empty() || regions.iter().any(|r| r.median_ms.is_some()) {
+        return None;
+    }
+    let all = || regions.iter().flat_map(|r| &r.lost_status);
+    let mut why = Vec::new();
+    if all().any(|&s| s == 408) {
+        why.push(
+            "pings timed out (408, no answer within 32 s): nothing answers SIP at those              addresses from the PBX (outbound SIP blocked by a firewall, no route, or a wrong              host or port)"
+                .to_string(),
+        );
+    }
+    if all().any(|&s| s == 503) {
+        why.push(
+            "FreeSWITCH could not send the pings or they were refused (503): a region name              the PBX cannot resolve, no route, or the region overloaded"
+                .to_string(),
+        );
+    }
+    let mut other: Vec<u16> = all()
+        .copied()
+        .filter(|s| ![0, 408, 503].contains(s))
+        .collect();
+    other.sort_unstable();
+    other.dedup();
+    if !other.is_empty() {
+        let list: Vec<String> = other.iter().map(u16::to_string).collect();
+        why.push(format!(
+            "the pings were answered with SIP status {}, which carries no round-trip time",
+            list.join(", ")
+        ));
+    }
+    if all().any(|&s| s == 0) || all().next().is_none() {
+        why.push(format!(
+            "FreeSWITCH reported no ping within {waited_s} s: the probe gateways did not              load or did not ping (is the `{PROBE_PROFILE}` SIP profile running?              `sofia status profile {PROBE_PROFILE}` on the PBX)"
+        ));
+    }
+    Some(format!("no region answered: {}", why.join("; ")))
 }
 
 /// Best first: regions that answered every ping, by median; then those that lost some, by
@@ -169,6 +220,26 @@ mod tests {
             leftover_probes("wavix switchyard_probe_0 switchyard_probe_12 switchyard_probe_x"),
             vec!["switchyard_probe_0", "switchyard_probe_12"]
         );
+    }
+
+    #[test]
+    fn no_answer_is_explained_by_what_freeswitch_reported() {
+        let lost = |region: &str, statuses: &[u16]| {
+            let mut r = RegionRtt::new(region, vec![], statuses.len() as u32);
+            r.lost_status = statuses.to_vec();
+            r
+        };
+        let h = no_answer_hint(&[lost("a", &[408, 408]), lost("b", &[408, 408])], 50).unwrap();
+        assert!(h.contains("timed out (408") && !h.contains("503"), "{h}");
+        let h = no_answer_hint(&[lost("a", &[503]), lost("b", &[0])], 50).unwrap();
+        assert!(
+            h.contains("(503)") && h.contains("no ping within 50 s"),
+            "{h}"
+        );
+        let h = no_answer_hint(&[lost("a", &[200])], 50).unwrap();
+        assert!(h.contains("SIP status 200"), "{h}");
+        let answered = RegionRtt::new("c", vec![9.0], 0);
+        assert_eq!(no_answer_hint(&[lost("a", &[408]), answered], 50), None);
     }
 
     #[test]

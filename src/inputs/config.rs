@@ -5,6 +5,7 @@
 //! inventory = ["inventory/pbx.yml"]   # or one path; relative to this file
 //! forks = 50
 //! known_hosts = "ssh/known_hosts"      # relative to this file
+//! webhook_ca = "ca/alerts.pem"         # `watch --webhook https://…`: trust only these CAs
 //! ```
 //!
 //! *Decision*: the file is looked for in the current folder and then its parents (as git
@@ -40,6 +41,8 @@ pub struct Config {
     pub inventory: Vec<PathBuf>,
     pub forks: Option<u32>,
     pub known_hosts: Option<PathBuf>,
+    /// The CA(s) an `https://` webhook must chain to (`--webhook-ca`), else the system's.
+    pub webhook_ca: Option<PathBuf>,
     /// A file found but not used, and why (printed as warnings).
     pub ignored: Vec<String>,
 }
@@ -50,6 +53,7 @@ struct Raw {
     inventory: Option<OneOrMany>,
     forks: Option<u32>,
     known_hosts: Option<PathBuf>,
+    webhook_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +157,7 @@ impl Config {
             },
             forks: raw.forks,
             known_hosts: raw.known_hosts.map(rel),
+            webhook_ca: raw.webhook_ca.map(rel),
             ignored: Vec::new(),
         })
     }
@@ -197,9 +202,10 @@ mod tests {
     fn reads_defaults_relative_to_the_file_and_locates_mistakes() {
         let c = Config::parse(
             Path::new("/srv/pbx/switchyard.toml"),
-            "inventory = \"inventory/pbx.yml\"\nforks = 20\nknown_hosts = \"kh\"\n",
+            "inventory = \"inventory/pbx.yml\"\nforks = 20\nknown_hosts = \"kh\"\nwebhook_ca = \"ca.pem\"\n",
         )
         .unwrap();
+        assert_eq!(c.webhook_ca, Some(PathBuf::from("/srv/pbx/ca.pem")));
         assert_eq!(c.inventory, [PathBuf::from("/srv/pbx/inventory/pbx.yml")]);
         assert_eq!(c.forks, Some(20));
         assert_eq!(c.known_hosts, Some(PathBuf::from("/srv/pbx/kh")));

@@ -547,3 +547,231 @@ fn a_flapping_trunk_and_idle_metrics_clients_leave_the_others_monitored() {
         "{most} webhook connections at once"
     );
 }
+
+/// A TLS certificate authority of the test's own, and a certificate for 127.0.0.1 it signed.
+struct TestCa {
+    pem: String,
+    leaf: rustls::pki_types::CertificateDer<'static>,
+    leaf_key: Vec<u8>,
+}
+
+impl TestCa {
+    fn new(name: &str) -> TestCa {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("switchyard test CA {name}"),
+        );
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(p, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        TestCa {
+            pem: ca.pem(),
+            leaf: leaf.der().clone(),
+            leaf_key: key.serialize_der(),
+        }
+    }
+}
+
+/// What a TLS webhook receiver saw: JSON bodies, and TLS errors (an alert the client sent).
+#[derive(Default)]
+struct Received {
+    bodies: Vec<serde_json::Value>,
+    tls_errors: Vec<String>,
+}
+
+/// An HTTPS webhook receiver on 127.0.0.1 presenting `ca`'s certificate; answers 200.
+fn tls_webhook(ca: &TestCa) -> (u16, Arc<Mutex<Received>>) {
+    let config = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![ca.leaf.clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(ca.leaf_key.clone().into()),
+            )
+            .unwrap(),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Received::default()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            let (config, g) = (config.clone(), g.clone());
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = match tls.read(&mut chunk) {
+                        Ok(0) => return,
+                        Ok(n) => n,
+                        Err(e) => {
+                            g.lock().unwrap().tls_errors.push(e.to_string());
+                            return;
+                        }
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    let Some(h) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len: usize = text[..h]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length").then(|| v.trim())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= h + 4 + len {
+                        if let Ok(v) = serde_json::from_slice(&buf[h + 4..h + 4 + len]) {
+                            g.lock().unwrap().bodies.push(v);
+                        }
+                        let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                        let _ = tls.flush();
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// `watch --events` on one PBX, its alerts to `url`, trusting the CAs of `ca_file`.
+fn https_agent(fleet: &Fleet, esl: &FakeEsl, url: &str, ca_file: &std::path::Path) -> Agent {
+    let ca = ca_file.to_str().unwrap();
+    let args = ["--every", "1h", "--webhook", url, "--webhook-ca", ca];
+    Agent::start(fleet, &[esl], &args, None)
+}
+
+fn wait_until(what: &str, limit: Duration, ok: &dyn Fn() -> bool, stderr: &dyn Fn() -> String) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not within {limit:?}\nstderr:\n{}",
+            stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 26 item 5: hosted alert receivers speak only HTTPS. A receiver on 127.0.0.1 whose
+/// certificate comes from a private CA gets the trunk-down alert when the agent is told to
+/// trust that CA (`--webhook-ca`). Before, `https://` was refused at start.
+#[test]
+fn an_https_webhook_gets_the_alert_through_the_ca_it_was_told_to_trust() {
+    let fleet = Fleet::new("live-https", 1);
+    let down = FakeEsl::start(&fleet.hosts[0].addr, Mode::Good("FAIL_WAIT", "DOWN"));
+    let ca = TestCa::new("a");
+    let ca_file = fleet.dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let (port, got) = tls_webhook(&ca);
+    let url = format!("https://127.0.0.1:{port}/hook?token=t");
+    let agent = https_agent(&fleet, &down, &url, &ca_file);
+    wait_until(
+        "the alert over TLS",
+        Duration::from_secs(30),
+        &|| !got.lock().unwrap().bodies.is_empty(),
+        &|| agent.stderr(),
+    );
+    let got = got.lock().unwrap();
+    let alert = &got.bodies[0];
+    assert_eq!(alert["host"], "pbx1", "{alert}");
+    assert_eq!(alert["gateway"], "wavix", "{alert}");
+    assert_eq!(alert["healthy"], false, "{alert}");
+    assert!(got.tls_errors.is_empty(), "{:?}", got.tls_errors);
+    assert!(
+        !agent.stderr().contains("watch: webhook"),
+        "{}",
+        agent.stderr()
+    );
+}
+
+/// The agent never accepts a certificate it cannot verify: a receiver whose certificate a
+/// different CA signed (someone on the path, or a misconfigured receiver) is refused during
+/// the handshake (the receiver sees the client's `UnknownCA` alert), gets no alert, and the
+/// log says why.
+#[test]
+fn an_https_webhook_signed_by_another_ca_gets_nothing() {
+    let fleet = Fleet::new("live-https-bad", 1);
+    let down = FakeEsl::start(&fleet.hosts[0].addr, Mode::Good("FAIL_WAIT", "DOWN"));
+    let trusted = TestCa::new("trusted");
+    let ca_file = fleet.dir.join("ca.pem");
+    std::fs::write(&ca_file, &trusted.pem).unwrap();
+    let (port, got) = tls_webhook(&TestCa::new("impostor"));
+    let url = format!("https://127.0.0.1:{port}/hook");
+    let agent = https_agent(&fleet, &down, &url, &ca_file);
+    agent.wait_stderr(
+        &format!("watch: webhook {url}: TLS:"),
+        Duration::from_secs(30),
+    );
+    let err = agent.stderr();
+    assert!(err.contains("certificate"), "{err}");
+    let got = got.lock().unwrap();
+    assert!(got.bodies.is_empty(), "{:?}", got.bodies);
+    assert!(
+        got.tls_errors.iter().any(|e| e.contains("UnknownCA")),
+        "{:?}",
+        got.tls_errors
+    );
+}
+
+/// A webhook that accepts TCP and never answers the TLS handshake: each POST gives up after
+/// its time bound and at most `WEBHOOK_POSTS` connections are ever open to it, while the
+/// gateway flaps 200 times.
+#[test]
+fn a_silent_https_webhook_holds_at_most_the_post_limit() {
+    let fleet = Fleet::new("live-https-silent", 1);
+    let flapper = FakeEsl::start(&fleet.hosts[0].addr, Mode::Flap(200));
+    let (hook_port, hook) = silent_webhook();
+    let url = format!("https://127.0.0.1:{hook_port}/hook");
+    let ca_file = fleet.dir.join("ca.pem");
+    std::fs::write(&ca_file, TestCa::new("a").pem).unwrap();
+    let agent = https_agent(&fleet, &flapper, &url, &ca_file);
+    agent.wait_stderr(
+        &format!("watch: webhook {url}: no answer within 5 s"),
+        Duration::from_secs(30),
+    );
+    let most = hook.lock().unwrap().1;
+    assert!(
+        (1..=switchyard::agent::live::WEBHOOK_POSTS).contains(&most),
+        "{most} webhook connections at once"
+    );
+}
+
+/// A CA file that holds no certificate stops the agent at start (exit 1, the file named),
+/// rather than silencing every alert later.
+#[test]
+fn a_webhook_ca_file_without_a_certificate_stops_the_agent_at_start() {
+    let fleet = Fleet::new("live-https-ca", 1);
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let ca_file = fleet.dir.join("ca.pem");
+    std::fs::write(&ca_file, "# our CA, to be pasted here\n").unwrap();
+    let ca = ca_file.to_str().unwrap();
+    let hook = [
+        "--events",
+        "--webhook",
+        "https://127.0.0.1:9/hook",
+        "--webhook-ca",
+        ca,
+    ];
+    let out = fleet.run("watch", &inv, &hook);
+    let err = &out.stderr;
+    assert_eq!(out.code, 1, "{err}");
+    assert!(
+        err.contains(&format!("webhook CA file {}", ca_file.display()))
+            && err.contains("no PEM certificate"),
+        "{err}"
+    );
+}

@@ -8,6 +8,7 @@ mod ansible;
 mod apply;
 mod architecture;
 mod cli;
+mod contrib;
 mod controller_files;
 mod errors;
 mod fleet;

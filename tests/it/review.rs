@@ -329,3 +329,89 @@ fn send_signal(pid: u32, sig: i32) {
         .status()
         .unwrap();
 }
+
+/// Issue 27 item 6: what the shipped alerts need is on the page. pbx1 drifts, its
+/// correction fails (another run holds pbx1's host lock), and the history database cannot
+/// be written (its folder is a file): the page says `switchyard_host_drifted{host="pbx1"} 1`,
+/// `switchyard_rollouts_failed_total` and `switchyard_history_write_failures_total` above 0
+/// (none of them existed before).
+#[test]
+fn drift_a_failed_correction_and_history_failures_reach_the_metrics() {
+    use std::io::BufRead;
+    let fleet = Fleet::new("watch-alerts", 2);
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    assert_eq!(fleet.run("apply", &inv, &[]).code, 0);
+    let p1 = fleet.host("pbx1");
+    let good = p1.read("sip_profiles/external/wavix.xml");
+    std::fs::write(
+        p1.conf("sip_profiles/external/wavix.xml"),
+        good.replace("secret1", "tampered"),
+    )
+    .unwrap();
+    // Another run's lock, held as lock.sh holds it (flock on the conf root's lock file).
+    let mut holder = std::process::Command::new("flock")
+        .arg(p1.conf(".switchyard/lock"))
+        .args(["-c", "echo held; exec sleep 300"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "held\n");
+    let not_a_folder = fleet.dir.join("not-a-folder");
+    std::fs::write(&not_a_folder, "").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_at = format!("127.0.0.1:{port}");
+    let history = not_a_folder.join("history.db");
+    let args = [
+        "--every",
+        "1s",
+        "--fix",
+        "--metrics",
+        &metrics_at,
+        "--history",
+        history.to_str().unwrap(),
+    ];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "watch",
+            "-i",
+            inv.to_str().unwrap(),
+            &repo("playbooks/wavix.yml"),
+        ])
+        .args(["--known-hosts", fleet.known_hosts.to_str().unwrap()])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = std::panic::catch_unwind(|| {
+        wait_for(port, "a failed correction", |m| {
+            metric(m, "switchyard_rollouts_failed_total") >= 1.0
+        })
+    });
+    for p in [&mut child, &mut holder] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    let m = seen.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert!(
+        m.contains("switchyard_host_drifted{host=\"pbx1\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("switchyard_host_drifted{host=\"pbx2\"} 0"),
+        "{m}"
+    );
+    assert!(
+        metric(&m, "switchyard_history_write_failures_total") >= 1.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "switchyard_corrections_total"), 0.0, "{m}");
+}
