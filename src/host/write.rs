@@ -1,5 +1,5 @@
-//! The write protocol: one round trip (`remote/write.sh`) that changes files on a host, and
-//! the state record that rides in it.
+//! The write protocol: a request to the session that changes a host (`remote/write.sh`
+//! served by `remote/lock.sh`), and the state record that rides in it.
 //!
 //! The engine decides *what* to write (from its plan); this module is how it is sent and
 //! how its answer is read, so the runner, rollback and `trunks measure` all write the same
@@ -8,29 +8,33 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::freeswitch::reload::Step;
-use crate::host::script::{self, FileOp};
+use crate::host::script::FileOp;
 use crate::host::state::HostState;
-use crate::host::transport::Transport;
+use crate::host::transport::HostLock;
 
-/// One write round trip (src/host/remote/write.sh), its outcome read from its answer.
-/// `expect` lists, for files about to change, the sha256 they had when gathered: if any
-/// moved on since, nothing is written.
+/// One write through the held session (src/host/remote/write.sh), its outcome read from its
+/// answer. `expect` lists, for files about to change, the sha256 they had when gathered: if
+/// any moved on since, nothing is written. With `sync` false the folders written to are
+/// left for the next state record to flush ([`HostLock::write_record`]): they are returned.
 pub async fn send(
-    t: &mut Transport,
+    lock: &mut HostLock,
     conf_root: &str,
     ops: &[FileOp<'_>],
     expect: &[(&str, Option<&str>)],
-) -> Result<(), String> {
-    let (cmd, stdin) = script::write(conf_root, ops, expect)?;
-    match t.exec(&cmd, &stdin).await {
-        Ok(out) if out.ok() && out.stdout_text().contains("switchyard-write-ok") => Ok(()),
-        Ok(out) => Err(format!(
-            "writing files failed (exit {}): {}",
-            out.exit
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "none".into()),
-            out.stderr_text()
-        )),
+    sync: bool,
+) -> Result<Vec<String>, String> {
+    let nonce = crate::host::session::nonce();
+    let (req, dirs) = crate::host::session::write(conf_root, ops, expect, &nonce, sync)?;
+    let shown = std::iter::once(crate::host::script::SESSION_WRITE.to_string())
+        .chain(ops.iter().map(|op| match op {
+            FileOp::Write { path, .. } => crate::host::script::quote(path),
+            FileOp::Remove { path } => format!("-{}", crate::host::script::quote(path)),
+        }))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match lock.write(&req, &nonce, &shown).await {
+        Ok((text, 0)) if text.contains("switchyard-write-ok") => Ok(dirs),
+        Ok((text, rc)) => Err(format!("writing files failed (exit {rc}): {}", text.trim())),
         Err(e) => Err(format!("writing files failed: {e}")),
     }
 }
