@@ -645,4 +645,33 @@ mod tests {
             assert!(err.contains("belongs to nobody"), "{err}");
         }
     }
+
+    /// A write that only removes files (a probe file taken away, a rollback of created
+    /// files) has a stage too; an owner unknown on the host is an error, never a file
+    /// silently owned by root (tar falls back to the archive's numeric id for a name it
+    /// cannot find).
+    #[test]
+    fn removals_alone_and_unknown_owners() {
+        let dir = scratch("owners");
+        let root = dir.display().to_string();
+        let a = format!("{root}/a.xml");
+        std::fs::write(&a, "x").unwrap();
+        let (code, out, all) = run_write(&root, &[FileOp::Remove { path: &a }], &[]);
+        assert_eq!(code, Some(0), "{all}");
+        assert!(out.contains("switchyard-write-ok"), "{all}");
+        assert!(!std::path::Path::new(&a).exists());
+        if crate::host::state::current_user_and_group().0 == "root" {
+            let ops = [FileOp::Write {
+                path: &a,
+                content: b"<a/>",
+                owner: "no-such-user-sy",
+                group: "root",
+                mode: 0o640,
+            }];
+            let (code, _, all) = run_write(&root, &ops, &[]);
+            assert_eq!(code, Some(6), "{all}");
+            assert!(all.contains("no user `no-such-user-sy`"), "{all}");
+            assert!(!std::path::Path::new(&a).exists());
+        }
+    }
 }
