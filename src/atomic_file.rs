@@ -201,7 +201,7 @@ fn fill(f: &mut File, data: &[u8], was: Option<&Existing>, forced: Option<u32>) 
     f.sync_all()
 }
 
-fn random_hex() -> io::Result<String> {
+pub(crate) fn random_hex() -> io::Result<String> {
     let mut b = [0u8; 8];
     File::open("/dev/urandom")?.read_exact(&mut b)?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())

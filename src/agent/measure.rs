@@ -239,7 +239,7 @@ async fn measure_host(
     let mut tr = Transport::connect(&c.host.connection, &o.ssh).await?;
     let fs = &c.host.freeswitch;
     phase.set("taking the host lock");
-    let lock = match tr
+    let mut lock = match tr
         .lock(
             &fs.conf_root,
             &crate::host::state::lock_owner("trunks measure"),
@@ -252,7 +252,7 @@ async fn measure_host(
             return Err(e.into());
         }
     };
-    let res = probe_regions(&mut tr, c, o, phase).await;
+    let res = probe_regions(&mut tr, &mut lock, c, o, phase).await;
     lock.release().await;
     tr.close().await;
     res
@@ -260,6 +260,7 @@ async fn measure_host(
 
 async fn probe_regions(
     tr: &mut Transport,
+    lock: &mut crate::host::transport::HostLock,
     c: &Candidates,
     o: &MeasureOptions,
     phase: &Phase,
@@ -285,7 +286,7 @@ async fn probe_regions(
     let path = format!("{}/{}", fs.conf_root, probe::PROBE_FILE);
     let xml = probe::probe_xml(&probes, o.interval);
     crate::host::write::send(
-        tr,
+        lock,
         &fs.conf_root,
         &[FileOp::Write {
             path: &path,
@@ -295,14 +296,21 @@ async fn probe_regions(
             mode: 0o640,
         }],
         &[],
+        true,
     )
     .await?;
     phase.set("waiting for pings");
     let measured = sample(&mut esl, &probes, o).await;
     phase.set("removing the probes");
     // Clean up whatever happened: file, XML in memory, gateways.
-    let removed =
-        crate::host::write::send(tr, &fs.conf_root, &[FileOp::Remove { path: &path }], &[]).await;
+    let removed = crate::host::write::send(
+        lock,
+        &fs.conf_root,
+        &[FileOp::Remove { path: &path }],
+        &[],
+        true,
+    )
+    .await;
     let reloaded = esl.api("reloadxml").await;
     for (g, _) in &probes {
         let _ = esl

@@ -365,7 +365,7 @@ mod tests {
             owner: "alice".into(),
         };
         assert_eq!(ErrorKind::from(&held), ErrorKind::LockHeld);
-        let write = WriteError::Transport(TransportError::from(russh::Error::Inconsistent));
+        let write = WriteError::Session("the host's session ended".into());
         assert_eq!(ErrorKind::from(&write), ErrorKind::Write);
         let r = HostReport::new("pbx", 1).failed(&retried);
         assert_eq!(r.status, HostStatus::Unreachable);

@@ -14,6 +14,7 @@ use crate::engine::plan::{self, HostPlan, SavedPlan};
 use crate::engine::steps::{planned_steps, run_steps};
 use crate::freeswitch::reload::{Action, Step};
 use crate::host::script::{self, FileOp};
+use crate::host::session::Via;
 use crate::host::state::{HostState, STATE_REL};
 use crate::host::transport::{HostLock, SshOptions, Transport};
 use crate::host::write::{self, WriteError};
@@ -445,9 +446,10 @@ async fn check_only(cx: &mut Cx<'_, '_>, r: &mut HostReport) -> Result<(), End> 
     if cx.s.gateway_snapshot && !cx.p.gateways.is_empty() {
         let fs_cli = &cx.host.freeswitch.fs_cli;
         let v = crate::engine::verify::gateways(
-            cx.t,
+            &mut Via::Channel(cx.t),
             fs_cli,
             &cx.p.gateways,
+            Duration::ZERO,
             Duration::ZERO,
             Duration::ZERO,
         )
@@ -464,7 +466,17 @@ async fn verify_only(cx: &mut Cx<'_, '_>, r: &mut HostReport) -> Result<(), End>
     if p.gateways.is_empty() {
         return Ok(());
     }
-    let v = verify_gateways(cx, &p.gateways).await;
+    let s = cx.s;
+    let fs_cli = &cx.host.freeswitch.fs_cli;
+    let v = crate::engine::verify::gateways(
+        &mut Via::Channel(cx.t),
+        fs_cli,
+        &p.gateways,
+        s.verify_timeout,
+        s.verify_interval,
+        Duration::ZERO,
+    )
+    .await;
     r.gateways = v.gateways;
     match v.failure {
         Some(f) => Err(fail(ErrorKind::VerifyFailed, f)),
@@ -472,15 +484,24 @@ async fn verify_only(cx: &mut Cx<'_, '_>, r: &mut HostReport) -> Result<(), End>
     }
 }
 
-/// Poll `gateways` with the play's verification timing.
+/// Poll `gateways` with the play's verification timing, after steps that made them
+/// register again (the first poll one interval after them).
 async fn verify_gateways(
-    cx: &mut Cx<'_, '_>,
+    via: &mut Via<'_>,
+    cx: &Cx<'_, '_>,
     gateways: &[plan::ManagedGateway],
 ) -> crate::engine::verify::Verdict {
     let s = cx.s;
     let fs_cli = &cx.host.freeswitch.fs_cli;
-    crate::engine::verify::gateways(cx.t, fs_cli, gateways, s.verify_timeout, s.verify_interval)
-        .await
+    crate::engine::verify::gateways(
+        via,
+        fs_cli,
+        gateways,
+        s.verify_timeout,
+        s.verify_interval,
+        s.verify_interval,
+    )
+    .await
 }
 
 /// Write, run the steps, verify, roll back: the part of an apply that changes the host.
@@ -493,25 +514,33 @@ async fn apply_changes(
     r: &mut HostReport,
 ) -> Result<(), End> {
     let (p, g) = (cx.p, cx.g);
-    // 1. write (the state record goes in the same round trip)
+    // 1. write (the state record goes in the same round trip). The folders written to are
+    // flushed with the next state record (after the steps, or when a step is refused): the
+    // record that lists the steps owed is in the kernel's hands once renamed, which is what
+    // survives a killed controller; every file was flushed before it took its name, so a
+    // crash still leaves each one entirely old or entirely new. A rollback's write flushes
+    // its own folders.
     let record = record_after(cx, p.reload.owed());
     let op = write::record_op(&g.record_path, &record);
-    write_files(cx, p, Some(op)).await.map_err(failed)?;
+    let dirs = write_files(lock, cx, p, Some(op), false)
+        .await
+        .map_err(failed)?;
     // 2. FreeSWITCH steps
-    let (results, failure) = run_steps(cx.t, cx.host, p, cx.s.drain_timeout).await;
+    let (results, failure) =
+        run_steps(&mut Via::Session(lock), cx.host, p, cx.s.drain_timeout).await;
     r.steps = results;
     let failure = match failure {
         Some(f) if f.kind == ErrorKind::StepRefused => {
-            return Err(step_refused(cx, lock, r, f.message).await)
+            return Err(step_refused(cx, lock, r, f.message, &dirs).await)
         }
         Some(f) => Some((f.kind, f.message)),
         // 3. verify
-        None => verify_after_change(cx, r).await,
+        None => verify_after_change(lock, cx, r).await,
     };
     let Some((kind, reason)) = failure else {
         // Every step ran and the gateways are healthy: only what was not allowed stays owed.
         let record = record_after(cx, p.reload.pending.clone());
-        if let Err(e) = lock.write_record(&record).await {
+        if let Err(e) = lock.write_record(&record, &dirs).await {
             let message =
                 format!("the change is in effect, but the state record could not be updated: {e}");
             return Err(fail((&e).into(), message));
@@ -524,7 +553,7 @@ async fn apply_changes(
         return Ok(());
     };
     // 4. roll back
-    Err(roll_back(cx, r, kind, reason).await)
+    Err(roll_back(lock, cx, r, kind, reason).await)
 }
 
 /// FreeSWITCH declined a step (a profile restart too soon after the profile started) even
@@ -535,13 +564,14 @@ async fn step_refused(
     lock: &mut HostLock,
     r: &HostReport,
     message: String,
+    dirs: &[String],
 ) -> End {
     let p = cx.p;
     let done = r.steps.iter().filter(|x| x.ok).count();
     let mut owed: Vec<Step> = p.reload.steps.iter().skip(done).cloned().collect();
     owed.extend(p.reload.pending.iter().cloned());
     let record = record_after(cx, owed);
-    let note = match lock.write_record(&record).await {
+    let note = match lock.write_record(&record, dirs).await {
         Ok(()) => "; it stays owed and the next run performs it".to_string(),
         Err(e) => format!("; could not record it as owed: {e}"),
     };
@@ -551,6 +581,7 @@ async fn step_refused(
 /// After a gateway change, and after anything that restarted a profile or FreeSWITCH
 /// (every gateway registers again then): the gateways' registration, if verification is on.
 async fn verify_after_change(
+    lock: &mut HostLock,
     cx: &mut Cx<'_, '_>,
     r: &mut HostReport,
 ) -> Option<(ErrorKind, String)> {
@@ -565,7 +596,7 @@ async fn verify_after_change(
     if !(cx.s.verify && (gw_changed || restarted) && !p.gateways.is_empty()) {
         return None;
     }
-    let v = verify_gateways(cx, &p.gateways).await;
+    let v = verify_gateways(&mut Via::Session(lock), cx, &p.gateways).await;
     r.gateways = v.gateways;
     v.failure.map(|m| (ErrorKind::VerifyFailed, m))
 }
@@ -573,6 +604,7 @@ async fn verify_after_change(
 /// Put the previous files (and state record) back, run the steps that makes FreeSWITCH
 /// read them, and verify.
 async fn roll_back(
+    lock: &mut HostLock,
     cx: &mut Cx<'_, '_>,
     r: &mut HostReport,
     kind: ErrorKind,
@@ -586,11 +618,12 @@ async fn roll_back(
         Some(b) => write::record_op(record_path, b),
         None => FileOp::Remove { path: record_path },
     };
-    if let Err(e) = write_files(cx, &back, Some(restore_record)).await {
+    if let Err(e) = write_files(lock, cx, &back, Some(restore_record), true).await {
         let message = format!("{reason}; ROLLBACK FAILED while restoring files: {e}");
         return fail(ErrorKind::RollbackFailed, message);
     }
-    let (back_steps, back_failure) = run_steps(cx.t, cx.host, &back, cx.s.drain_timeout).await;
+    let (back_steps, back_failure) =
+        run_steps(&mut Via::Session(lock), cx.host, &back, cx.s.drain_timeout).await;
     for st in back_steps {
         r.steps.push(crate::engine::outcome::StepResult {
             command: format!("(rollback) {}", st.command),
@@ -601,7 +634,7 @@ async fn roll_back(
         notes.push(format!("rollback step failed: {}", f.message));
     }
     if cx.s.verify && !back.gateways.is_empty() && !back.reload.steps.is_empty() {
-        let v = verify_gateways(cx, &back.gateways).await;
+        let v = verify_gateways(&mut Via::Session(lock), cx, &back.gateways).await;
         r.gateways = v.gateways;
         if let Some(f) = v.failure {
             notes.push(format!("after rollback: {f}"));
@@ -633,13 +666,16 @@ fn same_actions(a: &[Step], b: &[Step]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| y.action == x.action))
 }
 
-/// Write `p`'s changed files (and `extra`, the state record) in one round trip, each
-/// guarded by the hash it had when gathered.
+/// Write `p`'s changed files (and `extra`, the state record) in one request to the held
+/// session, each guarded by the hash it had when gathered: the folders written to, left
+/// unflushed unless `sync`.
 async fn write_files(
-    cx: &mut Cx<'_, '_>,
+    lock: &mut HostLock,
+    cx: &Cx<'_, '_>,
     p: &HostPlan,
     extra: Option<FileOp<'_>>,
-) -> Result<(), WriteError> {
+    sync: bool,
+) -> Result<Vec<String>, WriteError> {
     let fs = &cx.host.freeswitch;
     let mut ops: Vec<FileOp> = p
         .changed()
@@ -671,11 +707,11 @@ async fn write_files(
         .collect();
     ops.extend(extra);
     if ops.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let expect: Vec<(&str, Option<&str>)> = p
         .changed()
         .map(|f| (f.path.as_str(), f.old_sha256.as_deref()))
         .collect();
-    write::send(cx.t, &fs.conf_root, &ops, &expect).await
+    write::send(lock, &fs.conf_root, &ops, &expect, sync).await
 }

@@ -8,7 +8,7 @@ use crate::engine::plan::HostPlan;
 use crate::freeswitch::reload::Action;
 use crate::freeswitch::status;
 use crate::host::script;
-use crate::host::transport::Transport;
+use crate::host::session::Via;
 use crate::inputs::inventory::Host;
 use crate::inputs::playbook::Disruption;
 
@@ -54,7 +54,7 @@ pub(crate) fn planned_steps(p: &HostPlan) -> Vec<StepResult> {
 /// tried again, with the steps after it, after the wait FreeSWITCH names, for as long as
 /// the drain limit allows.
 pub(crate) async fn run_steps(
-    t: &mut Transport,
+    t: &mut Via<'_>,
     host: &Host,
     p: &HostPlan,
     drain_timeout: Duration,
@@ -103,22 +103,20 @@ pub(crate) async fn run_steps(
 
 /// One round trip running `steps`: each step's (index, answer, exit code).
 async fn send_steps(
-    t: &mut Transport,
+    t: &mut Via<'_>,
     host: &Host,
     steps: &[(Action, String)],
 ) -> Result<Vec<(usize, String, i32)>, StepFailure> {
     let actions: Vec<Action> = steps.iter().map(|x| x.0.clone()).collect();
-    let (cmd, stdin) = script::steps(
-        &host.freeswitch.fs_cli,
-        &host.freeswitch.restart_command,
-        &actions,
-    )
-    .map_err(StepFailure::failed)?;
     let out = t
-        .exec(&cmd, &stdin)
+        .run(
+            &host.freeswitch.fs_cli,
+            &host.freeswitch.restart_command,
+            &actions,
+        )
         .await
         .map_err(|e| StepFailure::failed(format!("running FreeSWITCH commands failed: {e}")))?;
-    Ok(script::split_steps(&out.stdout_text()))
+    Ok(script::split_steps(&out))
 }
 
 /// What the answers of one round trip say.
@@ -145,6 +143,9 @@ fn read_answers(
             .map(|x| (x.1.clone(), x.2))
             .unwrap_or((String::new(), -1));
         let check = match action {
+            // The host's `timeout` ended the command (the session's steps: see
+            // host::session::steps); fs_cli never exits 124 itself.
+            _ if rc == 124 => Err(status::ApiFailure::Error(body.trim().to_string())),
             Action::Api(c) => status::check_reply(c, &body),
             Action::Restart if rc == 0 => Ok(()),
             Action::Restart => Err(status::ApiFailure::Error(format!(
@@ -187,11 +188,10 @@ fn read_answers(
 /// Why a disruptive step was not run: calls stayed up, or they could not be counted.
 #[derive(Debug, thiserror::Error)]
 enum DrainError {
-    /// The host's `fs_cli` line cannot be run as given (its own sentence).
-    #[error("{0}")]
-    FsCli(String),
+    /// The count could not be asked: the `fs_cli` line cannot be run as given, or the
+    /// channel or session did not carry the command (its own sentence).
     #[error("cannot count active calls: {0}")]
-    Transport(#[from] crate::host::transport::TransportError),
+    Count(String),
     #[error("{calls} call(s) still active after waiting {secs:.0} s; disruptive step not run")]
     Active { calls: u64, secs: f64 },
     /// FreeSWITCH's answer (the host's text, masked with the rest of the report).
@@ -208,17 +208,15 @@ impl From<&DrainError> for ErrorKind {
 }
 
 /// Before a disruptive step: wait (up to `timeout`) for active calls to end.
-async fn drain(t: &mut Transport, host: &Host, timeout: Duration) -> Result<(), DrainError> {
-    let (cmd, stdin) = script::steps(
-        &host.freeswitch.fs_cli,
-        "true",
-        &[Action::Api("show calls count".into())],
-    )
-    .map_err(DrainError::FsCli)?;
+async fn drain(t: &mut Via<'_>, host: &Host, timeout: Duration) -> Result<(), DrainError> {
+    let count = [Action::Api("show calls count".into())];
     let deadline = Instant::now() + timeout;
     loop {
-        let out = t.exec(&cmd, &stdin).await?;
-        let parts = script::split_steps(&out.stdout_text());
+        let out = t
+            .run(&host.freeswitch.fs_cli, "true", &count)
+            .await
+            .map_err(DrainError::Count)?;
+        let parts = script::split_steps(&out);
         let body = parts.first().map(|p| p.1.clone()).unwrap_or_default();
         match status::parse_calls_count(&body) {
             Some(0) => return Ok(()),

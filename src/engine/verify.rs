@@ -7,7 +7,7 @@ use crate::engine::plan::ManagedGateway;
 use crate::freeswitch::reload::Action;
 use crate::freeswitch::status::{self, GatewayStatus, Health};
 use crate::host::script;
-use crate::host::transport::Transport;
+use crate::host::session::Via;
 
 #[derive(Debug, Clone)]
 pub struct Verdict {
@@ -16,28 +16,30 @@ pub struct Verdict {
     pub failure: Option<String>,
 }
 
-/// Poll `sofia xmlstatus gateway NAME` for every gateway.
+/// Poll `sofia xmlstatus gateway NAME` for every gateway, the first time after
+/// `first_after`: right after a rescan, a `killgw` or a restart no gateway can have
+/// registered yet (mod_sofia sends a gateway's REGISTER from its profile worker, which
+/// looks at the gateways once a second), so a poll then is a wasted fs_cli on the PBX.
 pub async fn gateways(
-    t: &mut Transport,
+    t: &mut Via<'_>,
     fs_cli: &str,
     gws: &[ManagedGateway],
     timeout: Duration,
     interval: Duration,
+    first_after: Duration,
 ) -> Verdict {
     let actions: Vec<Action> = gws
         .iter()
         .map(|g| Action::Api(format!("sofia xmlstatus gateway {}", g.name)))
         .collect();
-    let (cmd, stdin) = match script::steps(fs_cli, "true", &actions) {
-        Ok(x) => x,
-        Err(e) => {
-            return Verdict {
-                gateways: Vec::new(),
-                failure: Some(e),
-            }
-        }
-    };
+    if let Err(e) = script::FsCli::parse(fs_cli) {
+        return Verdict {
+            gateways: Vec::new(),
+            failure: Some(e),
+        };
+    }
     let deadline = Instant::now() + timeout;
+    tokio::time::sleep(first_after.min(timeout)).await;
     let mut polls = 0u32;
     loop {
         polls += 1;
@@ -45,8 +47,8 @@ pub async fn gateways(
             states,
             failed,
             pending,
-        } = match t.exec(&cmd, &stdin).await {
-            Ok(out) => read_poll(gws, &out.stdout_text()),
+        } = match t.run(fs_cli, "true", &actions).await {
+            Ok(out) => read_poll(gws, &out),
             Err(e) => Poll {
                 failed: vec![format!("cannot poll gateways: {e}")],
                 ..Poll::default()
@@ -138,6 +140,7 @@ fn read_poll(gws: &[ManagedGateway], text: &str) -> Poll {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::transport::Transport;
     use crate::inputs::inventory::{Connection, ConnectionKind};
 
     /// A gateway that never leaves TRYING: the failure says how long and how many polls.
@@ -176,11 +179,12 @@ mod tests {
             registers: true,
         };
         let v = gateways(
-            &mut t,
+            &mut Via::Channel(&mut t),
             &fs_cli.to_string_lossy(),
             &[gw],
             Duration::from_millis(250),
             Duration::from_millis(100),
+            Duration::ZERO,
         )
         .await;
         let f = v.failure.expect("TRYING is not healthy");

@@ -82,19 +82,26 @@ pub fn gather(root: &str, limit: u64, paths: &[&str]) -> String {
     program(&[GATHER], &args)
 }
 
-/// The host lock (src/host/remote/lock.sh), held in switchyard's private folder of `root`.
+/// The host lock and the session that changes the host (src/host/remote/lock.sh, serving
+/// write.sh's writes and [`crate::host::session`]'s requests), held in switchyard's private
+/// folder of `root`.
 pub fn lock(root: &str, owner: &str) -> String {
-    program(&[COMMON, LOCK], &[root, owner])
+    program(&[COMMON, WRITE, LOCK], &[root, owner])
 }
 
 /// A remote command as `-vv` shows it: the fixed program named by its file in src/host/remote/,
 /// the values switchyard passed shown as the quoted arguments the shell receives; the
 /// FreeSWITCH steps program (short) as it is.
 pub fn describe(cmd: &str) -> String {
+    if let Some(rest) = cmd.strip_prefix(SESSION_WRITE) {
+        return format!("(session) write{rest}");
+    }
     for (name, prefix) in [
         ("gather.sh", program(&[GATHER], &[])),
-        ("common.sh+lock.sh", program(&[COMMON, LOCK], &[])),
-        ("common.sh+write.sh", program(&[COMMON, WRITE], &[])),
+        (
+            "common.sh+write.sh+lock.sh",
+            program(&[COMMON, WRITE, LOCK], &[]),
+        ),
     ] {
         if let Some(rest) = cmd.strip_prefix(&prefix) {
             return format!("sh -c <{name}> sh{rest}");
@@ -133,13 +140,17 @@ fn unquote(word: &str) -> Option<String> {
     Some(out)
 }
 
+/// How a write request through the session is shown to `-v` (the files it writes; never
+/// the hashes or the content).
+pub const SESSION_WRITE: &str = "session-write";
+
 /// What a remote command is, in one word, for `-v`.
 pub fn kind(cmd: &str) -> &'static str {
     if cmd.starts_with(&program(&[GATHER], &[])) {
         "gather"
-    } else if cmd.starts_with(&program(&[COMMON, LOCK], &[])) {
+    } else if cmd.starts_with(&program(&[COMMON, WRITE, LOCK], &[])) {
         "lock"
-    } else if cmd.starts_with(&program(&[COMMON, WRITE], &[])) {
+    } else if cmd.starts_with(SESSION_WRITE) {
         "write"
     } else {
         "FreeSWITCH"
@@ -160,79 +171,6 @@ pub enum FileOp<'a> {
     },
     /// Remove a file (rolling back a file switchyard created).
     Remove { path: &'a str },
-}
-
-/// `path` as (folder relative to `root`, file name); `None` if it is not under `root`.
-fn split_under<'p>(root: &str, path: &'p str) -> Option<(&'p str, &'p str)> {
-    let rel = path
-        .strip_prefix(root.trim_end_matches('/'))?
-        .strip_prefix('/')?;
-    let (dir, name) = rel.rsplit_once('/').unwrap_or((".", rel));
-    if name.is_empty() || name == "." || name == ".." {
-        return None;
-    }
-    Some((if dir.is_empty() { "." } else { dir }, name))
-}
-
-/// The write round trip (src/host/remote/write.sh): the command and the bytes for its stdin.
-///
-/// `expect` lists, for files about to change, the sha256 they had when gathered (`None`:
-/// absent); if any moved on since, nothing is written (exit 5). Content is staged and its
-/// length checked before anything changes (exit 3 for a cut upload); each file is prepared
-/// in switchyard's private folder and renamed into place from inside its folder, reached
-/// without following links. Every path must be under `root`.
-pub fn write(
-    root: &str,
-    ops: &[FileOp<'_>],
-    expect: &[(&str, Option<&str>)],
-) -> Result<(String, Vec<u8>), String> {
-    let outside = |p: &str| format!("{p} is not under the conf root {root}");
-    // The expected hashes go first on stdin, one line each, never in an argument.
-    let mut head = Vec::new();
-    let mut stdin = Vec::new();
-    let mut words: Vec<String> = Vec::new();
-    for (path, sha) in expect {
-        let (dir, name) = split_under(root, path).ok_or_else(|| outside(path))?;
-        words.extend(["E".into(), dir.into(), name.into()]);
-        let sha = sha.unwrap_or("-");
-        if sha.is_empty() || sha.contains('\n') {
-            return Err(format!("bad expected hash for {path}"));
-        }
-        head.extend_from_slice(sha.as_bytes());
-        head.push(b'\n');
-    }
-    for op in ops {
-        match op {
-            FileOp::Write {
-                path,
-                content,
-                owner,
-                group,
-                mode,
-            } => {
-                let (dir, name) = split_under(root, path).ok_or_else(|| outside(path))?;
-                words.extend([
-                    "W".into(),
-                    dir.into(),
-                    name.into(),
-                    owner.to_string(),
-                    group.to_string(),
-                    format!("{mode:o}"),
-                    content.len().to_string(),
-                ]);
-                stdin.extend_from_slice(content);
-            }
-            FileOp::Remove { path } => {
-                let (dir, name) = split_under(root, path).ok_or_else(|| outside(path))?;
-                words.extend(["R".into(), dir.into(), name.into()]);
-            }
-        }
-    }
-    let total = stdin.len().to_string();
-    let mut args: Vec<&str> = vec![root, &total];
-    args.extend(words.iter().map(String::as_str));
-    head.extend_from_slice(&stdin);
-    Ok((program(&[COMMON, WRITE], &args), head))
 }
 
 /// A host's `fs_cli` line (a command line prefix such as `fs_cli -H 127.0.0.1 -P 8021 -p
@@ -502,29 +440,6 @@ mod tests {
             ],
         );
         let locked = lock(root, "ops@ctl pid 42 since 2026-11-27T10:00:00Z");
-        let (written, stdin) = write(
-            root,
-            &[
-                FileOp::Write {
-                    path: "/etc/freeswitch/sip_profiles/external/wavix.xml",
-                    content: b"<include/>\n",
-                    owner: "freeswitch",
-                    group: "freeswitch",
-                    mode: 0o640,
-                },
-                FileOp::Remove {
-                    path: "/etc/freeswitch/directory/default/1001.xml",
-                },
-            ],
-            &[
-                (
-                    "/etc/freeswitch/sip_profiles/external/wavix.xml",
-                    Some("ab12"),
-                ),
-                ("/etc/freeswitch/directory/default/1001.xml", None),
-            ],
-        )
-        .unwrap();
         let (stepped, step_stdin) = steps(
             "fs_cli -H 127.0.0.1 -p 'pw'",
             "systemctl restart freeswitch",
@@ -535,14 +450,12 @@ mod tests {
         )
         .unwrap();
         // Neither the expected hash nor the event socket password is an argument.
-        assert!(!written.contains("ab12") && !stepped.contains("pw'"));
+        assert!(!stepped.contains("pw'"));
         assert_eq!(step_stdin, b"pw\n");
         insta::assert_snapshot!(format!(
-            "{}\n\n{}\n\n{}\nstdin: {:?}\n\n{}\nstdin: {:?}\n\n{}",
+            "{}\n\n{}\n\n{}\nstdin: {:?}\n\n{}",
             named(gathered, &[GATHER], "gather.sh"),
-            named(locked, &[COMMON, LOCK], "common.sh+lock.sh"),
-            named(written, &[COMMON, WRITE], "common.sh+write.sh"),
-            String::from_utf8_lossy(&stdin),
+            named(locked, &[COMMON, WRITE, LOCK], "common.sh+write.sh+lock.sh"),
             stepped,
             String::from_utf8_lossy(&step_stdin),
             become_root("echo 'hi'"),
@@ -572,20 +485,11 @@ mod tests {
             ),
             "fs_cli -P 8021 -x reloadxml </dev/null 2>&1"
         );
-        assert!(describe(&lock(root, "o")).starts_with("sh -c <common.sh+lock.sh> sh "));
+        assert!(describe(&lock(root, "o")).starts_with("sh -c <common.sh+write.sh+lock.sh> sh "));
         assert_eq!(
             kind(&gather(root, 1024, &["/etc/freeswitch/a.xml"])),
             "gather"
         );
-        // A path outside the conf root is refused before any command exists.
-        assert!(write(
-            root,
-            &[FileOp::Remove {
-                path: "/etc/passwd"
-            }],
-            &[]
-        )
-        .is_err());
     }
 
     /// The password comes out of the `fs_cli` line in every spelling fs_cli's getopt_long
@@ -653,299 +557,5 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             "x'; echo pwned; '`id`$HOME\""
         );
-    }
-
-    /// Run a program locally with `stdin`: (exit code, stdout, stderr).
-    fn sh(cmd: &str, stdin: &[u8]) -> (Option<i32>, String, String) {
-        use std::io::Write;
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(stdin);
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn scratch(tag: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("sy-script-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    #[test]
-    fn write_script_is_atomic_and_local_run_works() {
-        let dir = scratch("atomic");
-        let root = dir.display().to_string();
-        let a = format!("{root}/sub dir/a'x.xml");
-        let b = format!("{root}/b.xml");
-        std::fs::write(&b, "old").unwrap();
-        let (me, grp) = crate::host::state::current_user_and_group();
-        let ops = [
-            FileOp::Write {
-                path: &a,
-                content: b"<a/>\n",
-                owner: &me,
-                group: &grp,
-                mode: 0o640,
-            },
-            FileOp::Write {
-                path: &b,
-                content: b"new\xff",
-                owner: &me,
-                group: &grp,
-                mode: 0o600,
-            },
-        ];
-        let (cmd, stdin) = write(&root, &ops, &[]).unwrap();
-        let (code, out, err) = sh(&cmd, &stdin);
-        assert_eq!(code, Some(0), "{out}{err}");
-        assert_eq!(std::fs::read(&a).unwrap(), b"<a/>\n");
-        assert_eq!(std::fs::read(&b).unwrap(), b"new\xff");
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode(&a), 0o640);
-        assert_eq!(mode(&b), 0o600);
-        // A folder switchyard created is readable by the file's group (FreeSWITCH).
-        assert_eq!(mode(&format!("{root}/sub dir")), 0o750);
-        // The private folder: 0700, nothing staged is left behind.
-        assert_eq!(mode(&format!("{root}/.switchyard")), 0o700);
-        let left: Vec<_> = std::fs::read_dir(dir.join(".switchyard"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
-
-        // A file that changed since it was read stops the whole write.
-        let (guarded, _) = write(&root, &ops, &[(b.as_str(), Some("0000"))]).unwrap();
-        let (code, _, err) = sh(&guarded, &stdin);
-        assert_eq!(code, Some(5), "{err}");
-        assert!(err.contains("changed since it was read"));
-        assert_eq!(std::fs::read(&a).unwrap(), b"<a/>\n");
-
-        // A short upload (connection cut) changes nothing.
-        let (code, _, _) = sh(&cmd, &stdin[..3]);
-        assert_eq!(code, Some(3));
-        assert_eq!(std::fs::read(&b).unwrap(), b"new\xff");
-
-        // Paths outside the conf root are refused before any command exists.
-        assert!(write(
-            &root,
-            &[FileOp::Remove {
-                path: "/etc/passwd"
-            }],
-            &[]
-        )
-        .is_err());
-    }
-
-    /// Expected hashes are checked on opened descriptors, five to a `sha256sum`: a file
-    /// changed in the second batch still stops the whole write, and a file swapped for a
-    /// FIFO is judged changed, never read (the write would block on it).
-    /// Each path expected to have its sha.
-    fn expected<'a>(paths: &'a [String], shas: &'a [String]) -> Vec<(&'a str, Option<&'a str>)> {
-        paths
-            .iter()
-            .zip(shas)
-            .map(|(p, s)| (p.as_str(), Some(s.as_str())))
-            .collect()
-    }
-
-    #[test]
-    fn expectations_in_batches_stop_the_whole_write() {
-        let dir = scratch("batches");
-        let root = dir.display().to_string();
-        let (me, grp) = crate::host::state::current_user_and_group();
-        let paths: Vec<String> = (0..8)
-            .map(|i| format!("{root}/{}/f{i}.xml", if i < 4 { "a" } else { "b" }))
-            .collect();
-        for p in &paths {
-            std::fs::create_dir_all(std::path::Path::new(p).parent().unwrap()).unwrap();
-            std::fs::write(p, format!("old {p}")).unwrap();
-        }
-        let sha = |p: &str| crate::digest::sha256_hex(&std::fs::read(p).unwrap());
-        let ops: Vec<FileOp> = paths
-            .iter()
-            .map(|p| FileOp::Write {
-                path: p,
-                content: b"new",
-                owner: &me,
-                group: &grp,
-                mode: 0o640,
-            })
-            .collect();
-        let mut shas: Vec<String> = paths.iter().map(|p| sha(p)).collect();
-        shas[6] = "0".repeat(64);
-        let expect = expected(&paths, &shas);
-        let (cmd, stdin) = write(&root, &ops, &expect).unwrap();
-        let (code, _, err) = sh(&cmd, &stdin);
-        assert_eq!(code, Some(5), "{err}");
-        assert!(err.contains("b/f6.xml changed since it was read"), "{err}");
-        for p in &paths {
-            assert_eq!(std::fs::read_to_string(p).unwrap(), format!("old {p}"));
-        }
-        // All as read: every file written.
-        shas[6] = sha(&paths[6]);
-        let expect = expected(&paths, &shas);
-        let (cmd, stdin) = write(&root, &ops, &expect).unwrap();
-        let (code, out, err) = sh(&cmd, &stdin);
-        assert_eq!(code, Some(0), "{out}{err}");
-        for p in &paths {
-            assert_eq!(std::fs::read_to_string(p).unwrap(), "new");
-        }
-        // A FIFO where a file was read: judged changed, not opened for reading.
-        std::fs::remove_file(&paths[1]).unwrap();
-        let fifo = std::process::Command::new("mkfifo")
-            .arg(&paths[1])
-            .status()
-            .unwrap();
-        assert!(fifo.success());
-        let new_sha = crate::digest::sha256_hex(b"new");
-        let expect = [(paths[1].as_str(), Some(new_sha.as_str()))];
-        let (cmd, stdin) = write(&root, &ops[..2], &expect).unwrap();
-        let (code, _, err) = sh(&cmd, &stdin);
-        assert_eq!(code, Some(5), "{err}");
-    }
-
-    /// What the `freeswitch` user can plant under the conf root never turns a write, the
-    /// lock or a gather against the machine: links to folders and files outside, a link
-    /// as switchyard's private folder, a private folder someone else owns.
-    #[test]
-    fn planted_links_are_refused_never_followed() {
-        let dir = scratch("links");
-        let root = dir.join("conf");
-        let outside = dir.join("outside");
-        std::fs::create_dir_all(root.join("sip_profiles")).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(outside.join("victim"), "precious").unwrap();
-        let r = root.display().to_string();
-        let (me, grp) = crate::host::state::current_user_and_group();
-        let w = |rel: &str| {
-            let p = format!("{r}/{rel}");
-            let ops = [FileOp::Write {
-                path: &p,
-                content: b"<x/>\n",
-                owner: &me,
-                group: &grp,
-                mode: 0o640,
-            }];
-            let (cmd, stdin) = write(&r, &ops, &[]).unwrap();
-            sh(&cmd, &stdin)
-        };
-
-        // A folder on the way is a link out of the conf root.
-        std::os::unix::fs::symlink(&outside, root.join("sip_profiles/external")).unwrap();
-        let (code, _, err) = w("sip_profiles/external/wavix.xml");
-        assert_eq!(code, Some(6), "{err}");
-        assert!(err.contains("`external` is a symbolic link"), "{err}");
-        assert!(!outside.join("wavix.xml").exists());
-        // The gather says so too, without reading through it.
-        let g = gather(&r, 1024, &[&format!("{r}/sip_profiles/external/wavix.xml")]);
-        let (code, out, _) = sh(&g, b"");
-        assert_eq!(code, Some(0));
-        assert!(
-            out.starts_with(&format!(
-                "O {}\n",
-                outside.canonicalize().unwrap().display()
-            )),
-            "{out}"
-        );
-
-        // The managed file itself is a link to a file outside: read as a link, and the
-        // write replaces the link, never writing through it.
-        std::fs::remove_file(root.join("sip_profiles/external")).unwrap();
-        std::fs::create_dir_all(root.join("sip_profiles/external")).unwrap();
-        std::os::unix::fs::symlink(
-            outside.join("victim"),
-            root.join("sip_profiles/external/wavix.xml"),
-        )
-        .unwrap();
-        let (_, out, _) = sh(
-            &gather(&r, 1024, &[&format!("{r}/sip_profiles/external/wavix.xml")]),
-            b"",
-        );
-        assert!(out.starts_with("L\n"), "{out}");
-        let (code, _, err) = w("sip_profiles/external/wavix.xml");
-        assert_eq!(code, Some(0), "{err}");
-        assert_eq!(
-            std::fs::read_to_string(outside.join("victim")).unwrap(),
-            "precious"
-        );
-        assert!(!root.join("sip_profiles/external/wavix.xml").is_symlink());
-
-        // switchyard's private folder planted as a link: the lock and the write refuse it.
-        std::fs::remove_dir_all(root.join(".switchyard")).unwrap();
-        std::os::unix::fs::symlink(&outside, root.join(".switchyard")).unwrap();
-        let (code, _, err) = w("dialplan/x.xml");
-        assert_eq!(code, Some(6), "{err}");
-        assert!(
-            err.contains(".switchyard in the conf root is a symbolic link"),
-            "{err}"
-        );
-        let (code, out, err) = sh(&lock(&r, "me"), b"");
-        assert_eq!(code, Some(6), "{out}{err}");
-        assert!(!outside.join("lock").exists() && !outside.join("lock.owner").exists());
-
-        // A private folder that belongs to someone else (planted by `freeswitch`).
-        std::fs::remove_file(root.join(".switchyard")).unwrap();
-        std::fs::create_dir(root.join(".switchyard")).unwrap();
-        if crate::host::state::current_user_and_group().0 == "root" {
-            let status = std::process::Command::new("chown")
-                .args(["nobody", &format!("{r}/.switchyard")])
-                .status()
-                .unwrap();
-            assert!(status.success());
-            let (code, _, err) = w("dialplan/x.xml");
-            assert_eq!(code, Some(6), "{err}");
-            assert!(err.contains("belongs to nobody"), "{err}");
-        }
-    }
-
-    /// Backslashes in the `fs_cli` line: every expected value is what Python's
-    /// `shlex.split` returns, and what sh itself passes to a command (checked here with
-    /// `printf`), since sh runs the line on the PBX.
-    #[test]
-    fn fs_cli_words_keep_backslashes_as_sh_does() {
-        let cases: &[(&str, &[&str])] = &[
-            (
-                "fs_cli -p a\\ b -x status",
-                &["fs_cli", "-p", "a b", "-x", "status"],
-            ),
-            ("fs_cli -p \"a\\\\b\"", &["fs_cli", "-p", "a\\b"]),
-            ("fs_cli -p \"a\\qb\"", &["fs_cli", "-p", "a\\qb"]),
-            ("fs_cli -p 'a\\b'", &["fs_cli", "-p", "a\\b"]),
-            ("fs_cli -p a\\\\b", &["fs_cli", "-p", "a\\b"]),
-            ("fs_cli -p a\\qb", &["fs_cli", "-p", "aqb"]),
-            ("fs_cli -p \"a\\\"b c\"", &["fs_cli", "-p", "a\"b c"]),
-            (
-                "fs_cli --password=\"x\\ y\" -H h",
-                &["fs_cli", "--password=x\\ y", "-H", "h"],
-            ),
-        ];
-        for (line, want) in cases {
-            let words = shell_words(line);
-            let values: Vec<&str> = words.iter().map(|w| w.1.as_str()).collect();
-            assert_eq!(values, *want, "{line}");
-            let raw: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
-            assert_eq!(raw.join(" "), *line, "the words as written");
-            let (_, out, _) = sh(&format!("printf '%s\\n' {}", &line[7..]), b"");
-            assert_eq!(out.lines().collect::<Vec<_>>(), want[1..], "sh: {line}");
-            let c = FsCli::parse(line).unwrap();
-            let pw = want[1].strip_prefix("--password=").unwrap_or(want[2]);
-            assert_eq!(c.password.as_deref(), Some(pw), "{line}");
-            assert!(!c.masked.contains(pw) && !c.line.contains(pw), "{line}");
-        }
-        // A comment is skipped, as sh skips it; an unclosed quote ends the line.
-        assert_eq!(shell_words("fs_cli -x a #-p pw").len(), 3);
-        assert_eq!(shell_words("fs_cli -p 'a b")[2].1, "a b");
     }
 }

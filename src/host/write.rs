@@ -1,5 +1,5 @@
-//! The write protocol: one round trip (`remote/write.sh`) that changes files on a host, and
-//! the state record that rides in it.
+//! The write protocol: a request to the session that changes a host (`remote/write.sh`
+//! served by `remote/lock.sh`), and the state record that rides in it.
 //!
 //! The engine decides *what* to write (from its plan); this module is how it is sent and
 //! how its answer is read, so the runner, rollback and `trunks measure` all write the same
@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::freeswitch::reload::Step;
-use crate::host::script::{self, FileOp};
+use crate::host::script::FileOp;
 use crate::host::state::HostState;
-use crate::host::transport::{Transport, TransportError};
+use crate::host::transport::HostLock;
 
-/// Why a write round trip changed nothing (each file is renamed into place, so a failed
-/// write leaves every file as it was or as it should be, never half-written).
+/// Why a write changed nothing (each file is renamed into place, so a failed write leaves
+/// every file as it was or as it should be, never half-written).
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The operations themselves were refused before anything was sent (a path outside
@@ -21,30 +21,42 @@ pub enum WriteError {
     #[error("{0}")]
     Refused(String),
     /// The write program failed on the host: its exit status and what it said.
-    #[error("writing files failed (exit {}): {stderr}", exit.map(|c| c.to_string()).unwrap_or_else(|| "none".into()))]
-    Failed { exit: Option<u32>, stderr: String },
+    #[error("writing files failed (exit {exit}): {answer}")]
+    Failed { exit: i32, answer: String },
+    /// The session did not carry the request to its end (it ended, or did not answer).
     #[error("writing files failed: {0}")]
-    Transport(#[from] TransportError),
+    Session(String),
 }
 
-/// One write round trip (src/host/remote/write.sh), its outcome read from its answer.
-/// `expect` lists, for files about to change, the sha256 they had when gathered: if any
-/// moved on since, nothing is written.
+/// One write through the held session (src/host/remote/write.sh), its outcome read from its
+/// answer. `expect` lists, for files about to change, the sha256 they had when gathered: if
+/// any moved on since, nothing is written. With `sync` false the folders written to are
+/// left for the next state record to flush ([`HostLock::write_record`]): they are returned.
 pub async fn send(
-    t: &mut Transport,
+    lock: &mut HostLock,
     conf_root: &str,
     ops: &[FileOp<'_>],
     expect: &[(&str, Option<&str>)],
-) -> Result<(), WriteError> {
-    let (cmd, stdin) = script::write(conf_root, ops, expect).map_err(WriteError::Refused)?;
-    let out = t.exec(&cmd, &stdin).await?;
-    if out.ok() && out.stdout_text().contains("switchyard-write-ok") {
-        return Ok(());
+    sync: bool,
+) -> Result<Vec<String>, WriteError> {
+    let nonce = crate::host::session::nonce();
+    let (req, dirs) = crate::host::session::write(conf_root, ops, expect, &nonce, sync)
+        .map_err(WriteError::Refused)?;
+    let shown = std::iter::once(crate::host::script::SESSION_WRITE.to_string())
+        .chain(ops.iter().map(|op| match op {
+            FileOp::Write { path, .. } => crate::host::script::quote(path),
+            FileOp::Remove { path } => format!("-{}", crate::host::script::quote(path)),
+        }))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match lock.write(&req, &nonce, &shown).await {
+        Ok((text, 0)) if text.contains("switchyard-write-ok") => Ok(dirs),
+        Ok((text, rc)) => Err(WriteError::Failed {
+            exit: rc,
+            answer: text.trim().to_string(),
+        }),
+        Err(e) => Err(WriteError::Session(e)),
     }
-    Err(WriteError::Failed {
-        exit: out.exit,
-        stderr: out.stderr_text(),
-    })
 }
 
 /// Writing the state record: in switchyard's private folder, owned by the login, 0600.

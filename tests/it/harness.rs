@@ -187,7 +187,7 @@ impl TestHost {
                 if p.is_dir() {
                     stack.push(p);
                 } else if p.to_string_lossy().contains("switchyard-tmp")
-                    || p.to_string_lossy().contains("/.switchyard/stage.")
+                    || p.to_string_lossy().contains("/.switchyard/stage")
                 {
                     out.push(p.display().to_string());
                 }

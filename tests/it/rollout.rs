@@ -199,7 +199,7 @@ fn retry_files_and_verbose_output() {
         again.stderr
     );
     assert!(
-        again.stderr.contains("    sh -c <common.sh+write.sh> sh "),
+        again.stderr.contains("    (session) write "),
         "{}",
         again.stderr
     );

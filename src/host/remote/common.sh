@@ -90,10 +90,17 @@ sy_private() {
     if [ -L .switchyard ]; then
         sy_die ".switchyard in the conf root is a symbolic link; remove it"
     fi
-    [ -e .switchyard ] || mkdir -m 700 -- .switchyard || exit 6
+    sy_made=
+    if [ ! -e .switchyard ]; then
+        mkdir -m 700 -- .switchyard || exit 6
+        sy_made=1
+    fi
     sy_enter "$1" .switchyard || sy_die "$1/.switchyard disappeared while switchyard entered it"
     [ -O . ] ||
         sy_die "$1/.switchyard belongs to $(stat -c %U .), not to $(id -un); remove it (anyone who owns it can plant links in it)"
+    # Just made 0700 by this login (and, being its owner's, changed by nobody else since):
+    # no `stat` needed to know its mode.
+    [ -n "$sy_made" ] && return 0
     case $(stat -c %a .) in
         700) ;;
         *) chmod 700 . || exit 6 ;;

@@ -40,18 +40,13 @@ pub enum LockError {
 /// Why the state record could not be replaced through the lock's command.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    /// A bug: the record would end the lock program's input early.
+    /// A bug: the record would end the session's input early.
     #[error("a state record must end with a line break and hold no 0x1f")]
     Malformed,
-    #[error("no answer within {secs:.0} s while writing the state record")]
-    NoAnswer { secs: f64 },
-    #[error("the lock's stdin is closed")]
-    StdinClosed,
-    #[error("{0}")]
-    Ssh(#[from] russh::Error),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// The lock program's answer (escaped: it is the host's text).
+    /// The session did not carry the request to its end (it ended, or did not answer).
+    #[error("while writing the state record: {0}")]
+    Session(String),
+    /// The session's answer (escaped: it is the host's text).
     #[error("the state record could not be written: {}", crate::printable::printable(.answer))]
     Refused { answer: String },
 }
@@ -204,9 +199,6 @@ pub enum Held {
     ),
 }
 
-/// Most a held command may answer to one request: its answers are one short line.
-const HELD_ANSWER_BYTES: usize = 4096;
-
 impl Held {
     /// End the command: close its stdin and wait for it to exit.
     pub async fn release(self) {
@@ -223,44 +215,120 @@ impl Held {
         }
     }
 
-    /// Send `data` to the held command and read its answer: one line, bounded in bytes
-    /// ([`HELD_ANSWER_BYTES`]) while reading; the caller bounds the time.
-    async fn ask(&mut self, data: &[u8]) -> Result<String, RecordError> {
-        let mut line = Vec::new();
+    /// Send `data` to the held session, reading nothing.
+    async fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        match self {
+            Held::Ssh(ch) => ch.data(data).await.map_err(|e| e.to_string()),
+            Held::Local(local) => {
+                use tokio::io::AsyncWriteExt;
+                let input = local
+                    .0
+                    .stdin
+                    .as_mut()
+                    .ok_or("the session's stdin is closed")?;
+                input.write_all(data).await.map_err(|e| e.to_string())?;
+                input.flush().await.map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Send a request to the held session and read its answer: everything up to the line
+    /// `0x1d NONCE STATUS`, bounded in bytes (`max`) while reading; the caller bounds the
+    /// time. A session that ends first (a failed write ends it) is an error carrying what
+    /// it said.
+    async fn request(
+        &mut self,
+        data: &[u8],
+        nonce: &str,
+        max: usize,
+    ) -> Result<(String, i32), String> {
+        let marker = format!("\u{1d}{nonce} ");
+        let mut buf = Vec::new();
+        let mut err = Vec::new();
+        let done = |buf: &[u8]| -> Option<(String, i32)> {
+            let text = String::from_utf8_lossy(buf);
+            let at = text.find(&marker)?;
+            let rest = &text[at + marker.len()..];
+            let (rc, _) = rest.split_once('\n')?;
+            Some((text[..at].to_string(), rc.trim().parse().unwrap_or(-1)))
+        };
+        let room = |v: &Vec<u8>| max.saturating_sub(v.len());
         match self {
             Held::Ssh(ch) => {
-                ch.data(data).await?;
+                // A session that ended (a failed write) refuses the rest: its answer still
+                // says why.
+                let sent = ch.data(data).await.map_err(|e| e.to_string());
                 while let Some(msg) = ch.wait().await {
                     match msg {
-                        russh::ChannelMsg::Data { data } => line.extend_from_slice(&data),
+                        russh::ChannelMsg::Data { data } => {
+                            let n = data.len().min(room(&buf));
+                            buf.extend_from_slice(&data[..n]);
+                        }
+                        russh::ChannelMsg::ExtendedData { data, .. } => {
+                            let n = data.len().min(room(&err).min(4096));
+                            err.extend_from_slice(&data[..n]);
+                        }
                         russh::ChannelMsg::Eof | russh::ChannelMsg::Close => break,
                         _ => {}
                     }
-                    if line.contains(&b'\n') || line.len() > HELD_ANSWER_BYTES {
-                        break;
+                    if let Some(answer) = done(&buf) {
+                        return Ok(answer);
                     }
+                    if buf.len() >= max {
+                        return Err(format!("the host's answer exceeded {max} bytes"));
+                    }
+                }
+                if let Err(e) = sent {
+                    err.extend_from_slice(e.as_bytes());
                 }
             }
             Held::Local(local) => {
                 let (child, out) = &mut **local;
                 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-                let input = child.stdin.as_mut().ok_or(RecordError::StdinClosed)?;
-                input.write_all(data).await?;
-                input.flush().await?;
-                let mut bounded = out.take(HELD_ANSWER_BYTES as u64 + 1);
-                bounded.read_until(b'\n', &mut line).await?;
+                if let Some(input) = child.stdin.as_mut() {
+                    let _ = input.write_all(data).await;
+                    let _ = input.flush().await;
+                }
+                loop {
+                    let mut bounded = (&mut *out).take(room(&buf) as u64 + 1);
+                    let n = bounded
+                        .read_until(b'\n', &mut buf)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if let Some(answer) = done(&buf) {
+                        return Ok(answer);
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                    if buf.len() >= max {
+                        return Err(format!("the host's answer exceeded {max} bytes"));
+                    }
+                }
+                if let Some(e) = child.stderr.as_mut() {
+                    let _ = e.take(4096).read_to_end(&mut err).await;
+                }
             }
         }
-        line.truncate(HELD_ANSWER_BYTES);
-        Ok(String::from_utf8_lossy(&line).into_owned())
+        buf.extend_from_slice(&err);
+        Err(format!(
+            "the host's session ended: {}",
+            crate::printable::printable(String::from_utf8_lossy(&buf).trim())
+        ))
     }
 }
 
 /// The per-host lock: a kernel `flock` held by a command on the run's own SSH session, so a
-/// crashed or disconnected run can never leave a stale lock behind.
+/// crashed or disconnected run can never leave a stale lock behind. That command is also
+/// the session that changes the host: writes, FreeSWITCH steps and the state record are
+/// requests on its stdin (src/host/remote/lock.sh, [`crate::host::session`]).
 pub struct HostLock {
     held: Held,
     timeout: Duration,
+    /// Why the session can take no more requests (it ended, or an answer never came).
+    dead: Option<String>,
+    commands: Arc<AtomicU64>,
+    trace: Option<Trace>,
 }
 
 impl HostLock {
@@ -271,30 +339,143 @@ impl HostLock {
         let _ = tokio::time::timeout(self.timeout, self.held.release()).await;
     }
 
-    /// Replace the state record (`.switchyard/state.json`) through the lock's own command
-    /// (src/host/remote/lock.sh): no new channel, login shell or walk to the private folder,
-    /// where the lock program already is. The record is written to a temporary file,
-    /// flushed and renamed over the old one, so a cut leaves the old record whole.
-    /// `record` is serde_json's output: a raw control character never occurs in it, so
-    /// the line holding only ASCII US (0x1f) ends it.
-    pub async fn write_record(&mut self, record: &[u8]) -> Result<(), RecordError> {
+    /// The command timeout: each command a request starts on the host is bounded by it.
+    pub fn command_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Send one request and read its answer (text, status), within `wait`. A session
+    /// that did not answer is out of step with its requests: it takes no more.
+    async fn request(
+        &mut self,
+        data: &[u8],
+        nonce: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<(String, i32), String> {
+        if let Some(why) = &self.dead {
+            return Err(why.clone());
+        }
+        match tokio::time::timeout(wait, self.held.request(data, nonce, max)).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => {
+                self.dead = Some(e.clone());
+                Err(e)
+            }
+            Err(_) => {
+                let e = format!(
+                    "the host's session did not answer within {:.0} s",
+                    wait.as_secs_f64()
+                );
+                self.dead = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Tell `-v` of a request, and count it as a remote command.
+    fn traced(&self, shown: &str, sent: usize, started: std::time::Instant, outcome: &str) {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        if let Some(trace) = &self.trace {
+            trace(shown, sent, started.elapsed(), outcome);
+        }
+    }
+
+    /// Write files through the session (src/host/remote/write.sh): the answer's text and
+    /// status; a failed write ends the session. `shown` is what `-v` shows.
+    pub async fn write(
+        &mut self,
+        req: &[u8],
+        nonce: &str,
+        shown: &str,
+    ) -> Result<(String, i32), String> {
+        let started = std::time::Instant::now();
+        let res = self
+            .request(req, nonce, HELD_ANSWER_BYTES, self.timeout)
+            .await;
+        if let Ok((_, rc)) = &res {
+            if *rc != 0 {
+                self.dead = Some("the host's session ended after a failed write".into());
+            }
+        }
+        self.traced(shown, req.len(), started, &outcome(&res));
+        res
+    }
+
+    /// Run a FreeSWITCH steps program through the session: its output. Each of its
+    /// commands is bounded on the host by the command timeout, so the answer is awaited a
+    /// little longer (the host's `timeout` ends a hung command first: the session goes on).
+    pub async fn steps(&mut self, req: &[u8], nonce: &str, shown: &str) -> Result<String, String> {
+        let started = std::time::Instant::now();
+        let wait = self.timeout * 4 + Duration::from_secs(u64::from(KILL_GRACE_SECS) * 2 + 5);
+        let res = self.request(req, nonce, MAX_ANSWER_BYTES, wait).await;
+        if res.is_ok() {
+            // The session waits for this line before it reads the next request.
+            if let Err(e) = self.held.send(b"\n").await {
+                self.dead = Some(e);
+            }
+        }
+        self.traced(shown, req.len(), started, &outcome(&res));
+        res.map(|(text, _)| text)
+    }
+
+    /// Replace the state record (`.switchyard/state.json`) through the session: written to
+    /// a temporary file, flushed together with `dirs` (folders a write left to this record
+    /// to flush) and renamed over the old one, so a cut leaves the old record whole.
+    /// `record` is serde_json's output: a raw control character never occurs in it, so the
+    /// line holding only ASCII US ends it.
+    pub async fn write_record(
+        &mut self,
+        record: &[u8],
+        dirs: &[String],
+    ) -> Result<(), RecordError> {
         if record.contains(&0x1f) || !record.ends_with(b"\n") {
             return Err(RecordError::Malformed);
         }
-        let mut data = record.to_vec();
-        data.extend_from_slice(b"\x1f\n");
-        let answer = tokio::time::timeout(self.timeout, self.held.ask(&data))
+        let nonce = nonce();
+        let mut req = format!("R {nonce} {}\n", dirs.len()).into_bytes();
+        for d in dirs {
+            req.extend_from_slice(d.as_bytes());
+            req.push(b'\n');
+        }
+        req.extend_from_slice(record);
+        req.extend_from_slice(b"\x1f\n");
+        let answer = self
+            .request(&req, &nonce, HELD_ANSWER_BYTES, self.timeout)
             .await
-            .map_err(|_| RecordError::NoAnswer {
-                secs: self.timeout.as_secs_f64(),
-            })??;
-        if answer.trim_end() == "switchyard-record-ok" {
+            .map_err(RecordError::Session)?;
+        if answer.0.trim_end() == "switchyard-record-ok" {
             Ok(())
         } else {
             Err(RecordError::Refused {
-                answer: answer.trim().to_string(),
+                answer: answer.0.trim().to_string(),
             })
         }
+    }
+}
+
+/// A fresh nonce for one request to the held session (16 hex digits from the kernel's
+/// random source): the end of its answer, which no output can forge.
+pub fn nonce() -> String {
+    crate::atomic_file::random_hex().unwrap_or_else(|_| {
+        // No /dev/urandom: the time still makes a collision with FreeSWITCH output absurd.
+        format!(
+            "{:016x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        )
+    })
+}
+
+/// Most a write or a record may answer: a few lines.
+const HELD_ANSWER_BYTES: usize = 64 << 10;
+
+fn outcome(res: &Result<(String, i32), String>) -> String {
+    match res {
+        Ok((_, rc)) => format!("exit {rc}"),
+        Err(e) => format!("failed: {e}"),
     }
 }
 
@@ -551,6 +732,9 @@ impl Transport {
             Ok((line, held)) if line.starts_with("switchyard-locked") => Ok(HostLock {
                 held,
                 timeout: self.command_timeout,
+                dead: None,
+                commands: self.commands.clone(),
+                trace: self.trace.clone(),
             }),
             Ok((line, held)) => {
                 held.release().await;
