@@ -341,3 +341,34 @@ fn drift_shows_a_restart_still_pending_and_fails_on_it_when_asked() {
     assert_eq!(strict.code, 3, "{}", strict.all());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--help` names the environment variable an option reads, never its value: unset, empty
+/// (once shown as `[env: SWITCHYARD_INVENTORY=]`, which read as a broken setting) or set to
+/// a path, it prints the same text (issue 27, item 5).
+#[test]
+fn help_names_the_inventory_variable_never_its_value() {
+    for verb in ["apply", "inventory", "drift"] {
+        for value in [None, Some(""), Some("/home/op/secret-fleet.yml")] {
+            let mut cmd = crate::harness::switchyard_command(
+                Path::new(env!("CARGO_MANIFEST_DIR")),
+                &[verb, "--help"],
+                &[],
+            );
+            match value {
+                Some(v) => cmd.env("SWITCHYARD_INVENTORY", v),
+                None => cmd.env_remove("SWITCHYARD_INVENTORY"),
+            };
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(0));
+            let help = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                help.contains("[env: SWITCHYARD_INVENTORY]"),
+                "{verb} with {value:?}:\n{help}"
+            );
+            assert!(
+                !help.contains("SWITCHYARD_INVENTORY=") && !help.contains("secret-fleet"),
+                "{verb} with {value:?}:\n{help}"
+            );
+        }
+    }
+}
