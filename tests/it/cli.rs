@@ -372,3 +372,59 @@ fn help_names_the_inventory_variable_never_its_value() {
         }
     }
 }
+
+/// The demo's closing hint is a command the user can type next: it once said `switchyard
+/// demo` to someone who had run `cargo run -- demo` with no `switchyard` on PATH (issue 27,
+/// item 5). Run by its path, it names that path; found on PATH, `switchyard`; under `cargo
+/// run` (which sets `CARGO` and `CARGO_PKG_NAME` for the program), `cargo run --` and the path.
+#[test]
+fn the_demos_closing_hint_is_a_command_the_user_can_type() {
+    let dir = crate::harness::tmp("cli-demo-hint");
+    let fleet = dir.join("fleet");
+    let d = fleet.to_str().unwrap();
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_switchyard")).unwrap();
+    let on_path = format!("{}:/usr/bin:/bin", exe.parent().unwrap().display());
+    // The demo's last line, run as `program` with the harness's environment less what
+    // `cargo test` itself set, then `env`.
+    let last_line = |program: &Path, env: &[(&str, &str)]| {
+        let base = crate::harness::switchyard_command(&dir, &["demo", "--dir", d], &[]);
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(base.get_args()).current_dir(&dir);
+        for (k, v) in base.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.env_remove("CARGO").env_remove("CARGO_PKG_NAME");
+        let out = cmd.envs(env.iter().copied()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        err.lines().last().unwrap_or_default().to_string()
+    };
+    let path_form = format!("`{} demo --dir {d}`", exe.display());
+    // By its path, with a PATH that has no `switchyard`.
+    let last = last_line(&exe, &[("PATH", "/usr/bin:/bin")]);
+    assert!(last.contains(&format!("run {path_form} again")), "{last}");
+    assert!(!last.contains("`switchyard demo"), "{last}");
+    // Found on PATH, as after `cargo install`.
+    let last = last_line(Path::new("switchyard"), &[("PATH", &on_path)]);
+    assert!(
+        last.contains(&format!("run `switchyard demo --dir {d}` again")),
+        "{last}"
+    );
+    // Under `cargo run`.
+    let cargo = [
+        ("PATH", "/usr/bin:/bin"),
+        ("CARGO", "/usr/bin/cargo"),
+        ("CARGO_PKG_NAME", "switchyard"),
+    ];
+    let last = last_line(&exe, &cargo);
+    assert!(
+        last.contains(&format!(
+            "run `cargo run -- demo --dir {d}` (or {path_form}) again"
+        )),
+        "{last}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
