@@ -99,8 +99,8 @@ pub enum Command {
     Completions(commands::completions::CompletionsArgs),
     /// Print the JSON Schema of a playbook, inventory or vars file, for editors
     Schema(commands::schema::SchemaArgs),
-    /// Print the man page (roff): `switchyard man > switchyard.1`
-    Man,
+    /// Print the man page (roff) of switchyard or of one verb; `--dir` writes them all, one per verb
+    Man(commands::completions::ManArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -172,7 +172,7 @@ async fn dispatch(cmd: Command, cx: Context) -> CommandResult {
         Command::Vault(v) => vault::run(v, &cx),
         Command::Demo(a) => demo::run(a, &cx).await,
         Command::Completions(a) => completions::completions(a, Cli::command()),
-        Command::Man => completions::man(Cli::command()),
+        Command::Man(a) => completions::man(a, Cli::command()),
         Command::Schema(a) => schema::run(a),
     }
 }

@@ -428,3 +428,64 @@ fn the_demos_closing_hint_is_a_command_the_user_can_type() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Man pages as git has them (issue 27, item 5: the one page had none of the verbs'
+/// options): `man --dir` writes `switchyard.1` and one page per verb, at any depth, each
+/// listing every option of that verb as the real command line defines it; `man VERB...`
+/// prints the same page.
+#[test]
+fn every_verb_has_a_man_page_listing_its_options() {
+    use clap::CommandFactory;
+    let dir = crate::harness::tmp("cli-man");
+    let out = switchyard_env(&["man", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let mut cmd = switchyard::cli::Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let top = std::fs::read_to_string(dir.join("switchyard.1")).unwrap();
+    let mut verbs = vec![(Vec::<String>::new(), &cmd)];
+    let mut pages = 0;
+    while let Some((words, c)) = verbs.pop() {
+        for s in c.get_subcommands().filter(|s| !s.is_hide_set()) {
+            verbs.push(([&words[..], &[s.get_name().to_string()]].concat(), s));
+        }
+        if words.is_empty() {
+            continue;
+        }
+        let name = format!("switchyard-{}.1", words.join("-"));
+        let page = std::fs::read_to_string(dir.join(&name))
+            .unwrap_or_else(|e| panic!("{name}: {e}; written: {}", out.stderr));
+        pages += 1;
+        assert!(
+            page.contains(&format!(".TH {}", &name[..name.len() - 2])),
+            "{page}"
+        );
+        // Every option, globals included, as roff writes it: `\fB\-\-check\fR`.
+        for long in c
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long())
+        {
+            let shown = format!("\\fB\\-\\-{}\\fR", long.replace('-', "\\-"));
+            assert!(page.contains(&shown), "{name} lacks `{shown}`:\n{page}");
+        }
+        // `switchyard man VERB...` prints that very page.
+        let args: Vec<&str> = ["man"]
+            .into_iter()
+            .chain(words.iter().map(String::as_str))
+            .collect();
+        assert_eq!(switchyard_env(&args, &[]).stdout, page, "{args:?}");
+    }
+    assert!(pages >= 20, "{pages} pages");
+    // Options an operator looks up, named here so that the check cannot pass empty.
+    let drift = std::fs::read_to_string(dir.join("switchyard-drift.1")).unwrap();
+    assert!(
+        drift.contains("\\fB\\-\\-fail\\-on\\-pending\\fR"),
+        "{drift}"
+    );
+    let measure = std::fs::read_to_string(dir.join("switchyard-trunks-measure.1")).unwrap();
+    assert!(measure.contains("\\fB\\-\\-timeout\\fR"), "{measure}");
+    assert!(top.contains("switchyard\\-apply(1)"), "{top}");
+    let unknown = switchyard_env(&["man", "nope"], &[]);
+    assert_eq!(unknown.code, 2, "{}", unknown.all());
+    let _ = std::fs::remove_dir_all(&dir);
+}
