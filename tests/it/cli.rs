@@ -489,3 +489,109 @@ fn every_verb_has_a_man_page_listing_its_options() {
     assert_eq!(unknown.code, 2, "{}", unknown.all());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What stands for the operator's own machine around the demo: a FreeSWITCH event socket
+/// on 127.0.0.1:8021 (its default, where the demo once sent `rescan` and reloads), and
+/// programs on PATH that a host which named none would run (`fs_cli`, `systemctl`, ...),
+/// each recording that it ran.
+struct OperatorsMachine {
+    esl: std::net::TcpListener,
+    path: String,
+    ran: std::path::PathBuf,
+    home: std::path::PathBuf,
+}
+
+impl OperatorsMachine {
+    fn new(dir: &Path) -> OperatorsMachine {
+        use std::os::unix::fs::PermissionsExt;
+        let esl = std::net::TcpListener::bind("127.0.0.1:8021").unwrap_or_else(|e| {
+            panic!("127.0.0.1:8021 is taken ({e}): this test stands a FreeSWITCH there")
+        });
+        esl.set_nonblocking(true).unwrap();
+        let (bin, home) = (dir.join("operator-bin"), dir.join("home"));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let ran = dir.join("operator-programs-ran.log");
+        for p in [
+            "fs_cli",
+            "freeswitch",
+            "systemctl",
+            "service",
+            "sudo",
+            "ssh",
+        ] {
+            let script = format!(
+                "#!/bin/sh\necho \"{p} $*\" >> '{}'\nexit 1\n",
+                ran.display()
+            );
+            std::fs::write(bin.join(p), script).unwrap();
+            std::fs::set_permissions(bin.join(p), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        OperatorsMachine {
+            esl,
+            path,
+            ran,
+            home,
+        }
+    }
+
+    /// Assert that nothing of the machine's was contacted, run or written.
+    #[track_caller]
+    fn untouched(&self) {
+        match self.esl.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the FreeSWITCH on 127.0.0.1:8021 was contacted: {other:?}"),
+        }
+        let ran = std::fs::read_to_string(&self.ran).unwrap_or_default();
+        assert!(
+            ran.is_empty(),
+            "programs outside the demo folder ran:\n{ran}"
+        );
+        let home: Vec<_> = std::fs::read_dir(&self.home).unwrap().collect();
+        assert!(home.is_empty(), "written in HOME: {home:?}");
+    }
+}
+
+/// `switchyard demo` and what a new user runs next on its fleet touch nothing outside the
+/// demo folder (issue 27): the FreeSWITCH the operator may run on 127.0.0.1:8021 gets no
+/// connection, no `fs_cli`, `systemctl`, `sudo` or `ssh` of the machine's runs, HOME gets
+/// nothing; the demo's own stand-in `fs_cli` does the FreeSWITCH work (its `rescan` shows).
+#[test]
+fn the_demo_contacts_nothing_outside_its_folder() {
+    let dir = crate::harness::tmp("cli-demo-alone");
+    let machine = OperatorsMachine::new(&dir);
+    let env = [
+        ("PATH", machine.path.as_str()),
+        ("HOME", machine.home.to_str().unwrap()),
+    ];
+    let demo = dir.join("demo");
+    let d = demo.to_str().unwrap();
+    let run = |args: &[&str], code: i32| {
+        let out = crate::harness::switchyard_in(&dir, args, &env);
+        assert_eq!(out.code, code, "{args:?}:\n{}", out.all());
+        out
+    };
+    let first = run(&["demo", "--dir", d], 0);
+    assert!(first.stderr.contains("rescan"), "{}", first.stderr);
+    run(&["demo", "--dir", d], 0);
+    let (inv, pb) = (
+        format!("{d}/inventory.yml"),
+        format!("{d}/playbooks/wavix.yml"),
+    );
+    let on_fleet = |verb: &[&str], rest: &[&str], code: i32| {
+        run(&[verb, &["-i", &inv, &pb], rest].concat(), code)
+    };
+    on_fleet(&["drift"], &[], 0);
+    on_fleet(&["verify"], &[], 0);
+    on_fleet(&["route"], &["16465550100"], 0);
+    let regions = r#"{"wavix_regions": ["127.0.0.1:5060"]}"#;
+    on_fleet(&["trunks", "measure"], &["-e", regions], 1);
+    on_fleet(
+        &["watch"],
+        &["--events", "--rounds", "1", "--every", "1s"],
+        0,
+    );
+    machine.untouched();
+    let _ = std::fs::remove_dir_all(&dir);
+}
