@@ -99,8 +99,8 @@ pub enum Command {
     Completions(commands::completions::CompletionsArgs),
     /// Print the JSON Schema of a playbook, inventory or vars file, for editors
     Schema(commands::schema::SchemaArgs),
-    /// Print the man page (roff): `switchyard man > switchyard.1`
-    Man,
+    /// Print the man page (roff) of switchyard or of one verb; `--dir` writes them all, one per verb
+    Man(commands::completions::ManArgs),
 }
 
 /// Run the command line; returns the process exit code.
@@ -172,7 +172,44 @@ async fn dispatch(cmd: Command, cx: Context) -> CommandResult {
         Command::Vault(v) => vault::run(v, &cx),
         Command::Demo(a) => demo::run(a, &cx).await,
         Command::Completions(a) => completions::completions(a, Cli::command()),
-        Command::Man => completions::man(Cli::command()),
+        Command::Man(a) => completions::man(a, Cli::command()),
         Command::Schema(a) => schema::run(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument clap may fill from the environment, on every verb, at any depth.
+    fn env_args(cmd: &clap::Command, path: String, out: &mut Vec<(String, String, bool)>) {
+        for a in cmd.get_arguments() {
+            if let Some(var) = a.get_env() {
+                out.push((
+                    path.clone(),
+                    var.to_string_lossy().into_owned(),
+                    a.is_hide_env_values_set(),
+                ));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            env_args(s, format!("{path} {}", s.get_name()), out);
+        }
+    }
+
+    /// `--help` prints `[env: NAME=VALUE]` for an argument read from the environment unless
+    /// told not to: an empty `NAME=` looked like a broken setting (issue 27), and a value
+    /// is the operator's, possibly a secret's path or the secret itself. So every `env =`
+    /// argument hides its value, today's and tomorrow's.
+    #[test]
+    fn no_help_text_shows_an_environment_value() {
+        let mut found = Vec::new();
+        env_args(&Cli::command(), "switchyard".into(), &mut found);
+        assert!(
+            found.iter().any(|(_, v, _)| v == "SWITCHYARD_INVENTORY"),
+            "{found:?}"
+        );
+        let shown: Vec<_> = found.iter().filter(|(_, _, hidden)| !hidden).collect();
+        assert!(shown.is_empty(), "values shown in --help: {shown:?}");
     }
 }

@@ -11,7 +11,13 @@ use crate::exit::{CommandResult, ExitStatus};
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
     /// Inventory: YAML, INI or an executable inventory script; repeat to merge several in order (default: `inventory` in switchyard.toml)
-    #[arg(long, short = 'i', value_name = "FILE", env = "SWITCHYARD_INVENTORY")]
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "FILE",
+        env = "SWITCHYARD_INVENTORY",
+        hide_env_values = true
+    )]
     pub inventory: Vec<PathBuf>,
     /// Extra variables, as for `apply -e` (shows what a run would see)
     #[arg(long = "extra-vars", short = 'e', value_name = "VARS")]

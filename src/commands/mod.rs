@@ -87,7 +87,13 @@ impl From<AllowArg> for Disruption {
 #[derive(Debug, Args, Clone)]
 pub struct Inputs {
     /// Inventory: YAML, INI or an executable inventory script, with group_vars/ and host_vars/ beside it; repeat to merge several in order (default: `inventory` in switchyard.toml)
-    #[arg(long, short = 'i', value_name = "FILE", env = "SWITCHYARD_INVENTORY")]
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "FILE",
+        env = "SWITCHYARD_INVENTORY",
+        hide_env_values = true
+    )]
     pub inventory: Vec<std::path::PathBuf>,
     /// Playbook file (e.g. playbooks/wavix.yml)
     #[arg(value_name = "PLAYBOOK")]

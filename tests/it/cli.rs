@@ -341,3 +341,257 @@ fn drift_shows_a_restart_still_pending_and_fails_on_it_when_asked() {
     assert_eq!(strict.code, 3, "{}", strict.all());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--help` names the environment variable an option reads, never its value: unset, empty
+/// (once shown as `[env: SWITCHYARD_INVENTORY=]`, which read as a broken setting) or set to
+/// a path, it prints the same text (issue 27, item 5).
+#[test]
+fn help_names_the_inventory_variable_never_its_value() {
+    for verb in ["apply", "inventory", "drift"] {
+        for value in [None, Some(""), Some("/home/op/secret-fleet.yml")] {
+            let mut cmd = crate::harness::switchyard_command(
+                Path::new(env!("CARGO_MANIFEST_DIR")),
+                &[verb, "--help"],
+                &[],
+            );
+            match value {
+                Some(v) => cmd.env("SWITCHYARD_INVENTORY", v),
+                None => cmd.env_remove("SWITCHYARD_INVENTORY"),
+            };
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(0));
+            let help = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                help.contains("[env: SWITCHYARD_INVENTORY]"),
+                "{verb} with {value:?}:\n{help}"
+            );
+            assert!(
+                !help.contains("SWITCHYARD_INVENTORY=") && !help.contains("secret-fleet"),
+                "{verb} with {value:?}:\n{help}"
+            );
+        }
+    }
+}
+
+/// The demo's closing hint is a command the user can type next: it once said `switchyard
+/// demo` to someone who had run `cargo run -- demo` with no `switchyard` on PATH (issue 27,
+/// item 5). Run by its path, it names that path; found on PATH, `switchyard`; under `cargo
+/// run` (which sets `CARGO` and `CARGO_PKG_NAME` for the program), `cargo run --` and the path.
+#[test]
+fn the_demos_closing_hint_is_a_command_the_user_can_type() {
+    let dir = crate::harness::tmp("cli-demo-hint");
+    let fleet = dir.join("fleet");
+    let d = fleet.to_str().unwrap();
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_switchyard")).unwrap();
+    let on_path = format!("{}:/usr/bin:/bin", exe.parent().unwrap().display());
+    // The demo's last line, run as `program` with the harness's environment less what
+    // `cargo test` itself set, then `env`.
+    let last_line = |program: &Path, env: &[(&str, &str)]| {
+        let base = crate::harness::switchyard_command(&dir, &["demo", "--dir", d], &[]);
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(base.get_args()).current_dir(&dir);
+        for (k, v) in base.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.env_remove("CARGO").env_remove("CARGO_PKG_NAME");
+        let out = cmd.envs(env.iter().copied()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        err.lines().last().unwrap_or_default().to_string()
+    };
+    let path_form = format!("`{} demo --dir {d}`", exe.display());
+    // By its path, with a PATH that has no `switchyard`.
+    let last = last_line(&exe, &[("PATH", "/usr/bin:/bin")]);
+    assert!(last.contains(&format!("run {path_form} again")), "{last}");
+    assert!(!last.contains("`switchyard demo"), "{last}");
+    // Found on PATH, as after `cargo install`.
+    let last = last_line(Path::new("switchyard"), &[("PATH", &on_path)]);
+    assert!(
+        last.contains(&format!("run `switchyard demo --dir {d}` again")),
+        "{last}"
+    );
+    // Under `cargo run`.
+    let cargo = [
+        ("PATH", "/usr/bin:/bin"),
+        ("CARGO", "/usr/bin/cargo"),
+        ("CARGO_PKG_NAME", "switchyard"),
+    ];
+    let last = last_line(&exe, &cargo);
+    assert!(
+        last.contains(&format!(
+            "run `cargo run -- demo --dir {d}` (or {path_form}) again"
+        )),
+        "{last}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Man pages as git has them (issue 27, item 5: the one page had none of the verbs'
+/// options): `man --dir` writes `switchyard.1` and one page per verb, at any depth, each
+/// listing every option of that verb as the real command line defines it; `man VERB...`
+/// prints the same page.
+#[test]
+fn every_verb_has_a_man_page_listing_its_options() {
+    use clap::CommandFactory;
+    let dir = crate::harness::tmp("cli-man");
+    let out = switchyard_env(&["man", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let mut cmd = switchyard::cli::Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let top = std::fs::read_to_string(dir.join("switchyard.1")).unwrap();
+    let mut verbs = vec![(Vec::<String>::new(), &cmd)];
+    let mut pages = 0;
+    while let Some((words, c)) = verbs.pop() {
+        for s in c.get_subcommands().filter(|s| !s.is_hide_set()) {
+            verbs.push(([&words[..], &[s.get_name().to_string()]].concat(), s));
+        }
+        if words.is_empty() {
+            continue;
+        }
+        let name = format!("switchyard-{}.1", words.join("-"));
+        let page = std::fs::read_to_string(dir.join(&name))
+            .unwrap_or_else(|e| panic!("{name}: {e}; written: {}", out.stderr));
+        pages += 1;
+        assert!(
+            page.contains(&format!(".TH {}", &name[..name.len() - 2])),
+            "{page}"
+        );
+        // Every option, globals included, as roff writes it: `\fB\-\-check\fR`.
+        for long in c
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long())
+        {
+            let shown = format!("\\fB\\-\\-{}\\fR", long.replace('-', "\\-"));
+            assert!(page.contains(&shown), "{name} lacks `{shown}`:\n{page}");
+        }
+        // `switchyard man VERB...` prints that very page.
+        let args: Vec<&str> = ["man"]
+            .into_iter()
+            .chain(words.iter().map(String::as_str))
+            .collect();
+        assert_eq!(switchyard_env(&args, &[]).stdout, page, "{args:?}");
+    }
+    assert!(pages >= 20, "{pages} pages");
+    // Options an operator looks up, named here so that the check cannot pass empty.
+    let drift = std::fs::read_to_string(dir.join("switchyard-drift.1")).unwrap();
+    assert!(
+        drift.contains("\\fB\\-\\-fail\\-on\\-pending\\fR"),
+        "{drift}"
+    );
+    let measure = std::fs::read_to_string(dir.join("switchyard-trunks-measure.1")).unwrap();
+    assert!(measure.contains("\\fB\\-\\-timeout\\fR"), "{measure}");
+    assert!(top.contains("switchyard\\-apply(1)"), "{top}");
+    let unknown = switchyard_env(&["man", "nope"], &[]);
+    assert_eq!(unknown.code, 2, "{}", unknown.all());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What stands for the operator's own machine around the demo: a FreeSWITCH event socket
+/// on 127.0.0.1:8021 (its default, where the demo once sent `rescan` and reloads), and
+/// programs on PATH that a host which named none would run (`fs_cli`, `systemctl`, ...),
+/// each recording that it ran.
+struct OperatorsMachine {
+    esl: std::net::TcpListener,
+    path: String,
+    ran: std::path::PathBuf,
+    home: std::path::PathBuf,
+}
+
+impl OperatorsMachine {
+    fn new(dir: &Path) -> OperatorsMachine {
+        use std::os::unix::fs::PermissionsExt;
+        let esl = std::net::TcpListener::bind("127.0.0.1:8021").unwrap_or_else(|e| {
+            panic!("127.0.0.1:8021 is taken ({e}): this test stands a FreeSWITCH there")
+        });
+        esl.set_nonblocking(true).unwrap();
+        let (bin, home) = (dir.join("operator-bin"), dir.join("home"));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let ran = dir.join("operator-programs-ran.log");
+        for p in [
+            "fs_cli",
+            "freeswitch",
+            "systemctl",
+            "service",
+            "sudo",
+            "ssh",
+        ] {
+            let script = format!(
+                "#!/bin/sh\necho \"{p} $*\" >> '{}'\nexit 1\n",
+                ran.display()
+            );
+            std::fs::write(bin.join(p), script).unwrap();
+            std::fs::set_permissions(bin.join(p), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        OperatorsMachine {
+            esl,
+            path,
+            ran,
+            home,
+        }
+    }
+
+    /// Assert that nothing of the machine's was contacted, run or written.
+    #[track_caller]
+    fn untouched(&self) {
+        match self.esl.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the FreeSWITCH on 127.0.0.1:8021 was contacted: {other:?}"),
+        }
+        let ran = std::fs::read_to_string(&self.ran).unwrap_or_default();
+        assert!(
+            ran.is_empty(),
+            "programs outside the demo folder ran:\n{ran}"
+        );
+        let home: Vec<_> = std::fs::read_dir(&self.home).unwrap().collect();
+        assert!(home.is_empty(), "written in HOME: {home:?}");
+    }
+}
+
+/// `switchyard demo` and what a new user runs next on its fleet touch nothing outside the
+/// demo folder (issue 27): the FreeSWITCH the operator may run on 127.0.0.1:8021 gets no
+/// connection, no `fs_cli`, `systemctl`, `sudo` or `ssh` of the machine's runs, HOME gets
+/// nothing; the demo's own stand-in `fs_cli` does the FreeSWITCH work (its `rescan` shows).
+#[test]
+fn the_demo_contacts_nothing_outside_its_folder() {
+    let dir = crate::harness::tmp("cli-demo-alone");
+    let machine = OperatorsMachine::new(&dir);
+    let env = [
+        ("PATH", machine.path.as_str()),
+        ("HOME", machine.home.to_str().unwrap()),
+    ];
+    let demo = dir.join("demo");
+    let d = demo.to_str().unwrap();
+    let run = |args: &[&str], code: i32| {
+        let out = crate::harness::switchyard_in(&dir, args, &env);
+        assert_eq!(out.code, code, "{args:?}:\n{}", out.all());
+        out
+    };
+    let first = run(&["demo", "--dir", d], 0);
+    assert!(first.stderr.contains("rescan"), "{}", first.stderr);
+    run(&["demo", "--dir", d], 0);
+    let (inv, pb) = (
+        format!("{d}/inventory.yml"),
+        format!("{d}/playbooks/wavix.yml"),
+    );
+    let on_fleet = |verb: &[&str], rest: &[&str], code: i32| {
+        run(&[verb, &["-i", &inv, &pb], rest].concat(), code)
+    };
+    on_fleet(&["drift"], &[], 0);
+    on_fleet(&["verify"], &[], 0);
+    on_fleet(&["route"], &["16465550100"], 0);
+    let regions = r#"{"wavix_regions": ["127.0.0.1:5060"]}"#;
+    on_fleet(&["trunks", "measure"], &["-e", regions], 1);
+    on_fleet(
+        &["watch"],
+        &["--events", "--rounds", "1", "--every", "1s"],
+        0,
+    );
+    machine.untouched();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -169,3 +169,70 @@ fn a_wrong_conf_root_is_said_to_be_missing() {
     assert!(out.all().contains(&want), "{}", out.all());
     assert!(!root.exists(), "a check creates nothing");
 }
+
+/// The README's table of the variables the shipped playbook requires, in step with the
+/// playbook (issue 27 item 5: `did_routes` was required and the README did not say so): a
+/// host with exactly the variables the table lists lints clean, so none is missing from it,
+/// and a host without any one of them gets an error naming it, so none is listed in vain.
+#[test]
+fn the_readmes_required_variables_are_the_playbooks() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let start = readme
+        .find("Variables the shipped playbook requires")
+        .expect("the README's table of required variables");
+    let required: Vec<String> = readme[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .flat_map(|row| {
+            let first = row.split('|').nth(1).unwrap_or_default();
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // A value for each, as an operator would write it.
+    let sample = |name: &str| match name {
+        "did_routes" => r#"[{number: "16465550100", extension: "1000"}]"#,
+        "emergency_calls" => "trunk",
+        "wavix_username" => r#""100001""#,
+        "wavix_password" => "pw-Secr3t",
+        other => panic!("README lists `{other}`: give this test a value for it"),
+    };
+    assert!(!required.is_empty(), "no variable in the table");
+    let d = tmp("msg-required");
+    let lint = |leave_out: Option<&str>| {
+        // In group `pbx`, which the shipped play targets.
+        let mut text = "pbx:\n  hosts:\n    pbx1:\n      ansible_connection: local\n".to_string();
+        for v in required.iter().filter(|v| Some(v.as_str()) != leave_out) {
+            text.push_str(&format!("      {v}: {}\n", sample(v)));
+        }
+        let inv = d.join("hosts.yml");
+        std::fs::write(&inv, text).unwrap();
+        let pb = repo("playbooks/wavix.yml");
+        switchyard(&["lint", "-i", inv.to_str().unwrap(), &pb])
+    };
+    let all = lint(None);
+    assert_eq!(
+        all.code,
+        0,
+        "a variable the playbook requires is missing from the README's table:\n{}",
+        all.all()
+    );
+    assert!(all.stderr.contains("rendered for 1 host"), "{}", all.all());
+    for v in &required {
+        let out = lint(Some(v));
+        assert_eq!(out.code, 1, "without `{v}`:\n{}", out.all());
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with("error: pbx1: ") && l.contains(v.as_str())),
+            "without `{v}`, no error names it:\n{}",
+            out.all()
+        );
+    }
+}
