@@ -285,13 +285,27 @@ impl Rollout {
                 .filter(|f| f.host.as_deref() == Some(&h.name))
                 .cloned()
                 .collect();
-            let (host, sem) = (h.clone(), self.sem.clone());
+            let host = h.clone();
             let (settings, on_event) = (self.settings.clone(), self.on_event.clone());
+            // Hosts take their turn in the batch's order (the inventory's, or the play's
+            // `order:`): with `--forks 1` they run one after another in that order, and the
+            // output is the same from run to run. A permit freed by a finished host goes to
+            // the next one here.
+            let free_at_once = self.sem.available_permits();
+            let permit = self
+                .sem
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
             set.spawn(async move {
-                // Spread connection set-up a little so a large fleet does not hit a
-                // bastion's MaxStartups all at once.
-                tokio::time::sleep(Duration::from_millis((i as u64 % 100) * 2)).await;
-                let _permit = sem.acquire_owned().await.expect("semaphore open");
+                let _permit = permit;
+                // Spread the connection set-up of the hosts that start together, so a large
+                // fleet does not hit a bastion's MaxStartups all at once (the later ones
+                // start as earlier ones finish, spread already).
+                if free_at_once > 0 && i < 100 {
+                    tokio::time::sleep(Duration::from_millis(i as u64 * 2)).await;
+                }
                 let r = run_host(&host, d, &settings, batch, &on_event, host_findings).await;
                 on_event(Event::Done(&r));
                 (i, r)
