@@ -151,7 +151,7 @@ fn redact_report(r: &mut HostReport, red: &crate::secret::Redactor) {
 
 /// The host's `freeswitch_max_file_bytes` (default [`facts::DEFAULT_MAX_FILE_BYTES`]): a
 /// managed file larger than this is refused on the host, unread.
-fn max_file_bytes(host: &Host) -> Result<u64, String> {
+pub(crate) fn max_file_bytes(host: &Host) -> Result<u64, String> {
     let Some(v) = host.vars.get("freeswitch_max_file_bytes") else {
         return Ok(facts::DEFAULT_MAX_FILE_BYTES);
     };

@@ -1,0 +1,567 @@
+//! `switchyard import --as-is`: a PBX's conf tree read in one round trip, and the project
+//! (templates with the secrets taken out, one template task per file) that writes every
+//! adopted file back byte for byte, so `apply --check` right after the import changes nothing.
+//!
+//! Which files: every `*.xml` under the conf root (what FreeSWITCH's `X-PRE-PROCESS
+//! include`s name; `vars.xml`, `autoload_configs/`, `sip_profiles/`, `dialplan/`,
+//! `directory/`, ...), read by the same hardened gather as `apply` (src/host/remote/gather.sh:
+//! no link followed, a FIFO or device never opened for reading, each file bounded by
+//! `freeswitch_max_file_bytes`), at most [`MAX_FILES`] files and [`MAX_TREE_BYTES`] bytes of
+//! content per host. Whatever cannot be adopted is listed with its reason, never dropped.
+
+use std::collections::BTreeMap;
+
+use crate::engine::facts::{self, FileFact};
+use crate::host::script;
+use crate::host::transport::{Transport, TransportError};
+
+/// The most files one host's import reads: a stock tree holds about 300 XML files.
+pub const MAX_FILES: usize = 4096;
+/// The most bytes of file content one host's import reads (a stock tree is about 2 MiB).
+pub const MAX_TREE_BYTES: u64 = 64 << 20;
+/// Bytes of the answer besides the contents, per path (its name, class and stat lines).
+const HEADER_BYTES_PER_PATH: u64 = 8 << 10;
+
+/// One path under the conf root and what the gather found there.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Relative to the conf root, as the host named it (lossily decoded if not UTF-8).
+    pub rel: String,
+    pub name_is_utf8: bool,
+    pub fact: FileFact,
+}
+
+/// A host's conf tree as read.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    /// The read held the host lock (the host has one: switchyard ran there before).
+    pub locked: bool,
+    pub entries: Vec<Entry>,
+    /// Files whose name holds a line break: counted, never listed or read.
+    pub line_break_names: usize,
+}
+
+/// Read every `*.xml` file and link under `root` (src/host/remote/import.sh), under the
+/// host lock when the host has one; nothing is written on the host.
+pub async fn read_tree(t: &mut Transport, root: &str, limit: u64) -> Result<Tree, String> {
+    let bound = MAX_TREE_BYTES
+        .saturating_add((MAX_FILES as u64 + 1).saturating_mul(HEADER_BYTES_PER_PATH));
+    let out = t
+        .exec_bounded(
+            &script::import(root, limit, MAX_FILES),
+            &[],
+            usize::try_from(bound).unwrap_or(usize::MAX),
+        )
+        .await
+        .map_err(|e| match e {
+            TransportError::TooLarge { .. } => format!(
+                "the conf tree is larger than one import reads ({MAX_TREE_BYTES} bytes of files, {MAX_FILES} files); stopped reading it"
+            ),
+            e => e.to_string(),
+        })?;
+    match out.exit {
+        Some(0) => parse_tree(&out.stdout, limit),
+        Some(75) => Err(format!(
+            "another switchyard run is changing this host (lock held by {}); import again when it is done",
+            out.stdout_text().trim().trim_start_matches("LOCKED ")
+        )),
+        exit => Err(format!(
+            "reading the conf tree failed ({}): {}",
+            exit.map_or("no exit status".into(), |c| format!("exit {c}")),
+            out.stderr_text().trim()
+        )),
+    }
+}
+
+/// Split one line off `out`.
+fn split_line(out: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = out.iter().position(|b| *b == b'\n')?;
+    Some((&out[..i], &out[i + 1..]))
+}
+
+/// Parse [`read_tree`]'s answer: a header, the listed paths, the gather's answer for them.
+pub fn parse_tree(out: &[u8], limit: u64) -> Result<Tree, String> {
+    let garbled = |what: &str| format!("unexpected answer while reading the conf tree: {what}");
+    let (head, mut rest) = split_line(out).ok_or_else(|| garbled("no header"))?;
+    let head = std::str::from_utf8(head).map_err(|_| garbled("header not UTF-8"))?;
+    let words: Vec<&str> = head.split(' ').collect();
+    let [tag, locked, n, k] = words[..] else {
+        return Err(garbled("bad header"));
+    };
+    let n: usize = n.parse().map_err(|_| garbled("bad count"))?;
+    let k: usize = k.parse().map_err(|_| garbled("bad count"))?;
+    if tag != "switchyard-import" || !matches!(locked, "locked" | "unlocked") || n > MAX_FILES {
+        return Err(garbled("bad header"));
+    }
+    let mut names = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (l, r) = split_line(rest).ok_or_else(|| garbled("path list truncated"))?;
+        rest = r;
+        let l = l.strip_prefix(b"./").ok_or_else(|| garbled("bad path"))?;
+        names.push((
+            String::from_utf8_lossy(l).into_owned(),
+            std::str::from_utf8(l).is_ok(),
+        ));
+    }
+    let facts = facts::parse(rest, n, limit).map_err(|e| garbled(&e))?;
+    Ok(Tree {
+        locked: locked == "locked",
+        entries: names
+            .into_iter()
+            .zip(facts)
+            .map(|((rel, name_is_utf8), fact)| Entry {
+                rel,
+                name_is_utf8,
+                fact,
+            })
+            .collect(),
+        line_break_names: k,
+    })
+}
+
+/// A file adopted from one host: its template and the secrets taken out of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    pub rel: String,
+    pub template: String,
+    /// Variable → its value on this host (the text the template prints back).
+    pub secrets: Vec<(String, String)>,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+}
+
+/// A path left alone, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub rel: String,
+    pub reason: String,
+}
+
+/// Sort a host's tree into what is adopted and what is left alone (with its reason).
+pub fn adopt(tree: &Tree) -> (Vec<Adopted>, Vec<Skipped>) {
+    let mut adopted = Vec::new();
+    let mut skipped = Vec::new();
+    let mut skip = |rel: &str, reason: String| {
+        skipped.push(Skipped {
+            rel: rel.to_string(),
+            reason,
+        })
+    };
+    for e in &tree.entries {
+        let rel = e.rel.as_str();
+        if !e.name_is_utf8 {
+            skip(rel, "its name is not UTF-8".into());
+            continue;
+        }
+        if rel.contains(['{', '}']) || rel.chars().any(char::is_control) {
+            skip(rel, "its name holds `{`, `}` or a control character, which a task's `dest` (a template) cannot carry".into());
+            continue;
+        }
+        let (owner, group, mode, content) = match &e.fact {
+            FileFact::Missing => {
+                skip(rel, "disappeared while the tree was read".into());
+                continue;
+            }
+            FileFact::Unreadable(why) => {
+                skip(rel, format!("{why}; not read"));
+                continue;
+            }
+            FileFact::Present {
+                owner,
+                group,
+                mode,
+                content,
+            } => (owner, group, *mode, content),
+        };
+        let Ok(text) = std::str::from_utf8(content) else {
+            skip(rel, "is not UTF-8 text (a template is text)".into());
+            continue;
+        };
+        if let Err(m) = crate::xml::well_formed(text) {
+            skip(
+                rel,
+                format!(
+                    "is not well-formed XML (line {}, column {}: {}); switchyard writes only well-formed XML",
+                    m.line, m.column, m.message
+                ),
+            );
+            continue;
+        }
+        let (template, secrets) = templatize(rel, text);
+        if !secrets.is_empty() && mode & 0o007 != 0 {
+            skip(rel, format!("holds a secret and every user on the host may read it (mode {mode:04o}); switchyard refuses to manage such a file: `chmod o-rwx` it on the host and import again"));
+            continue;
+        }
+        adopted.push(Adopted {
+            rel: rel.to_string(),
+            template,
+            secrets,
+            owner: owner.clone(),
+            group: group.clone(),
+            mode,
+        });
+    }
+    if tree.line_break_names > 0 {
+        skip(
+            "(names not shown)",
+            format!(
+                "{} file(s) whose name holds a line break; never listed or read",
+                tree.line_break_names
+            ),
+        );
+    }
+    (adopted, skipped)
+}
+
+/// Whether a `<param>`/`<variable>` name or a pre-process variable holds a secret: the
+/// names the masker treats as secret (`password`, `secret`, `token`, ...), plus digest
+/// passwords (`a1-hash`), database DSNs (which carry credentials) and PINs.
+pub fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    crate::secret::is_secret_name(&n)
+        || n.contains("a1-hash")
+        || n.ends_with("dsn")
+        || n == "pin"
+        || n.ends_with("-pin")
+        || n.ends_with("_pin")
+}
+
+/// The byte range of attribute `attr`'s value inside `tag` (`<param name="x" value="y"/>`).
+fn attr_range(tag: &str, attr: &str) -> Option<(usize, usize)> {
+    let b = tag.as_bytes();
+    let mut from = 0;
+    while let Some(i) = tag[from..].find(attr).map(|i| i + from) {
+        from = i + attr.len();
+        let before_ok = i > 0 && b[i - 1].is_ascii_whitespace();
+        let rest = tag[from..].trim_start();
+        if before_ok && rest.starts_with('=') {
+            let after_eq = rest[1..].trim_start();
+            let q = after_eq.chars().next()?;
+            if q == '"' || q == '\'' {
+                let start = tag.len() - after_eq.len() + 1;
+                let end = start + tag[start..].find(q)?;
+                return Some((start, end));
+            }
+        }
+    }
+    None
+}
+
+/// A value that only refers to another variable (`$${default_password}`) is no secret.
+fn is_reference(v: &str) -> bool {
+    v.is_empty() || v.contains("${")
+}
+
+/// The spans of secret values in `text`: `<param>`/`<variable>` values whose name is secret,
+/// and the value part of `X-PRE-PROCESS data="NAME=VALUE"` when NAME is. Commented-out
+/// lines count too (a real password in a comment is still a password).
+fn secret_spans(text: &str) -> Vec<(usize, usize, String)> {
+    let mut spans = Vec::new();
+    for open in ["<param", "<variable", "<X-PRE-PROCESS"] {
+        let mut from = 0;
+        while let Some(i) = text[from..].find(open).map(|i| i + from) {
+            from = i + open.len();
+            let Some(len) = text[i..].find('>') else {
+                break;
+            };
+            let tag = &text[i..i + len];
+            if open == "<X-PRE-PROCESS" {
+                let Some((s, e)) = attr_range(tag, "data") else {
+                    continue;
+                };
+                let data = &tag[s..e];
+                if let Some(eq) = data.find('=') {
+                    let (name, value) = (data[..eq].trim(), &data[eq + 1..]);
+                    if is_secret_param(name) && !is_reference(value) {
+                        spans.push((i + s + eq + 1, i + e, name.to_string()));
+                    }
+                }
+            } else if let (Some((ns, ne)), Some((vs, ve))) =
+                (attr_range(tag, "name"), attr_range(tag, "value"))
+            {
+                let name = &tag[ns..ne];
+                if is_secret_param(name) && !is_reference(&tag[vs..ve]) {
+                    spans.push((i + vs, i + ve, name.to_string()));
+                }
+            }
+        }
+    }
+    spans.sort();
+    spans.dedup_by(|b, a| b.0 < a.1);
+    spans
+}
+
+/// `text` as a lowercase identifier (`sip_profiles/external/wavix.xml` →
+/// `sip_profiles_external_wavix`).
+fn slug(text: &str) -> String {
+    let mut s = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('_') {
+            s.push('_');
+        }
+    }
+    s.trim_matches('_').to_string()
+}
+
+/// Text that minijinja prints as it is: every `{` that could open a tag (`{{`, `{%`, `{#`,
+/// or a `{` right before a printed variable) is written `{{ "{" }}`.
+fn jinja_literal(s: &str, out: &mut String) {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '{' && matches!(chars.peek(), None | Some('{' | '%' | '#')) {
+            out.push_str("{{ \"{\" }}");
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// XML entities back to text (the five predefined ones).
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The template for file `rel` and its secrets (variable, value). A value kept as the text
+/// it is (`&amp;` and all) when XML escaping of the plain text would not print it back
+/// byte for byte: then printed `|safe`.
+pub fn templatize(rel: &str, text: &str) -> (String, Vec<(String, String)>) {
+    let stem = slug(rel.strip_suffix(".xml").unwrap_or(rel));
+    let mut out = String::with_capacity(text.len());
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    let mut at = 0;
+    for (s, e, name) in secret_spans(text) {
+        jinja_literal(&text[at..s], &mut out);
+        let base = format!("{stem}_{}", slug(&name));
+        let mut var = base.clone();
+        let mut k = 1;
+        while secrets.iter().any(|(v, _)| *v == var) {
+            k += 1;
+            var = format!("{base}_{k}");
+        }
+        let raw = &text[s..e];
+        let plain = xml_unescape(raw);
+        if crate::xml::escape(&plain) == raw {
+            out.push_str(&format!("{{{{ {var} }}}}"));
+            secrets.push((var, plain));
+        } else {
+            out.push_str(&format!("{{{{ {var} | safe }}}}"));
+            secrets.push((var, raw.to_string()));
+        }
+        at = e;
+    }
+    jinja_literal(&text[at..], &mut out);
+    (out, secrets)
+}
+
+/// Where a shared template or one host variant's template lives under `templates/`.
+pub fn template_path(rel: &str, variant_of: Option<&str>) -> String {
+    match variant_of {
+        None => rel.to_string(),
+        Some(host) => format!("variants/{host}/{rel}"),
+    }
+}
+
+/// One template task of the generated playbook: a file and the hosts it is written for
+/// (`None`: every host, the same template).
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub rel: String,
+    pub src: String,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+    pub hosts: Option<Vec<String>>,
+    pub template: String,
+}
+
+/// Group every host's adopted files into tasks: a file whose template, owner, group and mode
+/// are the same on every host is one shared task; otherwise each distinct variant is a task
+/// for the hosts that have it (named after the first of them). Secrets are variables, so
+/// files that differ only in their passwords are shared.
+pub fn tasks(hosts: &[(String, Vec<Adopted>)]) -> Vec<Task> {
+    let mut by_rel: BTreeMap<&str, Vec<(&str, &Adopted)>> = BTreeMap::new();
+    for (host, files) in hosts {
+        for f in files {
+            by_rel.entry(&f.rel).or_default().push((host, f));
+        }
+    }
+    let mut out = Vec::new();
+    for (rel, have) in by_rel {
+        let mut variants: Vec<(&Adopted, Vec<String>)> = Vec::new();
+        for (host, f) in have {
+            let same = |a: &Adopted| {
+                (&a.template, &a.owner, &a.group, a.mode)
+                    == (&f.template, &f.owner, &f.group, f.mode)
+            };
+            match variants.iter_mut().find(|(a, _)| same(a)) {
+                Some((_, hs)) => hs.push(host.to_string()),
+                None => variants.push((f, vec![host.to_string()])),
+            }
+        }
+        let everywhere = variants.len() == 1 && variants[0].1.len() == hosts.len();
+        for (f, hs) in variants {
+            out.push(Task {
+                rel: rel.to_string(),
+                src: template_path(rel, (!everywhere).then_some(hs[0].as_str())),
+                owner: f.owner.clone(),
+                group: f.group.clone(),
+                mode: f.mode,
+                hosts: (!everywhere).then_some(hs),
+                template: f.template.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The generated playbook: one play over every imported host, one template task per task.
+pub fn playbook_yaml(tasks: &[Task]) -> String {
+    use serde_json::json;
+    let tasks: Vec<serde_json::Value> = tasks
+        .iter()
+        .map(|t| {
+            let mut task = json!({
+                "name": match &t.hosts {
+                    None => t.rel.clone(),
+                    Some(hs) => format!("{} ({})", t.rel, hs.join(", ")),
+                },
+                "template": {
+                    "src": t.src,
+                    "dest": t.rel,
+                    "owner": t.owner,
+                    "group": t.group,
+                    "mode": format!("{:04o}", t.mode),
+                },
+            });
+            if let Some(hs) = &t.hosts {
+                task["when"] = json!(format!(
+                    "inventory_hostname in {}",
+                    serde_json::to_string(hs).expect("names serialize")
+                ));
+            }
+            task
+        })
+        .collect();
+    let play = json!([{
+        "name": "adopted as-is by switchyard import",
+        "hosts": "all",
+        "tasks": tasks,
+    }]);
+    format!(
+        "# Written by `switchyard import --as-is`: every adopted file as it was on its host.\n{}",
+        yaml_serde::to_string(&play).expect("playbook serializes")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(template: &str, secrets: &[(String, String)]) -> String {
+        let dir = std::env::temp_dir().join(format!(
+            "sy-import-{}-{}",
+            std::process::id(),
+            slug(&template[..template.len().min(20)])
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("t.xml"), template).unwrap();
+        let mut t = crate::inputs::template::Templates::new(vec![dir.clone()]);
+        let ctx: BTreeMap<&str, &str> = secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        use crate::inputs::template::FromSerde;
+        let out = t
+            .render_file("t.xml", &minijinja::value::Value::from_serde(ctx))
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    }
+
+    /// Every secret comes out into a variable, the template prints the file back byte for
+    /// byte (jinja-looking text, escaped values and references included).
+    #[test]
+    fn templates_print_the_file_back_without_its_secrets() {
+        let text = "<include>\n  <X-PRE-PROCESS cmd=\"set\" data=\"default_password=S3cr&t\"/>\n  <X-PRE-PROCESS cmd=\"set\" data=\"domain=$${local_ip_v4}\"/>\n  <!-- {{ not a tag }} {% neither %} {# nor #} { -->\n  <gateway name=\"g\">\n    <param name=\"password\" value=\"p&amp;w&apos;d\"/>\n    <param name = 'vm-password' value = '4711' />\n    <param name=\"password\" value=\"$${default_password}\"/>\n    <param name=\"realm\" value=\"sip.example.com\"/>\n    <param name=\"password\" value=\"it's\"/>\n  </gateway>\n{</include>\n";
+        let (template, secrets) = templatize("sip_profiles/external/g.xml", text);
+        let names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "sip_profiles_external_g_default_password",
+                "sip_profiles_external_g_password",
+                "sip_profiles_external_g_vm_password",
+                "sip_profiles_external_g_password_2",
+            ]
+        );
+        assert_eq!(secrets[1].1, "p&w'd");
+        for s in ["S3cr&t", "p&amp;w", "p&w", "4711", "it's"] {
+            assert!(!template.contains(s), "{s} in {template}");
+        }
+        assert!(template.contains("$${default_password}"));
+        assert_eq!(render(&template, &secrets), text);
+    }
+
+    #[test]
+    fn files_that_differ_only_in_secrets_share_one_task() {
+        let file = |pw: &str, mode: u32| {
+            let (template, secrets) = templatize(
+                "vars.xml",
+                &format!("<include><X-PRE-PROCESS cmd=\"set\" data=\"default_password={pw}\"/></include>\n"),
+            );
+            Adopted {
+                rel: "vars.xml".into(),
+                template,
+                secrets,
+                owner: "freeswitch".into(),
+                group: "freeswitch".into(),
+                mode,
+            }
+        };
+        let hosts = vec![
+            ("a".to_string(), vec![file("one", 0o640)]),
+            ("b".to_string(), vec![file("two", 0o640)]),
+        ];
+        let t = tasks(&hosts);
+        assert_eq!(t.len(), 1);
+        assert!(t[0].hosts.is_none() && t[0].src == "vars.xml");
+        // A different mode is another variant, one task each, for the hosts that have it.
+        let hosts = vec![
+            ("a".to_string(), vec![file("one", 0o640)]),
+            ("b".to_string(), vec![file("two", 0o600)]),
+            ("c".to_string(), vec![file("x", 0o640)]),
+        ];
+        let t = tasks(&hosts);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].hosts.as_deref(), Some(&["a".into(), "c".into()][..]));
+        assert_eq!(t[0].src, "variants/a/vars.xml");
+        let yaml = playbook_yaml(&t);
+        assert!(yaml.contains("inventory_hostname in [\\\"a\\\",\\\"c\\\"]") || yaml.contains("inventory_hostname in [\"a\",\"c\"]"), "{yaml}");
+    }
+
+    #[test]
+    fn the_answer_is_parsed_and_what_cannot_be_adopted_says_why() {
+        let out = b"switchyard-import unlocked 4 1\n./vars.xml\n./link.xml\n./big.xml\n./bin.xml\nF\nL\nB 99\nF\nS\nroot root 640 10\nroot root 644 2\nC\n<include/>\xff\xfe.\n";
+        let tree = parse_tree(out, 50).unwrap();
+        assert!(!tree.locked);
+        let (adopted, skipped) = adopt(&tree);
+        assert_eq!(adopted.len(), 1);
+        assert_eq!(adopted[0].rel, "vars.xml");
+        let reasons: Vec<(&str, &str)> = skipped
+            .iter()
+            .map(|s| (s.rel.as_str(), s.reason.as_str()))
+            .collect();
+        assert!(reasons[0].0 == "link.xml" && reasons[0].1.contains("symbolic link"));
+        assert!(reasons[1].0 == "big.xml" && reasons[1].1.contains("larger than the limit"));
+        assert!(reasons[2].0 == "bin.xml" && reasons[2].1.contains("not UTF-8"));
+        assert!(reasons[3].1.contains("1 file(s) whose name holds a line break"));
+        assert!(parse_tree(b"switchyard-import maybe 0 0\nS\nC\n.\n", 50).is_err());
+    }
+}
