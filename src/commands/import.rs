@@ -67,7 +67,9 @@ pub async fn run(a: ImportArgs, cx: &Context) -> CommandResult {
         .cloned()
         .collect();
     if hosts.is_empty() {
-        return Err(CommandError::usage("no host to import (check -i and --limit)"));
+        return Err(CommandError::usage(
+            "no host to import (check -i and --limit)",
+        ));
     }
     let reads = read_all(&hosts, &opts, cx.verbose).await;
     let mut ok: Vec<(Host, HostRead)> = Vec::new();
@@ -263,7 +265,9 @@ fn connection_vars(host: &Host) -> (serde_json::Map<String, serde_json::Value>, 
     if let Some(m) = host.vars.get("freeswitch_max_file_bytes") {
         v.insert("freeswitch_max_file_bytes".into(), m.clone());
     }
-    let secret_fs_cli = crate::host::script::FsCli::split(&fs.fs_cli).password.is_some();
+    let secret_fs_cli = crate::host::script::FsCli::split(&fs.fs_cli)
+        .password
+        .is_some();
     if !secret_fs_cli {
         v.insert("fs_cli".into(), json!(fs.fs_cli));
     }
@@ -348,11 +352,14 @@ fn fill(
             shared.insert(var.to_string(), first.into());
         } else {
             for (h, v) in by_host {
-                own.entry(h).or_default().insert(var.to_string(), (*v).into());
+                own.entry(h)
+                    .or_default()
+                    .insert(var.to_string(), (*v).into());
             }
         }
     }
-    let needs_vault = !values.is_empty() || hosts.iter().any(|(h, _)| connection_vars(h).1.is_some());
+    let needs_vault =
+        !values.is_empty() || hosts.iter().any(|(h, _)| connection_vars(h).1.is_some());
     if needs_vault && !cx.vault.has_key() {
         return Err(CommandError::usage(
             "the conf trees hold secrets, which import writes only vault-encrypted: give a vault passphrase (SWITCHYARD_VAULT_PASSWORD, --vault-password-file) or identity (--vault-identity); nothing written",
@@ -361,9 +368,10 @@ fn fill(
     let yaml = |m: &serde_json::Map<String, serde_json::Value>| {
         yaml_serde::to_string(m).expect("variables serialize")
     };
-    let encrypted = |m: &serde_json::Map<String, serde_json::Value>| -> Result<String, CommandError> {
-        Ok(cx.vault.encrypt(yaml(m).as_bytes())?)
-    };
+    let encrypted =
+        |m: &serde_json::Map<String, serde_json::Value>| -> Result<String, CommandError> {
+            Ok(cx.vault.encrypt(yaml(m).as_bytes())?)
+        };
     let inv_dir = tmp.join("inventory");
     if !shared.is_empty() {
         put(

@@ -44,8 +44,8 @@ pub struct Tree {
 /// Read every `*.xml` file and link under `root` (src/host/remote/import.sh), under the
 /// host lock when the host has one; nothing is written on the host.
 pub async fn read_tree(t: &mut Transport, root: &str, limit: u64) -> Result<Tree, String> {
-    let bound = MAX_TREE_BYTES
-        .saturating_add((MAX_FILES as u64 + 1).saturating_mul(HEADER_BYTES_PER_PATH));
+    let bound =
+        MAX_TREE_BYTES.saturating_add((MAX_FILES as u64 + 1).saturating_mul(HEADER_BYTES_PER_PATH));
     let out = t
         .exec_bounded(
             &script::import(root, limit, MAX_FILES),
@@ -543,7 +543,11 @@ mod tests {
         assert_eq!(t[0].hosts.as_deref(), Some(&["a".into(), "c".into()][..]));
         assert_eq!(t[0].src, "variants/a/vars.xml");
         let yaml = playbook_yaml(&t);
-        assert!(yaml.contains("inventory_hostname in [\\\"a\\\",\\\"c\\\"]") || yaml.contains("inventory_hostname in [\"a\",\"c\"]"), "{yaml}");
+        assert!(
+            yaml.contains("inventory_hostname in [\\\"a\\\",\\\"c\\\"]")
+                || yaml.contains("inventory_hostname in [\"a\",\"c\"]"),
+            "{yaml}"
+        );
     }
 
     #[test]
@@ -561,7 +565,9 @@ mod tests {
         assert!(reasons[0].0 == "link.xml" && reasons[0].1.contains("symbolic link"));
         assert!(reasons[1].0 == "big.xml" && reasons[1].1.contains("larger than the limit"));
         assert!(reasons[2].0 == "bin.xml" && reasons[2].1.contains("not UTF-8"));
-        assert!(reasons[3].1.contains("1 file(s) whose name holds a line break"));
+        assert!(reasons[3]
+            .1
+            .contains("1 file(s) whose name holds a line break"));
         assert!(parse_tree(b"switchyard-import maybe 0 0\nS\nC\n.\n", 50).is_err());
     }
 }

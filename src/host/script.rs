@@ -105,7 +105,10 @@ pub fn describe(cmd: &str) -> String {
     for (name, prefix) in [
         ("gather.sh", program(&[GATHER], &[])),
         ("common.sh+lock.sh", program(&[COMMON, LOCK], &[])),
-        ("common.sh+import.sh+gather.sh", program(&[COMMON, IMPORT, GATHER], &[])),
+        (
+            "common.sh+import.sh+gather.sh",
+            program(&[COMMON, IMPORT, GATHER], &[]),
+        ),
         ("common.sh+write.sh", program(&[COMMON, WRITE], &[])),
     ] {
         if let Some(rest) = cmd.strip_prefix(&prefix) {
