@@ -108,7 +108,7 @@ pub async fn run(a: ImportArgs, cx: &Context) -> CommandResult {
     }
     let summary = write_project(&a.write, &ok, &inv, cx)?;
     println!(
-        "wrote {}: {summary}\nnext: switchyard apply --check -i {}/inventory/hosts.yml {}/playbook.yml",
+        "wrote {}: {summary}\nnext: switchyard apply --check -i {}/inventory {}/playbook.yml",
         a.write.display(),
         a.write.display(),
         a.write.display()

@@ -93,7 +93,7 @@ fn check(fleet: &Fleet, dir: &Path) -> Out {
             "apply",
             "--check",
             "-i",
-            dir.join("inventory/hosts.yml").to_str().unwrap(),
+            dir.join("inventory").to_str().unwrap(),
             dir.join("playbook.yml").to_str().unwrap(),
             "--known-hosts",
             fleet.known_hosts.to_str().unwrap(),
@@ -262,6 +262,14 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
         again.all()
     );
     assert_eq!(files_under(&dir), listing);
+
+    // `--limit` imports only the hosts it names.
+    let one = tmp("import-project").join("one");
+    let out = import(&fleet, &inv, &one, &["--limit", "pbx1"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(!out.stdout.contains("pbx2"), "{}", out.all());
+    let hosts = std::fs::read_to_string(one.join("inventory/hosts.yml")).unwrap();
+    assert!(hosts.contains("pbx1") && !hosts.contains("pbx2"), "{hosts}");
 }
 
 /// The read is consistent: while another run holds the host lock the host is refused (and
