@@ -457,12 +457,7 @@ fn prove_round_trip(
         for f in &r.adopted {
             let t = tasks
                 .iter()
-                .find(|t| {
-                    t.rel == f.rel
-                        && t.hosts
-                            .as_ref()
-                            .is_none_or(|hs| hs.iter().any(|n| *n == h.name))
-                })
+                .find(|t| t.rel == f.rel && t.hosts.as_ref().is_none_or(|hs| hs.contains(&h.name)))
                 .ok_or_else(|| format!("internal error: no task for {}", f.rel))?;
             let text = templates.render_file(&t.src, &ctx)?;
             if r.originals.get(&f.rel).map(Vec::as_slice) != Some(text.as_bytes()) {
