@@ -225,65 +225,109 @@ pub fn is_secret_param(name: &str) -> bool {
         || n == "pin"
         || n.ends_with("-pin")
         || n.ends_with("_pin")
+        || n.contains("cookie")
+        || n == "psk"
+        || n.ends_with("-psk")
 }
 
-/// The byte range of attribute `attr`'s value inside `tag` (`<param name="x" value="y"/>`).
-fn attr_range(tag: &str, attr: &str) -> Option<(usize, usize)> {
+/// Every attribute of a tag's text (`<remote host="h" password="p"/>`): its name and the
+/// byte range of its value.
+fn attributes(tag: &str) -> Vec<(&str, usize, usize)> {
     let b = tag.as_bytes();
-    let mut from = 0;
-    while let Some(i) = tag[from..].find(attr).map(|i| i + from) {
-        from = i + attr.len();
-        let before_ok = i > 0 && b[i - 1].is_ascii_whitespace();
-        let rest = tag[from..].trim_start();
-        if before_ok && rest.starts_with('=') {
-            let after_eq = rest[1..].trim_start();
-            let q = after_eq.chars().next()?;
-            if q == '"' || q == '\'' {
-                let start = tag.len() - after_eq.len() + 1;
-                let end = start + tag[start..].find(q)?;
-                return Some((start, end));
-            }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        // A name: after whitespace, up to `=` (blanks around it allowed), then a quote.
+        if !(i > 0
+            && b[i - 1].is_ascii_whitespace()
+            && (b[i].is_ascii_alphanumeric() || b[i] == b'_'))
+        {
+            i += 1;
+            continue;
         }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'>' | b'/') {
+            i += 1;
+        }
+        let name = &tag[start..i];
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() || b[i] != b'=' {
+            continue;
+        }
+        i += 1;
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let Some(&q) = b.get(i).filter(|q| matches!(q, b'"' | b'\'')) else {
+            continue;
+        };
+        let Some(len) = tag[i + 1..].find(q as char) else {
+            break;
+        };
+        out.push((name, i + 1, i + 1 + len));
+        i += len + 2;
     }
-    None
+    out
 }
 
-/// A value that only refers to another variable (`$${default_password}`) is no secret.
+/// A value that only refers to another variable (`$${default_password}`) is no secret, nor
+/// is a switch (`allow-empty-password-auth` = `true`): both stay in the template, readable.
+/// Anything else under a secret-looking name is taken out: a setting vaulted for nothing
+/// costs readability, a password left in a template would leak.
 fn is_reference(v: &str) -> bool {
-    v.is_empty() || v.contains("${")
+    let switch = ["true", "false", "yes", "no", "on", "off"];
+    v.is_empty() || v.contains("${") || switch.iter().any(|w| v.eq_ignore_ascii_case(w))
 }
 
-/// The spans of secret values in `text`: `<param>`/`<variable>` values whose name is secret,
-/// and the value part of `X-PRE-PROCESS data="NAME=VALUE"` when NAME is. Commented-out
-/// lines count too (a real password in a comment is still a password).
+/// The spans of secret values in `text`: `<param>`/`<variable>` values whose `name` is
+/// secret, any attribute whose own name is (`<remote password="..."/>`), and the value part
+/// of `X-PRE-PROCESS data="NAME=VALUE"` when NAME is. Tags inside comments count too (a
+/// real password in a comment is still a password).
 fn secret_spans(text: &str) -> Vec<(usize, usize, String)> {
     let mut spans = Vec::new();
-    for open in ["<param", "<variable", "<X-PRE-PROCESS"] {
-        let mut from = 0;
-        while let Some(i) = text[from..].find(open).map(|i| i + from) {
-            from = i + open.len();
-            let Some(len) = text[i..].find('>') else {
-                break;
-            };
-            let tag = &text[i..i + len];
-            if open == "<X-PRE-PROCESS" {
-                let Some((s, e)) = attr_range(tag, "data") else {
-                    continue;
-                };
-                let data = &tag[s..e];
+    let mut from = 0;
+    while let Some(i) = text[from..].find('<').map(|i| i + from) {
+        from = i + 1;
+        let end = text[from..]
+            .find(['<', '>'])
+            .map_or(text.len(), |e| from + e);
+        let tag = &text[i..end];
+        let attrs = attributes(tag);
+        let get = |want: &str| attrs.iter().find(|(n, _, _)| *n == want);
+        let element = tag[1..]
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or("");
+        let mut push = |s: usize, e: usize, name: &str| {
+            if !is_reference(&text[i + s..i + e]) {
+                spans.push((i + s, i + e, name.to_string()));
+            }
+        };
+        if element == "X-PRE-PROCESS" {
+            if let Some((_, s, e)) = get("data") {
+                let data = &tag[*s..*e];
                 if let Some(eq) = data.find('=') {
-                    let (name, value) = (data[..eq].trim(), &data[eq + 1..]);
-                    if is_secret_param(name) && !is_reference(value) {
-                        spans.push((i + s + eq + 1, i + e, name.to_string()));
+                    let name = data[..eq].trim();
+                    if is_secret_param(name) {
+                        push(s + eq + 1, *e, name);
                     }
                 }
-            } else if let (Some((ns, ne)), Some((vs, ve))) =
-                (attr_range(tag, "name"), attr_range(tag, "value"))
-            {
-                let name = &tag[ns..ne];
-                if is_secret_param(name) && !is_reference(&tag[vs..ve]) {
-                    spans.push((i + vs, i + ve, name.to_string()));
+            }
+            continue;
+        }
+        if matches!(element, "param" | "variable") {
+            if let (Some((_, ns, ne)), Some((_, vs, ve))) = (get("name"), get("value")) {
+                let name = &tag[*ns..*ne];
+                if is_secret_param(name) {
+                    push(*vs, *ve, name);
                 }
+            }
+        }
+        for (name, s, e) in &attrs {
+            if is_secret_param(name) {
+                push(*s, *e, name);
             }
         }
     }
@@ -489,7 +533,7 @@ mod tests {
     /// byte (jinja-looking text, escaped values and references included).
     #[test]
     fn templates_print_the_file_back_without_its_secrets() {
-        let text = "<include>\n  <X-PRE-PROCESS cmd=\"set\" data=\"default_password=S3cr&t\"/>\n  <X-PRE-PROCESS cmd=\"set\" data=\"domain=$${local_ip_v4}\"/>\n  <!-- {{ not a tag }} {% neither %} {# nor #} { -->\n  <gateway name=\"g\">\n    <param name=\"password\" value=\"p&amp;w&apos;d\"/>\n    <param name = 'vm-password' value = '4711' />\n    <param name=\"password\" value=\"$${default_password}\"/>\n    <param name=\"realm\" value=\"sip.example.com\"/>\n    <param name=\"password\" value=\"it's\"/>\n  </gateway>\n{</include>\n";
+        let text = "<include>\n  <X-PRE-PROCESS cmd=\"set\" data=\"default_password=S3cr&t\"/>\n  <X-PRE-PROCESS cmd=\"set\" data=\"domain=$${local_ip_v4}\"/>\n  <!-- {{ not a tag }} {% neither %} {# nor #} { -->\n  <gateway name=\"g\">\n    <param name=\"password\" value=\"p&amp;w&apos;d\"/>\n    <param name = 'vm-password' value = '4711' />\n    <param name=\"password\" value=\"$${default_password}\"/>\n    <param name=\"realm\" value=\"sip.example.com\"/>\n    <param name=\"allow-empty-password-auth\" value=\"true\"/>\n    <param name=\"password\" value=\"it's\"/>\n  </gateway>\n  <!-- <remote name=\"t\" host=\"h\" password=\"Remote-Pw\" interval=\"1\"/> -->\n  <param name=\"cookie\" value=\"Erl-Cookie\"/>\n{</include>\n";
         let (template, secrets) = templatize("sip_profiles/external/g.xml", text);
         let names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
@@ -499,10 +543,20 @@ mod tests {
                 "sip_profiles_external_g_password",
                 "sip_profiles_external_g_vm_password",
                 "sip_profiles_external_g_password_2",
+                "sip_profiles_external_g_password_3",
+                "sip_profiles_external_g_cookie",
             ]
         );
         assert_eq!(secrets[1].1, "p&w'd");
-        for s in ["S3cr&t", "p&amp;w", "p&w", "4711", "it's"] {
+        for s in [
+            "S3cr&t",
+            "p&amp;w",
+            "p&w",
+            "4711",
+            "it's",
+            "Remote-Pw",
+            "Erl-Cookie",
+        ] {
             assert!(!template.contains(s), "{s} in {template}");
         }
         assert!(template.contains("$${default_password}"));

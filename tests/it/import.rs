@@ -102,7 +102,8 @@ fn check(fleet: &Fleet, dir: &Path) -> Out {
     )
 }
 
-/// Two PBXes whose trees differ (secrets, a gateway only one has, an edited dialplan),
+/// Three PBXes whose trees differ (secrets, a gateway only one has, an edited dialplan,
+/// FreeSWITCH's whole vanilla tree on the third),
 /// with a link out of the conf root, a FIFO, a non-UTF-8 file, a file over the size limit
 /// and a world-readable file holding a secret planted among them. The import lists each of
 /// those per host with its reason and reads none of them; nothing on either PBX changes (no
@@ -110,8 +111,14 @@ fn check(fleet: &Fleet, dir: &Path) -> Out {
 /// `apply --check` of the project reports no change on either host.
 #[test]
 fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
-    let fleet = Fleet::new("import", 2);
-    let (a, b) = (fleet.host("pbx1"), fleet.host("pbx2"));
+    let fleet = Fleet::new("import", 3);
+    let (a, b, v) = (fleet.host("pbx1"), fleet.host("pbx2"), fleet.host("pbx3"));
+    // pbx3: FreeSWITCH 1.10.12's whole vanilla tree (199 files), as a source install has it.
+    std::fs::remove_dir_all(v.conf("")).unwrap();
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(repo("tests/fixtures/stock/freeswitch-1.10.12/vanilla"))
+        .arg(v.conf("")));
     let set = |h: &TestHost, rel: &str, from: &str, to: &str| {
         let text = h.read(rel).replace(from, to);
         std::fs::write(h.conf(rel), text).unwrap();
@@ -136,6 +143,12 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
         "default_password=1234",
         "default_password=Default-Pbx2-Secret",
     );
+    set(
+        b,
+        "autoload_configs/event_socket.conf.xml",
+        "ClueCon",
+        "Esl-Pbx2-Secret",
+    );
     std::fs::write(
         b.conf("sip_profiles/external/carrier.xml"),
         "<include>\n  <gateway name=\"carrier\">\n    <param name=\"username\" value=\"trunk7\"/>\n    <param name=\"realm\" value=\"sip.carrier.test\"/>\n    <param name=\"extension\" value=\"16465550100\"/>\n    <param name=\"password\" value=\"Carrier&amp;Trunk-Pw\"/>\n  </gateway>\n</include>\n",
@@ -159,8 +172,30 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
         format!("<include>{}</include>\n", "x".repeat(200_000)),
     )
     .unwrap();
+    // pbx3: secrets where the vanilla tree has placeholders, as attributes too.
+    set(
+        v,
+        "autoload_configs/hash.conf.xml",
+        "password=\"ClueCon\"",
+        "password=\"Hash-Remote-Secret\"",
+    );
+    set(
+        v,
+        "autoload_configs/erlang_event.conf.xml",
+        "value=\"ClueCon\"",
+        "value=\"Erlang-Cookie-Secret\"",
+    );
+    // Two of pbx1's files on pbx3 too: one differs from pbx2's only in a secret (event
+    // socket password), the other not at all (its commented-out password included).
+    for rel in [
+        "autoload_configs/event_socket.conf.xml",
+        "sip_profiles/external/example.xml",
+    ] {
+        std::fs::copy(a.conf(rel), v.conf(rel)).unwrap();
+    }
     tighten(a);
     tighten(b);
+    tighten(v);
     std::fs::write(
         b.conf("directory/default/1001.xml"),
         "<include><user id=\"1001\"><params><param name=\"password\" value=\"World-Readable-Pw\"/></params></user></include>\n",
@@ -176,7 +211,12 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
         "Carrier&amp;Trunk-Pw",
         "Carrier&Trunk-Pw",
         "World-Readable-Pw",
-        "ClueCon",
+        "Esl-Pbx2-Secret",
+        "Hash-Remote-Secret",
+        "Erlang-Cookie-Secret",
+        "Fr33Sw1tch",
+        "MyPrivateKeyPassword",
+        "c6440e5de50b403206989679159de89a",
     ];
     let inv = fleet.inventory("inv.yml", &|i, _| {
         if i == 1 {
@@ -185,17 +225,14 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
             String::new()
         }
     });
-    let before = (snapshot(&a.conf("")), snapshot(&b.conf("")));
+    let trees = || [a, b, v].map(|h| snapshot(&h.conf("")));
+    let before = trees();
 
     let dir = tmp("import-project").join("adopted");
     let out = import(&fleet, &inv, &dir, &[]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert_eq!(
-        (snapshot(&a.conf("")), snapshot(&b.conf(""))),
-        before,
-        "the import changed a PBX"
-    );
-    assert!(!a.exists(".switchyard") && !b.exists(".switchyard"));
+    assert!(trees() == before, "the import changed a PBX");
+    assert!([a, b, v].iter().all(|h| !h.exists(".switchyard")));
     // What cannot be adopted is listed, per host, with its reason.
     for (rel, why) in [
         ("dialplan/evil.xml", "symbolic link"),
@@ -234,20 +271,40 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
         }
         assert!(!out.all().contains(s), "{s} printed");
     }
-    // Files that differ only in their secrets are one shared template; the edited dialplan
-    // is one template per host; pbx2's gateway is its own.
+    // Files that differ only in their secrets are one shared template, their secrets in
+    // each host's vault file; a secret the same everywhere is in group_vars/all.age. A file
+    // two hosts share and the third does not is one variant for the two (vars.xml of pbx1
+    // and pbx2, which differ only in default_password) and one for the third; the edited
+    // dialplan is one per host; pbx2's gateway is its own.
     let t = |rel: &str| dir.join("templates").join(rel).exists();
-    assert!(t("vars.xml") && t("autoload_configs/event_socket.conf.xml"));
+    assert!(t("autoload_configs/event_socket.conf.xml") && t("sip_profiles/external/example.xml"));
+    assert!(
+        t("variants/pbx1/vars.xml") && t("variants/pbx3/vars.xml") && !t("variants/pbx2/vars.xml")
+    );
+    let playbook = std::fs::read_to_string(dir.join("playbook.yml")).unwrap();
+    assert!(
+        playbook
+            .lines()
+            .any(|l| l.contains("when:") && l.contains(r#"["pbx1","pbx2"]"#)),
+        "{playbook}"
+    );
     assert!(!t("dialplan/default.xml"));
     assert!(t("variants/pbx1/dialplan/default.xml") && t("variants/pbx2/dialplan/default.xml"));
     assert!(t("variants/pbx2/sip_profiles/external/carrier.xml"));
-    assert!(dir.join("inventory/host_vars/pbx2.age").exists());
+    for f in [
+        "host_vars/pbx1.age",
+        "host_vars/pbx2.age",
+        "host_vars/pbx3.age",
+        "group_vars/all.age",
+    ] {
+        assert!(dir.join("inventory").join(f).exists(), "{f}");
+    }
 
     // The project changes nothing: apply --check reports every host unchanged.
     let c = check(&fleet, &dir);
     assert_eq!(c.code, 0, "{}", c.all());
     assert!(
-        c.all().contains("hosts: 0 changed, 2 ok, 0 failed"),
+        c.all().contains("hosts: 0 changed, 3 ok, 0 failed"),
         "{}",
         c.all()
     );
@@ -267,7 +324,11 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
     let one = tmp("import-project").join("one");
     let out = import(&fleet, &inv, &one, &["--limit", "pbx1"]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(!out.stdout.contains("pbx2"), "{}", out.all());
+    assert!(
+        !out.stdout.contains("pbx2") && !out.stdout.contains("pbx3"),
+        "{}",
+        out.all()
+    );
     let hosts = std::fs::read_to_string(one.join("inventory/hosts.yml")).unwrap();
     assert!(hosts.contains("pbx1") && !hosts.contains("pbx2"), "{hosts}");
 }
