@@ -604,6 +604,92 @@ mod tests {
         );
     }
 
+    /// Run the import program locally (as the local transport does), with `bin` first on
+    /// PATH: (exit code, stdout, stderr).
+    fn run_local(root: &std::path::Path, bin: &std::path::Path) -> (Option<i32>, Vec<u8>, String) {
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script::import(
+                &root.display().to_string(),
+                1 << 20,
+                MAX_FILES,
+            ))
+            .env("PATH", path)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// A run that takes the lock of a never-locked host while its tree is read (here: the
+    /// moment the gather's first `stat` runs) fails the import, which created nothing
+    /// itself; with the lock file there, the read holds it shared and writes nothing.
+    #[test]
+    fn a_lock_taken_during_an_unlocked_read_fails_it() {
+        let dir = std::env::temp_dir().join(format!("sy-import-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (root, bin) = (dir.join("conf"), dir.join("bin"));
+        std::fs::create_dir_all(root.join("dialplan")).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(root.join("vars.xml"), "<include/>\n").unwrap();
+        std::fs::write(root.join("dialplan/a.xml"), "<include/>\n").unwrap();
+        let (code, out, err) = run_local(&root, &bin);
+        assert_eq!(code, Some(0), "{err}");
+        let tree = parse_tree(&out, 1 << 20).unwrap();
+        assert_eq!(tree.entries.len(), 2);
+        assert!(!tree.locked && !root.join(".switchyard").exists());
+
+        // A `stat` that, like a run starting meanwhile, takes the lock first.
+        use std::os::unix::fs::PermissionsExt;
+        let real = ["/usr/bin/stat", "/bin/stat"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap();
+        let fake = bin.join("stat");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\nmkdir -p -m 700 {r}/.switchyard && : > {r}/.switchyard/lock\nexec {real} \"$@\"\n",
+                r = root.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (code, _, err) = run_local(&root, &bin);
+        assert_eq!(code, Some(76), "{err}");
+        assert!(
+            err.contains("took the host lock while the conf tree was read"),
+            "{err}"
+        );
+
+        // Now the host has a lock file: read under it, shared; nothing added or changed.
+        std::fs::remove_file(&fake).unwrap();
+        let lock = root.join(".switchyard/lock");
+        let before = std::fs::metadata(&lock).unwrap().modified().unwrap();
+        let (code, out, err) = run_local(&root, &bin);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(parse_tree(&out, 1 << 20).unwrap().locked);
+        let left: Vec<_> = std::fs::read_dir(root.join(".switchyard"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["lock"]);
+        assert_eq!(
+            std::fs::metadata(&lock).unwrap().modified().unwrap(),
+            before
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_answer_is_parsed_and_what_cannot_be_adopted_says_why() {
         let out = b"switchyard-import unlocked 4 1\n./vars.xml\n./link.xml\n./big.xml\n./bin.xml\nF\nL\nB 99\nF\nS\nroot root 640 10\nroot root 644 2\nC\n<include/>\xff\xfe.\n";
