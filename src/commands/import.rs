@@ -178,15 +178,9 @@ async fn read_host(
         Transport::connect_with_retries(&host.connection, ssh, host.connection.retries, |_, _| {})
             .await?;
     if verbose > 0 {
-        let name = host.name.clone();
-        t.trace = Some(Arc::new(move |cmd, _stdin, took, outcome| {
-            eprintln!(
-                "{}: {} ({outcome}, {:.2} s)",
-                printable(&name),
-                crate::host::script::kind(cmd),
-                took.as_secs_f64()
-            )
-        }));
+        let mut red = crate::secret::Redactor::from_vars(&host.vars);
+        red.add_secrets(&host.secrets);
+        t.trace = Some(crate::engine::pipeline::trace(host, &red, verbose));
     }
     let tree = import::read_tree(&mut t, &host.freeswitch.conf_root, limit).await;
     t.close().await;

@@ -89,7 +89,11 @@ pub(crate) async fn process_host(
 
 /// `-v`: `pbx1: gather 12.3 ms exit 0`; `-vv`: with the command, the host's `fs_cli` line
 /// (which may carry the event socket password) shown as `<fs_cli>`, every secret masked.
-fn trace(host: &Host, red: &crate::secret::Redactor, verbose: u8) -> crate::host::transport::Trace {
+pub(crate) fn trace(
+    host: &Host,
+    red: &crate::secret::Redactor,
+    verbose: u8,
+) -> crate::host::transport::Trace {
     // The line as the steps program carries it: its password (if any) taken out.
     let fs_cli = script::FsCli::parse(&host.freeswitch.fs_cli)
         .map(|c| c.line)
