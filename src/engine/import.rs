@@ -350,6 +350,33 @@ fn slug(text: &str) -> String {
     s.trim_matches('_').to_string()
 }
 
+/// Variable names the inventory loader or the template context give a meaning (how a host
+/// is reached, its conf root, `item`): an imported variable never takes one of them.
+const RESERVED: [&str; 10] = [
+    "ansible_",
+    "freeswitch_",
+    "ssh_",
+    "fs_cli",
+    "command_timeout",
+    "become",
+    "connection",
+    "inventory_hostname",
+    "group_names",
+    "item",
+];
+
+/// The variable for value `name` of the file whose slug is `stem`: `vars_default_password`;
+/// prefixed `conf_` where it would take a name with a meaning (`freeswitch.xml`'s `conf-root`
+/// would otherwise become `freeswitch_conf_root`, and move the host's conf root).
+fn var_name(stem: &str, name: &str) -> String {
+    let v = format!("{stem}_{}", slug(name));
+    if RESERVED.iter().any(|r| v.starts_with(r)) {
+        format!("conf_{v}")
+    } else {
+        v
+    }
+}
+
 /// Text that minijinja prints as it is: every `{` that could open a tag (`{{`, `{%`, `{#`,
 /// or a `{` right before a printed variable) is written `{{ "{" }}`.
 fn jinja_literal(s: &str, out: &mut String) {
@@ -382,7 +409,7 @@ pub fn templatize(rel: &str, text: &str) -> (String, Vec<(String, String)>) {
     let mut at = 0;
     for (s, e, name) in secret_spans(text) {
         jinja_literal(&text[at..s], &mut out);
-        let base = format!("{stem}_{}", slug(&name));
+        let base = var_name(&stem, &name);
         let mut var = base.clone();
         let mut k = 1;
         while secrets.iter().any(|(v, _)| *v == var) {
@@ -548,6 +575,12 @@ mod tests {
             ]
         );
         assert_eq!(secrets[1].1, "p&w'd");
+        // A name with a meaning to the loader is never taken.
+        let (_, s) = templatize(
+            "freeswitch.xml",
+            "<x><param name=\"password\" value=\"p1\"/></x>\n",
+        );
+        assert_eq!(s[0].0, "conf_freeswitch_password");
         for s in [
             "S3cr&t",
             "p&amp;w",
