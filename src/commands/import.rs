@@ -383,7 +383,10 @@ fn fill(
                 groups.entry(g).or_default().push(&h.name);
             }
         }
-        let (conn, fs_cli) = connection_vars(h);
+        let (mut conn, fs_cli) = connection_vars(h);
+        for (var, value) in tasks.iter().flat_map(|t| t.values.get(&h.name)).flatten() {
+            conn.insert(var.clone(), value.clone().into());
+        }
         put(
             &inv_dir.join(format!("host_vars/{}.yml", h.name)),
             yaml(&conn).as_bytes(),
@@ -423,7 +426,7 @@ fn fill(
     prove_round_trip(tmp, &tasks, hosts)?;
     let shared_tasks = tasks.iter().filter(|t| t.hosts.is_none()).count();
     Ok(format!(
-        "{} for {} ({shared_tasks} shared by every host, {} per-host variants), {} in vault files",
+        "{} for {} ({shared_tasks} for every host, {} for some), {} in vault files",
         crate::report::count(tasks.len(), "template task"),
         crate::report::count(hosts.len(), "host"),
         tasks.len() - shared_tasks,
@@ -445,7 +448,9 @@ fn prove_round_trip(
         let vars: BTreeMap<&str, &str> = r
             .adopted
             .iter()
-            .flat_map(|f| f.secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .flat_map(|f| &f.secrets)
+            .chain(tasks.iter().flat_map(|t| t.values.get(&h.name)).flatten())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let ctx = minijinja::value::Value::from_serde(vars);
         for f in &r.adopted {

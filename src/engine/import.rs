@@ -281,11 +281,11 @@ fn is_reference(v: &str) -> bool {
     v.is_empty() || v.contains("${") || switch.iter().any(|w| v.eq_ignore_ascii_case(w))
 }
 
-/// The spans of secret values in `text`: `<param>`/`<variable>` values whose `name` is
-/// secret, any attribute whose own name is (`<remote password="..."/>`), and the value part
-/// of `X-PRE-PROCESS data="NAME=VALUE"` when NAME is. Tags inside comments count too (a
-/// real password in a comment is still a password).
-fn secret_spans(text: &str) -> Vec<(usize, usize, String)> {
+/// Every value in `text`'s tags, named: a `<param>`/`<variable>`'s `value` by its `name`
+/// (`ext-rtp-ip`), the value part of an `X-PRE-PROCESS` `data="NAME=VALUE"` by NAME, any
+/// other attribute by its own name (`<remote password="..."/>`). Tags inside comments count
+/// too (a real password in a comment is still a password).
+fn value_spans(text: &str) -> Vec<(usize, usize, String)> {
     let mut spans = Vec::new();
     let mut from = 0;
     while let Some(i) = text[from..].find('<').map(|i| i + from) {
@@ -300,40 +300,40 @@ fn secret_spans(text: &str) -> Vec<(usize, usize, String)> {
             .split(|c: char| c.is_whitespace() || c == '/')
             .next()
             .unwrap_or("");
-        let mut push = |s: usize, e: usize, name: &str| {
-            if !is_reference(&text[i + s..i + e]) {
-                spans.push((i + s, i + e, name.to_string()));
-            }
-        };
+        let mut own = "";
         if element == "X-PRE-PROCESS" {
+            own = "data";
             if let Some((_, s, e)) = get("data") {
                 let data = &tag[*s..*e];
-                if let Some(eq) = data.find('=') {
-                    let name = data[..eq].trim();
-                    if is_secret_param(name) {
-                        push(s + eq + 1, *e, name);
-                    }
+                match data.find('=') {
+                    Some(eq) => spans.push((i + s + eq + 1, i + e, data[..eq].trim().to_string())),
+                    None => spans.push((i + s, i + e, "data".to_string())),
                 }
             }
-            continue;
-        }
-        if matches!(element, "param" | "variable") {
+        } else if matches!(element, "param" | "variable") {
             if let (Some((_, ns, ne)), Some((_, vs, ve))) = (get("name"), get("value")) {
-                let name = &tag[*ns..*ne];
-                if is_secret_param(name) {
-                    push(*vs, *ve, name);
-                }
+                own = "value";
+                spans.push((i + vs, i + ve, tag[*ns..*ne].to_string()));
             }
         }
         for (name, s, e) in &attrs {
-            if is_secret_param(name) {
-                push(*s, *e, name);
+            if *name != own {
+                spans.push((i + s, i + e, name.to_string()));
             }
         }
     }
     spans.sort();
     spans.dedup_by(|b, a| b.0 < a.1);
     spans
+}
+
+/// The spans of secret values in `text`: the [`value_spans`] whose name is secret, unless
+/// the value only refers to another variable or is a switch.
+fn secret_spans(text: &str) -> Vec<(usize, usize, String)> {
+    value_spans(text)
+        .into_iter()
+        .filter(|(s, e, name)| is_secret_param(name) && !is_reference(&text[*s..*e]))
+        .collect()
 }
 
 /// `text` as a lowercase identifier (`sip_profiles/external/wavix.xml` →
@@ -439,6 +439,12 @@ pub fn template_path(rel: &str, variant_of: Option<&str>) -> String {
     }
 }
 
+/// Host → variables (name, value).
+pub type HostValues = BTreeMap<String, Vec<(String, String)>>;
+
+/// One distinct copy of a file and the hosts that have it.
+type Variant<'a> = (&'a Adopted, Vec<String>);
+
 /// One template task of the generated playbook: a file and the hosts it is written for
 /// (`None`: every host, the same template).
 #[derive(Debug, Clone)]
@@ -450,12 +456,104 @@ pub struct Task {
     pub mode: u32,
     pub hosts: Option<Vec<String>>,
     pub template: String,
+    /// Host → the plain (not secret) values its copy of the file differs in, as variables
+    /// of the host (`vars_external_rtp_ip: 203.0.113.7`).
+    pub values: HostValues,
+}
+
+/// One template for the variants of a file that differ only in values (attribute values,
+/// pre-process values): those become per-host variables. `None` when the variants differ in
+/// anything else, or in a value that holds template text (a secret's placeholder on one
+/// host, a literal on another), or in owner, group or mode.
+fn merge(rel: &str, variants: &[Variant<'_>]) -> Option<(String, HostValues)> {
+    let first = variants[0].0;
+    if variants
+        .iter()
+        .any(|(a, _)| (&a.owner, &a.group, a.mode) != (&first.owner, &first.group, first.mode))
+    {
+        return None;
+    }
+    // Each variant as (pieces between values, values with their names).
+    let split = |t: &str| {
+        let spans = value_spans(t);
+        let mut pieces = Vec::with_capacity(spans.len() + 1);
+        let mut at = 0;
+        for (s, e, _) in &spans {
+            pieces.push(t[at..*s].to_string());
+            at = *e;
+        }
+        pieces.push(t[at..].to_string());
+        let values: Vec<(String, String)> = spans
+            .into_iter()
+            .map(|(s, e, n)| (n, t[s..e].to_string()))
+            .collect();
+        (pieces, values)
+    };
+    let split: Vec<_> = variants.iter().map(|(a, _)| split(&a.template)).collect();
+    let (pieces, values0) = &split[0];
+    let same_shape = split.iter().all(|(p, v)| {
+        p == pieces && v.len() == values0.len() && v.iter().zip(values0).all(|(a, b)| a.0 == b.0)
+    });
+    if !same_shape {
+        return None;
+    }
+    let stem = slug(rel.strip_suffix(".xml").unwrap_or(rel));
+    let mut taken: Vec<String> = variants
+        .iter()
+        .flat_map(|(a, _)| a.secrets.iter().map(|(v, _)| v.clone()))
+        .collect();
+    let mut template = String::new();
+    let mut per_host = HostValues::new();
+    for (k, (name, v0)) in values0.iter().enumerate() {
+        template.push_str(&pieces[k]);
+        let at_k: Vec<&str> = split.iter().map(|(_, v)| v[k].1.as_str()).collect();
+        if at_k.iter().all(|v| v == v0) {
+            template.push_str(v0);
+            continue;
+        }
+        if at_k.iter().any(|v| v.contains(['{', '}'])) {
+            return None;
+        }
+        let base = var_name(&stem, name);
+        let mut var = base.clone();
+        let mut n = 1;
+        while taken.contains(&var) {
+            n += 1;
+            var = format!("{base}_{n}");
+        }
+        taken.push(var.clone());
+        let plain = at_k
+            .iter()
+            .all(|v| crate::xml::escape(&xml_unescape(v)) == *v);
+        template.push_str(&if plain {
+            format!("{{{{ {var} }}}}")
+        } else {
+            format!("{{{{ {var} | safe }}}}")
+        });
+        for ((_, hosts), value) in variants.iter().zip(&at_k) {
+            let value = if plain {
+                xml_unescape(value)
+            } else {
+                value.to_string()
+            };
+            for h in hosts {
+                per_host
+                    .entry(h.clone())
+                    .or_default()
+                    .push((var.clone(), value.clone()));
+            }
+        }
+    }
+    template.push_str(&pieces[values0.len()]);
+    Some((template, per_host))
 }
 
 /// Group every host's adopted files into tasks: a file whose template, owner, group and mode
-/// are the same on every host is one shared task; otherwise each distinct variant is a task
-/// for the hosts that have it (named after the first of them). Secrets are variables, so
-/// files that differ only in their passwords are shared.
+/// are the same on every host is one shared task; one whose copies differ only in values
+/// (an external IP, a caller ID) is one template with a per-host variable for each value
+/// that differs; otherwise each distinct variant is a task for the hosts that have it (named
+/// after the first of them). Secrets are variables, so files that differ only in their
+/// passwords are shared.
 pub fn tasks(hosts: &[(String, Vec<Adopted>)]) -> Vec<Task> {
     let mut by_rel: BTreeMap<&str, Vec<(&str, &Adopted)>> = BTreeMap::new();
     for (host, files) in hosts {
@@ -465,7 +563,7 @@ pub fn tasks(hosts: &[(String, Vec<Adopted>)]) -> Vec<Task> {
     }
     let mut out = Vec::new();
     for (rel, have) in by_rel {
-        let mut variants: Vec<(&Adopted, Vec<String>)> = Vec::new();
+        let mut variants: Vec<Variant<'_>> = Vec::new();
         for (host, f) in have {
             let same = |a: &Adopted| {
                 (&a.template, &a.owner, &a.group, a.mode)
@@ -476,17 +574,60 @@ pub fn tasks(hosts: &[(String, Vec<Adopted>)]) -> Vec<Task> {
                 None => variants.push((f, vec![host.to_string()])),
             }
         }
-        let everywhere = variants.len() == 1 && variants[0].1.len() == hosts.len();
-        for (f, hs) in variants {
-            out.push(Task {
-                rel: rel.to_string(),
-                src: template_path(rel, (!everywhere).then_some(hs[0].as_str())),
-                owner: f.owner.clone(),
-                group: f.group.clone(),
-                mode: f.mode,
-                hosts: (!everywhere).then_some(hs),
-                template: f.template.clone(),
-            });
+        // Variants of one shape (same text but for values, same owner, group and mode) are
+        // one template; a file of another shape on some hosts is its own task.
+        let shape = |a: &Adopted| {
+            let spans = value_spans(&a.template);
+            let mut at = 0;
+            let mut key = vec![a.owner.clone(), a.group.clone(), format!("{:o}", a.mode)];
+            for (s, e, n) in spans {
+                key.push(a.template[at..s].to_string());
+                key.push(n);
+                at = e;
+            }
+            key.push(a.template[at..].to_string());
+            key
+        };
+        let mut groups: Vec<(Vec<String>, Vec<Variant<'_>>)> = Vec::new();
+        for v in variants {
+            let k = shape(v.0);
+            match groups.iter_mut().find(|(g, _)| *g == k) {
+                Some((_, members)) => members.push(v),
+                None => groups.push((k, vec![v])),
+            }
+        }
+        let single = groups.len() == 1;
+        for (_, group) in groups {
+            let merged = if group.len() > 1 {
+                merge(rel, &group)
+            } else {
+                None
+            };
+            let parts: Vec<(&Adopted, Vec<String>, String, BTreeMap<_, _>)> = match merged {
+                Some((template, values)) => {
+                    let mut hs: Vec<String> = group.iter().flat_map(|(_, hs)| hs.clone()).collect();
+                    hs.sort_by_key(|h| hosts.iter().position(|(n, _)| n == h));
+                    vec![(group[0].0, hs, template, values)]
+                }
+                None => group
+                    .into_iter()
+                    .map(|(f, hs)| (f, hs, f.template.clone(), BTreeMap::new()))
+                    .collect(),
+            };
+            let alone = single && parts.len() == 1;
+            for (f, hs, template, values) in parts {
+                let everywhere = alone && hs.len() == hosts.len();
+                out.push(Task {
+                    rel: rel.to_string(),
+                    src: template_path(rel, (!everywhere).then_some(hs[0].as_str())),
+                    owner: f.owner.clone(),
+                    group: f.group.clone(),
+                    mode: f.mode,
+                    hosts: (!everywhere).then_some(hs),
+                    template,
+                    values,
+                });
+            }
         }
     }
     out
@@ -596,21 +737,26 @@ mod tests {
         assert_eq!(render(&template, &secrets), text);
     }
 
+    /// `text` adopted as `vars.xml` with `mode`.
+    fn vars_xml(text: &str, mode: u32) -> Adopted {
+        let (template, secrets) = templatize("vars.xml", text);
+        Adopted {
+            rel: "vars.xml".into(),
+            template,
+            secrets,
+            owner: "freeswitch".into(),
+            group: "freeswitch".into(),
+            mode,
+        }
+    }
+
     #[test]
     fn files_that_differ_only_in_secrets_share_one_task() {
         let file = |pw: &str, mode: u32| {
-            let (template, secrets) = templatize(
-                "vars.xml",
+            vars_xml(
                 &format!("<include><X-PRE-PROCESS cmd=\"set\" data=\"default_password={pw}\"/></include>\n"),
-            );
-            Adopted {
-                rel: "vars.xml".into(),
-                template,
-                secrets,
-                owner: "freeswitch".into(),
-                group: "freeswitch".into(),
                 mode,
-            }
+            )
         };
         let hosts = vec![
             ("a".to_string(), vec![file("one", 0o640)]),
@@ -721,6 +867,52 @@ mod tests {
             before
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Copies of a file that differ only in values are one template with per-host
+    /// variables; a copy of another shape stays its own task.
+    #[test]
+    fn files_that_differ_in_values_are_one_template_with_host_variables() {
+        let file = |ip: &str, extra: &str| {
+            let text = format!("<include>\n  <X-PRE-PROCESS cmd=\"set\" data=\"external_rtp_ip={ip}\"/>\n  <X-PRE-PROCESS cmd=\"set\" data=\"default_password=pw-{ip}\"/>\n  <param name=\"caller-id\" value=\"A'B {ip}\"/>{extra}\n</include>\n");
+            vars_xml(&text, 0o640)
+        };
+        let hosts = vec![
+            ("a".to_string(), vec![file("198.51.100.1", "")]),
+            ("b".to_string(), vec![file("198.51.100.2", "")]),
+            ("c".to_string(), vec![file("198.51.100.3", "<extra/>")]),
+        ];
+        let t = tasks(&hosts);
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(t[0].hosts.as_deref(), Some(&["a".into(), "b".into()][..]));
+        assert!(t[0]
+            .template
+            .contains("external_rtp_ip={{ vars_external_rtp_ip }}"));
+        assert!(
+            t[0].template
+                .contains("value=\"{{ vars_caller_id | safe }}\""),
+            "{}",
+            t[0].template
+        );
+        assert_eq!(
+            t[0].values["b"],
+            [
+                (
+                    "vars_external_rtp_ip".to_string(),
+                    "198.51.100.2".to_string()
+                ),
+                ("vars_caller_id".to_string(), "A'B 198.51.100.2".to_string()),
+            ]
+        );
+        assert_eq!(t[1].hosts.as_deref(), Some(&["c".into()][..]));
+        assert!(t[1].values.is_empty() && t[1].template.contains("198.51.100.3"));
+        // The merged template prints each host's file back.
+        let mut ctx = hosts[1].1[0].secrets.clone();
+        ctx.extend(t[0].values["b"].clone());
+        assert_eq!(render(&t[0].template, &ctx), {
+            let f = file("198.51.100.2", "");
+            render(&f.template, &f.secrets)
+        });
     }
 
     #[test]

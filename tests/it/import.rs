@@ -136,6 +136,15 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
         "default_password=1234",
         "default_password=Default-Pbx1-Secret",
     );
+    // pbx1 and pbx2: their own external IP (a value: one template, a variable per host).
+    for (h, ip) in [(a, "203.0.113.1"), (b, "203.0.113.2")] {
+        set(
+            h,
+            "vars.xml",
+            "external_rtp_ip=stun:stun.freeswitch.org",
+            &format!("external_rtp_ip={ip}"),
+        );
+    }
     // pbx2: another default password, a carrier gateway, an edited dialplan, planted things.
     set(
         b,
@@ -273,14 +282,24 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
     }
     // Files that differ only in their secrets are one shared template, their secrets in
     // each host's vault file; a secret the same everywhere is in group_vars/all.age. A file
-    // two hosts share and the third does not is one variant for the two (vars.xml of pbx1
-    // and pbx2, which differ only in default_password) and one for the third; the edited
+    // two hosts have in one shape and the third in another is one template for the two
+    // (vars.xml of pbx1 and pbx2, which differ in default_password and external_rtp_ip, the
+    // IP a variable in host_vars/HOST.yml) and one for the third; the edited
     // dialplan is one per host; pbx2's gateway is its own.
     let t = |rel: &str| dir.join("templates").join(rel).exists();
     assert!(t("autoload_configs/event_socket.conf.xml") && t("sip_profiles/external/example.xml"));
     assert!(
         t("variants/pbx1/vars.xml") && t("variants/pbx3/vars.xml") && !t("variants/pbx2/vars.xml")
     );
+    let vars_xml = std::fs::read_to_string(dir.join("templates/variants/pbx1/vars.xml")).unwrap();
+    assert!(
+        vars_xml.contains("data=\"external_rtp_ip={{ vars_external_rtp_ip }}\""),
+        "{vars_xml}"
+    );
+    for (h, ip) in [("pbx1", "203.0.113.1"), ("pbx2", "203.0.113.2")] {
+        let hv = std::fs::read_to_string(dir.join(format!("inventory/host_vars/{h}.yml"))).unwrap();
+        assert!(hv.contains(&format!("vars_external_rtp_ip: {ip}")), "{hv}");
+    }
     let playbook = std::fs::read_to_string(dir.join("playbook.yml")).unwrap();
     assert!(
         playbook
