@@ -154,11 +154,12 @@ const RESERVED: [&str; 10] = [
 ];
 
 /// The variable for value `name` of the file whose slug is `stem`: `vars_default_password`;
-/// prefixed `conf_` where it would take a name with a meaning (`freeswitch.xml`'s `conf-root`
+/// prefixed `conf_` where it would not be an identifier, or would take a name with a meaning (`freeswitch.xml`'s `conf-root`
 /// would otherwise become `freeswitch_conf_root`, and move the host's conf root).
 pub(super) fn var_name(stem: &str, name: &str) -> String {
     let v = format!("{stem}_{}", slug(name));
-    if RESERVED.iter().any(|r| v.starts_with(r)) {
+    // A name may not start with a digit either (`1000.xml` at the top of the tree).
+    if RESERVED.iter().any(|r| v.starts_with(r)) || v.starts_with(|c: char| c.is_ascii_digit()) {
         format!("conf_{v}")
     } else {
         v
@@ -273,6 +274,10 @@ pub(super) mod tests {
             "<x><param name=\"password\" value=\"p1\"/></x>\n",
         );
         assert_eq!(s[0].0, "conf_freeswitch_password");
+        let top = "<x><param name=\"password\" value=\"p1\"/></x>\n";
+        let (t, s) = templatize("1000.xml", top);
+        assert_eq!(s[0].0, "conf_1000_password");
+        assert_eq!(render(&t, &s), top);
         for s in [
             "S3cr&t",
             "p&amp;w",
