@@ -99,6 +99,8 @@ pub enum Command {
     Completions(commands::completions::CompletionsArgs),
     /// Print the JSON Schema of a playbook, inventory or vars file, for editors
     Schema(commands::schema::SchemaArgs),
+    /// Adopt the PBXes you already run: read each conf tree (read-only) and write a project whose `apply --check` changes nothing
+    Import(commands::import::ImportArgs),
     /// Print the man page (roff) of switchyard or of one verb; `--dir` writes them all, one per verb
     Man(commands::completions::ManArgs),
 }
@@ -174,6 +176,7 @@ async fn dispatch(cmd: Command, cx: Context) -> CommandResult {
         Command::Completions(a) => completions::completions(a, Cli::command()),
         Command::Man(a) => completions::man(a, Cli::command()),
         Command::Schema(a) => schema::run(a),
+        Command::Import(a) => import::run(a, &cx).await,
     }
 }
 

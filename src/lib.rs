@@ -16,7 +16,8 @@
 //!   host: gather, plan, stop for check, drift and review, else lock, write, run
 //!   [`engine::steps`], verify, roll back), [`engine::verify`] (gateway registration),
 //!   [`engine::outcome`] (reports and typed errors), [`engine::review`] (pull-request
-//!   summaries);
+//!   summaries), [`engine::import`] (a conf tree read whole, and the as-is project that
+//!   reproduces it);
 //! - [`host`]: how a host is reached and changed: [`host::transport`] (SSH or local),
 //!   [`host::script`] (the fixed `sh` programs in `src/host/remote/`), [`host::state`] (the
 //!   record kept on each host), [`host::write`] (the write round trip and its record);

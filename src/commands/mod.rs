@@ -10,6 +10,7 @@ pub mod completions;
 pub mod demo;
 pub mod drift;
 pub mod history;
+pub mod import;
 pub mod inventory;
 pub mod lint;
 pub mod plan;

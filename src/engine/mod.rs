@@ -12,7 +12,8 @@
 //!   place;
 //! - [`verify`]: polling gateway registration after a change;
 //! - [`outcome`]: the per-host reports and typed errors everything downstream reads;
-//! - [`review`]: pull-request summaries of a plan.
+//! - [`review`]: pull-request summaries of a plan;
+//! - [`import`]: a PBX's whole conf tree read, and the as-is project that reproduces it.
 //!
 //! How a host is reached and written is [`crate::host`]'s business; what FreeSWITCH does with
 //! a file is [`crate::freeswitch`]'s.
@@ -20,6 +21,7 @@
 pub mod desired;
 pub mod diff;
 pub mod facts;
+pub mod import;
 pub mod offline;
 pub mod outcome;
 pub mod pipeline;

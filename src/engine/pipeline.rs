@@ -88,7 +88,7 @@ where
 
 /// Why the gather round trip found nothing to plan from.
 #[derive(Debug, thiserror::Error)]
-enum GatherError {
+pub(crate) enum GatherError {
     #[error("freeswitch_max_file_bytes: `{0}` is not a positive number of bytes")]
     MaxFileBytes(serde_json::Value),
     /// The host's `fs_cli` line cannot be run as given (its own sentence).
@@ -151,7 +151,11 @@ pub(crate) async fn process_host(
 
 /// `-v`: `pbx1: gather 12.3 ms exit 0`; `-vv`: with the command, the host's `fs_cli` line
 /// (which may carry the event socket password) shown as `<fs_cli>`, every secret masked.
-fn trace(host: &Host, red: &crate::secret::Redactor, verbose: u8) -> crate::host::transport::Trace {
+pub(crate) fn trace(
+    host: &Host,
+    red: &crate::secret::Redactor,
+    verbose: u8,
+) -> crate::host::transport::Trace {
     // The line as the steps program carries it: its password (if any) taken out.
     let fs_cli = script::FsCli::parse(&host.freeswitch.fs_cli)
         .map(|c| c.line)
@@ -213,7 +217,7 @@ fn redact_report(r: &mut HostReport, red: &crate::secret::Redactor) {
 
 /// The host's `freeswitch_max_file_bytes` (default [`facts::DEFAULT_MAX_FILE_BYTES`]): a
 /// managed file larger than this is refused on the host, unread.
-fn max_file_bytes(host: &Host) -> Result<u64, GatherError> {
+pub(crate) fn max_file_bytes(host: &Host) -> Result<u64, GatherError> {
     let Some(v) = host.vars.get("freeswitch_max_file_bytes") else {
         return Ok(facts::DEFAULT_MAX_FILE_BYTES);
     };

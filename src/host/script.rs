@@ -47,6 +47,7 @@ const COMMON: &str = include_str!("remote/common.sh");
 const GATHER: &str = include_str!("remote/gather.sh");
 const WRITE: &str = include_str!("remote/write.sh");
 const LOCK: &str = include_str!("remote/lock.sh");
+const IMPORT: &str = include_str!("remote/import.sh");
 
 /// `sh -c PROGRAM sh ARG...`: the program's text (comment lines dropped) and every value as
 /// a quoted positional argument, never spliced into the program.
@@ -89,6 +90,16 @@ pub fn lock(root: &str, owner: &str) -> String {
     program(&[COMMON, WRITE, LOCK], &[root, owner])
 }
 
+/// `switchyard import`'s read of a whole conf tree (src/host/remote/import.sh, then
+/// gather.sh over what it lists): every `*.xml` file and every link under `root`, at most
+/// `max_files` of them, each read as [`gather`] reads it; nothing is written on the host.
+pub fn import(root: &str, limit: u64, max_files: usize) -> String {
+    program(
+        &[COMMON, IMPORT, GATHER],
+        &[root, &limit.to_string(), &max_files.to_string()],
+    )
+}
+
 /// A remote command as `-vv` shows it: the fixed program named by its file in src/host/remote/,
 /// the values switchyard passed shown as the quoted arguments the shell receives; the
 /// FreeSWITCH steps program (short) as it is.
@@ -101,6 +112,10 @@ pub fn describe(cmd: &str) -> String {
         (
             "common.sh+write.sh+lock.sh",
             program(&[COMMON, WRITE, LOCK], &[]),
+        ),
+        (
+            "common.sh+import.sh+gather.sh",
+            program(&[COMMON, IMPORT, GATHER], &[]),
         ),
     ] {
         if let Some(rest) = cmd.strip_prefix(&prefix) {
@@ -152,6 +167,8 @@ pub fn kind(cmd: &str) -> &'static str {
         "lock"
     } else if cmd.starts_with(SESSION_WRITE) {
         "write"
+    } else if cmd.starts_with(&program(&[COMMON, IMPORT, GATHER], &[])) {
+        "import"
     } else {
         "FreeSWITCH"
     }

@@ -328,6 +328,7 @@ fn the_command_line_stays_thin() {
         "route",
         "trunks",
         "schema",
+        "import",
     ] {
         assert!(
             src().join("commands").join(format!("{verb}.rs")).exists(),

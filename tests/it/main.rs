@@ -15,6 +15,7 @@ mod fleet;
 mod history;
 mod hostile;
 mod hostkeys;
+mod import;
 mod inputs;
 mod lint;
 mod live_hostile;

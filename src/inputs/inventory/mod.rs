@@ -236,6 +236,7 @@ impl Inventory {
     /// inventory script run with `--list` (Ansible's JSON with `_meta.hostvars`).
     /// `group_vars/` and `host_vars/` are read beside every source, in the same order.
     pub fn load_all(paths: &[PathBuf], vault: &Vault) -> Result<Inventory, InventoryError> {
+        let paths = &sources::expand_folders(paths)?;
         let first = paths.first().ok_or_else(|| InventoryError::Invalid {
             path: PathBuf::from("-i"),
             message: "no inventory given".into(),

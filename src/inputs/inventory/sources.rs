@@ -9,7 +9,7 @@
 //! Ansible's INI files are usually named `hosts` with no extension.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -17,6 +17,46 @@ use serde_json::Value;
 
 use super::{ini, toml_source, InventoryError, RawGroup, Top, Vars};
 use crate::inputs::source::{self, SourceError};
+
+/// Endings Ansible's inventory plugins leave out of a folder (`inventory_ignore_extensions`),
+/// plus `.age` (a vault file is read as group or host variables, never as a source).
+const IGNORED_IN_FOLDER: [&str; 8] = [
+    "~", ".orig", ".bak", ".cfg", ".retry", ".pyc", ".pyo", ".age",
+];
+
+/// A folder given as `-i` stands for the files in it, by name, as Ansible reads one (hidden
+/// files, sub-folders such as `group_vars/` and ignored endings left out); its
+/// `group_vars/` and `host_vars/` are then beside each of them. A folder with none is an error.
+pub(super) fn expand_folders(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InventoryError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let invalid = |message: String| InventoryError::Invalid {
+            path: p.clone(),
+            message,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| invalid(e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| {
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+                let name = name.unwrap_or_default();
+                f.is_file()
+                    && !name.starts_with('.')
+                    && !IGNORED_IN_FOLDER.iter().any(|x| name.ends_with(x))
+            })
+            .collect();
+        if files.is_empty() {
+            return Err(invalid("the folder holds no inventory file".into()));
+        }
+        files.sort();
+        out.extend(files);
+    }
+    Ok(out)
+}
 
 /// How long an inventory script may take to print its inventory.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -254,6 +294,33 @@ pub(super) fn json_to_top(doc: IndexMap<String, Value>) -> Result<Top, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `-i inventory/`: the files in the folder, by name, with its group_vars/ and
+    /// host_vars/; editor backups, hidden and vault files are not sources.
+    #[test]
+    fn a_folder_is_the_inventory_files_in_it() {
+        let dir = super::super::tests::tempdir("folder-inventory");
+        let w = |rel: &str, text: &str| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("b.yml", "all:\n  hosts:\n    pbx2: {}\n");
+        w("a.yml", "all:\n  hosts:\n    pbx1: {}\n");
+        w("a.yml~", "not: [yaml");
+        w(".hidden", "not: [yaml");
+        w("group_vars/all.yml", "x: 1\n");
+        w("host_vars/pbx2.yml", "y: 2\n");
+        let vault = crate::inputs::vault::Vault::none();
+        let inv = super::super::Inventory::load_all(std::slice::from_ref(&dir), &vault).unwrap();
+        let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["pbx1", "pbx2"]);
+        assert_eq!(inv.hosts[1].vars["x"], 1);
+        assert_eq!(inv.hosts[1].vars["y"], 2);
+        let empty = dir.join("group_vars/empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(super::super::Inventory::load_all(&[empty], &vault).is_err());
+    }
 
     #[test]
     fn list_json_becomes_groups_and_host_vars() {
