@@ -223,7 +223,11 @@ impl Hooks {
             match next {
                 Some(body) => {
                     if let Err(e) = self.hook.post(body).await {
-                        eprintln!("watch: webhook {}: {}", self.hook.url(), printable(&e));
+                        eprintln!(
+                            "watch: webhook {}: {}",
+                            self.hook.url(),
+                            printable(&e.to_string())
+                        );
                     }
                 }
                 None => self.ready.notified().await,

@@ -30,6 +30,73 @@ const MAX_HEAD: usize = 8192;
 /// A CA file larger than this is not a CA bundle (Debian's whole bundle is ~220 KiB).
 const MAX_CA_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Why a webhook was refused at start, or why one POST failed (the agent logs it and goes
+/// on: an alert lost is reported, never retried into a queue that grows).
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("--webhook `{url}`: not a URL: {source}")]
+    NotAUrl {
+        url: String,
+        #[source]
+        source: hyper::http::uri::InvalidUri,
+    },
+    #[error("--webhook `{url}`: only https:// and http:// URLs")]
+    Scheme { url: String },
+    #[error("--webhook `{url}`: no host")]
+    NoHost { url: String },
+    /// Credentials in the authority would be logged with the URL.
+    #[error("--webhook `{url}`: no user or password in the URL (put a token in the path)")]
+    Credentials { url: String },
+    #[error("--webhook `{url}`: {source}")]
+    ServerName {
+        url: String,
+        #[source]
+        source: pki_types::InvalidDnsNameError,
+    },
+    #[error("--webhook-ca is for https:// webhooks; `{url}` is plain http://")]
+    CaForHttp { url: String },
+    /// The CA file is missing, not a regular file, or too large.
+    #[error("webhook CA file {}: {source}", path.display())]
+    CaRead {
+        path: std::path::PathBuf,
+        #[source]
+        source: crate::inputs::source::FileRefusal,
+    },
+    #[error("webhook CA file {}: {source}", path.display())]
+    CaPem {
+        path: std::path::PathBuf,
+        #[source]
+        source: pki_types::pem::Error,
+    },
+    #[error("webhook CA file {}: not a CA certificate: {source}", path.display())]
+    NotCa {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("webhook CA file {}: no PEM certificate in it", path.display())]
+    NoCertificate { path: std::path::PathBuf },
+    #[error(
+        "an https:// webhook needs root certificates: none found on this system \
+         (install ca-certificates), or give the receiver's CA with --webhook-ca"
+    )]
+    NoRoots,
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The handshake failed (a certificate that does not chain to the roots, a wrong name).
+    #[error("TLS: {0}")]
+    Tls(#[source] std::io::Error),
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+    #[error("{0}")]
+    Request(#[from] hyper::http::Error),
+    #[error("no answer within {secs} s")]
+    Timeout { secs: u64 },
+    /// The receiver answered, but not with a 2xx.
+    #[error("answered `{0}`")]
+    Status(hyper::StatusCode),
+}
+
 /// Where alerts go: parsed once, when the agent starts.
 #[derive(Clone)]
 pub struct Webhook {
@@ -59,26 +126,26 @@ struct Parts {
     path: String,
 }
 
-fn parse(url: &str) -> Result<Parts, String> {
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| format!("--webhook `{url}`: not a URL: {e}"))?;
+fn parse(url: &str) -> Result<Parts, WebhookError> {
+    let url_ = || url.to_string();
+    let uri: hyper::Uri = url.parse().map_err(|source| WebhookError::NotAUrl {
+        url: url_(),
+        source,
+    })?;
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
-        _ => return Err(format!("--webhook `{url}`: only https:// and http:// URLs")),
+        _ => return Err(WebhookError::Scheme { url: url_() }),
     };
     let Some(auth) = uri.authority() else {
-        return Err(format!("--webhook `{url}`: no host"));
+        return Err(WebhookError::NoHost { url: url_() });
     };
     if auth.as_str().contains('@') {
-        return Err(format!(
-            "--webhook `{url}`: no user or password in the URL (put a token in the path)"
-        ));
+        return Err(WebhookError::Credentials { url: url_() });
     }
     let host = auth.host().trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
-        return Err(format!("--webhook `{url}`: no host"));
+        return Err(WebhookError::NoHost { url: url_() });
     }
     let port = auth.port_u16().unwrap_or(if https { 443 } else { 80 });
     let path = uri
@@ -96,39 +163,44 @@ fn parse(url: &str) -> Result<Parts, String> {
 }
 
 /// Check a webhook URL without building anything (the command line's up-front check).
-pub fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), WebhookError> {
     parse(url).map(|_| ())
 }
 
 /// The roots an `https://` webhook's certificate must chain to: every certificate of the
 /// PEM file `ca`, else the system's roots.
-fn roots(ca: Option<&Path>) -> Result<rustls::RootCertStore, String> {
+fn roots(ca: Option<&Path>) -> Result<rustls::RootCertStore, WebhookError> {
     use pki_types::pem::PemObject;
     let mut store = rustls::RootCertStore::empty();
     match ca {
         Some(path) => {
-            let what = format!("webhook CA file {}", path.display());
-            let bytes = crate::inputs::source::read_regular(path, MAX_CA_BYTES)
-                .map_err(|e| format!("{what}: {e}"))?;
+            let path_ = || path.to_path_buf();
+            let bytes =
+                crate::inputs::source::read_regular(path, MAX_CA_BYTES).map_err(|source| {
+                    WebhookError::CaRead {
+                        path: path_(),
+                        source,
+                    }
+                })?;
             for cert in pki_types::CertificateDer::pem_slice_iter(&bytes) {
-                let cert = cert.map_err(|e| format!("{what}: {e}"))?;
-                store
-                    .add(cert)
-                    .map_err(|e| format!("{what}: not a CA certificate: {e}"))?;
+                let cert = cert.map_err(|source| WebhookError::CaPem {
+                    path: path_(),
+                    source,
+                })?;
+                store.add(cert).map_err(|source| WebhookError::NotCa {
+                    path: path_(),
+                    source,
+                })?;
             }
             if store.is_empty() {
-                return Err(format!("{what}: no PEM certificate in it"));
+                return Err(WebhookError::NoCertificate { path: path_() });
             }
         }
         None => {
             let found = rustls_native_certs::load_native_certs();
             let (added, _) = store.add_parsable_certificates(found.certs);
             if added == 0 {
-                return Err(
-                    "an https:// webhook needs root certificates: none found on this system \
-                     (install ca-certificates), or give the receiver's CA with --webhook-ca"
-                        .into(),
-                );
+                return Err(WebhookError::NoRoots);
             }
         }
     }
@@ -138,7 +210,7 @@ fn roots(ca: Option<&Path>) -> Result<rustls::RootCertStore, String> {
 impl Webhook {
     /// Parse `url`; for `https://`, load the roots (from `ca`, else the system's) now, so a
     /// bad CA file stops the agent at start rather than silencing every alert later.
-    pub fn new(url: &str, ca: Option<&Path>) -> Result<Webhook, String> {
+    pub fn new(url: &str, ca: Option<&Path>) -> Result<Webhook, WebhookError> {
         let Parts {
             https,
             authority,
@@ -147,16 +219,20 @@ impl Webhook {
             path,
         } = parse(url)?;
         if !https && ca.is_some() {
-            return Err(format!(
-                "--webhook-ca is for https:// webhooks; `{url}` is plain http://"
-            ));
+            return Err(WebhookError::CaForHttp {
+                url: url.to_string(),
+            });
         }
         let tls = if https {
             let config = rustls::ClientConfig::builder()
                 .with_root_certificates(roots(ca)?)
                 .with_no_client_auth();
-            let name = pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| format!("--webhook `{url}`: {e}"))?;
+            let name = pki_types::ServerName::try_from(host.clone()).map_err(|source| {
+                WebhookError::ServerName {
+                    url: url.to_string(),
+                    source,
+                }
+            })?;
             Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
         } else {
             None
@@ -176,22 +252,24 @@ impl Webhook {
     }
 
     /// POST `body` as JSON; succeeds on a 2xx answer, within [`POST_TIME`].
-    pub async fn post(&self, body: String) -> Result<(), String> {
+    pub async fn post(&self, body: String) -> Result<(), WebhookError> {
         tokio::time::timeout(POST_TIME, self.exchange(body))
             .await
-            .map_err(|_| format!("no answer within {} s", POST_TIME.as_secs()))?
+            .map_err(|_| WebhookError::Timeout {
+                secs: POST_TIME.as_secs(),
+            })?
     }
 
-    async fn exchange(&self, body: String) -> Result<(), String> {
+    async fn exchange(&self, body: String) -> Result<(), WebhookError> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
+            .map_err(WebhookError::Connect)?;
         match &self.tls {
             Some((connector, name)) => {
                 let tls = connector
                     .connect(name.clone(), tcp)
                     .await
-                    .map_err(|e| format!("TLS: {e}"))?;
+                    .map_err(WebhookError::Tls)?;
                 self.send(tls, body).await
             }
             None => self.send(tcp, body).await,
@@ -199,7 +277,7 @@ impl Webhook {
     }
 
     /// One request on its own connection, driven here (no task outlives the POST).
-    async fn send<S>(&self, io: S, body: String) -> Result<(), String>
+    async fn send<S>(&self, io: S, body: String) -> Result<(), WebhookError>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -208,8 +286,7 @@ impl Webhook {
             // `Content-Length:` as receivers written by hand expect it.
             .title_case_headers(true)
             .handshake::<_, Full<Bytes>>(TokioIo::new(io))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let req = hyper::Request::post(self.path.as_str())
             .header(hyper::header::HOST, self.authority.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -218,16 +295,15 @@ impl Webhook {
                 hyper::header::USER_AGENT,
                 concat!("switchyard/", env!("CARGO_PKG_VERSION")),
             )
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+            .body(Full::new(Bytes::from(body)))?;
         let answer = async {
-            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            let resp = sender.send_request(req).await?;
             // Only the status matters; the body is never read.
             let status = resp.status();
             if status.is_success() {
                 Ok(())
             } else {
-                Err(format!("answered `{status}`"))
+                Err(WebhookError::Status(status))
             }
         };
         let mut answer = std::pin::pin!(answer);
@@ -292,9 +368,13 @@ mod tests {
         let f = dir.join("ca.pem");
         std::fs::write(&f, "not a certificate\n").unwrap();
         let e = Webhook::new("https://127.0.0.1:1/", Some(&f)).unwrap_err();
-        assert!(e.contains("no PEM certificate"), "{e}");
+        assert!(matches!(e, WebhookError::NoCertificate { .. }), "{e}");
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
         let e = Webhook::new("http://127.0.0.1:1/", Some(&f)).unwrap_err();
-        assert!(e.contains("plain http://"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "--webhook-ca is for https:// webhooks; `http://127.0.0.1:1/` is plain http://"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

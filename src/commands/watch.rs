@@ -53,7 +53,7 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
     };
     let every = duration("--every", &a.every)?;
     if let Some(w) = &a.webhook {
-        crate::agent::webhook::check_url(w).map_err(CommandError::usage)?;
+        crate::agent::webhook::check_url(w).map_err(|e| CommandError::usage(e.to_string()))?;
     }
     let jitter = duration("--jitter", &a.jitter)?;
     // The CA file (or the system's roots) is read now: a bad one stops the agent at start,

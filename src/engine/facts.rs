@@ -61,14 +61,16 @@ const HEADER_BYTES_PER_PATH: u64 = 8 << 10;
 /// Gather the state of `paths` (absolute, under `root`) in one remote command. A file over
 /// `max_file_bytes` is never read (see [`script::gather`]); the whole answer is bounded
 /// while it is read by what the paths may hold.
+/// Each path's fact, and whether the conf root itself does not exist (then every path is
+/// [`FileFact::Missing`]).
 pub async fn gather(
     t: &mut Transport,
     root: &str,
     paths: &[&str],
     max_file_bytes: u64,
-) -> Result<Vec<FileFact>, FactsError> {
+) -> Result<(Vec<FileFact>, bool), FactsError> {
     if paths.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
     let n = paths.len() as u64;
     let bound = n
@@ -87,7 +89,12 @@ pub async fn gather(
             stderr: out.stderr_text(),
         });
     }
-    parse(&out.stdout, paths.len(), max_file_bytes).map_err(FactsError::Garbled)
+    let (answer, root_missing) = match out.stdout.strip_prefix(b"R\n") {
+        Some(rest) => (rest, true),
+        None => (&out.stdout[..], false),
+    };
+    let facts = parse(answer, paths.len(), max_file_bytes).map_err(FactsError::Garbled)?;
+    Ok((facts, root_missing))
 }
 
 /// One line of `out` from `*at` (without its newline); `*at` moves past it.

@@ -12,7 +12,7 @@ use crate::engine::plan::{Difference, FilePlan, FileStatus, PlanError};
 use crate::freeswitch::lint::Finding;
 use crate::freeswitch::reload::Step;
 use crate::freeswitch::status::GatewayStatus;
-use crate::host::transport::{LockError, RecordError, TransportError};
+use crate::host::transport::{LockError, RecordError, SessionError, TransportError};
 use crate::host::write::WriteError;
 
 /// How far the pipeline goes.
@@ -150,6 +150,19 @@ impl From<&LockError> for ErrorKind {
             LockError::Held { .. } => ErrorKind::LockHeld,
             LockError::NoAnswer { .. } | LockError::Refused { .. } => ErrorKind::Gather,
             LockError::Transport { source, .. } => source.into(),
+        }
+    }
+}
+
+/// Met running FreeSWITCH commands (a write or a state record wraps it in its own error,
+/// with its own kind): the step failed, whether the session died or the channel's command
+/// did, unless the connection itself was never made.
+impl From<&SessionError> for ErrorKind {
+    fn from(e: &SessionError) -> ErrorKind {
+        match e {
+            SessionError::Channel(t) if t.is_unreachable() => ErrorKind::Unreachable,
+            SessionError::Dead(why) => why.as_ref().into(),
+            _ => ErrorKind::StepFailed,
         }
     }
 }
@@ -365,8 +378,14 @@ mod tests {
             owner: "alice".into(),
         };
         assert_eq!(ErrorKind::from(&held), ErrorKind::LockHeld);
-        let write = WriteError::Session("the host's session ended".into());
+        let ended = SessionError::Ended {
+            said: "gone".into(),
+        };
+        assert_eq!(ErrorKind::from(&ended), ErrorKind::StepFailed);
+        let write = WriteError::from(ended.clone());
         assert_eq!(ErrorKind::from(&write), ErrorKind::Write);
+        let record = RecordError::from(SessionError::Dead(Box::new(ended)));
+        assert_eq!(ErrorKind::from(&record), ErrorKind::StateRecord);
         let r = HostReport::new("pbx", 1).failed(&retried);
         assert_eq!(r.status, HostStatus::Unreachable);
     }
@@ -388,6 +407,34 @@ mod tests {
         let ssh = TransportError::from(russh::Error::Inconsistent);
         assert_eq!(ssh.to_string(), "ssh: Inconsistent state of the protocol");
         assert!(ssh.source().is_some());
+    }
+
+    /// The session's errors read as they did when they were strings (tests/it asserts on
+    /// them); what the host said is escaped; russh's error stays a source.
+    #[test]
+    fn session_errors_keep_their_text_and_their_source() {
+        let ended = SessionError::Ended {
+            said: "write.sh: denied\x1b[2J".into(),
+        };
+        assert_eq!(
+            ended.to_string(),
+            "the host's session ended: write.sh: denied\\u{1b}[2J"
+        );
+        let dead = SessionError::Dead(Box::new(ended.clone()));
+        assert_eq!(dead.to_string(), ended.to_string());
+        assert_eq!(
+            WriteError::from(SessionError::NoAnswer { secs: 30.0 }).to_string(),
+            "writing files failed: the host's session did not answer within 30 s"
+        );
+        assert_eq!(
+            RecordError::from(SessionError::TooLarge { max: 65536 }).to_string(),
+            "while writing the state record: the host's answer exceeded 65536 bytes"
+        );
+        let ssh = SessionError::from(russh::Error::Inconsistent);
+        assert_eq!(ssh.to_string(), "Inconsistent state of the protocol");
+        assert!(ssh.source().is_some());
+        let write = WriteError::from(ssh);
+        assert!(write.source().and_then(|s| s.source()).is_some());
     }
 
     /// What the lock program answered is the host's text: escaped, as before.

@@ -241,6 +241,8 @@ struct Gathered {
     /// The desired state with the files of items gone from a pruned loop, when there are.
     with_stale: Option<HostDesired>,
     record_path: String,
+    /// The conf root itself does not exist on the host.
+    root_missing: bool,
 }
 
 /// The host's pipeline; the one place the report is filled from how it ended.
@@ -256,7 +258,7 @@ async fn pipeline(
         Ok(g) => {
             let desired = g.with_stale.as_ref().unwrap_or(desired);
             match plan::plan(desired, &g.facts, s.allow, g.prior.as_ref()) {
-                Err(e) => Err(plan_failed(t, &desired.conf_root, e).await),
+                Err(e) => Err(plan_failed(g.root_missing, &desired.conf_root, e)),
                 Ok(p) => {
                     let mut cx = Cx {
                         t,
@@ -281,27 +283,28 @@ async fn pipeline(
 }
 
 /// The plan failed. A file to edit that does not exist may mean the whole conf root is
-/// not there (a wrong `freeswitch_conf_root`): then that is what is said. Checked with one
-/// command, on this error path only.
-async fn plan_failed(t: &mut Transport, conf_root: &str, e: plan::PlanError) -> End {
-    let plan::PlanError::File {
-        problem: plan::FileProblem::NothingToEdit { .. },
-        ..
-    } = &e
-    else {
-        return failed(e);
-    };
-    let missing = t
-        .exec(&format!("test -d {}", script::quote(conf_root)), b"")
-        .await
-        .is_ok_and(|out| out.exit == Some(1));
-    if !missing {
+/// not there (a wrong `freeswitch_conf_root`, as the gather said): then that is what is said.
+fn plan_failed(root_missing: bool, conf_root: &str, e: plan::PlanError) -> End {
+    let nothing_to_edit = matches!(
+        &e,
+        plan::PlanError::File {
+            problem: plan::FileProblem::NothingToEdit { .. },
+            ..
+        }
+    );
+    if !(root_missing && nothing_to_edit) {
         return failed(e);
     }
-    let message = format!(
-        "the conf root {conf_root} does not exist on the host: is `freeswitch_conf_root` right? ({e})"
-    );
-    fail((&e).into(), message)
+    fail(
+        (&e).into(),
+        format!("{} ({e})", root_missing_text(conf_root)),
+    )
+}
+
+fn root_missing_text(conf_root: &str) -> String {
+    format!(
+        "the conf root {conf_root} does not exist on the host: is `freeswitch_conf_root` right?"
+    )
 }
 
 /// Gather every managed file, the state record and the write marker in one round trip
@@ -316,7 +319,7 @@ async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result
     // A password fs_cli could not be handed is refused before anything is written.
     script::FsCli::parse(&host.freeswitch.fs_cli).map_err(|e| failed(GatherError::FsCli(e)))?;
     let gathered = |e: facts::FactsError| failed(GatherError::Facts(e));
-    let mut facts = facts::gather(t, &desired.conf_root, &paths, limit)
+    let (mut facts, root_missing) = facts::gather(t, &desired.conf_root, &paths, limit)
         .await
         .map_err(gathered)?;
     let killed_write = matches!(facts.pop(), Some(FileFact::Present { .. }));
@@ -340,7 +343,7 @@ async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result
     let mut with_stale = None;
     if !stale.is_empty() {
         let paths: Vec<&str> = stale.iter().map(|f| f.path.as_str()).collect();
-        let more = facts::gather(t, &desired.conf_root, &paths, limit)
+        let (more, _) = facts::gather(t, &desired.conf_root, &paths, limit)
             .await
             .map_err(gathered)?;
         facts.extend(more);
@@ -355,6 +358,7 @@ async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result
         killed_write,
         with_stale,
         record_path,
+        root_missing,
     })
 }
 
@@ -397,6 +401,17 @@ async fn after_plan(cx: &mut Cx<'_, '_>, r: &mut HostReport) -> Result<(), End> 
     } else {
         HostStatus::Ok
     };
+    // A conf root that does not exist is a mistyped `freeswitch_conf_root` far more often
+    // than a new host: a tree written there is one FreeSWITCH never reads, and the run
+    // would look successful. Refused before anything is written (and in a check, which
+    // would otherwise report the files as about to be created).
+    if cx.g.root_missing && p.has_changes() {
+        let message = format!(
+            "{} (switchyard never creates it; nothing was written)",
+            root_missing_text(cx.conf_root)
+        );
+        return Err(fail(ErrorKind::Gather, message));
+    }
     match s.mode {
         Mode::Verify => return verify_only(cx, r).await,
         Mode::Check => return check_only(cx, r).await,

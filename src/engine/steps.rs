@@ -9,6 +9,7 @@ use crate::freeswitch::reload::Action;
 use crate::freeswitch::status;
 use crate::host::script;
 use crate::host::session::Via;
+use crate::host::transport::SessionError;
 use crate::inputs::inventory::Host;
 use crate::inputs::playbook::Disruption;
 
@@ -18,15 +19,6 @@ pub(crate) struct StepFailure {
     /// `StepRefused`: FreeSWITCH declined to do it now (and still did after waiting),
     /// nothing half done; `CallsActive`: the step never ran; else `StepFailed`.
     pub kind: ErrorKind,
-}
-
-impl StepFailure {
-    fn failed(message: String) -> StepFailure {
-        StepFailure {
-            message,
-            kind: ErrorKind::StepFailed,
-        }
-    }
 }
 
 /// The steps a check run would perform, reported as if they succeeded.
@@ -115,7 +107,10 @@ async fn send_steps(
             &actions,
         )
         .await
-        .map_err(|e| StepFailure::failed(format!("running FreeSWITCH commands failed: {e}")))?;
+        .map_err(|e| StepFailure {
+            kind: (&e).into(),
+            message: format!("running FreeSWITCH commands failed: {e}"),
+        })?;
     Ok(script::split_steps(&out))
 }
 
@@ -191,7 +186,7 @@ enum DrainError {
     /// The count could not be asked: the `fs_cli` line cannot be run as given, or the
     /// channel or session did not carry the command (its own sentence).
     #[error("cannot count active calls: {0}")]
-    Count(String),
+    Count(#[from] SessionError),
     #[error("{calls} call(s) still active after waiting {secs:.0} s; disruptive step not run")]
     Active { calls: u64, secs: f64 },
     /// FreeSWITCH's answer (the host's text, masked with the rest of the report).
@@ -212,10 +207,7 @@ async fn drain(t: &mut Via<'_>, host: &Host, timeout: Duration) -> Result<(), Dr
     let count = [Action::Api("show calls count".into())];
     let deadline = Instant::now() + timeout;
     loop {
-        let out = t
-            .run(&host.freeswitch.fs_cli, "true", &count)
-            .await
-            .map_err(DrainError::Count)?;
+        let out = t.run(&host.freeswitch.fs_cli, "true", &count).await?;
         let parts = script::split_steps(&out);
         let body = parts.first().map(|p| p.1.clone()).unwrap_or_default();
         match status::parse_calls_count(&body) {

@@ -12,6 +12,7 @@ use crate::freeswitch::reload::Action;
 use crate::host::script::{quote, FileOp, FsCli};
 
 pub use crate::host::transport::nonce;
+use crate::host::transport::SessionError;
 
 /// `path` as (folder relative to `root`, file name); `None` if it is not under `root`.
 pub(crate) fn split_under<'p>(root: &str, path: &'p str) -> Option<(&'p str, &'p str)> {
@@ -283,18 +284,16 @@ impl Via<'_> {
         fs_cli: &str,
         restart_command: &str,
         actions: &[Action],
-    ) -> Result<String, String> {
-        let (cmd, stdin) = crate::host::script::steps(fs_cli, restart_command, actions)?;
+    ) -> Result<String, SessionError> {
+        let (cmd, stdin) = crate::host::script::steps(fs_cli, restart_command, actions)
+            .map_err(SessionError::Unsendable)?;
         match self {
-            Via::Channel(t) => t
-                .exec(&cmd, &stdin)
-                .await
-                .map(|o| o.stdout_text())
-                .map_err(|e| e.to_string()),
+            Via::Channel(t) => Ok(t.exec(&cmd, &stdin).await?.stdout_text()),
             Via::Session(lock) => {
                 let n = nonce();
                 let secs = lock.command_timeout().as_secs_f64().ceil().max(1.0) as u64;
-                let req = self::steps(fs_cli, restart_command, actions, secs, &n)?;
+                let req = self::steps(fs_cli, restart_command, actions, secs, &n)
+                    .map_err(SessionError::Unsendable)?;
                 // `-v` shows the commands as the channel form names them.
                 lock.steps(&req, &n, &cmd).await
             }

@@ -25,7 +25,7 @@ pub enum WriteError {
     Failed { exit: i32, answer: String },
     /// The session did not carry the request to its end (it ended, or did not answer).
     #[error("writing files failed: {0}")]
-    Session(String),
+    Session(#[from] crate::host::transport::SessionError),
 }
 
 /// One write through the held session (src/host/remote/write.sh), its outcome read from its
@@ -55,7 +55,7 @@ pub async fn send(
             exit: rc,
             answer: text.trim().to_string(),
         }),
-        Err(e) => Err(WriteError::Session(e)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -101,6 +101,8 @@ fn xml_and_shell_metacharacters_in_values_stay_inert() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     let conf = dir.join("conf");
+    // switchyard never creates a conf root (a mistyped one would look like a new host).
+    std::fs::create_dir_all(&conf).unwrap();
     let (me, grp) = switchyard::host::state::current_user_and_group();
     // A value that would close the attribute and inject an element, and one that would run a
     // command if anything were interpolated into a shell line unquoted.

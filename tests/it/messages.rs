@@ -236,3 +236,46 @@ fn the_readmes_required_variables_are_the_playbooks() {
         );
     }
 }
+
+/// A mistyped `freeswitch_conf_root` on a run that would only create files (no file to edit
+/// to give it away): `apply` used to create the whole tree there, where FreeSWITCH never
+/// reads it, and report success. Now the host fails, saying the conf root is missing, and
+/// no folder is created, on `apply` as on `--check`.
+#[test]
+fn apply_refuses_a_conf_root_that_does_not_exist() {
+    let d = tmp("msg-conf-root-apply");
+    let root = d.join("freeswich").join("conf");
+    let inv = d.join("hosts.yml");
+    std::fs::write(
+        &inv,
+        format!(
+            "all:\n  hosts:\n    pbx-nyc:\n      ansible_connection: local\n      freeswitch_conf_root: {}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("templates")).unwrap();
+    std::fs::write(d.join("templates/gw.xml.j2"), "<include/>\n").unwrap();
+    let pb = playbook(
+        &d,
+        "site.yml",
+        "- hosts: all\n  tasks:\n    - name: gw\n      template: {src: gw.xml.j2, dest: sip_profiles/external/gw.xml}\n",
+    );
+    let want = format!(
+        "the conf root {} does not exist on the host: is `freeswitch_conf_root` right?",
+        root.display()
+    );
+    for check in [true, false] {
+        let mut args = vec!["apply", "-i", inv.to_str().unwrap(), &pb];
+        if check {
+            args.insert(1, "--check");
+        }
+        let out = switchyard(&args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.all());
+        assert!(out.all().contains(&want), "{args:?}: {}", out.all());
+        assert!(
+            !d.join("freeswich").exists(),
+            "{args:?}: nothing is created at a conf root that does not exist"
+        );
+    }
+}

@@ -25,7 +25,9 @@ if [ -L "$root" ]; then
     exit 1
 fi
 if ! cd -P -- "$root" 2>/dev/null; then
-    # No conf root yet: nothing under it exists.
+    # No conf root: nothing under it exists. `R` first says the root itself is missing
+    # (a mistyped freeswitch_conf_root: switchyard refuses to create a tree there).
+    [ -e "$root" ] || echo R
     for f do echo M; done
     printf 'S\nC\n.\n'
     exit 0

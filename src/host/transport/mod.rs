@@ -45,10 +45,70 @@ pub enum RecordError {
     Malformed,
     /// The session did not carry the request to its end (it ended, or did not answer).
     #[error("while writing the state record: {0}")]
-    Session(String),
+    Session(#[from] SessionError),
     /// The session's answer (escaped: it is the host's text).
     #[error("the state record could not be written: {}", crate::printable::printable(.answer))]
     Refused { answer: String },
+}
+
+/// Why the session that changes a host (the held lock's command, [`HostLock`]) did not
+/// carry a request to its end, or why a FreeSWITCH steps program did not run ([`crate::host::session::Via::run`]).
+///
+/// Clone (its sources shared) because a session that failed once is dead: every later
+/// request is refused with the same error, as [`SessionError::Dead`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SessionError {
+    /// The SSH channel refused the request.
+    #[error("{0}")]
+    Ssh(#[source] Arc<russh::Error>),
+    /// The local session's pipes failed.
+    #[error("{0}")]
+    Io(#[source] Arc<std::io::Error>),
+    #[error("the session's stdin is closed")]
+    StdinClosed,
+    /// The session ended before its answer was complete: what it said (the host's text,
+    /// escaped).
+    #[error("the host's session ended: {}", crate::printable::printable(.said))]
+    Ended { said: String },
+    /// The answer grew past what the request can legitimately produce: reading stopped.
+    #[error("the host's answer exceeded {max} bytes")]
+    TooLarge { max: usize },
+    /// No answer within the wait: the session is out of step with its requests.
+    #[error("the host's session did not answer within {secs:.0} s")]
+    NoAnswer { secs: f64 },
+    /// A write failed, which ends the session's program.
+    #[error("the host's session ended after a failed write")]
+    AfterFailedWrite,
+    /// A request after the session died: why it died.
+    #[error("{0}")]
+    Dead(Box<SessionError>),
+    /// The steps program ran on a channel of its own ([`crate::host::session::Via::Channel`]),
+    /// and that command failed.
+    #[error("{0}")]
+    Channel(#[source] Arc<TransportError>),
+    /// The steps program cannot be built: the `fs_cli` line cannot be run as given, or a
+    /// command holds the byte that ends the request (the reason, as
+    /// [`crate::host::script::FsCli::parse`] words it).
+    #[error("{0}")]
+    Unsendable(String),
+}
+
+impl From<TransportError> for SessionError {
+    fn from(e: TransportError) -> SessionError {
+        SessionError::Channel(Arc::new(e))
+    }
+}
+
+impl From<russh::Error> for SessionError {
+    fn from(e: russh::Error) -> SessionError {
+        SessionError::Ssh(Arc::new(e))
+    }
+}
+
+impl From<std::io::Error> for SessionError {
+    fn from(e: std::io::Error) -> SessionError {
+        SessionError::Io(Arc::new(e))
+    }
 }
 
 /// Why a host could not be reached, or a command on it did not run to its end.
@@ -216,18 +276,14 @@ impl Held {
     }
 
     /// Send `data` to the held session, reading nothing.
-    async fn send(&mut self, data: &[u8]) -> Result<(), String> {
+    async fn send(&mut self, data: &[u8]) -> Result<(), SessionError> {
         match self {
-            Held::Ssh(ch) => ch.data(data).await.map_err(|e| e.to_string()),
+            Held::Ssh(ch) => Ok(ch.data(data).await?),
             Held::Local(local) => {
                 use tokio::io::AsyncWriteExt;
-                let input = local
-                    .0
-                    .stdin
-                    .as_mut()
-                    .ok_or("the session's stdin is closed")?;
-                input.write_all(data).await.map_err(|e| e.to_string())?;
-                input.flush().await.map_err(|e| e.to_string())
+                let input = local.0.stdin.as_mut().ok_or(SessionError::StdinClosed)?;
+                input.write_all(data).await?;
+                Ok(input.flush().await?)
             }
         }
     }
@@ -241,7 +297,7 @@ impl Held {
         data: &[u8],
         nonce: &str,
         max: usize,
-    ) -> Result<(String, i32), String> {
+    ) -> Result<(String, i32), SessionError> {
         let marker = format!("\u{1d}{nonce} ");
         let mut buf = Vec::new();
         let mut err = Vec::new();
@@ -257,7 +313,7 @@ impl Held {
             Held::Ssh(ch) => {
                 // A session that ended (a failed write) refuses the rest: its answer still
                 // says why.
-                let sent = ch.data(data).await.map_err(|e| e.to_string());
+                let sent = ch.data(data).await;
                 while let Some(msg) = ch.wait().await {
                     match msg {
                         russh::ChannelMsg::Data { data } => {
@@ -275,11 +331,11 @@ impl Held {
                         return Ok(answer);
                     }
                     if buf.len() >= max {
-                        return Err(format!("the host's answer exceeded {max} bytes"));
+                        return Err(SessionError::TooLarge { max });
                     }
                 }
                 if let Err(e) = sent {
-                    err.extend_from_slice(e.as_bytes());
+                    err.extend_from_slice(e.to_string().as_bytes());
                 }
             }
             Held::Local(local) => {
@@ -291,10 +347,7 @@ impl Held {
                 }
                 loop {
                     let mut bounded = (&mut *out).take(room(&buf) as u64 + 1);
-                    let n = bounded
-                        .read_until(b'\n', &mut buf)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let n = bounded.read_until(b'\n', &mut buf).await?;
                     if let Some(answer) = done(&buf) {
                         return Ok(answer);
                     }
@@ -302,7 +355,7 @@ impl Held {
                         break;
                     }
                     if buf.len() >= max {
-                        return Err(format!("the host's answer exceeded {max} bytes"));
+                        return Err(SessionError::TooLarge { max });
                     }
                 }
                 if let Some(e) = child.stderr.as_mut() {
@@ -311,10 +364,9 @@ impl Held {
             }
         }
         buf.extend_from_slice(&err);
-        Err(format!(
-            "the host's session ended: {}",
-            crate::printable::printable(String::from_utf8_lossy(&buf).trim())
-        ))
+        Err(SessionError::Ended {
+            said: String::from_utf8_lossy(&buf).trim().to_string(),
+        })
     }
 }
 
@@ -326,7 +378,7 @@ pub struct HostLock {
     held: Held,
     timeout: Duration,
     /// Why the session can take no more requests (it ended, or an answer never came).
-    dead: Option<String>,
+    dead: Option<SessionError>,
     commands: Arc<AtomicU64>,
     trace: Option<Trace>,
 }
@@ -352,25 +404,19 @@ impl HostLock {
         nonce: &str,
         max: usize,
         wait: Duration,
-    ) -> Result<(String, i32), String> {
+    ) -> Result<(String, i32), SessionError> {
         if let Some(why) = &self.dead {
-            return Err(why.clone());
+            return Err(SessionError::Dead(Box::new(why.clone())));
         }
-        match tokio::time::timeout(wait, self.held.request(data, nonce, max)).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => {
-                self.dead = Some(e.clone());
-                Err(e)
-            }
-            Err(_) => {
-                let e = format!(
-                    "the host's session did not answer within {:.0} s",
-                    wait.as_secs_f64()
-                );
-                self.dead = Some(e.clone());
-                Err(e)
-            }
-        }
+        let e = match tokio::time::timeout(wait, self.held.request(data, nonce, max)).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(e)) => e,
+            Err(_) => SessionError::NoAnswer {
+                secs: wait.as_secs_f64(),
+            },
+        };
+        self.dead = Some(e.clone());
+        Err(e)
     }
 
     /// Tell `-v` of a request, and count it as a remote command.
@@ -388,14 +434,14 @@ impl HostLock {
         req: &[u8],
         nonce: &str,
         shown: &str,
-    ) -> Result<(String, i32), String> {
+    ) -> Result<(String, i32), SessionError> {
         let started = std::time::Instant::now();
         let res = self
             .request(req, nonce, HELD_ANSWER_BYTES, self.timeout)
             .await;
         if let Ok((_, rc)) = &res {
             if *rc != 0 {
-                self.dead = Some("the host's session ended after a failed write".into());
+                self.dead = Some(SessionError::AfterFailedWrite);
             }
         }
         self.traced(shown, req.len(), started, &outcome(&res));
@@ -405,7 +451,12 @@ impl HostLock {
     /// Run a FreeSWITCH steps program through the session: its output. Each of its
     /// commands is bounded on the host by the command timeout, so the answer is awaited a
     /// little longer (the host's `timeout` ends a hung command first: the session goes on).
-    pub async fn steps(&mut self, req: &[u8], nonce: &str, shown: &str) -> Result<String, String> {
+    pub async fn steps(
+        &mut self,
+        req: &[u8],
+        nonce: &str,
+        shown: &str,
+    ) -> Result<String, SessionError> {
         let started = std::time::Instant::now();
         let wait = self.timeout * 4 + Duration::from_secs(u64::from(KILL_GRACE_SECS) * 2 + 5);
         let res = self.request(req, nonce, MAX_ANSWER_BYTES, wait).await;
@@ -442,8 +493,7 @@ impl HostLock {
         req.extend_from_slice(b"\x1f\n");
         let answer = self
             .request(&req, &nonce, HELD_ANSWER_BYTES, self.timeout)
-            .await
-            .map_err(RecordError::Session)?;
+            .await?;
         if answer.0.trim_end() == "switchyard-record-ok" {
             Ok(())
         } else {
@@ -472,7 +522,7 @@ pub fn nonce() -> String {
 /// Most a write or a record may answer: a few lines.
 const HELD_ANSWER_BYTES: usize = 64 << 10;
 
-fn outcome(res: &Result<(String, i32), String>) -> String {
+fn outcome(res: &Result<(String, i32), SessionError>) -> String {
     match res {
         Ok((_, rc)) => format!("exit {rc}"),
         Err(e) => format!("failed: {e}"),
