@@ -22,7 +22,13 @@ use crate::printable::printable;
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Inventory of the PBXes to adopt (as for `apply`)
-    #[arg(long, short = 'i', value_name = "FILE", env = "SWITCHYARD_INVENTORY")]
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "FILE",
+        env = "SWITCHYARD_INVENTORY",
+        hide_env_values = true
+    )]
     pub inventory: Vec<PathBuf>,
     /// The playbook to map the PBXes onto (the default mode, not available yet); not needed with --as-is
     #[arg(value_name = "PLAYBOOK")]
