@@ -1,0 +1,210 @@
+//! `switchyard call`: a test call placed by the PBX's own FreeSWITCH (configured by the
+//! shipped playbook) from user 1000, through its dialplan and trunk, to the provider
+//! (Kamailio relaying to a SIPp): answered with media both ways, refused with 603, and
+//! answered with no RTP from the far end (one-way audio).
+
+use std::time::Duration;
+
+use super::*;
+
+/// One PBX applied with the shipped playbook, its trunk REGED.
+fn pbx(tag: &str) -> World {
+    let w = World::new(tag, WrongPassword::Forbidden);
+    let esl = format!(
+        "freeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\n",
+        w.fs().addr
+    );
+    let inv = w.inventory("inv.yml", &esl);
+    let out = w.apply(&inv, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    w.fs()
+        .wait_gateway("wavix", "REGED", None, Duration::from_secs(20));
+    w
+}
+
+/// The provider's callee answering and staying on the line for 20 s (switchyard must hang
+/// up), echoing the RTP it gets (`-rtp_echo`) or sending none.
+fn answering_callee(w: &World, echo: bool) -> Sipp {
+    let dir = &w.provider.dir;
+    let scenario = dir.join("answer-long.xml");
+    let text = include_str!("../../fixtures/sipp/answer.xml").replace(
+        "<pause milliseconds=\"1000\"/>",
+        "<pause milliseconds=\"20000\"/>",
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let extra: &[&str] = if echo { &["-rtp_echo"] } else { &[] };
+    let (mut c, log) = Sipp::command(
+        dir,
+        &scenario.display().to_string(),
+        None,
+        &w.provider.addr,
+        5070,
+        extra,
+    );
+    let child = c.spawn().expect("start sipp");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while UdpSocket::bind(format!("{}:5070", w.provider.addr)).is_ok() && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Sipp {
+        child: Some(child),
+        log,
+        status: None,
+    }
+}
+
+fn call(w: &World, extra: &[&str]) -> crate::harness::Out {
+    let inv = w.fleet.dir.join("inv.yml");
+    let session = w.fleet.session_on(&inv);
+    session
+        .run(
+            [
+                &["call", "pbx1", "--from", "1000", "--dial", "2125550100"][..],
+                extra,
+            ]
+            .concat(),
+        )
+        .out
+}
+
+/// No channel of the test call is left on the PBX.
+fn no_channels_left(w: &World) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let count = w.fs().api("show channels count");
+        if count.contains("0 total") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "channels left: {count}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn test_calls_report_answer_status_and_media_both_ways() {
+    let w = pbx("real-call");
+
+    // Answered, RTP echoed: passes, and switchyard hung up (the callee got a BYE while it
+    // still meant to stay on for 20 s).
+    let mut callee = answering_callee(&w, true);
+    let out = call(&w, &["--json", "--hold", "2"]);
+    callee.finish(Duration::from_secs(10));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let v: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{}", out.all()));
+    assert_eq!(v["answered"], true, "{v:#}");
+    assert_eq!(v["media"], true, "{v:#}");
+    assert_eq!(v["leg"]["gateway"], "wavix", "{v:#}");
+    assert_eq!(v["leg"]["sip_status"], "200", "{v:#}");
+    assert!(v["leg"]["rtp_in_packets"].as_u64().unwrap() > 10, "{v:#}");
+    assert!(v["leg"]["rtp_out_packets"].as_u64().unwrap() > 10, "{v:#}");
+    assert!(v["leg"]["post_dial_delay_ms"].as_u64().is_some(), "{v:#}");
+    // Through the real dialplan: the provider got the E.164 number and the user's caller ID.
+    let got = callee.invites_received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(uri_user(&got[0]), "12125550100");
+    assert!(
+        callee.got_bye(),
+        "switchyard did not hang up: {:#?}",
+        callee.messages()
+    );
+    no_channels_left(&w);
+
+    // Refused with 603: not answered, the status and cause shown, exit 1.
+    let mut callee = w.provider.callee(Some(603));
+    let out = call(&w, &[]);
+    callee.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout.contains("NOT answered (FAILED)"),
+        "{}",
+        out.all()
+    );
+    assert!(out.stdout.contains("SIP 603"), "{}", out.all());
+    assert!(out.stdout.contains("CALL_REJECTED"), "{}", out.all());
+    assert!(out.stdout.contains("gateway wavix"), "{}", out.all());
+    // ... which is what `--expect refused` asks for.
+    let mut callee = w.provider.callee(Some(603));
+    let out = call(&w, &["--expect", "refused"]);
+    callee.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 0, "{}", out.all());
+    no_channels_left(&w);
+
+    // Answered, but the far end sends no RTP: one-way audio, exit 1.
+    let mut callee = answering_callee(&w, false);
+    let out = call(&w, &["--hold", "2"]);
+    callee.finish(Duration::from_secs(10));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("answered, ONE-WAY media: nothing received from the far end (FAILED)"),
+        "{}",
+        out.all()
+    );
+    assert!(out.stdout.contains("RTP in 0 / out "), "{}", out.all());
+    no_channels_left(&w);
+
+    // Emergency numbers are refused before anything is contacted (usage, exit 2).
+    let mut callee = w.provider.callee(None);
+    let out = w
+        .fleet
+        .session_on(&w.fleet.dir.join("inv.yml"))
+        .run(["call", "pbx1", "--from", "1000", "--dial", "911"])
+        .out;
+    callee.finish(Duration::from_secs(2));
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("emergency number"), "{}", out.all());
+    assert!(callee.invites_received().is_empty());
+}
+
+/// Ctrl-C during an answered call: switchyard hangs it up before it exits (130), so the
+/// provider gets a BYE and no channel stays on the PBX.
+#[test]
+fn an_interrupted_test_call_is_hung_up_first() {
+    let w = pbx("real-call-int");
+    let mut callee = answering_callee(&w, true);
+    let inv = w.fleet.dir.join("inv.yml");
+    let session = w.fleet.session_on(&inv);
+    let mut child = session
+        .command([
+            "call",
+            "pbx1",
+            "--from",
+            "1000",
+            "--dial",
+            "2125550100",
+            "--hold",
+            "60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start switchyard");
+    // Answered: the callee got its ACK.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !callee
+        .messages()
+        .iter()
+        .any(|m| !m.sent && m.first.starts_with("ACK "))
+    {
+        assert!(Instant::now() < deadline, "the call was never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "switchyard did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(130), "{text}");
+    callee.finish(Duration::from_secs(5));
+    assert!(callee.got_bye(), "not hung up: {:#?}", callee.messages());
+    no_channels_left(&w);
+}
