@@ -208,3 +208,92 @@ fn an_interrupted_test_call_is_hung_up_first() {
     assert!(callee.got_bye(), "not hung up: {:#?}", callee.messages());
     no_channels_left(&w);
 }
+
+/// The provider rings and never answers: switchyard cancels the call at `--timeout`,
+/// reports it not answered with the ringing's post-dial delay, and exits 1.
+#[test]
+fn a_call_never_answered_is_hung_up_at_the_timeout() {
+    let w = pbx("real-call-ring");
+    let scenario = w.provider.dir.join("ring.xml");
+    std::fs::write(&scenario, RING).unwrap();
+    let (mut c, log) = Sipp::command(
+        &w.provider.dir,
+        &scenario.display().to_string(),
+        None,
+        &w.provider.addr,
+        5070,
+        &[],
+    );
+    let child = c.spawn().expect("start sipp");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while UdpSocket::bind(format!("{}:5070", w.provider.addr)).is_ok() && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut callee = Sipp {
+        child: Some(child),
+        log,
+        status: None,
+    };
+    let out = call(&w, &["--timeout", "5", "--json"]);
+    callee.finish(Duration::from_secs(10));
+    assert_eq!(out.code, 1, "{}", out.all());
+    let v: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{}", out.all()));
+    assert_eq!(v["answered"], false, "{v:#}");
+    assert_eq!(v["leg"]["gateway"], "wavix", "{v:#}");
+    assert!(v["leg"]["post_dial_delay_ms"].as_u64().is_some(), "{v:#}");
+    // switchyard hung it up: the provider got a CANCEL.
+    assert!(
+        callee
+            .messages()
+            .iter()
+            .any(|m| !m.sent && m.first.starts_with("CANCEL ")),
+        "{:#?}",
+        callee.messages()
+    );
+    no_channels_left(&w);
+}
+
+/// A callee that rings (180) until the call is cancelled.
+const RING: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="ringing callee">
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]R[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]R[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]R[call_number]
+      [last_Call-ID:]
+      CSeq: [cseq] INVITE
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"#;
