@@ -41,17 +41,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::agent::live::LiveError;
+use crate::engine::call_tests::CallTestReport;
 use crate::freeswitch::esl::{Esl, EslError, Message};
 use crate::host::transport::{SshOptions, Transport, TransportError, Tunnel};
 use crate::inputs::inventory::Host;
-
-/// Numbers no test call dials, whatever the play says: emergency numbers of the numbering
-/// plans the playbook ships and of the most common countries. The play's own
-/// (`numbering_plans[numbering_plan].emergency`) are added by the caller.
-pub const EMERGENCY: &[&str] = &[
-    "911", "112", "999", "000", "110", "118", "119", "100", "101", "102", "108", "933", "08",
-    "061", "062", "063", "911911",
-];
+use crate::inputs::playbook::call_test::{CallExpect, CallTest};
 
 /// How long after hanging up switchyard waits for FreeSWITCH's last hangup events.
 const HANGUP_GRACE: Duration = Duration::from_secs(10);
@@ -119,6 +113,155 @@ impl CallOutcome {
     }
 }
 
+impl CallOutcome {
+    /// The verdict in a few words (for a report's first line).
+    pub fn verdict(&self) -> String {
+        if let Some(why) = &self.incomplete {
+            return format!("INCOMPLETE: {why}");
+        }
+        match (self.answered, self.media) {
+            (true, true) => "answered, media both ways".into(),
+            (true, false) => {
+                let l = self.leg.clone().unwrap_or_default();
+                match (
+                    l.rtp_in_packets.unwrap_or(0),
+                    l.rtp_out_packets.unwrap_or(0),
+                ) {
+                    (0, 0) => "answered, NO media either way".into(),
+                    (0, _) => "answered, ONE-WAY media: nothing received from the far end".into(),
+                    _ => "answered, ONE-WAY media: nothing sent to the far end".into(),
+                }
+            }
+            (false, _) => "NOT answered".into(),
+        }
+    }
+
+    /// Whether the call did what was expected (and was seen to its end).
+    pub fn met(&self, expect: CallExpect) -> bool {
+        self.incomplete.is_none()
+            && match expect {
+                CallExpect::Answered => self.passed(),
+                CallExpect::Refused => !self.answered,
+            }
+    }
+}
+
+/// One line for a leg: gateway, SIP status, cause, post-dial delay, RTP (escaped).
+pub fn leg_line(l: &Leg) -> String {
+    fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+        v.as_ref()
+            .map(|v| crate::printable::printable(&v.to_string()).into_owned())
+            .unwrap_or_else(|| "-".into())
+    }
+    format!(
+        "gateway {}, SIP {}, cause {}, post-dial delay {}, RTP in {} / out {} packets",
+        opt(&l.gateway),
+        opt(&l.sip_status),
+        opt(&l.hangup_cause),
+        l.post_dial_delay_ms
+            .map(|m| format!("{m} ms"))
+            .unwrap_or_else(|| "-".into()),
+        opt(&l.rtp_in_packets),
+        opt(&l.rtp_out_packets),
+    )
+}
+
+/// What places a play's call tests during a rollout (`apply`, and `drift`/`watch --fix`).
+pub fn tester() -> crate::engine::call_tests::CallTester {
+    crate::engine::call_tests::CallTester(std::sync::Arc::new(|t, host, tests, budget| {
+        Box::pin(run_tests(t, host, tests, budget))
+    }))
+}
+
+/// Seconds an answered test call of a play is held.
+const PLAY_HOLD: u64 = 3;
+/// Seconds a test call of a play may ring at most (less when the budget is short).
+const PLAY_TIMEOUT: u64 = 30;
+
+/// A play's call tests on one host, over its connection, one after the other within
+/// `budget` (a call that would not fit is not placed, and fails).
+pub async fn run_tests(
+    tr: &mut Transport,
+    host: &Host,
+    tests: &[CallTest],
+    budget: Duration,
+) -> Vec<CallTestReport> {
+    let started = tokio::time::Instant::now();
+    let emergency = crate::inputs::playbook::call_test::emergency_numbers(&host.vars);
+    let mut esl = None;
+    let mut out = Vec::new();
+    for t in tests {
+        let report = |passed: bool, summary: String, detail: serde_json::Value| CallTestReport {
+            name: t.name.clone(),
+            dial: t.dial.clone(),
+            passed,
+            summary,
+            detail,
+        };
+        let left = budget.saturating_sub(started.elapsed()).as_secs();
+        // Ringing, the hold, and the hang-up's grace must all fit.
+        let timeout = PLAY_TIMEOUT.min(left.saturating_sub(PLAY_HOLD + 5 + HANGUP_GRACE.as_secs()));
+        if timeout < 5 {
+            out.push(report(
+                false,
+                "not placed: call_test_seconds used up".into(),
+                serde_json::Value::Null,
+            ));
+            continue;
+        }
+        let spec = CallSpec {
+            from: t.from.0.clone(),
+            dial: t.dial.clone(),
+            timeout,
+            hold: PLAY_HOLD,
+        };
+        if let Err(e) = check(&spec, &emergency) {
+            out.push(report(
+                false,
+                format!("not placed: {e}"),
+                serde_json::Value::Null,
+            ));
+            continue;
+        }
+        if esl.is_none() {
+            match crate::agent::live::open_esl(tr, host).await {
+                Ok(e) => esl = Some(e),
+                Err(e) => {
+                    let why = crate::printable::printable(&e.to_string()).into_owned();
+                    out.push(report(
+                        false,
+                        format!("not placed: {why}"),
+                        serde_json::Value::Null,
+                    ));
+                    continue;
+                }
+            }
+        }
+        let Some(conn) = esl.as_mut() else { continue };
+        match call_over(conn, &spec).await {
+            Ok(o) => {
+                let mut summary = o.verdict();
+                if let Some(l) = &o.leg {
+                    summary.push_str(&format!(" ({})", leg_line(l)));
+                }
+                let detail = serde_json::to_value(&o).unwrap_or_default();
+                out.push(report(o.met(t.expect), summary, detail));
+            }
+            Err(e) => {
+                let why = crate::printable::printable(&e.to_string()).into_owned();
+                out.push(report(
+                    false,
+                    format!("failed: {why}"),
+                    serde_json::Value::Null,
+                ));
+                // The connection is unusable after an error: a new one for the next call.
+                esl = None;
+            }
+        }
+    }
+    out
+}
+
 /// `s` is safe inside an originate string (no space, quote, brace, comma, slash, caret).
 fn plain(s: &str) -> bool {
     !s.is_empty()
@@ -127,20 +270,9 @@ fn plain(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
 }
 
-/// A number as a user dials it: an optional `+`, then 2 to 20 digits.
-pub fn valid_number(n: &str) -> bool {
-    let d = n.strip_prefix('+').unwrap_or(n);
-    (2..=20).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Whether `number` is one of `emergency` (as dialled, or after a `+`).
-pub fn is_emergency(number: &str, emergency: &[String]) -> bool {
-    let d = number.strip_prefix('+').unwrap_or(number);
-    EMERGENCY.contains(&d) || emergency.iter().any(|e| e == d)
-}
-
 /// Check a call before anything is contacted.
 pub fn check(spec: &CallSpec, emergency: &[String]) -> Result<(), CallError> {
+    use crate::inputs::playbook::call_test::{is_emergency, valid_number, valid_user};
     if !valid_number(&spec.dial) {
         return Err(CallError::Refused(format!(
             "--dial `{}`: a number is an optional `+` and 2 to 20 digits",
@@ -153,7 +285,7 @@ pub fn check(spec: &CallSpec, emergency: &[String]) -> Result<(), CallError> {
             spec.dial
         )));
     }
-    if !plain(&spec.from) || spec.from.contains('@') {
+    if !valid_user(&spec.from) {
         return Err(CallError::Refused(format!(
             "--from `{}`: a directory user id (letters, digits, `._-`)",
             crate::printable::printable(&spec.from)

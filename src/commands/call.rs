@@ -5,9 +5,10 @@
 use clap::{Args, ValueEnum};
 
 use super::{ConnectArgs, Context, Inputs};
-use crate::agent::call::{CallOutcome, CallSpec, Leg};
+use crate::agent::call::{leg_line, CallOutcome, CallSpec};
 use crate::engine::outcome::Mode;
 use crate::exit::{CommandError, CommandResult, ExitStatus};
+use crate::inputs::playbook::call_test::CallExpect;
 use crate::printable::printable;
 
 #[derive(Debug, Args)]
@@ -50,6 +51,15 @@ pub enum Expect {
     Refused,
 }
 
+impl From<Expect> for CallExpect {
+    fn from(e: Expect) -> CallExpect {
+        match e {
+            Expect::Answered => CallExpect::Answered,
+            Expect::Refused => CallExpect::Refused,
+        }
+    }
+}
+
 pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
     let (inv, pb) = super::load(&a.inputs, cx)?;
     let opts = a.connect.options(Mode::Check, None, cx)?;
@@ -71,8 +81,11 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
         timeout: a.timeout,
         hold: a.hold,
     };
-    crate::agent::call::check(&spec, &emergency_numbers(&vars))
-        .map_err(|e| CommandError::usage(e.to_string()))?;
+    crate::agent::call::check(
+        &spec,
+        &crate::inputs::playbook::call_test::emergency_numbers(&vars),
+    )
+    .map_err(|e| CommandError::usage(e.to_string()))?;
     let mut red = crate::secret::Redactor::from_vars(&vars);
     red.add_secrets(&host.secrets);
     crate::interrupt::install();
@@ -96,82 +109,26 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
         let mut v = serde_json::to_value(&outcome)?;
         red.redact_value(&mut v);
         v["host"] = host.name.clone().into();
-        v["passed"] = met(&outcome, a.expect).into();
+        v["passed"] = outcome.met(a.expect.into()).into();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", red.redact(&render(&host.name, &outcome, a.expect)));
     }
     Ok(if crate::interrupt::requested() {
         ExitStatus::Interrupted
-    } else if met(&outcome, a.expect) {
+    } else if outcome.met(a.expect.into()) {
         ExitStatus::Success
     } else {
         ExitStatus::Failure
     })
 }
 
-fn met(o: &CallOutcome, expect: Expect) -> bool {
-    o.incomplete.is_none()
-        && match expect {
-            Expect::Answered => o.passed(),
-            Expect::Refused => !o.answered,
-        }
-}
-
-/// The play's emergency numbers: `numbering_plans[numbering_plan].emergency`.
-fn emergency_numbers(vars: &crate::inputs::inventory::Vars) -> Vec<String> {
-    let plan = vars.get("numbering_plan").and_then(|p| p.as_str());
-    plan.and_then(|p| vars.get("numbering_plans")?.get(p)?.get("emergency"))
-        .and_then(|e| e.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| n.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref()
-        .map(|v| printable(&v.to_string()).into_owned())
-        .unwrap_or_else(|| "-".into())
-}
-
-fn leg_line(l: &Leg) -> String {
-    format!(
-        "gateway {}, SIP {}, cause {}, post-dial delay {}, RTP in {} / out {} packets",
-        opt(&l.gateway),
-        opt(&l.sip_status),
-        opt(&l.hangup_cause),
-        l.post_dial_delay_ms
-            .map(|m| format!("{m} ms"))
-            .unwrap_or_else(|| "-".into()),
-        opt(&l.rtp_in_packets),
-        opt(&l.rtp_out_packets),
-    )
-}
-
 /// The human report: the verdict first, then what FreeSWITCH said (escaped).
 fn render(host: &str, o: &CallOutcome, expect: Expect) -> String {
-    let verdict = match (o.answered, o.media, &o.incomplete) {
-        (_, _, Some(why)) => format!("INCOMPLETE: {why}"),
-        (true, true, _) => "answered, media both ways".into(),
-        (true, false, _) => {
-            let l = o.leg.clone().unwrap_or_default();
-            match (
-                l.rtp_in_packets.unwrap_or(0),
-                l.rtp_out_packets.unwrap_or(0),
-            ) {
-                (0, 0) => "answered, NO media either way".into(),
-                (0, _) => "answered, ONE-WAY media: nothing received from the far end".into(),
-                _ => "answered, ONE-WAY media: nothing sent to the far end".into(),
-            }
-        }
-        (false, _, _) => "NOT answered".into(),
-    };
     let mut s = format!(
-        "{host}: {verdict} ({})\n",
-        if met(o, expect) {
+        "{host}: {} ({})\n",
+        o.verdict(),
+        if o.met(expect.into()) {
             "as expected"
         } else {
             "FAILED"
@@ -181,6 +138,12 @@ fn render(host: &str, o: &CallOutcome, expect: Expect) -> String {
         Some(l) => s.push_str(&format!("  {}\n", leg_line(l))),
         None => s.push_str("  no gateway was tried (the dialplan did not reach the trunk)\n"),
     }
+    let opt = |v: &Option<String>| {
+        v.as_deref()
+            .map(printable)
+            .unwrap_or("-".into())
+            .into_owned()
+    };
     s.push_str(&format!(
         "  hangup cause {}, bridge hangup cause {}\n",
         opt(&o.hangup_cause),

@@ -297,3 +297,86 @@ const RING: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv request="ACK"/>
 </scenario>
 "#;
+
+/// The shipped playbook with `call_tests:` (one call from user 1000 to `dial`), beside a
+/// link to the shipped templates.
+fn playbook_with_call_test(w: &World, dial: &str) -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = w.fleet.dir.join("pb");
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(repo.join("templates"), dir.join("templates")).unwrap();
+    }
+    let shipped = std::fs::read_to_string(repo.join("playbooks/wavix.yml")).unwrap();
+    let text = shipped.replacen(
+        "\n  max_fail_percentage: 0\n",
+        &format!("\n  max_fail_percentage: 0\n  call_test_seconds: 60\n  call_tests:\n    - {{name: us-mobile, from: \"1000\", dial: \"{dial}\"}}\n"),
+        1,
+    );
+    assert_ne!(text, shipped);
+    let path = dir.join(format!("wavix-{dial}.yml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// `call_tests:` gate a rollout: the provider refusing the test call with 603 rolls the
+/// host back; answering with media lets the change stand; `--check` lists the call without
+/// placing it; an emergency number is refused when the playbook is read.
+#[test]
+fn a_failed_call_test_rolls_the_host_back() {
+    let w = World::new("real-call-gate", WrongPassword::Forbidden);
+    let esl = format!(
+        "freeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\n",
+        w.fs().addr
+    );
+    let inv = w.inventory("inv.yml", &esl);
+    let session = |pb: &str| w.fleet.session_on(&inv).playbook(pb);
+    let pb = playbook_with_call_test(&w, "2125550100");
+
+    // --check: listed, not placed.
+    let mut callee = w.provider.callee(None);
+    let out = session(&pb).run(["apply", "--check"]).out;
+    callee.finish(Duration::from_secs(2));
+    assert!(
+        out.stderr
+            .contains("us-mobile: 1000 dials 2125550100, expect answered"),
+        "{}",
+        out.all()
+    );
+    assert!(callee.invites_received().is_empty());
+
+    // 603: the host fails its call test and is rolled back.
+    let mut callee = w.provider.callee(Some(603));
+    let out = session(&pb).run(["apply", "--json"]).out;
+    callee.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 1, "{}", out.all());
+    let r = host_report(&out, "pbx1");
+    assert_eq!(r["status"], "rolled_back", "{r:#}");
+    let error = r["error"].as_str().unwrap_or("");
+    assert!(error.contains("call test `us-mobile`"), "{error}");
+    assert!(error.contains("SIP 603"), "{error}");
+    assert!(r["rollback"].is_string(), "{r:#}");
+    assert_eq!(r["call_tests"][0]["passed"], false, "{r:#}");
+    assert_eq!(callee.invites_received().len(), 1);
+
+    // Answered with media: the change stands.
+    let mut callee = answering_callee(&w, true);
+    let out = session(&pb).run(["apply", "--json"]).out;
+    callee.finish(Duration::from_secs(10));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = host_report(&out, "pbx1");
+    assert_eq!(r["status"], "changed", "{r:#}");
+    assert_eq!(r["call_tests"][0]["passed"], true, "{r:#}");
+    assert_eq!(r["call_tests"][0]["detail"]["media"], true, "{r:#}");
+    no_channels_left(&w);
+
+    // An emergency number: the playbook is refused before anything is contacted.
+    let pb = playbook_with_call_test(&w, "911");
+    let out = session(&pb).run(["apply", "--check"]).out;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("911 is an emergency number"),
+        "{}",
+        out.all()
+    );
+}
