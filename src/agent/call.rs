@@ -28,7 +28,7 @@
 //!   `rtp_audio_out_packet_count` says the PBX sent media, `rtp_audio_in_packet_count` that the
 //!   far end did (FreeSWITCH sets both when a channel hangs up, `switch_core_media.c`).
 //! - The outbound SIP legs (`sofia/...`) report what the provider said: `sip_term_status`,
-//!   `hangup_cause`, `sip_gateway_name`, `progressmsec`/`progress_mediamsec`/`answermsec`;
+//!   `hangup_cause`, `sip_gateway_name`, `start_uepoch`/`progress_uepoch`/`answer_uepoch`;
 //!   the dialplan's channel reports `bridge_hangup_cause`/`originate_disposition`.
 //!
 //! Bounded twice: switchyard hangs the call up (`uuid_kill`) once it has held it `hold`
@@ -79,6 +79,8 @@ pub struct CallSpec {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Leg {
     pub gateway: Option<String>,
+    /// The number as the dialplan sent it to the gateway (after normalisation).
+    pub number_sent: Option<String>,
     pub sip_status: Option<String>,
     pub hangup_cause: Option<String>,
     pub answered: bool,
@@ -143,6 +145,49 @@ impl CallOutcome {
                 CallExpect::Answered => self.passed(),
                 CallExpect::Refused => !self.answered,
             }
+    }
+}
+
+impl CallOutcome {
+    /// A plain-language reading of a failed call, from a table of known causes (README
+    /// "A test call"). `None` for a call that passed or a cause not in the table.
+    pub fn explanation(&self) -> Option<String> {
+        let Some(l) = &self.leg else {
+            return (!self.answered).then(|| {
+                "no gateway was tried: the number matched no trunk route of the user's context (see `switchyard route`)".into()
+            });
+        };
+        if self.answered {
+            return match (l.rtp_in_packets.unwrap_or(0), l.rtp_out_packets.unwrap_or(0)) {
+                (0, _) => Some("no RTP from the far end: its audio does not reach the PBX; usually NAT, the SDP advertising an address the provider cannot send to (`ext-rtp-ip`), or a firewall in front of the RTP ports".into()),
+                (_, 0) => Some("the PBX sent no RTP: check the codecs (transcoding) and that the far end's SDP address is reachable from the PBX".into()),
+                _ => None,
+            };
+        }
+        let sent = l
+            .number_sent
+            .as_deref()
+            .map(|n| format!(" (sent as {})", crate::printable::printable(n)))
+            .unwrap_or_default();
+        let failover = if self.attempts.len() > 1 {
+            format!(
+                "; {} gateways were tried in turn (failover)",
+                self.attempts.len()
+            )
+        } else {
+            String::new()
+        };
+        let text = match l.sip_status.as_deref().unwrap_or("") {
+            "603" => "603 Declined: the provider refused the call; usually the account's maximum call rate, or an account not registered/allowed to call out".to_string(),
+            "404" | "484" => format!("the provider does not know the number in this form{sent}: check the numbering plan's normalisation to E.164"),
+            "488" | "415" => "no common codec: the provider accepts none of the codecs offered (the profile's, or the gateway's `codecs`/`wavix_codecs`)".to_string(),
+            "401" | "407" | "403" => "refused as unauthorised: wrong credentials, or the provider does not accept calls from this PBX's source address (IP authentication)".to_string(),
+            "408" | "503" | "502" | "504" => format!("the provider's region did not answer or is unavailable{failover}"),
+            "486" | "600" => "the callee is busy".to_string(),
+            "480" | "487" | "" if l.post_dial_delay_ms.is_some() => "it rang and was not answered in time".to_string(),
+            _ => return None,
+        };
+        Some(text)
     }
 }
 
@@ -243,6 +288,9 @@ pub async fn run_tests(
                 let mut summary = o.verdict();
                 if let Some(l) = &o.leg {
                     summary.push_str(&format!(" ({})", leg_line(l)));
+                }
+                if let Some(why) = o.explanation().filter(|_| !o.met(t.expect)) {
+                    summary.push_str(&format!(": {why}"));
                 }
                 let detail = serde_json::to_value(&o).unwrap_or_default();
                 out.push(report(o.met(t.expect), summary, detail));
@@ -470,6 +518,9 @@ impl Watch {
             if leg.gateway.is_none() {
                 leg.gateway = var_s(e, "variable_sip_gateway_name");
             }
+            if leg.number_sent.is_none() {
+                leg.number_sent = var_s(e, "Caller-Destination-Number");
+            }
             if event == "CHANNEL_ANSWER" {
                 leg.answered = true;
                 self.answered_at.get_or_insert(now);
@@ -480,18 +531,24 @@ impl Watch {
                     var_s(e, "variable_hangup_cause").or_else(|| var_s(e, "Hangup-Cause"));
                 leg.rtp_in_packets = var_u64(e, "variable_rtp_audio_in_packet_count");
                 leg.rtp_out_packets = var_u64(e, "variable_rtp_audio_out_packet_count");
-                leg.answered |= var_u64(e, "variable_answermsec").is_some_and(|m| m > 0);
-                let first = [
-                    var_u64(e, "variable_progressmsec"),
-                    var_u64(e, "variable_progress_mediamsec"),
+                leg.answered |= var_u64(e, "variable_answer_uepoch").is_some_and(|t| t > 0);
+                // From the channel's creation (the INVITE) to ringing or early media, else
+                // to the answer: FreeSWITCH's microsecond times, where a time that never
+                // came is 0 (its `progressmsec` is 0 both then and for a sub-millisecond
+                // 180 on a fast network).
+                let at = |name: &str| var_u64(e, name).filter(|t| *t > 0);
+                let reached = [
+                    at("variable_progress_uepoch"),
+                    at("variable_progress_media_uepoch"),
                 ]
                 .into_iter()
                 .flatten()
-                .filter(|m| *m > 0)
-                .min();
-                // Ringing or early media first, else the answer (0 ms on a fast callee).
-                leg.post_dial_delay_ms =
-                    first.or(var_u64(e, "variable_answermsec").filter(|_| leg.answered));
+                .min()
+                .or(at("variable_answer_uepoch").filter(|_| leg.answered));
+                leg.post_dial_delay_ms = match (reached, at("variable_start_uepoch")) {
+                    (Some(r), Some(s)) => Some(r.saturating_sub(s) / 1000),
+                    _ => None,
+                };
                 // FreeSWITCH sets `sip_term_status` for a final failure response or a BYE it
                 // received; an answered call it hung up itself was a `200`.
                 if leg.sip_status.is_none() && leg.answered {
@@ -618,9 +675,9 @@ mod tests {
                 ("Channel-Name", "sofia/external/1212@p"),
                 ("variable_sip_term_status", "603"),
                 ("variable_hangup_cause", "CALL_REJECTED"),
-                ("variable_progressmsec", "0"),
-                ("variable_progress_mediamsec", "0"),
-                ("variable_answermsec", "0"),
+                ("variable_start_uepoch", "1000000"),
+                ("variable_progress_uepoch", "0"),
+                ("variable_answer_uepoch", "0"),
             ]),
             ev(&[
                 ("Event-Name", "CHANNEL_HANGUP_COMPLETE"),
@@ -671,9 +728,10 @@ mod tests {
                 ("variable_sip_term_status", "200"),
                 ("variable_rtp_audio_in_packet_count", "0"),
                 ("variable_rtp_audio_out_packet_count", "150"),
-                ("variable_progressmsec", "0"),
-                ("variable_progress_mediamsec", "0"),
-                ("variable_answermsec", "42"),
+                ("variable_start_uepoch", "1000000"),
+                ("variable_progress_uepoch", "0"),
+                ("variable_progress_media_uepoch", "0"),
+                ("variable_answer_uepoch", "1042000"),
             ]),
             now,
         );

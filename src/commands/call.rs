@@ -107,6 +107,7 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
     };
     if a.json {
         let mut v = serde_json::to_value(&outcome)?;
+        v["explanation"] = outcome.explanation().into();
         red.redact_value(&mut v);
         v["host"] = host.name.clone().into();
         v["passed"] = outcome.met(a.expect.into()).into();
@@ -153,6 +154,9 @@ fn render(host: &str, o: &CallOutcome, expect: Expect) -> String {
         for (i, l) in o.attempts.iter().enumerate() {
             s.push_str(&format!("  attempt {}: {}\n", i + 1, leg_line(l)));
         }
+    }
+    if let Some(why) = o.explanation().filter(|_| !o.met(expect.into())) {
+        s.push_str(&format!("  why: {why}\n"));
     }
     s
 }

@@ -124,6 +124,12 @@ fn test_calls_report_answer_status_and_media_both_ways() {
     assert!(out.stdout.contains("SIP 603"), "{}", out.all());
     assert!(out.stdout.contains("CALL_REJECTED"), "{}", out.all());
     assert!(out.stdout.contains("gateway wavix"), "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("why: 603 Declined: the provider refused the call"),
+        "{}",
+        out.all()
+    );
     // ... which is what `--expect refused` asks for.
     let mut callee = w.provider.callee(Some(603));
     let out = call(&w, &["--expect", "refused"]);
@@ -143,19 +149,8 @@ fn test_calls_report_answer_status_and_media_both_ways() {
         out.all()
     );
     assert!(out.stdout.contains("RTP in 0 / out "), "{}", out.all());
+    assert!(out.stdout.contains("`ext-rtp-ip`"), "{}", out.all());
     no_channels_left(&w);
-
-    // Emergency numbers are refused before anything is contacted (usage, exit 2).
-    let mut callee = w.provider.callee(None);
-    let out = w
-        .fleet
-        .session_on(&w.fleet.dir.join("inv.yml"))
-        .run(["call", "pbx1", "--from", "1000", "--dial", "911"])
-        .out;
-    callee.finish(Duration::from_secs(2));
-    assert_eq!(out.code, 2, "{}", out.all());
-    assert!(out.stderr.contains("emergency number"), "{}", out.all());
-    assert!(callee.invites_received().is_empty());
 }
 
 /// Ctrl-C during an answered call: switchyard hangs it up before it exits (130), so the
@@ -243,6 +238,10 @@ fn a_call_never_answered_is_hung_up_at_the_timeout() {
     assert_eq!(v["answered"], false, "{v:#}");
     assert_eq!(v["leg"]["gateway"], "wavix", "{v:#}");
     assert!(v["leg"]["post_dial_delay_ms"].as_u64().is_some(), "{v:#}");
+    assert_eq!(
+        v["explanation"], "it rang and was not answered in time",
+        "{v:#}"
+    );
     // switchyard hung it up: the provider got a CANCEL.
     assert!(
         callee
@@ -379,4 +378,39 @@ fn a_failed_call_test_rolls_the_host_back() {
         "{}",
         out.all()
     );
+}
+
+/// The provider refuses with `488` (no common codec) and `404` (unknown number): each is
+/// explained in plain words, the 404 with the number as the dialplan sent it. An emergency
+/// number is never dialled.
+#[test]
+fn refusals_are_explained() {
+    let w = pbx("real-call-why");
+    for (code, why) in [
+        (488, "why: no common codec"),
+        (
+            404,
+            "why: the provider does not know the number in this form (sent as 12125550100)",
+        ),
+    ] {
+        let mut callee = w.provider.callee(Some(code));
+        let out = call(&w, &[]);
+        callee.finish(Duration::from_secs(5));
+        assert_eq!(out.code, 1, "{}", out.all());
+        assert!(out.stdout.contains(&format!("SIP {code}")), "{}", out.all());
+        assert!(out.stdout.contains(why), "{}", out.all());
+    }
+    no_channels_left(&w);
+
+    // Emergency numbers are refused before anything is contacted (usage, exit 2).
+    let mut callee = w.provider.callee(None);
+    let out = w
+        .fleet
+        .session_on(&w.fleet.dir.join("inv.yml"))
+        .run(["call", "pbx1", "--from", "1000", "--dial", "911"])
+        .out;
+    callee.finish(Duration::from_secs(2));
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("emergency number"), "{}", out.all());
+    assert!(callee.invites_received().is_empty());
 }
