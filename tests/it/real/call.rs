@@ -414,3 +414,48 @@ fn refusals_are_explained() {
     assert!(out.stderr.contains("emergency number"), "{}", out.all());
     assert!(callee.invites_received().is_empty());
 }
+
+/// Two PBXes, canary first (`serial: [1, "100%"]`, `max_fail_percentage: 0`): the provider
+/// refuses the canary's test call with 603, so the canary is rolled back and the other PBX
+/// is never touched (its FreeSWITCH has no trunk loaded).
+#[test]
+fn a_refused_call_test_stops_the_rollout_at_the_canary() {
+    let mut fleet = crate::harness::Fleet::new("real-call-canary", 0);
+    fleet.add_real_host("pbx1");
+    fleet.add_real_host("pbx2");
+    let provider = Provider::start(&fleet.dir, WrongPassword::Forbidden);
+    let w = World { fleet, provider };
+    let inv = w.fleet.inventory("inv.yml", &|_, h| {
+        let fs = h.freeswitch.as_ref().expect("a real FreeSWITCH");
+        format!(
+            "wavix_proxy: \"{}\"\nwavix_ping_seconds: 5\nfreeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\n",
+            w.provider.addr, fs.addr
+        )
+    });
+    let pb = playbook_with_call_test(&w, "2125550100");
+    let mut callee = w.provider.callee(Some(603));
+    let out = w
+        .fleet
+        .session_on(&inv)
+        .playbook(&pb)
+        .run(["apply", "--json"])
+        .out;
+    callee.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 1, "{}", out.all());
+    let canary = host_report(&out, "pbx1");
+    assert_eq!(canary["status"], "rolled_back", "{canary:#}");
+    assert!(
+        canary["error"].as_str().unwrap_or("").contains("SIP 603"),
+        "{canary:#}"
+    );
+    let rest = host_report(&out, "pbx2");
+    assert_eq!(rest["status"], "not_run", "{rest:#}");
+    assert_eq!(callee.invites_received().len(), 1);
+    let pbx2 = w.fleet.hosts[1].freeswitch.as_ref().unwrap();
+    assert!(
+        pbx2.api("sofia status gateway wavix")
+            .contains("Invalid Gateway"),
+        "{}",
+        pbx2.api("sofia status gateway wavix")
+    );
+}
