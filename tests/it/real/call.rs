@@ -459,3 +459,32 @@ fn a_refused_call_test_stops_the_rollout_at_the_canary() {
         pbx2.api("sofia status gateway wavix")
     );
 }
+
+/// A wrong event-socket password: the call is not placed (exit 1), and the password tried
+/// appears nowhere in the output.
+#[test]
+fn a_wrong_event_socket_password_is_refused_and_never_printed() {
+    let w = World::new("real-call-eslpw", WrongPassword::Forbidden);
+    let inv = w.inventory(
+        "inv.yml",
+        &format!(
+            "freeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: Not-ClueCon-7731\n",
+            w.fs().addr
+        ),
+    );
+    let mut callee = w.provider.callee(None);
+    let out = w
+        .fleet
+        .session_on(&inv)
+        .run(["call", "pbx1", "--from", "1000", "--dial", "2125550100"])
+        .out;
+    callee.finish(Duration::from_secs(2));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("event socket refused the password"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.all().contains("Not-ClueCon-7731"), "{}", out.all());
+    assert!(callee.invites_received().is_empty());
+}
