@@ -85,6 +85,8 @@ pub enum Command {
     Watch(commands::watch::WatchArgs),
     /// Where each number goes on each PBX: the dialplan evaluated as FreeSWITCH hunts it, nothing contacted
     Route(commands::route::RouteArgs),
+    /// Place one test call from a user through a PBX's own FreeSWITCH and dialplan; report answer, SIP status, causes, RTP both ways
+    Call(commands::call::CallArgs),
     /// Provider trunks: `trunks measure` ranks candidate regions by round-trip time from each PBX
     #[command(subcommand)]
     Trunks(commands::trunks::TrunksCommand),
@@ -169,6 +171,7 @@ async fn dispatch(cmd: Command, cx: Context) -> CommandResult {
         Command::Drift(a) => drift::run(a, &cx).await,
         Command::Watch(a) => watch::run(a, cx).await,
         Command::History(a) => history::run(a),
+        Command::Call(a) => call::run(a, &cx).await,
         Command::Trunks(t) => trunks::run(t, &cx).await,
         Command::Route(a) => route::run(a, &cx).await,
         Command::Vault(v) => vault::run(v, &cx),

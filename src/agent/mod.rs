@@ -4,9 +4,11 @@
 //! - [`watch`]: the scheduled drift agent (and its `/metrics`);
 //! - [`live`]: live trunk state over one ESL tunnel per PBX (`watch --events`);
 //! - [`measure`]: `trunks measure`, each PBX's own SIP round-trip times;
+//! - [`call`]: `switchyard call`, one test call placed by a PBX's own FreeSWITCH;
 //! - [`history`]: the local run history every run appends to;
 //! - [`webhook`]: the trunk alerts' HTTPS (or HTTP) client.
 
+pub mod call;
 pub mod history;
 pub mod live;
 pub mod measure;

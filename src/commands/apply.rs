@@ -99,6 +99,16 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
     } else {
         Output::Human
     };
+    opts.call_tester = Some(crate::agent::call::tester());
+    if opts.mode == Mode::Check {
+        for play in pb.plays.iter().filter(|p| !p.call_tests.is_empty()) {
+            eprint!(
+                "{}: {}",
+                play.name,
+                crate::engine::call_tests::listing(&play.call_tests, play.call_test_seconds)
+            );
+        }
+    }
     let (status, reports) = super::execute(&inv, &pb, &opts, a.diff, output, cx.style).await?;
     if opts.mode == Mode::Apply {
         a.history.record(keep, "apply", &reports);

@@ -139,6 +139,7 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
         eprintln!("correcting drift on {}", drifted.join(", "));
         opts.mode = Mode::Apply;
         opts.limit = Some(drifted.join(":"));
+        opts.call_tester = Some(crate::agent::call::tester());
         let (fix_status, f) =
             super::execute(&inv, &pb, &opts, true, Output::Human, cx.style).await?;
         a.history.record(keep, "fix", &f);

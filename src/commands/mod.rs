@@ -6,6 +6,7 @@
 //! quiet checks): the same pipeline, stopped where the verb needs it.
 
 pub mod apply;
+pub mod call;
 pub mod completions;
 pub mod demo;
 pub mod drift;

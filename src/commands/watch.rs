@@ -72,6 +72,8 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
     let tags = a.inputs.tag_filter();
     let run = crate::engine::run::RunOptions {
         tags,
+        // `--fix` applies: a play's call tests gate the correction too.
+        call_tester: Some(crate::agent::call::tester()),
         ..a.connect.options(Mode::Check, a.allow, &cx)?
     };
     crate::agent::watch::watch(crate::agent::watch::WatchOptions {

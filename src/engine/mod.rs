@@ -18,6 +18,7 @@
 //! How a host is reached and written is [`crate::host`]'s business; what FreeSWITCH does with
 //! a file is [`crate::freeswitch`]'s.
 
+pub mod call_tests;
 pub mod desired;
 pub mod diff;
 pub mod facts;

@@ -232,6 +232,9 @@ pub struct HostReport {
     /// Remote commands run for this host after authentication.
     pub remote_commands: u64,
     pub seconds: f64,
+    /// The play's call tests, placed after the change was verified.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub call_tests: Vec<crate::engine::call_tests::CallTestReport>,
 }
 
 impl HostReport {
@@ -251,6 +254,7 @@ impl HostReport {
             findings: Vec::new(),
             remote_commands: 0,
             seconds: 0.0,
+            call_tests: Vec::new(),
         }
     }
 

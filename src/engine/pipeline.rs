@@ -35,6 +35,10 @@ pub(crate) struct HostSettings {
     pub verbose: u8,
     /// The play's `lint_allow:` (rule → reason).
     pub lint_allow: BTreeMap<String, String>,
+    /// The play's `call_tests:`, their budget, and who places them.
+    pub call_tests: Vec<crate::inputs::playbook::call_test::CallTest>,
+    pub call_test_seconds: u64,
+    pub call_tester: Option<crate::engine::call_tests::CallTester>,
 }
 
 /// Why a selected host has no desired state: nothing about it was contacted.
@@ -553,8 +557,20 @@ async fn apply_changes(
             return Err(step_refused(cx, lock, r, f.message, &dirs).await)
         }
         Some(f) => Some((f.kind, f.message)),
-        // 3. verify
-        None => verify_after_change(lock, cx, r).await,
+        // 3. verify, then the play's call tests
+        None => match verify_after_change(lock, cx, r).await {
+            None => crate::engine::call_tests::after_verify(
+                cx.t,
+                cx.host,
+                &cx.s.call_tests,
+                cx.s.call_test_seconds,
+                cx.s.call_tester.as_ref(),
+                &mut r.call_tests,
+            )
+            .await
+            .map(|m| (ErrorKind::VerifyFailed, m)),
+            failed => failed,
+        },
     };
     let Some((kind, reason)) = failure else {
         // Every step ran and the gateways are healthy: only what was not allowed stays owed.

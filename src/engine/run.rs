@@ -45,6 +45,10 @@ pub struct RunOptions {
     /// `-v`: one line per remote command (what, how long); `-vv`: the command itself,
     /// secrets masked.
     pub verbose: u8,
+    /// Places a play's `call_tests:` (`apply`, `drift --fix` and `watch --fix` give one;
+    /// without it, as in `demo`, a play that has call tests fails its changed hosts rather
+    /// than skip them).
+    pub call_tester: Option<crate::engine::call_tests::CallTester>,
 }
 
 impl RunOptions {
@@ -65,6 +69,7 @@ impl RunOptions {
             gateway_snapshot: false,
             tags: Default::default(),
             verbose: 0,
+            call_tester: None,
         }
     }
 }
@@ -239,6 +244,9 @@ fn settings(play: &Play, opts: &RunOptions) -> HostSettings {
         gateway_snapshot: opts.gateway_snapshot,
         verbose: opts.verbose,
         lint_allow: play.lint_allow.clone(),
+        call_tests: play.call_tests.clone(),
+        call_test_seconds: play.call_test_seconds,
+        call_tester: opts.call_tester.clone(),
     }
 }
 

@@ -275,6 +275,16 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
         Ok(self.send(&format!("api {cmd}")).await?.body)
     }
 
+    /// Wait until an event is queued or bytes have arrived, consuming nothing: safe to race
+    /// against a timer (an [`Esl::event`] cut off mid-message would leave the stream
+    /// unusable), then read with [`Esl::event`].
+    pub async fn readable(&mut self) -> Result<(), EslError> {
+        if self.queued.is_empty() && self.reader.fill_buf().await?.is_empty() {
+            return Err(EslError::Closed);
+        }
+        Ok(())
+    }
+
     /// The next event, as its (decoded) headers and body.
     pub async fn event(&mut self) -> Result<Message, EslError> {
         loop {

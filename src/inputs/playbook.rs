@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer};
 use crate::inputs::inventory::Vars;
 use crate::inputs::source::{self, SourceError};
 
+pub mod call_test;
 mod task;
 use task::RawTask;
 pub use task::{
@@ -319,6 +320,12 @@ struct RawPlay {
     /// allows). Not `allow:`, which is the disruption a play may cause (`none/profile/restart`).
     #[serde(default)]
     lint_allow: BTreeMap<String, String>,
+    /// Test calls placed on each host after its change is applied and verified; a failed
+    /// one rolls the host back (`switchyard call` for the shape of each).
+    #[serde(default)]
+    call_tests: Vec<call_test::CallTest>,
+    /// The most the call tests may take per host, in seconds (required with `call_tests`).
+    call_test_seconds: Option<u64>,
 }
 
 /// A route test: where `number` must go on every host of the play (checked by `lint` and
@@ -371,6 +378,9 @@ pub struct Play {
     pub routes: Vec<RouteTest>,
     /// `lint_allow:` rule → reason: findings of these rules do not block, and say why.
     pub lint_allow: BTreeMap<String, String>,
+    /// `call_tests:`, checked ([`call_test::check`]), and their budget in seconds.
+    pub call_tests: Vec<call_test::CallTest>,
+    pub call_test_seconds: u64,
 }
 
 impl Play {
@@ -484,6 +494,13 @@ impl Playbook {
                     });
                 }
             }
+            if let Err(message) = call_test::check(&rp.call_tests, rp.call_test_seconds, &rp.vars) {
+                return Err(PlaybookError::Play {
+                    path: path.to_path_buf(),
+                    play: play_name,
+                    message,
+                });
+            }
             plays.push(Play {
                 name: play_name,
                 hosts: rp.hosts,
@@ -498,6 +515,8 @@ impl Playbook {
                 drain_timeout: rp.drain_timeout,
                 routes: rp.routes,
                 lint_allow: rp.lint_allow,
+                call_tests: rp.call_tests,
+                call_test_seconds: rp.call_test_seconds.unwrap_or(0),
             });
         }
         Ok(Playbook {

@@ -326,6 +326,7 @@ fn the_command_line_stays_thin() {
         "demo",
         "completions",
         "route",
+        "call",
         "trunks",
         "schema",
         "import",

@@ -11,6 +11,7 @@
 //! Every address is in 127.0.0.0/8. `scripts/test` installs FreeSWITCH, Kamailio and SIPp;
 //! a missing one fails the test that needs it (never a skip).
 
+pub mod call;
 pub mod calls;
 pub mod lifecycle;
 pub mod lint;

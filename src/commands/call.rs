@@ -1,0 +1,162 @@
+//! `switchyard call`: one test call placed by a PBX's own FreeSWITCH, from one of its users
+//! through the real dialplan, reported (answered, SIP status, causes, gateway, post-dial
+//! delay, RTP both ways) and judged ([`crate::agent::call`]).
+
+use clap::{Args, ValueEnum};
+
+use super::{ConnectArgs, Context, Inputs};
+use crate::agent::call::{leg_line, CallOutcome, CallSpec};
+use crate::engine::outcome::Mode;
+use crate::exit::{CommandError, CommandResult, ExitStatus};
+use crate::inputs::playbook::call_test::CallExpect;
+use crate::printable::printable;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes:
+  0    the call met --expect (answered: answered with RTP both ways; refused: not answered)
+  1    it did not, or it could not be placed (the reason on stderr)
+  2    usage: the command line is wrong, or the number is an emergency number (never dialled)
+  130  interrupted (the call is hung up first)")]
+pub struct CallArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// The PBX (an inventory host the playbook selects)
+    #[arg(value_name = "HOST")]
+    pub host: String,
+    /// The directory user the call is placed as (its context, caller ID and routes)
+    #[arg(long, value_name = "USER")]
+    pub from: String,
+    /// The number, as the user would dial it (never an emergency number)
+    #[arg(long, value_name = "NUMBER")]
+    pub dial: String,
+    /// Seconds the call may take to be answered before switchyard hangs it up
+    #[arg(long, value_name = "S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=120))]
+    pub timeout: u64,
+    /// Seconds an answered call is held (media is measured meanwhile), then hung up
+    #[arg(long, value_name = "S", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub hold: u64,
+    /// What counts as success: `answered` (with RTP both ways) or `refused` (not answered)
+    #[arg(long, value_enum, default_value = "answered")]
+    pub expect: Expect,
+    /// Print the outcome as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Expect {
+    Answered,
+    Refused,
+}
+
+impl From<Expect> for CallExpect {
+    fn from(e: Expect) -> CallExpect {
+        match e {
+            Expect::Answered => CallExpect::Answered,
+            Expect::Refused => CallExpect::Refused,
+        }
+    }
+}
+
+pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
+    let (inv, pb) = super::load(&a.inputs, cx)?;
+    let opts = a.connect.options(Mode::Check, None, cx)?;
+    let Some((host, play)) = pb.plays.iter().find_map(|p| {
+        inv.select_limited(&p.hosts, None)
+            .into_iter()
+            .find(|h| h.name == a.host)
+            .map(|h| (h, p))
+    }) else {
+        return Err(CommandError::usage(format!(
+            "host `{}`: no play of the playbook selects it",
+            printable(&a.host)
+        )));
+    };
+    let vars = crate::engine::desired::context(host, &play.vars);
+    let spec = CallSpec {
+        from: a.from.clone(),
+        dial: a.dial.clone(),
+        timeout: a.timeout,
+        hold: a.hold,
+    };
+    crate::agent::call::check(
+        &spec,
+        &crate::inputs::playbook::call_test::emergency_numbers(&vars),
+    )
+    .map_err(|e| CommandError::usage(e.to_string()))?;
+    let mut red = crate::secret::Redactor::from_vars(&vars);
+    red.add_secrets(&host.secrets);
+    crate::interrupt::install();
+    eprintln!(
+        "{}: calling {} as user {} (answer within {} s, held {} s)",
+        host.name, spec.dial, spec.from, spec.timeout, spec.hold
+    );
+    let outcome = crate::agent::call::place(host, &opts.ssh, &spec).await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "{}: the call could not be placed: {}",
+                host.name,
+                red.redact(&printable(&e.to_string()))
+            );
+            return Ok(ExitStatus::Failure);
+        }
+    };
+    if a.json {
+        let mut v = serde_json::to_value(&outcome)?;
+        v["explanation"] = outcome.explanation().into();
+        red.redact_value(&mut v);
+        v["host"] = host.name.clone().into();
+        v["passed"] = outcome.met(a.expect.into()).into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", red.redact(&render(&host.name, &outcome, a.expect)));
+    }
+    Ok(if crate::interrupt::requested() {
+        ExitStatus::Interrupted
+    } else if outcome.met(a.expect.into()) {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+/// The human report: the verdict first, then what FreeSWITCH said (escaped).
+fn render(host: &str, o: &CallOutcome, expect: Expect) -> String {
+    let mut s = format!(
+        "{host}: {} ({})\n",
+        o.verdict(),
+        if o.met(expect.into()) {
+            "as expected"
+        } else {
+            "FAILED"
+        }
+    );
+    match &o.leg {
+        Some(l) => s.push_str(&format!("  {}\n", leg_line(l))),
+        None => s.push_str("  no gateway was tried (the dialplan did not reach the trunk)\n"),
+    }
+    let opt = |v: &Option<String>| {
+        v.as_deref()
+            .map(printable)
+            .unwrap_or("-".into())
+            .into_owned()
+    };
+    s.push_str(&format!(
+        "  hangup cause {}, bridge hangup cause {}\n",
+        opt(&o.hangup_cause),
+        opt(&o.bridge_hangup_cause)
+    ));
+    if o.attempts.len() > 1 {
+        for (i, l) in o.attempts.iter().enumerate() {
+            s.push_str(&format!("  attempt {}: {}\n", i + 1, leg_line(l)));
+        }
+    }
+    if let Some(why) = o.explanation().filter(|_| !o.met(expect.into())) {
+        s.push_str(&format!("  why: {why}\n"));
+    }
+    s
+}

@@ -1,0 +1,159 @@
+//! `call_tests:` of a play: real test calls placed on each PBX after its change is applied
+//! and verified (`switchyard call` for each; a failed one rolls the host back), and the
+//! numbers no test call may ever dial.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::Scalar;
+use crate::inputs::inventory::Vars;
+
+/// Emergency numbers no test call dials, whatever the play says: those of the numbering
+/// plans the shipped playbook has and of the most common countries. A play's own
+/// (`numbering_plans.*.emergency`) are refused too.
+pub const EMERGENCY: &[&str] = &[
+    "911", "112", "999", "000", "110", "118", "119", "100", "101", "102", "108", "933", "08",
+    "061", "062", "063", "911911",
+];
+
+/// The most a play may spend on its test calls per host (`call_test_seconds`).
+pub const MAX_CALL_TEST_SECONDS: u64 = 600;
+
+/// One test call.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallTest {
+    /// Shown in reports.
+    pub name: String,
+    /// The directory user the call is placed as.
+    pub from: Scalar,
+    /// The number as that user dials it, quoted (`"+12125550100"`): never an emergency
+    /// number.
+    pub dial: String,
+    /// `answered` (default: answered with RTP both ways) or `refused` (not answered).
+    #[serde(default)]
+    pub expect: CallExpect,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CallExpect {
+    #[default]
+    Answered,
+    Refused,
+}
+
+/// A number as a user dials it: an optional `+`, then 2 to 20 digits.
+pub fn valid_number(n: &str) -> bool {
+    let d = n.strip_prefix('+').unwrap_or(n);
+    (2..=20).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A directory user id that can go into an originate string as it is.
+pub fn valid_user(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 64
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Whether `number` is one of [`EMERGENCY`] or of `more` (as dialled, or after a `+`).
+pub fn is_emergency(number: &str, more: &[String]) -> bool {
+    let d = number.strip_prefix('+').unwrap_or(number);
+    EMERGENCY.contains(&d) || more.iter().any(|e| e == d)
+}
+
+/// Every emergency number of every numbering plan in `vars` (`numbering_plans.*.emergency`).
+pub fn emergency_numbers(vars: &Vars) -> Vec<String> {
+    let Some(plans) = vars.get("numbering_plans").and_then(|p| p.as_object()) else {
+        return Vec::new();
+    };
+    plans
+        .values()
+        .filter_map(|p| p.get("emergency")?.as_array())
+        .flatten()
+        .filter_map(|n| match n {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A play's call tests, checked when the playbook is read: each a user and a number that
+/// can be dialled, none an emergency number, names unique, and a stated total duration.
+pub fn check(tests: &[CallTest], seconds: Option<u64>, vars: &Vars) -> Result<(), String> {
+    if tests.is_empty() {
+        return Ok(());
+    }
+    match seconds {
+        None => {
+            return Err(
+                "`call_tests` needs `call_test_seconds`: the most the test calls may take per host, in seconds"
+                    .into(),
+            )
+        }
+        Some(s) if s == 0 || s > MAX_CALL_TEST_SECONDS => {
+            return Err(format!(
+                "call_test_seconds `{s}` is not between 1 and {MAX_CALL_TEST_SECONDS}"
+            ))
+        }
+        Some(_) => {}
+    }
+    let emergency = emergency_numbers(vars);
+    for (i, t) in tests.iter().enumerate() {
+        let what = format!("call test `{}`", t.name);
+        if tests[..i].iter().any(|o| o.name == t.name) {
+            return Err(format!("{what}: two call tests have this name"));
+        }
+        if !valid_user(&t.from.0) {
+            return Err(format!(
+                "{what}: `from` is a directory user id (letters, digits, `._-`)"
+            ));
+        }
+        if !valid_number(&t.dial) {
+            return Err(format!(
+                "{what}: `dial` is an optional `+` and 2 to 20 digits, quoted"
+            ));
+        }
+        if is_emergency(&t.dial, &emergency) {
+            return Err(format!(
+                "{what}: {} is an emergency number; a test call never dials one",
+                t.dial
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(dial: &str) -> CallTest {
+        CallTest {
+            name: "x".into(),
+            from: Scalar("1000".into()),
+            dial: dial.into(),
+            expect: CallExpect::Answered,
+        }
+    }
+
+    #[test]
+    fn emergency_numbers_and_a_missing_budget_are_refused() {
+        let vars: Vars = serde_json::from_value(serde_json::json!({
+            "numbering_plans": {"nanp": {"emergency": ["911"]}, "xx": {"emergency": ["117", 17]}}
+        }))
+        .unwrap();
+        assert!(check(&[t("12125550100")], Some(60), &vars).is_ok());
+        for n in ["911", "+112", "117", "17", "000"] {
+            let e = check(&[t(n)], Some(60), &vars).unwrap_err();
+            assert!(e.contains("emergency"), "{n}: {e}");
+        }
+        assert!(check(&[t("12125550100")], None, &vars)
+            .unwrap_err()
+            .contains("call_test_seconds"));
+        assert!(check(&[t("12125550100")], Some(601), &vars).is_err());
+        assert!(check(&[t("12 3")], Some(60), &vars).is_err());
+    }
+}
