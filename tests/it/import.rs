@@ -112,6 +112,58 @@ fn check(fleet: &Fleet, dir: &Path) -> Out {
 #[test]
 fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
     let fleet = Fleet::new("import", 3);
+    plant_differing_trees(&fleet);
+    let (a, b, v) = (fleet.host("pbx1"), fleet.host("pbx2"), fleet.host("pbx3"));
+    let inv = fleet.inventory("inv.yml", &|i, _| {
+        if i == 1 {
+            "freeswitch_max_file_bytes: 100000".into()
+        } else {
+            String::new()
+        }
+    });
+    let trees = || [a, b, v].map(|h| snapshot(&h.conf("")));
+    let before = trees();
+
+    let dir = tmp("import-project").join("adopted");
+    let out = import(&fleet, &inv, &dir, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(trees() == before, "the import changed a PBX");
+    assert!([a, b, v].iter().all(|h| !h.exists(".switchyard")));
+    assert_unadoptable_listed(&out);
+    assert_no_plain_secret(&dir, &out);
+    assert_templates_grouped(&dir);
+    // The project changes nothing: apply --check reports every host unchanged.
+    let c = check(&fleet, &dir);
+    assert_eq!(c.code, 0, "{}", c.all());
+    assert!(
+        c.all().contains("hosts: 0 changed, 3 ok, 0 failed"),
+        "{}",
+        c.all()
+    );
+
+    assert_no_second_import_and_limit(&fleet, &inv, &dir);
+}
+
+/// The secrets planted on the three PBXes (and the vanilla tree's own), never in the
+/// project or the output in plain text.
+const SECRETS: [&str; 12] = [
+    "Esl-Pbx1-Secret",
+    "Default-Pbx1-Secret",
+    "Default-Pbx2-Secret",
+    "Carrier&amp;Trunk-Pw",
+    "Carrier&Trunk-Pw",
+    "World-Readable-Pw",
+    "Esl-Pbx2-Secret",
+    "Hash-Remote-Secret",
+    "Erlang-Cookie-Secret",
+    "Fr33Sw1tch",
+    "MyPrivateKeyPassword",
+    "c6440e5de50b403206989679159de89a",
+];
+
+/// pbx1 and pbx2 from the stock tree with their own secrets and IPs, pbx2 with a carrier, an
+/// edited dialplan and planted things, pbx3 FreeSWITCH's whole vanilla tree.
+fn plant_differing_trees(fleet: &Fleet) {
     let (a, b, v) = (fleet.host("pbx1"), fleet.host("pbx2"), fleet.host("pbx3"));
     // pbx3: FreeSWITCH 1.10.12's whole vanilla tree (199 files), as a source install has it.
     std::fs::remove_dir_all(v.conf("")).unwrap();
@@ -213,35 +265,9 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
     run(Command::new("chmod")
         .args(["0644"])
         .arg(b.conf("directory/default/1001.xml")));
-    let secrets = [
-        "Esl-Pbx1-Secret",
-        "Default-Pbx1-Secret",
-        "Default-Pbx2-Secret",
-        "Carrier&amp;Trunk-Pw",
-        "Carrier&Trunk-Pw",
-        "World-Readable-Pw",
-        "Esl-Pbx2-Secret",
-        "Hash-Remote-Secret",
-        "Erlang-Cookie-Secret",
-        "Fr33Sw1tch",
-        "MyPrivateKeyPassword",
-        "c6440e5de50b403206989679159de89a",
-    ];
-    let inv = fleet.inventory("inv.yml", &|i, _| {
-        if i == 1 {
-            "freeswitch_max_file_bytes: 100000".into()
-        } else {
-            String::new()
-        }
-    });
-    let trees = || [a, b, v].map(|h| snapshot(&h.conf("")));
-    let before = trees();
+}
 
-    let dir = tmp("import-project").join("adopted");
-    let out = import(&fleet, &inv, &dir, &[]);
-    assert_eq!(out.code, 0, "{}", out.all());
-    assert!(trees() == before, "the import changed a PBX");
-    assert!([a, b, v].iter().all(|h| !h.exists(".switchyard")));
+fn assert_unadoptable_listed(out: &Out) {
     // What cannot be adopted is listed, per host, with its reason.
     for (rel, why) in [
         ("dialplan/evil.xml", "symbolic link"),
@@ -271,15 +297,20 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
         "{}",
         out.all()
     );
+}
 
+fn assert_no_plain_secret(dir: &Path, out: &Out) {
     // No secret in plain text anywhere in the project, nor in what the import printed.
-    let written = files_under(&dir);
-    for s in secrets {
+    let written = files_under(dir);
+    for s in SECRETS {
         for (path, bytes) in &written {
             assert!(!contains(bytes, s), "{s} in {path}");
         }
         assert!(!out.all().contains(s), "{s} printed");
     }
+}
+
+fn assert_templates_grouped(dir: &Path) {
     // Files that differ only in their secrets are one shared template, their secrets in
     // each host's vault file; a secret the same everywhere is in group_vars/all.age. A file
     // two hosts have in one shape and the third in another is one template for the two
@@ -318,30 +349,23 @@ fn as_is_import_adopts_differing_pbxes_and_check_changes_nothing() {
     ] {
         assert!(dir.join("inventory").join(f).exists(), "{f}");
     }
+}
 
-    // The project changes nothing: apply --check reports every host unchanged.
-    let c = check(&fleet, &dir);
-    assert_eq!(c.code, 0, "{}", c.all());
-    assert!(
-        c.all().contains("hosts: 0 changed, 3 ok, 0 failed"),
-        "{}",
-        c.all()
-    );
-
+fn assert_no_second_import_and_limit(fleet: &Fleet, inv: &Path, dir: &Path) {
     // A second import never writes into the existing project.
-    let listing = files_under(&dir);
-    let again = import(&fleet, &inv, &dir, &[]);
+    let listing = files_under(dir);
+    let again = import(fleet, inv, dir, &[]);
     assert_ne!(again.code, 0);
     assert!(
         again.stderr.contains("is not an empty folder"),
         "{}",
         again.all()
     );
-    assert_eq!(files_under(&dir), listing);
+    assert_eq!(files_under(dir), listing);
 
     // `--limit` imports only the hosts it names.
     let one = tmp("import-project").join("one");
-    let out = import(&fleet, &inv, &one, &["--limit", "pbx1"]);
+    let out = import(fleet, inv, &one, &["--limit", "pbx1"]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
         !out.stdout.contains("pbx2") && !out.stdout.contains("pbx3"),
