@@ -17,15 +17,17 @@
 //!   [`engine::steps`], verify, roll back), [`engine::verify`] (gateway registration),
 //!   [`engine::outcome`] (reports and typed errors), [`engine::review`] (pull-request
 //!   summaries), [`engine::import`] (a conf tree read whole, and the as-is project that
-//!   reproduces it);
+//!   reproduces it), [`engine::call_tests`] (a play's test calls after verification);
 //! - [`host`]: how a host is reached and changed: [`host::transport`] (SSH or local),
-//!   [`host::script`] (the fixed `sh` programs in `src/host/remote/`), [`host::state`] (the
-//!   record kept on each host), [`host::write`] (the write round trip and its record);
+//!   [`host::script`] (the fixed `sh` programs in `src/host/remote/`), [`host::session`] (the
+//!   requests the held lock's session serves: writes, FreeSWITCH steps), [`host::state`] (the
+//!   record kept on each host), [`host::write`] (the write request and its record);
 //! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors),
 //!   knowing nothing of playbooks, inventories or runs;
 //! - [`agent`]: what runs on or keeps records: [`agent::watch`] (the drift agent),
 //!   [`agent::live`] (live trunk state), [`agent::measure`] (`trunks measure`),
-//!   [`agent::history`] (the local run history);
+//!   [`agent::call`] (`switchyard call`: one test call through a PBX's FreeSWITCH),
+//!   [`agent::webhook`] (the alerts' HTTPS client), [`agent::history`] (the local run history);
 //! - on top: [`cli`] (global options and dispatch), [`commands`] (one module per verb),
 //!   [`report`] (human and JSON output), [`exit`] (the one place outcomes and errors become
 //!   exit codes), [`demo`] (the built-in demo fleet `switchyard demo` prepares).

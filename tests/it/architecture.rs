@@ -401,3 +401,27 @@ fn no_test_function_is_over_80_lines() {
          tests/it/session.rs): {long:#?}"
     );
 }
+
+/// The `# Layout` of src/lib.rs names every module of the pipeline's folders (`inputs`,
+/// `engine`, `host`, `agent`), so a newcomer reading it sees the whole house (issue 26).
+#[test]
+fn the_layout_in_lib_rs_names_every_module() {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+    let mut missing = Vec::new();
+    for layer in ["inputs", "engine", "host", "agent"] {
+        let text = std::fs::read_to_string(src().join(layer).join("mod.rs")).unwrap();
+        for line in text.lines() {
+            let Some(name) = line.trim().strip_prefix("pub mod ") else {
+                continue;
+            };
+            let module = format!("[`{layer}::{}`]", name.trim_end_matches(';'));
+            if !lib.contains(&module) {
+                missing.push(module);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "src/lib.rs's Layout does not name {missing:?}"
+    );
+}
