@@ -124,14 +124,10 @@ fn batches(n: usize, serial: &[BatchSize]) -> Vec<usize> {
     out
 }
 
+/// `order: shuffle`: a uniform Fisher-Yates shuffle by a kept generator (fastrand's wyrand),
+/// seeded per run (`RunOptions::shuffle_seed`), so a test can fix it.
 fn shuffle<T>(v: &mut [T], seed: u64) {
-    let mut x = seed | 1;
-    for i in (1..v.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
-    }
+    fastrand::Rng::with_seed(seed).shuffle(v);
 }
 
 /// Run one play: every selected host's desired state, lint (a configuration with errors
@@ -366,6 +362,25 @@ async fn run_host(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `order: shuffle` is a permutation of the hosts, the same for the same seed (a test
+    /// can fix it) and another for another seed (each run seeds it from the clock).
+    #[test]
+    fn shuffle_is_a_seeded_permutation() {
+        let hosts: Vec<u32> = (0..40).collect();
+        let shuffled = |seed| {
+            let mut v = hosts.clone();
+            shuffle(&mut v, seed);
+            v
+        };
+        let (a, b) = (shuffled(7), shuffled(8));
+        assert_eq!(a, shuffled(7));
+        assert_ne!(a, hosts);
+        assert_ne!(a, b);
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, hosts);
+    }
 
     #[test]
     fn batch_sizes() {
