@@ -298,6 +298,11 @@ pub enum Output {
 /// Host blocks and a live progress line on stderr. The progress line is drawn only on a
 /// terminal and is always erased before anything else is written, so it never mixes with
 /// diffs; elsewhere each host block is plain text.
+///
+/// *Decision* (issue 26 item 5, "a progress crate if it serves"): it does not serve here.
+/// The line is one counter sentence redrawn with `\r` and an erase when a host finishes;
+/// indicatif would bring its own draw thread, terminal probing and a dependency tree for
+/// that, and host blocks would still have to go through its `suspend` to stay unmixed.
 struct Progress {
     tty: bool,
     total: usize,
