@@ -469,12 +469,23 @@ fn handlers_to_run(desired: &HostDesired, files: &[FilePlan], reload: &ReloadPla
             if h.on_change.is_empty() {
                 !changed_tasks.is_empty()
             } else {
-                h.on_change.iter().any(|t| changed_tasks.contains(&t))
+                (h.on_change.iter()).any(|n| changed_tasks.iter().any(|t| names_task(n, t)))
             }
         })
         .map(|h| h.command.clone())
         .filter(|c| !planned.contains(c))
         .collect()
+}
+
+/// Whether `on_change: [name]` names the task a report calls `shown`: the task itself, or one
+/// run of it when it loops (reports name each run `name (label)`, desired.rs), so a handler
+/// fires when any item of a looped task changed its file.
+fn names_task(name: &str, shown: &str) -> bool {
+    shown == name
+        || shown
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(" ("))
+            .is_some_and(|rest| rest.ends_with(')'))
 }
 
 /// The gateways defined by gateway files (relative path, content; `None`: no content),
@@ -548,5 +559,24 @@ pub fn reverse(p: &HostPlan, allow: Disruption) -> HostPlan {
         gateways,
         // The rollback restores the prior state record as it was.
         vars_set: std::collections::BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_task;
+
+    /// A handler's `on_change: [user]` fires for every run of a looped task `user`, which
+    /// reports name `user (1000)`, `user (1001)`, ...; never for another task whose name only
+    /// begins the same way.
+    #[test]
+    fn on_change_names_each_run_of_a_looped_task() {
+        assert!(names_task("gw", "gw"));
+        assert!(names_task("user", "user (1000)"));
+        assert!(names_task("user", "user (alice, 1000)"));
+        assert!(!names_task("user", "users (1000)"));
+        assert!(!names_task("user", "user2"));
+        assert!(!names_task("user", "user (1000"));
+        assert!(!names_task("user (1000)", "user"));
     }
 }
