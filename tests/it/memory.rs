@@ -10,6 +10,8 @@ use crate::harness::*;
 /// it for that one process (`wait4`'s rusage). One malloc arena and no adaptive mmap
 /// threshold: memory freed is given back, so the peak is what the run held at once, not
 /// what the allocator kept.
+// Reaped by `wait4` itself, which is what gives its rusage (std's `wait` would not).
+#[allow(clippy::zombie_processes)]
 fn peak_kib(mut cmd: Command) -> (i32, i64) {
     let child = cmd
         .env("MALLOC_ARENA_MAX", "1")
