@@ -376,7 +376,7 @@ fn sanitize(t: &Target, sh: &Shared, state: &str, ping: &str) -> (&'static str, 
 
 /// One connection's life, until it ends: why.
 async fn session(t: &Target, sh: &Shared, connected: &std::sync::atomic::AtomicBool) -> LiveError {
-    let mut tr = match Transport::connect(&t.host.connection, &sh.o.ssh).await {
+    let mut tr = match Transport::connect_idle(&t.host.connection, &sh.o.ssh).await {
         Ok(tr) => tr,
         Err(e) => return e.into(),
     };

@@ -74,6 +74,8 @@ pub async fn run(a: PlanArgs, cx: &Context) -> CommandResult {
     let (inv, pb) = super::load(&a.inputs, cx)?;
     let mut opts = a.connect.options(Mode::Check, a.allow, cx)?;
     opts.tags = a.inputs.tag_filter();
+    // The review summary's route section reads each file's contents before and after.
+    opts.keep_contents = a.markdown.is_some();
     let (status, reports) =
         super::execute(&inv, &pb, &opts, false, Output::Human, cx.style).await?;
     // Never through a link planted at the name (a shared checkout): src/atomic_file.rs.

@@ -418,9 +418,12 @@ pub async fn run(mut a: RouteArgs, cx: &Context) -> CommandResult {
         let pb = crate::inputs::playbook::Playbook::load(p)?;
         for play in &pb.plays {
             if a.diff {
-                let opts = a
-                    .connect
-                    .options(crate::engine::outcome::Mode::Check, None, cx)?;
+                let opts = crate::engine::run::RunOptions {
+                    // `dialplans` reads each file's contents before and after.
+                    keep_contents: true,
+                    ..a.connect
+                        .options(crate::engine::outcome::Mode::Check, None, cx)?
+                };
                 let report =
                     crate::engine::run::run_play(&inv, &pb, play, &opts, super::quiet()).await?;
                 diffs(&report, &a, &inv, cx.style);

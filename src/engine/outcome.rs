@@ -303,6 +303,18 @@ impl HostReport {
         self.files.iter().filter(|f| f.status == status).count()
     }
 
+    /// Drop what only the host's own pipeline (and `route`) reads: each file's contents
+    /// before and after and its old metadata, none of which is in the JSON, the terminal
+    /// output or the history. A done host then costs its JSON-ready fields, not its files.
+    pub fn compact(&mut self) {
+        for f in &mut self.files {
+            f.old = None;
+            f.old_meta = None;
+            f.new = Vec::new();
+        }
+        self.files.shrink_to_fit();
+    }
+
     /// Lint findings that stop a change (errors, not warnings).
     pub fn has_lint_errors(&self) -> bool {
         self.findings.iter().any(|f| f.blocks())

@@ -49,6 +49,12 @@ pub struct RunOptions {
     /// without it, as in `demo`, a play that has call tests fails its changed hosts rather
     /// than skip them).
     pub call_tester: Option<crate::engine::call_tests::CallTester>,
+    /// Keep each file's contents (before and after) in the reports returned: only `route
+    /// --diff` and `plan --markdown` read them. Without it a host's report is cut down to
+    /// what its JSON, the recap and the history hold as soon as the host is done
+    /// ([`HostReport::compact`]): a fleet's run no longer holds every PBX's files until
+    /// the end (about 94 KB per PBX before).
+    pub keep_contents: bool,
 }
 
 impl RunOptions {
@@ -70,6 +76,7 @@ impl RunOptions {
             tags: Default::default(),
             verbose: 0,
             call_tester: None,
+            keep_contents: false,
         }
     }
 }
@@ -168,6 +175,7 @@ pub async fn run_play(
         settings: Arc::new(settings(play, opts)),
         on_event,
         findings,
+        keep_contents: opts.keep_contents,
     };
     let mut reports: Vec<HostReport> = Vec::new();
     let mut aborted = None;
@@ -272,6 +280,8 @@ struct Rollout {
     on_event: OnEvent,
     /// Lint before the run, for every host.
     findings: Vec<Finding>,
+    /// See [`RunOptions::keep_contents`].
+    keep_contents: bool,
 }
 
 impl Rollout {
@@ -291,6 +301,7 @@ impl Rollout {
                 .collect();
             let host = h.clone();
             let (settings, on_event) = (self.settings.clone(), self.on_event.clone());
+            let keep_contents = self.keep_contents;
             // Hosts take their turn in the batch's order (the inventory's, or the play's
             // `order:`): with `--forks 1` they run one after another in that order, and the
             // output is the same from run to run. A permit freed by a finished host goes to
@@ -310,8 +321,13 @@ impl Rollout {
                 if free_at_once > 0 && i < 100 {
                     tokio::time::sleep(Duration::from_millis(i as u64 * 2)).await;
                 }
-                let r = run_host(&host, d, &settings, batch, &on_event, host_findings).await;
+                let mut r = run_host(&host, d, &settings, batch, &on_event, host_findings).await;
+                // The host's block (diffs included) is shown now; what is kept until the
+                // end is what the recap, the JSON and the history read.
                 on_event(Event::Done(&r));
+                if !keep_contents {
+                    r.compact();
+                }
                 (i, r)
             });
         }

@@ -17,6 +17,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 /// `Reply-Text`, `Job-UUID`) are under 200 bytes; an event's long headers travel in its
 /// body, not here.
 pub const MAX_LINE: usize = 8 * 1024;
+/// The read buffer of a connection: a header line or an event is a few hundred bytes, and
+/// `watch --events` holds one connection per PBX for days (tokio's default, 8 KiB, was
+/// 16 MB at 2,000 PBXes). Longer lines and bodies are read through it in pieces.
+const READ_BUFFER: usize = 2 * 1024;
 /// A message's header block, all lines together.
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
 /// The largest body accepted (an `api` answer, an event): a `sofia xmlstatus` of a whole
@@ -121,7 +125,7 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
     pub async fn connect(stream: S, password: &str) -> Result<Esl<S>, EslError> {
         let (r, w) = tokio::io::split(stream);
         let mut esl = Esl {
-            reader: BufReader::new(r),
+            reader: BufReader::with_capacity(READ_BUFFER, r),
             writer: w,
             queued: Default::default(),
             queued_bytes: 0,

@@ -21,6 +21,7 @@ mod lint;
 mod live_hostile;
 mod local_trust;
 mod measure;
+mod memory;
 mod messages;
 mod real;
 mod reload;

@@ -455,6 +455,23 @@ impl Transport {
         conn: &Connection,
         opts: &SshOptions,
     ) -> Result<Transport, TransportError> {
+        Transport::connect_for(conn, opts, ssh::Flow::Bulk).await
+    }
+
+    /// A connection that will carry one mostly idle stream ([`Transport::tunnel`] to an
+    /// event socket), held for long: its flow control sized for that ([`ssh::Flow::Idle`]).
+    pub async fn connect_idle(
+        conn: &Connection,
+        opts: &SshOptions,
+    ) -> Result<Transport, TransportError> {
+        Transport::connect_for(conn, opts, ssh::Flow::Idle).await
+    }
+
+    async fn connect_for(
+        conn: &Connection,
+        opts: &SshOptions,
+        flow: ssh::Flow,
+    ) -> Result<Transport, TransportError> {
         let backend = match conn.kind {
             ConnectionKind::Local => Backend::Local(local::Local),
             ConnectionKind::Other(ref c) => {
@@ -464,7 +481,7 @@ impl Transport {
                 })
             }
             ConnectionKind::Ssh => {
-                let fut = ssh::Ssh::connect(conn, opts);
+                let fut = ssh::Ssh::connect(conn, opts, flow);
                 match tokio::time::timeout(conn.connect_timeout, fut).await {
                     Ok(r) => Backend::Ssh(r?),
                     Err(_) => {

@@ -91,7 +91,29 @@ pub struct Ssh {
     _jumps: Vec<Handle<Checker>>,
 }
 
-fn config(known: &[russh::keys::Algorithm]) -> Arc<client::Config> {
+/// What a connection carries, which decides how much the host may send ahead of what was
+/// read (russh's flow control) and so what a connection can cost the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Commands and their answers (gathers of whole conf trees, writes): russh's defaults,
+    /// a 2 MiB window of 32 KiB packets, 100 messages queued per channel.
+    Bulk,
+    /// One mostly idle stream (`watch --events`: a gateway state change now and then, held
+    /// for days on every PBX at once): see [`IDLE_WINDOW`].
+    Idle,
+}
+
+/// *Decision*: an event channel lets its PBX send at most 64 KiB ahead of what the
+/// controller read, in packets of at most 8 KiB, 16 of them queued: an event is a few
+/// hundred bytes and is read as it comes, so this never slows one, and a PBX that floods
+/// (or a burst on 2,000 PBXes at once) is held back on its own side instead of growing the
+/// controller by up to 2 MiB per connection. The read buffer grows to the largest packet
+/// and stays that size, so smaller packets keep it small too.
+const IDLE_WINDOW: u32 = 64 * 1024;
+const IDLE_PACKET: u32 = 8 * 1024;
+const IDLE_CHANNEL_MESSAGES: usize = 16;
+
+fn config(known: &[russh::keys::Algorithm], flow: Flow) -> Arc<client::Config> {
     // russh's default algorithm order: ML-KEM768+X25519 (post-quantum, cheap) when the
     // server offers it, else curve25519-sha256; it has no sntrup761, whose client-side
     // cost (about 150 ms CPU per connection) dominates OpenSSH's own default.
@@ -103,11 +125,23 @@ fn config(known: &[russh::keys::Algorithm]) -> Arc<client::Config> {
         keys.extend(preferred.key.iter().filter(|a| !known.contains(a)).cloned());
         preferred.key = keys.into();
     }
+    let defaults = client::Config::default();
+    let (window_size, maximum_packet_size, channel_buffer_size) = match flow {
+        Flow::Bulk => (
+            defaults.window_size,
+            defaults.maximum_packet_size,
+            defaults.channel_buffer_size,
+        ),
+        Flow::Idle => (IDLE_WINDOW, IDLE_PACKET, IDLE_CHANNEL_MESSAGES),
+    };
     Arc::new(client::Config {
         inactivity_timeout: None,
         nodelay: true,
         preferred,
-        ..Default::default()
+        window_size,
+        maximum_packet_size,
+        channel_buffer_size,
+        ..defaults
     })
 }
 
@@ -125,7 +159,11 @@ fn parse_jump(spec: &str, default_user: &str) -> (String, String, u16) {
 }
 
 impl Ssh {
-    pub async fn connect(conn: &Connection, opts: &SshOptions) -> Result<Ssh, TransportError> {
+    pub async fn connect(
+        conn: &Connection,
+        opts: &SshOptions,
+        flow: Flow,
+    ) -> Result<Ssh, TransportError> {
         let mut hops: Vec<(String, String, u16)> = conn
             .jump
             .iter()
@@ -143,11 +181,10 @@ impl Ssh {
                 problem: problem.clone(),
             };
             let addr = format!("{host}:{port}");
-            let cfg = config(&super::known_hosts::known_algorithms(
-                &opts.known_hosts,
-                host,
-                *port,
-            ));
+            let cfg = config(
+                &super::known_hosts::known_algorithms(&opts.known_hosts, host, *port),
+                flow,
+            );
             let result = match jumps.last() {
                 None => client::connect(cfg, (host.as_str(), *port), checker).await,
                 Some(prev) => {
