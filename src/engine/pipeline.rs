@@ -323,7 +323,13 @@ async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result
     // A password fs_cli could not be handed is refused before anything is written.
     script::FsCli::parse(&host.freeswitch.fs_cli).map_err(|e| failed(GatherError::FsCli(e)))?;
     let gathered = |e: facts::FactsError| failed(GatherError::Facts(e));
-    let (mut facts, root_missing) = facts::gather(t, &desired.conf_root, &paths, limit)
+    // Hash first: a file already holding what the plan wants does not travel.
+    let known: Vec<Option<String>> = desired.files.iter().map(plan::known_content).collect();
+    let want: Vec<Option<&[u8]>> = known
+        .iter()
+        .map(|k| k.as_deref().map(str::as_bytes))
+        .collect();
+    let (mut facts, root_missing) = facts::gather(t, &desired.conf_root, &paths, &want, limit)
         .await
         .map_err(gathered)?;
     let killed_write = matches!(facts.pop(), Some(FileFact::Present { .. }));
@@ -347,7 +353,7 @@ async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result
     let mut with_stale = None;
     if !stale.is_empty() {
         let paths: Vec<&str> = stale.iter().map(|f| f.path.as_str()).collect();
-        let (more, _) = facts::gather(t, &desired.conf_root, &paths, limit)
+        let (more, _) = facts::gather(t, &desired.conf_root, &paths, &[], limit)
             .await
             .map_err(gathered)?;
         facts.extend(more);
