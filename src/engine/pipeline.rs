@@ -153,8 +153,9 @@ pub(crate) async fn process_host(
     r
 }
 
-/// `-v`: `pbx1: gather 12.3 ms exit 0`; `-vv`: with the command, the host's `fs_cli` line
-/// (which may carry the event socket password) shown as `<fs_cli>`, every secret masked.
+/// `-v`: `pbx1: gather 12.3 ms, exit 0, 812 bytes received, 4032 bytes sent`; `-vv`: with
+/// the command, the host's `fs_cli` line (which may carry the event socket password) shown as
+/// `<fs_cli>`, every secret masked.
 pub(crate) fn trace(
     host: &Host,
     red: &crate::secret::Redactor,
