@@ -61,12 +61,19 @@ const HEADER_BYTES_PER_PATH: u64 = 8 << 10;
 /// Gather the state of `paths` (absolute, under `root`) in one remote command. A file over
 /// `max_file_bytes` is never read (see [`script::gather`]); the whole answer is bounded
 /// while it is read by what the paths may hold.
+///
+/// Hash first: `want[i]`, when given, is the content the controller wants at `paths[i]`;
+/// the host hashes the file and sends its content only if it differs (so a no-op of a big
+/// PBX moves no file content). The digests go on stdin and stay in memory (README
+/// "Secrets"). A path without one (`want` shorter, or `None`) has its content sent.
+///
 /// Each path's fact, and whether the conf root itself does not exist (then every path is
 /// [`FileFact::Missing`]).
 pub async fn gather(
     t: &mut Transport,
     root: &str,
     paths: &[&str],
+    want: &[Option<&[u8]>],
     max_file_bytes: u64,
 ) -> Result<(Vec<FileFact>, bool), FactsError> {
     if paths.is_empty() {
@@ -79,7 +86,7 @@ pub async fn gather(
     let out = t
         .exec_bounded(
             &script::gather(root, max_file_bytes, paths),
-            &[],
+            &wanted_digests(paths.len(), want),
             usize::try_from(bound).unwrap_or(usize::MAX),
         )
         .await?;
@@ -93,8 +100,22 @@ pub async fn gather(
         Some(rest) => (rest, true),
         None => (&out.stdout[..], false),
     };
-    let facts = parse(answer, paths.len(), max_file_bytes).map_err(FactsError::Garbled)?;
+    let facts = parse(answer, paths.len(), max_file_bytes, want).map_err(FactsError::Garbled)?;
     Ok((facts, root_missing))
+}
+
+/// gather.sh's stdin: per path, `SIZE SHA256` of the wanted content, or `-`.
+fn wanted_digests(n: usize, want: &[Option<&[u8]>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 72);
+    for i in 0..n {
+        match want.get(i).copied().flatten() {
+            Some(c) => out.extend_from_slice(
+                format!("{} {}\n", c.len(), crate::digest::sha256_hex(c)).as_bytes(),
+            ),
+            None => out.extend_from_slice(b"-\n"),
+        }
+    }
+    out
 }
 
 /// One line of `out` from `*at` (without its newline); `*at` moves past it.
@@ -106,13 +127,20 @@ fn line<'a>(out: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
 }
 
 /// Parse the output of [`script::gather`]: batches of class lines, `S`, stat lines, `C`,
-/// contents, `.`, until `n` paths are answered.
-pub fn parse(out: &[u8], n: usize, limit: u64) -> Result<Vec<FileFact>, String> {
+/// contents, `.`, until `n` paths are answered. A path answered `=` holds `want[i]`, the
+/// content the controller asked to be hashed, which is not sent again.
+pub fn parse(
+    out: &[u8],
+    n: usize,
+    limit: u64,
+    want: &[Option<&[u8]>],
+) -> Result<Vec<FileFact>, String> {
     let mut at = 0;
     let mut facts = Vec::with_capacity(n);
     while facts.len() < n {
         let mut batch: Vec<FileFact> = Vec::new();
-        let mut present = Vec::new();
+        // (index in the batch, the content it holds when the host said `=`)
+        let mut present: Vec<(usize, Option<&[u8]>)> = Vec::new();
         loop {
             let i = facts.len() + batch.len();
             let l = line(out, &mut at).ok_or("answer truncated")?;
@@ -120,7 +148,16 @@ pub fn parse(out: &[u8], n: usize, limit: u64) -> Result<Vec<FileFact>, String> 
                 b"S" => break,
                 _ if i >= n => return Err("more answers than paths".into()),
                 b"F" => {
-                    present.push(batch.len());
+                    present.push((batch.len(), None));
+                    FileFact::Missing // replaced below
+                }
+                b"=" => {
+                    let held = want
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .ok_or_else(|| format!("record {i}: `=` for a file not hashed"))?;
+                    present.push((batch.len(), Some(held)));
                     FileFact::Missing // replaced below
                 }
                 b"M" => FileFact::Missing,
@@ -162,11 +199,18 @@ pub fn parse(out: &[u8], n: usize, limit: u64) -> Result<Vec<FileFact>, String> 
         if line(out, &mut at) != Some(b"C") {
             return Err("missing content section".into());
         }
-        for (k, (owner, group, mode, size)) in present.into_iter().zip(metas) {
-            let content = out
-                .get(at..at + size)
-                .ok_or("a file changed while it was read")?;
-            at += size;
+        for ((k, held), (owner, group, mode, size)) in present.into_iter().zip(metas) {
+            let content = match held {
+                Some(c) if c.len() == size => c,
+                Some(_) => return Err(format!("bad size {size} for a file hashed equal")),
+                None => {
+                    let c = out
+                        .get(at..at + size)
+                        .ok_or("a file changed while it was read")?;
+                    at += size;
+                    c
+                }
+            };
             batch[k] = FileFact::Present {
                 owner,
                 group,
@@ -194,7 +238,7 @@ mod tests {
     #[test]
     fn parses_framed_records() {
         let out = b"F\nM\nE\nF\nS\nfreeswitch freeswitch 640 5\nroot root 644 0\nC\n<a/>\n.\n";
-        let f = parse(out, 4, 100).unwrap();
+        let f = parse(out, 4, 100, &[]).unwrap();
         assert_eq!(
             f[0],
             FileFact::Present {
@@ -207,14 +251,15 @@ mod tests {
         assert_eq!(f[1], FileFact::Missing);
         assert!(matches!(f[2], FileFact::Unreadable(_)));
         assert!(matches!(&f[3], FileFact::Present { content, .. } if content.is_empty()));
-        assert!(parse(b"F\nS\na b 640 10\nC\nshort\n.\n", 1, 100).is_err());
+        assert!(parse(b"F\nS\na b 640 10\nC\nshort\n.\n", 1, 100, &[]).is_err());
         // A file that grew by a byte after its size was taken.
-        assert!(parse(b"F\nS\na b 640 2\nC\nabc.\n", 1, 100).is_err());
+        assert!(parse(b"F\nS\na b 640 2\nC\nabc.\n", 1, 100, &[]).is_err());
         // Content may hold newlines and look like headers; batches follow one another.
         let f = parse(
             b"F\nF\nS\na b 600 4\na b 600 2\nC\nM\nS\nC\n.\nB 200\nS\nC\n.\n",
             3,
             100,
+            &[],
         )
         .unwrap();
         assert!(matches!(&f[0], FileFact::Present { content, .. } if content == b"M\nS\n"));
@@ -224,7 +269,36 @@ mod tests {
             "{f:?}"
         );
         // Trailing bytes, or more answers than paths, are refused.
-        assert!(parse(b"M\nS\nC\n.\nx", 1, 100).is_err());
-        assert!(parse(b"M\nM\nS\nC\n.\n", 1, 100).is_err());
+        assert!(parse(b"M\nS\nC\n.\nx", 1, 100, &[]).is_err());
+        assert!(parse(b"M\nM\nS\nC\n.\n", 1, 100, &[]).is_err());
+    }
+
+    #[test]
+    fn a_file_hashed_equal_holds_the_wanted_content_and_nothing_else_is_read() {
+        let want: [Option<&[u8]>; 3] = [Some(b"<a/>\n"), None, Some(b"xyz")];
+        let f = parse(
+            b"=\nF\nF\nS\nfs fs 640 5\nfs fs 600 2\nr r 644 1\nC\nhiQ.\n",
+            3,
+            100,
+            &want,
+        )
+        .unwrap();
+        assert!(
+            matches!(&f[0], FileFact::Present { content, mode: 0o640, .. } if content == b"<a/>\n")
+        );
+        assert!(matches!(&f[1], FileFact::Present { content, .. } if content == b"hi"));
+        assert!(matches!(&f[2], FileFact::Present { content, .. } if content == b"Q"));
+        // `=` for a path the controller did not ask to hash, or of another size, is refused.
+        assert!(parse(b"=\nS\na b 640 1\nC\n.\n", 1, 100, &[None]).is_err());
+        assert!(parse(b"=\nS\na b 640 4\nC\n.\n", 1, 100, &want).is_err());
+    }
+
+    #[test]
+    fn wanted_digests_name_size_and_sha256_or_ask_for_the_content() {
+        let want: [Option<&[u8]>; 2] = [None, Some(b"abc")];
+        assert_eq!(
+            String::from_utf8(wanted_digests(3, &want)).unwrap(),
+            "-\n3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n-\n"
+        );
     }
 }

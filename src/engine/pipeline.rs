@@ -153,8 +153,9 @@ pub(crate) async fn process_host(
     r
 }
 
-/// `-v`: `pbx1: gather 12.3 ms exit 0`; `-vv`: with the command, the host's `fs_cli` line
-/// (which may carry the event socket password) shown as `<fs_cli>`, every secret masked.
+/// `-v`: `pbx1: gather 12.3 ms, exit 0, 812 bytes received, 4032 bytes sent`; `-vv`: with
+/// the command, the host's `fs_cli` line (which may carry the event socket password) shown as
+/// `<fs_cli>`, every secret masked.
 pub(crate) fn trace(
     host: &Host,
     red: &crate::secret::Redactor,
@@ -323,7 +324,13 @@ async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result
     // A password fs_cli could not be handed is refused before anything is written.
     script::FsCli::parse(&host.freeswitch.fs_cli).map_err(|e| failed(GatherError::FsCli(e)))?;
     let gathered = |e: facts::FactsError| failed(GatherError::Facts(e));
-    let (mut facts, root_missing) = facts::gather(t, &desired.conf_root, &paths, limit)
+    // Hash first: a file already holding what the plan wants does not travel.
+    let known: Vec<Option<String>> = desired.files.iter().map(plan::known_content).collect();
+    let want: Vec<Option<&[u8]>> = known
+        .iter()
+        .map(|k| k.as_deref().map(str::as_bytes))
+        .collect();
+    let (mut facts, root_missing) = facts::gather(t, &desired.conf_root, &paths, &want, limit)
         .await
         .map_err(gathered)?;
     let killed_write = matches!(facts.pop(), Some(FileFact::Present { .. }));
@@ -347,7 +354,7 @@ async fn gather(t: &mut Transport, host: &Host, desired: &HostDesired) -> Result
     let mut with_stale = None;
     if !stale.is_empty() {
         let paths: Vec<&str> = stale.iter().map(|f| f.path.as_str()).collect();
-        let (more, _) = facts::gather(t, &desired.conf_root, &paths, limit)
+        let (more, _) = facts::gather(t, &desired.conf_root, &paths, &[], limit)
             .await
             .map_err(gathered)?;
         facts.extend(more);

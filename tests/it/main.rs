@@ -12,6 +12,7 @@ mod contrib;
 mod controller_files;
 mod errors;
 mod fleet;
+mod hashfirst;
 mod history;
 mod hostile;
 mod hostkeys;

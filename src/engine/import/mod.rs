@@ -107,7 +107,7 @@ pub fn parse_tree(out: &[u8], limit: u64) -> Result<Tree, String> {
             std::str::from_utf8(l).is_ok(),
         ));
     }
-    let facts = facts::parse(rest, n, limit).map_err(|e| garbled(&e))?;
+    let facts = facts::parse(rest, n, limit, &[]).map_err(|e| garbled(&e))?;
     Ok(Tree {
         locked: locked == "locked",
         entries: names

@@ -273,6 +273,21 @@ fn own_edits(d: &DesiredFile, ours: &mut std::collections::BTreeSet<String>) -> 
     edits
 }
 
+/// The content the plan will want for `d` whatever the host holds (`None`: it depends on
+/// the host's file: an edit in place, a removal, or the removal of a pre-process variable,
+/// which the state record decides). The gather hashes the host's file against it and
+/// brings the content only when it differs ([`crate::engine::facts::gather`]).
+pub fn known_content(d: &DesiredFile) -> Option<String> {
+    let removes_var = d
+        .edits
+        .iter()
+        .any(|e| matches!(e, Edit::PreProcessRemove { .. }));
+    match &d.base {
+        Some(b) if !d.absent && !removes_var => apply_edits(b, &d.edits).ok(),
+        _ => None,
+    }
+}
+
 /// What the host has of one file, as gathered, and the state record.
 struct Before<'a> {
     old: Option<Vec<u8>>,

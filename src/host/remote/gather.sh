@@ -9,13 +9,21 @@
 # regular file of at most LIMIT bytes is read, and the read is bounded by the sizes stat
 # gave (`head -c`), so a file grown after the check cannot make more travel.
 #
+# Hash first: stdin holds one line per path, `SIZE SHA256` of the content the controller
+# wants there, or `-` (it needs the content: an edit in place, a removal, the state record;
+# no stdin at all is all `-`). A regular file of exactly SIZE bytes is hashed (`sha256sum`,
+# one per batch) and, when it hashes to SHA256, answered `=`: its content does not travel,
+# the controller already holds it. The digests never leave this shell's memory: they come
+# on stdin (never in argv, which every user of the host can list), and only `=` goes back.
+#
 # Files go in batches of up to 7 (descriptors 3-9: POSIX sh redirects one-digit descriptors
-# only). Each batch answers: one class line per path (`F` regular file, `M` missing, `E`
-# something else, `L` a symbolic link (never followed), `O <folder>` its folder resolves
-# outside the conf root, `B <size>` larger than LIMIT, `W` cannot be opened read-write by
-# this login); `S`; one `owner group mode size` line per `F`; `C`; the `F` files' contents
-# back to back; a `.` line. Three processes per batch (stat, cat, head) whatever the batch
-# holds; the checks are shell builtins.
+# only). Each batch answers: one class line per path (`F` regular file, `=` regular file
+# holding the wanted content, `M` missing, `E` something else, `L` a symbolic link (never
+# followed), `O <folder>` its folder resolves outside the conf root, `B <size>` larger than
+# LIMIT, `W` cannot be opened read-write by this login); `S`; one `owner group mode size`
+# line per `F` or `=`; `C`; the `F` files' contents back to back; a `.` line. At most four
+# processes per batch (stat, sha256sum, cat, head; a batch of `=` files only starts the
+# first two); the checks are shell builtins.
 set -f   # no globbing: nothing here names files by pattern
 root=${1%/}
 limit=$2
@@ -41,6 +49,8 @@ batch() {
     i=0
     for f do
         i=$((i + 1))
+        IFS= read -r w || w=-
+        eval "w_$i=\$w"
         d=${f%/*}
         # The nearest existing ancestor of the file's folder, resolved.
         while ! cd -P -- "${d:-/}" 2>/dev/null; do d=${d%/*}; done
@@ -81,8 +91,7 @@ batch() {
     set -- $meta
     out=
     stats=
-    reads=
-    sum=0
+    hashes=
     i=0
     for c in $cls; do
         i=$((i + 1))
@@ -98,12 +107,19 @@ batch() {
 "
                     eval "exec $fd<&-"
                 else
-                    out="${out}F
+                    # `F FD`, or `H FD` to be hashed first; `z_FD`: its size.
+                    eval "w=\$w_$i; z_$fd=\$2"
+                    if [ "${w%% *}" = "$2" ]; then
+                        out="${out}H $fd
 "
+                        hashes="$hashes /dev/fd/$fd"
+                        eval "h_$fd=\${w#* }"
+                    else
+                        out="${out}F $fd
+"
+                    fi
                     stats="$stats$3 $4 $5 $2
 "
-                    reads="$reads /dev/fd/$fd"
-                    sum=$((sum + $2))
                 fi
                 shift 5 ;;
             O)
@@ -119,7 +135,35 @@ batch() {
 " ;;
         esac
     done
-    printf '%sS\n%sC\n' "$out" "$stats"
+    # `HASH  /dev/fd/N` lines; a file sha256sum could not read is simply not `=`.
+    sums=
+    # shellcheck disable=SC2086
+    if [ -n "$hashes" ]; then sums=$(sha256sum -- $hashes 2>/dev/null); fi
+    reads=
+    sum=0
+    h=
+    z=0
+    nl='
+'
+    IFS=$nl
+    for c in $out; do
+        case $c in
+            [FH]' '*)
+                fd=${c#? }
+                eval "h=\${h_$fd-}; z=\$z_$fd"
+                case $c$nl$sums$nl in
+                    H*"$nl$h  /dev/fd/$fd$nl"*) printf '=\n' ;;
+                    *)
+                        printf 'F\n'
+                        reads="$reads /dev/fd/$fd"
+                        sum=$((sum + z)) ;;
+                esac ;;
+            *) printf '%s\n' "$c" ;;
+        esac
+    done
+    IFS=' 	
+'
+    printf 'S\n%sC\n' "$stats"
     # shellcheck disable=SC2086
     if [ -n "$reads" ]; then cat -- $reads | head -c $((sum + 1)); fi
     echo .

@@ -521,9 +521,10 @@ impl Transport {
         let result = self.exec_untraced(command, stdin, max).await;
         if let Some(trace) = &self.trace {
             let outcome = match &result {
+                // What came back: with hash first, a no-op's gather brings no file content.
                 Ok(o) => match o.exit {
-                    Some(c) => format!("exit {c}"),
-                    None => "no exit status".into(),
+                    Some(c) => format!("exit {c}, {} bytes received", o.stdout.len()),
+                    None => format!("no exit status, {} bytes received", o.stdout.len()),
                 },
                 Err(e) => format!("failed: {e}"),
             };
