@@ -29,7 +29,10 @@ if [ -d .switchyard ]; then
         if [ -L lock ] || [ ! -f lock ]; then sy_die "$root/.switchyard/lock is not a regular file"; fi
         exec 0<lock || exit 6
         if ! flock -s -n -E 75 0; then
-            printf 'LOCKED %s\n' "$(cat lock.owner 2>/dev/null || echo unknown)"
+            # The owner as lock.sh reads it: its first line, by the shell (no process).
+            o=unknown
+            { IFS= read -r o < lock.owner; } 2>/dev/null || :
+            printf 'LOCKED %s\n' "$o"
             exit 75
         fi
         locked=locked
