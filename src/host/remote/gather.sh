@@ -21,9 +21,9 @@
 # holding the wanted content, `M` missing, `E` something else, `L` a symbolic link (never
 # followed), `O <folder>` its folder resolves outside the conf root, `B <size>` larger than
 # LIMIT, `W` cannot be opened read-write by this login); `S`; one `owner group mode size`
-# line per `F` or `=`; `C`; the `F` files' contents back to back; a `.` line. At most four
-# processes per batch (stat, sha256sum, cat, head; a batch of `=` files only starts the
-# first two); the checks are shell builtins.
+# line per `F` or `=`; `C`; the `F` files' contents back to back; a `.` line. At most five
+# processes per batch (stat, readlink, sha256sum, cat, head; a batch of `=` files only starts
+# the first three); the other checks are shell builtins.
 set -f   # no globbing: nothing here names files by pattern
 root=${1%/}
 limit=$2
@@ -44,6 +44,8 @@ root=$PWD
 
 # batch PATH...: up to 7 paths, answered as described above.
 batch() {
+    nl='
+'
     cls=
     fd=3
     i=0
@@ -74,6 +76,7 @@ batch() {
             # shellcheck disable=SC3013
             if [ ! -L "$n" ] && [ "$n" -ef "/dev/fd/$fd" ]; then
                 cls="$cls ?$fd"
+                eval "e_$fd=\$PWD/\$n"
                 fd=$((fd + 1))
             else
                 eval "exec $fd<&-"
@@ -86,7 +89,20 @@ batch() {
     k=3
     while [ $k -lt $fd ]; do set -- "$@" "/dev/fd/$k"; k=$((k + 1)); done
     meta=
-    if [ $# -gt 0 ]; then meta=$(stat -L -c '%f %s %U %G %a' -- "$@") || exit 1; fi
+    real=
+    if [ $# -gt 0 ]; then
+        meta=$(stat -L -c '%f %s %U %G %a' -- "$@") || exit 1
+        # Those two tests above are two looks, not one: the name can be the file at the
+        # first and a link to the file that was opened at the second. The kernel's own path
+        # of each opened file settles it: it must be the very name (resolved folder) that
+        # was checked, or the file is not read. A line per descriptor, then `.`: a path
+        # holding a line break makes the count differ, and then nothing here is read.
+        real=$(readlink -- "$@" 2>/dev/null; echo .)
+        k=3
+        want=
+        while [ $k -lt $fd ]; do eval "want=\$want\$e_$k\$nl"; k=$((k + 1)); done
+        [ "$real" = "$want." ] || real=
+    fi
     # shellcheck disable=SC2086
     set -- $meta
     out=
@@ -98,7 +114,11 @@ batch() {
         case $c in
             '?'*)
                 fd=${c#?}
-                if [ $((0x$1 & 61440)) -ne 32768 ]; then
+                if [ -z "$real" ]; then
+                    out="${out}E
+"
+                    eval "exec $fd<&-"
+                elif [ $((0x$1 & 61440)) -ne 32768 ]; then
                     out="${out}E
 "
                     eval "exec $fd<&-"
@@ -143,8 +163,6 @@ batch() {
     sum=0
     h=
     z=0
-    nl='
-'
     IFS=$nl
     for c in $out; do
         case $c in
