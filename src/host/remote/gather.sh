@@ -22,8 +22,8 @@
 # followed), `O <folder>` its folder resolves outside the conf root, `B <size>` larger than
 # LIMIT, `W` cannot be opened read-write by this login); `S`; one `owner group mode size`
 # line per `F` or `=`; `C`; the `F` files' contents back to back; a `.` line. At most five
-# processes per batch (stat, readlink, sha256sum, cat, head; a batch of `=` files only starts
-# the first three); the other checks are shell builtins.
+# processes per batch (stat, sha256sum, readlink, cat, head; a batch of `=` files only starts
+# the first two); the other checks are shell builtins.
 set -f   # no globbing: nothing here names files by pattern
 root=${1%/}
 limit=$2
@@ -71,7 +71,9 @@ batch() {
         elif { eval "command exec $fd<>\"\$n\""; } 2>/dev/null; then
             # The name may have been swapped for a link between the checks and the open
             # (`<>` follows it): what was opened must be the file the name holds now, and
-            # that must not be a link, or it is not read (`E`, no content travels).
+            # that must not be a link, or it is not read (`E`, no content travels). A
+            # first, cheap look; the proof before content travels is the descriptor's own
+            # path (`readlink`, below).
             # -ef: not POSIX, but in dash, bash, busybox and ksh (as common.sh's walk).
             # shellcheck disable=SC3013
             if [ ! -L "$n" ] && [ "$n" -ef "/dev/fd/$fd" ]; then
@@ -89,24 +91,10 @@ batch() {
     k=3
     while [ $k -lt $fd ]; do set -- "$@" "/dev/fd/$k"; k=$((k + 1)); done
     meta=
-    real=
-    if [ $# -gt 0 ]; then
-        meta=$(stat -L -c '%f %s %U %G %a' -- "$@") || exit 1
-        # Those two tests above are two looks, not one: the name can be the file at the
-        # first and a link to the file that was opened at the second. The kernel's own path
-        # of each opened file settles it: it must be the very name (resolved folder) that
-        # was checked, or the file is not read. A line per descriptor, then `.`: a path
-        # holding a line break makes the count differ, and then nothing here is read.
-        real=$(readlink -- "$@" 2>/dev/null; echo .)
-        k=3
-        want=
-        while [ $k -lt $fd ]; do eval "want=\$want\$e_$k\$nl"; k=$((k + 1)); done
-        [ "$real" = "$want." ] || real=
-    fi
+    if [ $# -gt 0 ]; then meta=$(stat -L -c '%f %s %U %G %a' -- "$@") || exit 1; fi
     # shellcheck disable=SC2086
     set -- $meta
     out=
-    stats=
     hashes=
     i=0
     for c in $cls; do
@@ -114,11 +102,7 @@ batch() {
         case $c in
             '?'*)
                 fd=${c#?}
-                if [ -z "$real" ]; then
-                    out="${out}E
-"
-                    eval "exec $fd<&-"
-                elif [ $((0x$1 & 61440)) -ne 32768 ]; then
+                if [ $((0x$1 & 61440)) -ne 32768 ]; then
                     out="${out}E
 "
                     eval "exec $fd<&-"
@@ -138,8 +122,7 @@ batch() {
                         out="${out}F $fd
 "
                     fi
-                    stats="$stats$3 $4 $5 $2
-"
+                    eval "s_$fd=\"\$3 \$4 \$5 \$2\""
                 fi
                 shift 5 ;;
             O)
@@ -159,7 +142,9 @@ batch() {
     sums=
     # shellcheck disable=SC2086
     if [ -n "$hashes" ]; then sums=$(sha256sum -- $hashes 2>/dev/null); fi
+    # `=` or `F` per file: `r_FD`; the files to read and the names they must be at.
     reads=
+    want=
     sum=0
     h=
     z=0
@@ -170,12 +155,46 @@ batch() {
                 fd=${c#? }
                 eval "h=\${h_$fd-}; z=\$z_$fd"
                 case $c$nl$sums$nl in
-                    H*"$nl$h  /dev/fd/$fd$nl"*) printf '=\n' ;;
+                    H*"$nl$h  /dev/fd/$fd$nl"*) eval "r_$fd=="  ;;
                     *)
-                        printf 'F\n'
+                        eval "r_$fd=F; want=\$want\$e_$fd\$nl"
                         reads="$reads /dev/fd/$fd"
                         sum=$((sum + z)) ;;
                 esac ;;
+        esac
+    done
+    # The `-L` and `-ef` looks above are two looks, not one: the name can be the file at the
+    # first and a link to the file that was opened at the second. Before any content
+    # travels, the kernel's own path of each opened file settles it: it must be the very
+    # name, in its resolved folder, that was checked, or nothing of this batch is read (`E`).
+    # A line per descriptor, then `.`: a path holding a line break cannot line up. (A `=`
+    # file needs no such proof: its content is what the controller sent the digest of.)
+    IFS=' 	
+'
+    bad=
+    if [ -n "$reads" ]; then
+        # shellcheck disable=SC2086
+        real=$(readlink -- $reads 2>/dev/null; echo .)
+        if [ "$real" != "$want." ]; then
+            bad=1
+            reads=
+            sum=0
+        fi
+    fi
+    stats=
+    r=
+    IFS=$nl
+    for c in $out; do
+        case $c in
+            [FH]' '*)
+                fd=${c#? }
+                eval "r=\$r_$fd"
+                if [ "$r" = F ] && [ -n "$bad" ]; then
+                    printf 'E\n'
+                else
+                    printf '%s\n' "$r"
+                    eval "stats=\$stats\$s_$fd\$nl"
+                fi ;;
             *) printf '%s\n' "$c" ;;
         esac
     done
