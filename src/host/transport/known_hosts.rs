@@ -88,6 +88,100 @@ fn parse(text: &str) -> Vec<Entry> {
     out
 }
 
+/// A parsed known_hosts file, indexed: an entry whose patterns are all plain names (no
+/// wildcard, negation or hash) is found by name; the others are tried on every host.
+///
+/// *Why*: every connection judges its host's key and picks its key algorithms from
+/// known_hosts. Parsing the file (a base64 key decoded per line) for each of them made a
+/// 2,000-PBX run parse a 2,000-line file 4,000 times; the table is parsed once per file
+/// version ([`table`]) and a host's entries are a hash lookup.
+struct Table {
+    entries: Vec<Entry>,
+    exact: std::collections::HashMap<String, Vec<usize>>,
+    other: Vec<usize>,
+}
+
+impl Table {
+    fn new(entries: Vec<Entry>) -> Table {
+        let mut exact: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        let mut other = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let plain = e
+                .patterns
+                .split(',')
+                .all(|p| !p.starts_with('!') && !p.starts_with("|1|") && !p.contains(['*', '?']));
+            if plain {
+                let mut seen: Vec<String> = Vec::new();
+                for p in e.patterns.split(',').map(str::to_ascii_lowercase) {
+                    if !seen.contains(&p) {
+                        exact.entry(p.clone()).or_default().push(i);
+                        seen.push(p);
+                    }
+                }
+            } else {
+                other.push(i);
+            }
+        }
+        Table {
+            entries,
+            exact,
+            other,
+        }
+    }
+
+    /// The entries that may name `name`, in file order (the verdict names lines in order).
+    fn candidates(&self, name: &str) -> Vec<&Entry> {
+        let mut idx: Vec<usize> = self
+            .exact
+            .get(&name.to_ascii_lowercase())
+            .map(|v| v.to_vec())
+            .unwrap_or_default();
+        idx.extend_from_slice(&self.other);
+        idx.sort_unstable();
+        idx.into_iter().map(|i| &self.entries[i]).collect()
+    }
+}
+
+/// The table of the known_hosts file at `path`, parsed once per version of the file (its
+/// device, inode, size and modification time: `--accept-new-host-keys` appending a key
+/// makes a new version). A missing file is an empty table.
+fn table(path: &Path) -> std::io::Result<std::sync::Arc<Table>> {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Version = (u64, u64, u64, i64, i64);
+    type Parsed = (PathBuf, Version, Arc<Table>);
+    static CACHE: OnceLock<Mutex<Vec<Parsed>>> = OnceLock::new();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Arc::new(Table::new(Vec::new())))
+        }
+        Err(e) => return Err(e),
+    };
+    let version = (
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    );
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((_, _, t)) = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(p, v, _)| p == path && *v == version)
+    {
+        return Ok(t.clone());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let t = Arc::new(Table::new(parse(&text)));
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache.retain(|(p, _, _)| p != path);
+    cache.push((path.to_path_buf(), version, t.clone()));
+    Ok(t)
+}
+
 /// `*` and `?` wildcards, as in OpenSSH's match_pattern.
 fn wildcard(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
@@ -172,20 +266,15 @@ pub fn check(
     port: u16,
     key: &PublicKey,
 ) -> Result<Verdict, KnownHostsError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(KnownHostsError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    Ok(judge(&parse(&text), &host_name(host, port), key))
+    let table = table(path).map_err(|source| KnownHostsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = host_name(host, port);
+    Ok(judge(&table.candidates(&name), &name, key))
 }
 
-fn judge(entries: &[Entry], name: &str, key: &PublicKey) -> Verdict {
+fn judge(entries: &[&Entry], name: &str, key: &PublicKey) -> Verdict {
     let same = |e: &Entry| {
         e.key
             .as_ref()
@@ -199,6 +288,7 @@ fn judge(entries: &[Entry], name: &str, key: &PublicKey) -> Verdict {
     }
     let plain: Vec<&Entry> = entries
         .iter()
+        .copied()
         .filter(|e| e.marker.is_none() && names(&e.patterns, name))
         .collect();
     if plain.iter().any(|e| same(e)) {
@@ -266,12 +356,14 @@ pub fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(), 
 /// The key algorithms known_hosts lists for the host, to offer the server first (so a host
 /// with both an RSA and an ed25519 key presents the one on record).
 pub fn known_algorithms(path: &Path, host: &str, port: u16) -> Vec<russh::keys::Algorithm> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(table) = table(path) else {
+        return Vec::new();
+    };
     let name = host_name(host, port);
     let mut out = Vec::new();
-    for e in parse(&text) {
+    for e in table.candidates(&name) {
         if e.marker.is_none() && names(&e.patterns, &name) {
-            if let Some(k) = e.key {
+            if let Some(k) = &e.key {
                 // An RSA key is signed with SHA-2 in the handshake (`ssh-rsa`, SHA-1, is off
                 // in current OpenSSH).
                 let algs = match k.algorithm() {
@@ -313,22 +405,44 @@ mod tests {
         let kh = format!(
             "# comment\n[10.0.0.1]:2222 ssh-ed25519 {ED}\n@revoked * ssh-ed25519 {ED2}\n@cert-authority *.ca.example ssh-ed25519 {ED}\npbx-*.example,!pbx-bad.example ssh-ed25519 {ED}\n"
         );
-        let e = parse(&kh);
-        assert_eq!(judge(&e, "[10.0.0.1]:2222", &key(ED)), Verdict::Known);
-        assert_eq!(judge(&e, "[10.0.0.1]:2222", &key(ED2)), Verdict::Revoked(3));
-        assert_eq!(judge(&e, "10.0.0.1", &key(ED)), Verdict::Unknown);
-        assert_eq!(judge(&e, "pbx-1.example", &key(ED)), Verdict::Known);
-        assert_eq!(judge(&e, "pbx-bad.example", &key(ED)), Verdict::Unknown);
+        let e = Table::new(parse(&kh));
+        let judge = |t: &Table, name: &str, k: &str| judge(&t.candidates(name), name, &key(k));
+        assert_eq!(judge(&e, "[10.0.0.1]:2222", ED), Verdict::Known);
+        assert_eq!(judge(&e, "[10.0.0.1]:2222", ED2), Verdict::Revoked(3));
+        assert_eq!(judge(&e, "10.0.0.1", ED), Verdict::Unknown);
+        assert_eq!(judge(&e, "pbx-1.example", ED), Verdict::Known);
+        assert_eq!(judge(&e, "pbx-bad.example", ED), Verdict::Unknown);
         assert_eq!(
-            judge(&e, "h.ca.example", &key(ED)),
+            judge(&e, "h.ca.example", ED),
             Verdict::CertificateOnly(vec![4])
         );
-        // A key of another type for a known host is a changed key, not a new one.
-        let kh2 = format!("[h]:2200 ssh-rsa {RSA}\n");
+        // A key of another type for a known host is a changed key, not a new one; names
+        // are found whatever their case, on every line that lists them, in line order.
+        let kh2 = format!("[h]:2200 ssh-rsa {RSA}\nb,[H]:2200 ssh-ed25519 {ED2}\n");
         assert_eq!(
-            judge(&parse(&kh2), "[h]:2200", &key(ED)),
+            judge(&Table::new(parse(&kh2)), "[h]:2200", ED),
+            Verdict::Changed(vec![1, 2])
+        );
+    }
+
+    /// The parsed table is kept per file version: a key learned (appended) is seen by the
+    /// next check in the same process, and a file replaced by another is read again.
+    #[test]
+    fn a_file_changed_since_it_was_parsed_is_read_again() {
+        let dir = std::env::temp_dir().join(format!("sy-kh-{}", std::process::id()));
+        let path = dir.join("known_hosts");
+        assert_eq!(check(&path, "h", 2200, &key(ED)).unwrap(), Verdict::Unknown);
+        learn(&path, "h", 2200, &key(ED)).unwrap();
+        assert_eq!(check(&path, "h", 2200, &key(ED)).unwrap(), Verdict::Known);
+        assert_eq!(known_algorithms(&path, "h", 2200).len(), 1);
+        let other = dir.join("other");
+        std::fs::write(&other, format!("[h]:2200 ssh-ed25519 {ED2}\n")).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert_eq!(
+            check(&path, "h", 2200, &key(ED)).unwrap(),
             Verdict::Changed(vec![1])
         );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
