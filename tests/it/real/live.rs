@@ -28,12 +28,12 @@ fn metrics(port: u16) -> String {
     out
 }
 
-/// Wait until the metrics page has `line`; returns how long it took.
-fn wait_metric(port: u16, line: &str, limit: Duration) -> Duration {
+/// Wait until the metrics page has `line`.
+fn wait_metric(port: u16, line: &str, limit: Duration) {
     let start = Instant::now();
     loop {
         if metrics(port).contains(line) {
-            return start.elapsed();
+            return;
         }
         assert!(
             start.elapsed() < limit,
@@ -85,13 +85,13 @@ fn webhook() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
 }
 
 /// Wait (up to 60 s) until FreeSWITCH itself says gateway `wavix` is no longer REGED, or
-/// DOWN; when it did.
-fn when_freeswitch_sees_the_gateway_leave(fs: &FreeSwitch) -> Instant {
+/// DOWN.
+fn when_freeswitch_sees_the_gateway_leave(fs: &FreeSwitch) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (state, status) = fs.gateway("wavix");
         if state != "REGED" || status == "DOWN" {
-            break Instant::now();
+            break;
         }
         assert!(
             Instant::now() < deadline,
@@ -156,18 +156,16 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
     assert!(metrics(port).contains("switchyard_gateway_healthy{gateway=\"wavix\",host=\"pbx1\"} 1"));
 
     // The provider goes away: once FreeSWITCH itself says the gateway is no longer REGED,
-    // the metrics say so within 2 s, and the webhook is told.
+    // the metrics say so, and the webhook is told. With `--every 1h` the next drift round
+    // is an hour away: only the event socket can bring the change within these waits, so
+    // they are generous (a loaded CI machine must not fail them) and no lag is asserted
+    // (bench/ measures how fast events reach the page).
     w.provider.stop();
-    let fs_saw = when_freeswitch_sees_the_gateway_leave(w.fs());
-    let lag = wait_metric(
+    when_freeswitch_sees_the_gateway_leave(w.fs());
+    wait_metric(
         port,
         "switchyard_gateway_healthy{gateway=\"wavix\",host=\"pbx1\"} 0",
-        Duration::from_secs(10),
-    );
-    let _ = fs_saw;
-    assert!(
-        lag <= Duration::from_secs(2),
-        "the change took {lag:?} to reach the metrics"
+        Duration::from_secs(60),
     );
     let down = wait_for_hook(&hooks, false, "no webhook for the trunk going down");
     assert_eq!(down["host"], "pbx1");
@@ -177,7 +175,7 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
     w.provider.resume();
     w.fs()
         .wait_gateway("wavix", "REGED", None, Duration::from_secs(60));
-    wait_metric(port, reged, Duration::from_secs(3));
+    wait_metric(port, reged, Duration::from_secs(60));
     wait_for_hook(&hooks, true, "no recovery webhook");
 
     // The connection to the PBX is cut: unknown, never healthy; then reconnected, the state
@@ -186,9 +184,9 @@ fn trunk_state_changes_reach_metrics_and_webhook_from_the_event_socket() {
     wait_metric(
         port,
         "switchyard_gateway_state{gateway=\"wavix\",host=\"pbx1\",state=\"UNKNOWN\"} 1",
-        Duration::from_secs(5),
+        Duration::from_secs(60),
     );
-    wait_metric(port, reged, Duration::from_secs(20));
+    wait_metric(port, reged, Duration::from_secs(60));
     // No secret on the metrics page.
     assert!(!metrics(port).contains("secret1") && !metrics(port).contains(ESL_PASSWORD));
 
