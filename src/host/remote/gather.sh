@@ -6,8 +6,10 @@
 # opened read-write from inside its folder (an open for reading blocks forever on a FIFO
 # swapped in after the name was checked; read-write never blocks, and the login must be able
 # to replace the file anyway), then `stat -L` on /dev/fd/N says what was opened: only a
-# regular file of at most LIMIT bytes is read, and the read is bounded by the sizes stat
-# gave (`head -c`), so a file grown after the check cannot make more travel.
+# regular file of at most LIMIT bytes is read, and each read is bounded by the largest size
+# stat gave in its batch, plus one (`head -q -c`: one process for all of a batch's files),
+# so a file grown after the check cannot make more than that travel, and the controller,
+# which splits the contents by the stat sizes, finds the batch's `.` line out of place.
 #
 # Hash first: stdin holds one line per path, `SIZE SHA256` of the content the controller
 # wants there, or `-` (it needs the content: an edit in place, a removal, the state record;
@@ -21,8 +23,8 @@
 # holding the wanted content, `M` missing, `E` something else, `L` a symbolic link (never
 # followed), `O <folder>` its folder resolves outside the conf root, `B <size>` larger than
 # LIMIT, `W` cannot be opened read-write by this login); `S`; one `owner group mode size`
-# line per `F` or `=`; `C`; the `F` files' contents back to back; a `.` line. At most five
-# processes per batch (stat, sha256sum, readlink, cat, head; a batch of `=` files only starts
+# line per `F` or `=`; `C`; the `F` files' contents back to back; a `.` line. At most four
+# processes per batch (stat, sha256sum, readlink, head; a batch of `=` files only starts
 # the first two); the other checks are shell builtins.
 set -f   # no globbing: nothing here names files by pattern
 root=${1%/}
@@ -145,7 +147,7 @@ batch() {
     # `=` or `F` per file: `r_FD`; the files to read and the names they must be at.
     reads=
     want=
-    sum=0
+    most=0
     h=
     z=0
     IFS=$nl
@@ -159,7 +161,7 @@ batch() {
                     *)
                         eval "r_$fd=F; want=\$want\$e_$fd\$nl"
                         reads="$reads /dev/fd/$fd"
-                        sum=$((sum + z)) ;;
+                        [ "$z" -le "$most" ] || most=$z ;;
                 esac ;;
         esac
     done
@@ -178,7 +180,6 @@ batch() {
         if [ "$real" != "$want." ]; then
             bad=1
             reads=
-            sum=0
         fi
     fi
     stats=
@@ -202,7 +203,7 @@ batch() {
 '
     printf 'S\n%sC\n' "$stats"
     # shellcheck disable=SC2086
-    if [ -n "$reads" ]; then cat -- $reads | head -c $((sum + 1)); fi
+    if [ -n "$reads" ]; then head -q -c $((most + 1)) -- $reads; fi
     echo .
     exec 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&-
 }
