@@ -52,6 +52,26 @@ const IMPORT: &str = include_str!("remote/import.sh");
 /// `sh -c PROGRAM sh ARG...`: the program's text (comment lines dropped) and every value as
 /// a quoted positional argument, never spliced into the program.
 fn program(parts: &[&str], args: &[&str]) -> String {
+    with_args(format!("sh -c {} sh", quote(&text(parts))), args)
+}
+
+/// [`program`], run by bash when the host has it, else by `sh`, the program's text being the
+/// launcher's first argument (never spliced into it). For the programs that hold a
+/// descriptor per file (gather.sh): bash can name descriptors past 9, so it reads in batches
+/// of 100 where a POSIX sh reads in batches of 7, each batch a `stat` and a `sha256sum`.
+/// The bash tried is the login's `PATH`'s, as every other program here.
+fn program_bash_first(parts: &[&str], args: &[&str]) -> String {
+    with_args(
+        format!("sh -c {} sh {}", quote(BASH_FIRST), quote(&text(parts))),
+        args,
+    )
+}
+
+/// The launcher of [`program_bash_first`].
+const BASH_FIRST: &str = r#"p=$1; shift; if command -v bash >/dev/null 2>&1; then exec bash -c "$p" sh "$@"; fi; eval "$p""#;
+
+/// The programs' text, comment lines dropped.
+fn text(parts: &[&str]) -> String {
     let mut text = String::new();
     for part in parts {
         for line in part.lines() {
@@ -63,7 +83,10 @@ fn program(parts: &[&str], args: &[&str]) -> String {
             text.push('\n');
         }
     }
-    let mut cmd = format!("sh -c {} sh", quote(&text));
+    text
+}
+
+fn with_args(mut cmd: String, args: &[&str]) -> String {
     for a in args {
         cmd.push(' ');
         cmd.push_str(&quote(a));
@@ -80,7 +103,7 @@ pub fn gather(root: &str, limit: u64, paths: &[&str]) -> String {
     let limit = limit.to_string();
     let mut args = vec![root, &limit];
     args.extend_from_slice(paths);
-    program(&[GATHER], &args)
+    program_bash_first(&[GATHER], &args)
 }
 
 /// The host lock and the session that changes the host (src/host/remote/lock.sh, serving
@@ -94,7 +117,7 @@ pub fn lock(root: &str, owner: &str) -> String {
 /// gather.sh over what it lists): every `*.xml` file and every link under `root`, at most
 /// `max_files` of them, each read as [`gather`] reads it; nothing is written on the host.
 pub fn import(root: &str, limit: u64, max_files: usize) -> String {
-    program(
+    program_bash_first(
         &[COMMON, IMPORT, GATHER],
         &[root, &limit.to_string(), &max_files.to_string()],
     )
@@ -108,18 +131,21 @@ pub fn describe(cmd: &str) -> String {
         return format!("(session) write{rest}");
     }
     for (name, prefix) in [
-        ("gather.sh", program(&[GATHER], &[])),
         (
-            "common.sh+write.sh+lock.sh",
+            "sh -c <bash-or-sh> sh <gather.sh>",
+            program_bash_first(&[GATHER], &[]),
+        ),
+        (
+            "sh -c <common.sh+write.sh+lock.sh> sh",
             program(&[COMMON, WRITE, LOCK], &[]),
         ),
         (
-            "common.sh+import.sh+gather.sh",
-            program(&[COMMON, IMPORT, GATHER], &[]),
+            "sh -c <bash-or-sh> sh <common.sh+import.sh+gather.sh>",
+            program_bash_first(&[COMMON, IMPORT, GATHER], &[]),
         ),
     ] {
         if let Some(rest) = cmd.strip_prefix(&prefix) {
-            return format!("sh -c <{name}> sh{rest}");
+            return format!("{name}{rest}");
         }
     }
     // The steps program ([`steps`]): its commands, without the framing `printf`s.
@@ -161,13 +187,13 @@ pub const SESSION_WRITE: &str = "session-write";
 
 /// What a remote command is, in one word, for `-v`.
 pub fn kind(cmd: &str) -> &'static str {
-    if cmd.starts_with(&program(&[GATHER], &[])) {
+    if cmd.starts_with(&program_bash_first(&[GATHER], &[])) {
         "gather"
     } else if cmd.starts_with(&program(&[COMMON, WRITE, LOCK], &[])) {
         "lock"
     } else if cmd.starts_with(SESSION_WRITE) {
         "write"
-    } else if cmd.starts_with(&program(&[COMMON, IMPORT, GATHER], &[])) {
+    } else if cmd.starts_with(&program_bash_first(&[COMMON, IMPORT, GATHER], &[])) {
         "import"
     } else {
         "FreeSWITCH"
@@ -441,11 +467,14 @@ mod tests {
     #[test]
     fn generated_commands() {
         let named = |cmd: String, parts: &[&str], name: &str| -> String {
-            let prefix = program(parts, &[]);
             let rest = cmd
-                .strip_prefix(&prefix)
-                .unwrap_or_else(|| panic!("{name}: not the program: {cmd}"));
-            format!("sh -c <{name}> sh{rest}")
+                .strip_prefix(&program(parts, &[]))
+                .map(|rest| format!("sh -c <{name}> sh{rest}"))
+                .or_else(|| {
+                    let rest = cmd.strip_prefix(&program_bash_first(parts, &[]))?;
+                    Some(format!("sh -c <bash-or-sh> sh <{name}>{rest}"))
+                });
+            rest.unwrap_or_else(|| panic!("{name}: not the program: {cmd}"))
         };
         let root = "/etc/freeswitch";
         let gathered = gather(
@@ -554,6 +583,77 @@ mod tests {
         for bad in ["fs_cli -p ' lead'", "fs_cli -p 'a;;b'", "fs_cli -p 'a\nb'"] {
             assert!(FsCli::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// gather.sh under bash (batches of 100) and under a POSIX sh (batches of 7) answers
+    /// the same for the same files, but for the batch framing: the same classes, stat lines
+    /// and contents, in order, with digests on stdin for some of them.
+    #[test]
+    fn the_gather_answers_alike_under_bash_and_sh() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("sy-gather-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        let root = dir.display().to_string();
+        let mut paths = Vec::new();
+        let mut stdin = String::new();
+        for i in 0..20 {
+            let p = format!("{root}/d/f{i}.xml");
+            let body = format!("<x n=\"{i}\"/>\n");
+            if i != 13 {
+                std::fs::write(&p, &body).unwrap();
+            }
+            stdin.push_str(&match i % 3 {
+                0 => format!(
+                    "{} {}\n",
+                    body.len(),
+                    crate::digest::sha256_hex(body.as_bytes())
+                ),
+                _ => "-\n".into(),
+            });
+            paths.push(p);
+        }
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let limit = "4096".to_string();
+        let args: Vec<&str> = [root.as_str(), limit.as_str()]
+            .into_iter()
+            .chain(paths.iter().copied())
+            .collect();
+        let run = |cmd: &str| -> String {
+            let mut c = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let bash = run(&program_bash_first(&[GATHER], &args));
+        let sh = run(&program(&[GATHER], &args));
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Per batch: class lines, `S`, stat lines, `C`, contents, `.`; as one stream.
+        let flat = |a: &str| -> (Vec<String>, usize) {
+            let lines: Vec<String> = a
+                .lines()
+                .filter(|l| !matches!(*l, "S" | "C" | "."))
+                .map(str::to_string)
+                .collect();
+            (lines, a.lines().filter(|l| *l == ".").count())
+        };
+        let ((b, b_batches), (s, s_batches)) = (flat(&bash), flat(&sh));
+        assert_eq!((b_batches, s_batches), (1, 3));
+        let mut b = b;
+        let mut s = s;
+        b.sort();
+        s.sort();
+        assert_eq!(b, s);
+        assert_eq!(
+            bash.matches("\n=\n").count() + bash.starts_with("=\n") as usize,
+            7
+        );
+        assert!(bash.contains("<x n=\"19\"/>") && bash.lines().any(|l| l == "M"));
     }
 
     #[test]

@@ -377,9 +377,21 @@ fn the_gather_never_reads_through_a_link_swapped_in_between_its_looks() {
     let mut swapper = swapper.current_dir(&dir).spawn().unwrap();
     let file = dir.join("wavix.xml").display().to_string();
     let program = switchyard::host::script::gather(&conf.display().to_string(), 1 << 20, &[&file]);
+    // Half the runs under bash (batches of 100), half where the login has no bash (a PATH
+    // holding only what the POSIX sh program runs).
+    let no_bash = fleet.dir.join("no-bash");
+    std::fs::create_dir_all(&no_bash).unwrap();
+    for tool in ["sh", "stat", "sha256sum", "readlink", "head"] {
+        let at = run(Command::new("sh").args(["-c", &format!("command -v {tool}")]));
+        std::os::unix::fs::symlink(at.trim(), no_bash.join(tool)).unwrap();
+    }
     let (mut leaked, mut read) = (0, 0);
-    for _ in 0..1000 {
-        let out = Command::new("sh")
+    for i in 0..1000 {
+        let mut gather = Command::new("sh");
+        if i % 2 == 1 {
+            gather.env("PATH", &no_bash);
+        }
+        let out = gather
             .args(["-c", &program])
             .stdin(Stdio::null())
             .output()

@@ -194,7 +194,9 @@ fn retry_files_and_verbose_output() {
     );
     // -vv: the program by name, its arguments as the shell gets them; no secret.
     assert!(
-        again.stderr.contains("    sh -c <gather.sh> sh "),
+        again
+            .stderr
+            .contains("    sh -c <bash-or-sh> sh <gather.sh> "),
         "{}",
         again.stderr
     );

@@ -18,8 +18,9 @@
 # the controller already holds it. The digests never leave this shell's memory: they come
 # on stdin (never in argv, which every user of the host can list), and only `=` goes back.
 #
-# Files go in batches of up to 7 (descriptors 3-9: POSIX sh redirects one-digit descriptors
-# only). Each batch answers: one class line per path (`F` regular file, `=` regular file
+# Files go in batches: of up to 7 under a POSIX sh (descriptors 3-9: it redirects one-digit
+# descriptors only), of up to 100 under bash (script.rs runs this under bash when the host
+# has it: a 54-file PBX is then one batch, one `stat` and one `sha256sum`, not eight). Each batch answers: one class line per path (`F` regular file, `=` regular file
 # holding the wanted content, `M` missing, `E` something else, `L` a symbolic link (never
 # followed), `O <folder>` its folder resolves outside the conf root, `B <size>` larger than
 # LIMIT, `W` cannot be opened read-write by this login); `S`; one `owner group mode size`
@@ -44,7 +45,7 @@ if ! cd -P -- "$root" 2>/dev/null; then
 fi
 root=$PWD
 
-# batch PATH...: up to 7 paths, answered as described above.
+# batch PATH...: up to $size paths, answered as described above.
 batch() {
     nl='
 '
@@ -89,9 +90,10 @@ batch() {
         else cls="$cls W"
         fi
     done
+    top=$fd
     set --
     k=3
-    while [ $k -lt $fd ]; do set -- "$@" "/dev/fd/$k"; k=$((k + 1)); done
+    while [ $k -lt "$top" ]; do set -- "$@" "/dev/fd/$k"; k=$((k + 1)); done
     meta=
     if [ $# -gt 0 ]; then meta=$(stat -L -c '%f %s %U %G %a' -- "$@") || exit 1; fi
     # shellcheck disable=SC2086
@@ -205,15 +207,21 @@ batch() {
     # shellcheck disable=SC2086
     if [ -n "$reads" ]; then head -q -c $((most + 1)) -- $reads; fi
     echo .
-    exec 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&-
+    k=3
+    while [ $k -lt "$top" ]; do eval "exec $k<&-"; k=$((k + 1)); done
 }
 
+size=7
+if [ -n "${BASH_VERSION-}" ]; then size=100; fi
 while [ $# -gt 0 ]; do
-    if [ $# -gt 7 ]; then
-        batch "$1" "$2" "$3" "$4" "$5" "$6" "$7"
-        shift 7
-    else
-        batch "$@"
-        shift $#
-    fi
+    # The next $size paths as the batch's arguments (`${10}`: braces past 9, in any sh).
+    args=
+    k=1
+    while [ $k -le $size ] && [ $k -le $# ]; do
+        args="$args \"\${$k}\""
+        k=$((k + 1))
+    done
+    taken=$((k - 1))   # (batch has variables of its own, k among them)
+    eval "batch $args"
+    shift $taken
 done
