@@ -40,9 +40,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::agent::call_trace::DRAIN;
 use crate::agent::live::LiveError;
 use crate::engine::call_tests::CallTestReport;
-use crate::freeswitch::esl::{Esl, EslError, Message};
+use crate::freeswitch::esl::{Esl, EslError, Incoming, Message};
 use crate::host::transport::{SshOptions, Transport, TransportError, Tunnel};
 use crate::inputs::inventory::Host;
 use crate::inputs::playbook::call_test::{CallExpect, CallTest};
@@ -73,6 +74,8 @@ pub struct CallSpec {
     pub timeout: u64,
     /// Seconds the answered call is held to measure media.
     pub hold: u64,
+    /// Capture the call's SIP exchange ([`crate::agent::call_trace`]).
+    pub trace: bool,
 }
 
 /// One outbound SIP leg (one gateway tried).
@@ -88,6 +91,8 @@ pub struct Leg {
     pub post_dial_delay_ms: Option<u64>,
     pub rtp_in_packets: Option<u64>,
     pub rtp_out_packets: Option<u64>,
+    /// The leg's SIP `Call-ID` (`sip_call_id`): its messages in the trace.
+    pub call_id: Option<String>,
 }
 
 /// What the call did. Every text is the PBX's, to be escaped before it is shown.
@@ -106,6 +111,9 @@ pub struct CallOutcome {
     pub incomplete: Option<String>,
     /// Media both ways on the leg that carried the call.
     pub media: bool,
+    /// The call's SIP exchange, when it was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_trace: Option<crate::agent::call_trace::SipTrace>,
 }
 
 impl CallOutcome {
@@ -259,6 +267,7 @@ pub async fn run_tests(
             dial: t.dial.clone(),
             timeout,
             hold: PLAY_HOLD,
+            trace: false,
         };
         if let Err(e) = check(&spec, &emergency) {
             out.push(report(
@@ -396,6 +405,11 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
     if uuid.len() != 36 || !uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         return refused("FreeSWITCH's `create_uuid` answered no UUID".into());
     }
+    let longest = Duration::from_secs(spec.timeout + spec.hold + 5) + HANGUP_GRACE;
+    let mut tracer = match spec.trace {
+        true => Some(crate::agent::call_trace::Tracer::start(esl, &uuid, longest).await?),
+        false => None,
+    };
     // Only this call's channels: the filter before the subscription.
     esl.send(&format!("filter variable_switchyard_call {uuid}"))
         .await?;
@@ -413,6 +427,9 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
         .header("Reply-Text")
         .is_some_and(|t| t.starts_with("+OK"))
     {
+        if let Some(t) = tracer.as_mut() {
+            t.stop(esl).await?;
+        }
         return refused(format!(
             "FreeSWITCH refused the originate: {}",
             crate::printable::printable(reply.header("Reply-Text").unwrap_or(""))
@@ -422,6 +439,7 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
     let started = tokio::time::Instant::now();
     let deadline = started + Duration::from_secs(spec.timeout + 5);
     let mut killed_at: Option<tokio::time::Instant> = None;
+    let mut done_at: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let result = loop {
         let now = tokio::time::Instant::now();
@@ -436,7 +454,12 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
             killed_at = Some(now);
         }
         if w.done() {
-            break Ok(());
+            // With a trace, the log is read a little longer: the last ACK, or the 200 to a
+            // BYE, is logged after the channel is gone.
+            let since = *done_at.get_or_insert(now);
+            if tracer.is_none() || now >= since + DRAIN {
+                break Ok(());
+            }
         }
         if killed_at.is_some_and(|k| now >= k + HANGUP_GRACE) {
             w.outcome.incomplete = Some("the call's hangup events did not all arrive".into());
@@ -447,8 +470,21 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
             _ = tick.tick() => Ok(false),
         };
         match ready {
-            Ok(true) => match esl.event().await {
-                Ok(e) => w.see(&e, tokio::time::Instant::now()),
+            Ok(true) => match esl.incoming().await {
+                Ok(Incoming::Event(e)) => {
+                    w.see(&e, tokio::time::Instant::now());
+                    if let Some(t) = tracer.as_mut() {
+                        w.legs
+                            .iter()
+                            .filter_map(|l| l.1.call_id.as_deref())
+                            .for_each(|id| t.learn(id));
+                    }
+                }
+                Ok(Incoming::Log(l)) => {
+                    if let Some(t) = tracer.as_mut() {
+                        t.see(&l);
+                    }
+                }
                 Err(e) => break Err(e),
             },
             Ok(false) => {}
@@ -456,11 +492,20 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
         }
     };
     if let Err(e) = result {
-        // Whatever went wrong, the call does not outlive switchyard's interest in it.
+        // Whatever went wrong, the call does not outlive switchyard's interest in it, nor
+        // its tracing (else FreeSWITCH's scheduler turns that off).
         let _ = esl.api(&format!("uuid_kill {uuid}")).await;
+        if let Some(t) = tracer.as_mut() {
+            let _ = t.stop(esl).await;
+        }
         return Err(e.into());
     }
-    Ok(w.finish())
+    let mut outcome = w.finish();
+    if let Some(mut t) = tracer {
+        t.stop(esl).await?;
+        outcome.sip_trace = Some(t.finish());
+    }
+    Ok(outcome)
 }
 
 /// This call's channels, as their events arrive.
@@ -520,6 +565,9 @@ impl Watch {
             }
             if leg.number_sent.is_none() {
                 leg.number_sent = var_s(e, "Caller-Destination-Number");
+            }
+            if leg.call_id.is_none() {
+                leg.call_id = var_s(e, "variable_sip_call_id");
             }
             if event == "CHANNEL_ANSWER" {
                 leg.answered = true;
@@ -618,6 +666,7 @@ mod tests {
             dial: d.into(),
             timeout: 30,
             hold: 3,
+            trace: false,
         };
         for n in ["911", "+112", "999", "000"] {
             assert!(

@@ -4,11 +4,13 @@
 //! - [`watch`]: the scheduled drift agent (and its `/metrics`);
 //! - [`live`]: live trunk state over one ESL tunnel per PBX (`watch --events`);
 //! - [`measure`]: `trunks measure`, each PBX's own SIP round-trip times;
-//! - [`call`]: `switchyard call`, one test call placed by a PBX's own FreeSWITCH;
+//! - [`call`]: `switchyard call`, one test call placed by a PBX's own FreeSWITCH, and
+//!   [`call_trace`]: its SIP exchange, as FreeSWITCH traced it;
 //! - [`history`]: the local run history every run appends to;
 //! - [`webhook`]: the trunk alerts' HTTPS (or HTTP) client.
 
 pub mod call;
+pub mod call_trace;
 pub mod history;
 pub mod live;
 pub mod measure;

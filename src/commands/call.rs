@@ -41,6 +41,13 @@ pub struct CallArgs {
     /// Print the outcome as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// Do not capture the call's SIP exchange (FreeSWITCH's own SIP trace, on for the
+    /// call's duration on the profiles holding gateways)
+    #[arg(long)]
+    pub no_trace: bool,
+    /// Print each traced SIP message whole (credentials masked), not only its first line
+    #[arg(long, conflicts_with = "no_trace")]
+    pub full_trace: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -80,6 +87,7 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
         dial: a.dial.clone(),
         timeout: a.timeout,
         hold: a.hold,
+        trace: !a.no_trace,
     };
     crate::agent::call::check(
         &spec,
@@ -113,7 +121,10 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
         v["passed"] = outcome.met(a.expect.into()).into();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", red.redact(&render(&host.name, &outcome, a.expect)));
+        print!(
+            "{}",
+            red.redact(&render(&host.name, &outcome, a.expect, a.full_trace))
+        );
     }
     Ok(if crate::interrupt::requested() {
         ExitStatus::Interrupted
@@ -125,7 +136,7 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
 }
 
 /// The human report: the verdict first, then what FreeSWITCH said (escaped).
-fn render(host: &str, o: &CallOutcome, expect: Expect) -> String {
+fn render(host: &str, o: &CallOutcome, expect: Expect, full_trace: bool) -> String {
     let mut s = format!(
         "{host}: {} ({})\n",
         o.verdict(),
@@ -154,6 +165,9 @@ fn render(host: &str, o: &CallOutcome, expect: Expect) -> String {
         for (i, l) in o.attempts.iter().enumerate() {
             s.push_str(&format!("  attempt {}: {}\n", i + 1, leg_line(l)));
         }
+    }
+    if let Some(t) = &o.sip_trace {
+        s.push_str(&crate::agent::call_trace::render(t, full_trace));
     }
     if let Some(why) = o.explanation().filter(|_| !o.met(expect.into())) {
         s.push_str(&format!("  why: {why}\n"));

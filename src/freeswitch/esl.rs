@@ -111,6 +111,15 @@ pub fn parse_headers(block: &str, decode: bool) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What [`Esl::incoming`] read.
+#[derive(Debug)]
+pub enum Incoming {
+    /// An event, its headers decoded.
+    Event(Message),
+    /// A log line: `Log-Level` and the others as headers, the text as body.
+    Log(Message),
+}
+
 pub struct Esl<S> {
     reader: BufReader<tokio::io::ReadHalf<S>>,
     writer: tokio::io::WriteHalf<S>,
@@ -254,7 +263,9 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
             let m = self.read().await?;
             match m.header("Content-Type") {
                 Some("command/reply") | Some("api/response") => return Ok(m),
-                Some("text/event-plain") => {
+                // A log line is kept like an event: a connection that asked for the log
+                // (`log N`) reads both, in order ([`Esl::incoming`]).
+                Some("text/event-plain") | Some("log/data") => {
                     // Headers count too: an event with no body can carry a 64 KiB block.
                     let size = queued_size(&m);
                     if self.queued.len() >= MAX_QUEUED
@@ -292,6 +303,16 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
     /// The next event, as its (decoded) headers and body.
     pub async fn event(&mut self) -> Result<Message, EslError> {
         loop {
+            if let Incoming::Event(e) = self.incoming().await? {
+                return Ok(e);
+            }
+        }
+    }
+
+    /// The next event or log line (`log/data`: only on a connection that asked for the
+    /// log with `log N`), in the order FreeSWITCH sent them.
+    pub async fn incoming(&mut self) -> Result<Incoming, EslError> {
+        loop {
             let m = match self.queued.pop_front() {
                 Some(m) => {
                     self.queued_bytes -= queued_size(&m);
@@ -299,17 +320,19 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
                 }
                 None => self.read().await?,
             };
-            if m.header("Content-Type") != Some("text/event-plain") {
-                continue;
+            match m.header("Content-Type") {
+                Some("log/data") => return Ok(Incoming::Log(m)),
+                Some("text/event-plain") => {}
+                _ => continue,
             }
             let (head, body) = match m.body.split_once("\n\n") {
                 Some((h, b)) => (h.to_string(), b.to_string()),
                 None => (m.body.clone(), String::new()),
             };
-            return Ok(Message {
+            return Ok(Incoming::Event(Message {
                 headers: parse_headers(&head, true),
                 body,
-            });
+            }));
         }
     }
 }

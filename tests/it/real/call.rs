@@ -488,3 +488,141 @@ fn a_wrong_event_socket_password_is_refused_and_never_printed() {
     assert!(!out.all().contains("Not-ClueCon-7731"), "{}", out.all());
     assert!(callee.invites_received().is_empty());
 }
+
+/// A call's SIP trace, as `switchyard call` prints it: the provider asks the INVITE to
+/// authenticate (407, a number under +1 617 555), then refuses it with 404. The output shows
+/// the INVITE, the 407, the authenticated INVITE, the 404 and the explanation; the digest
+/// answer FreeSWITCH sent (read off the provider's side of the wire) and the passwords
+/// appear nowhere, whole messages included; and the profile no longer traces afterwards.
+#[test]
+fn the_sip_trace_of_a_refused_call_is_shown_with_its_credentials_masked() {
+    let w = pbx("real-call-trace");
+    let call = |extra: &[&str]| refused_call_with_credentials(&w, extra);
+    let (out, response) = call(&["--full-trace"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let text = &out.stdout;
+    let line = |needle: &str| {
+        text.lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        text.contains("SIP trace (FreeSWITCH's, profile external):"),
+        "{text}"
+    );
+    let invites = line("-> udp/");
+    let invites: Vec<_> = invites
+        .iter()
+        .filter(|l| l.contains("INVITE sip:16175550100@"))
+        .collect();
+    assert_eq!(
+        invites.len(),
+        2,
+        "the INVITE and its retry with credentials: {text}"
+    );
+    assert_eq!(
+        line("<- udp/")
+            .iter()
+            .filter(|l| l.contains("SIP/2.0 407"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        line("<- udp/")
+            .iter()
+            .filter(|l| l.contains("SIP/2.0 404"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("Proxy-Authorization: Digest username=\"trunk1\""),
+        "{text}"
+    );
+    assert!(text.contains("response=********"), "{text}");
+    assert!(
+        text.contains(
+            "why: the provider does not know the number in this form (sent as 16175550100)"
+        ),
+        "{text}"
+    );
+    for secret in [response.as_str(), TRUNK_PASSWORD, ESL_PASSWORD] {
+        assert!(!out.all().contains(secret), "{secret} shown: {}", out.all());
+    }
+
+    // The JSON has the whole messages, masked alike.
+    let (out, response) = call(&["--json"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let messages = v["sip_trace"]["messages"].as_array().expect("a trace");
+    assert!(messages.iter().any(|m| m["first_line"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("SIP/2.0 404")));
+    let call_id = v["leg"]["call_id"].as_str().expect("the leg's Call-ID");
+    assert!(messages.iter().all(|m| m["call_id"] == call_id), "{v:#}");
+    for secret in [response.as_str(), TRUNK_PASSWORD, ESL_PASSWORD] {
+        assert!(!out.all().contains(secret), "{secret} shown: {}", out.all());
+    }
+    no_channels_left(&w);
+    profile_does_not_trace(&w);
+}
+
+/// `switchyard call` to a number the provider authenticates and then refuses (404), and the
+/// digest answer FreeSWITCH proved it knows the password with, as the provider received it.
+fn refused_call_with_credentials(w: &World, extra: &[&str]) -> (crate::harness::Out, String) {
+    let mut callee = w.provider.callee(Some(404));
+    let inv = w.fleet.dir.join("inv.yml");
+    let args = [
+        &["call", "pbx1", "--from", "1000", "--dial", "6175550100"][..],
+        extra,
+    ]
+    .concat();
+    let out = w.fleet.session_on(&inv).run(args).out;
+    callee.finish(Duration::from_secs(5));
+    // What FreeSWITCH proved it knows the password with, as the provider received it.
+    let invite = callee
+        .messages()
+        .into_iter()
+        .find(|m| !m.sent && m.first.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("no INVITE reached the provider: {}", out.all()));
+    let response = invite
+        .text
+        .split("response=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no digest answer: {}", invite.text))
+        .to_string();
+    (out, response)
+}
+
+/// The external profile no longer traces: an OPTIONS sent to it is not in FreeSWITCH's log,
+/// while one sent after `siptrace on` (by hand, the control) is.
+fn profile_does_not_trace(w: &World) {
+    let options = |tag: &str| {
+        let sock = UdpSocket::bind(format!("{}:0", w.provider.addr)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (a, local) = (&w.fs().addr, sock.local_addr().unwrap());
+        let msg = format!(
+            "OPTIONS sip:{a}:5080 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{tag}\r\nFrom: <sip:probe@{a}>;tag={tag}\r\nTo: <sip:{a}>\r\nCall-ID: {tag}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        sock.send_to(msg.as_bytes(), format!("{a}:5080")).unwrap();
+        let mut buf = [0u8; 4096];
+        sock.recv(&mut buf).expect("FreeSWITCH answers the OPTIONS");
+    };
+    options("after-the-call");
+    w.fs().api("sofia profile external siptrace on");
+    options("control");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !w.fs().log().contains("Call-ID: control@probe") {
+        assert!(Instant::now() < deadline, "the control was never traced");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    w.fs().api("sofia profile external siptrace off");
+    assert!(
+        !w.fs().log().contains("Call-ID: after-the-call@probe"),
+        "the profile still traced after the call"
+    );
+}
