@@ -27,6 +27,7 @@
 //! - [`agent`]: what runs on or keeps records: [`agent::watch`] (the drift agent),
 //!   [`agent::live`] (live trunk state), [`agent::measure`] (`trunks measure`),
 //!   [`agent::call`] (`switchyard call`: one test call through a PBX's FreeSWITCH),
+//!   [`agent::call_outcome`] (what it did, from its channels' events),
 //!   [`agent::call_trace`] (its SIP exchange, traced by FreeSWITCH),
 //!   [`agent::webhook`] (the alerts' HTTPS client), [`agent::history`] (the local run history);
 //! - on top: [`cli`] (global options and dispatch), [`commands`] (one module per verb),

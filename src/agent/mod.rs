@@ -5,11 +5,13 @@
 //! - [`live`]: live trunk state over one ESL tunnel per PBX (`watch --events`);
 //! - [`measure`]: `trunks measure`, each PBX's own SIP round-trip times;
 //! - [`call`]: `switchyard call`, one test call placed by a PBX's own FreeSWITCH, and
-//!   [`call_trace`]: its SIP exchange, as FreeSWITCH traced it;
+//!   [`call_outcome`]: what it did, from its channels' events; [`call_trace`]: its SIP
+//!   exchange;
 //! - [`history`]: the local run history every run appends to;
 //! - [`webhook`]: the trunk alerts' HTTPS (or HTTP) client.
 
 pub mod call;
+pub mod call_outcome;
 pub mod call_trace;
 pub mod history;
 pub mod live;

@@ -29,6 +29,10 @@ pub struct CallArgs {
     /// The number, as the user would dial it (never an emergency number)
     #[arg(long, value_name = "NUMBER")]
     pub dial: String,
+    /// Through this gateway only (one the play defines), bypassing the dialplan's choice:
+    /// the number is sent in the E.164 form the host's numbering plan gives it
+    #[arg(long, value_name = "GATEWAY")]
+    pub via: Option<String>,
     /// Seconds the call may take to be answered before switchyard hangs it up
     #[arg(long, value_name = "S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=120))]
     pub timeout: u64,
@@ -88,6 +92,10 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
         timeout: a.timeout,
         hold: a.hold,
         trace: !a.no_trace,
+        via: match &a.via {
+            Some(g) => Some(via(g, &a.dial, host, play, &pb, &vars)?),
+            None => None,
+        },
     };
     crate::agent::call::check(
         &spec,
@@ -97,8 +105,13 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
     let mut red = crate::secret::Redactor::from_vars(&vars);
     red.add_secrets(&host.secrets);
     crate::interrupt::install();
+    let through = spec
+        .via
+        .as_ref()
+        .map(|v| format!(" through gateway {} as {}", v.gateway, v.number))
+        .unwrap_or_default();
     eprintln!(
-        "{}: calling {} as user {} (answer within {} s, held {} s)",
+        "{}: calling {}{through} as user {} (answer within {} s, held {} s)",
         host.name, spec.dial, spec.from, spec.timeout, spec.hold
     );
     let outcome = crate::agent::call::place(host, &opts.ssh, &spec).await;
@@ -132,6 +145,57 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
         ExitStatus::Success
     } else {
         ExitStatus::Failure
+    })
+}
+
+/// `--via GATEWAY`: a gateway the play's rendered configuration defines for this host, and
+/// the number as the numbering plan sends it to a trunk.
+fn via(
+    gateway: &str,
+    dial: &str,
+    host: &crate::inputs::inventory::Host,
+    play: &crate::inputs::playbook::Play,
+    pb: &crate::inputs::playbook::Playbook,
+    vars: &crate::inputs::inventory::Vars,
+) -> Result<crate::agent::call::Via, CommandError> {
+    if !crate::inputs::playbook::call_test::valid_user(gateway) {
+        return Err(CommandError::usage(format!(
+            "--via `{}`: a gateway name is letters, digits, `._-`",
+            printable(gateway)
+        )));
+    }
+    let mut templates = crate::inputs::template::Templates::new(pb.template_dirs());
+    let desired = crate::engine::desired::build(host, play, &mut templates)
+        .map_err(|e| CommandError::usage(format!("{}: {e}", host.name)))?;
+    let defined: Vec<String> = crate::engine::plan::managed_gateways(
+        desired
+            .files
+            .iter()
+            .filter(|f| !f.absent)
+            .map(|f| (f.rel.as_str(), f.base.as_deref())),
+    )
+    .into_iter()
+    .map(|g| g.name)
+    .collect();
+    if !defined.iter().any(|g| g == gateway) {
+        return Err(CommandError::usage(format!(
+            "--via {gateway}: not a gateway the play defines for {} (it defines: {})",
+            host.name,
+            if defined.is_empty() {
+                "none".to_string()
+            } else {
+                defined.join(", ")
+            }
+        )));
+    }
+    let Some(number) = crate::inputs::playbook::call_test::e164(dial, vars) else {
+        return Err(CommandError::usage(format!(
+            "--dial {dial}: the host's numbering plan gives it no E.164 form, which --via sends (dial it as `+` and the country code, or as the plan's users dial)"
+        )));
+    };
+    Ok(crate::agent::call::Via {
+        gateway: gateway.to_string(),
+        number,
     })
 }
 

@@ -80,6 +80,52 @@ pub fn emergency_numbers(vars: &Vars) -> Vec<String> {
         .collect()
 }
 
+/// The E.164 digits (no `+`) the host's numbering plan (`numbering_plans[numbering_plan]`)
+/// turns `number` into, by the shipped dialplan's outbound routes in their order: `+` and
+/// 7 to 15 digits; the international prefix and 7 to 15 digits; the national prefix and a
+/// national number (country code added); a national number alone where
+/// `national_without_prefix`. `None`: no route would send it to the trunk.
+pub fn e164(number: &str, vars: &Vars) -> Option<String> {
+    let plan = vars
+        .get("numbering_plan")
+        .and_then(|n| n.as_str())
+        .and_then(|n| vars.get("numbering_plans")?.get(n))?;
+    let field = |k: &str| match plan.get(k)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let international = |d: &str| {
+        (7..=15).contains(&d.len()) && !d.starts_with('0') && d.bytes().all(|b| b.is_ascii_digit())
+    };
+    if let Some(d) = number.strip_prefix('+') {
+        return international(d).then(|| d.to_string());
+    }
+    if let Some(d) = field("international_prefix")
+        .and_then(|p| number.strip_prefix(p.as_str()).map(str::to_string))
+    {
+        if international(&d) {
+            return Some(d);
+        }
+    }
+    let cc = field("country_code")?;
+    let national =
+        pcre2::bytes::Regex::new(&format!("^(?:{})$", field("national_number")?)).ok()?;
+    let is_national = |d: &str| national.is_match(d.as_bytes()).unwrap_or(false);
+    if let Some(d) =
+        field("national_prefix").and_then(|p| number.strip_prefix(p.as_str()).map(str::to_string))
+    {
+        if is_national(&d) {
+            return Some(format!("{cc}{d}"));
+        }
+    }
+    let short = plan
+        .get("national_without_prefix")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    (short && is_national(number)).then(|| format!("{cc}{number}"))
+}
+
 /// A play's call tests, checked when the playbook is read: each a user and a number that
 /// can be dialled, none an emergency number, names unique, and a stated total duration.
 pub fn check(tests: &[CallTest], seconds: Option<u64>, vars: &Vars) -> Result<(), String> {
@@ -137,6 +183,38 @@ mod tests {
             dial: dial.into(),
             expect: CallExpect::Answered,
         }
+    }
+
+    /// As the shipped dialplan normalises (playbooks/wavix.yml's `us` and `gb` plans).
+    #[test]
+    fn numbers_in_e164_by_the_numbering_plan() {
+        let vars = |plan: &str| -> Vars {
+            serde_json::from_value(serde_json::json!({
+                "numbering_plan": plan,
+                "numbering_plans": {
+                    "us": {"country_code": "1", "international_prefix": "011", "national_prefix": "1",
+                           "national_number": "[2-9]\\d{9}", "national_without_prefix": true},
+                    "gb": {"country_code": 44, "international_prefix": "00", "national_prefix": "0",
+                           "national_number": "[1-9]\\d{8,9}", "national_without_prefix": false}
+                }
+            }))
+            .unwrap()
+        };
+        let us = vars("us");
+        for (n, want) in [
+            ("2125550100", Some("12125550100")),
+            ("12125550100", Some("12125550100")),
+            ("+12125550100", Some("12125550100")),
+            ("011442079460000", Some("442079460000")),
+            ("1000", None),
+            ("+0123", None),
+        ] {
+            assert_eq!(e164(n, &us).as_deref(), want, "{n}");
+        }
+        let gb = vars("gb");
+        assert_eq!(e164("02079460000", &gb).as_deref(), Some("442079460000"));
+        assert_eq!(e164("2079460000", &gb), None);
+        assert_eq!(e164("2125550100", &Vars::new()), None);
     }
 
     #[test]

@@ -626,3 +626,85 @@ fn profile_does_not_trace(w: &World) {
         "the profile still traced after the call"
     );
 }
+
+/// `--via GATEWAY`: the call goes through that gateway only, whatever the dialplan would
+/// choose, with the number in the numbering plan's E.164 form. The primary region would
+/// answer; the failover region (`wavix_fo`, named by `--via`) refuses with 603, and only it
+/// was sent the call. A gateway the play does not define, or a name that is not plain, is
+/// refused before anything is dialled.
+#[test]
+fn a_call_via_one_gateway_goes_through_that_gateway_only() {
+    let w = World::new("real-call-via", WrongPassword::Forbidden);
+    let backup = Provider::start(&w.fleet.dir, WrongPassword::Forbidden);
+    let inv = w.inventory(
+        "inv.yml",
+        &format!(
+            "wavix_failover_proxy: \"{}\"\nwavix_failover_realm: sip.test\nfreeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\n",
+            backup.addr,
+            w.fs().addr
+        ),
+    );
+    let out = w.apply(&inv, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    w.fs()
+        .wait_gateway("wavix_fo", "REGED", None, Duration::from_secs(20));
+    let call = |via: &str| {
+        w.fleet
+            .session_on(&inv)
+            .run([
+                "call",
+                "pbx1",
+                "--from",
+                "1000",
+                "--dial",
+                "2125550100",
+                "--via",
+                via,
+            ])
+            .out
+    };
+
+    let mut primary = w.provider.callee(None);
+    let mut region = backup.callee(Some(603));
+    let out = call("wavix_fo");
+    primary.finish(Duration::from_secs(2));
+    region.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout.contains("gateway wavix_fo, SIP 603"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stderr
+            .contains("calling 2125550100 through gateway wavix_fo as 12125550100"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        primary.invites_received().is_empty(),
+        "the dialplan's choice was used"
+    );
+    let got = region.invites_received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(uri_user(&got[0]), "12125550100");
+    // Placed as the user: the caller ID the trunk routes send.
+    let invite = region.messages().into_iter().find(|m| !m.sent).unwrap();
+    assert!(invite.text.contains("sip:16468097065@"), "{}", invite.text);
+    no_channels_left(&w);
+
+    for bad in ["nosuch", "wavix;x=1"] {
+        let mut primary = w.provider.callee(None);
+        let out = call(bad);
+        primary.finish(Duration::from_secs(1));
+        assert_eq!(out.code, 2, "{}", out.all());
+        assert!(out.stderr.contains("--via"), "{}", out.all());
+        assert!(primary.invites_received().is_empty());
+    }
+    let out = call("nosuch");
+    assert!(
+        out.stderr.contains("it defines: wavix, wavix_fo"),
+        "{}",
+        out.all()
+    );
+}
