@@ -78,6 +78,8 @@ pub struct CallSpec {
     pub trace: bool,
     /// Through this gateway, bypassing the dialplan's choice (`--via`).
     pub via: Option<Via>,
+    /// A `dial_did` test: the DID (digits) whose call back from the provider is watched.
+    pub loop_did: Option<String>,
 }
 
 /// One gateway and the number it is sent, both checked plain ([`check`]).
@@ -115,7 +117,7 @@ pub async fn run_tests(
     for t in tests {
         let report = |passed: bool, summary: String, detail: serde_json::Value| CallTestReport {
             name: t.name.clone(),
-            dial: t.dial.clone(),
+            dial: t.number().to_string(),
             passed,
             summary,
             detail,
@@ -133,11 +135,15 @@ pub async fn run_tests(
         }
         let spec = CallSpec {
             from: t.from.0.clone(),
-            dial: t.dial.clone(),
+            dial: t.number().to_string(),
             timeout,
             hold: PLAY_HOLD,
             trace: false,
             via: None,
+            loop_did: t
+                .dial_did
+                .as_ref()
+                .map(|d| d.chars().filter(char::is_ascii_digit).collect()),
         };
         if let Err(e) = check(&spec, &emergency) {
             out.push(report(
@@ -163,6 +169,12 @@ pub async fn run_tests(
         }
         let Some(conn) = esl.as_mut() else { continue };
         match call_over(conn, &spec).await {
+            Ok(o) if t.rings.is_some() => {
+                let (passed, summary) =
+                    o.rang(&t.rings.as_ref().map(|r| r.0.clone()).unwrap_or_default());
+                let detail = serde_json::to_value(&o).unwrap_or_default();
+                out.push(report(passed, summary, detail));
+            }
             Ok(o) => {
                 let mut summary = o.verdict();
                 if let Some(l) = &o.leg {
@@ -293,12 +305,24 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
     // Only this call's channels: the filter before the subscription.
     esl.send(&format!("filter variable_switchyard_call {uuid}"))
         .await?;
+    // A `dial_did` test's call back from the provider (see `Watch::see_inbound`).
+    let mut mark = String::new();
+    if let Some(d) = &spec.loop_did {
+        for f in [
+            format!("variable_sip_h_X-Switchyard-Call {uuid}"),
+            format!("Caller-Destination-Number {d}"),
+            format!("Caller-Destination-Number +{d}"),
+        ] {
+            esl.send(&format!("filter {f}")).await?;
+        }
+        mark = format!("^export:nolocal:sip_h_X-Switchyard-Call={uuid}");
+    }
     esl.send("event plain CHANNEL_CREATE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE")
         .await?;
     let loops = spec.hold + 5;
     let cmd = match &spec.via {
         None => format!(
-            "bgapi originate '{{origination_uuid={uuid},origination_caller_id_number={from},origination_caller_id_name=switchyard-test,originate_timeout={t},switchyard_call={uuid}}}loopback/m:^:set_user:{from}@{domain}^export:nolocal:switchyard_call={uuid}^export:nolocal:media_mix_inbound_outbound_codecs=true^transfer:{dial} XML {context}/{context}/inline' &playback(tone_stream://%(1000,0,440);loops={loops})",
+            "bgapi originate '{{origination_uuid={uuid},origination_caller_id_number={from},origination_caller_id_name=switchyard-test,originate_timeout={t},switchyard_call={uuid}}}loopback/m:^:set_user:{from}@{domain}^export:nolocal:switchyard_call={uuid}^export:nolocal:media_mix_inbound_outbound_codecs=true{mark}^transfer:{dial} XML {context}/{context}/inline' &playback(tone_stream://%(1000,0,440);loops={loops})",
             from = spec.from,
             t = spec.timeout,
             dial = spec.dial,
@@ -338,7 +362,7 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
             crate::printable::printable(reply.header("Reply-Text").unwrap_or(""))
         ));
     }
-    let mut w = Watch::new(uuid.clone());
+    let mut w = Watch::new(uuid.clone(), spec.loop_did.clone());
     let started = tokio::time::Instant::now();
     let deadline = started + Duration::from_secs(spec.timeout + 5);
     let mut killed_at: Option<tokio::time::Instant> = None;
@@ -424,6 +448,7 @@ mod tests {
             hold: 3,
             trace: false,
             via: None,
+            loop_did: None,
         };
         for n in ["911", "+112", "999", "000"] {
             assert!(

@@ -43,6 +43,71 @@ pub struct CallOutcome {
     /// The call's SIP exchange, when it was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sip_trace: Option<crate::agent::call_trace::SipTrace>,
+    /// A `dial_did` test's call back from the provider, once seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<Inbound>,
+}
+
+/// The PBX's inbound leg of a `dial_did` test: the provider's call to the DID.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Inbound {
+    /// The number the provider delivered.
+    pub did: Option<String>,
+    /// The directory user the PBX's DID route bridged it to (`dialed_user`).
+    pub user: Option<String>,
+    /// It rang (ringing or early media passed back) or was answered.
+    pub rang: bool,
+    pub answered: bool,
+    pub hangup_cause: Option<String>,
+    /// How the bridge to the user ended (`originate_disposition`, else
+    /// `bridge_hangup_cause`): `USER_NOT_REGISTERED` for a phone that is not there.
+    pub bridge_cause: Option<String>,
+}
+
+impl CallOutcome {
+    /// A `dial_did` test's verdict: the DID came back inbound and rang `user`; and a line
+    /// saying what happened.
+    pub fn rang(&self, user: &str) -> (bool, String) {
+        let p = |v: &Option<String>| {
+            v.as_deref()
+                .map(|s| crate::printable::printable(s).into_owned())
+                .unwrap_or_else(|| "-".into())
+        };
+        if let Some(why) = &self.incomplete {
+            return (false, format!("INCOMPLETE: {why}"));
+        }
+        let Some(i) = &self.inbound else {
+            let leg = self
+                .leg
+                .as_ref()
+                .map(leg_line)
+                .unwrap_or_else(|| "no gateway was tried".to_string());
+            return (
+                false,
+                format!("the DID never came back inbound from the provider ({leg})"),
+            );
+        };
+        let reached = i.user.as_deref() == Some(user);
+        let what = format!(
+            "DID {} came back inbound, reached user {}, {} (cause {}, bridge {})",
+            p(&i.did),
+            p(&i.user),
+            match (i.answered, i.rang) {
+                (true, _) => "answered",
+                (false, true) => "rang",
+                _ => "did NOT ring",
+            },
+            p(&i.hangup_cause),
+            p(&i.bridge_cause),
+        );
+        if reached && i.rang {
+            (true, what)
+        } else if !reached {
+            (false, format!("{what}: expected user {user}; check the DID's route (`did_routes`, `switchyard route --from-trunk`)"))
+        } else {
+            (false, format!("{what}: is user {user}'s phone registered?"))
+        }
+    }
 }
 
 impl CallOutcome {
@@ -151,6 +216,8 @@ pub fn leg_line(l: &Leg) -> String {
 /// This call's channels, as their events arrive.
 pub(crate) struct Watch {
     uuid: String,
+    /// A `dial_did` test's DID (digits): its call back from the provider is watched too.
+    did: Option<String>,
     /// Every channel of the call: (uuid, is an outbound SIP leg, hung up).
     channels: Vec<(String, bool, bool)>,
     pub(crate) legs: Vec<(String, Leg)>,
@@ -169,9 +236,10 @@ fn var_s(e: &Message, name: &str) -> Option<String> {
 }
 
 impl Watch {
-    pub(crate) fn new(uuid: String) -> Watch {
+    pub(crate) fn new(uuid: String, did: Option<String>) -> Watch {
         Watch {
             uuid,
+            did,
             channels: Vec::new(),
             legs: Vec::new(),
             answered_at: None,
@@ -181,6 +249,7 @@ impl Watch {
 
     pub(crate) fn see(&mut self, e: &Message, now: tokio::time::Instant) {
         if e.header("variable_switchyard_call") != Some(self.uuid.as_str()) {
+            self.see_inbound(e);
             return;
         }
         let Some(id) = e.header("Unique-ID").map(str::to_string) else {
@@ -263,6 +332,63 @@ impl Watch {
         }
     }
 
+    /// The provider's call back to the PBX in a `dial_did` test: an inbound SIP channel
+    /// carrying the header the call's outbound leg sent (`X-Switchyard-Call`), or, from a
+    /// provider that drops unknown headers, delivering the DID.
+    fn see_inbound(&mut self, e: &Message) {
+        let Some(did) = &self.did else { return };
+        let sip = e
+            .header("Channel-Name")
+            .is_some_and(|n| n.starts_with("sofia/"));
+        if e.header("Call-Direction") != Some("inbound") || !sip {
+            return;
+        }
+        let to = e
+            .header("Caller-Destination-Number")
+            .unwrap_or("")
+            .trim_start_matches('+');
+        match e.header("variable_sip_h_X-Switchyard-Call") {
+            Some(u) if u == self.uuid => {}
+            None if to == did => {}
+            _ => return,
+        }
+        let Some(id) = e.header("Unique-ID").map(str::to_string) else {
+            return;
+        };
+        if !self.channels.iter().any(|c| c.0 == id) {
+            if self.channels.len() >= 64 {
+                return;
+            }
+            self.channels.push((id.clone(), false, false));
+        }
+        let i = self.outcome.inbound.get_or_insert_with(Inbound::default);
+        if i.did.is_none() {
+            i.did = var_s(e, "Caller-Destination-Number");
+        }
+        if let Some(u) = var_s(e, "variable_dialed_user") {
+            i.user = Some(u);
+        }
+        match e.header("Event-Name").unwrap_or("") {
+            "CHANNEL_PROGRESS" | "CHANNEL_PROGRESS_MEDIA" => i.rang = true,
+            "CHANNEL_ANSWER" => (i.rang, i.answered) = (true, true),
+            "CHANNEL_HANGUP_COMPLETE" => {
+                let at = |name: &str| var_u64(e, name).is_some_and(|t| t > 0);
+                i.answered |= at("variable_answer_uepoch");
+                i.rang |= i.answered
+                    || at("variable_progress_uepoch")
+                    || at("variable_progress_media_uepoch");
+                i.hangup_cause =
+                    var_s(e, "variable_hangup_cause").or_else(|| var_s(e, "Hangup-Cause"));
+                i.bridge_cause = var_s(e, "variable_originate_disposition")
+                    .or_else(|| var_s(e, "variable_bridge_hangup_cause"));
+                if let Some(c) = self.channels.iter_mut().find(|c| c.0 == id) {
+                    c.2 = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The test call's own channel and every other one seen have hung up.
     pub(crate) fn done(&self) -> bool {
         self.channels.iter().any(|c| c.0 == self.uuid) && self.channels.iter().all(|c| c.2)
@@ -305,7 +431,7 @@ mod tests {
     fn outcome_from_events() {
         let u = "a-uuid";
         let now = tokio::time::Instant::now();
-        let mut w = Watch::new(u.into());
+        let mut w = Watch::new(u.into(), None);
         for e in [
             ev(&[
                 ("Event-Name", "CHANNEL_CREATE"),
@@ -373,7 +499,7 @@ mod tests {
         assert_eq!(o.bridge_hangup_cause.as_deref(), Some("CALL_REJECTED"));
         assert_eq!(o.attempts.len(), 1);
 
-        let mut w = Watch::new(u.into());
+        let mut w = Watch::new(u.into(), None);
         w.see(
             &ev(&[
                 ("Event-Name", "CHANNEL_ANSWER"),
@@ -402,5 +528,50 @@ mod tests {
         let o = w.finish();
         assert!(o.answered && !o.media && !o.passed());
         assert_eq!(o.leg.unwrap().post_dial_delay_ms, Some(42));
+    }
+
+    /// A `dial_did` test: the provider's call back (marked by the header the outbound leg
+    /// sent) is judged by the user it reached; another test's call back, and an inbound
+    /// call to another number, are not this call's.
+    #[test]
+    fn a_did_loop_is_judged_by_the_user_its_call_back_reached() {
+        let u = "a-uuid";
+        let now = tokio::time::Instant::now();
+        let inbound = |uuid: &str, mark: Option<&str>, to: &str, user: &str| {
+            let mut h = vec![
+                ("Event-Name", "CHANNEL_HANGUP_COMPLETE"),
+                ("Unique-ID", uuid),
+                ("Channel-Name", "sofia/external/14155550190"),
+                ("Call-Direction", "inbound"),
+                ("Caller-Destination-Number", to),
+                ("variable_dialed_user", user),
+                ("variable_answer_uepoch", "0"),
+                ("variable_progress_uepoch", "1000"),
+                ("variable_originate_disposition", "ORIGINATOR_CANCEL"),
+            ];
+            if let Some(m) = mark {
+                h.push(("variable_sip_h_X-Switchyard-Call", m));
+            }
+            ev(&h)
+        };
+        let mut w = Watch::new(u.into(), Some("14155550190".into()));
+        w.see(
+            &inbound("other-test", Some("another-uuid"), "14155550190", "1001"),
+            now,
+        );
+        w.see(&inbound("stranger", None, "12125550100", "1002"), now);
+        assert!(w.outcome.inbound.is_none());
+        w.see(&inbound("back", Some(u), "+14155550190", "1000"), now);
+        let o = w.finish();
+        let (passed, line) = o.rang("1000");
+        assert!(passed, "{line}");
+        assert!(line.contains("reached user 1000, rang"), "{line}");
+        let (passed, line) = o.rang("1001");
+        assert!(!passed && line.contains("expected user 1001"), "{line}");
+        let (passed, line) = Watch::new(u.into(), Some("1".into())).finish().rang("1000");
+        assert!(
+            !passed && line.contains("never came back inbound"),
+            "{line}"
+        );
     }
 }

@@ -92,6 +92,7 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
         timeout: a.timeout,
         hold: a.hold,
         trace: !a.no_trace,
+        loop_did: None,
         via: match &a.via {
             Some(g) => Some(via(g, &a.dial, host, play, &pb, &vars)?),
             None => None,

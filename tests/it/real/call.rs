@@ -300,6 +300,16 @@ const RING: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 /// The shipped playbook with `call_tests:` (one call from user 1000 to `dial`), beside a
 /// link to the shipped templates.
 fn playbook_with_call_test(w: &World, dial: &str) -> String {
+    playbook_with_call_tests(
+        w,
+        &format!("wavix-{dial}.yml"),
+        &format!("    - {{name: us-mobile, from: \"1000\", dial: \"{dial}\"}}\n"),
+    )
+}
+
+/// The shipped playbook, written to `file` with `call_tests:` given as YAML lines, beside
+/// a link to the shipped templates.
+pub(super) fn playbook_with_call_tests(w: &World, file: &str, tests: &str) -> String {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = w.fleet.dir.join("pb");
     if !dir.exists() {
@@ -309,11 +319,11 @@ fn playbook_with_call_test(w: &World, dial: &str) -> String {
     let shipped = std::fs::read_to_string(repo.join("playbooks/wavix.yml")).unwrap();
     let text = shipped.replacen(
         "\n  max_fail_percentage: 0\n",
-        &format!("\n  max_fail_percentage: 0\n  call_test_seconds: 60\n  call_tests:\n    - {{name: us-mobile, from: \"1000\", dial: \"{dial}\"}}\n"),
+        &format!("\n  max_fail_percentage: 0\n  call_test_seconds: 60\n  call_tests:\n{tests}"),
         1,
     );
     assert_ne!(text, shipped);
-    let path = dir.join(format!("wavix-{dial}.yml"));
+    let path = dir.join(file);
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }

@@ -12,6 +12,7 @@
 //! a missing one fails the test that needs it (never a skip).
 
 pub mod call;
+pub mod call_did;
 pub mod calls;
 pub mod lifecycle;
 pub mod lint;
