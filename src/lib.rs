@@ -25,6 +25,7 @@
 //! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors),
 //!   knowing nothing of playbooks, inventories or runs;
 //! - [`agent`]: what runs on or keeps records: [`agent::watch`] (the drift agent),
+//!   [`agent::watch_calls`] (its periodic call tests),
 //!   [`agent::live`] (live trunk state), [`agent::measure`] (`trunks measure`),
 //!   [`agent::call`] (`switchyard call`: one test call through a PBX's FreeSWITCH),
 //!   [`agent::call_outcome`] (what it did, from its channels' events),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::*;
 
 /// One PBX applied with the shipped playbook, its trunk REGED.
-fn pbx(tag: &str) -> World {
+pub(super) fn pbx(tag: &str) -> World {
     let w = World::new(tag, WrongPassword::Forbidden);
     let esl = format!(
         "freeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\n",

@@ -13,6 +13,7 @@
 
 pub mod call;
 pub mod call_did;
+pub mod call_watch;
 pub mod calls;
 pub mod lifecycle;
 pub mod lint;
