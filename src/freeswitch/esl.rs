@@ -390,6 +390,52 @@ mod tests {
         peer.await.unwrap();
     }
 
+    /// On a connection that asked for the log, a log line sent before a command's reply is
+    /// kept, in order with the events, for [`Esl::incoming`]; [`Esl::event`] skips it.
+    #[tokio::test]
+    async fn log_lines_are_kept_in_order_with_events() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let mut buf = vec![0u8; 1024];
+            server
+                .write_all(b"Content-Type: auth/request\n\n")
+                .await
+                .unwrap();
+            let _ = server.read(&mut buf).await.unwrap();
+            server
+                .write_all(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+                .await
+                .unwrap();
+            let _ = server.read(&mut buf).await.unwrap();
+            let log = "recv 3 bytes from udp/[127.0.0.9]:5060 at 10:00:00.000000:\n";
+            let event = "Event-Name: CHANNEL_CREATE\nUnique-ID: u1\n\n";
+            let text = format!(
+                "Content-Type: log/data\nContent-Length: {}\nLog-Level: 0\n\n{log}Content-Length: {}\nContent-Type: text/event-plain\n\n{event}Content-Type: api/response\nContent-Length: 3\n\n+OK",
+                log.len(),
+                event.len()
+            );
+            server.write_all(text.as_bytes()).await.unwrap();
+            server
+                .write_all(format!("Content-Type: log/data\nContent-Length: {}\n\n{log}Content-Length: {}\nContent-Type: text/event-plain\n\n{event}", log.len(), event.len()).as_bytes())
+                .await
+                .unwrap();
+        });
+        let mut esl = Esl::connect(client, "ClueCon").await.unwrap();
+        assert_eq!(
+            esl.api("sofia profile external siptrace on").await.unwrap(),
+            "+OK"
+        );
+        assert!(
+            matches!(esl.incoming().await.unwrap(), Incoming::Log(m) if m.body.starts_with("recv 3 bytes"))
+        );
+        assert!(
+            matches!(esl.incoming().await.unwrap(), Incoming::Event(e) if e.header("Unique-ID") == Some("u1"))
+        );
+        // `event` (what `watch --events` reads) passes over the log line.
+        assert_eq!(esl.event().await.unwrap().header("Unique-ID"), Some("u1"));
+    }
+
     #[tokio::test]
     async fn a_wrong_password_is_an_error() {
         let (client, mut server) = tokio::io::duplex(1024);
