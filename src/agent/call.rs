@@ -30,6 +30,10 @@
 //! - The outbound SIP legs (`sofia/...`) report what the provider said: `sip_term_status`,
 //!   `hangup_cause`, `sip_gateway_name`, `start_uepoch`/`progress_uepoch`/`answer_uepoch`;
 //!   the dialplan's channel reports `bridge_hangup_cause`/`originate_disposition`.
+//! - `--via GATEWAY` originates `sofia/gateway/GATEWAY/E164` itself instead (no dialplan);
+//!   a `dial_did` test exports `sip_h_X-Switchyard-Call=U` so that the provider's call back
+//!   to the PBX carries the mark ([`crate::agent::call_outcome`] watches it); the SIP trace
+//!   is read on the same connection ([`crate::agent::call_trace`]).
 //!
 //! Bounded twice: switchyard hangs the call up (`uuid_kill`) once it has held it `hold`
 //! seconds after answer, at `timeout`, on any error and on Ctrl-C; and should the
@@ -297,11 +301,6 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
     if uuid.len() != 36 || !uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         return refused("FreeSWITCH's `create_uuid` answered no UUID".into());
     }
-    let longest = Duration::from_secs(spec.timeout + spec.hold + 5) + HANGUP_GRACE;
-    let mut tracer = match spec.trace {
-        true => Some(crate::agent::call_trace::Tracer::start(esl, &uuid, longest).await?),
-        false => None,
-    };
     // Only this call's channels: the filter before the subscription.
     esl.send(&format!("filter variable_switchyard_call {uuid}"))
         .await?;
@@ -348,6 +347,12 @@ async fn call_over(esl: &mut Esl<Tunnel>, spec: &CallSpec) -> Result<CallOutcome
                 number = v.number,
             )
         }
+    };
+    // Tracing on last, right before the call: nothing above can leave it on.
+    let longest = Duration::from_secs(spec.timeout + spec.hold + 5) + HANGUP_GRACE;
+    let mut tracer = match spec.trace {
+        true => Some(crate::agent::call_trace::Tracer::start(esl, &uuid, longest).await?),
+        false => None,
     };
     let reply = esl.send(&cmd).await?;
     if !reply
