@@ -86,25 +86,27 @@ pub async fn run(a: CallArgs, cx: &Context) -> CommandResult {
         )));
     };
     let vars = crate::engine::desired::context(host, &play.vars);
-    let spec = CallSpec {
+    let mut spec = CallSpec {
         from: a.from.clone(),
         dial: a.dial.clone(),
         timeout: a.timeout,
         hold: a.hold,
         trace: !a.no_trace,
         loop_did: None,
-        via: match &a.via {
-            Some(g) => Some(via(g, &a.dial, host, play, &pb, &vars)?),
-            None => None,
-        },
+        via: None,
     };
-    crate::agent::call::check(
-        &spec,
-        &crate::inputs::playbook::call_test::emergency_numbers(&vars),
-    )
-    .map_err(|e| CommandError::usage(e.to_string()))?;
     let mut red = crate::secret::Redactor::from_vars(&vars);
     red.add_secrets(&host.secrets);
+    let emergency = crate::inputs::playbook::call_test::emergency_numbers(&vars);
+    let check = |spec: &CallSpec| {
+        crate::agent::call::check(spec, &emergency).map_err(|e| CommandError::usage(e.to_string()))
+    };
+    // The number first (an emergency number is refused as such), then the gateway.
+    check(&spec)?;
+    if let Some(g) = &a.via {
+        spec.via = Some(via(g, &a.dial, host, play, &pb, &vars, &red)?);
+        check(&spec)?;
+    }
     crate::interrupt::install();
     let through = spec
         .via
@@ -158,6 +160,7 @@ fn via(
     play: &crate::inputs::playbook::Play,
     pb: &crate::inputs::playbook::Playbook,
     vars: &crate::inputs::inventory::Vars,
+    red: &crate::secret::Redactor,
 ) -> Result<crate::agent::call::Via, CommandError> {
     if !crate::inputs::playbook::call_test::valid_user(gateway) {
         return Err(CommandError::usage(format!(
@@ -167,7 +170,7 @@ fn via(
     }
     let mut templates = crate::inputs::template::Templates::new(pb.template_dirs());
     let desired = crate::engine::desired::build(host, play, &mut templates)
-        .map_err(|e| CommandError::usage(format!("{}: {e}", host.name)))?;
+        .map_err(|e| CommandError::usage(red.redact(&format!("{}: {e}", host.name))))?;
     let defined: Vec<String> = crate::engine::plan::managed_gateways(
         desired
             .files
@@ -191,7 +194,8 @@ fn via(
     }
     let Some(number) = crate::inputs::playbook::call_test::e164(dial, vars) else {
         return Err(CommandError::usage(format!(
-            "--dial {dial}: the host's numbering plan gives it no E.164 form, which --via sends (dial it as `+` and the country code, or as the plan's users dial)"
+            "--dial {}: the host's numbering plan gives it no E.164 form, which --via sends (dial it as `+` and the country code, or as the plan's users dial)",
+            printable(dial)
         )));
     };
     Ok(crate::agent::call::Via {
