@@ -8,16 +8,22 @@ use std::time::Duration;
 use super::call::playbook_with_call_tests as playbook_with;
 use super::*;
 
-#[test]
-fn a_dial_did_call_test_comes_back_inbound_and_rings_the_mapped_user() {
-    let w = World::new("real-call-did", WrongPassword::Forbidden);
+/// A PBX and its provider; the inventory names its event socket and one DID route.
+fn world(tag: &str, did: &str, extension: &str) -> (World, std::path::PathBuf) {
+    let w = World::new(tag, WrongPassword::Forbidden);
     let inv = w.inventory(
         "inv.yml",
         &format!(
-            "freeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\ndid_routes: [{{number: \"+14155550190\", extension: \"1000\"}}]\n",
+            "freeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\ndid_routes: [{{number: \"{did}\", extension: \"{extension}\"}}]\n",
             w.fs().addr
         ),
     );
+    (w, inv)
+}
+
+#[test]
+fn a_dial_did_call_test_comes_back_inbound_and_rings_the_mapped_user() {
+    let (w, inv) = world("real-call-did", "+14155550190", "1000");
     let session = |pb: &str| w.fleet.session_on(&inv).playbook(pb);
 
     // A DID that is not one of the host's: refused when read, at the test's place.
@@ -71,4 +77,44 @@ fn a_dial_did_call_test_comes_back_inbound_and_rings_the_mapped_user() {
         .filter(|m| !m.sent && m.first.starts_with("INVITE sip:1000@"))
         .collect();
     assert_eq!(rung.len(), 1, "{:#?}", phone.messages());
+}
+
+/// The DID's route sends it to user 1001 (whose phone is not registered) while the test
+/// expects user 1000: the call back is seen reaching 1001 without ringing, the test fails
+/// saying so, and the host is rolled back like any failed call test.
+#[test]
+fn a_dial_did_that_reaches_another_user_fails_and_rolls_the_host_back() {
+    let (w, inv) = world("real-call-did-wrong", "+14155550191", "1001");
+    // The stock PBX has no trunk dialplan: rolled back, it has none again.
+    assert!(!w.pbx().conf("dialplan/wavix.xml").exists());
+    let pb = playbook_with(
+        &w,
+        "did.yml",
+        "    - {name: did-1000, from: \"1000\", dial_did: \"14155550191\", rings: \"1000\"}\n",
+    );
+    let out = w
+        .fleet
+        .session_on(&inv)
+        .playbook(&pb)
+        .run(["apply", "--json"])
+        .out;
+    assert_eq!(out.code, 1, "{}", out.all());
+    let r = host_report(&out, "pbx1");
+    assert_eq!(r["status"], "rolled_back", "{r:#}");
+    let t = &r["call_tests"][0];
+    assert_eq!(t["passed"], false, "{r:#}");
+    let summary = t["summary"].as_str().unwrap_or("");
+    assert!(
+        summary.contains("DID 14155550191 came back inbound, reached user 1001, did NOT ring"),
+        "{summary}"
+    );
+    assert!(summary.contains("expected user 1000"), "{summary}");
+    assert_eq!(
+        t["detail"]["inbound"]["bridge_cause"], "USER_NOT_REGISTERED",
+        "{t:#}"
+    );
+    assert!(
+        !w.pbx().conf("dialplan/wavix.xml").exists(),
+        "not rolled back"
+    );
 }
