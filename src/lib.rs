@@ -25,8 +25,11 @@
 //! - [`freeswitch`]: everything FreeSWITCH-specific (reload rules, answers, lint, editors),
 //!   knowing nothing of playbooks, inventories or runs;
 //! - [`agent`]: what runs on or keeps records: [`agent::watch`] (the drift agent),
+//!   [`agent::watch_calls`] (its periodic call tests),
 //!   [`agent::live`] (live trunk state), [`agent::measure`] (`trunks measure`),
 //!   [`agent::call`] (`switchyard call`: one test call through a PBX's FreeSWITCH),
+//!   [`agent::call_outcome`] (what it did, from its channels' events),
+//!   [`agent::call_trace`] (its SIP exchange, traced by FreeSWITCH),
 //!   [`agent::webhook`] (the alerts' HTTPS client), [`agent::history`] (the local run history);
 //! - on top: [`cli`] (global options and dispatch), [`commands`] (one module per verb),
 //!   [`report`] (human and JSON output), [`exit`] (the one place outcomes and errors become

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Gauge, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::engine::outcome::{HostReport, HostStatus, Mode, OnEvent, PlayReport};
 use crate::engine::plan::Difference;
@@ -46,6 +48,9 @@ pub struct WatchOptions {
     pub events: bool,
     /// POST trunk alerts here (`--webhook`, `--webhook-ca`).
     pub webhook: Option<crate::agent::webhook::Webhook>,
+    /// Place the plays' call tests in the first round and then in the first round at least
+    /// this long after the last ones (`--call-tests`).
+    pub call_tests: Option<Duration>,
     pub run: RunOptions,
 }
 
@@ -83,6 +88,8 @@ struct Metrics {
     rollouts_failed: u64,
     /// History records that could not be written.
     history_failures: u64,
+    /// `--call-tests`: the last results.
+    calls: crate::agent::watch_calls::CallMetrics,
 }
 
 impl Metrics {
@@ -175,6 +182,7 @@ impl Metrics {
         for (h, k) in &self.rejected {
             rejected.with_label_values(&[h]).inc_by(*k);
         }
+        self.register_calls(r);
         if gateways {
             let state = IntGaugeVec::new(
                 Opts::new(
@@ -189,6 +197,65 @@ impl Metrics {
             }
             r.register(Box::new(state)).expect("registered once");
         }
+    }
+}
+
+impl Metrics {
+    /// `--call-tests`' families, once call tests have been placed.
+    fn register_calls(&self, r: &Registry) {
+        let c = &self.calls;
+        if !c.enabled {
+            return;
+        }
+        let vec = |name: &str, help: &str| {
+            GaugeVec::new(
+                Opts::new(format!("switchyard_{name}"), help),
+                &["host", "test"],
+            )
+            .expect("constant name")
+        };
+        let passed = vec(
+            "call_test_passed",
+            "1 if the play's test call passed when last placed by watch --call-tests, else 0.",
+        );
+        let pdd = vec(
+            "call_test_post_dial_delay_seconds",
+            "Post-dial delay of the test call when last placed (INVITE to ringing, early media or answer).",
+        );
+        for ((host, test), (ok, delay)) in &c.results {
+            passed
+                .with_label_values(&[host, test])
+                .set(if *ok { 1.0 } else { 0.0 });
+            if let Some(d) = delay {
+                pdd.with_label_values(&[host, test]).set(*d);
+            }
+        }
+        r.register(Box::new(passed)).expect("registered once");
+        r.register(Box::new(pdd)).expect("registered once");
+        for (name, help, v) in [
+            (
+                "call_tests_total",
+                "Test calls placed by watch --call-tests.",
+                c.placed,
+            ),
+            (
+                "call_test_failures_total",
+                "Test calls placed by watch --call-tests that failed.",
+                c.failed,
+            ),
+        ] {
+            let counter =
+                IntCounter::new(format!("switchyard_{name}"), help).expect("constant name");
+            counter.inc_by(v);
+            r.register(Box::new(counter)).expect("registered once");
+        }
+        let last = Gauge::new(
+            "switchyard_last_call_tests_timestamp_seconds",
+            "End of the last call tests of watch --call-tests (epoch seconds).",
+        )
+        .expect("constant name");
+        last.set(c.last.round());
+        r.register(Box::new(last)).expect("registered once");
     }
 }
 
@@ -211,6 +278,11 @@ pub fn metric_names() -> std::collections::BTreeSet<String> {
     m.gateways.insert((host(), "wavix".into()), "REGED".into());
     m.rejected.insert(host(), 1);
     m.drifted.insert(host(), true);
+    m.calls
+        .results
+        .insert((host(), "us-mobile".into()), (true, Some(0.1)));
+    m.calls.placed = 1;
+    m.calls.enabled = true;
     let live = crate::agent::live::LiveState::example();
     [registry(&m, None), registry(&m, Some(&live))]
         .iter()
@@ -332,6 +404,7 @@ fn jitter(max: Duration) -> Duration {
 async fn round(
     o: &WatchOptions,
     m: &mut Metrics,
+    calls_due: bool,
 ) -> Result<(Vec<PlayReport>, Vec<PlayReport>), BoxError> {
     let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
     inv.override_vars(&o.extra_vars)?;
@@ -379,6 +452,26 @@ async fn round(
             }
         }
         checks.push(report);
+    }
+    if calls_due {
+        let placed = crate::agent::watch_calls::place(&inv, &pb, &o.run).await;
+        let failed: Vec<String> = placed
+            .iter()
+            .filter(|(_, r)| !r.passed)
+            .map(|(h, r)| format!("{h}: call test `{}` ({}): {}", r.name, r.dial, r.summary))
+            .collect();
+        for (h, r) in &placed {
+            m.calls.record(h, r);
+        }
+        m.calls.last = crate::clock::now() as f64;
+        eprintln!(
+            "watch: call tests: {} placed, {} failed",
+            placed.len(),
+            failed.len()
+        );
+        for f in failed {
+            eprintln!("watch: {}", crate::printable::printable(&f));
+        }
     }
     Ok((checks, fixes))
 }
@@ -448,10 +541,18 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut m = Metrics::default();
+    m.calls.enabled = o.call_tests.is_some();
+    let mut calls_at: Option<Instant> = None;
     loop {
         let started = Instant::now();
+        let calls_due = o
+            .call_tests
+            .is_some_and(|every| calls_at.is_none_or(|t| t.elapsed() >= every));
+        if calls_due {
+            calls_at = Some(started);
+        }
         // A round is never interrupted: a signal during it is handled when it ends.
-        let result = round(&o, &mut m).await;
+        let result = round(&o, &mut m, calls_due).await;
         m.rounds += 1;
         m.last_round = crate::clock::now() as f64;
         m.last_duration = started.elapsed().as_secs_f64();

@@ -218,6 +218,7 @@ pub fn load(inputs: &Inputs, cx: &Context) -> Result<(Inventory, Playbook), Comm
     let mut inv = load_inventory(&paths, &cx.vault)?;
     inv.override_vars(&extra)?;
     let pb = Playbook::load(&inputs.playbook)?;
+    dial_dids_are_dids(&inv, &pb)?;
     // An inventory variable nothing reads changes nothing: say so before any host is
     // touched, with no change to the exit code. *Decision*: only the likely misspellings
     // (a read variable is close) are spelt out here; an inventory is often shared by several
@@ -239,6 +240,41 @@ pub fn load(inputs: &Inputs, cx: &Context) -> Result<(Inventory, Playbook), Comm
         );
     }
     Ok((inv, pb))
+}
+
+/// Every `dial_did` of a play's call tests is a DID of each host the play selects (its
+/// `did_routes`, inventory and play vars together): else the call would come back to no
+/// route. Refused before anything is contacted, at the test's `file:line:col`.
+fn dial_dids_are_dids(inv: &Inventory, pb: &Playbook) -> Result<(), CommandError> {
+    use crate::inputs::playbook::call_test::{foreign_did, locate_dial_did};
+    for play in &pb.plays {
+        if play.call_tests.iter().all(|t| t.dial_did.is_none()) {
+            continue;
+        }
+        for h in inv.select(&play.hosts) {
+            let vars = crate::engine::desired::context(h, &play.vars);
+            let Some(did) = foreign_did(&play.call_tests, &vars) else {
+                continue;
+            };
+            let text = crate::inputs::source::read_text(&pb.path).unwrap_or_default();
+            let (line, column) = locate_dial_did(&text, did).unwrap_or((1, 1));
+            return Err(crate::inputs::playbook::PlaybookError::from(
+                crate::inputs::source::SourceError::Yaml {
+                    path: pb.path.clone(),
+                    line,
+                    column,
+                    message: format!(
+                        "dial_did {}: not a DID of host {} (its did_routes: {}); the provider would bring the call back to no route",
+                        crate::printable::printable(did),
+                        h.name,
+                        crate::inputs::playbook::call_test::did_numbers(&vars).join(", ")
+                    ),
+                },
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Where runs are recorded (`apply`, `drift`, `watch`) and read (`history`).

@@ -37,6 +37,10 @@ pub struct WatchArgs {
     /// Disruptive steps a correction may take (overrides the play's `allow:`)
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub allow: Option<AllowArg>,
+    /// Also place the plays' `call_tests:` on every PBX, in the first round and then in
+    /// the first round at least this long after (e.g. 1h); results as metrics
+    #[arg(long, value_name = "DURATION")]
+    pub call_tests: Option<String>,
     #[command(flatten)]
     pub history: super::HistoryFile,
     #[command(flatten)]
@@ -56,6 +60,10 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         crate::agent::webhook::check_url(w).map_err(|e| CommandError::usage(e.to_string()))?;
     }
     let jitter = duration("--jitter", &a.jitter)?;
+    let call_tests = match &a.call_tests {
+        Some(v) => Some(duration("--call-tests", v)?),
+        None => None,
+    };
     // The CA file (or the system's roots) is read now: a bad one stops the agent at start,
     // not every alert later. The command line's CA wins over switchyard.toml's.
     let webhook = match &a.webhook {
@@ -90,6 +98,7 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         rounds: a.rounds,
         events: a.events,
         webhook,
+        call_tests,
         run,
     })
     .await?;

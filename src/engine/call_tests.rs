@@ -79,10 +79,15 @@ pub fn listing(tests: &[CallTest], seconds: u64) -> String {
             "  {}: {} dials {}, expect {}\n",
             t.name,
             t.from,
-            t.dial,
-            match t.expect {
-                crate::inputs::playbook::call_test::CallExpect::Answered => "answered",
-                crate::inputs::playbook::call_test::CallExpect::Refused => "refused",
+            t.number(),
+            match (&t.rings, t.expect) {
+                (Some(u), _) => format!("it back inbound from the provider, ringing user {u}"),
+                (None, crate::inputs::playbook::call_test::CallExpect::Answered) => {
+                    "answered".into()
+                }
+                (None, crate::inputs::playbook::call_test::CallExpect::Refused) => {
+                    "refused".into()
+                }
             }
         ));
     }

@@ -111,6 +111,15 @@ pub fn parse_headers(block: &str, decode: bool) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What [`Esl::incoming`] read.
+#[derive(Debug)]
+pub enum Incoming {
+    /// An event, its headers decoded.
+    Event(Message),
+    /// A log line: `Log-Level` and the others as headers, the text as body.
+    Log(Message),
+}
+
 pub struct Esl<S> {
     reader: BufReader<tokio::io::ReadHalf<S>>,
     writer: tokio::io::WriteHalf<S>,
@@ -254,7 +263,9 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
             let m = self.read().await?;
             match m.header("Content-Type") {
                 Some("command/reply") | Some("api/response") => return Ok(m),
-                Some("text/event-plain") => {
+                // A log line is kept like an event: a connection that asked for the log
+                // (`log N`) reads both, in order ([`Esl::incoming`]).
+                Some("text/event-plain") | Some("log/data") => {
                     // Headers count too: an event with no body can carry a 64 KiB block.
                     let size = queued_size(&m);
                     if self.queued.len() >= MAX_QUEUED
@@ -292,6 +303,16 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
     /// The next event, as its (decoded) headers and body.
     pub async fn event(&mut self) -> Result<Message, EslError> {
         loop {
+            if let Incoming::Event(e) = self.incoming().await? {
+                return Ok(e);
+            }
+        }
+    }
+
+    /// The next event or log line (`log/data`: only on a connection that asked for the
+    /// log with `log N`), in the order FreeSWITCH sent them.
+    pub async fn incoming(&mut self) -> Result<Incoming, EslError> {
+        loop {
             let m = match self.queued.pop_front() {
                 Some(m) => {
                     self.queued_bytes -= queued_size(&m);
@@ -299,17 +320,19 @@ impl<S: AsyncRead + AsyncWrite> Esl<S> {
                 }
                 None => self.read().await?,
             };
-            if m.header("Content-Type") != Some("text/event-plain") {
-                continue;
+            match m.header("Content-Type") {
+                Some("log/data") => return Ok(Incoming::Log(m)),
+                Some("text/event-plain") => {}
+                _ => continue,
             }
             let (head, body) = match m.body.split_once("\n\n") {
                 Some((h, b)) => (h.to_string(), b.to_string()),
                 None => (m.body.clone(), String::new()),
             };
-            return Ok(Message {
+            return Ok(Incoming::Event(Message {
                 headers: parse_headers(&head, true),
                 body,
-            });
+            }));
         }
     }
 }
@@ -365,6 +388,52 @@ mod tests {
         assert_eq!(e.header("State"), Some("FAIL_WAIT"));
         assert!(matches!(esl.event().await, Err(EslError::Closed)));
         peer.await.unwrap();
+    }
+
+    /// On a connection that asked for the log, a log line sent before a command's reply is
+    /// kept, in order with the events, for [`Esl::incoming`]; [`Esl::event`] skips it.
+    #[tokio::test]
+    async fn log_lines_are_kept_in_order_with_events() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let mut buf = vec![0u8; 1024];
+            server
+                .write_all(b"Content-Type: auth/request\n\n")
+                .await
+                .unwrap();
+            let _ = server.read(&mut buf).await.unwrap();
+            server
+                .write_all(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+                .await
+                .unwrap();
+            let _ = server.read(&mut buf).await.unwrap();
+            let log = "recv 3 bytes from udp/[127.0.0.9]:5060 at 10:00:00.000000:\n";
+            let event = "Event-Name: CHANNEL_CREATE\nUnique-ID: u1\n\n";
+            let text = format!(
+                "Content-Type: log/data\nContent-Length: {}\nLog-Level: 0\n\n{log}Content-Length: {}\nContent-Type: text/event-plain\n\n{event}Content-Type: api/response\nContent-Length: 3\n\n+OK",
+                log.len(),
+                event.len()
+            );
+            server.write_all(text.as_bytes()).await.unwrap();
+            server
+                .write_all(format!("Content-Type: log/data\nContent-Length: {}\n\n{log}Content-Length: {}\nContent-Type: text/event-plain\n\n{event}", log.len(), event.len()).as_bytes())
+                .await
+                .unwrap();
+        });
+        let mut esl = Esl::connect(client, "ClueCon").await.unwrap();
+        assert_eq!(
+            esl.api("sofia profile external siptrace on").await.unwrap(),
+            "+OK"
+        );
+        assert!(
+            matches!(esl.incoming().await.unwrap(), Incoming::Log(m) if m.body.starts_with("recv 3 bytes"))
+        );
+        assert!(
+            matches!(esl.incoming().await.unwrap(), Incoming::Event(e) if e.header("Unique-ID") == Some("u1"))
+        );
+        // `event` (what `watch --events` reads) passes over the log line.
+        assert_eq!(esl.event().await.unwrap().header("Unique-ID"), Some("u1"));
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@
 //! - [`reload`]: the least disruptive commands that make a set of changes take effect;
 //! - [`status`]: parsing `fs_cli` answers, which always exit 0 and must be read as text;
 //! - [`lint`]: checks of a whole configuration, including the Wavix guide's mistakes;
-//! - [`preprocess`] and [`xml_param`]: editors for `vars.xml` lines and `<param>`s.
+//! - [`preprocess`] and [`xml_param`]: editors for `vars.xml` lines and `<param>`s;
+//! - [`siptrace`]: mod_sofia's SIP trace as the event socket streams it, credentials masked.
 //!
 //! The rules come from FreeSWITCH's source and from outputs recorded on a real 1.10.12
 //! (see `shared/reference/freeswitch-facts.md`).
@@ -17,6 +18,7 @@ pub mod lint;
 pub mod preprocess;
 pub mod probe;
 pub mod reload;
+pub mod siptrace;
 pub mod sofia;
 pub mod status;
 pub mod tod;

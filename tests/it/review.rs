@@ -246,7 +246,9 @@ fn wait_for(port: u16, what: &str, cond: impl Fn(&str) -> bool) -> String {
 }
 
 /// SIGTERM: the agent finishes its round and exits; its status and what it printed.
-fn stop_with_sigterm(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+pub(crate) fn stop_with_sigterm(
+    mut child: std::process::Child,
+) -> (std::process::ExitStatus, String) {
     send_signal(child.id(), 15);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

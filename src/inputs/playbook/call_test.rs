@@ -28,11 +28,27 @@ pub struct CallTest {
     /// The directory user the call is placed as.
     pub from: Scalar,
     /// The number as that user dials it, quoted (`"+12125550100"`): never an emergency
-    /// number.
+    /// number. Either this or `dial_did`.
+    #[serde(default)]
     pub dial: String,
+    /// One of the PBX's own DIDs (one of its `did_routes`), dialled out through the trunk
+    /// so that the provider brings it back inbound: it must ring the user `rings`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_did: Option<String>,
+    /// With `dial_did`: the directory user the DID must ring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rings: Option<Scalar>,
     /// `answered` (default: answered with RTP both ways) or `refused` (not answered).
+    /// With `dial_did`, `rings` says what is expected instead.
     #[serde(default)]
     pub expect: CallExpect,
+}
+
+impl CallTest {
+    /// The number dialled: `dial`, or the DID of `dial_did`.
+    pub fn number(&self) -> &str {
+        self.dial_did.as_deref().unwrap_or(&self.dial)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
@@ -80,6 +96,102 @@ pub fn emergency_numbers(vars: &Vars) -> Vec<String> {
         .collect()
 }
 
+/// The E.164 digits (no `+`) the host's numbering plan (`numbering_plans[numbering_plan]`)
+/// turns `number` into, by the shipped dialplan's outbound routes in their order: `+` and
+/// 7 to 15 digits; the international prefix and 7 to 15 digits; the national prefix and a
+/// national number (country code added); a national number alone where
+/// `national_without_prefix`. `None`: no route would send it to the trunk.
+pub fn e164(number: &str, vars: &Vars) -> Option<String> {
+    let plan = vars
+        .get("numbering_plan")
+        .and_then(|n| n.as_str())
+        .and_then(|n| vars.get("numbering_plans")?.get(n))?;
+    let field = |k: &str| match plan.get(k)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let international = |d: &str| {
+        (7..=15).contains(&d.len()) && !d.starts_with('0') && d.bytes().all(|b| b.is_ascii_digit())
+    };
+    if let Some(d) = number.strip_prefix('+') {
+        return international(d).then(|| d.to_string());
+    }
+    if let Some(d) = field("international_prefix")
+        .and_then(|p| number.strip_prefix(p.as_str()).map(str::to_string))
+    {
+        if international(&d) {
+            return Some(d);
+        }
+    }
+    let cc = field("country_code")?;
+    let national =
+        pcre2::bytes::Regex::new(&format!("^(?:{})$", field("national_number")?)).ok()?;
+    let is_national = |d: &str| national.is_match(d.as_bytes()).unwrap_or(false);
+    if let Some(d) =
+        field("national_prefix").and_then(|p| number.strip_prefix(p.as_str()).map(str::to_string))
+    {
+        if is_national(&d) {
+            return Some(format!("{cc}{d}"));
+        }
+    }
+    let short = plan
+        .get("national_without_prefix")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    (short && is_national(number)).then(|| format!("{cc}{number}"))
+}
+
+/// The DIDs of `did_routes` in `vars`, as digits (what the shipped dialplan's inbound
+/// routes match, `+` dropped).
+pub fn did_numbers(vars: &Vars) -> Vec<String> {
+    let Some(routes) = vars.get("did_routes").and_then(|r| r.as_array()) else {
+        return Vec::new();
+    };
+    routes
+        .iter()
+        .filter_map(|r| match r.get("number")? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .map(|n| n.chars().filter(char::is_ascii_digit).collect())
+        .collect()
+}
+
+/// The first `dial_did` of `tests` that is not a DID of `vars`'s `did_routes`.
+pub fn foreign_did<'a>(tests: &'a [CallTest], vars: &Vars) -> Option<&'a str> {
+    let dids = did_numbers(vars);
+    tests
+        .iter()
+        .filter_map(|t| t.dial_did.as_deref())
+        .find(|d| {
+            let digits: String = d.chars().filter(char::is_ascii_digit).collect();
+            !dids.contains(&digits)
+        })
+}
+
+/// Where `dial_did: DID` is written in a playbook's text: (line, column) of the value,
+/// 1-based, for a `file:line:col` error (the value found as written, quoted or not).
+pub fn locate_dial_did(text: &str, did: &str) -> Option<(usize, usize)> {
+    for (n, line) in text.lines().enumerate() {
+        let mut from = 0;
+        while let Some(i) = line[from..].find("dial_did:") {
+            let start = from + i + "dial_did:".len();
+            let rest = &line[start..];
+            let value = rest.trim_start();
+            let col = start + (rest.len() - value.len());
+            let bare = value.trim_start_matches(['"', '\'']);
+            if bare.starts_with(did) && !bare[did.len()..].starts_with(|c: char| c.is_ascii_digit())
+            {
+                return Some((n + 1, col + 1));
+            }
+            from = start;
+        }
+    }
+    None
+}
+
 /// A play's call tests, checked when the playbook is read: each a user and a number that
 /// can be dialled, none an emergency number, names unique, and a stated total duration.
 pub fn check(tests: &[CallTest], seconds: Option<u64>, vars: &Vars) -> Result<(), String> {
@@ -111,15 +223,33 @@ pub fn check(tests: &[CallTest], seconds: Option<u64>, vars: &Vars) -> Result<()
                 "{what}: `from` is a directory user id (letters, digits, `._-`)"
             ));
         }
-        if !valid_number(&t.dial) {
+        match (&t.dial_did, &t.rings) {
+            (Some(_), _) if !t.dial.is_empty() => {
+                return Err(format!("{what}: `dial` or `dial_did`, not both"))
+            }
+            (Some(_), Some(u)) if valid_user(&u.0) => {}
+            (Some(_), _) => {
+                return Err(format!(
+                    "{what}: `dial_did` needs `rings`: the directory user the DID must ring"
+                ))
+            }
+            (None, Some(_)) => return Err(format!("{what}: `rings` goes with `dial_did`")),
+            (None, None) => {}
+        }
+        let field = if t.dial_did.is_some() {
+            "dial_did"
+        } else {
+            "dial"
+        };
+        if !valid_number(t.number()) {
             return Err(format!(
-                "{what}: `dial` is an optional `+` and 2 to 20 digits, quoted"
+                "{what}: `{field}` is an optional `+` and 2 to 20 digits, quoted"
             ));
         }
-        if is_emergency(&t.dial, &emergency) {
+        if is_emergency(t.number(), &emergency) {
             return Err(format!(
                 "{what}: {} is an emergency number; a test call never dials one",
-                t.dial
+                t.number()
             ));
         }
     }
@@ -135,8 +265,77 @@ mod tests {
             name: "x".into(),
             from: Scalar("1000".into()),
             dial: dial.into(),
+            dial_did: None,
+            rings: None,
             expect: CallExpect::Answered,
         }
+    }
+
+    /// As the shipped dialplan normalises (playbooks/wavix.yml's `us` and `gb` plans).
+    #[test]
+    fn numbers_in_e164_by_the_numbering_plan() {
+        let vars = |plan: &str| -> Vars {
+            serde_json::from_value(serde_json::json!({
+                "numbering_plan": plan,
+                "numbering_plans": {
+                    "us": {"country_code": "1", "international_prefix": "011", "national_prefix": "1",
+                           "national_number": "[2-9]\\d{9}", "national_without_prefix": true},
+                    "gb": {"country_code": 44, "international_prefix": "00", "national_prefix": "0",
+                           "national_number": "[1-9]\\d{8,9}", "national_without_prefix": false}
+                }
+            }))
+            .unwrap()
+        };
+        let us = vars("us");
+        for (n, want) in [
+            ("2125550100", Some("12125550100")),
+            ("12125550100", Some("12125550100")),
+            ("+12125550100", Some("12125550100")),
+            ("011442079460000", Some("442079460000")),
+            ("1000", None),
+            ("+0123", None),
+        ] {
+            assert_eq!(e164(n, &us).as_deref(), want, "{n}");
+        }
+        let gb = vars("gb");
+        assert_eq!(e164("02079460000", &gb).as_deref(), Some("442079460000"));
+        assert_eq!(e164("2079460000", &gb), None);
+        assert_eq!(e164("2125550100", &Vars::new()), None);
+    }
+
+    #[test]
+    fn a_dial_did_must_be_a_did_of_the_host_and_is_located() {
+        let vars: Vars = serde_json::from_value(serde_json::json!({
+            "did_routes": [{"number": "+1 415 555 0190", "extension": "1000"}, {"number": 14155550191_u64}]
+        }))
+        .unwrap();
+        let did = |d: &str| CallTest {
+            dial: String::new(),
+            dial_did: Some(d.into()),
+            rings: Some(Scalar("1000".into())),
+            ..t("")
+        };
+        assert_eq!(
+            foreign_did(&[did("14155550190"), did("+14155550191")], &vars),
+            None
+        );
+        assert_eq!(
+            foreign_did(&[did("14155550199")], &vars),
+            Some("14155550199")
+        );
+        let text = "- hosts: pbx\n  call_tests:\n    - {name: a, from: \"1000\", dial_did: \"141555501900\", rings: \"1000\"}\n    - {name: b, from: \"1000\", dial_did: \"14155550199\", rings: \"1000\"}\n";
+        assert_eq!(locate_dial_did(text, "14155550199"), Some((4, 41)));
+        assert!(check(&[did("14155550199")], Some(60), &vars).is_ok());
+        let mut no_rings = did("14155550199");
+        no_rings.rings = None;
+        assert!(check(&[no_rings], Some(60), &vars)
+            .unwrap_err()
+            .contains("needs `rings`"));
+        let mut both = did("14155550199");
+        both.dial = "2125550100".into();
+        assert!(check(&[both], Some(60), &vars)
+            .unwrap_err()
+            .contains("not both"));
     }
 
     #[test]

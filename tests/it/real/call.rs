@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::*;
 
 /// One PBX applied with the shipped playbook, its trunk REGED.
-fn pbx(tag: &str) -> World {
+pub(super) fn pbx(tag: &str) -> World {
     let w = World::new(tag, WrongPassword::Forbidden);
     let esl = format!(
         "freeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\n",
@@ -300,6 +300,16 @@ const RING: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 /// The shipped playbook with `call_tests:` (one call from user 1000 to `dial`), beside a
 /// link to the shipped templates.
 fn playbook_with_call_test(w: &World, dial: &str) -> String {
+    playbook_with_call_tests(
+        w,
+        &format!("wavix-{dial}.yml"),
+        &format!("    - {{name: us-mobile, from: \"1000\", dial: \"{dial}\"}}\n"),
+    )
+}
+
+/// The shipped playbook, written to `file` with `call_tests:` given as YAML lines, beside
+/// a link to the shipped templates.
+pub(super) fn playbook_with_call_tests(w: &World, file: &str, tests: &str) -> String {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = w.fleet.dir.join("pb");
     if !dir.exists() {
@@ -309,11 +319,11 @@ fn playbook_with_call_test(w: &World, dial: &str) -> String {
     let shipped = std::fs::read_to_string(repo.join("playbooks/wavix.yml")).unwrap();
     let text = shipped.replacen(
         "\n  max_fail_percentage: 0\n",
-        &format!("\n  max_fail_percentage: 0\n  call_test_seconds: 60\n  call_tests:\n    - {{name: us-mobile, from: \"1000\", dial: \"{dial}\"}}\n"),
+        &format!("\n  max_fail_percentage: 0\n  call_test_seconds: 60\n  call_tests:\n{tests}"),
         1,
     );
     assert_ne!(text, shipped);
-    let path = dir.join(format!("wavix-{dial}.yml"));
+    let path = dir.join(file);
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
@@ -487,4 +497,224 @@ fn a_wrong_event_socket_password_is_refused_and_never_printed() {
     );
     assert!(!out.all().contains("Not-ClueCon-7731"), "{}", out.all());
     assert!(callee.invites_received().is_empty());
+}
+
+/// A call's SIP trace, as `switchyard call` prints it: the provider asks the INVITE to
+/// authenticate (407, a number under +1 617 555), then refuses it with 404. The output shows
+/// the INVITE, the 407, the authenticated INVITE, the 404 and the explanation; the digest
+/// answer FreeSWITCH sent (read off the provider's side of the wire) and the passwords
+/// appear nowhere, whole messages included; and the profile no longer traces afterwards.
+#[test]
+fn the_sip_trace_of_a_refused_call_is_shown_with_its_credentials_masked() {
+    let w = pbx("real-call-trace");
+    let call = |extra: &[&str]| refused_call_with_credentials(&w, extra);
+    let (out, response) = call(&["--full-trace"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let text = &out.stdout;
+    let line = |needle: &str| {
+        text.lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        text.contains("SIP trace (FreeSWITCH's, profile external):"),
+        "{text}"
+    );
+    let invites = line("-> udp/");
+    let invites: Vec<_> = invites
+        .iter()
+        .filter(|l| l.contains("INVITE sip:16175550100@"))
+        .collect();
+    assert_eq!(
+        invites.len(),
+        2,
+        "the INVITE and its retry with credentials: {text}"
+    );
+    assert_eq!(
+        line("<- udp/")
+            .iter()
+            .filter(|l| l.contains("SIP/2.0 407"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        line("<- udp/")
+            .iter()
+            .filter(|l| l.contains("SIP/2.0 404"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("Proxy-Authorization: Digest username=\"trunk1\""),
+        "{text}"
+    );
+    assert!(text.contains("response=********"), "{text}");
+    assert!(
+        text.contains(
+            "why: the provider does not know the number in this form (sent as 16175550100)"
+        ),
+        "{text}"
+    );
+    for secret in [response.as_str(), TRUNK_PASSWORD, ESL_PASSWORD] {
+        assert!(!out.all().contains(secret), "{secret} shown: {}", out.all());
+    }
+
+    // The JSON has the whole messages, masked alike.
+    let (out, response) = call(&["--json"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let messages = v["sip_trace"]["messages"].as_array().expect("a trace");
+    assert!(messages.iter().any(|m| m["first_line"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("SIP/2.0 404")));
+    let call_id = v["leg"]["call_id"].as_str().expect("the leg's Call-ID");
+    assert!(messages.iter().all(|m| m["call_id"] == call_id), "{v:#}");
+    for secret in [response.as_str(), TRUNK_PASSWORD, ESL_PASSWORD] {
+        assert!(!out.all().contains(secret), "{secret} shown: {}", out.all());
+    }
+    no_channels_left(&w);
+    profile_does_not_trace(&w);
+}
+
+/// `switchyard call` to a number the provider authenticates and then refuses (404), and the
+/// digest answer FreeSWITCH proved it knows the password with, as the provider received it.
+fn refused_call_with_credentials(w: &World, extra: &[&str]) -> (crate::harness::Out, String) {
+    let mut callee = w.provider.callee(Some(404));
+    let inv = w.fleet.dir.join("inv.yml");
+    let args = [
+        &["call", "pbx1", "--from", "1000", "--dial", "6175550100"][..],
+        extra,
+    ]
+    .concat();
+    let out = w.fleet.session_on(&inv).run(args).out;
+    callee.finish(Duration::from_secs(5));
+    // What FreeSWITCH proved it knows the password with, as the provider received it.
+    let invite = callee
+        .messages()
+        .into_iter()
+        .find(|m| !m.sent && m.first.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("no INVITE reached the provider: {}", out.all()));
+    let response = invite
+        .text
+        .split("response=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no digest answer: {}", invite.text))
+        .to_string();
+    (out, response)
+}
+
+/// The external profile no longer traces: an OPTIONS sent to it is not in FreeSWITCH's log,
+/// while one sent after `siptrace on` (by hand, the control) is.
+fn profile_does_not_trace(w: &World) {
+    let options = |tag: &str| {
+        let sock = UdpSocket::bind(format!("{}:0", w.provider.addr)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (a, local) = (&w.fs().addr, sock.local_addr().unwrap());
+        let msg = format!(
+            "OPTIONS sip:{a}:5080 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{tag}\r\nFrom: <sip:probe@{a}>;tag={tag}\r\nTo: <sip:{a}>\r\nCall-ID: {tag}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        sock.send_to(msg.as_bytes(), format!("{a}:5080")).unwrap();
+        let mut buf = [0u8; 4096];
+        sock.recv(&mut buf).expect("FreeSWITCH answers the OPTIONS");
+    };
+    options("after-the-call");
+    w.fs().api("sofia profile external siptrace on");
+    options("control");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !w.fs().log().contains("Call-ID: control@probe") {
+        assert!(Instant::now() < deadline, "the control was never traced");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    w.fs().api("sofia profile external siptrace off");
+    assert!(
+        !w.fs().log().contains("Call-ID: after-the-call@probe"),
+        "the profile still traced after the call"
+    );
+}
+
+/// `--via GATEWAY`: the call goes through that gateway only, whatever the dialplan would
+/// choose, with the number in the numbering plan's E.164 form. The primary region would
+/// answer; the failover region (`wavix_fo`, named by `--via`) refuses with 603, and only it
+/// was sent the call. A gateway the play does not define, or a name that is not plain, is
+/// refused before anything is dialled.
+#[test]
+fn a_call_via_one_gateway_goes_through_that_gateway_only() {
+    let w = World::new("real-call-via", WrongPassword::Forbidden);
+    let backup = Provider::start(&w.fleet.dir, WrongPassword::Forbidden);
+    let inv = w.inventory(
+        "inv.yml",
+        &format!(
+            "wavix_failover_proxy: \"{}\"\nwavix_failover_realm: sip.test\nfreeswitch_esl: \"{}:8021\"\nfreeswitch_esl_password: {ESL_PASSWORD}\n",
+            backup.addr,
+            w.fs().addr
+        ),
+    );
+    let out = w.apply(&inv, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    w.fs()
+        .wait_gateway("wavix_fo", "REGED", None, Duration::from_secs(20));
+    let call = |via: &str| {
+        w.fleet
+            .session_on(&inv)
+            .run([
+                "call",
+                "pbx1",
+                "--from",
+                "1000",
+                "--dial",
+                "2125550100",
+                "--via",
+                via,
+            ])
+            .out
+    };
+
+    let mut primary = w.provider.callee(None);
+    let mut region = backup.callee(Some(603));
+    let out = call("wavix_fo");
+    primary.finish(Duration::from_secs(2));
+    region.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout.contains("gateway wavix_fo, SIP 603"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stderr
+            .contains("calling 2125550100 through gateway wavix_fo as 12125550100"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        primary.invites_received().is_empty(),
+        "the dialplan's choice was used"
+    );
+    let got = region.invites_received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(uri_user(&got[0]), "12125550100");
+    // Placed as the user: the caller ID the trunk routes send.
+    let invite = region.messages().into_iter().find(|m| !m.sent).unwrap();
+    assert!(invite.text.contains("sip:16468097065@"), "{}", invite.text);
+    no_channels_left(&w);
+
+    for bad in ["nosuch", "wavix;x=1"] {
+        let mut primary = w.provider.callee(None);
+        let out = call(bad);
+        primary.finish(Duration::from_secs(1));
+        assert_eq!(out.code, 2, "{}", out.all());
+        assert!(out.stderr.contains("--via"), "{}", out.all());
+        assert!(primary.invites_received().is_empty());
+    }
+    let out = call("nosuch");
+    assert!(
+        out.stderr.contains("it defines: wavix, wavix_fo"),
+        "{}",
+        out.all()
+    );
 }

@@ -12,6 +12,8 @@
 //! a missing one fails the test that needs it (never a skip).
 
 pub mod call;
+pub mod call_did;
+pub mod call_watch;
 pub mod calls;
 pub mod lifecycle;
 pub mod lint;
