@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::facts::{self, FileFact};
 
+pub mod layers;
 pub mod map;
 mod template;
 use crate::host::script;

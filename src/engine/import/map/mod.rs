@@ -20,15 +20,17 @@ use crate::freeswitch::{self, preprocess, xml_param, FileKind, Gateway};
 mod dialplan;
 #[cfg(test)]
 mod tests;
+mod users;
 
-/// Variables whose values hold a secret somewhere inside (a trunk or user password, a
-/// voicemail PIN, the event socket password): written whole into vault files. The loader
-/// replaces a variable whole, as Ansible does, so a list cannot be split between a plain
-/// file and a vault file.
+/// Variables that hold only secrets: written whole into vault files. A user's password
+/// and PIN go to `user_secrets` (id → {password, vm_password}) and a carrier's password to
+/// `carrier_passwords` (name → password), which the playbook's templates read when the
+/// entry has none of its own: a vault file makes every value in it a secret, masked
+/// wherever it appears, and an extension number or a caller ID name must not be.
 pub const SECRET_VARS: &[&str] = &[
     "wavix_password",
-    "carriers",
-    "users",
+    "user_secrets",
+    "carrier_passwords",
     "freeswitch_esl_password",
 ];
 
@@ -93,7 +95,7 @@ pub fn map(files: &BTreeMap<String, String>, defaults: &Map<String, Value>) -> M
     let mut m = Mapping::default();
     let globals = network(files, &mut m);
     let gws = gateways(files, defaults, &mut m);
-    let user_context = users(files, &globals, &mut m);
+    let user_context = users::users(files, &globals, &mut m);
     dialplan::map(files, defaults, &gws, user_context.as_deref(), &mut m);
     esl(files, &mut m);
     m
@@ -597,6 +599,7 @@ fn carriers(gws: &[&FoundGateway], m: &mut Mapping) {
         }
     }
     let mut list = Vec::new();
+    let mut passwords = Map::new();
     for (file, members) in by_file {
         let first = &members[0].gw;
         let ip = !first.registers();
@@ -624,7 +627,7 @@ fn carriers(gws: &[&FoundGateway], m: &mut Mapping) {
                 m,
             );
             c.insert("username".into(), json!(user.unwrap_or_default()));
-            c.insert("password".into(), json!(pw.unwrap_or_default()));
+            passwords.insert(carrier_name(&file), json!(pw.unwrap_or_default()));
             c.insert("realm".into(), json!(realm(first)));
         }
         c.insert("proxy".into(), json!(proxy(first)));
@@ -649,155 +652,7 @@ fn carriers(gws: &[&FoundGateway], m: &mut Mapping) {
         list.push(Value::Object(c));
     }
     m.set("carriers", Value::Array(list));
-}
-
-/// A phone number as E.164 digits (optional `+`, 8 to 15 digits), if it is one.
-fn e164(v: &str) -> Option<String> {
-    let d = v.strip_prefix('+').unwrap_or(v);
-    (d.len() >= 8 && d.len() <= 15 && d.chars().all(|c| c.is_ascii_digit()) && !d.starts_with('0'))
-        .then(|| d.to_string())
-}
-
-/// Directory users of `directory/default/` → `users`; returns their `user_context`.
-fn users(
-    files: &BTreeMap<String, String>,
-    globals: &BTreeMap<String, String>,
-    m: &mut Mapping,
-) -> Option<String> {
-    let mut list = Vec::new();
-    let mut contexts: Vec<(String, String)> = Vec::new();
-    for (rel, text) in files.iter().filter(|(r, _)| r.starts_with("directory/")) {
-        let body = xml_body(text);
-        let Ok(doc) = roxmltree::Document::parse(&body) else {
-            continue;
-        };
-        for u in doc.descendants().filter(|n| n.has_tag_name("user")) {
-            let Some(id) = u.attribute("id") else {
-                continue;
-            };
-            if let Some(user) = user(rel, id, u, globals, m) {
-                if let Some(c) = user.1 {
-                    contexts.push((rel.clone(), c));
-                }
-                list.push(user.0);
-            }
-        }
+    if !passwords.is_empty() {
+        m.set("carrier_passwords", Value::Object(passwords));
     }
-    if list.is_empty() {
-        return None;
-    }
-    m.set("users", Value::Array(list));
-    let first = contexts.first().map(|(_, c)| c.clone());
-    for (rel, c) in &contexts {
-        if Some(c) != first.as_ref() {
-            m.unmapped(rel, format!("user_context `{c}` differs from the other users'; the playbook gives all users one context (wavix_user_context)"));
-        }
-    }
-    if let Some(c) = &first {
-        m.set("wavix_user_context", json!(c));
-    }
-    first
-}
-
-/// One user: its entry of `users` and its `user_context`, or `None` (listed as not mapped).
-fn user(
-    rel: &str,
-    id: &str,
-    u: roxmltree::Node,
-    globals: &BTreeMap<String, String>,
-    m: &mut Mapping,
-) -> Option<(Value, Option<String>)> {
-    let params: BTreeMap<String, String> = freeswitch::name_values(u, "param");
-    let vars: BTreeMap<String, String> = freeswitch::name_values(u, "variable");
-    if !rel.starts_with("directory/default/") {
-        m.unmapped(
-            rel,
-            format!("user `{id}` is not in directory/default/, where the playbook's users are"),
-        );
-        return None;
-    }
-    let (Some(pw), Some(vm)) = (params.get("password"), params.get("vm-password")) else {
-        m.unmapped(
-            rel,
-            format!(
-                "user `{id}` has no password or no vm-password param; the playbook writes both"
-            ),
-        );
-        return None;
-    };
-    // `$${name}` resolved from vars.xml, as FreeSWITCH's pre-processor does.
-    let resolve = |v: &str| -> String {
-        v.strip_prefix("$${")
-            .and_then(|r| r.strip_suffix('}'))
-            .and_then(|n| globals.get(n))
-            .cloned()
-            .unwrap_or_else(|| v.to_string())
-    };
-    let eff_num = vars.get("effective_caller_id_number").map(|v| resolve(v));
-    let out_num = vars.get("outbound_caller_id_number").map(|v| resolve(v));
-    let Some(number) = out_num
-        .as_deref()
-        .and_then(e164)
-        .or_else(|| eff_num.as_deref().and_then(e164))
-    else {
-        m.unmapped(rel, format!("user `{id}` has no caller ID number in E.164 digits (outbound_caller_id_number, effective_caller_id_number); the playbook needs one"));
-        return None;
-    };
-    if out_num.as_deref().and_then(e164).is_none() {
-        m.note(rel, format!("user `{id}`: outbound_caller_id_number is not an E.164 number, so the trunk was sent another caller ID; the playbook sends {number} (the user's effective_caller_id_number)"));
-    }
-    if eff_num.as_deref() != Some(id) {
-        m.note(rel, format!("user `{id}`: effective_caller_id_number is not the extension, so calls between users showed it; the playbook shows the extension between users and {number} on the trunk"));
-    }
-    let name = vars
-        .get("effective_caller_id_name")
-        .map(|v| resolve(v))
-        .unwrap_or_else(|| id.to_string());
-    let mut e = Map::new();
-    e.insert("id".into(), json!(id));
-    e.insert("password".into(), json!(pw));
-    e.insert("vm_password".into(), json!(vm));
-    e.insert("caller_id_name".into(), json!(name));
-    e.insert("caller_id_number".into(), json!(number));
-    if let Some(on) = vars.get("outbound_caller_id_name") {
-        let on = resolve(on);
-        if on != name {
-            e.insert("outbound_caller_id_name".into(), json!(on));
-        }
-    }
-    if let Some(n) = out_num.as_deref().and_then(e164) {
-        if n != number {
-            e.insert("outbound_caller_id_number".into(), json!(n));
-        }
-    }
-    for (p, _) in params
-        .iter()
-        .filter(|(p, _)| !matches!(p.as_str(), "password" | "vm-password"))
-    {
-        m.unmapped(
-            rel,
-            format!(
-                "user `{id}`: param `{p}` has no variable in the playbook; apply would drop it"
-            ),
-        );
-    }
-    for (v, value) in &vars {
-        let known = match v.as_str() {
-            "toll_allow" => value == "domestic,international,local",
-            "accountcode" => value == id,
-            "user_context"
-            | "effective_caller_id_name"
-            | "effective_caller_id_number"
-            | "outbound_caller_id_name"
-            | "outbound_caller_id_number" => true,
-            _ => false,
-        };
-        if !known {
-            m.unmapped(rel, format!("user `{id}`: variable `{v}` has no variable in the playbook (or another value than it writes); apply would change it"));
-        }
-    }
-    if rel != format!("directory/default/{id}.xml") {
-        m.note(rel, format!("user `{id}`: the playbook writes directory/default/{id}.xml; remove this file after the apply (import never writes on the PBX)"));
-    }
-    Some((Value::Object(e), vars.get("user_context").cloned()))
 }

@@ -68,6 +68,11 @@ fn the_guide_maps_onto_the_wavix_variables_and_its_mistakes_are_named() {
         json!([{"number": "16468097065", "extension": "1000"}])
     );
     assert_eq!(v["users"][0]["id"], "1000");
+    assert!(v["users"][0].get("password").is_none());
+    assert_eq!(
+        v["user_secrets"]["1000"],
+        json!({"password": "SET_EXTENSION_PASSWORD", "vm_password": "1000"})
+    );
     assert_eq!(v["users"][0]["caller_id_number"], "16468097065");
     assert_eq!(v["wavix_user_context"], "wavix");
     // The inbound context was the users' own: not carried over (toll fraud).
@@ -144,6 +149,7 @@ fn other_providers_become_carriers_in_the_order_the_dialplan_bridges_them() {
         c[1],
         json!({"name": "a", "auth": "ip", "proxy": "a1.example", "gateways": [{"name": "a1"}]})
     );
+    assert_eq!(m.vars["carrier_passwords"], json!({"b": "Pw-b-123"}));
     assert_eq!(m.vars["failover_causes"], json!(["GATEWAY_DOWN"]));
     assert_eq!(
         m.vars["did_routes"],

@@ -1,0 +1,353 @@
+//! `switchyard import` (default mode): each PBX's tree mapped onto the shipped playbook's
+//! variables ([`crate::engine::import::map`]) and written as a project: the playbook and
+//! its templates copied in, `inventory/` with what every host shares in `group_vars/`, what
+//! differs in `host_vars/`, every secret-bearing variable only in `.age` vault files, and
+//! `IMPORT.md`: per host, why each file `apply --check` will show changes, what could not be
+//! mapped and what could not be read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+
+use super::{connection_vars, put, HostRead};
+use crate::commands::Context;
+use crate::engine::import::layers::{self, HostVars};
+use crate::engine::import::map::{self, Mapping};
+use crate::exit::CommandError;
+use crate::freeswitch::lint::Finding;
+use crate::inputs::inventory::{Host, Inventory};
+use crate::inputs::playbook::Playbook;
+use crate::printable::printable;
+
+/// The playbook the PBXes are mapped onto.
+pub struct Target {
+    path: PathBuf,
+    /// Its first play's `vars:` (the defaults a mapped value may equal).
+    defaults: Map<String, Value>,
+    /// The group its play targets: every imported host is put in it.
+    top: String,
+    /// Its template folder's files (name → bytes), copied into the project.
+    templates: Vec<(String, Vec<u8>)>,
+}
+
+impl Target {
+    /// Load `path` and check it reads the variables import maps onto (the shipped Wavix
+    /// playbook's); its templates are the files of the first of its template folders.
+    pub fn load(path: &Path) -> Result<Target, CommandError> {
+        let pb = Playbook::load(path)?;
+        let Some(play) = pb.plays.first() else {
+            return Err(format!("{}: no play to map the PBXes onto", path.display()).into());
+        };
+        if ![
+            "numbering_plans",
+            "wavix_inbound_context",
+            "failover_causes",
+        ]
+        .iter()
+        .all(|v| play.vars.contains_key(*v))
+        {
+            return Err(CommandError::usage(format!(
+                "{}: import maps PBXes onto the shipped Wavix playbook's variables (playbooks/wavix.yml), which this playbook does not define; adopt the PBXes as they are with --as-is instead",
+                path.display()
+            )));
+        }
+        let top = play.hosts.clone();
+        if top.is_empty()
+            || !top
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "{}: its play targets `{top}`, not one group; import puts every host in the group the play targets",
+                path.display()
+            )
+            .into());
+        }
+        let mut templates = Vec::new();
+        if let Some(dir) = pb.template_dirs().into_iter().take(2).find(|d| d.is_dir()) {
+            for e in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+                let p = e.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+                if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+                    let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                    templates.push((
+                        p.file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned(),
+                        bytes,
+                    ));
+                }
+            }
+        }
+        Ok(Target {
+            path: path.to_path_buf(),
+            defaults: play.vars.clone().into_iter().collect(),
+            top,
+            templates,
+        })
+    }
+}
+
+/// Whether `var` goes to a vault file: a secret variable, or an `fs_cli` line with the
+/// event socket password in it.
+fn is_secret(var: &str, value: &Value) -> bool {
+    map::SECRET_VARS.contains(&var)
+        || (var == "fs_cli"
+            && value
+                .as_str()
+                .is_some_and(|l| crate::host::script::FsCli::split(l).password.is_some()))
+}
+
+/// One host's section of the report, also printed (escaped and masked).
+fn host_report(
+    name: &str,
+    m: &Mapping,
+    findings: &[Finding],
+    skipped: &[crate::engine::import::Skipped],
+    read: &BTreeMap<String, String>,
+    red: &crate::secret::Redactor,
+) -> (Vec<String>, String) {
+    let clean = |s: &str| red.redact(&printable(s));
+    let mut lines = Vec::new();
+    let mut md = format!("## {}\n\n", clean(name));
+    let mut section = |title: &str, items: Vec<(String, String)>, tag: &str| {
+        if items.is_empty() {
+            return;
+        }
+        md.push_str(&format!("### {title}\n\n"));
+        for (file, text) in items {
+            md.push_str(&format!("- `{}`: {}\n", clean(&file), clean(&text)));
+            lines.push(format!(
+                "{}: {tag}: {}: {}",
+                clean(name),
+                clean(&file),
+                clean(&text)
+            ));
+        }
+        md.push('\n');
+    };
+    section(
+        "Why files will change (the findings `apply --check` is explained by)",
+        m.notes
+            .iter()
+            .map(|n| (n.file.clone(), n.text.clone()))
+            .collect(),
+        "will change",
+    );
+    section(
+        "Lint findings on the PBX as it is",
+        findings
+            .iter()
+            .map(|f| {
+                (
+                    format!("{}:{}", f.file, f.line),
+                    format!("{:?}[{}]: {}", f.severity, f.check, f.message).to_lowercase_first(),
+                )
+            })
+            .collect(),
+        "finding",
+    );
+    section(
+        "Not mapped (left as it is where the playbook does not write the file; dropped where it does)",
+        m.unmapped.iter().map(|s| (s.rel.clone(), s.reason.clone())).collect(),
+        "not mapped",
+    );
+    section(
+        "Not read",
+        skipped
+            .iter()
+            .filter(|s| !read.contains_key(&s.rel))
+            .map(|s| (s.rel.clone(), s.reason.clone()))
+            .collect(),
+        "not read",
+    );
+    (lines, md)
+}
+
+/// `Error[x]` → `error[x]`, as lint prints severities.
+trait LowerFirst {
+    fn to_lowercase_first(&self) -> String;
+}
+
+impl LowerFirst for String {
+    fn to_lowercase_first(&self) -> String {
+        let mut c = self.chars();
+        c.next()
+            .map(|f| f.to_lowercase().chain(c).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Map every host and write the project into `tmp` (renamed into place by the caller).
+pub fn fill(
+    tmp: &Path,
+    hosts: &[(Host, HostRead)],
+    t: &Target,
+    inv: &Inventory,
+    cx: &Context,
+) -> Result<String, CommandError> {
+    let mut per_host = Vec::new();
+    let mut report = String::from(
+        "# What `switchyard import` found\n\n`switchyard apply --check -i inventory playbook.yml` shows what switchyard would change on each PBX; each file it changes is explained below by the finding on that file. Import wrote nothing on the PBXes.\n\n",
+    );
+    let (mut unmapped, mut notes) = (0, 0);
+    for (h, r) in hosts {
+        // Every file read that is UTF-8 and well-formed XML. (Unlike --as-is, a
+        // world-readable file holding a secret is read too: import writes no file back, and
+        // apply refuses to write a secret into a world-readable file itself.)
+        let files: BTreeMap<String, String> = r
+            .originals
+            .iter()
+            .filter_map(|(rel, bytes)| {
+                let text = String::from_utf8(bytes.clone()).ok()?;
+                crate::xml::well_formed(&text).ok()?;
+                Some((rel.clone(), text))
+            })
+            .collect();
+        let m = map::map(&files, &t.defaults);
+        let findings = crate::freeswitch::lint::lint(None, &files);
+        let mut red = crate::secret::Redactor::from_vars(&m.vars.clone().into_iter().collect());
+        red.merge(&crate::secret::Redactor::from_vars(&h.vars));
+        let (lines, md) = host_report(&h.name, &m, &findings, &r.skipped, &files, &red);
+        for l in lines {
+            println!("{l}");
+        }
+        report.push_str(&md);
+        unmapped += m.unmapped.len();
+        notes += m.notes.len();
+        let (mut vars, fs_cli) = connection_vars(h);
+        if let Some(line) = fs_cli {
+            vars.insert("fs_cli".into(), json!(line));
+        }
+        vars.extend(m.vars);
+        per_host.push(HostVars {
+            name: h.name.clone(),
+            groups: h
+                .groups
+                .iter()
+                .filter(|g| {
+                    !["all", "ungrouped", t.top.as_str()].contains(&g.as_str())
+                        && inv.groups.contains_key(*g)
+                })
+                .cloned()
+                .collect(),
+            vars,
+        });
+    }
+    let layout = layers::layout(&per_host, &t.top, &t.defaults);
+    write_inventory(&tmp.join("inventory"), &layout, &per_host, &t.top, cx)?;
+    put(
+        &tmp.join("playbook.yml"),
+        &std::fs::read(&t.path).map_err(|e| format!("{}: {e}", t.path.display()))?,
+    )?;
+    for (name, bytes) in &t.templates {
+        put(&tmp.join("templates").join(name), bytes)?;
+    }
+    put(&tmp.join("IMPORT.md"), report.as_bytes())?;
+    prove_layout(tmp, &per_host, &t.defaults, cx)?;
+    Ok(format!(
+        "{} mapped onto {}: {} shared in group_vars, {} with variables of their own; {} explained, {} not mapped (see IMPORT.md)",
+        crate::report::count(hosts.len(), "host"),
+        t.path.display(),
+        layout.groups.values().map(Map::len).sum::<usize>(),
+        layout.hosts.len(),
+        crate::report::count(notes, "change"),
+        crate::report::count(unmapped, "item"),
+    ))
+}
+
+/// `group_vars/`, `host_vars/` (plain `.yml`, secret-bearing `.age`) and `hosts.yml`.
+fn write_inventory(
+    dir: &Path,
+    layout: &layers::Layout,
+    hosts: &[HostVars],
+    top: &str,
+    cx: &Context,
+) -> Result<(), CommandError> {
+    let yaml = |m: &Map<String, Value>| yaml_serde::to_string(m).expect("variables serialize");
+    let any_secret = layout
+        .groups
+        .values()
+        .chain(layout.hosts.values())
+        .flatten()
+        .any(|(k, v)| is_secret(k, v));
+    if any_secret && !cx.vault.has_key() {
+        return Err(CommandError::usage(
+            "the PBXes hold secrets, which import writes only vault-encrypted: give a vault passphrase (SWITCHYARD_VAULT_PASSWORD, --vault-password-file) or identity (--vault-identity); nothing written",
+        ));
+    }
+    for (kind, files) in [("group_vars", &layout.groups), ("host_vars", &layout.hosts)] {
+        for (name, vars) in files {
+            let (secret, plain): (Map<_, _>, Map<_, _>) =
+                vars.clone().into_iter().partition(|(k, v)| is_secret(k, v));
+            if !plain.is_empty() {
+                put(&dir.join(format!("{kind}/{name}.yml")), format!("# Written by `switchyard import`; secret-bearing variables are in {name}.age.\n{}", yaml(&plain)).as_bytes())?;
+            }
+            if !secret.is_empty() {
+                put(
+                    &dir.join(format!("{kind}/{name}.age")),
+                    cx.vault.encrypt(yaml(&secret).as_bytes())?.as_bytes(),
+                )?;
+            }
+        }
+    }
+    let mut children = Map::new();
+    let mut groups: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for h in hosts {
+        for g in &h.groups {
+            groups
+                .entry(g)
+                .or_default()
+                .insert(h.name.clone(), json!({}));
+        }
+    }
+    for (g, members) in groups {
+        children.insert(g.to_string(), json!({ "hosts": members }));
+    }
+    let members: Map<String, Value> = hosts.iter().map(|h| (h.name.clone(), json!({}))).collect();
+    let mut group = Map::new();
+    group.insert("hosts".into(), Value::Object(members));
+    if !children.is_empty() {
+        group.insert("children".into(), Value::Object(children));
+    }
+    let all = json!({ "all": { "children": { top: group } } });
+    put(
+        &dir.join("hosts.yml"),
+        format!(
+            "# Written by `switchyard import`: the imported hosts; their variables are in group_vars/ and host_vars/.\n{}",
+            yaml_serde::to_string(&all).expect("inventory serializes")
+        )
+        .as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Load the written inventory as `apply` will and check that every host gets exactly the
+/// values mapped for it: the layout's promise, checked before the project takes its name.
+fn prove_layout(
+    tmp: &Path,
+    hosts: &[HostVars],
+    defaults: &Map<String, Value>,
+    cx: &Context,
+) -> Result<(), CommandError> {
+    let inv = Inventory::load_all(&[tmp.join("inventory")], &cx.vault)?;
+    for h in hosts {
+        let loaded = inv.hosts.iter().find(|x| x.name == h.name).ok_or_else(|| {
+            format!(
+                "internal error: {} is not in the written inventory",
+                printable(&h.name)
+            )
+        })?;
+        for (k, v) in &h.vars {
+            if loaded.vars.get(k).or(defaults.get(k)) != Some(v) {
+                return Err(format!(
+                    "internal error: the written inventory does not give {} its `{k}`; nothing written",
+                    printable(&h.name)
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `switchyard import` in its default mode against real sshd hosts: each PBX's tree mapped
+//! onto the shipped playbook's variables, secrets only in vault files, what every host
+//! shares in group_vars; `apply --check` afterwards shows what switchyard would change, and
+//! IMPORT.md says why.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// The vault passphrase, in a file both the binary and the test read.
+fn vault_file(fleet: &Fleet) -> PathBuf {
+    let p = fleet.dir.join("vault-pass");
+    std::fs::write(&p, "import-map test vault passphrase\n").unwrap();
+    p
+}
+
+fn import(fleet: &Fleet, inv: &Path, dir: &Path) -> Out {
+    let vault = vault_file(fleet);
+    switchyard(&[
+        "--vault-password-file",
+        vault.to_str().unwrap(),
+        "import",
+        "-i",
+        inv.to_str().unwrap(),
+        &repo("playbooks/wavix.yml"),
+        "--write",
+        dir.to_str().unwrap(),
+        "--known-hosts",
+        fleet.known_hosts.to_str().unwrap(),
+    ])
+}
+
+fn apply(fleet: &Fleet, dir: &Path, check: bool) -> Out {
+    let vault = vault_file(fleet);
+    let mut args = vec![
+        "--vault-password-file",
+        vault.to_str().unwrap(),
+        "apply",
+        "-i",
+        dir.join("inventory").to_str().unwrap().to_string().leak(),
+        dir.join("playbook.yml")
+            .to_str()
+            .unwrap()
+            .to_string()
+            .leak(),
+        "--known-hosts",
+        fleet.known_hosts.to_str().unwrap(),
+    ];
+    if check {
+        args.push("--check");
+    }
+    switchyard(&args)
+}
+
+/// Every host's variables as `apply` loads them from the imported project (vault files
+/// decrypted).
+fn loaded_vars(fleet: &Fleet, dir: &Path) -> Vec<(String, serde_json::Map<String, Value>)> {
+    let vault =
+        switchyard::inputs::vault::Vault::from_sources(Some(&vault_file(fleet)), None).unwrap();
+    let inv = switchyard::inputs::inventory::Inventory::load_all(&[dir.join("inventory")], &vault)
+        .unwrap();
+    inv.hosts
+        .into_iter()
+        .map(|h| (h.name, h.vars.into_iter().collect()))
+        .collect()
+}
+
+/// Connection settings and switchyard's own variables: not the playbook's.
+fn playbook_vars(vars: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    vars.iter()
+        .filter(|(k, _)| {
+            !k.starts_with("ansible_")
+                && !k.starts_with("ssh_")
+                && !k.starts_with("freeswitch_")
+                && !["fs_cli", "command_timeout", "inventory_hostname"].contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Every file under `dir` holding `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_holding(&p, needle));
+        } else if String::from_utf8_lossy(&std::fs::read(&p).unwrap()).contains(needle) {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+/// A PBX provisioned by switchyard from playbooks/wavix.yml, imported into a fresh project:
+/// `apply --check` there changes nothing, and the variables it loads are the ones the PBX
+/// was provisioned from (the single `user:` as a one-entry `users:`, its password and PIN
+/// in `user_secrets`); its secrets only in vault files.
+#[test]
+fn a_pbx_provisioned_by_switchyard_imports_to_its_own_variables() {
+    let fleet = Fleet::new("import-map-rt", 1);
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let first = fleet.run("apply", &inv, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let dir = tmp("import-map-rt-project").join("project");
+    let out = import(&fleet, &inv, &dir);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let c = apply(&fleet, &dir, true);
+    assert_eq!(c.code, 0, "{}", c.all());
+    assert!(
+        c.all().contains("hosts: 0 changed, 1 ok, 0 failed"),
+        "{}",
+        c.all()
+    );
+
+    let (name, vars) = &loaded_vars(&fleet, &dir)[0];
+    assert_eq!(name, "pbx1");
+    assert_eq!(
+        Value::Object(playbook_vars(vars)),
+        json!({
+            "wavix_realm": "sip.test",
+            "wavix_failover_proxy": "",
+            "wavix_username": "trunk1",
+            "wavix_password": "secret1",
+            "users": [{"id": "1000", "caller_id_name": "Main", "caller_id_number": "16468097065"}],
+            "user_secrets": {"1000": {"password": "ext-pass-1000", "vm_password": "4711"}},
+            "did_routes": [{"number": "16468097065", "extension": "1000"}],
+            "emergency_calls": "trunk",
+        })
+    );
+    for secret in ["secret1", "ext-pass-1000", "4711"] {
+        assert!(
+            files_holding(&dir, secret).is_empty(),
+            "{secret}: {:?}",
+            files_holding(&dir, secret)
+        );
+        assert!(!out.all().contains(secret), "{}", out.all());
+    }
+    assert!(dir.join("inventory/group_vars/pbx.age").exists());
+}
