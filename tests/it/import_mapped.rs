@@ -140,3 +140,120 @@ fn a_pbx_provisioned_by_switchyard_imports_to_its_own_variables() {
     }
     assert!(dir.join("inventory/group_vars/pbx.age").exists());
 }
+
+/// Write the Wavix guide's files on `h` as an operator following it would (the guide's
+/// files from tests/fixtures/guide/, its placeholders filled in with this operator's
+/// credentials, a voicemail PIN of their own instead of the guide's example `1000`; its
+/// three vars.xml lines added to the stock vars.xml).
+fn plant_guide(h: &TestHost, user: &str, password: &str, did: &str) {
+    let g = |rel: &str| {
+        std::fs::read_to_string(repo(&format!("tests/fixtures/guide/{rel}")))
+            .unwrap()
+            .replace("YOUR_SIP_TRUNK_ID", user)
+            .replace("YOUR_SIP_TRUNK_PASSWORD", password)
+            .replace("SET_EXTENSION_PASSWORD", &format!("Ext-{password}"))
+            .replace("16468097065", did)
+            .replace(
+                "\"vm-password\" value=\"1000\"",
+                "\"vm-password\" value=\"4711\"",
+            )
+    };
+    for (rel, from) in [
+        (
+            "sip_profiles/external/wavix.xml",
+            "registration/sip_profiles/external/wavix.xml",
+        ),
+        (
+            "sip_profiles/external/wavix_fo.xml",
+            "failover/sip_profiles/external/wavix_fo.xml",
+        ),
+        (
+            "dialplan/wavix_dialplan.xml",
+            "failover/dialplan/wavix_dialplan.xml",
+        ),
+        (
+            "directory/default/1000.xml",
+            "registration/directory/default/1000.xml",
+        ),
+        (
+            "autoload_configs/default/switch.conf.xml",
+            "registration/autoload_configs/default/switch.conf.xml",
+        ),
+    ] {
+        let p = h.conf(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, g(from)).unwrap();
+    }
+    let lines: String = g("ip-auth/vars.xml")
+        .lines()
+        .filter(|l| l.contains("PRE"))
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    let vars = h
+        .read("vars.xml")
+        .replace("</include>", &format!("{lines}</include>"));
+    std::fs::write(h.conf("vars.xml"), vars).unwrap();
+}
+
+/// A PBX configured by hand exactly as the Wavix guide says, mistakes included, imported
+/// in the default mode: `apply --check` shows the files switchyard would change, and the
+/// report (IMPORT.md and the import's output) names the guide's mistakes as the reasons;
+/// what has no variable (the user's callgroup, the dial-as-is route) is listed, not guessed.
+#[test]
+fn a_pbx_configured_by_the_wavix_guide_imports_with_its_mistakes_explained() {
+    let fleet = Fleet::new("import-map-guide", 1);
+    let h = fleet.host("pbx1");
+    plant_guide(h, "100001", "Trunk-Pass-77", "16468097065");
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let dir = tmp("import-map-guide-project").join("project");
+    let out = import(&fleet, &inv, &dir);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let report = std::fs::read_to_string(dir.join("IMPORT.md")).unwrap();
+    for (file, why) in [
+        ("dialplan/wavix_dialplan.xml", "continue_on_fail=true fails over on every cause"),
+        ("dialplan/wavix_dialplan.xml", "no hangup_after_bridge=true"),
+        ("dialplan/wavix_dialplan.xml", "toll fraud"),
+        ("dialplan/wavix_dialplan.xml", "no route took the emergency numbers (911)"),
+        ("vars.xml", "is not spelt `X-PRE-PROCESS`, so FreeSWITCH ignored it and `external_rtp_ip` was never set"),
+        ("sip_profiles/external/wavix.xml", "extension=auto_to_user"),
+        ("sip_profiles/external/wavix.xml", "`sip_cid_type` is a channel variable"),
+        ("autoload_configs/default/switch.conf.xml", "never reads autoload_configs/default/"),
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(&format!("pbx1: will change: {file}: ")) && l.contains(why)),
+            "{file}: {why}\n{}",
+            out.all()
+        );
+        assert!(report.contains(why), "{why}\n{report}");
+    }
+    for (file, what) in [
+        ("directory/default/1000.xml", "variable `callgroup`"),
+        ("dialplan/wavix_dialplan.xml", "extension `out-wavix`"),
+    ] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("pbx1: not mapped: {file}: ")) && l.contains(what)),
+            "{file}: {what}\n{}",
+            out.all()
+        );
+    }
+    for secret in ["Trunk-Pass-77", "Ext-Trunk-Pass-77"] {
+        assert!(files_holding(&dir, secret).is_empty(), "{secret}");
+        assert!(!out.all().contains(secret), "{}", out.all());
+    }
+    let c = apply(&fleet, &dir, true);
+    assert_eq!(c.code, 0, "{}", c.all());
+    assert!(!c.all().contains("lint error"), "{}", c.all());
+    for changed in [
+        "sip_profiles/external/wavix.xml",
+        "sip_profiles/external/wavix_fo.xml",
+        "dialplan/wavix.xml",
+        "directory/default/1000.xml",
+        "vars.xml",
+        "autoload_configs/switch.conf.xml",
+    ] {
+        assert!(c.all().contains(changed), "{changed}\n{}", c.all());
+    }
+    assert!(c.all().contains("hosts: 1 changed"), "{}", c.all());
+}

@@ -136,11 +136,12 @@ fn network(files: &BTreeMap<String, String>, m: &mut Mapping) -> BTreeMap<String
             );
         }
     }
+    // The address FreeSWITCH uses, else the one a misspelt line meant (the stock
+    // `stun:` value before it is not an address the operator chose).
     let pick = |name: &str| -> Option<(String, bool)> {
         match globals.get(name) {
             Some(v) if is_ip(v) => Some((v.clone(), true)),
-            Some(_) => None,
-            None => misspelt
+            _ => misspelt
                 .get(name)
                 .filter(|v| is_ip(v))
                 .map(|v| (v.clone(), false)),
@@ -458,7 +459,12 @@ fn shared_gateway_vars(gws: &[&FoundGateway], defaults: &Map<String, Value>, m: 
     } else if !gws.is_empty() {
         m.note(&gws[0].file, format!("gateway `{}` names no context: its calls ran in the profile's; the playbook gives its gateways the inbound context `{}`", gws[0].gw.name, default_str(defaults, "wavix_inbound_context")));
     }
-    let regs: Vec<&FoundGateway> = gws.iter().copied().filter(|g| g.gw.registers()).collect();
+    // Only the gateways that set it (one without it gets the playbook's value: noted).
+    let regs: Vec<&FoundGateway> = gws
+        .iter()
+        .copied()
+        .filter(|g| g.gw.registers() && g.gw.param("expire-seconds").is_some())
+        .collect();
     if let Some(e) = common(
         &regs,
         "expire-seconds",

@@ -101,6 +101,9 @@ fn the_guide_maps_onto_the_wavix_variables_and_its_mistakes_are_named() {
         "{vars}"
     );
     assert!(notes_on(&m, "autoload_configs/default/switch.conf.xml")[0].contains("never reads"));
+    assert!(notes_on(&m, "directory/default/1000.xml")
+        .iter()
+        .any(|n| n.contains("the voicemail PIN is the extension number")));
     // What has no variable is listed, with its file: the user's callgroup, the dialled-as-is route.
     let un = unmapped_lines(&m);
     assert!(

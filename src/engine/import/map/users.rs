@@ -154,6 +154,9 @@ fn user(
             m.unmapped(rel, format!("user `{id}`: variable `{v}` has no variable in the playbook (or another value than it writes); apply would change it"));
         }
     }
+    if vm == id {
+        m.note(rel, format!("user `{id}`: the voicemail PIN is the extension number, which anyone who can call the PBX knows; as a secret it is masked wherever the word appears, and switchyard refuses to write it into a file every user on the host may read (the stock switch.conf.xml holds `{id}`): change it in `user_secrets`"));
+    }
     if rel != format!("directory/default/{id}.xml") {
         m.note(rel, format!("user `{id}`: the playbook writes directory/default/{id}.xml; remove this file after the apply (import never writes on the PBX)"));
     }
