@@ -145,7 +145,7 @@ fn a_pbx_provisioned_by_switchyard_imports_to_its_own_variables() {
 /// files from tests/fixtures/guide/, its placeholders filled in with this operator's
 /// credentials, a voicemail PIN of their own instead of the guide's example `1000`; its
 /// three vars.xml lines added to the stock vars.xml).
-fn plant_guide(h: &TestHost, user: &str, password: &str, did: &str) {
+fn plant_guide(h: &TestHost, user: &str, password: &str, did: &str, ip: &str) {
     let g = |rel: &str| {
         std::fs::read_to_string(repo(&format!("tests/fixtures/guide/{rel}")))
             .unwrap()
@@ -153,6 +153,7 @@ fn plant_guide(h: &TestHost, user: &str, password: &str, did: &str) {
             .replace("YOUR_SIP_TRUNK_PASSWORD", password)
             .replace("SET_EXTENSION_PASSWORD", &format!("Ext-{password}"))
             .replace("16468097065", did)
+            .replace("123.123.123.123", ip)
             .replace(
                 "\"vm-password\" value=\"1000\"",
                 "\"vm-password\" value=\"4711\"",
@@ -203,7 +204,13 @@ fn plant_guide(h: &TestHost, user: &str, password: &str, did: &str) {
 fn a_pbx_configured_by_the_wavix_guide_imports_with_its_mistakes_explained() {
     let fleet = Fleet::new("import-map-guide", 1);
     let h = fleet.host("pbx1");
-    plant_guide(h, "100001", "Trunk-Pass-77", "16468097065");
+    plant_guide(
+        h,
+        "100001",
+        "Trunk-Pass-77",
+        "16468097065",
+        "123.123.123.123",
+    );
     let inv = fleet.inventory("inv.yml", &|_, _| String::new());
     let dir = tmp("import-map-guide-project").join("project");
     let out = import(&fleet, &inv, &dir);
@@ -256,4 +263,126 @@ fn a_pbx_configured_by_the_wavix_guide_imports_with_its_mistakes_explained() {
         assert!(c.all().contains(changed), "{changed}\n{}", c.all());
     }
     assert!(c.all().contains("hosts: 1 changed"), "{}", c.all());
+}
+
+/// An inventory of the fleet in two groups, `east` (the first half) and `west`, under `pbx`.
+fn two_group_inventory(fleet: &Fleet) -> PathBuf {
+    let mut s = format!(
+        "all:\n  children:\n    pbx:\n      vars:\n        ansible_user: {TEST_USER}\n        ansible_become: false\n        ansible_ssh_private_key_file: {}\n      children:\n",
+        fleet.key.display()
+    );
+    let half = fleet.hosts.len() / 2;
+    for (g, hosts) in [
+        ("east", &fleet.hosts[..half]),
+        ("west", &fleet.hosts[half..]),
+    ] {
+        s.push_str(&format!("        {g}:\n          hosts:\n"));
+        for h in hosts {
+            s.push_str(&format!(
+                "            {}:\n              ansible_host: {}\n              ansible_port: {}\n              freeswitch_conf_root: {}\n              fs_cli: \"{}\"\n              freeswitch_restart_command: \"{} --standin-restart\"\n",
+                h.name,
+                h.addr,
+                h.port,
+                h.conf("").display(),
+                h.fs_cli().display(),
+                h.fs_cli().display()
+            ));
+        }
+    }
+    let p = fleet.dir.join("two-groups.yml");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+/// A YAML vars file of the project as a map (empty when there is none).
+fn vars_file(dir: &Path, rel: &str) -> serde_json::Map<String, Value> {
+    std::fs::read_to_string(dir.join("inventory").join(rel))
+        .map(|t| yaml_serde::from_str(&t).unwrap())
+        .unwrap_or_default()
+}
+
+/// Twenty PBXes configured by hand from the Wavix guide, each with its own DID, user caller
+/// ID and external address, the `east` half on one trunk account and the `west` half on
+/// another: what all share is in group_vars/pbx.yml, each group's account in its group's
+/// files (the password only in its vault file), each host's files hold only what is its
+/// own, and no secret is anywhere in plain text; the project loads to each host's values.
+#[test]
+fn a_fleet_imports_to_shared_group_vars_and_small_host_vars() {
+    let fleet = Fleet::new("import-map-fleet", 20);
+    for (i, h) in fleet.hosts.iter().enumerate() {
+        let (user, pw) = if i < 10 {
+            ("100001", "East-Trunk-Pw")
+        } else {
+            ("100002", "West-Trunk-Pw")
+        };
+        plant_guide(
+            h,
+            user,
+            pw,
+            &format!("1646809{:04}", 7000 + i),
+            &format!("198.51.100.{}", i + 1),
+        );
+    }
+    let inv = two_group_inventory(&fleet);
+    let dir = tmp("import-map-fleet-project").join("project");
+    let out = import(&fleet, &inv, &dir);
+    assert_eq!(out.code, 0, "{}", out.all());
+
+    let pbx = vars_file(&dir, "group_vars/pbx.yml");
+    for shared in ["emergency_calls", "ansible_user", "wavix_ping_seconds"] {
+        assert!(pbx.contains_key(shared), "{shared}: {pbx:?}");
+    }
+    // What the playbook's own default gives (the failover region nl.wavix.net) is not written.
+    assert!(!pbx.contains_key("wavix_failover_proxy"), "{pbx:?}");
+    assert!(
+        !pbx.contains_key("wavix_username") && !pbx.contains_key("external_ip"),
+        "{pbx:?}"
+    );
+    assert_eq!(
+        vars_file(&dir, "group_vars/east.yml")["wavix_username"],
+        "100001"
+    );
+    assert_eq!(
+        vars_file(&dir, "group_vars/west.yml")["wavix_username"],
+        "100002"
+    );
+    assert!(
+        dir.join("inventory/group_vars/east.age").exists()
+            && dir.join("inventory/group_vars/west.age").exists()
+    );
+    for (i, h) in fleet.hosts.iter().enumerate() {
+        let own = vars_file(&dir, &format!("host_vars/{}.yml", h.name));
+        let mut keys: Vec<&str> = own.keys().map(String::as_str).collect();
+        keys.retain(|k| {
+            ![
+                "ansible_host",
+                "ansible_port",
+                "freeswitch_conf_root",
+                "fs_cli",
+                "freeswitch_restart_command",
+            ]
+            .contains(k)
+        });
+        assert_eq!(keys, ["did_routes", "external_ip", "users"], "{}", h.name);
+        assert_eq!(own["external_ip"], format!("198.51.100.{}", i + 1));
+        // Its secrets are its group's: no vault file of its own.
+        assert!(!dir
+            .join(format!("inventory/host_vars/{}.age", h.name))
+            .exists());
+    }
+    for secret in ["East-Trunk-Pw", "West-Trunk-Pw"] {
+        assert!(files_holding(&dir, secret).is_empty(), "{secret}");
+        assert!(!out.all().contains(secret));
+    }
+    let loaded = loaded_vars(&fleet, &dir);
+    let (_, v) = loaded.iter().find(|(n, _)| n == "pbx16").unwrap();
+    assert_eq!(
+        (v["wavix_username"].clone(), v["wavix_password"].clone()),
+        (json!("100002"), json!("West-Trunk-Pw"))
+    );
+    assert_eq!(
+        v["did_routes"],
+        json!([{"number": "16468097015", "extension": "1000"}])
+    );
+    assert_eq!(v["user_secrets"]["1000"]["password"], "Ext-West-Trunk-Pw");
 }
