@@ -1,5 +1,6 @@
-//! `switchyard import --as-is`: adopt the PBXes an operator already runs, exactly as they
-//! are. Each host's conf tree is read in one round trip (read-only, under the host lock when
+//! `switchyard import`: adopt the PBXes an operator already runs. By default each is mapped
+//! onto the shipped playbook's variables ([`mapped`]: what would change, and why); with
+//! `--as-is`, exactly as they are. Each host's conf tree is read in one round trip (read-only, under the host lock when
 //! it has one: [`crate::engine::import`]); the project written to `--write DIR` holds the
 //! hosts (`inventory/`), one template per adopted file (`templates/`, secrets taken out into
 //! vault-encrypted vars files) and `playbook.yml`, so `apply --check` right after changes

@@ -386,3 +386,38 @@ fn a_fleet_imports_to_shared_group_vars_and_small_host_vars() {
     );
     assert_eq!(v["user_secrets"]["1000"]["password"], "Ext-West-Trunk-Pw");
 }
+
+/// The default mode maps onto the shipped Wavix playbook's variables: another playbook, or
+/// none, is refused before any host is read, and nothing is written.
+#[test]
+fn import_onto_another_playbook_or_none_is_refused() {
+    let d = tmp("import-map-refused");
+    let inv = d.join("inv.yml");
+    std::fs::write(
+        &inv,
+        "all:\n  hosts:\n    pbx1: {ansible_host: 127.0.0.1, ansible_port: 9}\n",
+    )
+    .unwrap();
+    let other = playbook(&d, "other.yml", "- hosts: pbx\n  tasks: []\n");
+    let dir = d.join("project");
+    for pb in [Some(other.as_str()), None] {
+        let mut args = vec![
+            "import",
+            "-i",
+            inv.to_str().unwrap(),
+            "--write",
+            dir.to_str().unwrap(),
+        ];
+        args.extend(pb);
+        let out = switchyard(&args);
+        assert_eq!(out.code, 2, "{}", out.all());
+        let why = if pb.is_some() {
+            "does not define; adopt the PBXes as they are with --as-is"
+        } else {
+            "name the playbook to map the PBXes onto"
+        };
+        assert!(out.stderr.contains(why), "{}", out.all());
+        assert!(!out.all().contains("pbx1:"), "{}", out.all());
+        assert!(!dir.exists());
+    }
+}
