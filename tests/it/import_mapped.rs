@@ -196,6 +196,29 @@ fn plant_guide(h: &TestHost, user: &str, password: &str, did: &str, ip: &str) {
     std::fs::write(h.conf("vars.xml"), vars).unwrap();
 }
 
+/// Every file `check` (an `apply --check`) changes or creates has a `will change` line in
+/// the import's output: how many there are.
+fn changes_accounted_for(c: &Out, out: &Out) -> usize {
+    let mut accounted = 0;
+    for l in c.all().lines() {
+        let Some(rel) = l
+            .trim_start()
+            .strip_prefix("changed")
+            .or(l.trim_start().strip_prefix("created"))
+        else {
+            continue;
+        };
+        let rel = rel.split_whitespace().next().unwrap();
+        assert!(
+            out.stdout.contains(&format!("pbx1: will change: {rel}: ")),
+            "{rel}\n{}",
+            out.stdout
+        );
+        accounted += 1;
+    }
+    accounted
+}
+
 /// A PBX configured by hand exactly as the Wavix guide says, mistakes included, imported
 /// in the default mode: `apply --check` shows the files switchyard would change, and the
 /// report (IMPORT.md and the import's output) names the guide's mistakes as the reasons;
@@ -263,6 +286,7 @@ fn a_pbx_configured_by_the_wavix_guide_imports_with_its_mistakes_explained() {
         assert!(c.all().contains(changed), "{changed}\n{}", c.all());
     }
     assert!(c.all().contains("hosts: 1 changed"), "{}", c.all());
+    assert_eq!(changes_accounted_for(&c, &out), 6, "{}", c.all());
 }
 
 /// An inventory of the fleet in two groups, `east` (the first half) and `west`, under `pbx`.

@@ -179,6 +179,14 @@ impl LowerFirst for String {
     }
 }
 
+/// One host's tree as read and as mapped.
+struct Mapped<'a> {
+    host: &'a Host,
+    read: &'a HostRead,
+    files: BTreeMap<String, String>,
+    m: Mapping,
+}
+
 /// Map every host and write the project into `tmp` (renamed into place by the caller).
 pub fn fill(
     tmp: &Path,
@@ -188,10 +196,7 @@ pub fn fill(
     cx: &Context,
 ) -> Result<String, CommandError> {
     let mut per_host = Vec::new();
-    let mut report = String::from(
-        "# What `switchyard import` found\n\n`switchyard apply --check -i inventory playbook.yml` shows what switchyard would change on each PBX; each file it changes is explained below by the finding on that file. Import wrote nothing on the PBXes.\n\n",
-    );
-    let (mut unmapped, mut notes) = (0, 0);
+    let mut mapped = Vec::new();
     for (h, r) in hosts {
         // Every file read that is UTF-8 and well-formed XML. (Unlike --as-is, a
         // world-readable file holding a secret is read too: import writes no file back, and
@@ -206,21 +211,11 @@ pub fn fill(
             })
             .collect();
         let m = map::map(&files, &t.defaults);
-        let findings = crate::freeswitch::lint::lint(None, &files);
-        let mut red = crate::secret::Redactor::from_vars(&m.vars.clone().into_iter().collect());
-        red.merge(&crate::secret::Redactor::from_vars(&h.vars));
-        let (lines, md) = host_report(&h.name, &m, &findings, &r.skipped, &files, &red);
-        for l in lines {
-            println!("{l}");
-        }
-        report.push_str(&md);
-        unmapped += m.unmapped.len();
-        notes += m.notes.len();
         let (mut vars, fs_cli) = connection_vars(h);
         if let Some(line) = fs_cli {
             vars.insert("fs_cli".into(), json!(line));
         }
-        vars.extend(m.vars);
+        vars.extend(m.vars.clone());
         per_host.push(HostVars {
             name: h.name.clone(),
             groups: h
@@ -234,6 +229,12 @@ pub fn fill(
                 .collect(),
             vars,
         });
+        mapped.push(Mapped {
+            host: h,
+            read: r,
+            files,
+            m,
+        });
     }
     let layout = layers::layout(&per_host, &t.top, &t.defaults);
     write_inventory(&tmp.join("inventory"), &layout, &per_host, &t.top, cx)?;
@@ -244,8 +245,39 @@ pub fn fill(
     for (name, bytes) in &t.templates {
         put(&tmp.join("templates").join(name), bytes)?;
     }
+    let loaded = prove_layout(tmp, &per_host, &t.defaults, cx)?;
+    let mut report = String::from(
+        "# What `switchyard import` found\n\n`switchyard apply --check -i inventory playbook.yml` shows what switchyard would change on each PBX; each file it changes is explained below by the finding on that file. Import wrote nothing on the PBXes.\n\n",
+    );
+    let (mut unmapped, mut notes) = (0, 0);
+    let pb = Playbook::load(&tmp.join("playbook.yml"))?;
+    let mut templates = crate::inputs::template::Templates::new(pb.template_dirs());
+    for mut x in mapped {
+        if let (Some(play), Some(h)) = (
+            pb.plays.first(),
+            loaded.hosts.iter().find(|l| l.name == x.host.name),
+        ) {
+            account_for_changes(h, play, &mut templates, &x.files, x.read, &mut x.m);
+        }
+        let findings = crate::freeswitch::lint::lint(None, &x.files);
+        let mut red = crate::secret::Redactor::from_vars(&x.m.vars.clone().into_iter().collect());
+        red.merge(&crate::secret::Redactor::from_vars(&x.host.vars));
+        let (lines, md) = host_report(
+            &x.host.name,
+            &x.m,
+            &findings,
+            &x.read.skipped,
+            &x.files,
+            &red,
+        );
+        for l in lines {
+            println!("{l}");
+        }
+        report.push_str(&md);
+        unmapped += x.m.unmapped.len();
+        notes += x.m.notes.len();
+    }
     put(&tmp.join("IMPORT.md"), report.as_bytes())?;
-    prove_layout(tmp, &per_host, &t.defaults, cx)?;
     Ok(format!(
         "{} mapped onto {}: {} shared in group_vars, {} with variables of their own; {} explained, {} not mapped (see IMPORT.md)",
         crate::report::count(hosts.len(), "host"),
@@ -255,6 +287,73 @@ pub fn fill(
         crate::report::count(notes, "change"),
         crate::report::count(unmapped, "item"),
     ))
+}
+
+/// Every file the playbook will write otherwise than the host has it (content, owner,
+/// group or mode), rendered offline as `apply` renders it: one without a finding of the
+/// mapping gets a note saying so, so the report accounts for every change `apply --check`
+/// will show, and a change nothing explains is visible as such.
+fn account_for_changes(
+    host: &Host,
+    play: &crate::inputs::playbook::Play,
+    templates: &mut crate::inputs::template::Templates,
+    files: &BTreeMap<String, String>,
+    read: &HostRead,
+    m: &mut Mapping,
+) {
+    let d = match crate::engine::desired::build(host, play, templates) {
+        Ok(d) => d,
+        Err(e) => {
+            m.unmapped.push(crate::engine::import::Skipped {
+                rel: "(the playbook)".into(),
+                reason: format!(
+                    "rendering it for this host failed, so the changes are not listed here: {e}"
+                ),
+            });
+            return;
+        }
+    };
+    for f in &d.files {
+        let have = files.get(&f.rel);
+        let explained = |m: &Mapping| m.notes.iter().any(|n| n.file == f.rel);
+        if f.absent {
+            if have.is_some() && !explained(m) {
+                m.notes.push(map::Note {
+                    file: f.rel.clone(),
+                    text: "the playbook removes this file (its task `file: state: absent`)".into(),
+                });
+            }
+            continue;
+        }
+        let Some(base) = f.base.clone().or_else(|| have.cloned()) else {
+            continue;
+        };
+        let Ok(want) = crate::engine::desired::apply_edits(&base, &f.edits) else {
+            continue;
+        };
+        let meta = read.adopted.iter().find(|a| a.rel == f.rel);
+        let meta_differs = meta.is_some_and(|a| {
+            f.owner.as_ref().is_some_and(|o| *o != a.owner)
+                || f.group.as_ref().is_some_and(|g| *g != a.group)
+                || f.mode.is_some_and(|md| md != a.mode)
+        });
+        if have.is_some_and(|h| *h == want) && !meta_differs {
+            continue;
+        }
+        if have.is_none() {
+            m.notes.push(map::Note {
+                file: f.rel.clone(),
+                text: "a new file the playbook writes".into(),
+            });
+        } else if !explained(m) {
+            let what = if have.is_some_and(|h| *h == want) {
+                "its owner, group or mode"
+            } else {
+                "its content"
+            };
+            m.notes.push(map::Note { file: f.rel.clone(), text: format!("the playbook writes {what} in its own form; no finding explains a difference in behaviour (see `apply --check --diff`)") });
+        }
+    }
 }
 
 /// `group_vars/`, `host_vars/` (plain `.yml`, secret-bearing `.age`) and `hosts.yml`.
@@ -330,7 +429,7 @@ fn prove_layout(
     hosts: &[HostVars],
     defaults: &Map<String, Value>,
     cx: &Context,
-) -> Result<(), CommandError> {
+) -> Result<Inventory, CommandError> {
     let inv = Inventory::load_all(&[tmp.join("inventory")], &cx.vault)?;
     for h in hosts {
         let loaded = inv.hosts.iter().find(|x| x.name == h.name).ok_or_else(|| {
@@ -349,5 +448,5 @@ fn prove_layout(
             }
         }
     }
-    Ok(())
+    Ok(inv)
 }
