@@ -16,7 +16,7 @@ fn vault_file(fleet: &Fleet) -> PathBuf {
     p
 }
 
-fn import(fleet: &Fleet, inv: &Path, dir: &Path) -> Out {
+pub(crate) fn import(fleet: &Fleet, inv: &Path, dir: &Path) -> Out {
     let vault = vault_file(fleet);
     switchyard(&[
         "--vault-password-file",
@@ -32,7 +32,7 @@ fn import(fleet: &Fleet, inv: &Path, dir: &Path) -> Out {
     ])
 }
 
-fn apply(fleet: &Fleet, dir: &Path, check: bool) -> Out {
+pub(crate) fn apply(fleet: &Fleet, dir: &Path, check: bool) -> Out {
     let vault = vault_file(fleet);
     let mut args = vec![
         "--vault-password-file",

@@ -13,6 +13,7 @@
 
 pub mod call;
 pub mod calls;
+pub mod import_guide;
 pub mod lifecycle;
 pub mod lint;
 pub mod live;
