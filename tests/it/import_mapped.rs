@@ -445,3 +445,87 @@ fn import_onto_another_playbook_or_none_is_refused() {
         assert!(!dir.exists());
     }
 }
+
+/// The round trip with the playbook's richer variables: carriers (a registering carrier
+/// with two regions, then an IP-authenticated backup with its provider addresses), three
+/// users, DIDs to a user and to an extension, the `gb` numbering plan with emergency calls
+/// refused, codecs, the external address and an RTP range of its own. `apply --check` of the
+/// import changes nothing, the import explains no change, and the variables come back in
+/// the form the playbook reads them.
+#[test]
+fn a_pbx_with_carriers_and_users_imports_to_equivalent_variables() {
+    let fleet = Fleet::new("import-map-rich", 1);
+    let vars = r#"wavix_password: unused-here
+carriers:
+  - {name: wavix, username: acct-7, password: Carrier-Pw-7, gateways: [{name: wavix, realm: sip.test}, {name: wavix_eu, realm: eu.sip.test}]}
+  - {name: backup, auth: ip, proxy: sip.backup.test, inbound_addresses: [198.51.100.7, 198.51.100.0/28], gateways: [{name: backup1}]}
+users:
+  - {id: "1000", password: User-Pw-1000, vm_password: "8812", caller_id_name: "Front desk", caller_id_number: "442071230000"}
+  - {id: "1001", password: User-Pw-1001, vm_password: "8813", caller_id_name: "Sales", caller_id_number: "442071230001", outbound_caller_id_name: "ACME Sales"}
+  - {id: "1002", password: User-Pw-1002, vm_password: "8814", caller_id_name: "Ops", caller_id_number: "442071230002"}
+did_routes: [{number: "+442071230000", extension: "1000"}, {number: "442071230009", transfer: sales}]
+numbering_plan: gb
+emergency_calls: refuse
+wavix_codecs: [PCMU, PCMA]
+external_ip: 203.0.113.44
+rtp_start_port: 12000
+rtp_end_port: 14000"#;
+    let inv = fleet.inventory("inv.yml", &|_, _| vars.into());
+    // (The stand-in FreeSWITCH knows no provider of these carriers: not verified.)
+    let first = fleet.run("apply", &inv, &["--no-verify"]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let dir = tmp("import-map-rich-project").join("project");
+    let out = import(&fleet, &inv, &dir);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        !out.stdout.contains(": will change: ") && !out.stdout.contains(": not mapped: "),
+        "{}",
+        out.stdout
+    );
+    let c = apply(&fleet, &dir, true);
+    assert!(
+        c.all().contains("hosts: 0 changed, 1 ok, 0 failed"),
+        "{}",
+        c.all()
+    );
+
+    let (_, v) = &loaded_vars(&fleet, &dir)[0];
+    let v = playbook_vars(v);
+    assert_eq!(
+        v["carriers"],
+        json!([
+            {"name": "wavix", "username": "acct-7", "realm": "sip.test", "proxy": "sip.test", "gateways": [{"name": "wavix"}, {"name": "wavix_eu", "realm": "eu.sip.test", "proxy": "eu.sip.test"}]},
+            {"name": "backup", "auth": "ip", "from_domain": "203.0.113.44", "proxy": "sip.backup.test", "gateways": [{"name": "backup1"}]},
+        ])
+    );
+    assert_eq!(v["carrier_passwords"], json!({"wavix": "Carrier-Pw-7"}));
+    assert_eq!(
+        v["wavix_inbound_addresses"],
+        json!(["198.51.100.7", "198.51.100.0/28"])
+    );
+    assert_eq!(
+        v["users"][1],
+        json!({"id": "1001", "caller_id_name": "Sales", "caller_id_number": "442071230001", "outbound_caller_id_name": "ACME Sales"})
+    );
+    assert_eq!(
+        v["user_secrets"]["1002"],
+        json!({"password": "User-Pw-1002", "vm_password": "8814"})
+    );
+    assert_eq!(
+        v["did_routes"],
+        json!([{"number": "442071230000", "extension": "1000"}, {"number": "442071230009", "transfer": "sales"}])
+    );
+    for (k, want) in [
+        ("numbering_plan", json!("gb")),
+        ("emergency_calls", json!("refuse")),
+        ("wavix_codecs", json!(["PCMU", "PCMA"])),
+        ("external_ip", json!("203.0.113.44")),
+        ("rtp_start_port", json!(12000)),
+        ("rtp_end_port", json!(14000)),
+    ] {
+        assert_eq!(v[k], want, "{k}");
+    }
+    for secret in ["Carrier-Pw-7", "User-Pw-1000", "8812"] {
+        assert!(files_holding(&dir, secret).is_empty(), "{secret}");
+    }
+}
