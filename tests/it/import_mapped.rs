@@ -196,7 +196,7 @@ fn plant_guide(h: &TestHost, user: &str, password: &str, did: &str, ip: &str) {
     std::fs::write(h.conf("vars.xml"), vars).unwrap();
 }
 
-/// Every file `check` (an `apply --check`) changes or creates has a `will change` line in
+/// Every file `check` (an `apply --check`) changes or creates has a `why` line in
 /// the import's output: how many there are.
 fn changes_accounted_for(c: &Out, out: &Out) -> usize {
     let mut accounted = 0;
@@ -210,7 +210,7 @@ fn changes_accounted_for(c: &Out, out: &Out) -> usize {
         };
         let rel = rel.split_whitespace().next().unwrap();
         assert!(
-            out.stdout.contains(&format!("pbx1: will change: {rel}: ")),
+            out.stdout.contains(&format!("pbx1: why: {rel}: ")),
             "{rel}\n{}",
             out.stdout
         );
@@ -250,7 +250,7 @@ fn a_pbx_configured_by_the_wavix_guide_imports_with_its_mistakes_explained() {
         ("autoload_configs/default/switch.conf.xml", "never reads autoload_configs/default/"),
     ] {
         assert!(
-            out.stdout.lines().any(|l| l.starts_with(&format!("pbx1: will change: {file}: ")) && l.contains(why)),
+            out.stdout.lines().any(|l| l.starts_with(&format!("pbx1: why: {file}: ")) && l.contains(why)),
             "{file}: {why}\n{}",
             out.all()
         );
@@ -478,7 +478,7 @@ rtp_end_port: 14000"#;
     let out = import(&fleet, &inv, &dir);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
-        !out.stdout.contains(": will change: ") && !out.stdout.contains(": not mapped: "),
+        !out.stdout.contains(": why: ") && !out.stdout.contains(": not mapped: "),
         "{}",
         out.stdout
     );

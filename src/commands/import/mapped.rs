@@ -128,12 +128,12 @@ fn host_report(
         md.push('\n');
     };
     section(
-        "Why files will change (the findings `apply --check` is explained by)",
+        "Why files change (each finding on the file where it was found; `apply --check` shows the changes)",
         m.notes
             .iter()
             .map(|n| (n.file.clone(), n.text.clone()))
             .collect(),
-        "will change",
+        "why",
     );
     section(
         "Lint findings on the PBX as it is",
@@ -391,34 +391,32 @@ fn write_inventory(
             }
         }
     }
-    let mut children = Map::new();
-    let mut groups: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    // Written as text, so the hosts keep the order they had (the first is the canary of
+    // the playbook's `serial: [1, ...]`); names are JSON-quoted, which YAML reads as is.
+    let q = |n: &str| serde_json::to_string(n).expect("a name serializes");
+    let mut text = format!(
+        "# Written by `switchyard import`: the imported hosts; their variables are in group_vars/ and host_vars/.\nall:\n  children:\n    {}:\n      hosts:\n",
+        q(top)
+    );
+    for h in hosts {
+        text.push_str(&format!("        {}: {{}}\n", q(&h.name)));
+    }
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for h in hosts {
         for g in &h.groups {
-            groups
-                .entry(g)
-                .or_default()
-                .insert(h.name.clone(), json!({}));
+            groups.entry(g).or_default().push(&h.name);
         }
     }
+    if !groups.is_empty() {
+        text.push_str("      children:\n");
+    }
     for (g, members) in groups {
-        children.insert(g.to_string(), json!({ "hosts": members }));
+        text.push_str(&format!("        {}:\n          hosts:\n", q(g)));
+        for m in members {
+            text.push_str(&format!("            {}: {{}}\n", q(m)));
+        }
     }
-    let members: Map<String, Value> = hosts.iter().map(|h| (h.name.clone(), json!({}))).collect();
-    let mut group = Map::new();
-    group.insert("hosts".into(), Value::Object(members));
-    if !children.is_empty() {
-        group.insert("children".into(), Value::Object(children));
-    }
-    let all = json!({ "all": { "children": { top: group } } });
-    put(
-        &dir.join("hosts.yml"),
-        format!(
-            "# Written by `switchyard import`: the imported hosts; their variables are in group_vars/ and host_vars/.\n{}",
-            yaml_serde::to_string(&all).expect("inventory serializes")
-        )
-        .as_bytes(),
-    )?;
+    put(&dir.join("hosts.yml"), text.as_bytes())?;
     Ok(())
 }
 

@@ -83,7 +83,7 @@ fn the_wavix_guide_pbx_imported_and_applied_places_and_takes_real_calls() {
     let dir = crate::harness::tmp("real-import-guide-project").join("project");
     let out = import(&w.fleet, &inv, &dir);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("pbx1: will change: dialplan/wavix_dialplan.xml: context `wavix` is written by the playbook to dialplan/wavix.xml; remove this file"), "{}", out.stdout);
+    assert!(out.stdout.contains("pbx1: why: dialplan/wavix_dialplan.xml: context `wavix` is written by the playbook to dialplan/wavix.xml; remove this file"), "{}", out.stdout);
     let a = apply(&w.fleet, &dir, false);
     assert_eq!(a.code, 0, "{}", a.all());
     std::fs::remove_file(w.pbx().conf("dialplan/wavix_dialplan.xml")).unwrap();
