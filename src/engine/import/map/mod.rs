@@ -101,6 +101,25 @@ pub fn map(files: &BTreeMap<String, String>, defaults: &Map<String, Value>) -> M
     m
 }
 
+/// Why `name` (a user id, a carrier name: it becomes a file name and a key of a vault
+/// map) cannot be written, if it cannot: a path separator or a leading dot would name
+/// another file, and a map whose only key is `env`, `file` or `vault` is read by the loader
+/// as a secret reference (the controller's environment or files), never as data.
+fn unwritable_name(name: &str) -> Option<&'static str> {
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.+@".contains(c))
+    {
+        Some("it is not a plain file name (letters, digits, `_-.+@`, not starting with `.`)")
+    } else if ["env", "file", "vault"].contains(&name) {
+        Some("`env`, `file` and `vault` are the loader's secret references, never data")
+    } else {
+        None
+    }
+}
+
 /// A literal IPv4 or IPv6 address (not `stun:...`, `$${var}`, `auto-nat`).
 fn is_ip(v: &str) -> bool {
     v.parse::<std::net::IpAddr>().is_ok()
@@ -607,6 +626,13 @@ fn carriers(gws: &[&FoundGateway], m: &mut Mapping) {
     let mut list = Vec::new();
     let mut passwords = Map::new();
     for (file, members) in by_file {
+        if let Some(why) = unwritable_name(&carrier_name(&file)) {
+            m.unmapped(
+                &file,
+                format!("its gateways cannot be a carrier of this name: {why}"),
+            );
+            continue;
+        }
         let first = &members[0].gw;
         let ip = !first.registers();
         if members.iter().any(|g| g.gw.registers() == ip) {
@@ -656,6 +682,9 @@ fn carriers(gws: &[&FoundGateway], m: &mut Mapping) {
             m.note(&file, format!("carrier `{}`: the playbook writes its gateways to sip_profiles/external/carrier_{}.xml; remove this file after the apply (import never writes on the PBX), or both define the same gateways", carrier_name(&file), carrier_name(&file)));
         }
         list.push(Value::Object(c));
+    }
+    if list.is_empty() {
+        return;
     }
     m.set("carriers", Value::Array(list));
     if !passwords.is_empty() {

@@ -170,3 +170,43 @@ fn other_providers_become_carriers_in_the_order_the_dialplan_bridges_them() {
         .iter()
         .any(|n| n.contains("carrier_b.xml")));
 }
+
+/// A name from the PBX that would be a path or a secret reference is not written.
+#[test]
+fn names_that_would_be_paths_or_secret_references_are_not_mapped() {
+    let user = |id: &str| {
+        format!("<include><user id=\"{id}\"><params><param name=\"password\" value=\"p\"/><param name=\"vm-password\" value=\"1\"/></params><variables><variable name=\"outbound_caller_id_number\" value=\"15551230001\"/></variables></user></include>\n")
+    };
+    let gw = "<include><gateway name=\"g\"><param name=\"username\" value=\"u\"/><param name=\"password\" value=\"CONTROLLER_SECRET\"/></gateway></include>\n";
+    let files: BTreeMap<String, String> = [
+        ("sip_profiles/external/env.xml".to_string(), gw.to_string()),
+        ("directory/default/a.xml".to_string(), user("../../vars")),
+        ("directory/default/b.xml".to_string(), user("vault")),
+    ]
+    .into_iter()
+    .collect();
+    let m = map(&files, &defaults());
+    assert!(
+        !m.vars.contains_key("carrier_passwords") && !m.vars.contains_key("users"),
+        "{:?}",
+        m.vars
+    );
+    let un = unmapped_lines(&m);
+    assert!(
+        un.iter()
+            .any(|u| u.starts_with("sip_profiles/external/env.xml")
+                && u.contains("secret references")),
+        "{un:?}"
+    );
+    assert!(
+        un.iter().any(
+            |u| u.starts_with("directory/default/a.xml") && u.contains("not a plain file name")
+        ),
+        "{un:?}"
+    );
+    assert!(
+        un.iter()
+            .any(|u| u.starts_with("directory/default/b.xml") && u.contains("secret references")),
+        "{un:?}"
+    );
+}

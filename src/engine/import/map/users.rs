@@ -69,6 +69,10 @@ fn user(
 ) -> Option<(Value, Value, Option<String>)> {
     let params: BTreeMap<String, String> = freeswitch::name_values(u, "param");
     let vars: BTreeMap<String, String> = freeswitch::name_values(u, "variable");
+    if let Some(why) = super::unwritable_name(id) {
+        m.unmapped(rel, format!("a user whose id cannot be written: {why}"));
+        return None;
+    }
     if !rel.starts_with("directory/default/") {
         m.unmapped(
             rel,
