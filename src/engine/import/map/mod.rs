@@ -559,6 +559,11 @@ pub(super) fn trunk_vars(
         wavix_vars(&sorted, m);
     } else if !gws.is_empty() {
         carriers(&sorted, m);
+    } else {
+        m.unmapped(
+            "sip_profiles/external/",
+            "no gateway: the playbook needs the trunk, `wavix_username` and `wavix_password` (or `carriers`): set them before the apply",
+        );
     }
 }
 

@@ -182,6 +182,8 @@ fn names_that_would_be_paths_or_secret_references_are_not_mapped() {
         ("sip_profiles/external/env.xml".to_string(), gw.to_string()),
         ("directory/default/a.xml".to_string(), user("../../vars")),
         ("directory/default/b.xml".to_string(), user("vault")),
+        // A group's pointer to a user is no user of its own (the stock directory/default.xml).
+        ("directory/default.xml".to_string(), "<include><domain><groups><group name=\"g\"><users><user id=\"1000\" type=\"pointer\"/></users></group></groups></domain></include>\n".to_string()),
     ]
     .into_iter()
     .collect();
@@ -207,6 +209,10 @@ fn names_that_would_be_paths_or_secret_references_are_not_mapped() {
     assert!(
         un.iter()
             .any(|u| u.starts_with("directory/default/b.xml") && u.contains("secret references")),
+        "{un:?}"
+    );
+    assert!(
+        !un.iter().any(|u| u.starts_with("directory/default.xml")),
         "{un:?}"
     );
 }

@@ -29,7 +29,11 @@ pub(super) fn users(
             continue;
         };
         for u in doc.descendants().filter(|n| n.has_tag_name("user")) {
-            let Some(id) = u.attribute("id") else {
+            // A `type="pointer"` user is a group's reference to a user defined elsewhere.
+            let Some(id) = u
+                .attribute("id")
+                .filter(|_| u.attribute("type") != Some("pointer"))
+            else {
                 continue;
             };
             if let Some((entry, secret, context)) = user(rel, id, u, globals, m) {
