@@ -600,6 +600,13 @@ fn wavix_vars(gws: &[&FoundGateway], m: &mut Mapping) {
             return;
         }
         m.set("wavix_ip_auth", json!(true));
+        if m.vars
+            .get("wavix_inbound_addresses")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
+            m.unmapped("sip_profiles/external/wavix_ip.xml", "an IP-authenticated trunk, and no ACL names the provider's addresses: the playbook refuses it without `wavix_inbound_addresses` (the provider's signalling IPs): set them");
+        }
         m.set("wavix_realm", json!(proxy(i)));
         m.set("wavix_proxy", json!(""));
         let from = i.param("from-domain").unwrap_or("");

@@ -216,3 +216,40 @@ fn names_that_would_be_paths_or_secret_references_are_not_mapped() {
         "{un:?}"
     );
 }
+
+/// The guide's IP-authentication section: the trunk maps to `wavix_ip_auth`, its address to
+/// `external_ip`, and the missing from-domain (the guide's `sip_from_host` in the dialplan
+/// never reaches the gateway leg) is named as the reason the gateway changes.
+#[test]
+fn the_guides_ip_auth_trunk_maps_to_wavix_ip_auth() {
+    let files: BTreeMap<String, String> = [
+        (
+            "sip_profiles/external/wavix_ip.xml",
+            include_str!(
+                "../../../../tests/fixtures/guide/ip-auth/sip_profiles/external/wavix_ip.xml"
+            ),
+        ),
+        (
+            "dialplan/wavix_ip.xml",
+            include_str!("../../../../tests/fixtures/guide/ip-auth/dialplan/wavix_ip.xml"),
+        ),
+        (
+            "vars.xml",
+            include_str!("../../../../tests/fixtures/guide/ip-auth/vars.xml"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let m = map(&files, &defaults());
+    assert_eq!(m.vars["wavix_ip_auth"], true);
+    assert_eq!(m.vars["wavix_realm"], "us.wavix.net");
+    assert_eq!(m.vars["external_ip"], "123.123.123.123");
+    assert_eq!(m.vars["wavix_inbound_context"], "wavix_gateway_ip");
+    let gw = notes_on(&m, "sip_profiles/external/wavix_ip.xml").join("\n");
+    assert!(gw.contains("no from-domain"), "{gw}");
+    assert!(unmapped_lines(&m)
+        .iter()
+        .any(|u| u.contains("`wavix_inbound_addresses`")));
+    assert!(!m.vars.contains_key("wavix_username") && !m.vars.contains_key("wavix_password"));
+}
