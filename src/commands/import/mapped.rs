@@ -1,7 +1,7 @@
 //! `switchyard import` (default mode): each PBX's tree mapped onto the shipped playbook's
 //! variables ([`crate::engine::import::map`]) and written as a project: the playbook and
 //! its templates copied in, `inventory/` with what every host shares in `group_vars/`, what
-//! differs in `host_vars/`, every secret-bearing variable only in `.age` vault files, and
+//! differs in `host_vars/`, every secret only in `.age` vault files (see `map::SECRET_VARS`), and
 //! `IMPORT.md`: per host, why each file `apply --check` will show changes, what could not be
 //! mapped and what could not be read.
 
@@ -142,7 +142,15 @@ fn host_report(
             .map(|f| {
                 (
                     format!("{}:{}", f.file, f.line),
-                    format!("{:?}[{}]: {}", f.severity, f.check, f.message).to_lowercase_first(),
+                    format!(
+                        "{}[{}]: {}",
+                        match f.severity {
+                            crate::freeswitch::lint::Severity::Error => "error",
+                            crate::freeswitch::lint::Severity::Warning => "warning",
+                        },
+                        f.check,
+                        f.message
+                    ),
                 )
             })
             .collect(),
@@ -163,20 +171,6 @@ fn host_report(
         "not read",
     );
     (lines, md)
-}
-
-/// `Error[x]` → `error[x]`, as lint prints severities.
-trait LowerFirst {
-    fn to_lowercase_first(&self) -> String;
-}
-
-impl LowerFirst for String {
-    fn to_lowercase_first(&self) -> String {
-        let mut c = self.chars();
-        c.next()
-            .map(|f| f.to_lowercase().chain(c).collect())
-            .unwrap_or_default()
-    }
 }
 
 /// One host's tree as read and as mapped.
