@@ -529,3 +529,35 @@ rtp_end_port: 14000"#;
         assert!(files_holding(&dir, secret).is_empty(), "{secret}");
     }
 }
+
+/// A PBX that cannot be read fails alone: the others are mapped and written, the failed one
+/// is named and left out, and the exit status says not every host was imported.
+#[test]
+fn an_unreachable_pbx_fails_alone_and_the_others_are_imported() {
+    let mut fleet = Fleet::new("import-map-down", 2);
+    plant_guide(
+        fleet.host("pbx1"),
+        "100001",
+        "Trunk-Pass-77",
+        "16468097065",
+        "203.0.113.9",
+    );
+    fleet.hosts[1].stop();
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let dir = tmp("import-map-down-project").join("project");
+    let out = import(&fleet, &inv, &dir);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stdout.contains("pbx2: failed: "), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 host could not be read"),
+        "{}",
+        out.stdout
+    );
+    let hosts = std::fs::read_to_string(dir.join("inventory/hosts.yml")).unwrap();
+    assert!(
+        hosts.contains("\"pbx1\"") && !hosts.contains("pbx2"),
+        "{hosts}"
+    );
+    let (_, v) = &loaded_vars(&fleet, &dir)[0];
+    assert_eq!(v["external_ip"], "203.0.113.9");
+}
