@@ -530,8 +530,9 @@ rtp_end_port: 14000"#;
     }
 }
 
-/// A PBX that cannot be read fails alone: the others are mapped and written, the failed one
-/// is named and left out, and the exit status says not every host was imported.
+/// A PBX that cannot be read fails alone: the others are mapped and written (nothing
+/// changed on them), the failed one is named and left out, and the exit status says not
+/// every host was imported.
 #[test]
 fn an_unreachable_pbx_fails_alone_and_the_others_are_imported() {
     let mut fleet = Fleet::new("import-map-down", 2);
@@ -545,8 +546,11 @@ fn an_unreachable_pbx_fails_alone_and_the_others_are_imported() {
     fleet.hosts[1].stop();
     let inv = fleet.inventory("inv.yml", &|_, _| String::new());
     let dir = tmp("import-map-down-project").join("project");
+    let before = crate::import::snapshot(&fleet.host("pbx1").conf(""));
     let out = import(&fleet, &inv, &dir);
     assert_eq!(out.code, 1, "{}", out.all());
+    // Read-only: not a byte, mode or mtime changed on the PBX, no lock file created.
+    assert!(crate::import::snapshot(&fleet.host("pbx1").conf("")) == before);
     assert!(out.stdout.contains("pbx2: failed: "), "{}", out.stdout);
     assert!(
         out.stdout.contains("1 host could not be read"),
