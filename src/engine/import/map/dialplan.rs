@@ -38,10 +38,11 @@ impl Ext {
             .map(|(i, (_, d))| (i, d.as_str()))
     }
 
-    /// The gateways this extension bridges through, in order.
+    /// The gateways this extension bridges through, in order: every `sofia/gateway/NAME/`
+    /// of every bridge (`|` and `,` dial strings and `{var=...}` prefixes included).
     fn trunk_gateways(&self) -> Vec<String> {
         self.bridges()
-            .filter_map(|(_, d)| d.strip_prefix("sofia/gateway/"))
+            .flat_map(|(_, d)| d.split("sofia/gateway/").skip(1))
             .filter_map(|r| r.split('/').next())
             .map(str::to_string)
             .collect()
@@ -122,7 +123,8 @@ fn did_numbers(expr: &str) -> Option<Vec<String>> {
 }
 
 /// An inbound extension as `did_routes` entries: one number bridged to a user, or
-/// transferred to an extension (`DEST [XML CONTEXT]`).
+/// transferred to an extension of another context (`DEST XML CONTEXT`; a transfer within
+/// the inbound context is not one: the playbook's inbound context carries only DIDs).
 fn did_routes(e: &Ext, features: &str) -> Option<Vec<Value>> {
     if e.conds.len() != 1 || e.anti_actions > 0 {
         return None;
@@ -145,7 +147,6 @@ fn did_routes(e: &Ext, features: &str) -> Option<Vec<Value>> {
         "transfer" => {
             let words: Vec<&str> = data.split_whitespace().collect();
             match words[..] {
-                [dest] => json!({ "transfer": dest, "context": "default" }),
                 [dest, "XML", ctx] if ctx == features => json!({ "transfer": dest }),
                 [dest, "XML", ctx] => json!({ "transfer": dest, "context": ctx }),
                 _ => return None,

@@ -138,7 +138,7 @@ fn other_providers_become_carriers_in_the_order_the_dialplan_bridges_them() {
     let files: BTreeMap<String, String> = [
         ("sip_profiles/external/carrier_a.xml", gw("a1", "<param name=\"register\" value=\"false\"/>\n")),
         ("sip_profiles/external/b.xml", gw("b1", "<param name=\"username\" value=\"u\"/><param name=\"password\" value=\"Pw-b-123\"/><param name=\"extension\" value=\"auto_to_user\"/>\n")),
-        ("dialplan/out.xml", "<include><context name=\"from_trunk\">\n<extension name=\"d\"><condition field=\"destination_number\" expression=\"^\\+?(15551230000|15551230001)$\"><action application=\"transfer\" data=\"sales XML default\"/></condition></extension>\n<extension name=\"weird\"><condition field=\"destination_number\" expression=\"^9$\"><action application=\"playback\" data=\"x.wav\"/></condition></extension>\n</context>\n<context name=\"wavix\"><extension name=\"o\"><condition field=\"destination_number\" expression=\"^\\+(\\d+)$\"><action application=\"set\" data=\"hangup_after_bridge=true\"/><action application=\"set\" data=\"continue_on_fail=GATEWAY_DOWN\"/><action application=\"bridge\" data=\"sofia/gateway/b1/$1\"/><action application=\"bridge\" data=\"sofia/gateway/a1/$1\"/></condition></extension></context></include>\n".to_string()),
+        ("dialplan/out.xml", "<include><context name=\"from_trunk\">\n<extension name=\"d\"><condition field=\"destination_number\" expression=\"^\\+?(15551230000|15551230001)$\"><action application=\"transfer\" data=\"sales XML default\"/></condition></extension>\n<extension name=\"same-context\"><condition field=\"destination_number\" expression=\"^(15551230002)$\"><action application=\"transfer\" data=\"ivr\"/></condition></extension>\n<extension name=\"weird\"><condition field=\"destination_number\" expression=\"^9$\"><action application=\"playback\" data=\"x.wav\"/></condition></extension>\n</context>\n<context name=\"wavix\"><extension name=\"o\"><condition field=\"destination_number\" expression=\"^\\+(\\d+)$\"><action application=\"set\" data=\"hangup_after_bridge=true\"/><action application=\"set\" data=\"continue_on_fail=GATEWAY_DOWN\"/><action application=\"bridge\" data=\"{sip_cid_type=none}sofia/gateway/b1/$1\"/><action application=\"bridge\" data=\"sofia/gateway/a1/$1\"/></condition></extension></context></include>\n".to_string()),
         ("directory/default/1001.xml", "<include><user id=\"1001\"><params><param name=\"password\" value=\"p\"/><param name=\"vm-password\" value=\"1\"/></params><variables><variable name=\"user_context\" value=\"wavix\"/><variable name=\"effective_caller_id_number\" value=\"1001\"/><variable name=\"outbound_caller_id_number\" value=\"+15551230001\"/></variables></user></include>\n".to_string()),
     ]
     .into_iter()
@@ -166,6 +166,10 @@ fn other_providers_become_carriers_in_the_order_the_dialplan_bridges_them() {
         "{un:?}"
     );
     assert!(un.iter().any(|u| u.contains("extension `weird`")), "{un:?}");
+    assert!(
+        un.iter().any(|u| u.contains("extension `same-context`")),
+        "{un:?}"
+    );
     assert!(notes_on(&m, "sip_profiles/external/b.xml")
         .iter()
         .any(|n| n.contains("carrier_b.xml")));
