@@ -388,12 +388,17 @@ fn write_inventory(
     // Written as text, so the hosts keep the order they had (the first is the canary of
     // the playbook's `serial: [1, ...]`); names are JSON-quoted, which YAML reads as is.
     let q = |n: &str| serde_json::to_string(n).expect("a name serializes");
+    // The play's group under `all` (or `all` itself, for a play over every host).
+    let (head, pad) = if top == "all" {
+        (String::from("all:\n"), "")
+    } else {
+        (format!("all:\n  children:\n    {}:\n", q(top)), "    ")
+    };
     let mut text = format!(
-        "# Written by `switchyard import`: the imported hosts; their variables are in group_vars/ and host_vars/.\nall:\n  children:\n    {}:\n      hosts:\n",
-        q(top)
+        "# Written by `switchyard import`: the imported hosts; their variables are in group_vars/ and host_vars/.\n{head}{pad}  hosts:\n"
     );
     for h in hosts {
-        text.push_str(&format!("        {}: {{}}\n", q(&h.name)));
+        text.push_str(&format!("{pad}    {}: {{}}\n", q(&h.name)));
     }
     let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for h in hosts {
@@ -402,12 +407,12 @@ fn write_inventory(
         }
     }
     if !groups.is_empty() {
-        text.push_str("      children:\n");
+        text.push_str(&format!("{pad}  children:\n"));
     }
     for (g, members) in groups {
-        text.push_str(&format!("        {}:\n          hosts:\n", q(g)));
+        text.push_str(&format!("{pad}    {}:\n{pad}      hosts:\n", q(g)));
         for m in members {
-            text.push_str(&format!("            {}: {{}}\n", q(m)));
+            text.push_str(&format!("{pad}        {}: {{}}\n", q(m)));
         }
     }
     put(&dir.join("hosts.yml"), text.as_bytes())?;
