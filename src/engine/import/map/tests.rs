@@ -1,7 +1,5 @@
 use super::*;
 
-const G: &str = "../../../../tests/fixtures/guide";
-
 /// The shipped playbook's play `vars:`.
 pub(crate) fn defaults() -> Map<String, Value> {
     let pb = crate::inputs::playbook::Playbook::parse_str(
@@ -16,7 +14,6 @@ pub(crate) fn defaults() -> Map<String, Value> {
 /// gateways, its dialplan with failover, user 1000, the IP-auth section's vars.xml lines and
 /// the RTP range in the never-read autoload_configs/default/.
 fn guide_tree() -> BTreeMap<String, String> {
-    let _ = G;
     [
         ("sip_profiles/external/wavix.xml", include_str!("../../../../tests/fixtures/guide/registration/sip_profiles/external/wavix.xml")),
         ("sip_profiles/external/wavix_fo.xml", include_str!("../../../../tests/fixtures/guide/failover/sip_profiles/external/wavix_fo.xml")),
