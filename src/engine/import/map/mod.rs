@@ -157,22 +157,19 @@ fn network(files: &BTreeMap<String, String>, m: &mut Mapping) -> BTreeMap<String
     }
     // The address FreeSWITCH uses, else the one a misspelt line meant (the stock
     // `stun:` value before it is not an address the operator chose).
-    let pick = |name: &str| -> Option<(String, bool)> {
+    let pick = |name: &str| -> Option<String> {
         match globals.get(name) {
-            Some(v) if is_ip(v) => Some((v.clone(), true)),
-            _ => misspelt
-                .get(name)
-                .filter(|v| is_ip(v))
-                .map(|v| (v.clone(), false)),
+            Some(v) if is_ip(v) => Some(v.clone()),
+            _ => misspelt.get(name).filter(|v| is_ip(v)).cloned(),
         }
     };
     match (pick("external_rtp_ip"), pick("external_sip_ip")) {
-        (Some((rtp, _)), Some((sip, _))) if rtp == sip => m.set("external_ip", json!(rtp)),
-        (Some((rtp, _)), Some((sip, _))) => m.unmapped(
+        (Some(rtp), Some(sip)) if rtp == sip => m.set("external_ip", json!(rtp)),
+        (Some(rtp), Some(sip)) => m.unmapped(
             "vars.xml",
             format!("external_rtp_ip ({rtp}) and external_sip_ip ({sip}) differ; the playbook's `external_ip` sets one address for both"),
         ),
-        (Some((ip, _)), None) | (None, Some((ip, _))) => m.unmapped(
+        (Some(ip), None) | (None, Some(ip)) => m.unmapped(
             "vars.xml",
             format!("only one of external_rtp_ip and external_sip_ip is the address {ip}; the playbook's `external_ip` sets both"),
         ),
