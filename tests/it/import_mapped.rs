@@ -107,6 +107,11 @@ fn a_pbx_provisioned_by_switchyard_imports_to_its_own_variables() {
     let dir = tmp("import-map-rt-project").join("project");
     let out = import(&fleet, &inv, &dir);
     assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        !out.stdout.contains(": why: ") && !out.stdout.contains(": not mapped: "),
+        "{}",
+        out.stdout
+    );
     let c = apply(&fleet, &dir, true);
     assert_eq!(c.code, 0, "{}", c.all());
     assert!(
