@@ -570,3 +570,43 @@ fn an_unreachable_pbx_fails_alone_and_the_others_are_imported() {
     let (_, v) = &loaded_vars(&fleet, &dir)[0];
     assert_eq!(v["external_ip"], "203.0.113.9");
 }
+
+/// Secrets are written only vault-encrypted: without a vault key the import stops before
+/// anything is written, and says how to give one.
+#[test]
+fn without_a_vault_key_nothing_is_written() {
+    let fleet = Fleet::new("import-map-novault", 1);
+    plant_guide(
+        fleet.host("pbx1"),
+        "100001",
+        "Trunk-Pass-77",
+        "16468097065",
+        "203.0.113.9",
+    );
+    let inv = fleet.inventory("inv.yml", &|_, _| String::new());
+    let dir = tmp("import-map-novault-project").join("project");
+    let out = switchyard(&[
+        "import",
+        "-i",
+        inv.to_str().unwrap(),
+        &repo("playbooks/wavix.yml"),
+        "--write",
+        dir.to_str().unwrap(),
+        "--known-hosts",
+        fleet.known_hosts.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("import writes only vault-encrypted"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        !dir.exists()
+            && std::fs::read_dir(dir.parent().unwrap())
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    assert!(!out.all().contains("Trunk-Pass-77"));
+}
