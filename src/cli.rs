@@ -101,7 +101,7 @@ pub enum Command {
     Completions(commands::completions::CompletionsArgs),
     /// Print the JSON Schema of a playbook, inventory or vars file, for editors
     Schema(commands::schema::SchemaArgs),
-    /// Adopt the PBXes you already run: read each conf tree (read-only) and write a project whose `apply --check` changes nothing
+    /// Adopt the PBXes you already run: read each conf tree (read-only) and map it onto the shipped playbook, saying what would change and why (`--as-is`: a project that changes nothing)
     Import(commands::import::ImportArgs),
     /// Print the man page (roff) of switchyard or of one verb; `--dir` writes them all, one per verb
     Man(commands::completions::ManArgs),

@@ -16,8 +16,8 @@
 //!   host: gather, plan, stop for check, drift and review, else lock, write, run
 //!   [`engine::steps`], verify, roll back), [`engine::verify`] (gateway registration),
 //!   [`engine::outcome`] (reports and typed errors), [`engine::review`] (pull-request
-//!   summaries), [`engine::import`] (a conf tree read whole, and the as-is project that
-//!   reproduces it), [`engine::call_tests`] (a play's test calls after verification);
+//!   summaries), [`engine::import`] (a conf tree read whole, the as-is project that
+//!   reproduces it, and its mapping onto the shipped playbook's variables), [`engine::call_tests`] (a play's test calls after verification);
 //! - [`host`]: how a host is reached and changed: [`host::transport`] (SSH or local),
 //!   [`host::script`] (the fixed `sh` programs in `src/host/remote/`), [`host::session`] (the
 //!   requests the held lock's session serves: writes, FreeSWITCH steps), [`host::state`] (the

@@ -1,5 +1,6 @@
-//! `switchyard import --as-is`: adopt the PBXes an operator already runs, exactly as they
-//! are. Each host's conf tree is read in one round trip (read-only, under the host lock when
+//! `switchyard import`: adopt the PBXes an operator already runs. By default each is mapped
+//! onto the shipped playbook's variables ([`mapped`]: what would change, and why); with
+//! `--as-is`, exactly as they are. Each host's conf tree is read in one round trip (read-only, under the host lock when
 //! it has one: [`crate::engine::import`]); the project written to `--write DIR` holds the
 //! hosts (`inventory/`), one template per adopted file (`templates/`, secrets taken out into
 //! vault-encrypted vars files) and `playbook.yml`, so `apply --check` right after changes
@@ -19,6 +20,8 @@ use crate::host::transport::Transport;
 use crate::inputs::inventory::{ConnectionKind, Host, Inventory};
 use crate::printable::printable;
 
+mod mapped;
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Inventory of the PBXes to adopt (as for `apply`)
@@ -30,7 +33,7 @@ pub struct ImportArgs {
         hide_env_values = true
     )]
     pub inventory: Vec<PathBuf>,
-    /// The playbook to map the PBXes onto (the default mode, not available yet); not needed with --as-is
+    /// The playbook to map the PBXes onto (the shipped playbooks/wavix.yml, or a copy of it); not needed with --as-is
     #[arg(value_name = "PLAYBOOK")]
     pub playbook: Option<PathBuf>,
     /// Adopt every file exactly as it is: one template per file, so `apply --check` after the import changes nothing
@@ -44,20 +47,24 @@ pub struct ImportArgs {
 }
 
 /// What one host's read gave.
-struct HostRead {
-    adopted: Vec<Adopted>,
-    skipped: Vec<Skipped>,
+pub(super) struct HostRead {
+    pub(super) adopted: Vec<Adopted>,
+    pub(super) skipped: Vec<Skipped>,
     /// rel → content as read (to prove the templates print it back).
-    originals: BTreeMap<String, Vec<u8>>,
+    pub(super) originals: BTreeMap<String, Vec<u8>>,
     locked: bool,
 }
 
 pub async fn run(a: ImportArgs, cx: &Context) -> CommandResult {
-    if !a.as_is {
-        return Err(CommandError::usage(
-            "only `--as-is` is available yet: mapping the PBXes onto a playbook's variables is still to come",
-        ));
-    }
+    let target = match (&a.playbook, a.as_is) {
+        (_, true) => None,
+        (Some(p), false) => Some(mapped::Target::load(p)?),
+        (None, false) => {
+            return Err(CommandError::usage(
+                "name the playbook to map the PBXes onto (playbooks/wavix.yml), or adopt them as they are with --as-is",
+            ))
+        }
+    };
     if dir_is_occupied(&a.write)? {
         return Err(format!(
             "{} exists and is not an empty folder; import writes a new project, never into an existing one",
@@ -87,6 +94,19 @@ pub async fn run(a: ImportArgs, cx: &Context) -> CommandResult {
                 failed += 1;
                 println!("{name}: failed: {}", printable(&e.to_string()));
             }
+            Ok(r) if target.is_some() => {
+                // The mapping prints what it did not read with the rest of its report.
+                println!(
+                    "{name}: {} read{}",
+                    crate::report::count(r.originals.len(), "file"),
+                    if r.locked {
+                        " (under the host lock)"
+                    } else {
+                        ""
+                    }
+                );
+                ok.push((host, r));
+            }
             Ok(r) => {
                 println!(
                     "{name}: {} adopted, {} not adopted{}",
@@ -112,7 +132,10 @@ pub async fn run(a: ImportArgs, cx: &Context) -> CommandResult {
     if ok.is_empty() {
         return Err("no host could be read; nothing written".into());
     }
-    let summary = write_project(&a.write, &ok, &inv, cx)?;
+    let summary = match &target {
+        None => write_project(&a.write, |tmp| fill(tmp, &ok, &inv, cx))?,
+        Some(t) => write_project(&a.write, |tmp| mapped::fill(tmp, &ok, t, &inv, cx))?,
+    };
     println!(
         "wrote {}: {summary}\nnext: switchyard apply --check -i {}/inventory {}/playbook.yml",
         a.write.display(),
@@ -226,7 +249,7 @@ async fn read_host(
 }
 
 /// Create `path` (new, 0600) in the project being written with `data`.
-fn put(path: &Path, data: &[u8]) -> Result<(), String> {
+pub(super) fn put(path: &Path, data: &[u8]) -> Result<(), String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent() {
@@ -243,7 +266,9 @@ fn put(path: &Path, data: &[u8]) -> Result<(), String> {
 
 /// How each host is reached, as inventory variables (no password: an `fs_cli` line with one
 /// goes into the host's vault file instead).
-fn connection_vars(host: &Host) -> (serde_json::Map<String, serde_json::Value>, Option<String>) {
+pub(super) fn connection_vars(
+    host: &Host,
+) -> (serde_json::Map<String, serde_json::Value>, Option<String>) {
     use serde_json::json;
     let c = &host.connection;
     let fs = &host.freeswitch;
@@ -293,9 +318,7 @@ fn connection_vars(host: &Host) -> (serde_json::Map<String, serde_json::Value>, 
 /// prints back what was read, then rename it to `dir`: no half-written project is ever left.
 fn write_project(
     dir: &Path,
-    hosts: &[(Host, HostRead)],
-    inv: &Inventory,
-    cx: &Context,
+    fill: impl FnOnce(&Path) -> Result<String, CommandError>,
 ) -> Result<String, CommandError> {
     let name = dir
         .file_name()
@@ -316,7 +339,7 @@ fn write_project(
             .create(&tmp)
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
     }
-    let result = fill(&tmp, hosts, inv, cx).and_then(|summary| {
+    let result = fill(&tmp).and_then(|summary| {
         std::fs::rename(&tmp, dir)
             .map(|()| summary)
             .map_err(|e| format!("{}: {e}", dir.display()).into())

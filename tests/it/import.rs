@@ -13,7 +13,7 @@ const VAULT: (&str, &str) = ("SWITCHYARD_VAULT_PASSWORD", "import test vault pas
 
 /// Everything about a tree a write would change: every entry (never following links) with
 /// its type, mode, owner, size, modification time and content.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();

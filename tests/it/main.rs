@@ -17,6 +17,7 @@ mod history;
 mod hostile;
 mod hostkeys;
 mod import;
+mod import_mapped;
 mod inputs;
 mod lint;
 mod live_hostile;

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 use crate::engine::facts::{self, FileFact};
 
+pub mod layers;
+pub mod map;
 mod template;
 use crate::host::script;
 use crate::host::transport::{Transport, TransportError};

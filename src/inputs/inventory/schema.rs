@@ -79,6 +79,8 @@ const KNOWN: &[(&str, Shape, &str)] = &[
         ("outbound_caller_id_number", "Caller ID number towards the trunk."),
     ]), "Directory users, one file each; a user removed from the list has its file removed."),
     ("user", Shape::Map, "A single directory user (as one item of `users`), for a host with one."),
+    ("user_secrets", Shape::Map, "Users' secrets kept apart from `users` (in a vault file, as `switchyard import` writes them): ID → {password, vm_password}, read when the user's entry has none."),
+    ("carrier_passwords", Shape::Map, "Carriers' passwords kept apart from `carriers` (in a vault file, as `switchyard import` writes them): NAME → password, read when the carrier has none."),
     ("carriers", Shape::ListOf(&[
         ("name", "The carrier's name: its file is sip_profiles/external/carrier_NAME.xml."),
         ("username", "SIP username."),

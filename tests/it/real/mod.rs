@@ -15,6 +15,7 @@ pub mod call;
 pub mod call_did;
 pub mod call_watch;
 pub mod calls;
+pub mod import_guide;
 pub mod lifecycle;
 pub mod lint;
 pub mod live;
