@@ -229,6 +229,17 @@ fn a_host_killed_mid_apply_keeps_every_file_whole_and_the_next_run_converges() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         h.kill_sessions();
         let _ = child.wait();
+        // A write or record the kill missed (started after the process list was read) goes
+        // on, holding the host lock, until its last rename: the next run comes after it.
+        let lock = h.conf(".switchyard/lock");
+        wait_until("the killed run never let the host lock go", || {
+            std::process::Command::new("flock")
+                .args(["-n", "-E", "75"])
+                .arg(&lock)
+                .arg("true")
+                .status()
+                .is_ok_and(|s| s.success())
+        });
         let new_count = each_file_whole(h, &stock, &converged, delay_ms);
         eprintln!(
             "cut at +{delay_ms} ms: {new_count} of {} files new, leftovers {:?}",

@@ -2,9 +2,12 @@
 # stdin, in switchyard's private folder, until stdin ends. Arguments: CONF_ROOT OWNER.
 # Prints `switchyard-locked` once held; exit 75 and `LOCKED <owner>` when another run holds it.
 #
-# The lock is a kernel `flock` on `lock`, held on descriptor 9 by this shell (never by what
-# it starts: each request runs with 9 closed): a run that dies or loses its connection
-# releases it with its session, so there are no stale locks.
+# The lock is a kernel `flock` on `lock`, held on descriptor 9 by this shell and by the file
+# requests it runs (a write, the state record), never by a FreeSWITCH steps program (a
+# daemon a step starts would hold it forever): a run that dies or loses its connection
+# releases it with its session, so there are no stale locks, and a write or record that
+# outlives a session killed under it (SIGKILL of the shell: its children go on) keeps the
+# lock until its last `mv`, so that it never renames over the next run's files.
 #
 # Requests (one line, then its data), each answered by its output and then a line
 # `ASCII GS (0x1d) NONCE STATUS`; the nonce is the controller's, so no output can pass for
@@ -66,7 +69,7 @@ while IFS= read -r sy_req; do
                 n=$((n - 1))
             done
             (
-                exec 8<&- 9>&-
+                exec 8<&-
                 sy_write "$@"
             ) 2>&1
             rc=$?
@@ -117,7 +120,6 @@ while IFS= read -r sy_req; do
             exec 7>&-
             ok=1
             [ "$w" = 1 ] && (
-                exec 9>&-
                 # The folders written to, held open (4-7: 3 is the walk's), flushed with
                 # the record by one `sync` per four.
                 fd=4

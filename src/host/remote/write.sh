@@ -95,8 +95,8 @@ sy_write() {
     # Consecutive expectations in one folder are checked from inside it (walked to once).
     # Each file expected present is opened read-write from its folder (never blocking on a
     # FIFO swapped in: see gather.sh) and judged on that descriptor (`[ -f /dev/fd/N ]` is
-    # the shell's own stat of what it opened); up to 5 descriptors (5-9: 3 holds the walk's
-    # folder, 4 the private folder) are hashed by one `sha256sum`.
+    # the shell's own stat of what it opened); up to 4 descriptors (5-8: 3 holds the walk's
+    # folder, 4 the private folder, 9 the host lock) are hashed by one `sha256sum`.
     in_dir=
     xfd=5
     hashes() {
@@ -156,7 +156,7 @@ sy_write() {
         else
             eval "x_$xfd=\$sha; n_$xfd=\$2/\$3"
             xfd=$((xfd + 1))
-            [ "$xfd" -le 9 ] || hashes
+            [ "$xfd" -le 8 ] || hashes
         fi
     }
     each expect "$@"
@@ -173,8 +173,8 @@ sy_write() {
         if [ $# -gt 0 ]; then sync -- "$@" 2>/dev/null || sync; fi
     }
     flush_staged
-    # Each folder is held open (descriptors 5-9) and all are synced by one `sync` (or when
-    # five are held), after the links in them; with SYNC 0 the next state record does it.
+    # Each folder is held open (descriptors 5-8; 9 is the host lock) and all are synced by
+    # one `sync` (or when four are held), after the links in them; with SYNC 0 the next state record does it.
     dfd=5
     dirs=
     stage=
@@ -201,7 +201,7 @@ sy_write() {
         case $1 in
             W)
                 if [ "$6" != "$stage" ]; then
-                    [ "$dfd" -le 9 ] || syncdirs
+                    [ "$dfd" -le 8 ] || syncdirs
                     stage=$6
                     sy_enter "$root" "$2" "${4:-=}" "${5:-=}"
                     # Older versions' temp files: a glob (a builtin), `rm` only when one is there.
