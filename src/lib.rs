@@ -27,7 +27,9 @@
 //! - [`agent`]: what runs on or keeps records: [`agent::watch`] (the drift agent),
 //!   [`agent::live`] (live trunk state), [`agent::measure`] (`trunks measure`),
 //!   [`agent::call`] (`switchyard call`: one test call through a PBX's FreeSWITCH),
-//!   [`agent::webhook`] (the alerts' HTTPS client), [`agent::history`] (the local run history);
+//!   [`agent::webhook`] (the alerts' HTTPS client), [`agent::history`] (the run history,
+//!   in [`agent::history::sqlite`] or [`agent::history::postgres`], which also holds the
+//!   fleet rollout lock);
 //! - on top: [`cli`] (global options and dispatch), [`commands`] (one module per verb),
 //!   [`report`] (human and JSON output), [`exit`] (the one place outcomes and errors become
 //!   exit codes), [`demo`] (the built-in demo fleet `switchyard demo` prepares).

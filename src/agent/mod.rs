@@ -5,7 +5,7 @@
 //! - [`live`]: live trunk state over one ESL tunnel per PBX (`watch --events`);
 //! - [`measure`]: `trunks measure`, each PBX's own SIP round-trip times;
 //! - [`call`]: `switchyard call`, one test call placed by a PBX's own FreeSWITCH;
-//! - [`history`]: the local run history every run appends to;
+//! - [`history`]: the run history every run appends to (SQLite, or shared PostgreSQL);
 //! - [`webhook`]: the trunk alerts' HTTPS (or HTTP) client.
 
 pub mod call;

@@ -37,7 +37,7 @@ pub struct WatchOptions {
     pub jitter: Duration,
     pub fix: bool,
     pub listen: Option<SocketAddr>,
-    pub history: Option<PathBuf>,
+    pub history: Option<crate::agent::history::Location>,
     /// History retention in seconds (`--keep`).
     pub keep: Option<u64>,
     /// Stop after this many rounds (for tests and one-shot timers).

@@ -96,7 +96,7 @@ pub fn drift_line(h: &HostReport) -> String {
 
 pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
     let (inv, pb) = super::load(&a.inputs, cx)?;
-    let keep = a.history.keep()?;
+    let history = a.history.resolve(cx)?;
     let mut opts = a.connect.options(Mode::Check, a.allow, cx)?;
     opts.tags = a.inputs.tag_filter();
     let mut reports = Vec::new();
@@ -111,7 +111,7 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
             }
         }
     }
-    a.history.record(keep, "drift", &reports);
+    history.record("drift", &reports);
     let hosts = || reports.iter().flat_map(|p| &p.hosts);
     let errors = hosts().any(|h| h.status.is_failure());
     let drifted: Vec<String> = hosts()
@@ -142,7 +142,7 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
         opts.call_tester = Some(crate::agent::call::tester());
         let (fix_status, f) =
             super::execute(&inv, &pb, &opts, true, Output::Human, cx.style).await?;
-        a.history.record(keep, "fix", &f);
+        history.record("fix", &f);
         fixed = f;
         // Corrected: the fleet is as the playbook says, unless the correction (or the
         // check of another host) failed.

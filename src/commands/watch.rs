@@ -68,6 +68,7 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         }
         None => None,
     };
+    let history = a.history.resolve(&cx)?;
     let extra_vars = a.inputs.extra()?;
     let tags = a.inputs.tag_filter();
     let run = crate::engine::run::RunOptions {
@@ -85,8 +86,8 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         jitter,
         fix: a.fix,
         listen: a.metrics,
-        history: Some(a.history.path()),
-        keep: a.history.keep()?,
+        history: Some(history.at),
+        keep: history.keep,
         rounds: a.rounds,
         events: a.events,
         webhook,

@@ -24,6 +24,8 @@ mod local_trust;
 mod measure;
 mod memory;
 mod messages;
+mod pg_history;
+mod pgserver;
 mod real;
 mod reload;
 mod review;
