@@ -352,7 +352,24 @@ async fn round(
             .filter(|h| h.has_drift())
             .map(|h| h.host.clone())
             .collect();
-        if o.fix && !drifted.is_empty() {
+        // A correction is a rollout: it takes the fleet lock (PostgreSQL histories) without
+        // waiting. Held by a rollout: deferred to the next round, which checks again, rather
+        // than correcting with what this round saw after the rollout changed it.
+        let fleet_lock = match &o.history {
+            Some(at) if o.fix && !drifted.is_empty() => {
+                let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+                crate::agent::history::rollout_lock(
+                    at,
+                    &[play.name.as_str()],
+                    &hosts,
+                    "watch --fix",
+                    crate::agent::history::lock::Wait::For(Duration::ZERO),
+                )
+                .map_err(|e| eprintln!("watch: correction deferred to the next round: {e}"))
+            }
+            _ => Ok(None),
+        };
+        if o.fix && !drifted.is_empty() && fleet_lock.is_ok() {
             let fix_opts = RunOptions {
                 mode: Mode::Apply,
                 limit: Some(drifted.join(":")),

@@ -52,6 +52,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub history: super::HistoryFile,
     #[command(flatten)]
+    pub lock: super::LockArgs,
+    #[command(flatten)]
     pub connect: ConnectArgs,
 }
 
@@ -109,6 +111,16 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
             );
         }
     }
+    // A rollout (not a check) holds the fleet lock from before its first host to its end.
+    let _fleet_lock = match opts.mode {
+        Mode::Apply => history.rollout_lock(
+            &inv,
+            &pb,
+            &format!("apply {}", a.inputs.playbook.display()),
+            a.lock.wait(),
+        )?,
+        _ => None,
+    };
     let (status, reports) = super::execute(&inv, &pb, &opts, a.diff, output, cx.style).await?;
     if opts.mode == Mode::Apply {
         history.record("apply", &reports);

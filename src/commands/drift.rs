@@ -31,6 +31,8 @@ pub struct DriftArgs {
     #[command(flatten)]
     pub history: super::HistoryFile,
     #[command(flatten)]
+    pub lock: super::LockArgs,
+    #[command(flatten)]
     pub connect: ConnectArgs,
 }
 
@@ -136,6 +138,13 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
     let mut fixed = Vec::new();
     let mut status = found;
     if a.fix && !drifted.is_empty() {
+        // A correction is a rollout: it holds the fleet lock as `apply` does.
+        let _fleet_lock = history.rollout_lock(
+            &inv,
+            &pb,
+            &format!("drift --fix {}", a.inputs.playbook.display()),
+            a.lock.wait(),
+        )?;
         eprintln!("correcting drift on {}", drifted.join(", "));
         opts.mode = Mode::Apply;
         opts.limit = Some(drifted.join(":"));

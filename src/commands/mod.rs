@@ -296,7 +296,40 @@ impl HistoryFile {
     }
 }
 
+/// `--lock-timeout` of the verbs that change hosts (`apply`, `drift --fix`).
+#[derive(Debug, Args, Clone)]
+pub struct LockArgs {
+    /// With a PostgreSQL history: seconds to wait while another rollout of the same play to this fleet holds the fleet lock (0: fail at once, naming its holder; default: wait)
+    #[arg(long, value_name = "SECONDS")]
+    pub lock_timeout: Option<u64>,
+}
+
+impl LockArgs {
+    pub fn wait(&self) -> crate::agent::history::lock::Wait {
+        use crate::agent::history::lock::Wait;
+        match self.lock_timeout {
+            None => Wait::Forever,
+            Some(s) => Wait::For(std::time::Duration::from_secs(s)),
+        }
+    }
+}
+
 impl HistoryAt {
+    /// The fleet rollout lock of the playbook's plays on this inventory, held until dropped
+    /// (`None` with an SQLite history: see [`crate::agent::history::lock`]).
+    pub fn rollout_lock(
+        &self,
+        inv: &Inventory,
+        pb: &Playbook,
+        command: &str,
+        wait: crate::agent::history::lock::Wait,
+    ) -> Result<Option<crate::agent::history::lock::RolloutLock>, CommandError> {
+        let plays: Vec<&str> = pb.plays.iter().map(|p| p.name.as_str()).collect();
+        let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+        crate::agent::history::rollout_lock(&self.at, &plays, &hosts, command, wait)
+            .map_err(|e| CommandError::Failed(e.into()))
+    }
+
     /// Record a run; a history that cannot be written is a warning, never a failed rollout.
     pub fn record(&self, kind: &str, plays: &[crate::engine::outcome::PlayReport]) {
         if let Err(e) = crate::agent::history::record(&self.at, self.keep, kind, plays) {

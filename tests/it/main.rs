@@ -30,6 +30,7 @@ mod real;
 mod reload;
 mod review;
 mod rollout;
+mod rollout_lock;
 mod route;
 mod schema;
 mod secrets;

@@ -10,6 +10,7 @@
 //! same whichever store wrote it. Every record is built from reports that are already
 //! masked: it holds hashes and masked diffs, never a secret.
 
+pub mod lock;
 pub mod postgres;
 pub mod sqlite;
 
@@ -178,6 +179,23 @@ impl History {
             History::Sqlite(s) => s.prune(before),
             History::Postgres(p) => p.prune(before),
         }
+    }
+}
+
+/// The fleet rollout lock of `plays` on the fleet of `hosts`, where the history is a
+/// database; `None` for a file: SQLite is one machine's, so only the per-host locks apply.
+pub fn rollout_lock(
+    at: &Location,
+    plays: &[&str],
+    hosts: &[&str],
+    command: &str,
+    wait: lock::Wait,
+) -> Result<Option<lock::RolloutLock>, lock::LockError> {
+    match at {
+        Location::File(_) => Ok(None),
+        Location::Postgres(t) => Ok(Some(lock::RolloutLock::acquire(
+            t, plays, hosts, command, wait,
+        )?)),
     }
 }
 

@@ -374,6 +374,11 @@ impl Pg {
         Ok(Pg { s })
     }
 
+    /// The session, for the rollout lock (the schema is there once connected).
+    pub(crate) fn into_session(self) -> Session {
+        self.s
+    }
+
     /// Insert rows in one transaction, tried again (up to three times) if the database
     /// aborted it for a deadlock with another run's insert.
     pub(crate) fn insert_rows<'a>(
