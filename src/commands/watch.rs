@@ -22,6 +22,9 @@ pub struct WatchArgs {
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9477
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// With a PostgreSQL history, watch only shard K of N of the fleet (by a stable hash of each host's name), e.g. `--shard 2/3`; each shard elects its own leader
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
     /// Stop after this many rounds
     #[arg(long, value_name = "N")]
     pub rounds: Option<u64>,
@@ -87,6 +90,7 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         fix: a.fix,
         listen: a.metrics,
         history: Some(history.at),
+        shard: a.shard,
         keep: history.keep,
         rounds: a.rounds,
         events: a.events,
@@ -95,4 +99,18 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
     })
     .await?;
     Ok(crate::exit::ExitStatus::Success)
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{s}` is not K/N with 1 <= K <= N, e.g. 2/3");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u32, u32) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
 }

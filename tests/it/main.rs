@@ -4,6 +4,7 @@
 mod harness;
 mod session;
 
+mod agents;
 mod ansible;
 mod apply;
 mod architecture;

@@ -135,45 +135,152 @@ impl RolloutLock {
         who: &str,
         command: &str,
     ) -> Result<bool, HistoryError> {
-        let since = crate::clock::now() as i64;
         self.session.run(|c| {
             let got: bool = c
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
                 .get(0);
             if got {
-                c.execute(
-                    "INSERT INTO locks(key, what, who, since, command, pid)
-                     VALUES ($1, $2, $3, $4, $5, pg_backend_pid())
-                     ON CONFLICT(key) DO UPDATE SET what = EXCLUDED.what, who = EXCLUDED.who,
-                     since = EXCLUDED.since, command = EXCLUDED.command, pid = EXCLUDED.pid",
-                    &[&key, &play, &who, &since, &command],
-                )?;
+                write_holder(c, key, play, who, command)?;
             }
             Ok(got)
         })
     }
 
-    /// Who holds `key`, as its holder wrote it (a row left by a holder that died is never
-    /// read: only the row of the session holding the lock now).
     fn holder(&mut self, key: i64) -> Result<String, HistoryError> {
-        let row = self.session.run(|c| {
-            c.query_opt(
-                "SELECT l.who, l.since, l.command FROM locks l
-                 JOIN pg_locks p ON p.pid = l.pid AND p.locktype = 'advisory' AND p.granted
-                 WHERE l.key = $1",
-                &[&key],
-            )
-        })?;
-        Ok(match row {
-            Some(r) => format!(
-                "{} since {} ({})",
-                crate::printable::printable(&r.get::<_, String>(0)),
-                crate::clock::iso(r.get::<_, i64>(1) as u64),
-                crate::printable::printable(&r.get::<_, String>(2)),
-            ),
-            None => "another run (it has not written who it is yet)".into(),
-        })
+        holder(&mut self.session, key)
     }
+}
+
+/// Who holds `key`, as its holder wrote it (a row left by a holder that died is never read:
+/// only the row of the session holding the lock now).
+fn holder(session: &mut Session, key: i64) -> Result<String, HistoryError> {
+    // A bigint advisory key is split over classid (high half) and objid (low half).
+    let row = session.run(|c| {
+        c.query_opt(
+            "SELECT l.who, l.since, l.command FROM locks l
+             JOIN pg_locks p ON p.pid = l.pid AND p.locktype = 'advisory' AND p.granted
+              AND p.objsubid = 1 AND ((p.classid::bigint << 32) | p.objid::bigint) = l.key
+             WHERE l.key = $1",
+            &[&key],
+        )
+    })?;
+    Ok(match row {
+        Some(r) => format!(
+            "{} since {} ({})",
+            crate::printable::printable(&r.get::<_, String>(0)),
+            crate::clock::iso(r.get::<_, i64>(1) as u64),
+            crate::printable::printable(&r.get::<_, String>(2)),
+        ),
+        None => "another run (it has not written who it is yet)".into(),
+    })
+}
+
+/// Write this session as the holder of `key`.
+fn write_holder(
+    c: &mut postgres::Client,
+    key: i64,
+    what: &str,
+    who: &str,
+    command: &str,
+) -> Result<(), postgres::Error> {
+    c.execute(
+        "INSERT INTO locks(key, what, who, since, command, pid)
+         VALUES ($1, $2, $3, $4, $5, pg_backend_pid())
+         ON CONFLICT(key) DO UPDATE SET what = EXCLUDED.what, who = EXCLUDED.who,
+         since = EXCLUDED.since, command = EXCLUDED.command, pid = EXCLUDED.pid",
+        &[&key, &what, &who, &(crate::clock::now() as i64), &command],
+    )?;
+    Ok(())
+}
+
+/// The leadership of a group of `watch` agents that share a PostgreSQL history (agents in
+/// pairs): exactly one acts — corrects drift, records rounds — while every one checks and
+/// serves metrics and events. The leader holds a session-level advisory lock; the others
+/// try to take it at the start of each round, so when the leader dies (its session ends
+/// with it) another one acts from its next round on. A leader checks at the start of each
+/// round that its session still holds the lock, and stands down if it cannot tell (the
+/// database unreachable): an agent that does not know it leads never acts.
+pub struct Leadership {
+    target: Target,
+    session: Option<Session>,
+    key: i64,
+    leading: bool,
+}
+
+impl Leadership {
+    pub fn new(target: &Target) -> Leadership {
+        Leadership {
+            target: target.clone(),
+            session: None,
+            key: 0,
+            leading: false,
+        }
+    }
+
+    /// Whether this agent acts this round, as the leader of the group `what` (its lock
+    /// `key`: plays, fleet, shard). A new key (the inventory changed) starts over.
+    pub fn round(&mut self, what: &str, key: i64) -> Result<bool, HistoryError> {
+        if key != self.key {
+            self.session = None;
+            self.leading = false;
+            self.key = key;
+        }
+        let session = match &mut self.session {
+            Some(s) => s,
+            None => self
+                .session
+                .insert(super::postgres::Pg::connect(&self.target)?.into_session()),
+        };
+        let leading = self.leading;
+        let who = crate::host::state::who();
+        let command = format!("watch, pid {}", std::process::id());
+        let out = session.run(move |c| {
+            if leading {
+                let held: i64 = c
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                         AND pid = pg_backend_pid()",
+                        &[],
+                    )?
+                    .get(0);
+                return Ok(held > 0);
+            }
+            let got: bool = c
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
+                .get(0);
+            if got {
+                write_holder(c, key, what, &who, &command)?;
+            }
+            Ok(got)
+        });
+        match out {
+            Ok(l) => {
+                self.leading = l;
+                Ok(l)
+            }
+            Err(e) => {
+                // Stand down: a new session next round, the lock freed with this one.
+                self.session = None;
+                self.leading = false;
+                Err(e)
+            }
+        }
+    }
+
+    /// Who leads now, for a standby agent's log line.
+    pub fn leader(&mut self) -> String {
+        match &mut self.session {
+            Some(s) => holder(s, self.key).unwrap_or_else(|e| e.to_string()),
+            None => "unknown (no database session)".into(),
+        }
+    }
+}
+
+/// Which of `n` shards a host belongs to (0-based): a stable hash of its name, the same on
+/// every machine and version, so agents given `--shard K/N` split the fleet without overlap.
+pub fn shard_of(host: &str, n: u32) -> u32 {
+    let d = Sha256::digest(host.as_bytes());
+    (u64::from_be_bytes(d[..8].try_into().expect("8 bytes")) % u64::from(n.max(1))) as u32
 }
 
 impl Drop for RolloutLock {
