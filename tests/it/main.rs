@@ -10,6 +10,7 @@ mod apply;
 mod architecture;
 mod cli;
 mod contrib;
+mod contrib_k8s;
 mod controller_files;
 mod errors;
 mod fleet;
