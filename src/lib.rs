@@ -28,8 +28,8 @@
 //!   [`agent::live`] (live trunk state), [`agent::measure`] (`trunks measure`),
 //!   [`agent::call`] (`switchyard call`: one test call through a PBX's FreeSWITCH),
 //!   [`agent::webhook`] (the alerts' HTTPS client), [`agent::history`] (the run history,
-//!   in [`agent::history::sqlite`] or [`agent::history::postgres`], which also holds the
-//!   fleet rollout lock);
+//!   in [`agent::history::sqlite`] or [`agent::history::postgres`]; with the latter,
+//!   [`agent::history::lock`]: the fleet rollout lock and the agents' leader election);
 //! - on top: [`cli`] (global options and dispatch), [`commands`] (one module per verb),
 //!   [`report`] (human and JSON output), [`exit`] (the one place outcomes and errors become
 //!   exit codes), [`demo`] (the built-in demo fleet `switchyard demo` prepares).

@@ -152,6 +152,22 @@ fn a_killed_holder_frees_the_lock_and_lock_timeout_0_names_the_holder() {
     );
     assert!(!fleet.hosts[0].exists("sip_profiles/external/wavix.xml.switchyard-tmp"));
     assert!(!refused.all().contains(PG_PASSWORD));
+    // Nor in any process argument: the holder's, or the server's sessions' titles.
+    let cmdline = |pid: &str| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let pids = std::fs::read_dir("/proc").unwrap().flatten();
+    let pids: Vec<String> = pids
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!cmdline(&held.id().to_string()).is_empty());
+    for pid in pids
+        .iter()
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        assert!(
+            !String::from_utf8_lossy(&cmdline(pid)).contains(PG_PASSWORD),
+            "pid {pid}"
+        );
+    }
 
     // SIGKILL: no cleanup runs; the database ends the session and its lock with it.
     held.kill().unwrap();
@@ -164,4 +180,40 @@ fn a_killed_holder_frees_the_lock_and_lock_timeout_0_names_the_holder() {
         .read("sip_profiles/external/wavix.xml")
         .contains("secret1"));
     drop(silent);
+}
+
+/// With a shared history whose database cannot be reached, a rollout does not go ahead
+/// unguarded: it stops before the first host. A check takes no lock and only warns that
+/// it cannot record.
+#[test]
+fn no_database_no_rollout_but_a_check_still_runs() {
+    let fleet = Fleet::new("lock-nodb", 1);
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://switchyard@127.0.0.1:{}/history",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let s = fleet.session().env("PGPASSWORD", PG_PASSWORD);
+    let file = "sip_profiles/external/wavix.xml";
+    let before = fleet.hosts[0]
+        .exists(file)
+        .then(|| fleet.hosts[0].read(file));
+    let out = s
+        .run(["apply", "--no-verify", "--history", url.as_str()])
+        .out;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("cannot take the rollout lock: postgres://switchyard@127.0.0.1:"),
+        "{}",
+        out.stderr
+    );
+    let after = fleet.hosts[0]
+        .exists(file)
+        .then(|| fleet.hosts[0].read(file));
+    assert_eq!(before, after, "no host touched");
+    let check = s.run(["apply", "--check", "--history", url.as_str()]).out;
+    assert!(!check.stderr.contains("rollout lock"), "{}", check.stderr);
+    assert!(!check.all().contains(PG_PASSWORD));
 }

@@ -32,7 +32,9 @@ pub enum Wait {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error(transparent)]
+    /// No lock without its database: a rollout configured with a shared history does not
+    /// go ahead unguarded.
+    #[error("cannot take the rollout lock: {0}")]
     Db(#[from] HistoryError),
     #[error("rollout lock of play `{play}` on this fleet is held by {holder}{waited}")]
     Held {

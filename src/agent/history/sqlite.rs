@@ -27,7 +27,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Entry, HistoryError, Row};
 
 pub fn default_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHYARD_HISTORY") {
+    // A `postgres://` URL there names no file: the folder below keeps the local files.
+    if let Some(p) = std::env::var_os("SWITCHYARD_HISTORY")
+        .filter(|p| !p.is_empty() && !super::postgres::is_url(&p.to_string_lossy()))
+    {
         return PathBuf::from(p);
     }
     let base = std::env::var_os("XDG_STATE_HOME")
