@@ -488,22 +488,16 @@ impl From<HistoryError> for MigrateError {
 }
 
 fn query(s: &mut Session, host: Option<&str>, since: u64) -> Result<Vec<Entry>, HistoryError> {
-    const COLUMNS: &str = "SELECT r.at, runs.who, runs.kind, runs.play, h.name, r.seconds, b.body
-         FROM hosts h JOIN records r ON r.host = h.id
-         JOIN runs ON runs.id = r.run JOIN bodies b ON b.id = r.body";
+    // As in SQLite, the hosts drive the loop: one range of the (host, at, run) key per host
+    // (LATERAL), never a scan of the whole table for a recent hour of the fleet.
+    const SQL: &str = "SELECT r.at, runs.who, runs.kind, runs.play, h.name, r.seconds, b.body
+         FROM hosts h CROSS JOIN LATERAL
+           (SELECT * FROM records WHERE records.host = h.id AND records.at >= $2) r
+         JOIN runs ON runs.id = r.run JOIN bodies b ON b.id = r.body
+         WHERE $1::text IS NULL OR h.name = $1
+         ORDER BY r.at, r.run, r.seq";
     let since = since as i64;
-    let rows = s.run(|c| match host {
-        // Two statements rather than `$1 IS NULL OR …`, which would hide the index from a
-        // generic plan.
-        Some(h) => c.query(
-            &format!("{COLUMNS} WHERE h.name = $1 AND r.at >= $2 ORDER BY r.at, r.run, r.seq"),
-            &[&h, &since],
-        ),
-        None => c.query(
-            &format!("{COLUMNS} WHERE r.at >= $1 ORDER BY r.at, r.run, r.seq"),
-            &[&since],
-        ),
-    })?;
+    let rows = s.run(|c| c.query(SQL, &[&host, &since]))?;
     Ok(rows
         .iter()
         .map(|r| Entry {
