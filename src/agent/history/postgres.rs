@@ -347,6 +347,18 @@ pub struct Pg {
 impl Pg {
     pub fn connect(t: &Target) -> Result<Pg, HistoryError> {
         let mut s = Session::open(t)?;
+        // Made before (the usual case): one read, no DDL round trips on every command.
+        let known: Option<i64> = s.run(|c| {
+            Ok(
+                c.query_opt("SELECT value FROM meta WHERE key = 'schema'", &[])
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.get::<_, String>(0).parse().ok()),
+            )
+        })?;
+        if known == Some(SCHEMA_VERSION) {
+            return Ok(Pg { s });
+        }
         let found: Option<i64> = s.run(|c| {
             let mut tx = c.transaction()?;
             // Two first runs at once would both create the tables: one waits for the other.
