@@ -8,11 +8,12 @@
 //! gateways REGED, one remote command) with a duration that varies every round, and about
 //! one round in a hundred per host with drift on one file (a diff of its own).
 //!
-//! Usage: history_bench DB [--hosts 1000] [--days 365] [--every 900] [--batch 96]
+//! Usage: history_bench DB|postgres://USER@HOST/DB [--hosts 1000] [--days 365] [--every 900]
+//! [--batch 96] (for a database, the password from PGPASSWORD; its size is not measured)
 
 use std::time::Instant;
 
-use switchyard::agent::history::{Entry, History};
+use switchyard::agent::history::{Entry, History, Location};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
@@ -71,7 +72,8 @@ fn main() {
     let rounds = days * 86_400 / every;
     let start = now - (rounds + 10) * every;
     let noop: Vec<serde_json::Value> = names.iter().map(|h| report(h, 0, false, 0.0)).collect();
-    let mut h = History::open(std::path::Path::new(db)).expect("open");
+    let mut h =
+        History::open(&Location::parse(db).expect("a file or a postgres:// URL")).expect("open");
     let t = Instant::now();
     let mut records = 0u64;
     // A cheap deterministic mix: which host drifts in which round.

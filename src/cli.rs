@@ -90,7 +90,7 @@ pub enum Command {
     /// Provider trunks: `trunks measure` ranks candidate regions by round-trip time from each PBX
     #[command(subcommand)]
     Trunks(commands::trunks::TrunksCommand),
-    /// List the local run history (SQLite; `--keep 90d` prunes it)
+    /// List the run history, SQLite or PostgreSQL (`--keep 90d` prunes it; `history migrate` copies one into the other)
     History(commands::history::HistoryArgs),
     /// Encrypt and decrypt secrets with the vault (age)
     #[command(subcommand)]
@@ -170,7 +170,7 @@ async fn dispatch(cmd: Command, cx: Context) -> CommandResult {
         Command::Plan(a) => plan::run(a, &cx).await,
         Command::Drift(a) => drift::run(a, &cx).await,
         Command::Watch(a) => watch::run(a, cx).await,
-        Command::History(a) => history::run(a),
+        Command::History(a) => history::run(a, &cx),
         Command::Call(a) => call::run(a, &cx).await,
         Command::Trunks(t) => trunks::run(t, &cx).await,
         Command::Route(a) => route::run(a, &cx).await,

@@ -30,7 +30,9 @@
 //!   [`agent::call`] (`switchyard call`: one test call through a PBX's FreeSWITCH),
 //!   [`agent::call_outcome`] (what it did, from its channels' events),
 //!   [`agent::call_trace`] (its SIP exchange, traced by FreeSWITCH),
-//!   [`agent::webhook`] (the alerts' HTTPS client), [`agent::history`] (the local run history);
+//!   [`agent::webhook`] (the alerts' HTTPS client), [`agent::history`] (the run history,
+//!   in [`agent::history::sqlite`] or [`agent::history::postgres`]; with the latter,
+//!   [`agent::history::lock`]: the fleet rollout lock and the agents' leader election);
 //! - on top: [`cli`] (global options and dispatch), [`commands`] (one module per verb),
 //!   [`report`] (human and JSON output), [`exit`] (the one place outcomes and errors become
 //!   exit codes), [`demo`] (the built-in demo fleet `switchyard demo` prepares).

@@ -8,7 +8,7 @@
 //! - [`call`]: `switchyard call`, one test call placed by a PBX's own FreeSWITCH, and
 //!   [`call_outcome`]: what it did, from its channels' events; [`call_trace`]: its SIP
 //!   exchange;
-//! - [`history`]: the local run history every run appends to;
+//! - [`history`]: the run history every run appends to (SQLite, or shared PostgreSQL);
 //! - [`webhook`]: the trunk alerts' HTTPS (or HTTP) client.
 
 pub mod call;

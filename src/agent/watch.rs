@@ -39,7 +39,9 @@ pub struct WatchOptions {
     pub jitter: Duration,
     pub fix: bool,
     pub listen: Option<SocketAddr>,
-    pub history: Option<PathBuf>,
+    pub history: Option<crate::agent::history::Location>,
+    /// `--shard K/N` (1-based K): only the hosts whose name hashes to shard K of N.
+    pub shard: Option<(u32, u32)>,
     /// History retention in seconds (`--keep`).
     pub keep: Option<u64>,
     /// Stop after this many rounds (for tests and one-shot timers).
@@ -401,14 +403,24 @@ fn jitter(max: Duration) -> Duration {
 }
 
 /// One round: check, optionally fix; returns the reports (check, then fix).
+/// `act`: this agent leads its group (always, without a PostgreSQL history) and may fix.
 async fn round(
     o: &WatchOptions,
     m: &mut Metrics,
     calls_due: bool,
-) -> Result<(Vec<PlayReport>, Vec<PlayReport>), BoxError> {
+    leader: Option<&mut crate::agent::history::lock::Leadership>,
+) -> Result<(Vec<PlayReport>, Vec<PlayReport>, bool), BoxError> {
     let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
     inv.override_vars(&o.extra_vars)?;
+    if let Some((k, n)) = o.shard {
+        use crate::agent::history::lock::shard_of;
+        inv.hosts.retain(|h| shard_of(&h.name, n) == k - 1);
+    }
     let pb = Playbook::load(&o.playbook)?;
+    let act = match leader {
+        None => true,
+        Some(l) => acting(l, o, &inv, &pb, m.rounds + 1),
+    };
     let quiet: OnEvent = Arc::new(|_| {});
     let mut checks = Vec::new();
     let mut fixes = Vec::new();
@@ -425,7 +437,24 @@ async fn round(
             .filter(|h| h.has_drift())
             .map(|h| h.host.clone())
             .collect();
-        if o.fix && !drifted.is_empty() {
+        // A correction is a rollout: it takes the fleet lock (PostgreSQL histories) without
+        // waiting. Held by a rollout: deferred to the next round, which checks again, rather
+        // than correcting with what this round saw after the rollout changed it.
+        let fleet_lock = match &o.history {
+            Some(at) if act && o.fix && !drifted.is_empty() => {
+                let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+                crate::agent::history::rollout_lock(
+                    at,
+                    &[play.name.as_str()],
+                    &hosts,
+                    "watch --fix",
+                    crate::agent::history::lock::Wait::For(Duration::ZERO),
+                )
+                .map_err(|e| eprintln!("watch: correction deferred to the next round: {e}"))
+            }
+            _ => Ok(None),
+        };
+        if act && o.fix && !drifted.is_empty() && fleet_lock.is_ok() {
             let fix_opts = RunOptions {
                 mode: Mode::Apply,
                 limit: Some(drifted.join(":")),
@@ -453,7 +482,8 @@ async fn round(
         }
         checks.push(report);
     }
-    if calls_due {
+    // Test calls are an action, as fixes are: only the agent that leads places them.
+    if calls_due && act {
         let placed = crate::agent::watch_calls::place(&inv, &pb, &o.run).await;
         let failed: Vec<String> = placed
             .iter()
@@ -473,7 +503,45 @@ async fn round(
             eprintln!("watch: {}", crate::printable::printable(&f));
         }
     }
-    Ok((checks, fixes))
+    Ok((checks, fixes, act))
+}
+
+/// Whether this agent leads its group this round (see [`Leadership`]); said on stderr when
+/// that changes, and each standby round names the leader.
+///
+/// [`Leadership`]: crate::agent::history::lock::Leadership
+fn acting(
+    l: &mut crate::agent::history::lock::Leadership,
+    o: &WatchOptions,
+    inv: &Inventory,
+    pb: &Playbook,
+    n: u64,
+) -> bool {
+    let shard = o
+        .shard
+        .map(|(k, n)| format!(" shard {k}/{n}"))
+        .unwrap_or_default();
+    let plays: Vec<&str> = pb.plays.iter().map(|p| p.name.as_str()).collect();
+    let what = format!("watch{shard}: {}", plays.join(", "));
+    let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    let key = crate::agent::history::lock::key(&what, &hosts);
+    match l.round(&what, key) {
+        Ok(true) => {
+            eprintln!("watch: round {n}: leading{shard}");
+            true
+        }
+        Ok(false) => {
+            eprintln!(
+                "watch: round {n}: standby{shard}, the leader is {}",
+                l.leader()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("watch: round {n}: standby{shard}: cannot tell who leads: {e}");
+            false
+        }
+    }
 }
 
 /// The PBXes and managed gateways `--events` watches: every host of every play, with the
@@ -543,6 +611,12 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
     let mut m = Metrics::default();
     m.calls.enabled = o.call_tests.is_some();
     let mut calls_at: Option<Instant> = None;
+    let mut leader = match &o.history {
+        Some(crate::agent::history::Location::Postgres(t)) => {
+            Some(crate::agent::history::lock::Leadership::new(t))
+        }
+        _ => None,
+    };
     loop {
         let started = Instant::now();
         let calls_due = o
@@ -552,12 +626,12 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
             calls_at = Some(started);
         }
         // A round is never interrupted: a signal during it is handled when it ends.
-        let result = round(&o, &mut m, calls_due).await;
+        let result = round(&o, &mut m, calls_due, leader.as_mut()).await;
         m.rounds += 1;
         m.last_round = crate::clock::now() as f64;
         m.last_duration = started.elapsed().as_secs_f64();
         match result {
-            Ok((checks, fixes)) => {
+            Ok((checks, fixes, act)) => {
                 let hosts: Vec<&HostReport> = checks.iter().flat_map(|p| &p.hosts).collect();
                 m.hosts_checked = hosts.len() as u64;
                 m.hosts_drifted = hosts.iter().filter(|h| h.has_drift()).count() as u64;
@@ -600,7 +674,8 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
                     m.hosts_unreachable,
                     fixes.iter().flat_map(|p| &p.hosts).filter(|h| h.status == HostStatus::Changed).count()
                 );
-                if let Some(path) = &o.history {
+                // A standby agent records nothing: its leader records the round.
+                if let Some(path) = o.history.as_ref().filter(|_| act) {
                     let mut record = |kind, plays: &[crate::engine::outcome::PlayReport]| {
                         if let Err(e) = crate::agent::history::record(path, o.keep, kind, plays) {
                             eprintln!("watch: cannot record history: {e}");

@@ -52,6 +52,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub history: super::HistoryFile,
     #[command(flatten)]
+    pub lock: super::LockArgs,
+    #[command(flatten)]
     pub connect: ConnectArgs,
 }
 
@@ -84,7 +86,7 @@ impl ApplyArgs {
 pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
     crate::interrupt::install();
     let mut opts = a.options(cx)?;
-    let keep = a.history.keep()?;
+    let history = a.history.resolve(cx)?;
     let (inv, pb) = super::load(&a.inputs, cx)?;
     if a.list_hosts || a.list_tasks {
         return list(&inv, &pb, &opts, a.list_hosts, a.list_tasks);
@@ -109,10 +111,20 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
             );
         }
     }
+    // A rollout (not a check) holds the fleet lock from before its first host to its end.
+    let _fleet_lock = match opts.mode {
+        Mode::Apply => history.rollout_lock(
+            &inv,
+            &pb,
+            &format!("apply {}", a.inputs.playbook.display()),
+            a.lock.wait(),
+        )?,
+        _ => None,
+    };
     let (status, reports) = super::execute(&inv, &pb, &opts, a.diff, output, cx.style).await?;
     if opts.mode == Mode::Apply {
-        a.history.record(keep, "apply", &reports);
-        retry_file(&a.history.path(), &a.inputs.playbook, &reports);
+        history.record("apply", &reports);
+        retry_file(&history.at.folder(), &a.inputs.playbook, &reports);
     }
     Ok(status)
 }
@@ -125,7 +137,7 @@ pub async fn run(a: ApplyArgs, cx: &Context) -> CommandResult {
 /// there is refused, never written through (a stale one is removed as a link, never
 /// followed).
 fn retry_file(
-    history: &std::path::Path,
+    folder: &std::path::Path,
     playbook: &std::path::Path,
     reports: &[crate::engine::outcome::PlayReport],
 ) {
@@ -133,10 +145,7 @@ fn retry_file(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "playbook".into());
-    let path = history
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .join(format!("{stem}.retry"));
+    let path = folder.join(format!("{stem}.retry"));
     let mut names: Vec<&str> = reports
         .iter()
         .flat_map(|p| &p.hosts)

@@ -31,6 +31,8 @@ pub struct DriftArgs {
     #[command(flatten)]
     pub history: super::HistoryFile,
     #[command(flatten)]
+    pub lock: super::LockArgs,
+    #[command(flatten)]
     pub connect: ConnectArgs,
 }
 
@@ -96,7 +98,7 @@ pub fn drift_line(h: &HostReport) -> String {
 
 pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
     let (inv, pb) = super::load(&a.inputs, cx)?;
-    let keep = a.history.keep()?;
+    let history = a.history.resolve(cx)?;
     let mut opts = a.connect.options(Mode::Check, a.allow, cx)?;
     opts.tags = a.inputs.tag_filter();
     let mut reports = Vec::new();
@@ -111,7 +113,7 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
             }
         }
     }
-    a.history.record(keep, "drift", &reports);
+    history.record("drift", &reports);
     let hosts = || reports.iter().flat_map(|p| &p.hosts);
     let errors = hosts().any(|h| h.status.is_failure());
     let drifted: Vec<String> = hosts()
@@ -136,13 +138,20 @@ pub async fn run(a: DriftArgs, cx: &Context) -> CommandResult {
     let mut fixed = Vec::new();
     let mut status = found;
     if a.fix && !drifted.is_empty() {
+        // A correction is a rollout: it holds the fleet lock as `apply` does.
+        let _fleet_lock = history.rollout_lock(
+            &inv,
+            &pb,
+            &format!("drift --fix {}", a.inputs.playbook.display()),
+            a.lock.wait(),
+        )?;
         eprintln!("correcting drift on {}", drifted.join(", "));
         opts.mode = Mode::Apply;
         opts.limit = Some(drifted.join(":"));
         opts.call_tester = Some(crate::agent::call::tester());
         let (fix_status, f) =
             super::execute(&inv, &pb, &opts, true, Output::Human, cx.style).await?;
-        a.history.record(keep, "fix", &f);
+        history.record("fix", &f);
         fixed = f;
         // Corrected: the fleet is as the playbook says, unless the correction (or the
         // check of another host) failed.

@@ -1,11 +1,18 @@
-//! `switchyard history`: the local run history, newest last (`--keep` prunes it first).
+//! `switchyard history`: the run history, newest last (`--keep` prunes it first);
+//! `switchyard history migrate`: an SQLite history copied into PostgreSQL.
 
 use clap::Args;
 
+use crate::agent::history::{postgres, sqlite, Location};
 use crate::exit::{CommandError, CommandResult, ExitStatus};
 
+use super::Context;
+
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
     #[command(flatten)]
     pub history: super::HistoryFile,
     /// Only this host
@@ -19,9 +26,26 @@ pub struct HistoryArgs {
     pub json: bool,
 }
 
-pub fn run(a: HistoryArgs) -> CommandResult {
-    let path = a.history.path();
-    let keep = a.history.keep()?;
+#[derive(Debug, clap::Subcommand)]
+pub enum HistoryCommand {
+    /// Copy an SQLite history into a PostgreSQL one, in one transaction (once: a second run
+    /// of the same file does nothing)
+    Migrate {
+        /// The SQLite history file (a JSON-lines history of older versions is converted first)
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
+        /// The database: postgres://USER@HOST[:PORT]/DB (password from PGPASSWORD or a password file)
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+pub fn run(a: HistoryArgs, cx: &Context) -> CommandResult {
+    if let Some(HistoryCommand::Migrate { from, to }) = &a.command {
+        return migrate(from, to);
+    }
+    let resolved = a.history.resolve(cx)?;
+    let keep = resolved.keep;
     let since = match &a.since {
         None => 0,
         Some(s) => match s.parse::<u64>() {
@@ -33,7 +57,7 @@ pub fn run(a: HistoryArgs) -> CommandResult {
             ),
         },
     };
-    let mut history = crate::agent::history::History::open(&path)?;
+    let mut history = crate::agent::history::History::open(&resolved.at)?;
     if let Some(keep) = keep {
         let n = history.prune(crate::clock::now().saturating_sub(keep))?;
         eprintln!(
@@ -87,6 +111,39 @@ pub fn run(a: HistoryArgs) -> CommandResult {
                 .map(|x| format!("  error: {x}"))
                 .unwrap_or_default()
         );
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn migrate(from: &std::path::Path, to: &str) -> CommandResult {
+    let target = match Location::parse(to).map_err(|e| CommandError::usage(e.to_string()))? {
+        Location::Postgres(t) => t,
+        Location::File(_) => {
+            return Err(CommandError::usage(
+                "history migrate: --to must be a postgres:// URL",
+            ))
+        }
+    };
+    if !from.exists() {
+        return Err(format!("{}: no such history file", from.display()).into());
+    }
+    let mut source = sqlite::Sqlite::open(from)?;
+    let mut pg = postgres::Pg::connect(&target)?;
+    // The same file under another name is the same history: keyed by its full path.
+    let key = from
+        .canonicalize()
+        .unwrap_or_else(|_| from.to_path_buf())
+        .display()
+        .to_string();
+    match pg.migrate_from(&mut source, &key)? {
+        Some(n) => eprintln!(
+            "history: copied {n} records from {} to {target}",
+            from.display()
+        ),
+        None => eprintln!(
+            "history: {} was copied to {target} before; nothing done",
+            from.display()
+        ),
     }
     Ok(ExitStatus::Success)
 }

@@ -280,19 +280,43 @@ fn dial_dids_are_dids(inv: &Inventory, pb: &Playbook) -> Result<(), CommandError
 /// Where runs are recorded (`apply`, `drift`, `watch`) and read (`history`).
 #[derive(Debug, Args, Clone)]
 pub struct HistoryFile {
-    /// Run history database (default: $SWITCHYARD_HISTORY or ~/.local/state/switchyard/history.db)
-    #[arg(long = "history", value_name = "FILE")]
-    pub file: Option<std::path::PathBuf>,
+    /// Run history: an SQLite file, or a shared PostgreSQL database `postgres://USER@HOST[:PORT]/DB` whose password comes from PGPASSWORD or a password file, never the URL (default: $SWITCHYARD_HISTORY, `history` in switchyard.toml, ~/.local/state/switchyard/history.db)
+    #[arg(long = "history", value_name = "FILE|URL")]
+    pub file: Option<String>,
     /// Retention: delete history records older than this (`90d`, `12h`) after recording
     #[arg(long, value_name = "AGE")]
     pub keep: Option<String>,
 }
 
+/// A history resolved from the command line, the environment and `switchyard.toml`.
+pub struct HistoryAt {
+    pub at: crate::agent::history::Location,
+    /// `--keep` in seconds.
+    pub keep: Option<u64>,
+}
+
 impl HistoryFile {
-    pub fn path(&self) -> std::path::PathBuf {
-        self.file
+    /// `--history`, else `$SWITCHYARD_HISTORY`, else `history` in switchyard.toml, else the
+    /// default file; a `postgres://` URL holding a password is refused here, before any use.
+    pub fn resolve(&self, cx: &Context) -> Result<HistoryAt, CommandError> {
+        use crate::agent::history::Location;
+        let given = self
+            .file
             .clone()
-            .unwrap_or_else(crate::agent::history::default_path)
+            .or_else(|| {
+                std::env::var_os("SWITCHYARD_HISTORY")
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.to_string_lossy().into_owned())
+            })
+            .or_else(|| cx.config.history.clone());
+        let at = match given {
+            Some(s) => Location::parse(&s).map_err(|e| CommandError::usage(e.to_string()))?,
+            None => Location::File(crate::agent::history::default_path()),
+        };
+        Ok(HistoryAt {
+            at,
+            keep: self.keep()?,
+        })
     }
 
     /// `--keep` in seconds.
@@ -306,15 +330,45 @@ impl HistoryFile {
             })
             .transpose()
     }
+}
+
+/// `--lock-timeout` of the verbs that change hosts (`apply`, `drift --fix`).
+#[derive(Debug, Args, Clone)]
+pub struct LockArgs {
+    /// With a PostgreSQL history: seconds to wait while another rollout of the same play to this fleet holds the fleet lock (0: fail at once, naming its holder; default: wait)
+    #[arg(long, value_name = "SECONDS")]
+    pub lock_timeout: Option<u64>,
+}
+
+impl LockArgs {
+    pub fn wait(&self) -> crate::agent::history::lock::Wait {
+        use crate::agent::history::lock::Wait;
+        match self.lock_timeout {
+            None => Wait::Forever,
+            Some(s) => Wait::For(std::time::Duration::from_secs(s)),
+        }
+    }
+}
+
+impl HistoryAt {
+    /// The fleet rollout lock of the playbook's plays on this inventory, held until dropped
+    /// (`None` with an SQLite history: see [`crate::agent::history::lock`]).
+    pub fn rollout_lock(
+        &self,
+        inv: &Inventory,
+        pb: &Playbook,
+        command: &str,
+        wait: crate::agent::history::lock::Wait,
+    ) -> Result<Option<crate::agent::history::lock::RolloutLock>, CommandError> {
+        let plays: Vec<&str> = pb.plays.iter().map(|p| p.name.as_str()).collect();
+        let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+        crate::agent::history::rollout_lock(&self.at, &plays, &hosts, command, wait)
+            .map_err(|e| CommandError::Failed(e.into()))
+    }
 
     /// Record a run; a history that cannot be written is a warning, never a failed rollout.
-    pub fn record(
-        &self,
-        keep: Option<u64>,
-        kind: &str,
-        plays: &[crate::engine::outcome::PlayReport],
-    ) {
-        if let Err(e) = crate::agent::history::record(&self.path(), keep, kind, plays) {
+    pub fn record(&self, kind: &str, plays: &[crate::engine::outcome::PlayReport]) {
+        if let Err(e) = crate::agent::history::record(&self.at, self.keep, kind, plays) {
             eprintln!("warning: cannot record history: {e}");
         }
     }

@@ -22,6 +22,9 @@ pub struct WatchArgs {
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9477
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// With a PostgreSQL history, watch only shard K of N of the fleet (by a stable hash of each host's name), e.g. `--shard 2/3`; each shard elects its own leader
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
     /// Stop after this many rounds
     #[arg(long, value_name = "N")]
     pub rounds: Option<u64>,
@@ -76,6 +79,7 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         }
         None => None,
     };
+    let history = a.history.resolve(&cx)?;
     let extra_vars = a.inputs.extra()?;
     let tags = a.inputs.tag_filter();
     let run = crate::engine::run::RunOptions {
@@ -93,8 +97,9 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
         jitter,
         fix: a.fix,
         listen: a.metrics,
-        history: Some(a.history.path()),
-        keep: a.history.keep()?,
+        history: Some(history.at),
+        shard: a.shard,
+        keep: history.keep,
         rounds: a.rounds,
         events: a.events,
         webhook,
@@ -103,4 +108,18 @@ pub async fn run(a: WatchArgs, cx: Context) -> CommandResult {
     })
     .await?;
     Ok(crate::exit::ExitStatus::Success)
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{s}` is not K/N with 1 <= K <= N, e.g. 2/3");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u32, u32) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
 }

@@ -6,6 +6,7 @@
 //! forks = 50
 //! known_hosts = "ssh/known_hosts"      # relative to this file
 //! webhook_ca = "ca/alerts.pem"         # `watch --webhook https://…`: trust only these CAs
+//! history = "postgres://ops@db.example/switchyard"  # or a file, relative to this file
 //! ```
 //!
 //! *Decision*: the file is looked for in the current folder and then its parents (as git
@@ -43,6 +44,8 @@ pub struct Config {
     pub known_hosts: Option<PathBuf>,
     /// The CA(s) an `https://` webhook must chain to (`--webhook-ca`), else the system's.
     pub webhook_ca: Option<PathBuf>,
+    /// The run history (`--history`): a file (made absolute) or a `postgres://` URL.
+    pub history: Option<String>,
     /// A file found but not used, and why (printed as warnings).
     pub ignored: Vec<String>,
 }
@@ -54,6 +57,7 @@ struct Raw {
     forks: Option<u32>,
     known_hosts: Option<PathBuf>,
     webhook_ca: Option<PathBuf>,
+    history: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +162,14 @@ impl Config {
             forks: raw.forks,
             known_hosts: raw.known_hosts.map(rel),
             webhook_ca: raw.webhook_ca.map(rel),
+            // A URL as it is (checked where it is used); a file relative to this one.
+            history: raw.history.map(|h| {
+                if h.contains("://") {
+                    h
+                } else {
+                    rel(PathBuf::from(h)).display().to_string()
+                }
+            }),
             ignored: Vec::new(),
         })
     }

@@ -4,11 +4,13 @@
 mod harness;
 mod session;
 
+mod agents;
 mod ansible;
 mod apply;
 mod architecture;
 mod cli;
 mod contrib;
+mod contrib_k8s;
 mod controller_files;
 mod errors;
 mod fleet;
@@ -25,10 +27,13 @@ mod local_trust;
 mod measure;
 mod memory;
 mod messages;
+mod pg_history;
+mod pgserver;
 mod real;
 mod reload;
 mod review;
 mod rollout;
+mod rollout_lock;
 mod route;
 mod schema;
 mod secrets;

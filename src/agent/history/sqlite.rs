@@ -1,5 +1,5 @@
-//! The local run history: one record per host per run (apply, drift check, correction), in
-//! an embedded SQLite database.
+//! The embedded store of the run history (the default): one SQLite file on the machine that
+//! runs switchyard.
 //!
 //! *Why SQLite*: a year of 15-minute rounds on 1,000 PBXes is 35 million host records; a
 //! JSON-lines file had to be read whole for every `history --host X --since 7d`. SQLite is
@@ -17,20 +17,20 @@
 //! Default location: `$SWITCHYARD_HISTORY`, else `$XDG_STATE_HOME/switchyard/history.db`,
 //! else `~/.local/state/switchyard/history.db`. A JSON-lines history of earlier versions is
 //! migrated on first use, in place or from `history.jsonl` beside the database (see
-//! [`History::open`]).
+//! [`Sqlite::open`]).
 
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::engine::outcome::PlayReport;
+use super::{Entry, HistoryError, Row};
 
 pub fn default_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHYARD_HISTORY") {
+    // A `postgres://` URL there names no file: the folder below keeps the local files.
+    if let Some(p) = std::env::var_os("SWITCHYARD_HISTORY")
+        .filter(|p| !p.is_empty() && !super::postgres::is_url(&p.to_string_lossy()))
+    {
         return PathBuf::from(p);
     }
     let base = std::env::var_os("XDG_STATE_HOME")
@@ -40,43 +40,8 @@ pub fn default_path() -> PathBuf {
     base.join("switchyard/history.db")
 }
 
-/// One host's record of one run: the shape of `history --json`, the same as when the history
-/// was a JSON-lines file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Entry {
-    /// Seconds since the epoch.
-    pub at: u64,
-    pub who: String,
-    /// `apply`, `check`, `drift`, `fix`, `verify`.
-    pub kind: String,
-    pub play: String,
-    pub host: String,
-    /// The host's full (masked) report.
-    pub report: serde_json::Value,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Db {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("{path}: not a switchyard history (neither SQLite nor JSON lines)")]
-    Foreign { path: PathBuf },
-    #[error(
-        "{path}: written by a newer switchyard (schema {found}, this one knows {SCHEMA_VERSION})"
-    )]
-    Newer { path: PathBuf, found: i64 },
-}
-
 const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
-const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS hosts(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS runs(
@@ -95,41 +60,12 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
 /// An open history database.
-pub struct History {
+pub struct Sqlite {
     conn: Connection,
     path: PathBuf,
 }
 
-/// What one host's report adds: everything but its duration goes to a shared body.
-struct Row<'a> {
-    at: u64,
-    who: &'a str,
-    kind: &'a str,
-    play: &'a str,
-    host: &'a str,
-    report: std::borrow::Cow<'a, serde_json::Value>,
-}
-
-/// A report as stored in `bodies`: without its `seconds`, which go to the record.
-struct Body<'a>(&'a serde_json::Value);
-
-impl Serialize for Body<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        match self.0 {
-            serde_json::Value::Object(o) => {
-                let mut m = s.serialize_map(None)?;
-                for (k, v) in o.iter().filter(|(k, _)| *k != "seconds") {
-                    m.serialize_entry(k, v)?;
-                }
-                m.end()
-            }
-            other => other.serialize(s),
-        }
-    }
-}
-
-impl History {
+impl Sqlite {
     /// Open (or create) the history at `path`.
     ///
     /// Migration from the JSON-lines history of earlier versions, converging if killed:
@@ -139,7 +75,7 @@ impl History {
     /// - `history.jsonl` lies beside a `history.db` (the old default): its records are
     ///   imported in one transaction that also notes the import, then it is renamed
     ///   `history.jsonl.imported`.
-    pub fn open(path: &Path) -> Result<History, HistoryError> {
+    pub fn open(path: &Path) -> Result<Sqlite, HistoryError> {
         let io = |source| HistoryError::Io {
             path: path.to_path_buf(),
             source,
@@ -163,7 +99,7 @@ impl History {
                 })
             }
         }
-        let mut h = History::connect(path)?;
+        let mut h = Sqlite::connect(path)?;
         let sibling = path.with_extension("jsonl");
         if sibling != path && path.extension().is_some_and(|e| e == "db") && sibling.exists() {
             h.import_sibling(&sibling)?;
@@ -171,7 +107,7 @@ impl History {
         Ok(h)
     }
 
-    fn connect(path: &Path) -> Result<History, HistoryError> {
+    fn connect(path: &Path) -> Result<Sqlite, HistoryError> {
         let db = db_err(path);
         create_private(path).map_err(|source| HistoryError::Io {
             path: path.to_path_buf(),
@@ -193,15 +129,16 @@ impl History {
             .map_err(db)?;
         if version > SCHEMA_VERSION {
             return Err(HistoryError::Newer {
-                path: path.to_path_buf(),
+                path: path.display().to_string(),
                 found: version,
+                known: SCHEMA_VERSION,
             });
         }
         conn.execute_batch(&format!(
             "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
         .map_err(db)?;
-        Ok(History {
+        Ok(Sqlite {
             conn,
             path: path.to_path_buf(),
         })
@@ -219,61 +156,68 @@ impl History {
         Ok(out)
     }
 
-    /// Append one record per host of every play, in one transaction.
-    pub fn record(&mut self, kind: &str, plays: &[PlayReport]) -> Result<(), HistoryError> {
-        let at = crate::clock::now();
-        let who = crate::host::state::who();
-        let rows = plays.iter().flat_map(|p| {
-            p.hosts.iter().map(|h| Row {
-                at,
-                who: &who,
-                kind,
-                play: &p.play,
-                host: &h.host,
-                report: std::borrow::Cow::Owned(serde_json::to_value(h).unwrap_or_default()),
-            })
-        });
-        self.in_transaction(|tx| insert(tx, rows))
-    }
-
-    /// Insert entries as they are (migration, benchmarks): one transaction.
-    pub fn insert_entries<'a>(
+    /// Insert rows in one transaction.
+    pub(crate) fn insert_rows<'a>(
         &mut self,
-        entries: impl IntoIterator<Item = &'a Entry>,
+        rows: impl Iterator<Item = Row<'a>>,
     ) -> Result<(), HistoryError> {
-        self.in_transaction(|tx| insert(tx, entries.into_iter().map(Row::of)))
+        self.in_transaction(|tx| super::insert(&mut Writer(tx), rows))
     }
 
     /// Records at or after `since`, of one host or all, oldest first.
     pub fn query(&self, host: Option<&str>, since: u64) -> Result<Vec<Entry>, HistoryError> {
+        self.query_until(host, since, i64::MAX as u64)
+    }
+
+    /// Records from `since` up to (not including) `until`, of all hosts, oldest first.
+    pub fn query_between(&self, since: u64, until: u64) -> Result<Vec<Entry>, HistoryError> {
+        self.query_until(None, since, until)
+    }
+
+    /// The first and last record times, if any.
+    pub fn span(&self) -> Result<Option<(u64, u64)>, HistoryError> {
+        let (first, last): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row("SELECT min(at), max(at) FROM runs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(db_err(&self.path))?;
+        Ok(first.zip(last).map(|(f, l)| (f as u64, l as u64)))
+    }
+
+    fn query_until(
+        &self,
+        host: Option<&str>,
+        since: u64,
+        until: u64,
+    ) -> Result<Vec<Entry>, HistoryError> {
         // The host-and-time primary key answers both: one range per host. Without a host,
         // the hosts table drives the loop (CROSS JOIN keeps that order), so a week of the
         // fleet is 1,000 range scans, not a scan of the year.
         let sql = "SELECT r.at, runs.who, runs.kind, runs.play, h.name, r.seconds, b.body
              FROM hosts h CROSS JOIN records r ON r.host = h.id
              JOIN runs ON runs.id = r.run JOIN bodies b ON b.id = r.body
-             WHERE (?1 IS NULL OR h.name = ?1) AND r.at >= ?2
+             WHERE (?1 IS NULL OR h.name = ?1) AND r.at >= ?2 AND r.at < ?3
              ORDER BY r.at, r.run, r.seq";
         let db = db_err(&self.path);
         let mut st = self.conn.prepare(sql).map_err(db)?;
         let rows = st
-            .query_map(params![host, since as i64], |r| {
-                let at: i64 = r.get(0)?;
-                let seconds: f64 = r.get(5)?;
-                let body: String = r.get(6)?;
-                let mut report: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                if let Some(o) = report.as_object_mut() {
-                    o.insert("seconds".into(), seconds.into());
-                }
-                Ok(Entry {
-                    at: at as u64,
-                    who: r.get(1)?,
-                    kind: r.get(2)?,
-                    play: r.get(3)?,
-                    host: r.get(4)?,
-                    report,
-                })
-            })
+            .query_map(
+                params![host, since as i64, until.min(i64::MAX as u64) as i64],
+                |r| {
+                    let at: i64 = r.get(0)?;
+                    let body: String = r.get(6)?;
+                    let report = super::report_of(&body, r.get(5)?);
+                    Ok(Entry {
+                        at: at as u64,
+                        who: r.get(1)?,
+                        kind: r.get(2)?,
+                        play: r.get(3)?,
+                        host: r.get(4)?,
+                        report,
+                    })
+                },
+            )
             .map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
     }
@@ -309,7 +253,7 @@ impl History {
             // The records and the note that they are in: one transaction, so a killed
             // import is redone whole.
             self.in_transaction(|tx| {
-                insert(tx, entries.iter().map(Row::of))?;
+                super::insert(&mut Writer(tx), entries.iter().map(Row::of))?;
                 tx.execute(
                     "INSERT INTO meta(key, value) VALUES (?1, ?2)",
                     params![key, entries.len().to_string()],
@@ -369,104 +313,49 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + Copy + '_ {
     }
 }
 
-impl<'a> Row<'a> {
-    fn of(e: &'a Entry) -> Row<'a> {
-        Row {
-            at: e.at,
-            who: &e.who,
-            kind: &e.kind,
-            play: &e.play,
-            host: &e.host,
-            report: std::borrow::Cow::Borrowed(&e.report),
-        }
-    }
-}
+/// [`super::insert`]'s statements on an SQLite transaction (prepared once, then cached).
+struct Writer<'t, 'c>(&'t rusqlite::Transaction<'c>);
 
-/// The one insert path: hosts and runs interned, bodies shared by digest.
-fn insert<'a>(
-    tx: &rusqlite::Transaction,
-    rows: impl Iterator<Item = Row<'a>>,
-) -> rusqlite::Result<()> {
-    let mut host_id = tx.prepare_cached(
-        "INSERT INTO hosts(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name
-         RETURNING id",
-    )?;
-    let mut run_id =
-        tx.prepare_cached("INSERT INTO runs(at, who, kind, play) VALUES (?1, ?2, ?3, ?4)")?;
-    let mut body_id = tx.prepare_cached(
-        "INSERT INTO bodies(digest, last_at, body) VALUES (?1, ?2, ?3)
-         ON CONFLICT(digest) DO UPDATE SET last_at = max(last_at, excluded.last_at)
-         RETURNING id",
-    )?;
-    let mut record = tx.prepare_cached(
-        "INSERT OR REPLACE INTO records(host, at, run, seq, seconds, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    let mut hosts: HashMap<&'a str, i64> = HashMap::new();
-    // A run's id and how many of its records are in: `seq` keeps the report's host order.
-    let mut runs: HashMap<(u64, &'a str, &'a str, &'a str), (i64, i64)> = HashMap::new();
-    // Bodies met in this transaction: one upsert each, their `last_at` raised once at the end.
-    let mut bodies: HashMap<[u8; 32], (i64, u64)> = HashMap::new();
-    let mut text: Vec<u8> = Vec::new();
-    for row in rows {
-        let host = match hosts.get(row.host) {
-            Some(id) => *id,
-            None => {
-                let id: i64 = host_id.query_row([row.host], |r| r.get(0))?;
-                hosts.insert(row.host, id);
-                id
-            }
-        };
-        let key = (row.at, row.who, row.kind, row.play);
-        let (run, seq) = match runs.get_mut(&key) {
-            Some((id, seq)) => {
-                *seq += 1;
-                (*id, *seq)
-            }
-            None => {
-                run_id.execute(params![row.at as i64, row.who, row.kind, row.play])?;
-                let id = tx.last_insert_rowid();
-                runs.insert(key, (id, 0));
-                (id, 0)
-            }
-        };
-        let seconds = row
-            .report
-            .get("seconds")
-            .and_then(|s| s.as_f64())
-            .unwrap_or(0.0);
-        text.clear();
-        serde_json::to_writer(&mut text, &Body(&row.report))
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let digest: [u8; 32] = Sha256::digest(&text).into();
-        let body = match bodies.get_mut(&digest) {
-            Some((id, last)) => {
-                *last = (*last).max(row.at);
-                *id
-            }
-            None => {
-                let id: i64 = body_id
-                    // serde_json writes UTF-8.
-                    .query_row(
-                        params![
-                            digest.as_slice(),
-                            row.at as i64,
-                            String::from_utf8_lossy(&text)
-                        ],
-                        |r| r.get(0),
-                    )?;
-                bodies.insert(digest, (id, row.at));
-                id
-            }
-        };
-        record.execute(params![host, row.at as i64, run, seq, seconds, body])?;
+impl super::Writer for Writer<'_, '_> {
+    type Error = rusqlite::Error;
+    fn host(&mut self, name: &str) -> rusqlite::Result<i64> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO hosts(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name
+                 RETURNING id",
+            )?
+            .query_row([name], |r| r.get(0))
     }
-    let mut last_at =
-        tx.prepare_cached("UPDATE bodies SET last_at = max(last_at, ?1) WHERE id = ?2")?;
-    for (id, at) in bodies.values() {
-        last_at.execute(params![*at as i64, id])?;
+    fn run(&mut self, at: i64, who: &str, kind: &str, play: &str) -> rusqlite::Result<i64> {
+        self.0
+            .prepare_cached("INSERT INTO runs(at, who, kind, play) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![at, who, kind, play])?;
+        Ok(self.0.last_insert_rowid())
     }
-    Ok(())
+    fn body(&mut self, digest: &[u8; 32], at: i64, text: &str) -> rusqlite::Result<i64> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO bodies(digest, last_at, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(digest) DO UPDATE SET last_at = max(last_at, excluded.last_at)
+                 RETURNING id",
+            )?
+            .query_row(params![digest.as_slice(), at, text], |r| r.get(0))
+    }
+    fn record(&mut self, r: [i64; 4], seconds: f64, body: i64) -> rusqlite::Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT OR REPLACE INTO records(host, at, run, seq, seconds, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![r[0], r[1], r[2], r[3], seconds, body])?;
+        Ok(())
+    }
+    fn touch(&mut self, body: i64, at: i64) -> rusqlite::Result<()> {
+        self.0
+            .prepare_cached("UPDATE bodies SET last_at = max(last_at, ?1) WHERE id = ?2")?
+            .execute(params![at, body])?;
+        Ok(())
+    }
 }
 
 enum Kind {
@@ -522,8 +411,8 @@ fn migrate_in_place(path: &Path) -> Result<(), HistoryError> {
         }
     }
     {
-        let mut h = History::connect(&tmp)?;
-        h.insert_entries(&entries)?;
+        let mut h = Sqlite::connect(&tmp)?;
+        h.insert_rows(entries.iter().map(Row::of))?;
         // Fold the write-ahead log in, so the one renamed file is the whole database.
         h.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")
@@ -575,52 +464,6 @@ fn read_json_lines(path: &Path) -> Result<(Vec<Entry>, usize), HistoryError> {
     Ok((entries, skipped))
 }
 
-/// Record a run, then drop what is older than `keep` seconds, if given.
-pub fn record(
-    path: &Path,
-    keep: Option<u64>,
-    kind: &str,
-    plays: &[PlayReport],
-) -> Result<(), HistoryError> {
-    let mut h = History::open(path)?;
-    h.record(kind, plays)?;
-    if let Some(keep) = keep {
-        h.prune(crate::clock::now().saturating_sub(keep))?;
-    }
-    Ok(())
-}
-
-/// The parts of a recorded host report that the `history` listing shows, read with types
-/// (records written by older versions may lack some; they read as empty).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Summary {
-    pub status: String,
-    pub files: Vec<FileSummary>,
-    pub steps: Vec<StepSummary>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct FileSummary {
-    pub rel: String,
-    pub status: String,
-    pub difference: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct StepSummary {
-    pub command: String,
-}
-
-impl Entry {
-    pub fn summary(&self) -> Summary {
-        Summary::deserialize(&self.report).unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,7 +485,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("swy-hist-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("history.db");
-        let mut h = History::open(&path).unwrap();
+        let mut h = Sqlite::open(&path).unwrap();
         let entries: Vec<Entry> = (0..100)
             .flat_map(|i| {
                 [
@@ -651,7 +494,7 @@ mod tests {
                 ]
             })
             .collect();
-        h.insert_entries(&entries).unwrap();
+        h.insert_rows(entries.iter().map(Row::of)).unwrap();
         let bodies: i64 = h
             .conn
             .query_row("SELECT count(*) FROM bodies", [], |r| r.get(0))
@@ -677,8 +520,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("swy-hist-mode-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("state/history.db");
-        let mut h = History::open(&path).unwrap();
-        h.insert_entries(&[entry(1000, "pbx1", "ok", 0.5)]).unwrap();
+        let mut h = Sqlite::open(&path).unwrap();
+        h.insert_rows(std::iter::once(Row::of(&entry(1000, "pbx1", "ok", 0.5))))
+            .unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
         // While it is open: all three files exist.
         for suffix in ["", "-wal", "-shm"] {
