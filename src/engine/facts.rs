@@ -80,8 +80,9 @@ pub async fn gather(
         return Ok((Vec::new(), false));
     }
     // The paths whose content travels anyway (no digest) go first: the host answers in
-    // batches of 7 and starts its reading programs (readlink, cat, head) once per batch
-    // that reads, so gathered together they are read in as few batches as they fill.
+    // batches (of 100 under bash, 7 under a POSIX sh) and starts its reading programs
+    // (readlink, head) once per batch that reads, so gathered together they are read in as
+    // few batches as they fill.
     let order = content_first(paths.len(), want);
     let paths: Vec<&str> = order.iter().map(|&i| paths[i]).collect();
     let want: Vec<Option<&[u8]>> = order
@@ -218,21 +219,23 @@ pub fn parse(
             });
         }
         let mut metas = Vec::with_capacity(present.len());
-        for _ in &present {
+        for (_, held) in &present {
             let text = line(out, &mut at).ok_or("stat section truncated")?;
             let text = std::str::from_utf8(text).map_err(|_| "stat line not UTF-8")?;
             let w: Vec<&str> = text.split(' ').collect();
-            if w.len() != 4 {
+            // A file read (`F`) comes with the sha256 of its content, hashed on the host.
+            if w.len() != if held.is_some() { 4 } else { 5 } {
                 return Err(format!("bad stat line `{text}`"));
             }
             let mode = u32::from_str_radix(w[2], 8).map_err(|_| format!("bad mode `{}`", w[2]))?;
             let size: usize = w[3].parse().map_err(|_| format!("bad size `{}`", w[3]))?;
-            metas.push((w[0].to_string(), w[1].to_string(), mode, size));
+            let sha = w.get(4).map(|h| h.to_string());
+            metas.push((w[0].to_string(), w[1].to_string(), mode, size, sha));
         }
         if line(out, &mut at) != Some(b"C") {
             return Err("missing content section".into());
         }
-        for ((k, held), (owner, group, mode, size)) in present.into_iter().zip(metas) {
+        for ((k, held), (owner, group, mode, size, sha)) in present.into_iter().zip(metas) {
             let content = match held {
                 Some(c) if c.len() == size => c,
                 Some(_) => return Err(format!("bad size {size} for a file hashed equal")),
@@ -241,6 +244,12 @@ pub fn parse(
                         .get(at..at + size)
                         .ok_or("a file changed while it was read")?;
                     at += size;
+                    // Files that grew and shrank together between the host's stat and its
+                    // read shift bytes from one slice into another with every size right:
+                    // each slice must be the content the host hashed.
+                    if sha.as_deref() != Some(crate::digest::sha256_hex(c).as_str()) {
+                        return Err("a file changed while it was read".into());
+                    }
                     c
                 }
             };
@@ -277,10 +286,19 @@ mod tests {
         assert_eq!(content_first(2, &[]), [0, 1]);
     }
 
+    /// The sha256 the host sends with a file it reads.
+    fn sha(content: &str) -> String {
+        crate::digest::sha256_hex(content.as_bytes())
+    }
+
     #[test]
     fn parses_framed_records() {
-        let out = b"F\nM\nE\nF\nS\nfreeswitch freeswitch 640 5\nroot root 644 0\nC\n<a/>\n.\n";
-        let f = parse(out, 4, 100, &[]).unwrap();
+        let out = format!(
+            "F\nM\nE\nF\nS\nfreeswitch freeswitch 640 5 {}\nroot root 644 0 {}\nC\n<a/>\n.\n",
+            sha("<a/>\n"),
+            sha("")
+        );
+        let f = parse(out.as_bytes(), 4, 100, &[]).unwrap();
         assert_eq!(
             f[0],
             FileFact::Present {
@@ -293,17 +311,18 @@ mod tests {
         assert_eq!(f[1], FileFact::Missing);
         assert!(matches!(f[2], FileFact::Unreadable(_)));
         assert!(matches!(&f[3], FileFact::Present { content, .. } if content.is_empty()));
-        assert!(parse(b"F\nS\na b 640 10\nC\nshort\n.\n", 1, 100, &[]).is_err());
+        let short = format!("F\nS\na b 640 10 {}\nC\nshort\n.\n", sha("short\n"));
+        assert!(parse(short.as_bytes(), 1, 100, &[]).is_err());
         // A file that grew by a byte after its size was taken.
-        assert!(parse(b"F\nS\na b 640 2\nC\nabc.\n", 1, 100, &[]).is_err());
+        let grew = format!("F\nS\na b 640 2 {}\nC\nabc.\n", sha("ab"));
+        assert!(parse(grew.as_bytes(), 1, 100, &[]).is_err());
         // Content may hold newlines and look like headers; batches follow one another.
-        let f = parse(
-            b"F\nF\nS\na b 600 4\na b 600 2\nC\nM\nS\nC\n.\nB 200\nS\nC\n.\n",
-            3,
-            100,
-            &[],
-        )
-        .unwrap();
+        let out = format!(
+            "F\nF\nS\na b 600 4 {}\na b 600 2 {}\nC\nM\nS\nC\n.\nB 200\nS\nC\n.\n",
+            sha("M\nS\n"),
+            sha("C\n")
+        );
+        let f = parse(out.as_bytes(), 3, 100, &[]).unwrap();
         assert!(matches!(&f[0], FileFact::Present { content, .. } if content == b"M\nS\n"));
         assert!(matches!(&f[1], FileFact::Present { content, .. } if content == b"C\n"));
         assert!(
@@ -318,13 +337,12 @@ mod tests {
     #[test]
     fn a_file_hashed_equal_holds_the_wanted_content_and_nothing_else_is_read() {
         let want: [Option<&[u8]>; 3] = [Some(b"<a/>\n"), None, Some(b"xyz")];
-        let f = parse(
-            b"=\nF\nF\nS\nfs fs 640 5\nfs fs 600 2\nr r 644 1\nC\nhiQ.\n",
-            3,
-            100,
-            &want,
-        )
-        .unwrap();
+        let out = format!(
+            "=\nF\nF\nS\nfs fs 640 5\nfs fs 600 2 {}\nr r 644 1 {}\nC\nhiQ.\n",
+            sha("hi"),
+            sha("Q")
+        );
+        let f = parse(out.as_bytes(), 3, 100, &want).unwrap();
         assert!(
             matches!(&f[0], FileFact::Present { content, mode: 0o640, .. } if content == b"<a/>\n")
         );
@@ -333,6 +351,28 @@ mod tests {
         // `=` for a path the controller did not ask to hash, or of another size, is refused.
         assert!(parse(b"=\nS\na b 640 1\nC\n.\n", 1, 100, &[None]).is_err());
         assert!(parse(b"=\nS\na b 640 4\nC\n.\n", 1, 100, &want).is_err());
+    }
+
+    /// Two files that grew and shrank together between the host's stat and its read: every
+    /// size lines up, but bytes of the first land in the second's slice. Each slice must be
+    /// what the host hashed, or the answer is refused; a file read without its hash too.
+    #[test]
+    fn bytes_shifted_from_one_file_into_the_next_are_refused() {
+        let shifted = format!(
+            "F\nF\nS\na b 600 3 {}\nr r 600 3 {}\nC\nabXYZ.\n",
+            sha("abc"),
+            sha("XYZ")
+        );
+        // Sizes 3 and 3, content "abX" + "YZ?": the first grew by one byte (X), the second
+        // lost one; the total is unchanged.
+        assert!(parse(shifted.as_bytes(), 2, 100, &[]).is_err());
+        let fine = format!(
+            "F\nF\nS\na b 600 3 {}\nr r 600 3 {}\nC\nabXYZW.\n",
+            sha("abX"),
+            sha("YZW")
+        );
+        assert!(parse(fine.as_bytes(), 2, 100, &[]).is_ok());
+        assert!(parse(b"F\nS\na b 600 3\nC\nabc.\n", 1, 100, &[]).is_err());
     }
 
     #[test]

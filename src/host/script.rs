@@ -585,9 +585,10 @@ mod tests {
         }
     }
 
-    /// gather.sh under bash (batches of 100) and under a POSIX sh (batches of 7) answers
-    /// the same for the same files, but for the batch framing: the same classes, stat lines
-    /// and contents, in order, with digests on stdin for some of them.
+    /// gather.sh under bash (batches of 100), under a POSIX sh (dash: batches of 7) and
+    /// under busybox (its sh and applets only, as on an Alpine-style PBX: its `readlink`
+    /// takes one name) answers the same for the same files, but for the batch framing: the
+    /// same classes, stat lines and contents, in order, with digests on stdin for some.
     #[test]
     fn the_gather_answers_alike_under_bash_and_sh() {
         use std::io::Write;
@@ -618,8 +619,26 @@ mod tests {
             .into_iter()
             .chain(paths.iter().copied())
             .collect();
-        let run = |cmd: &str| -> String {
-            let mut c = std::process::Command::new("sh")
+        let busybox = dir.join("busybox-bin");
+        std::fs::create_dir_all(&busybox).unwrap();
+        let at = std::process::Command::new("sh")
+            .args(["-c", "command -v busybox"])
+            .output()
+            .unwrap();
+        let at = String::from_utf8(at.stdout).unwrap();
+        assert!(
+            !at.trim().is_empty(),
+            "busybox is needed (scripts/test installs it)"
+        );
+        for applet in ["sh", "stat", "sha256sum", "readlink", "head"] {
+            std::os::unix::fs::symlink(at.trim(), busybox.join(applet)).unwrap();
+        }
+        let run_with = |shell: &str, path: Option<&std::path::Path>, cmd: &str| -> String {
+            let mut c = std::process::Command::new(shell);
+            if let Some(p) = path {
+                c.env("PATH", p);
+            }
+            let mut c = c
                 .args(["-c", cmd])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
@@ -627,12 +646,18 @@ mod tests {
                 .unwrap();
             c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
             let out = c.wait_with_output().unwrap();
-            assert!(out.status.success());
+            assert!(out.status.success(), "{shell}");
             String::from_utf8(out.stdout).unwrap()
         };
-        let bash = run(&program_bash_first(&[GATHER], &args));
-        let sh = run(&program(&[GATHER], &args));
+        let bash = run_with("sh", None, &program_bash_first(&[GATHER], &args));
+        let sh = run_with("sh", None, &program(&[GATHER], &args));
+        let bb = run_with(
+            &busybox.join("sh").display().to_string(),
+            Some(&busybox),
+            &program_bash_first(&[GATHER], &args),
+        );
         std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(bb, sh, "busybox and dash, both batches of 7");
         // Per batch: class lines, `S`, stat lines, `C`, contents, `.`; as one stream.
         let flat = |a: &str| -> (Vec<String>, usize) {
             let lines: Vec<String> = a
@@ -654,6 +679,23 @@ mod tests {
             7
         );
         assert!(bash.contains("<x n=\"19\"/>") && bash.lines().any(|l| l == "M"));
+        // One stat line per `F` or `=`, in their order; a read file's carries its sha256.
+        let lines: Vec<&str> = bash.lines().collect();
+        let (s_at, c_at) = (
+            lines.iter().position(|l| *l == "S").unwrap(),
+            lines.iter().position(|l| *l == "C").unwrap(),
+        );
+        let classes: Vec<&str> = lines[..s_at]
+            .iter()
+            .copied()
+            .filter(|l| matches!(*l, "F" | "="))
+            .collect();
+        let stats = &lines[s_at + 1..c_at];
+        assert_eq!(stats.len(), classes.len(), "{bash}");
+        for (class, stat) in classes.iter().zip(stats) {
+            let words = stat.split(' ').count();
+            assert_eq!(words, if *class == "F" { 5 } else { 4 }, "{stat}");
+        }
     }
 
     #[test]

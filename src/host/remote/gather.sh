@@ -8,8 +8,10 @@
 # to replace the file anyway), then `stat -L` on /dev/fd/N says what was opened: only a
 # regular file of at most LIMIT bytes is read, and each read is bounded by the largest size
 # stat gave in its batch, plus one (`head -q -c`: one process for all of a batch's files),
-# so a file grown after the check cannot make more than that travel, and the controller,
-# which splits the contents by the stat sizes, finds the batch's `.` line out of place.
+# so a file grown after the check cannot make more than that travel; the controller splits
+# the contents by the stat sizes and checks each slice against the file's sha256 (hashed
+# on the host before the read), so a file that changed in between is refused, never shown
+# as another's content.
 #
 # Hash first: stdin holds one line per path, `SIZE SHA256` of the content the controller
 # wants there, or `-` (it needs the content: an edit in place, a removal, the state record;
@@ -24,7 +26,7 @@
 # holding the wanted content, `M` missing, `E` something else, `L` a symbolic link (never
 # followed), `O <folder>` its folder resolves outside the conf root, `B <size>` larger than
 # LIMIT, `W` cannot be opened read-write by this login); `S`; one `owner group mode size`
-# line per `F` or `=`; `C`; the `F` files' contents back to back; a `.` line. At most four
+# line per `=` and `owner group mode size sha256` per `F`; `C`; the `F` files' contents back to back; a `.` line. At most four
 # processes per batch (stat, sha256sum, readlink, head; a batch of `=` files only starts
 # the first two); the other checks are shell builtins.
 set -f   # no globbing: nothing here names files by pattern
@@ -125,6 +127,7 @@ batch() {
                     else
                         out="${out}F $fd
 "
+                        hashes="$hashes /dev/fd/$fd"
                     fi
                     eval "s_$fd=\"\$3 \$4 \$5 \$2\""
                 fi
@@ -142,7 +145,11 @@ batch() {
 " ;;
         esac
     done
-    # `HASH  /dev/fd/N` lines; a file sha256sum could not read is simply not `=`.
+    # `HASH  /dev/fd/N` lines, of the files to read too (their stat line carries it, so that
+    # the controller checks each file's slice of the contents against it: two files that
+    # grow and shrink together between the stat and the read can shift bytes from one into
+    # the other's place, and the sizes alone would not say so); a file sha256sum could not
+    # read is simply not `=`, and not read.
     sums=
     # shellcheck disable=SC2086
     if [ -n "$hashes" ]; then sums=$(sha256sum -- $hashes 2>/dev/null); fi
@@ -151,20 +158,24 @@ batch() {
     want=
     most=0
     h=
+    x=
     z=0
     IFS=$nl
+    for l in $sums; do eval "x_${l##*/fd/}=\${l%%  *}"; done
     for c in $out; do
         case $c in
             [FH]' '*)
                 fd=${c#? }
-                eval "h=\${h_$fd-}; z=\$z_$fd"
-                case $c$nl$sums$nl in
-                    H*"$nl$h  /dev/fd/$fd$nl"*) eval "r_$fd=="  ;;
-                    *)
-                        eval "r_$fd=F; want=\$want\$e_$fd\$nl"
-                        reads="$reads /dev/fd/$fd"
-                        [ "$z" -le "$most" ] || most=$z ;;
-                esac ;;
+                eval "h=\${h_$fd-}; x=\${x_$fd-}; z=\$z_$fd"
+                if [ "${c%% *}" = H ] && [ "$x" = "$h" ]; then
+                    eval "r_$fd=="
+                elif [ -z "$x" ]; then
+                    eval "r_$fd=E"
+                else
+                    eval "r_$fd=F; want=\$want\$e_$fd\$nl"
+                    reads="$reads /dev/fd/$fd"
+                    [ "$z" -le "$most" ] || most=$z
+                fi ;;
         esac
     done
     # The `-L` and `-ef` looks above are two looks, not one: the name can be the file at the
@@ -180,6 +191,11 @@ batch() {
         # shellcheck disable=SC2086
         real=$(readlink -- $reads 2>/dev/null; echo .)
         if [ "$real" != "$want." ]; then
+            # busybox's readlink (and coreutils' before 8.16) takes one name: ask per file.
+            # shellcheck disable=SC2086
+            real=$(for r in $reads; do readlink -- "$r" 2>/dev/null || echo; done; echo .)
+        fi
+        if [ "$real" != "$want." ]; then
             bad=1
             reads=
         fi
@@ -192,10 +208,13 @@ batch() {
             [FH]' '*)
                 fd=${c#? }
                 eval "r=\$r_$fd"
-                if [ "$r" = F ] && [ -n "$bad" ]; then
+                if [ "$r" = E ] || { [ "$r" = F ] && [ -n "$bad" ]; }; then
                     printf 'E\n'
+                elif [ "$r" = F ]; then
+                    printf 'F\n'
+                    eval "stats=\"\$stats\$s_$fd \$x_$fd\$nl\""
                 else
-                    printf '%s\n' "$r"
+                    printf '=\n'
                     eval "stats=\$stats\$s_$fd\$nl"
                 fi ;;
             *) printf '%s\n' "$c" ;;
@@ -207,8 +226,13 @@ batch() {
     # shellcheck disable=SC2086
     if [ -n "$reads" ]; then head -q -c $((most + 1)) -- $reads; fi
     echo .
+    # Descriptors closed; their numbers' values forgotten (the next batch reuses them).
     k=3
-    while [ $k -lt "$top" ]; do eval "exec $k<&-"; k=$((k + 1)); done
+    while [ $k -lt "$top" ]; do
+        eval "exec $k<&-"
+        unset "h_$k" "x_$k"
+        k=$((k + 1))
+    done
 }
 
 size=7
