@@ -185,3 +185,22 @@ fn switchyard_toml_can_name_a_postgres_history() {
         "the database was opened"
     );
 }
+
+#[test]
+fn a_password_past_a_slash_in_the_userinfo_is_refused_and_never_echoed() {
+    // The client reads the userinfo up to the first `@`, so `ops:pa/ss@` holds the password
+    // `pa/ss`; the bad port would make its parser fail with a message quoting the URL.
+    for arg in [
+        "postgres://ops:pa/ss-7f3e@127.0.0.1:99999/db",
+        "postgresql://ops:pa/ss-7f3e@127.0.0.1:5432/db?connect_timeout=1",
+    ] {
+        let out = switchyard(&["history", "--history", arg]);
+        assert_eq!(out.code, 2, "{}", out.all());
+        assert!(
+            out.stderr.contains("must not hold a password"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.all().contains("pa/ss-7f3e"), "{}", out.all());
+    }
+}

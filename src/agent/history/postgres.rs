@@ -51,8 +51,10 @@ impl Target {
         let refused = |m: &str| HistoryError::Url(m.to_string());
         let rest = s.split_once("://").map(|x| x.1).unwrap_or_default();
         let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let authority = head.split('/').next().unwrap_or_default();
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        // The userinfo as the client reads it (tokio-postgres's `UrlParser::parse_credentials`:
+        // everything up to the first `@` anywhere, `/` and `?` included), so that
+        // `ops:pa/ss@host` is seen to hold a password as the client would see it.
+        if let Some((userinfo, _)) = rest.split_once('@') {
             if userinfo.contains(':') {
                 return Err(refused(PASSWORD_IN_URL));
             }
@@ -83,10 +85,9 @@ impl Target {
             "postgres://"
         };
         let url = format!("{scheme}{url}");
-        // No password is left in it, so the parser's message may quote it.
         let config: postgres::Config = url
             .parse()
-            .map_err(|e| HistoryError::Url(format!("{url}: {e}")))?;
+            .map_err(|e| HistoryError::Url(format!("{}: {e}", without_userinfo(&url))))?;
         if config.get_password().is_some() {
             return Err(refused(PASSWORD_IN_URL));
         }
@@ -97,7 +98,7 @@ impl Target {
         let mut c: postgres::Config = self
             .url
             .parse()
-            .map_err(|e| HistoryError::Url(format!("{}: {e}", self.url)))?;
+            .map_err(|e| HistoryError::Url(format!("{}: {e}", without_userinfo(&self.url))))?;
         if c.get_connect_timeout().is_none() {
             c.connect_timeout(Duration::from_secs(10));
         }
@@ -150,6 +151,14 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.url)
     }
+}
+
+/// `url` with its userinfo (as the client finds it: up to the first `@`) cut out, for error
+/// messages: whatever the checks before missed, a parse error never quotes a password.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let rest = rest.split_once('@').map_or(rest, |x| x.1);
+    format!("{scheme}://{rest}")
 }
 
 /// The user libpq would log in as when the URL names none.
@@ -599,11 +608,19 @@ mod tests {
             "postgresql://ops:hunter2@[::1]:5433/db",
             "postgres://ops@127.0.0.1/db?password=hunter2",
             "postgres://127.0.0.1/db?user=ops&password=hunter2",
+            // The client takes the userinfo up to the first `@`, past a `/`; the bad port
+            // would make its parser fail with a message quoting the URL.
+            "postgres://ops:hun/ter2@127.0.0.1:99999/db",
+            "postgres://ops:hunter2/x@127.0.0.1/db",
         ] {
             let e = Target::parse(url).unwrap_err().to_string();
             assert!(e.contains("must not hold a password"), "{url}: {e}");
-            assert!(!e.contains("hunter2"), "{e}");
+            assert!(!e.contains("hunter2") && !e.contains("hun/ter2"), "{e}");
         }
+        assert_eq!(
+            without_userinfo("postgres://ops:x@y@127.0.0.1/db"),
+            "postgres://y@127.0.0.1/db"
+        );
         let t = Target::parse(
             "postgres://ops@127.0.0.1:5433/db?passfile=%2Ftmp%2Fpw&connect_timeout=3",
         )
