@@ -402,14 +402,15 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_millis((nanos / 1000) % (max.as_millis() as u64 + 1))
 }
 
-/// One round: check, optionally fix; returns the reports (check, then fix).
+/// One round: check, optionally fix; returns the reports (check, then fix), whether this
+/// agent acted and whether it placed the due test calls.
 /// `act`: this agent leads its group (always, without a PostgreSQL history) and may fix.
 async fn round(
     o: &WatchOptions,
     m: &mut Metrics,
     calls_due: bool,
     leader: Option<&mut crate::agent::history::lock::Leadership>,
-) -> Result<(Vec<PlayReport>, Vec<PlayReport>, bool), BoxError> {
+) -> Result<(Vec<PlayReport>, Vec<PlayReport>, bool, bool), BoxError> {
     let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
     inv.override_vars(&o.extra_vars)?;
     if let Some((k, n)) = o.shard {
@@ -503,7 +504,7 @@ async fn round(
             eprintln!("watch: {}", crate::printable::printable(&f));
         }
     }
-    Ok((checks, fixes, act))
+    Ok((checks, fixes, act, calls_due && act))
 }
 
 /// Whether this agent leads its group this round (see [`Leadership`]); said on stderr when
@@ -622,16 +623,18 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
         let calls_due = o
             .call_tests
             .is_some_and(|every| calls_at.is_none_or(|t| t.elapsed() >= every));
-        if calls_due {
-            calls_at = Some(started);
-        }
         // A round is never interrupted: a signal during it is handled when it ends.
         let result = round(&o, &mut m, calls_due, leader.as_mut()).await;
+        // The interval runs from calls actually placed: a standby round or a failed one
+        // leaves them due, so the next round (or the new leader after failover) places them.
+        if matches!(result, Ok((_, _, _, true))) {
+            calls_at = Some(started);
+        }
         m.rounds += 1;
         m.last_round = crate::clock::now() as f64;
         m.last_duration = started.elapsed().as_secs_f64();
         match result {
-            Ok((checks, fixes, act)) => {
+            Ok((checks, fixes, act, _)) => {
                 let hosts: Vec<&HostReport> = checks.iter().flat_map(|p| &p.hosts).collect();
                 m.hosts_checked = hosts.len() as u64;
                 m.hosts_drifted = hosts.iter().filter(|h| h.has_drift()).count() as u64;
