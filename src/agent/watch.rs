@@ -413,6 +413,9 @@ async fn round(
 ) -> Result<(Vec<PlayReport>, Vec<PlayReport>, bool, bool), BoxError> {
     let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
     inv.override_vars(&o.extra_vars)?;
+    // The fleet lock's key is the whole inventory's, as `apply` takes it (before any shard
+    // is cut out): a sharded correction and an apply of the same play exclude each other.
+    let fleet: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
     if let Some((k, n)) = o.shard {
         use crate::agent::history::lock::shard_of;
         inv.hosts.retain(|h| shard_of(&h.name, n) == k - 1);
@@ -443,7 +446,7 @@ async fn round(
         // than correcting with what this round saw after the rollout changed it.
         let fleet_lock = match &o.history {
             Some(at) if act && o.fix && !drifted.is_empty() => {
-                let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+                let hosts: Vec<&str> = fleet.iter().map(String::as_str).collect();
                 crate::agent::history::rollout_lock(
                     at,
                     &[play.name.as_str()],

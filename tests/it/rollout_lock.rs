@@ -217,3 +217,66 @@ fn no_database_no_rollout_but_a_check_still_runs() {
     assert!(!check.stderr.contains("rollout lock"), "{}", check.stderr);
     assert!(!check.all().contains(PG_PASSWORD));
 }
+
+/// `watch --fix --shard K/N` corrects with the fleet lock of the whole inventory, as `apply`
+/// takes it: while an apply of the play holds it, the sharded agent defers its correction.
+#[test]
+fn an_apply_holding_the_lock_defers_a_sharded_watch_fix() {
+    use switchyard::agent::history::lock::shard_of;
+    let fleet = Fleet::new("lock-shard", 2);
+    let pg = PgServer::start("lock-shard");
+    let url = pg.create_db("history");
+    let s = fleet.session().env("PGPASSWORD", PG_PASSWORD);
+    let applied = s.run(["apply", "--no-verify"]).out;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    // pbx1's shard holds pbx1 alone: a key of the shard's hosts would differ from apply's.
+    let k = shard_of("pbx1", 2) + 1;
+    assert_ne!(
+        shard_of("pbx2", 2) + 1,
+        k,
+        "the two hosts in different shards"
+    );
+    let file = "sip_profiles/external/wavix.xml";
+    std::fs::write(fleet.hosts[0].conf(file), "<include/>\n").unwrap();
+
+    // The holder's hosts answer TCP and nothing else: it holds the lock while connecting.
+    let silent = TcpListener::bind(format!("{}:0", fleet.hosts[0].addr)).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let holder = fleet
+        .session_with(&|_, _| format!("ansible_port: {port}\nssh_connect_timeout: 120"))
+        .env("PGPASSWORD", PG_PASSWORD);
+    let mut held = holder
+        .command(["apply", "--no-verify", "--history", url.as_str()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the apply took the lock", || {
+        pg.psql("history", "SELECT count(*) FROM switchyard.locks l JOIN pg_locks p ON p.pid = l.pid AND p.locktype = 'advisory' AND p.granted")
+            .is_ok_and(|n| n == "1")
+    });
+    let shard = format!("{k}/2");
+    let out = s
+        .run([
+            "watch",
+            "--fix",
+            "--rounds",
+            "1",
+            "--shard",
+            shard.as_str(),
+            "--history",
+            url.as_str(),
+        ])
+        .out;
+    held.kill().unwrap();
+    held.wait().unwrap();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr.contains("correction deferred to the next round")
+            && out.stderr.contains("1 drifted"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fleet.hosts[0].read(file), "<include/>\n", "not corrected");
+    drop(silent);
+}
