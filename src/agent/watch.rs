@@ -423,7 +423,7 @@ async fn round(
     let pb = Playbook::load(&o.playbook)?;
     let act = match leader {
         None => true,
-        Some(l) => acting(l, o, &inv, &pb, m.rounds + 1),
+        Some(l) => acting(l, o, &pb, m.rounds + 1),
     };
     let quiet: OnEvent = Arc::new(|_| {});
     let mut checks = Vec::new();
@@ -517,7 +517,6 @@ async fn round(
 fn acting(
     l: &mut crate::agent::history::lock::Leadership,
     o: &WatchOptions,
-    inv: &Inventory,
     pb: &Playbook,
     n: u64,
 ) -> bool {
@@ -527,8 +526,7 @@ fn acting(
         .unwrap_or_default();
     let plays: Vec<&str> = pb.plays.iter().map(|p| p.name.as_str()).collect();
     let what = format!("watch{shard}: {}", plays.join(", "));
-    let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
-    let key = crate::agent::history::lock::key(&what, &hosts);
+    let key = crate::agent::history::lock::leader_key(&plays, o.shard);
     match l.round(&what, key) {
         Ok(true) => {
             eprintln!("watch: round {n}: leading{shard}");
