@@ -416,10 +416,7 @@ async fn round(
     // The fleet lock's key is the whole inventory's, as `apply` takes it (before any shard
     // is cut out): a sharded correction and an apply of the same play exclude each other.
     let fleet: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
-    if let Some((k, n)) = o.shard {
-        use crate::agent::history::lock::shard_of;
-        inv.hosts.retain(|h| shard_of(&h.name, n) == k - 1);
-    }
+    keep_shard(&mut inv, o.shard);
     let pb = Playbook::load(&o.playbook)?;
     let act = match leader {
         None => true,
@@ -510,6 +507,15 @@ async fn round(
     Ok((checks, fixes, act, calls_due && act))
 }
 
+/// With `--shard K/N`, keep only the hosts of shard K: what this agent checks, corrects and
+/// (with `--events`) watches.
+fn keep_shard(inv: &mut Inventory, shard: Option<(u32, u32)>) {
+    if let Some((k, n)) = shard {
+        use crate::agent::history::lock::shard_of;
+        inv.hosts.retain(|h| shard_of(&h.name, n) == k - 1);
+    }
+}
+
 /// Whether this agent leads its group this round (see [`Leadership`]); said on stderr when
 /// that changes, and each standby round names the leader.
 ///
@@ -547,10 +553,12 @@ fn acting(
 }
 
 /// The PBXes and managed gateways `--events` watches: every host of every play, with the
-/// gateways its rendered configuration defines.
+/// gateways its rendered configuration defines; with `--shard`, of this shard's hosts only
+/// (each shard's agents alert for their own hosts, not the whole fleet's).
 fn live_targets(o: &WatchOptions) -> Result<Vec<crate::agent::live::Target>, BoxError> {
     let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
     inv.override_vars(&o.extra_vars)?;
+    keep_shard(&mut inv, o.shard);
     let pb = Playbook::load(&o.playbook)?;
     let mut out: Vec<crate::agent::live::Target> = Vec::new();
     for play in &pb.plays {

@@ -176,3 +176,41 @@ fn shards_split_the_fleet_and_each_elects_its_own_leader() {
     assert_eq!(bad.code, 2, "{}", bad.all());
     assert!(bad.stderr.contains("is not K/N"), "{}", bad.stderr);
 }
+
+/// `--events` with `--shard K/N`: each shard's agent watches (and alerts for) only its own
+/// shard's PBXes, not the whole fleet's.
+#[test]
+fn events_watch_only_the_shards_own_pbxes() {
+    use switchyard::agent::history::lock::shard_of;
+    let fleet = Fleet::new("shard-events", 3);
+    let pg = PgServer::start("shard-events");
+    let url = pg.create_db("history");
+    let s = fleet.session().env("PGPASSWORD", PG_PASSWORD);
+    for k in 1..=2u32 {
+        let mine = ["pbx1", "pbx2", "pbx3"]
+            .iter()
+            .filter(|h| shard_of(h, 2) == k - 1)
+            .count();
+        assert!(mine < 3, "shard {k} is not the whole fleet");
+        let shard = format!("{k}/2");
+        let out = s
+            .run([
+                "watch",
+                "--events",
+                "--rounds",
+                "1",
+                "--shard",
+                shard.as_str(),
+                "--history",
+                url.as_str(),
+            ])
+            .out;
+        assert_eq!(out.code, 0, "{}", out.all());
+        assert!(
+            out.stderr
+                .contains(&format!("watch: events from {mine} PBX(es)")),
+            "{}",
+            out.stderr
+        );
+    }
+}
