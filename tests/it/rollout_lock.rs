@@ -280,3 +280,56 @@ fn an_apply_holding_the_lock_defers_a_sharded_watch_fix() {
     assert_eq!(fleet.hosts[0].read(file), "<include/>\n", "not corrected");
     drop(silent);
 }
+
+/// The server end of a lock holder's session probes it within 30 s (the session sets the
+/// server's `tcp_keepalives_*`), so a holder whose machine vanished frees the lock within
+/// about a minute, not after the OS default keepalive of about 2 hours.
+#[test]
+fn the_server_side_of_a_lock_holders_session_keeps_it_alive_within_30_s() {
+    let fleet = Fleet::new("lock-keepalive", 1);
+    let pg = PgServer::start("lock-keepalive");
+    let url = pg.create_db("history");
+    let silent = TcpListener::bind(format!("{}:0", fleet.hosts[0].addr)).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let holder = fleet
+        .session_with(&|_, _| format!("ansible_port: {port}\nssh_connect_timeout: 120"))
+        .env("PGPASSWORD", PG_PASSWORD);
+    let mut held = holder
+        .command(["apply", "--no-verify", "--history", url.as_str()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut client_port = String::new();
+    wait_for("the holder took the lock", || {
+        client_port = pg
+            .psql("history", "SELECT a.client_port FROM switchyard.locks l JOIN pg_locks p ON p.pid = l.pid AND p.locktype = 'advisory' AND p.granted JOIN pg_stat_activity a ON a.pid = l.pid")
+            .unwrap_or_default();
+        !client_port.is_empty()
+    });
+    // The server's socket of that session, as the kernel sees it: its keepalive timer (once
+    // the last reply is acknowledged: until then the retransmission timer shows instead).
+    let filter = format!("( sport = :{} and dport = :{client_port} )", pg.port);
+    let mut ss = String::new();
+    wait_for("the session idle, its keepalive timer shown", || {
+        let out = std::process::Command::new("ss")
+            .args(["-tnoH", "state", "established", &filter])
+            .output()
+            .unwrap();
+        ss = String::from_utf8_lossy(&out.stdout).into_owned();
+        ss.contains("timer:(keepalive,")
+    });
+    held.kill().unwrap();
+    held.wait().unwrap();
+    let timer = ss
+        .split("timer:(keepalive,")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .unwrap_or_else(|| panic!("no keepalive timer on the server's socket: {ss}"));
+    let secs: u32 = timer
+        .strip_suffix("sec")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("keepalive due in {timer}, not within 30 s: {ss}"));
+    assert!(secs <= 30, "{ss}");
+    drop(silent);
+}

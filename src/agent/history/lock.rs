@@ -6,8 +6,8 @@
 //! *How*: a session-level advisory lock (`pg_try_advisory_lock`), as Terraform's `pg`
 //! backend does. The database releases it when the session ends, however it ends: a holder
 //! killed with SIGKILL, or whose machine vanished, frees it as soon as its connection is
-//! gone (TCP keepalives and `tcp_user_timeout` bound that to about a minute for a machine
-//! that vanished), never by a timeout guess. Who holds it is written by the holder into
+//! gone (the server's TCP keepalives and `tcp_user_timeout`, which each session sets, bound
+//! that to about a minute for a machine that vanished), never by a timeout guess. Who holds it is written by the holder into
 //! `switchyard.locks` (user@machine, since when, which command), read by the one that waits.
 //!
 //! *The key*: a stable 64-bit hash of the play's name and the inventory's host names

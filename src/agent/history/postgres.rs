@@ -19,7 +19,8 @@
 //!
 //! *Time bounds*: connecting gives up after 10 s (`?connect_timeout=` to change), every
 //! statement after 5 minutes (`statement_timeout`), and a peer that stops answering is
-//! noticed by TCP keepalives and `tcp_user_timeout` (30 s).
+//! noticed by TCP keepalives and `tcp_user_timeout` (30 s), on both sides: the session
+//! sets the server's own, so a lock held by a vanished machine is freed within a minute.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -275,9 +276,16 @@ impl Session {
         };
         let client = blocking(|| config.connect(NoTls)).map_err(|e| s.err(e))?;
         s.client = Some(client);
+        // The keepalives above guard this side only. The server's backend holding an
+        // advisory lock for a machine that vanished would otherwise notice only after the
+        // OS keepalive (about 2 h): its own keepalives (30 s idle, 3 probes 10 s apart) and
+        // `tcp_user_timeout` end that session, and free its locks, within about a minute.
+        // All four are user-settable; over a Unix socket the server ignores them.
         s.run(|c| {
             c.batch_execute(
-                "SET statement_timeout = '5min'; SET search_path = switchyard, pg_catalog",
+                "SET statement_timeout = '5min'; SET search_path = switchyard, pg_catalog; \
+                 SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; \
+                 SET tcp_keepalives_count = 3; SET tcp_user_timeout = 30000",
             )
         })?;
         Ok(s)
