@@ -283,7 +283,7 @@ impl Session {
         // All four are user-settable; over a Unix socket the server ignores them.
         s.run(|c| {
             c.batch_execute(
-                "SET statement_timeout = '5min'; SET search_path = switchyard, pg_catalog; \
+                "SET statement_timeout = '5min'; SET search_path = pg_catalog, switchyard; \
                  SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; \
                  SET tcp_keepalives_count = 3; SET tcp_user_timeout = 30000",
             )
@@ -319,6 +319,29 @@ impl Session {
         HistoryError::Pg {
             target: self.target.to_string(),
             message,
+        }
+    }
+}
+
+impl Session {
+    /// Refuse a schema `switchyard` that another role owns (checked before it is used, and
+    /// again once created): its owner could put in it tables, functions or operators that
+    /// stand in for ours or for built-ins (the CVE-2018-1058 pattern). `pg_catalog` comes
+    /// first in the search path as well, so no built-in is shadowed by a schema we own.
+    fn schema_owned(&mut self) -> Result<(), HistoryError> {
+        let owner: Option<(String, String)> = self.run(|c| {
+            Ok(c.query_opt(
+                "SELECT pg_catalog.pg_get_userbyid(nspowner)::text, current_user::text
+                 FROM pg_catalog.pg_namespace WHERE nspname = 'switchyard'",
+                &[],
+            )?
+            .map(|r| (r.get(0), r.get(1))))
+        })?;
+        match owner {
+            Some((owner, me)) if owner != me => Err(self.message(format!(
+                "schema `switchyard` is owned by role {owner:?}, not by {me:?} who logs in: refused (its owner could shadow the history's tables and functions); have it owned by the login (ALTER SCHEMA switchyard OWNER TO {me:?}) or use another database"
+            ))),
+            _ => Ok(()),
         }
     }
 }
@@ -364,6 +387,7 @@ pub struct Pg {
 impl Pg {
     pub fn connect(t: &Target) -> Result<Pg, HistoryError> {
         let mut s = Session::open(t)?;
+        s.schema_owned()?;
         // Made before (the usual case): one read, no DDL round trips on every command.
         let known: Option<i64> = s.run(|c| {
             Ok(
@@ -393,6 +417,7 @@ impl Pg {
             tx.commit()?;
             Ok(found)
         })?;
+        s.schema_owned()?;
         if let Some(found) = found.filter(|v| *v > SCHEMA_VERSION) {
             return Err(HistoryError::Newer {
                 path: t.to_string(),
