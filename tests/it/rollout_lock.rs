@@ -239,18 +239,7 @@ fn an_apply_holding_the_lock_defers_a_sharded_watch_fix() {
     let file = "sip_profiles/external/wavix.xml";
     std::fs::write(fleet.hosts[0].conf(file), "<include/>\n").unwrap();
 
-    // The holder's hosts answer TCP and nothing else: it holds the lock while connecting.
-    let silent = TcpListener::bind(format!("{}:0", fleet.hosts[0].addr)).unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let holder = fleet
-        .session_with(&|_, _| format!("ansible_port: {port}\nssh_connect_timeout: 120"))
-        .env("PGPASSWORD", PG_PASSWORD);
-    let mut held = holder
-        .command(["apply", "--no-verify", "--history", url.as_str()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut held, silent) = silent_holder(&fleet, &url);
     wait_for("the apply took the lock", || {
         pg.psql("history", "SELECT count(*) FROM switchyard.locks l JOIN pg_locks p ON p.pid = l.pid AND p.locktype = 'advisory' AND p.granted")
             .is_ok_and(|n| n == "1")
@@ -289,17 +278,7 @@ fn the_server_side_of_a_lock_holders_session_keeps_it_alive_within_30_s() {
     let fleet = Fleet::new("lock-keepalive", 1);
     let pg = PgServer::start("lock-keepalive");
     let url = pg.create_db("history");
-    let silent = TcpListener::bind(format!("{}:0", fleet.hosts[0].addr)).unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let holder = fleet
-        .session_with(&|_, _| format!("ansible_port: {port}\nssh_connect_timeout: 120"))
-        .env("PGPASSWORD", PG_PASSWORD);
-    let mut held = holder
-        .command(["apply", "--no-verify", "--history", url.as_str()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut held, silent) = silent_holder(&fleet, &url);
     let mut client_port = String::new();
     wait_for("the holder took the lock", || {
         client_port = pg
@@ -332,4 +311,21 @@ fn the_server_side_of_a_lock_holders_session_keeps_it_alive_within_30_s() {
         .unwrap_or_else(|| panic!("keepalive due in {timer}, not within 30 s: {ss}"));
     assert!(secs <= 30, "{ss}");
     drop(silent);
+}
+
+/// An `apply` that takes the rollout lock and keeps it: its hosts answer TCP (the listener
+/// returned, to be kept open) and nothing else, so it holds the lock while connecting.
+fn silent_holder(fleet: &Fleet, url: &str) -> (std::process::Child, TcpListener) {
+    let silent = TcpListener::bind(format!("{}:0", fleet.hosts[0].addr)).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let holder = fleet
+        .session_with(&|_, _| format!("ansible_port: {port}\nssh_connect_timeout: 120"))
+        .env("PGPASSWORD", PG_PASSWORD);
+    let held = holder
+        .command(["apply", "--no-verify", "--history", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (held, silent)
 }
