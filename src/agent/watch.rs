@@ -402,24 +402,25 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_millis((nanos / 1000) % (max.as_millis() as u64 + 1))
 }
 
-/// One round: check, optionally fix; returns the reports (check, then fix).
+/// One round: check, optionally fix; returns the reports (check, then fix), whether this
+/// agent acted and whether it placed the due test calls.
 /// `act`: this agent leads its group (always, without a PostgreSQL history) and may fix.
 async fn round(
     o: &WatchOptions,
     m: &mut Metrics,
     calls_due: bool,
     leader: Option<&mut crate::agent::history::lock::Leadership>,
-) -> Result<(Vec<PlayReport>, Vec<PlayReport>, bool), BoxError> {
+) -> Result<(Vec<PlayReport>, Vec<PlayReport>, bool, bool), BoxError> {
     let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
     inv.override_vars(&o.extra_vars)?;
-    if let Some((k, n)) = o.shard {
-        use crate::agent::history::lock::shard_of;
-        inv.hosts.retain(|h| shard_of(&h.name, n) == k - 1);
-    }
+    // The fleet lock's key is the whole inventory's, as `apply` takes it (before any shard
+    // is cut out): a sharded correction and an apply of the same play exclude each other.
+    let fleet: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
+    keep_shard(&mut inv, o.shard);
     let pb = Playbook::load(&o.playbook)?;
     let act = match leader {
         None => true,
-        Some(l) => acting(l, o, &inv, &pb, m.rounds + 1),
+        Some(l) => acting(l, o, &pb, m.rounds + 1),
     };
     let quiet: OnEvent = Arc::new(|_| {});
     let mut checks = Vec::new();
@@ -442,7 +443,7 @@ async fn round(
         // than correcting with what this round saw after the rollout changed it.
         let fleet_lock = match &o.history {
             Some(at) if act && o.fix && !drifted.is_empty() => {
-                let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+                let hosts: Vec<&str> = fleet.iter().map(String::as_str).collect();
                 crate::agent::history::rollout_lock(
                     at,
                     &[play.name.as_str()],
@@ -503,7 +504,16 @@ async fn round(
             eprintln!("watch: {}", crate::printable::printable(&f));
         }
     }
-    Ok((checks, fixes, act))
+    Ok((checks, fixes, act, calls_due && act))
+}
+
+/// With `--shard K/N`, keep only the hosts of shard K: what this agent checks, corrects and
+/// (with `--events`) watches.
+fn keep_shard(inv: &mut Inventory, shard: Option<(u32, u32)>) {
+    if let Some((k, n)) = shard {
+        use crate::agent::history::lock::shard_of;
+        inv.hosts.retain(|h| shard_of(&h.name, n) == k - 1);
+    }
 }
 
 /// Whether this agent leads its group this round (see [`Leadership`]); said on stderr when
@@ -513,7 +523,6 @@ async fn round(
 fn acting(
     l: &mut crate::agent::history::lock::Leadership,
     o: &WatchOptions,
-    inv: &Inventory,
     pb: &Playbook,
     n: u64,
 ) -> bool {
@@ -523,8 +532,7 @@ fn acting(
         .unwrap_or_default();
     let plays: Vec<&str> = pb.plays.iter().map(|p| p.name.as_str()).collect();
     let what = format!("watch{shard}: {}", plays.join(", "));
-    let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
-    let key = crate::agent::history::lock::key(&what, &hosts);
+    let key = crate::agent::history::lock::leader_key(&plays, o.shard);
     match l.round(&what, key) {
         Ok(true) => {
             eprintln!("watch: round {n}: leading{shard}");
@@ -545,10 +553,12 @@ fn acting(
 }
 
 /// The PBXes and managed gateways `--events` watches: every host of every play, with the
-/// gateways its rendered configuration defines.
+/// gateways its rendered configuration defines; with `--shard`, of this shard's hosts only
+/// (each shard's agents alert for their own hosts, not the whole fleet's).
 fn live_targets(o: &WatchOptions) -> Result<Vec<crate::agent::live::Target>, BoxError> {
     let mut inv = Inventory::load_all(&o.inventory, &o.vault)?;
     inv.override_vars(&o.extra_vars)?;
+    keep_shard(&mut inv, o.shard);
     let pb = Playbook::load(&o.playbook)?;
     let mut out: Vec<crate::agent::live::Target> = Vec::new();
     for play in &pb.plays {
@@ -622,16 +632,18 @@ pub async fn watch(o: WatchOptions) -> Result<(), BoxError> {
         let calls_due = o
             .call_tests
             .is_some_and(|every| calls_at.is_none_or(|t| t.elapsed() >= every));
-        if calls_due {
-            calls_at = Some(started);
-        }
         // A round is never interrupted: a signal during it is handled when it ends.
         let result = round(&o, &mut m, calls_due, leader.as_mut()).await;
+        // The interval runs from calls actually placed: a standby round or a failed one
+        // leaves them due, so the next round (or the new leader after failover) places them.
+        if matches!(result, Ok((_, _, _, true))) {
+            calls_at = Some(started);
+        }
         m.rounds += 1;
         m.last_round = crate::clock::now() as f64;
         m.last_duration = started.elapsed().as_secs_f64();
         match result {
-            Ok((checks, fixes, act)) => {
+            Ok((checks, fixes, act, _)) => {
                 let hosts: Vec<&HostReport> = checks.iter().flat_map(|p| &p.hosts).collect();
                 m.hosts_checked = hosts.len() as u64;
                 m.hosts_drifted = hosts.iter().filter(|h| h.has_drift()).count() as u64;

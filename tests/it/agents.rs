@@ -176,3 +176,110 @@ fn shards_split_the_fleet_and_each_elects_its_own_leader() {
     assert_eq!(bad.code, 2, "{}", bad.all());
     assert!(bad.stderr.contains("is not K/N"), "{}", bad.stderr);
 }
+
+/// `--events` with `--shard K/N`: each shard's agent watches (and alerts for) only its own
+/// shard's PBXes, not the whole fleet's.
+#[test]
+fn events_watch_only_the_shards_own_pbxes() {
+    use switchyard::agent::history::lock::shard_of;
+    let fleet = Fleet::new("shard-events", 3);
+    let pg = PgServer::start("shard-events");
+    let url = pg.create_db("history");
+    let s = fleet.session().env("PGPASSWORD", PG_PASSWORD);
+    for k in 1..=2u32 {
+        let mine = ["pbx1", "pbx2", "pbx3"]
+            .iter()
+            .filter(|h| shard_of(h, 2) == k - 1)
+            .count();
+        assert!(mine < 3, "shard {k} is not the whole fleet");
+        let shard = format!("{k}/2");
+        let out = s
+            .run([
+                "watch",
+                "--events",
+                "--rounds",
+                "1",
+                "--shard",
+                shard.as_str(),
+                "--history",
+                url.as_str(),
+            ])
+            .out;
+        assert_eq!(out.code, 0, "{}", out.all());
+        assert!(
+            out.stderr
+                .contains(&format!("watch: events from {mine} PBX(es)")),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+/// `--call-tests EVERY`: the interval starts when calls are placed, not when a round starts.
+/// A standby round places none, so the agent that takes over places them in its first
+/// leading round rather than an interval later, out of phase with the dead leader.
+#[test]
+fn a_standby_round_leaves_the_call_tests_due_for_the_first_leading_round() {
+    use std::io::Write;
+    use switchyard::agent::history::lock::leader_key;
+    let fleet = Fleet::new("agents-calls", 1);
+    let pg = PgServer::start("agents-calls");
+    let url = pg.create_db("history");
+    let s = fleet.session().env("PGPASSWORD", PG_PASSWORD);
+    let applied = s
+        .run(["apply", "--no-verify", "--history", url.as_str()])
+        .out;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    // A leader stand-in: a psql session holding the group's leadership lock.
+    let key = leader_key(&["Wavix SIP trunk"], None);
+    let mut leader = std::process::Command::new(crate::pgserver::bin("psql"))
+        .args(["-X", "-q", &url])
+        .env("PGPASSWORD", PG_PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = leader.stdin.as_mut().unwrap();
+    writeln!(stdin, "SELECT pg_advisory_lock({key});").unwrap();
+    stdin.flush().unwrap();
+    wait_for("the stand-in leads", || {
+        pg.psql(
+            "history",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        )
+        .is_ok_and(|n| n == "1")
+    });
+    let log = fleet.dir.join("calls.log");
+    let child = s
+        .command([
+            "watch",
+            "--every",
+            "1s",
+            "--call-tests",
+            "1h",
+            "--history",
+            url.as_str(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let agent = Agent { child, log };
+    wait_for("a standby round", || {
+        agent.log().contains("round 1: standby")
+    });
+    // The leader dies; the agent leads from its next round, and places the calls then.
+    leader.kill().unwrap();
+    leader.wait().unwrap();
+    wait_for("the agent leads", || agent.log().contains(": leading"));
+    wait_for("the calls placed in a leading round", || {
+        let l = agent.log();
+        l.find(": leading")
+            .is_some_and(|at| l[at..].contains("watch: call tests:"))
+    });
+    assert!(
+        !agent.log()[..agent.log().find(": leading").unwrap()].contains("watch: call tests:"),
+        "no calls while standing by: {}",
+        agent.log()
+    );
+}

@@ -185,3 +185,83 @@ fn switchyard_toml_can_name_a_postgres_history() {
         "the database was opened"
     );
 }
+
+#[test]
+fn a_password_past_a_slash_in_the_userinfo_is_refused_and_never_echoed() {
+    // The client reads the userinfo up to the first `@`, so `ops:pa/ss@` holds the password
+    // `pa/ss`; the bad port would make its parser fail with a message quoting the URL.
+    for arg in [
+        "postgres://ops:pa/ss-7f3e@127.0.0.1:99999/db",
+        "postgresql://ops:pa/ss-7f3e@127.0.0.1:5432/db?connect_timeout=1",
+    ] {
+        let out = switchyard(&["history", "--history", arg]);
+        assert_eq!(out.code, 2, "{}", out.all());
+        assert!(
+            out.stderr.contains("must not hold a password"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.all().contains("pa/ss-7f3e"), "{}", out.all());
+    }
+}
+
+/// Another role's objects never stand in for the history's: a `switchyard` schema owned by
+/// someone else is refused, and a function another role may plant in our own schema
+/// (here one shadowing `pg_backend_pid()`, which a `watch` leader writes in its holder row)
+/// is not taken for the built-in.
+#[test]
+fn another_roles_schema_or_functions_never_stand_in_for_the_historys() {
+    let pg = PgServer::start("schema");
+    let theirs = pg.create_db("theirs");
+    pg.psql(
+        "theirs",
+        &format!("CREATE ROLE other LOGIN PASSWORD '{PG_PASSWORD}'; CREATE SCHEMA switchyard AUTHORIZATION other"),
+    )
+    .unwrap();
+    let out = switchyard_env(&["history", "--history", &theirs], &pg.env());
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("schema `switchyard` is owned by role \"other\""),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        pg.psql(
+            "theirs",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'switchyard'"
+        )
+        .unwrap(),
+        "0",
+        "nothing created in it"
+    );
+
+    let fleet = Fleet::new("pg-schema", 1);
+    let url = pg.create_db("history");
+    let s = fleet.session().env("PGPASSWORD", PG_PASSWORD);
+    let first = s
+        .run(["apply", "--no-verify", "--history", url.as_str()])
+        .out;
+    assert_eq!(first.code, 0, "{}", first.all());
+    pg.psql(
+        "history",
+        "GRANT USAGE, CREATE ON SCHEMA switchyard TO other; SET ROLE other; \
+         CREATE FUNCTION switchyard.pg_backend_pid() RETURNS integer LANGUAGE sql AS 'SELECT 4242'",
+    )
+    .unwrap();
+    let watch = s
+        .run(["watch", "--rounds", "1", "--history", url.as_str()])
+        .out;
+    assert_eq!(watch.code, 0, "{}", watch.all());
+    assert!(watch.stderr.contains("leading"), "{}", watch.stderr);
+    let pid = pg
+        .psql(
+            "history",
+            "SELECT pid FROM switchyard.locks WHERE command LIKE 'watch%'",
+        )
+        .unwrap();
+    assert!(
+        !pid.is_empty() && pid != "4242",
+        "the leader's row holds its real backend pid, not the planted function's: {pid:?}"
+    );
+}

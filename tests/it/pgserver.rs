@@ -26,7 +26,7 @@ pub struct PgServer {
 }
 
 /// A program of Debian's newest installed PostgreSQL (`/usr/lib/postgresql/VERSION/bin`).
-fn bin(name: &str) -> PathBuf {
+pub fn bin(name: &str) -> PathBuf {
     let newest = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

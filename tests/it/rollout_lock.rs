@@ -217,3 +217,115 @@ fn no_database_no_rollout_but_a_check_still_runs() {
     assert!(!check.stderr.contains("rollout lock"), "{}", check.stderr);
     assert!(!check.all().contains(PG_PASSWORD));
 }
+
+/// `watch --fix --shard K/N` corrects with the fleet lock of the whole inventory, as `apply`
+/// takes it: while an apply of the play holds it, the sharded agent defers its correction.
+#[test]
+fn an_apply_holding_the_lock_defers_a_sharded_watch_fix() {
+    use switchyard::agent::history::lock::shard_of;
+    let fleet = Fleet::new("lock-shard", 2);
+    let pg = PgServer::start("lock-shard");
+    let url = pg.create_db("history");
+    let s = fleet.session().env("PGPASSWORD", PG_PASSWORD);
+    let applied = s.run(["apply", "--no-verify"]).out;
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    // pbx1's shard holds pbx1 alone: a key of the shard's hosts would differ from apply's.
+    let k = shard_of("pbx1", 2) + 1;
+    assert_ne!(
+        shard_of("pbx2", 2) + 1,
+        k,
+        "the two hosts in different shards"
+    );
+    let file = "sip_profiles/external/wavix.xml";
+    std::fs::write(fleet.hosts[0].conf(file), "<include/>\n").unwrap();
+
+    let (mut held, silent) = silent_holder(&fleet, &url);
+    wait_for("the apply took the lock", || {
+        pg.psql("history", "SELECT count(*) FROM switchyard.locks l JOIN pg_locks p ON p.pid = l.pid AND p.locktype = 'advisory' AND p.granted")
+            .is_ok_and(|n| n == "1")
+    });
+    let shard = format!("{k}/2");
+    let out = s
+        .run([
+            "watch",
+            "--fix",
+            "--rounds",
+            "1",
+            "--shard",
+            shard.as_str(),
+            "--history",
+            url.as_str(),
+        ])
+        .out;
+    held.kill().unwrap();
+    held.wait().unwrap();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr.contains("correction deferred to the next round")
+            && out.stderr.contains("1 drifted"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fleet.hosts[0].read(file), "<include/>\n", "not corrected");
+    drop(silent);
+}
+
+/// The server end of a lock holder's session probes it within 30 s (the session sets the
+/// server's `tcp_keepalives_*`), so a holder whose machine vanished frees the lock within
+/// about a minute, not after the OS default keepalive of about 2 hours.
+#[test]
+fn the_server_side_of_a_lock_holders_session_keeps_it_alive_within_30_s() {
+    let fleet = Fleet::new("lock-keepalive", 1);
+    let pg = PgServer::start("lock-keepalive");
+    let url = pg.create_db("history");
+    let (mut held, silent) = silent_holder(&fleet, &url);
+    let mut client_port = String::new();
+    wait_for("the holder took the lock", || {
+        client_port = pg
+            .psql("history", "SELECT a.client_port FROM switchyard.locks l JOIN pg_locks p ON p.pid = l.pid AND p.locktype = 'advisory' AND p.granted JOIN pg_stat_activity a ON a.pid = l.pid")
+            .unwrap_or_default();
+        !client_port.is_empty()
+    });
+    // The server's socket of that session, as the kernel sees it: its keepalive timer (once
+    // the last reply is acknowledged: until then the retransmission timer shows instead).
+    let filter = format!("( sport = :{} and dport = :{client_port} )", pg.port);
+    let mut ss = String::new();
+    wait_for("the session idle, its keepalive timer shown", || {
+        let out = std::process::Command::new("ss")
+            .args(["-tnoH", "state", "established", &filter])
+            .output()
+            .unwrap();
+        ss = String::from_utf8_lossy(&out.stdout).into_owned();
+        ss.contains("timer:(keepalive,")
+    });
+    held.kill().unwrap();
+    held.wait().unwrap();
+    let timer = ss
+        .split("timer:(keepalive,")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .unwrap_or_else(|| panic!("no keepalive timer on the server's socket: {ss}"));
+    let secs: u32 = timer
+        .strip_suffix("sec")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("keepalive due in {timer}, not within 30 s: {ss}"));
+    assert!(secs <= 30, "{ss}");
+    drop(silent);
+}
+
+/// An `apply` that takes the rollout lock and keeps it: its hosts answer TCP (the listener
+/// returned, to be kept open) and nothing else, so it holds the lock while connecting.
+fn silent_holder(fleet: &Fleet, url: &str) -> (std::process::Child, TcpListener) {
+    let silent = TcpListener::bind(format!("{}:0", fleet.hosts[0].addr)).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let holder = fleet
+        .session_with(&|_, _| format!("ansible_port: {port}\nssh_connect_timeout: 120"))
+        .env("PGPASSWORD", PG_PASSWORD);
+    let held = holder
+        .command(["apply", "--no-verify", "--history", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (held, silent)
+}

@@ -6,8 +6,8 @@
 //! *How*: a session-level advisory lock (`pg_try_advisory_lock`), as Terraform's `pg`
 //! backend does. The database releases it when the session ends, however it ends: a holder
 //! killed with SIGKILL, or whose machine vanished, frees it as soon as its connection is
-//! gone (TCP keepalives and `tcp_user_timeout` bound that to about a minute for a machine
-//! that vanished), never by a timeout guess. Who holds it is written by the holder into
+//! gone (the server's TCP keepalives and `tcp_user_timeout`, which each session sets, bound
+//! that to about a minute for a machine that vanished), never by a timeout guess. Who holds it is written by the holder into
 //! `switchyard.locks` (user@machine, since when, which command), read by the one that waits.
 //!
 //! *The key*: a stable 64-bit hash of the play's name and the inventory's host names
@@ -64,6 +64,24 @@ pub fn key(play: &str, hosts: &[&str]) -> i64 {
     for n in names {
         h.update(b"\0");
         h.update(n.as_bytes());
+    }
+    let d = h.finalize();
+    i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+/// The lock key of the leadership of the `watch` agents of `plays` (their names, in the
+/// playbook's order) on shard `shard` (K, N): a stable identity, not the host list, which
+/// two agents reading the inventory at different moments would see differently and so each
+/// lead. A prefix of its own keeps it apart from every rollout lock's key.
+pub fn leader_key(plays: &[&str], shard: Option<(u32, u32)>) -> i64 {
+    let mut h = Sha256::new();
+    h.update(b"switchyard watch leader v1\0");
+    if let Some((k, n)) = shard {
+        h.update(format!("{k}/{n}").as_bytes());
+    }
+    for p in plays {
+        h.update(b"\0");
+        h.update(p.as_bytes());
     }
     let d = h.finalize();
     i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
@@ -220,7 +238,7 @@ impl Leadership {
     }
 
     /// Whether this agent acts this round, as the leader of the group `what` (its lock
-    /// `key`: plays, fleet, shard). A new key (the inventory changed) starts over.
+    /// `key`: [`leader_key`], plays and shard). A new key (the playbook changed) starts over.
     pub fn round(&mut self, what: &str, key: i64) -> Result<bool, HistoryError> {
         if key != self.key {
             self.session = None;
@@ -314,5 +332,16 @@ mod tests {
         assert_ne!(k, key("Other", &["pbx1", "pbx2"]));
         // Stable across versions and machines: a lock taken by one build meets another's.
         assert_eq!(key("p", &["h"]), key("p", &["h"]));
+    }
+
+    #[test]
+    fn the_leader_key_is_the_plays_and_the_shard_whatever_the_hosts() {
+        let k = leader_key(&["Wavix SIP trunk"], Some((1, 2)));
+        // Fixed value: agents of any build, any inventory reading, meet on one key.
+        assert_eq!(k, leader_key(&["Wavix SIP trunk"], Some((1, 2))));
+        assert_ne!(k, leader_key(&["Wavix SIP trunk"], Some((2, 2))));
+        assert_ne!(k, leader_key(&["Wavix SIP trunk"], None));
+        assert_ne!(k, leader_key(&["Other"], Some((1, 2))));
+        assert_ne!(leader_key(&["p"], None), key("p", &[]));
     }
 }

@@ -19,7 +19,8 @@
 //!
 //! *Time bounds*: connecting gives up after 10 s (`?connect_timeout=` to change), every
 //! statement after 5 minutes (`statement_timeout`), and a peer that stops answering is
-//! noticed by TCP keepalives and `tcp_user_timeout` (30 s).
+//! noticed by TCP keepalives and `tcp_user_timeout` (30 s), on both sides: the session
+//! sets the server's own, so a lock held by a vanished machine is freed within a minute.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -51,8 +52,10 @@ impl Target {
         let refused = |m: &str| HistoryError::Url(m.to_string());
         let rest = s.split_once("://").map(|x| x.1).unwrap_or_default();
         let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let authority = head.split('/').next().unwrap_or_default();
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        // The userinfo as the client reads it (tokio-postgres's `UrlParser::parse_credentials`:
+        // everything up to the first `@` anywhere, `/` and `?` included), so that
+        // `ops:pa/ss@host` is seen to hold a password as the client would see it.
+        if let Some((userinfo, _)) = rest.split_once('@') {
             if userinfo.contains(':') {
                 return Err(refused(PASSWORD_IN_URL));
             }
@@ -83,10 +86,9 @@ impl Target {
             "postgres://"
         };
         let url = format!("{scheme}{url}");
-        // No password is left in it, so the parser's message may quote it.
         let config: postgres::Config = url
             .parse()
-            .map_err(|e| HistoryError::Url(format!("{url}: {e}")))?;
+            .map_err(|e| HistoryError::Url(format!("{}: {e}", without_userinfo(&url))))?;
         if config.get_password().is_some() {
             return Err(refused(PASSWORD_IN_URL));
         }
@@ -97,7 +99,7 @@ impl Target {
         let mut c: postgres::Config = self
             .url
             .parse()
-            .map_err(|e| HistoryError::Url(format!("{}: {e}", self.url)))?;
+            .map_err(|e| HistoryError::Url(format!("{}: {e}", without_userinfo(&self.url))))?;
         if c.get_connect_timeout().is_none() {
             c.connect_timeout(Duration::from_secs(10));
         }
@@ -150,6 +152,14 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.url)
     }
+}
+
+/// `url` with its userinfo (as the client finds it: up to the first `@`) cut out, for error
+/// messages: whatever the checks before missed, a parse error never quotes a password.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let rest = rest.split_once('@').map_or(rest, |x| x.1);
+    format!("{scheme}://{rest}")
 }
 
 /// The user libpq would log in as when the URL names none.
@@ -266,9 +276,16 @@ impl Session {
         };
         let client = blocking(|| config.connect(NoTls)).map_err(|e| s.err(e))?;
         s.client = Some(client);
+        // The keepalives above guard this side only. The server's backend holding an
+        // advisory lock for a machine that vanished would otherwise notice only after the
+        // OS keepalive (about 2 h): its own keepalives (30 s idle, 3 probes 10 s apart) and
+        // `tcp_user_timeout` end that session, and free its locks, within about a minute.
+        // All four are user-settable; over a Unix socket the server ignores them.
         s.run(|c| {
             c.batch_execute(
-                "SET statement_timeout = '5min'; SET search_path = switchyard, pg_catalog",
+                "SET statement_timeout = '5min'; SET search_path = pg_catalog, switchyard; \
+                 SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; \
+                 SET tcp_keepalives_count = 3; SET tcp_user_timeout = 30000",
             )
         })?;
         Ok(s)
@@ -302,6 +319,29 @@ impl Session {
         HistoryError::Pg {
             target: self.target.to_string(),
             message,
+        }
+    }
+}
+
+impl Session {
+    /// Refuse a schema `switchyard` that another role owns (checked before it is used, and
+    /// again once created): its owner could put in it tables, functions or operators that
+    /// stand in for ours or for built-ins (the CVE-2018-1058 pattern). `pg_catalog` comes
+    /// first in the search path as well, so no built-in is shadowed by a schema we own.
+    fn schema_owned(&mut self) -> Result<(), HistoryError> {
+        let owner: Option<(String, String)> = self.run(|c| {
+            Ok(c.query_opt(
+                "SELECT pg_catalog.pg_get_userbyid(nspowner)::text, current_user::text
+                 FROM pg_catalog.pg_namespace WHERE nspname = 'switchyard'",
+                &[],
+            )?
+            .map(|r| (r.get(0), r.get(1))))
+        })?;
+        match owner {
+            Some((owner, me)) if owner != me => Err(self.message(format!(
+                "schema `switchyard` is owned by role {owner:?}, not by {me:?} who logs in: refused (its owner could shadow the history's tables and functions); have it owned by the login (ALTER SCHEMA switchyard OWNER TO {me:?}) or use another database"
+            ))),
+            _ => Ok(()),
         }
     }
 }
@@ -347,6 +387,7 @@ pub struct Pg {
 impl Pg {
     pub fn connect(t: &Target) -> Result<Pg, HistoryError> {
         let mut s = Session::open(t)?;
+        s.schema_owned()?;
         // Made before (the usual case): one read, no DDL round trips on every command.
         let known: Option<i64> = s.run(|c| {
             Ok(
@@ -376,6 +417,7 @@ impl Pg {
             tx.commit()?;
             Ok(found)
         })?;
+        s.schema_owned()?;
         if let Some(found) = found.filter(|v| *v > SCHEMA_VERSION) {
             return Err(HistoryError::Newer {
                 path: t.to_string(),
@@ -599,11 +641,19 @@ mod tests {
             "postgresql://ops:hunter2@[::1]:5433/db",
             "postgres://ops@127.0.0.1/db?password=hunter2",
             "postgres://127.0.0.1/db?user=ops&password=hunter2",
+            // The client takes the userinfo up to the first `@`, past a `/`; the bad port
+            // would make its parser fail with a message quoting the URL.
+            "postgres://ops:hun/ter2@127.0.0.1:99999/db",
+            "postgres://ops:hunter2/x@127.0.0.1/db",
         ] {
             let e = Target::parse(url).unwrap_err().to_string();
             assert!(e.contains("must not hold a password"), "{url}: {e}");
-            assert!(!e.contains("hunter2"), "{e}");
+            assert!(!e.contains("hunter2") && !e.contains("hun/ter2"), "{e}");
         }
+        assert_eq!(
+            without_userinfo("postgres://ops:x@y@127.0.0.1/db"),
+            "postgres://y@127.0.0.1/db"
+        );
         let t = Target::parse(
             "postgres://ops@127.0.0.1:5433/db?passfile=%2Ftmp%2Fpw&connect_timeout=3",
         )
