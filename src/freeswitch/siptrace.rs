@@ -144,7 +144,9 @@ const KEPT_PARAMS: &[&str] = &["username", "realm", "uri", "algorithm", "qop"];
 /// `text` (a SIP message) with the credentials of its `Authorization`,
 /// `Proxy-Authorization` and `Authentication-Info` headers (and their folded continuation
 /// lines) masked: the scheme and `username`, `realm`, `uri`, `algorithm`, `qop` stay;
-/// every other parameter's value, and any bare token, becomes `********`.
+/// every other parameter's value, and any bare token, becomes `********`. In the body, the
+/// SDP's media keys (SDES `a=crypto:` `inline:` keys, `a=key-mgmt:` MIKEY data) are masked
+/// too: they decrypt the call's SRTP.
 pub fn mask_credentials(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_headers = true;
@@ -152,8 +154,13 @@ pub fn mask_credentials(text: &str) -> String {
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let bare = line.trim_end_matches(['\n', '\r']);
         let eol = &line[bare.len()..];
-        if i == 0 || !in_headers {
+        if i == 0 {
             out.push_str(line);
+            continue;
+        }
+        if !in_headers {
+            out.push_str(&mask_media_keys(bare));
+            out.push_str(eol);
             continue;
         }
         if bare.is_empty() {
@@ -191,6 +198,46 @@ pub fn mask_credentials(text: &str) -> String {
     out
 }
 
+/// One token (no blank, comma or quote), or one quoted string whose only quotes are its
+/// ends and escaped ones.
+fn plain_value(v: &str) -> bool {
+    if let Some(inner) = v.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        let mut escaped = false;
+        for c in inner.chars() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => return false,
+                _ => {}
+            }
+        }
+        return !escaped;
+    }
+    !v.is_empty() && !v.contains([' ', '\t', ',', '"'])
+}
+
+/// An SDP line with its SRTP keying masked: `a=crypto:1 SUITE inline:KEY|2^20` →
+/// `a=crypto:1 SUITE inline:********`; `a=key-mgmt:mikey DATA` → `a=key-mgmt:mikey ********`.
+fn mask_media_keys(line: &str) -> String {
+    if let Some(rest) = line.strip_prefix("a=crypto:") {
+        let words: Vec<String> = rest
+            .split(' ')
+            .map(|w| match w.get(..7) {
+                Some(p) if p.eq_ignore_ascii_case("inline:") => {
+                    format!("{p}{}", crate::secret::MASK)
+                }
+                _ => w.to_string(),
+            })
+            .collect();
+        return format!("a=crypto:{}", words.join(" "));
+    }
+    if let Some(rest) = line.strip_prefix("a=key-mgmt:") {
+        let proto = rest.split(' ').next().unwrap_or("");
+        return format!("a=key-mgmt:{proto} {}", crate::secret::MASK);
+    }
+    line.to_string()
+}
+
 /// ` Digest username="u", response="x"` → ` Digest username="u", response=********`.
 /// `scheme`: the value starts with the auth scheme (a header's first line).
 fn mask_params(value: &str, scheme: bool) -> String {
@@ -214,9 +261,15 @@ fn mask_params(value: &str, scheme: bool) -> String {
     }
     // Split on commas outside quotes.
     let mut items = Vec::new();
-    let (mut quoted, mut start) = (false, 0);
+    let (mut quoted, mut escaped, mut start) = (false, false, 0);
     for (i, c) in rest.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
         match c {
+            // A quoted-pair (`\"`) inside a quoted string is not its end (RFC 3261 25.1).
+            '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
             ',' if !quoted => {
                 items.push(&rest[start..i]);
@@ -235,7 +288,12 @@ fn mask_params(value: &str, scheme: bool) -> String {
                 return item.to_string();
             }
             match body.split_once('=') {
-                Some((k, _)) if KEPT_PARAMS.iter().any(|p| k.trim().eq_ignore_ascii_case(p)) => {
+                // Kept only when its value is one token or one quoted string: anything
+                // else may hold what a splitter fooled by odd quoting let through.
+                Some((k, v))
+                    if KEPT_PARAMS.iter().any(|p| k.trim().eq_ignore_ascii_case(p))
+                        && plain_value(v.trim()) =>
+                {
                     item.to_string()
                 }
                 // A parameter name is a token; anything else is not shown even in part.
@@ -351,6 +409,30 @@ mod tests {
             m.text
         );
         assert_eq!(m.micros_of_day(), Some(85_306_812_190));
+    }
+
+    /// A quoted-pair in a kept parameter does not end its string early (the `response`
+    /// after it stays masked), and an SDP body's SRTP keys are masked.
+    #[test]
+    fn escaped_quotes_and_media_keys_never_let_a_secret_through() {
+        let m = mask_credentials(
+            "INVITE sip:x SIP/2.0\nAuthorization: Digest username=\"a\\\"\", response=\"S3cr3tResp\", realm=\"r\"\nContent-Type: application/sdp\n\nv=0\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\na=key-mgmt:mikey AQAFgM0XflABAAAAAAAAAAAAAAsAyONQ6gAAAAAJAAAQ\na=rtpmap:0 PCMU/8000\n",
+        );
+        for secret in ["S3cr3tResp", "WVNfX19zZW1jdGwg", "AQAFgM0Xfl"] {
+            assert!(!m.contains(secret), "{secret}: {m}");
+        }
+        assert!(
+            m.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:********"),
+            "{m}"
+        );
+        assert!(
+            m.contains("a=key-mgmt:mikey ********") && m.contains("a=rtpmap:0 PCMU/8000"),
+            "{m}"
+        );
+        assert!(
+            m.contains("username=\"a\\\"\"") && m.contains("realm=\"r\""),
+            "{m}"
+        );
     }
 
     #[test]
