@@ -646,8 +646,16 @@ mod tests {
 
     #[test]
     fn the_answer_is_parsed_and_what_cannot_be_adopted_says_why() {
-        let out = b"switchyard-import unlocked 4 1\n./vars.xml\n./link.xml\n./big.xml\n./bin.xml\nF\nL\nB 99\nF\nS\nroot root 640 10\nroot root 644 2\nC\n<include/>\xff\xfe.\n";
-        let tree = parse_tree(out, 50).unwrap();
+        // A file read comes with the sha256 of its content, as gather.sh sends it.
+        let sha = |b: &[u8]| crate::digest::sha256_hex(b);
+        let mut out = format!(
+            "switchyard-import unlocked 4 1\n./vars.xml\n./link.xml\n./big.xml\n./bin.xml\nF\nL\nB 99\nF\nS\nroot root 640 10 {}\nroot root 644 2 {}\nC\n",
+            sha(b"<include/>"),
+            sha(b"\xff\xfe")
+        )
+        .into_bytes();
+        out.extend_from_slice(b"<include/>\xff\xfe.\n");
+        let tree = parse_tree(&out, 50).unwrap();
         assert!(!tree.locked);
         let (adopted, skipped) = adopt(&tree);
         assert_eq!(adopted.len(), 1);
