@@ -164,6 +164,13 @@ fn plant_guide(h: &TestHost, user: &str, password: &str, did: &str, ip: &str) {
                 "\"vm-password\" value=\"4711\"",
             )
     };
+    write_guide_files(h, &g);
+}
+
+/// The guide's files, each from tests/fixtures/guide/ through `g` (which fills in the
+/// placeholders), where the guide puts them on `h`; its vars.xml lines added to the stock
+/// vars.xml. Shared with the real-FreeSWITCH guide test.
+pub(crate) fn write_guide_files(h: &TestHost, g: &dyn Fn(&str) -> String) {
     for (rel, from) in [
         (
             "sip_profiles/external/wavix.xml",
@@ -197,7 +204,7 @@ fn plant_guide(h: &TestHost, user: &str, password: &str, did: &str, ip: &str) {
         .collect();
     let vars = h
         .read("vars.xml")
-        .replace("</include>", &format!("{lines}</include>"));
+        .replacen("</include>", &format!("{lines}</include>"), 1);
     std::fs::write(h.conf("vars.xml"), vars).unwrap();
 }
 

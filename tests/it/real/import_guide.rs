@@ -33,41 +33,7 @@ fn plant_guide(w: &World, backup: &str) {
             )
             .replace("123.123.123.123", &h.addr)
     };
-    for (rel, from) in [
-        (
-            "sip_profiles/external/wavix.xml",
-            "registration/sip_profiles/external/wavix.xml",
-        ),
-        (
-            "sip_profiles/external/wavix_fo.xml",
-            "failover/sip_profiles/external/wavix_fo.xml",
-        ),
-        (
-            "dialplan/wavix_dialplan.xml",
-            "failover/dialplan/wavix_dialplan.xml",
-        ),
-        (
-            "directory/default/1000.xml",
-            "registration/directory/default/1000.xml",
-        ),
-        (
-            "autoload_configs/default/switch.conf.xml",
-            "registration/autoload_configs/default/switch.conf.xml",
-        ),
-    ] {
-        let p = h.conf(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, g(from)).unwrap();
-    }
-    let lines: String = g("ip-auth/vars.xml")
-        .lines()
-        .filter(|l| l.contains("PRE"))
-        .map(|l| format!("  {l}\n"))
-        .collect();
-    let vars = h
-        .read("vars.xml")
-        .replacen("</include>", &format!("{lines}</include>"), 1);
-    std::fs::write(h.conf("vars.xml"), vars).unwrap();
+    crate::import_mapped::write_guide_files(h, &g);
 }
 
 /// The guide's PBX imported and applied; then, as the report says, the guide's own
